@@ -1,0 +1,37 @@
+"""algofs-jupyter: Algorithmia data and algorithms as files, in Jupyter.
+
+The filesystem core (``algofs_jupyter.fs``, ``algofs_jupyter.mount``) and the embedded API server
+(``algofs_jupyter.server``) import nothing from Jupyter; the Jupyter layers live in
+``algofs_jupyter.jupyter`` and are loaded lazily from the hooks below.
+"""
+
+__version__ = "0.1.0"
+
+
+def _jupyter_server_extension_points():
+    from .jupyter.serverext import AlgofsApp
+
+    return [{"module": "algofs_jupyter", "app": AlgofsApp}]
+
+
+def _jupyter_labextension_paths():
+    return [{"src": "labextension", "dest": "algofs-jupyter"}]
+
+
+def load_ipython_extension(ipython):
+    from .jupyter.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    from .jupyter.magics import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
+def widget(**kwargs):
+    """The AlgoFS control panel (mount, cache, pipe) as an ipywidget."""
+    from .jupyter.widget import AlgofsWidget
+
+    return AlgofsWidget(**kwargs)

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The project's single entry point. Sets up everything a fresh Debian 12 machine lacks (system packages,
+# the .venv/, the Python package, the JupyterLab extension build), then runs what was asked for:
+#   ./dev.sh demo   embedded API server + FUSE mount + JupyterLab with the AlgoFS panel
+#   ./dev.sh test   the whole test suite (lint, pytest, browser tests) - what .ci/run calls
+#   ./dev.sh setup  only the set-up
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+VENV=$ROOT/.venv
+export PATH="$VENV/bin:$PATH"
+
+log() { printf '\033[1m[dev]\033[0m %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+ensure_system_packages() {
+    # command -> Debian package that provides it
+    local -A wanted=(
+        [fusermount3]=fuse3 [rsync]=rsync [curl]=curl [rclone]=rclone [chromium]=chromium
+        [node]=nodejs [npm]=npm [git]=git
+    )
+    local missing=()
+    for cmd in "${!wanted[@]}"; do
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+    done
+    [ -e /usr/lib/x86_64-linux-gnu/libfuse3.so.3 ] || [ -n "$(ldconfig -p | grep libfuse3.so.3)" ] \
+        || missing+=(libfuse3-3)
+    python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing system packages: ${missing[*]}"
+        as_root apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+ensure_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating $VENV"
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install -q --upgrade pip
+    fi
+    # Reinstall only when the project's declared dependencies or the extension sources changed.
+    local stamp="$VENV/.algofs-installed"
+    local want
+    want=$(cat pyproject.toml labextension/package.json labextension/yarn.lock 2>/dev/null \
+        | sha256sum | cut -c1-16)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        log "installing algofs-jupyter (editable, with test and bench extras)"
+        "$VENV/bin/pip" install -q -e ".[test,bench]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+ensure_labextension() {
+    [ -f labextension/package.json ] || return 0
+    if [ -x labextension/build.sh ]; then labextension/build.sh; fi
+}
+
+setup() {
+    ensure_system_packages
+    ensure_venv
+    ensure_labextension
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+    setup) setup ;;
+    demo)
+        setup
+        exec "$VENV/bin/algofs" demo "$@" ;;
+    test)
+        setup
+        exec "$ROOT/scripts/run-tests.sh" "$@" ;;
+    *)
+        sed -n '2,7p' "$0"; exit 2 ;;
+esac

@@ -43,7 +43,7 @@ ensure_venv() {
     # Reinstall only when the project's declared dependencies or the extension sources changed.
     local stamp="$VENV/.algofs-installed"
     local want
-    want=$(cat pyproject.toml labextension/package.json labextension/yarn.lock 2>/dev/null \
+    want=$({ cat pyproject.toml labextension/package.json labextension/yarn.lock 2>/dev/null || true; } \
         | sha256sum | cut -c1-16)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         log "installing algofs-jupyter (editable, with test and bench extras)"

@@ -1,0 +1,178 @@
+"""The Algorithm API (``POST /v1/algo/<user>/<algo>[/<version>]``) and the algorithm listings.
+
+Algorithm failures are answered HTTP 200 with an ``error`` object, as the hosted API did; only
+requests that are malformed (bad options, bodies over 10 MiB, malformed JSON) or address no algorithm
+get 4xx. ``output=raw`` returns the bare result (400 on algorithm errors); ``output=void`` returns at
+once and runs the call in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import secrets
+
+from tornado.web import stream_request_body
+
+from .algorithms import AlgorithmStore, ResolvedAlgorithm
+from .base import ApiHandler
+from .errors import ApiError, bad_request
+from .executor import AlgorithmExecutor, CallOutcome
+
+MAX_ALGO_BODY = 10 * 1024 * 1024
+DEFAULT_TIMEOUT = 300.0
+MAX_TIMEOUT = 3000.0
+_CALL_PATH = re.compile(r"^/v1/algo/(\w+)/([\w.-]+)(?:/([\w.*-]+))?/?$")
+_TEXT_TYPES = ("text/", "application/text")
+
+
+def parse_bool(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    lowered = value.lower()
+    if lowered not in ("true", "false", "1", "0"):
+        raise bad_request(f"{name} must be true or false")
+    return lowered in ("true", "1")
+
+
+def decode_body(content_type: str, body: bytes) -> tuple[str, object]:
+    """The call input per Content-Type: text, JSON, or binary (anything else)."""
+    mime = content_type.split(";")[0].strip().lower()
+    if mime == "application/json":
+        try:
+            return "json", json.loads(body or b"null")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise bad_request(f"malformed JSON input: {exc}") from exc
+    if mime.startswith(_TEXT_TYPES):
+        try:
+            return "text", body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise bad_request("text input is not valid UTF-8") from exc
+    return "binary", body
+
+
+@stream_request_body
+class AlgoCallHandler(ApiHandler):
+    def initialize(self) -> None:
+        self.parts: list[bytes] = []
+        self.received = 0
+
+    def prepare(self) -> None:
+        self.authenticate()
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > MAX_ALGO_BODY:
+            raise ApiError(400, f"request body of {length} bytes exceeds the 10 MiB limit", code=4001)
+        self.request.connection.set_max_body_size(1 << 40)  # chunked bodies are counted below
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return  # rejected already: drain the body without keeping it
+        self.received += len(chunk)
+        if self.received <= MAX_ALGO_BODY:
+            self.parts.append(chunk)
+        else:
+            self.parts = []
+
+    @property
+    def store(self) -> AlgorithmStore:
+        return self.application.settings["algorithms"]
+
+    @property
+    def executor(self) -> AlgorithmExecutor:
+        return self.application.settings["executor"]
+
+    def _options(self) -> tuple[float, bool, str | None]:
+        raw_timeout = self.get_query_argument("timeout", None)
+        try:
+            timeout = float(raw_timeout) if raw_timeout is not None else DEFAULT_TIMEOUT
+        except ValueError as exc:
+            raise bad_request("timeout must be a number of seconds") from exc
+        if not 0 < timeout <= MAX_TIMEOUT:
+            raise bad_request(f"timeout must be between 0 and {MAX_TIMEOUT:g} seconds")
+        stdout = parse_bool(self.get_query_argument("stdout", None), "stdout")
+        output = self.get_query_argument("output", None)
+        if output not in (None, "", "raw", "void", "default"):
+            raise bad_request("output must be raw or void")
+        return timeout, stdout, output or None
+
+    async def post(self) -> None:
+        if self.received > MAX_ALGO_BODY:
+            raise ApiError(400, "request body exceeds the 10 MiB limit", code=4001)
+        match = _CALL_PATH.match(self.request.path)
+        if not match:
+            raise bad_request("expected /v1/algo/<user>/<algorithm>[/<version>]")
+        owner, name, spec = match.groups()
+        timeout, want_stdout, output = self._options()
+        content_type, data = decode_body(self.request.headers.get("Content-Type", ""), b"".join(self.parts))
+        algo = self.store.resolve(owner, name, spec)
+        if algo is None:
+            ref = f"algo://{owner}/{name}" + (f"/{spec}" if spec else "")
+            raise ApiError(404, f"algorithm {ref} not found", error_type="AlgorithmNotFound")
+        if output == "void":
+            request_id = "req-" + secrets.token_hex(8)
+            asyncio.ensure_future(self._run(algo, content_type, data, timeout))
+            self.write_json({"async": "void", "request_id": request_id})
+            return
+        outcome = await self._run(algo, content_type, data, timeout)
+        if output == "raw":
+            self._answer_raw(outcome)
+        else:
+            self._answer(outcome, want_stdout and algo.owner == self.identity.username)
+
+    async def _run(self, algo: ResolvedAlgorithm, content_type: str, data: object,
+                   timeout: float) -> CallOutcome:
+        users = self.users
+        token = users.issue_algorithm_token(self.identity.username, algo.owner)
+        try:
+            if not self.executor.api_address:
+                self.executor.api_address = f"{self.request.protocol}://{self.request.host}"
+            return await self.executor.call(algo, content_type, data, timeout, token)
+        finally:
+            users.revoke_algorithm_token(token)
+
+    def _answer(self, outcome: CallOutcome, include_stdout: bool) -> None:
+        metadata: dict = {"duration": round(outcome.duration, 6)}
+        if include_stdout:
+            metadata["stdout"] = outcome.stdout
+        if outcome.error is not None:
+            error = dict(outcome.error)
+            error["stack_trace"] = error.get("stacktrace", "")
+            self.write_json({"error": error, "metadata": metadata})
+            return
+        metadata["content_type"] = outcome.content_type
+        self.write_json({"result": outcome.result, "metadata": metadata})
+
+    def _answer_raw(self, outcome: CallOutcome) -> None:
+        if outcome.error is not None:
+            self.write_json({"error": outcome.error}, status=400)
+            return
+        if outcome.content_type == "binary":
+            self.set_header("Content-Type", "application/octet-stream")
+            self.finish(base64.b64decode(outcome.result))  # type: ignore[arg-type]
+        elif outcome.content_type == "text":
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(outcome.result.encode("utf-8"))  # type: ignore[union-attr]
+        else:
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(outcome.result))
+
+
+class AlgorithmListHandler(ApiHandler):
+    """``GET /v1/algorithms/<user>`` (extension) and ``GET /v1/algorithms/<user>/<algo>`` (contract §5.2)."""
+
+    def get(self, owner: str, name: str | None = None) -> None:
+        store: AlgorithmStore = self.application.settings["algorithms"]
+        if name is None:
+            self.write_json({"results": store.list_user(owner)})
+            return
+        versions = store.versions(owner, name)
+        if not versions:
+            self.write_json({"error": "No such algorithm"}, status=404)
+            return
+        self.write_json({
+            "id": f"{owner}/{name}", "name": name, "username": owner,
+            "versions": versions, "latest": versions[0],
+            "version_info": {"semantic_version": versions[0]},
+        })

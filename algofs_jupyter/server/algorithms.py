@@ -1,0 +1,78 @@
+"""Where algorithms live and which version a call means.
+
+Layout: ``<root>/algorithms/<user>/<algo>/<version>/algorithm.py`` defining ``apply(input)``; versions
+are dotted numbers (``1.0.0``). A call may name an exact version, ``latest``/``latestPrivate`` or
+nothing (the highest), or a pattern such as ``1.*`` / ``1.2.*`` (the highest matching).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_VERSION = re.compile(r"^\d+(\.\d+)*$")
+_PATTERN = re.compile(r"^(\d+\.)+\*$")
+_NAME = re.compile(r"^\w[\w.-]*$")
+
+
+@dataclass(frozen=True)
+class ResolvedAlgorithm:
+    owner: str
+    name: str
+    version: str
+    directory: Path
+
+    @property
+    def entry_point(self) -> Path:
+        return self.directory / "algorithm.py"
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+class AlgorithmStore:
+    def __init__(self, root: Path):
+        self.base = root / "algorithms"
+        self.base.mkdir(parents=True, exist_ok=True)
+
+    def versions(self, owner: str, name: str) -> list[str]:
+        """Published versions, highest first."""
+        if not (_NAME.match(owner) and _NAME.match(name)):
+            return []
+        directory = self.base / owner / name
+        if not directory.is_dir():
+            return []
+        found = [
+            p.name for p in directory.iterdir()
+            if _VERSION.match(p.name) and (p / "algorithm.py").is_file()
+        ]
+        return sorted(found, key=version_key, reverse=True)
+
+    def list_user(self, owner: str) -> list[dict]:
+        """``[{"name", "versions", "latest"}]`` for the extension endpoint ``GET /v1/algorithms/<user>``."""
+        if not _NAME.match(owner) or not (self.base / owner).is_dir():
+            return []
+        results = []
+        for algo_dir in sorted((self.base / owner).iterdir()):
+            versions = self.versions(owner, algo_dir.name)
+            if versions:
+                results.append({"name": algo_dir.name, "versions": versions, "latest": versions[0]})
+        return results
+
+    def resolve(self, owner: str, name: str, spec: str | None) -> ResolvedAlgorithm | None:
+        versions = self.versions(owner, name)
+        if not versions:
+            return None
+        if spec in (None, "", "latest", "latestPrivate"):
+            chosen = versions[0]
+        elif _PATTERN.match(spec):
+            prefix = spec[:-1]
+            matching = [v for v in versions if v.startswith(prefix)]
+            chosen = matching[0] if matching else None
+        else:
+            chosen = spec if spec in versions else None
+        if chosen is None:
+            return None
+        return ResolvedAlgorithm(owner, name, chosen, self.base / owner / name / chosen)

@@ -1,0 +1,86 @@
+"""Behaviour shared by every API handler: authentication, JSON bodies, JSON errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tornado.web import HTTPError, RequestHandler
+
+from .errors import ApiError
+from .users import Identity, UserRegistry
+
+
+def header_safe(text: str) -> str:
+    """A header value tornado accepts: printable ASCII, non-ASCII escaped, no line breaks."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    return text.encode("ascii", "backslashreplace").decode("ascii")[:500]
+
+
+class ApiHandler(RequestHandler):
+    """Base handler: every error, including tornado's own (405, 404 …), has a JSON body."""
+
+    requires_auth = True
+    identity: Identity
+
+    @property
+    def users(self) -> UserRegistry:
+        return self.application.settings["users"]
+
+    def authenticate(self) -> None:
+        identity = self.users.authenticate(self.request.headers.get("Authorization"))
+        if identity is None:
+            if self.request.headers.get("Authorization"):
+                raise ApiError(401, "Unknown or invalid API key", code=2002)
+            raise ApiError(401, "authorization required", code=2001)
+        self.identity = identity
+
+    def prepare(self) -> None:
+        if self.requires_auth:
+            self.authenticate()
+
+    def compute_etag(self) -> str | None:
+        return None  # file handlers set their own cheap ETag; JSON bodies need none
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        extra: dict = {}
+        if isinstance(exc, ApiError):
+            message, extra = exc.message, exc.extra
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+        elif isinstance(exc, HTTPError):
+            message = exc.log_message % exc.args if exc.log_message else self._reason
+        else:
+            message = "internal server error"
+        self.set_header("X-Error-Message", header_safe(message))
+        self.set_header("Content-Type", "application/json")
+        if self.request.method == "HEAD":
+            self.finish()
+        else:
+            self.finish(json.dumps({"error": {"message": message, **extra}}))
+
+
+class NotFoundHandler(ApiHandler):
+    """Unknown routes: 404 with a JSON body (before authentication, like the hosted API)."""
+
+    requires_auth = False
+
+    def prepare(self) -> None:
+        raise ApiError(404, f"no API endpoint at {self.request.path}")
+
+
+class HealthHandler(ApiHandler):
+    """``GET /healthz``: unauthenticated readiness probe (extension)."""
+
+    requires_auth = False
+
+    def get(self) -> None:
+        self.write_json({"status": "ok"})
+
+    head = get

@@ -1,0 +1,1 @@
+"""Demo content for ``algofs serve --demo`` (see ``seed.py`` and docs/server.md)."""

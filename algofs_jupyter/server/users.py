@@ -1,0 +1,84 @@
+"""Users, API keys and the Authorization header.
+
+Keys come from a users file (JSON or TOML) or a single ``--user``/``--api-key`` pair. They are compared
+in constant time and never logged. Algorithm calls additionally get short-lived per-call tokens so
+that code running inside an algorithm acts as the caller *and* is known to be an algorithm of its
+owner (needed for the ``algo://.my/*`` ACL).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+DEMO_USERS = {"demo": "sim-demo-key", "anowell": "sim-anowell-key", "alice": "sim-alice-key"}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling; ``algo_owner`` is set when the call comes from inside an algorithm."""
+
+    username: str
+    algo_owner: str | None = None
+
+
+def load_users_file(path: str | Path) -> dict[str, str]:
+    """Read ``{"users": {name: key}}`` or a flat ``{name: key}`` mapping from JSON or TOML."""
+    import tomllib  # Python >= 3.11; only needed for TOML users files
+
+    text = Path(path).read_text(encoding="utf-8")
+    data = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
+    users = data.get("users", data) if isinstance(data, dict) else None
+    if not isinstance(users, dict) or not users:
+        raise ValueError(f"{path}: expected a mapping of user names to API keys")
+    for name, key in users.items():
+        if not isinstance(name, str) or not isinstance(key, str) or not key:
+            raise ValueError(f"{path}: user {name!r} needs a non-empty string key")
+    return dict(users)
+
+
+def parse_authorization(header: str | None) -> str | None:
+    """The credential from any of the three forms ``<key>``, ``Simple <key>``, ``Bearer <token>``."""
+    if not header:
+        return None
+    header = header.strip()
+    scheme, _, rest = header.partition(" ")
+    if rest and scheme.lower() in ("simple", "bearer"):
+        return rest.strip() or None
+    return header
+
+
+class UserRegistry:
+    """API keys of the configured users plus the live per-call algorithm tokens."""
+
+    def __init__(self, users: dict[str, str]):
+        self._keys = dict(users)
+        self._algo_tokens: dict[str, Identity] = {}
+
+    @property
+    def usernames(self) -> list[str]:
+        return sorted(self._keys)
+
+    def authenticate(self, header: str | None) -> Identity | None:
+        credential = parse_authorization(header)
+        if credential is None:
+            return None
+        token_identity = self._algo_tokens.get(credential)
+        if token_identity is not None:
+            return token_identity
+        found = None
+        for name, key in self._keys.items():  # no early exit: timing must not reveal which key matched
+            if hmac.compare_digest(key.encode(), credential.encode()):
+                found = name
+        return Identity(found) if found else None
+
+    def issue_algorithm_token(self, caller: str, algo_owner: str) -> str:
+        token = "algo-" + secrets.token_urlsafe(24)
+        self._algo_tokens[token] = Identity(caller, algo_owner)
+        return token
+
+    def revoke_algorithm_token(self, token: str) -> None:
+        self._algo_tokens.pop(token, None)

@@ -1,0 +1,333 @@
+"""``AlgoFileSystem``: the Data API as an fsspec filesystem (protocol ``algo``).
+
+Paths use the layout shared with the mount: ``data/<user>/<collection>/…`` for hosted data (``data/.my``
+is the caller) and ``<connector>/…`` (``s3/…``, ``dropbox+work/…``) for connectors. The root lists
+``data`` and the connectors that answer a probe. Metadata comes from paged listings (one request per
+1000 entries) and HEAD; file bytes from ranged GETs; uploads stream a local file with one PUT.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
+
+from . import paths
+from .errors import StaleFile
+from .session import DEFAULT_TIMEOUT, ApiSession
+
+DOWNLOAD_CHUNK = 1 << 20
+
+
+def parse_listing_time(value: str | None) -> float:
+    if not value:
+        return 0.0
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def parse_http_time(value: str | None) -> float:
+    if not value:
+        return 0.0
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def directory_info(name: str) -> dict[str, Any]:
+    return {"name": name, "type": "directory", "size": 0, "mtime": 0.0, "etag": ""}
+
+
+class AlgoFileSystem(AbstractFileSystem):
+    protocol = "algo"
+    root_marker = ""
+
+    def __init__(self, api_address: str | None = None, api_key: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, **storage_options: Any):
+        super().__init__(**storage_options)
+        self.session = ApiSession(api_address, api_key, timeout=timeout)
+        self._username: str | None = None
+
+    # -- names ------------------------------------------------------------------------------------
+
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        return paths.join_path(paths.split_path(str(path)))
+
+    @staticmethod
+    def _parts(path: str) -> tuple[str, ...]:
+        return paths.split_path(path)
+
+    def username(self) -> str:
+        """The caller: the first folder of the data root listing (as the official client does)."""
+        if self._username is None:
+            for entry in self.iter_dir("data"):
+                self._username = entry["name"].rsplit("/", 1)[-1]
+                break
+            else:
+                raise PermissionError(errno.EACCES, "the data root lists no user")
+        return self._username
+
+    # -- metadata ---------------------------------------------------------------------------------
+
+    def head(self, path: str) -> dict[str, Any]:
+        """HEAD ``path``: ``{"name","type","size","mtime","etag"}``; 403 raises PermissionError."""
+        parts = self._parts(path)
+        response = self.session.request("HEAD", paths.api_path(parts), display=paths.data_uri(parts))
+        response.close()
+        name = paths.join_path(parts)
+        if response.headers.get("X-Data-Type") == "directory":
+            return directory_info(name)
+        return {"name": name, "type": "file", "size": int(response.headers.get("Content-Length") or 0),
+                "mtime": parse_http_time(response.headers.get("Last-Modified")),
+                "etag": response.headers.get("ETag", "")}
+
+    def iter_dir(self, path: str) -> Iterator[dict[str, Any]]:
+        """The entries of a directory, one API page (≤ 1000 entries) at a time."""
+        parts = self._parts(path)
+        url = paths.api_path(parts)
+        if not url.endswith("/"):
+            url += "/"
+        base = paths.join_path(parts)
+        marker: str | None = None
+        while True:
+            params = {"marker": marker} if marker else None
+            response = self.session.request("GET", url, params=params, display=paths.data_uri(parts))
+            if response.headers.get("X-Data-Type") == "file":
+                response.close()
+                raise NotADirectoryError(errno.ENOTDIR, f"{paths.data_uri(parts)}: not a directory")
+            try:
+                body = json.loads(response.content or b"{}")
+            except ValueError as exc:
+                raise OSError(errno.EIO, f"{paths.data_uri(parts)}: malformed listing") from exc
+            for folder in body.get("folders") or []:
+                yield directory_info(f"{base}/{folder['name']}")
+            for item in body.get("files") or []:
+                yield {"name": f"{base}/{item['filename']}", "type": "file", "size": int(item.get("size", 0)),
+                       "mtime": parse_listing_time(item.get("last_modified")), "etag": ""}
+            marker = body.get("marker") or None
+            if not marker:
+                return
+
+    def connectors(self, candidates: tuple[str, ...] = paths.DEFAULT_CONNECTORS) -> list[str]:
+        """Connector ids the server knows among ``candidates`` (a 403 still means "configured")."""
+        found = []
+        for cid in candidates:
+            try:
+                self.head(cid)
+            except PermissionError:
+                pass
+            except FileNotFoundError:
+                continue
+            found.append(cid)
+        return found
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        parts = self._parts(path)
+        if not parts:
+            entries = [directory_info(name) for name in ["data", *self.connectors()]]
+        else:
+            entries = list(self.iter_dir(path))
+        return entries if detail else [e["name"] for e in entries]
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        parts = self._parts(path)
+        if not parts or parts == ("data",):
+            return directory_info(paths.join_path(parts))
+        return self.head(path)
+
+    def exists(self, path: str, **kwargs: Any) -> bool:
+        try:
+            self.info(path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def read_range(self, path: str, start: int, end: int, etag: str = "") -> bytes:
+        """Bytes ``[start, end)``; with ``etag``, raises StaleFile if the file changed meanwhile."""
+        if end <= start:
+            return b""
+        parts = self._parts(path)
+        response = self.session.request(
+            "GET", paths.api_path(parts), headers={"Range": f"bytes={start}-{end - 1}"},
+            display=paths.data_uri(parts), ok=(200, 206), stream=True)
+        try:
+            if etag and response.headers.get("ETag") and response.headers["ETag"] != etag:
+                raise StaleFile(f"{paths.data_uri(parts)} changed on the server while being read")
+            if response.status_code == 200:  # server ignored the range: skip to start
+                return _read_exactly(response, end, skip=start)
+            return _read_exactly(response, end - start)
+        finally:
+            response.close()
+
+    def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
+        if start is None and end is None:
+            parts = self._parts(path)
+            response = self.session.request("GET", paths.api_path(parts), display=paths.data_uri(parts))
+            return response.content
+        size = self.info(path)["size"]
+        start = 0 if start is None else (start if start >= 0 else max(size + start, 0))
+        end = size if end is None else (end if end >= 0 else max(size + end, 0))
+        return self.read_range(path, start, min(end, size))
+
+    def download_to(self, path: str, destination: str | os.PathLike) -> int:
+        """Stream a whole file into ``destination``; returns the byte count."""
+        parts = self._parts(path)
+        response = self.session.request("GET", paths.api_path(parts), display=paths.data_uri(parts),
+                                        stream=True)
+        written = 0
+        try:
+            with open(destination, "wb") as out:
+                for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                    written += len(chunk)
+        except OSError as exc:
+            if exc.errno is None:
+                raise OSError(errno.EIO, f"{paths.data_uri(parts)}: download interrupted") from exc
+            raise
+        finally:
+            response.close()
+        expected = response.headers.get("Content-Length")
+        if expected is not None and int(expected) != written:
+            raise OSError(errno.EIO, f"{paths.data_uri(parts)}: download ended after {written} bytes")
+        return written
+
+    def get_file(self, rpath: str, lpath: str, callback: Any = None, **kwargs: Any) -> None:
+        if self.isdir(rpath):
+            os.makedirs(lpath, exist_ok=True)
+            return
+        self.download_to(rpath, lpath)
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def put_file(self, lpath: str | os.PathLike, rpath: str, callback: Any = None, **kwargs: Any) -> None:
+        """Upload a local file with one streamed PUT (the server replaces the file atomically)."""
+        if os.path.isdir(lpath):
+            self.makedirs(rpath, exist_ok=True)
+            return
+        parts = self._parts(rpath)
+        size = os.path.getsize(lpath)
+        response = self.session.request(
+            "PUT", paths.api_path(parts), body=lambda: open(lpath, "rb"),  # noqa: SIM115 - closed by session
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            display=paths.data_uri(parts))
+        response.close()
+        self.invalidate_cache(rpath)
+
+    def pipe_file(self, path: str, value: bytes, **kwargs: Any) -> None:
+        parts = self._parts(path)
+        response = self.session.request("PUT", paths.api_path(parts), body=lambda: value,
+                                        headers={"Content-Type": "application/octet-stream"},
+                                        display=paths.data_uri(parts))
+        response.close()
+
+    def mkdir(self, path: str, create_parents: bool = False, **kwargs: Any) -> None:
+        parts = self._parts(path)
+        if len(parts) < 2:
+            raise PermissionError(errno.EACCES, f"{path}: can't create a directory here")
+        if create_parents:
+            self.makedirs(path, exist_ok=False)
+            return
+        parent = paths.api_path(parts[:-1])
+        response = self.session.request(
+            "POST", parent if parent.endswith("/") else parent + "/",
+            body=lambda: json.dumps({"name": parts[-1]}).encode(),
+            headers={"Content-Type": "application/json"}, display=paths.data_uri(parts))
+        response.close()
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        parts = self._parts(path)
+        start = 3 if parts and parts[0] == "data" else 2
+        for depth in range(start, len(parts) + 1):
+            try:
+                self.mkdir(paths.join_path(parts[:depth]))
+            except FileExistsError:
+                if depth == len(parts) and not exist_ok:
+                    raise
+
+    def rmdir(self, path: str) -> None:
+        parts = self._parts(path)
+        response = self.session.request("DELETE", paths.api_path(parts), display=paths.data_uri(parts))
+        response.close()
+
+    def rm_file(self, path: str) -> None:
+        parts = self._parts(path)
+        response = self.session.request("DELETE", paths.api_path(parts), display=paths.data_uri(parts))
+        response.close()
+
+    def _rm(self, path: str) -> None:
+        self.rm_file(path)
+
+    def rm(self, path: str, recursive: bool = False, maxdepth: int | None = None) -> None:
+        for p in ([path] if isinstance(path, str) else path):
+            if recursive and self.isdir(p):
+                parts = self._parts(p)
+                response = self.session.request("DELETE", paths.api_path(parts), params={"force": "true"},
+                                                display=paths.data_uri(parts))
+                response.close()
+            else:
+                self.rm_file(p)
+
+    def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,
+              cache_options: dict | None = None, **kwargs: Any) -> AbstractBufferedFile:
+        return AlgoFile(self, path, mode=mode, block_size=block_size or 8 << 20, autocommit=autocommit,
+                        cache_type="readahead", cache_options=cache_options, **kwargs)
+
+
+class AlgoFile(AbstractBufferedFile):
+    """Reads by ranged GETs; writes spool to a temp file on disk, uploaded with one PUT on close."""
+
+    fs: AlgoFileSystem
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        return self.fs.read_range(self.path, start, min(end, self.size))
+
+    def _initiate_upload(self) -> None:
+        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed after the final chunk
+
+    def _upload_chunk(self, final: bool = False) -> bool:
+        self.buffer.seek(0)
+        shutil.copyfileobj(self.buffer, self._spool)
+        if final:
+            self._spool.flush()
+            try:
+                name = f"/proc/self/fd/{self._spool.fileno()}"
+                self.fs.put_file(name, self.path)
+            finally:
+                self._spool.close()
+        return True
+
+
+def _read_exactly(response: Any, count: int, skip: int = 0) -> bytes:
+    """Read ``count`` body bytes after skipping ``skip``; short only at the end of the body."""
+    raw = response.raw
+    out = bytearray()
+    try:
+        while skip > 0:
+            dropped = raw.read(min(skip, DOWNLOAD_CHUNK))
+            if not dropped:
+                return b""
+            skip -= len(dropped)
+        while len(out) < count:
+            chunk = raw.read(min(count - len(out), DOWNLOAD_CHUNK))
+            if not chunk:
+                break
+            out += chunk
+    except Exception as exc:  # urllib3 protocol/timeout errors: the transfer broke
+        raise OSError(errno.EIO, f"transfer interrupted: {type(exc).__name__}") from exc
+    return bytes(out)

@@ -1,0 +1,170 @@
+"""The HTTP session of the data-access layer: auth from the official client, bounded time, retries.
+
+Configuration (API address, API key or bearer token, CA bundle) is resolved by ``Algorithmia.client`` so
+``ALGORITHMIA_API``/``ALGORITHMIA_API_KEY`` behave exactly as for the official client. Requests go through
+our own ``requests.Session`` because the client has no ranged GETs, HEAD metadata or streamed uploads.
+
+Time is bounded per operation: every call gets a deadline (``timeout`` seconds); attempts use a short
+connect timeout and a read timeout that never runs past the deadline. Retries (exponential backoff) are
+made for idempotent requests (GET/HEAD) on transport errors and 502/503/504, and for any request whose
+connection could not even be opened (nothing was sent). After a transport failure the session fails
+fast (one attempt, no retries) for ``FAIL_FAST_SECONDS`` so a dead backend costs one timeout per
+operation, not one per retry; the first success ends that window.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+import Algorithmia
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import BackendUnavailable, error_for_status
+
+IDEMPOTENT = frozenset({"GET", "HEAD"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+CONNECT_TIMEOUT = 3.0
+FAIL_FAST_SECONDS = 2.0
+DEFAULT_TIMEOUT = 8.0
+
+
+class ApiSession:
+    """Authenticated, bounded HTTP calls against one Algorithmia API address."""
+
+    def __init__(self, api_address: str | None = None, api_key: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, bearer_token: str | None = None, pool_size: int = 32):
+        client = Algorithmia.client(api_key=api_key, api_address=api_address, bearer_token=bearer_token)
+        self.api_address: str = str(client.apiAddress).rstrip("/")
+        self.timeout = float(timeout)
+        self._auth_header = self._authorization(client.apiKey, client.bearerToken)
+        self.http = requests.Session()
+        self.http.verify = client.requestSession.verify
+        self.http.trust_env = client.requestSession.trust_env
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
+        self._state_lock = threading.Lock()
+        self._fail_fast_until = 0.0
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.last_success_at: float | None = None
+        self.requests_sent = 0
+
+    @staticmethod
+    def _authorization(api_key: str | None, bearer: str | None) -> str | None:
+        if api_key:
+            return f"Simple {api_key}"
+        if bearer:
+            return f"Bearer {bearer}"
+        return None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"ApiSession({self.api_address!r})"
+
+    @property
+    def reachable(self) -> bool:
+        return time.monotonic() >= self._fail_fast_until
+
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                params: dict[str, str] | None = None, body: Callable[[], IO[bytes] | bytes] | None = None,
+                stream: bool = False, display: str = "", ok: tuple[int, ...] = (200,)) -> requests.Response:
+        """One API call with retries; returns a response whose status is in ``ok`` or raises OSError.
+
+        ``body`` is a factory so a retry can reopen a file. ``display`` names the object in errors.
+        """
+        deadline = time.monotonic() + self.timeout
+        all_headers = dict(headers or {})
+        if self._auth_header:
+            all_headers["Authorization"] = self._auth_header
+        url = self.api_address + path
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - time.monotonic()
+            data = body() if body is not None else None
+            try:
+                self.requests_sent += 1
+                response = self.http.request(
+                    method, url, headers=all_headers, params=params, data=data, stream=stream,
+                    timeout=(min(CONNECT_TIMEOUT, max(remaining, 0.05)), max(remaining, 0.05)),
+                    allow_redirects=False)
+            except requests.RequestException as exc:
+                _close_body(data)
+                sent_nothing = isinstance(exc, (requests.ConnectTimeout,)) or _is_connect_error(exc)
+                retryable = method in IDEMPOTENT or sent_nothing
+                if retryable and self._may_retry(attempt, deadline):
+                    continue
+                self._note_failure(f"{type(exc).__name__}: {exc}")
+                raise BackendUnavailable(f"{display or path}: API unreachable ({type(exc).__name__})") from exc
+            _close_body(data)
+            if response.status_code in RETRY_STATUSES and method in IDEMPOTENT \
+                    and self._may_retry(attempt, deadline):
+                response.close()
+                continue
+            self._note_success()
+            if response.status_code in ok:
+                return response
+            message = error_message(response)
+            response.close()
+            raise error_for_status(response.status_code, message, display or path)
+
+    def _may_retry(self, attempt: int, deadline: float) -> bool:
+        if not self.reachable and attempt >= 1:
+            return False
+        pause = min(0.1 * (2 ** (attempt - 1)), 1.0)
+        if time.monotonic() + pause >= deadline:
+            return False
+        time.sleep(pause)
+        return True
+
+    def _note_failure(self, message: str) -> None:
+        with self._state_lock:
+            self._fail_fast_until = time.monotonic() + FAIL_FAST_SECONDS
+            self.last_error = message
+            self.last_error_at = time.time()
+
+    def _note_success(self) -> None:
+        with self._state_lock:
+            self._fail_fast_until = 0.0
+            self.last_success_at = time.time()
+
+    def health(self) -> dict[str, Any]:
+        return {"reachable": self.reachable, "last_error": self.last_error,
+                "last_error_at": self.last_error_at, "last_success_at": self.last_success_at,
+                "requests_sent": self.requests_sent}
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _is_connect_error(exc: BaseException) -> bool:
+    """True when the TCP connection was never established (so the request was not sent)."""
+    if not isinstance(exc, requests.ConnectionError):
+        return False
+    text = repr(exc)
+    return "NewConnectionError" in text or "Connection refused" in text
+
+
+def _close_body(data: object) -> None:
+    close = getattr(data, "close", None)
+    if callable(close):
+        close()
+
+
+def error_message(response: requests.Response) -> str:
+    """The server's error text: the JSON ``error.message``, else ``X-Error-Message``, else the reason."""
+    try:
+        if response.request.method != "HEAD" and response.content:
+            body = response.json()
+            error = body.get("error") if isinstance(body, dict) else None
+            if isinstance(error, dict) and error.get("message"):
+                return str(error["message"])
+            if isinstance(error, str):
+                return error
+    except (ValueError, requests.RequestException):
+        pass
+    return response.headers.get("X-Error-Message") or response.reason or ""

@@ -1,0 +1,87 @@
+"""``algofs demo``: JupyterLab on 127.0.0.1 whose AlgoFS extension mounts the embedded demo server.
+
+JupyterLab runs as a child in its own session, so Ctrl-C here becomes one SIGTERM to it: jupyter_server then
+runs the extension's ``stop_extension`` (unmount, stop the embedded server) instead of asking "Shutdown this
+Jupyter server (y/[n])?".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+STOP_TIMEOUT = 30.0
+
+
+def add_commands(sub) -> None:
+    parser = sub.add_parser("demo", help="JupyterLab with AlgoFS mounted over the embedded demo API server")
+    parser.add_argument("--port", type=int, default=8888, help="JupyterLab port on 127.0.0.1 (default 8888)")
+    parser.add_argument(
+        "--root-dir", default=str(Path.home() / "algofs-demo"), help="JupyterLab root directory (created)"
+    )
+    browser = parser.add_mutually_exclusive_group()
+    browser.add_argument("--no-browser", dest="no_browser", action="store_true", default=None)
+    browser.add_argument("--browser", dest="no_browser", action="store_false", help="open a browser tab")
+    parser.set_defaults(func=run_demo)
+
+
+def lab_command(args: argparse.Namespace) -> list[str]:
+    no_browser = args.no_browser if args.no_browser is not None else not os.environ.get("DISPLAY")
+    command = [
+        sys.executable, "-m", "jupyterlab",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={args.port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={Path(args.root_dir).expanduser().resolve()}",
+        # An explicit empty address: the embedded demo server, even if ALGORITHMIA_API is set.
+        "--AlgofsApp.api_address=",
+        "--AlgofsApp.embedded_server=True",
+        "--AlgofsApp.auto_mount=True",
+    ]  # fmt: skip
+    if no_browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    return command
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    root = Path(args.root_dir).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if key != "ALGORITHMIA_API_KEY"}
+    print(f"algofs demo: JupyterLab on http://127.0.0.1:{args.port}/ (root {root}); Ctrl-C stops everything",
+          file=sys.stderr)  # fmt: skip
+    lab = subprocess.Popen(lab_command(args), env=env, start_new_session=True)
+
+    def forward(signum, _frame):
+        if lab.poll() is None:
+            lab.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                return lab.wait()
+            except KeyboardInterrupt:
+                forward(signal.SIGINT, None)
+                try:
+                    lab.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    print("algofs demo: JupyterLab did not stop in time; killing it", file=sys.stderr)
+                    lab.kill()
+                    lab.wait()
+                return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if lab.poll() is None:
+            lab.terminate()
+            try:
+                lab.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                lab.kill()
+                lab.wait()

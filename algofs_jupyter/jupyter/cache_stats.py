@@ -1,0 +1,68 @@
+"""The ``CacheStats`` shape of docs/rest-api.md, built from the mount daemon's control-socket status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def empty_cache_stats(limit_bytes: int | None) -> dict:
+    return {
+        "size_bytes": 0,
+        "limit_bytes": limit_bytes,
+        "hits": 0,
+        "misses": 0,
+        "hit_ratio": None,
+        "bytes_fetched": 0,
+        "entries": [],
+        "uploads_in_flight": 0,
+        "uploads_failed": 0,
+    }
+
+
+def _first(source: dict, *names: str, default: Any = 0) -> Any:
+    for name in names:
+        if name in source and source[name] is not None:
+            return source[name]
+    return default
+
+
+def _entries(raw: Any) -> list[dict]:
+    if isinstance(raw, dict):  # {path: {...}} form
+        raw = [{"path": path, **(value if isinstance(value, dict) else {})} for path, value in raw.items()]
+    entries = []
+    for item in raw or []:
+        if not isinstance(item, dict):
+            continue
+        entries.append(
+            {
+                "path": str(_first(item, "path", "name", default="")),
+                "cached_bytes": int(_first(item, "cached_bytes", "bytes", "cached")),
+                "size": _first(item, "size", "file_size", default=None),
+            }
+        )
+    entries.sort(key=lambda entry: entry["path"])
+    return entries
+
+
+def cache_stats_from_control(status: dict, limit_bytes: int | None) -> dict:
+    """Normalise the daemon's ``status`` answer (cache section, or the top level) to ``CacheStats``."""
+    cache = status.get("cache") if isinstance(status.get("cache"), dict) else status
+    uploads = status.get("uploads") if isinstance(status.get("uploads"), dict) else {}
+    hits = int(_first(cache, "hits", "block_hits"))
+    misses = int(_first(cache, "misses", "block_misses"))
+    ratio = _first(cache, "hit_ratio", default=None)
+    if ratio is None and hits + misses:
+        ratio = hits / (hits + misses)
+    return {
+        "size_bytes": int(_first(cache, "size_bytes", "bytes", "used_bytes")),
+        "limit_bytes": _first(cache, "limit_bytes", "max_bytes", default=limit_bytes),
+        "hits": hits,
+        "misses": misses,
+        "hit_ratio": ratio,
+        "bytes_fetched": int(_first(cache, "bytes_fetched", "fetched_bytes")),
+        "entries": _entries(_first(cache, "entries", "files", default=[])),
+        "uploads_in_flight": int(
+            _first(status, "uploads_in_flight", default=_first(uploads, "in_flight", "pending"))
+        ),
+        "uploads_failed": int(_first(status, "uploads_failed", default=_first(uploads, "failed"))),
+    }

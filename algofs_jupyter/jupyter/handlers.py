@@ -1,0 +1,143 @@
+"""REST API of the server extension under ``{base_url}algofs/`` (specified in docs/rest-api.md).
+
+Every verb is ``@tornado.web.authenticated`` (→ 403 for anonymous API calls) and ``@authorized`` (so an
+Authorizer, e.g. JupyterHub's, can restrict mount and pipe actions). Blocking work runs in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+
+import tornado.web
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+
+from . import algorithms
+from .algorithms import AlgorithmFailed, UsageProblem
+
+
+class AlgofsHandler(ExtensionHandlerMixin, APIHandler):
+    auth_resource = "algofs"
+
+    @property
+    def manager(self):
+        return self.extensionapp.mount_manager
+
+    def body(self) -> dict:
+        if not self.request.body:
+            return {}
+        try:
+            data = json.loads(self.request.body)
+        except json.JSONDecodeError as exc:
+            raise tornado.web.HTTPError(400, f"request body is not JSON: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise tornado.web.HTTPError(400, "request body must be a JSON object")
+        return data
+
+    def reply(self, payload: dict, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
+
+
+class StatusHandler(AlgofsHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        self.reply(await self.manager.astatus())
+
+
+class MountHandler(AlgofsHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        path = self.body().get("path")
+        if path is not None:
+            if not isinstance(path, str) or not path.strip():
+                raise tornado.web.HTTPError(400, '"path" must be a non-empty string')
+            try:
+                path = str(self.manager.resolve_inside_root(path))
+            except ValueError as exc:
+                raise tornado.web.HTTPError(400, str(exc)) from None
+        self.reply(await self.manager.amount(path))
+
+
+class UnmountHandler(AlgofsHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        self.reply(await self.manager.aunmount())
+
+
+class CacheHandler(AlgofsHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        self.reply(await self.manager.acache_stats())
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self):
+        self.reply(await self.manager.aclear_cache())
+
+
+class AlgorithmsHandler(AlgofsHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        app = self.extensionapp
+        try:
+            endpoint = await asyncio.to_thread(app.backend.endpoint)
+            found = await asyncio.to_thread(
+                algorithms.list_algorithms, endpoint, app.algorithm_owner_list(endpoint)
+            )
+        except Exception as exc:  # noqa: BLE001 - upstream API down or misconfigured
+            raise tornado.web.HTTPError(502, f"could not list algorithms: {exc}") from None
+        self.reply({"algorithms": found})
+
+
+class PipeHandler(AlgofsHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        body = self.body()
+        ref = body.get("algorithm")
+        content_type = body.get("content_type", "text")
+        data = body.get("input", "")
+        timeout = body.get("timeout")
+        if not isinstance(ref, str):
+            raise tornado.web.HTTPError(400, '"algorithm" (user/algo[/version]) is required')
+        if not isinstance(data, str):
+            raise tornado.web.HTTPError(400, '"input" must be a string (base64 for binary)')
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+            raise tornado.web.HTTPError(400, '"timeout" must be a number of seconds')
+        try:
+            if content_type == "binary":
+                try:
+                    data = base64.b64decode(data, validate=True)
+                except binascii.Error:
+                    raise UsageProblem("binary input must be base64") from None
+            value = algorithms.decode_input(data, content_type)
+            endpoint = await asyncio.to_thread(self.extensionapp.backend.endpoint)
+            result = await asyncio.to_thread(algorithms.pipe, endpoint, ref, value, timeout)
+        except UsageProblem as exc:
+            raise tornado.web.HTTPError(400, str(exc)) from None
+        except AlgorithmFailed as exc:
+            self.reply({"message": exc.message, "error_type": exc.error_type}, status=422)
+            return
+        self.reply(result.to_json())
+
+
+def route_table() -> list[tuple[str, type]]:
+    return [
+        (r"/algofs/status", StatusHandler),
+        (r"/algofs/mount", MountHandler),
+        (r"/algofs/unmount", UnmountHandler),
+        (r"/algofs/cache", CacheHandler),
+        (r"/algofs/algorithms", AlgorithmsHandler),
+        (r"/algofs/pipe", PipeHandler),
+    ]

@@ -1,0 +1,205 @@
+"""``%algofs`` line magics and the ``%%algofs pipe`` cell magic.
+
+Bad arguments raise a one-line ``UsageError``; algorithm failures raise :class:`AlgofsError`, which IPython
+shows as a single line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import shlex
+from pathlib import Path
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.display import HTML, Image, display
+
+from . import algorithms, formatting
+from .algorithms import AlgorithmFailed, UsageProblem
+from .files import Reader, normalise
+from .session import get_session
+
+USAGE = (
+    "%algofs mount [PATH] | unmount | status | cache [clear] | ls [PATH] | cat PATH | prefetch PATH | widget;"
+    "  %%algofs pipe user/algo[/version] [--out VAR] [--json|--text|--binary] [--timeout S]"
+)
+
+
+class AlgofsError(Exception):
+    """A failure worth one line, not a traceback (algorithm errors, API unreachable)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class AlgorithmError(AlgofsError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{message}. Usage: {USAGE}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="%algofs", add_help=False)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    mount = sub.add_parser("mount", add_help=False)
+    mount.add_argument("path", nargs="?")
+    sub.add_parser("unmount", add_help=False)
+    sub.add_parser("status", add_help=False)
+    cache = sub.add_parser("cache", add_help=False)
+    cache.add_argument("action", nargs="?", choices=["clear"])
+    ls = sub.add_parser("ls", add_help=False)
+    ls.add_argument("path", nargs="?", default="")
+    cat = sub.add_parser("cat", add_help=False)
+    cat.add_argument("path")
+    prefetch = sub.add_parser("prefetch", add_help=False)
+    prefetch.add_argument("path")
+    sub.add_parser("widget", add_help=False)
+    pipe = sub.add_parser("pipe", add_help=False)
+    pipe.add_argument("algorithm")
+    pipe.add_argument("--out", metavar="VAR")
+    kind = pipe.add_mutually_exclusive_group()
+    for name in algorithms.CONTENT_TYPES:
+        kind.add_argument(f"--{name}", dest="content_type", action="store_const", const=name)
+    pipe.add_argument("--timeout", type=float, metavar="S")
+    return parser
+
+
+@magics_class
+class AlgofsMagics(Magics):
+    parser = build_parser()
+
+    @no_var_expand
+    @line_cell_magic
+    def algofs(self, line: str, cell: str | None = None):
+        """AlgoFS: mount, browse and cache Algorithmia data; pipe cells to algorithms. See ``%algofs?``."""
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"{exc}. Usage: {USAGE}") from None
+        args = self.parser.parse_args(words or ["status"])
+        if (cell is None) == (args.command == "pipe"):
+            raise UsageError(
+                "pipe is a cell magic (%%algofs pipe …); the other commands are line magics (%algofs …)"
+            )
+        handler = getattr(self, f"_cmd_{args.command}")
+        try:
+            return handler(args, cell)
+        except (UsageError, AlgofsError):
+            raise
+        except UsageProblem as exc:
+            raise UsageError(str(exc)) from None
+        except AlgorithmFailed as exc:
+            raise AlgorithmError(f"{args.algorithm}: {exc.message}") from None
+        except FileNotFoundError as exc:
+            raise AlgofsError(f"no such file or directory: {exc.filename or exc}") from None
+        except (OSError, RuntimeError) as exc:
+            raise AlgofsError(str(exc)) from None
+
+    # ----- mount state -------------------------------------------------------------------------------
+    def _cmd_mount(self, args, cell):
+        formatting.show_status(get_session().mount(args.path))
+
+    def _cmd_unmount(self, args, cell):
+        formatting.show_status(get_session().unmount())
+
+    def _cmd_status(self, args, cell):
+        formatting.show_status(get_session().status())
+
+    def _cmd_cache(self, args, cell):
+        session = get_session()
+        stats = session.clear_cache() if args.action == "clear" else session.cache_stats()
+        formatting.show_cache(stats)
+
+    def _cmd_widget(self, args, cell):
+        from .widget import AlgofsWidget
+
+        return AlgofsWidget()
+
+    # ----- files -------------------------------------------------------------------------------------
+    def _reader(self) -> Reader:
+        session = get_session()
+        return Reader(session.mounted_path(), session.filesystem)
+
+    def _cmd_ls(self, args, cell):
+        reader = self._reader()
+        path = normalise(args.path, reader.mountpoint)
+        entries = reader.ls(path)
+        formatting.show_listing(path, entries, reader.via)
+
+    def _cmd_cat(self, args, cell):
+        reader = self._reader()
+        data = reader.read(normalise(args.path, reader.mountpoint))
+        formatting.show_bytes(data, args.path)
+
+    def _cmd_prefetch(self, args, cell):
+        reader = self._reader()
+        path = normalise(args.path, reader.mountpoint)
+        files = reader.files_under(path)
+        total = sum(size for _name, size in files) or 1
+        bar = formatting.ProgressDisplay(f"prefetch {path or '/'}", total)
+        done = 0
+        for name, _size in files:
+            for count in reader.stream(name):
+                done += count
+                bar.update(done)
+        bar.finish(f"prefetched {len(files)} file(s), {formatting.human_bytes(done)} via {reader.via}")
+
+    # ----- pipe --------------------------------------------------------------------------------------
+    def _cmd_pipe(self, args, cell: str):
+        content_type = args.content_type or "text"
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"--out needs a Python variable name, got {args.out!r}")
+        body = cell if content_type != "text" else cell.rstrip("\n")
+        data: str | bytes = body
+        if content_type == "binary":
+            data = self._binary_input(cell)
+        value = algorithms.decode_input(data, content_type)
+        result = get_session().pipe(args.algorithm, value, args.timeout)
+        if args.out:
+            self.shell.user_ns[args.out] = result.result
+        show_pipe_result(result)
+
+    def _binary_input(self, cell: str) -> bytes:
+        """``--binary``: a cell naming an existing file sends the file's bytes, else the cell text."""
+        candidate = cell.strip()
+        if candidate and "\n" not in candidate:
+            session = get_session()
+            mountpoint = session.mounted_path()
+            for path in (Path(candidate).expanduser(), (mountpoint / candidate) if mountpoint else None):
+                if path is not None and path.is_file():
+                    return path.read_bytes()
+        return cell.encode()
+
+
+def show_pipe_result(result: algorithms.PipeResult) -> None:
+    value = result.result
+    if result.content_type == "json":
+        display(
+            {"application/json": value, "text/plain": json.dumps(value, indent=2, ensure_ascii=False)},
+            raw=True,
+        )
+    elif result.content_type == "binary" and isinstance(value, (bytes, bytearray)):
+        kind = formatting.image_format(bytes(value))
+        if kind:
+            display(Image(data=bytes(value), format=kind))
+        else:
+            display(HTML(f"<pre>{html.escape(formatting.hexdump(bytes(value)))}</pre>"))
+    elif value is None:
+        print("(no output)")
+    else:
+        print(value)
+
+
+def load_ipython_extension(ipython) -> None:
+    ipython.register_magics(AlgofsMagics)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from .session import close_session
+
+    close_session()

@@ -1,0 +1,132 @@
+"""The Jupyter server extension: owns the API backend and the FUSE mount for the server's lifetime.
+
+An ``ExtensionApp`` (not a module-style extension) because only those get ``stop_extension``, which the server
+awaits on shutdown, SIGTERM and SIGINT alike: that is where the mount is taken down and the embedded API
+server stopped, so no stale mount is left in the user's home.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Float, Int, List, Unicode, default
+
+from .backend import DEMO_USERS, ApiEndpoint, Backend, default_data_dir
+from .handlers import route_table
+from .mount_manager import DEFAULT_CACHE_SIZE, MountManager
+from .session_file import SESSION_FILE_ENV, SessionFile
+
+
+class AlgofsApp(ExtensionApp):
+    name = "algofs_jupyter"
+    description = "AlgoFS: Algorithmia data and algorithms as files in Jupyter"
+    load_other_extensions = True
+
+    mountpoint = Unicode("algofs", help="Mount point, relative to the server root dir (or absolute).").tag(
+        config=True
+    )
+    api_address = Unicode(
+        help="Algorithmia API address. Empty: $ALGORITHMIA_API, else start the embedded demo server."
+    ).tag(config=True)
+    api_key_env = Unicode("ALGORITHMIA_API_KEY", help="Environment variable holding the API key.").tag(
+        config=True
+    )
+    api_key_file = Unicode("", help="File holding the API key (wins over the environment variable).").tag(
+        config=True
+    )
+    username = Unicode("", help="Algorithmia user name (for the algorithm list); empty = unknown.").tag(
+        config=True
+    )
+    cache_dir = Unicode(
+        "", help="Block cache directory; empty = per-user cache dir, one per mount point."
+    ).tag(config=True)
+    cache_size = Int(DEFAULT_CACHE_SIZE, help="Block cache size limit in bytes.").tag(config=True)
+    auto_mount = Bool(True, help="Mount when the server starts.").tag(config=True)
+    embedded_server = Bool(True, help="Start `algofs serve --demo` when no API address is configured.").tag(
+        config=True
+    )
+    embedded_root = Unicode("", help="Content root of the embedded server; empty = per-user data dir.").tag(
+        config=True
+    )
+    mount_timeout = Float(30.0, help="Seconds to wait for a mount to become ready.").tag(config=True)
+    max_restarts = Int(5, help="Consecutive crash restarts before giving up.").tag(config=True)
+    algorithm_owners = List(
+        Unicode(), help="Users whose algorithms the panel lists; empty = the API user (+ demo users)."
+    ).tag(config=True)
+
+    @default("api_address")
+    def _default_api_address(self) -> str:
+        return os.environ.get("ALGORITHMIA_API", "")
+
+    # ----- lifecycle ---------------------------------------------------------------------------------
+    def initialize_settings(self) -> None:
+        self.backend = Backend(
+            api_address=self.api_address or None,
+            api_key_file=self.api_key_file or None,
+            api_key_env=self.api_key_env,
+            username=self.username or None,
+            embedded_root=self.embedded_root or default_data_dir() / "demo-server",
+            allow_embedded=self.embedded_server,
+        )
+        self.mount_manager = MountManager(
+            self.backend,
+            root_dir=self.serverapp.root_dir,
+            mountpoint=self.mountpoint,
+            cache_dir=self.cache_dir or None,
+            cache_size=self.cache_size,
+            start_timeout=self.mount_timeout,
+            max_restarts=self.max_restarts,
+        )
+        self.session_file = SessionFile.for_server(self.serverapp)
+        self._startup_task: asyncio.Task | None = None
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(route_table())
+
+    async def _start_jupyter_server_extension(self, serverapp) -> None:
+        """Resolve the backend and auto-mount in the background, so the server answers at once."""
+        self._startup_task = asyncio.ensure_future(self.startup())
+
+    async def startup(self) -> None:
+        try:
+            endpoint = await asyncio.to_thread(self.backend.endpoint)
+            self.publish_session(endpoint)
+            if self.auto_mount:
+                status = await self.mount_manager.amount()
+                self.log.info(
+                    "algofs: %s at %s (%s)", status["mode"], status["mountpoint_abs"], status["reason"]
+                )
+        except Exception as exc:  # noqa: BLE001 - the server must come up even when the API doesn't
+            self.log.error("algofs: start-up failed: %s", exc)
+
+    def publish_session(self, endpoint: ApiEndpoint) -> None:
+        """Tell this server's kernels (through their environment) where the API and the mount are."""
+        self.session_file.write(endpoint, self.mount_manager.mountpoint)
+        os.environ[SESSION_FILE_ENV] = str(self.session_file.path)
+
+    async def stop_extension(self) -> None:
+        task = self._startup_task
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        try:
+            await self.mount_manager.aclose()
+        finally:
+            await asyncio.to_thread(self.backend.close)
+            self.session_file.remove()
+            if os.environ.get(SESSION_FILE_ENV) == str(self.session_file.path):
+                del os.environ[SESSION_FILE_ENV]
+
+    # ----- helpers for handlers ----------------------------------------------------------------------
+    def algorithm_owner_list(self, endpoint: ApiEndpoint) -> list[str]:
+        if self.algorithm_owners:
+            return list(self.algorithm_owners)
+        owners = [endpoint.username] if endpoint.username else []
+        if endpoint.embedded:
+            owners.extend(DEMO_USERS)
+        return owners

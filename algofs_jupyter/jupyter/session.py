@@ -1,0 +1,225 @@
+"""The kernel side's way to the backend, shared by the magics and the widget.
+
+* Inside a Jupyter server with the extension: :class:`ServerSession` uses the session file the extension
+  published (API endpoint) and the server's REST API for mount state, so the server stays the only owner.
+* Otherwise (``jupyter execute``, plain IPython): :class:`LocalSession` owns a :class:`Backend` (remote from
+  ``ALGORITHMIA_API``/``ALGORITHMIA_API_KEY``/``ALGOFS_API_KEY_FILE``, else the embedded demo server) and a
+  :class:`MountManager` whose mount lives as long as the kernel.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from . import algorithms
+from .backend import DEMO_USERS, ApiEndpoint, Backend
+from .mount_manager import MountManager
+from .session_file import SESSION_FILE_ENV, read_session_file
+
+
+class SessionError(RuntimeError):
+    pass
+
+
+class BaseSession:
+    """What magics and the widget need; subclasses decide who owns the mount."""
+
+    def endpoint(self) -> ApiEndpoint:
+        raise NotImplementedError
+
+    def status(self) -> dict:
+        raise NotImplementedError
+
+    def mount(self, path: str | None = None) -> dict:
+        raise NotImplementedError
+
+    def unmount(self) -> dict:
+        raise NotImplementedError
+
+    def cache_stats(self) -> dict:
+        raise NotImplementedError
+
+    def clear_cache(self) -> dict:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def mounted_path(self) -> Path | None:
+        status = self.status()
+        return Path(status["mountpoint_abs"]) if status.get("mounted") else None
+
+    def filesystem(self):
+        """An :class:`AlgoFileSystem` for reads when nothing is mounted (no FUSE, or not mounted yet)."""
+        from algofs_jupyter.fs.filesystem import AlgoFileSystem
+
+        endpoint = self.endpoint()
+        return AlgoFileSystem(api_address=endpoint.api_address, api_key=endpoint.api_key)
+
+    def algorithm_owners(self) -> list[str]:
+        endpoint = self.endpoint()
+        owners = [endpoint.username] if endpoint.username else []
+        if endpoint.embedded:
+            owners.extend(DEMO_USERS)
+        return owners
+
+    def list_algorithms(self) -> list[dict]:
+        return algorithms.list_algorithms(self.endpoint(), self.algorithm_owners())
+
+    def pipe(self, ref: str, value, timeout: float | None = None) -> algorithms.PipeResult:
+        return algorithms.pipe(self.endpoint(), ref, value, timeout)
+
+
+class LocalSession(BaseSession):
+    def __init__(
+        self, backend: Backend | None = None, root_dir: str | os.PathLike | None = None, **mount_options
+    ):
+        self.backend = backend or Backend(
+            api_address=os.environ.get("ALGORITHMIA_API") or None,
+            api_key_file=os.environ.get("ALGOFS_API_KEY_FILE") or None,
+            username=os.environ.get("ALGOFS_USERNAME") or None,
+        )
+        self.manager = MountManager(self.backend, root_dir or os.getcwd(), **mount_options)
+        self._closed = False
+
+    def endpoint(self) -> ApiEndpoint:
+        return self.backend.endpoint()
+
+    def status(self) -> dict:
+        return self.manager.status()
+
+    def mount(self, path: str | None = None) -> dict:
+        return self.manager.mount(path)
+
+    def unmount(self) -> dict:
+        return self.manager.unmount()
+
+    def cache_stats(self) -> dict:
+        return self.manager.cache_stats()
+
+    def clear_cache(self) -> dict:
+        return self.manager.clear_cache()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.manager.close()
+        finally:
+            self.backend.close()
+
+
+class ServerSession(BaseSession):
+    """Attached to the Jupyter server that started this kernel; mount operations go through its REST API."""
+
+    def __init__(self, session_path: str | os.PathLike, wait_for_endpoint: float = 60.0):
+        self.session_path = Path(session_path)
+        self.wait_for_endpoint = wait_for_endpoint
+        data = read_session_file(self.session_path)
+        if data is None:
+            raise SessionError(f"no live AlgoFS server session at {self.session_path}")
+        self._http = requests.Session()
+        if data.get("token"):
+            self._http.headers["Authorization"] = f"token {data['token']}"
+        self.base_url = data["url"].rstrip("/") + "/algofs/"
+
+    def _data(self) -> dict:
+        data = read_session_file(self.session_path)
+        if data is None:
+            raise SessionError("the Jupyter server that owned the AlgoFS mount is gone")
+        return data
+
+    def endpoint(self) -> ApiEndpoint:
+        deadline = time.monotonic() + self.wait_for_endpoint
+        while True:
+            data = self._data()
+            if data.get("api_address"):
+                return ApiEndpoint(
+                    data["api_address"],
+                    data.get("api_key") or "",
+                    data.get("username"),
+                    bool(data.get("embedded_server")),
+                )
+            if time.monotonic() > deadline:
+                raise SessionError("the Jupyter server has not connected to an Algorithmia API yet")
+            time.sleep(0.2)
+
+    def _call(self, method: str, route: str, timeout: float = 120.0) -> dict:
+        response = self._http.request(
+            method, self.base_url + route, json={} if method != "GET" else None, timeout=timeout
+        )
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("message")
+            except ValueError:
+                message = response.text[:200]
+            raise SessionError(f"Jupyter server answered {response.status_code}: {message}")
+        return response.json()
+
+    def status(self) -> dict:
+        return self._call("GET", "status", timeout=30)
+
+    def mount(self, path: str | None = None) -> dict:
+        if path is None:
+            return self._call("POST", "mount")
+        # The kernel's paths are relative to its cwd; the REST API's to the server root dir.
+        target = Path(os.path.normpath(Path.cwd() / Path(path).expanduser()))
+        try:
+            relative = target.relative_to(self._data()["root_dir"]).as_posix()
+        except ValueError:
+            raise SessionError(f"{target} is outside the Jupyter server's root directory") from None
+        response = self._http.post(self.base_url + "mount", json={"path": relative}, timeout=120)
+        if response.status_code >= 400:
+            raise SessionError(
+                f"Jupyter server answered {response.status_code}: {response.json().get('message')}"
+            )
+        return response.json()
+
+    def unmount(self) -> dict:
+        return self._call("POST", "unmount")
+
+    def cache_stats(self) -> dict:
+        return self._call("GET", "cache", timeout=30)
+
+    def clear_cache(self) -> dict:
+        return self._call("DELETE", "cache")
+
+
+_session: BaseSession | None = None
+_session_lock = threading.Lock()
+
+
+def get_session() -> BaseSession:
+    """This kernel's session: attached to the extension's server when there is one, else self-contained."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            path = os.environ.get(SESSION_FILE_ENV)
+            if path and read_session_file(path) is not None:
+                _session = ServerSession(path)
+            else:
+                _session = LocalSession()
+            atexit.register(close_session)
+        return _session
+
+
+def set_session(session: BaseSession | None) -> None:
+    """Replace the kernel's session (tests; or a custom backend)."""
+    global _session
+    with _session_lock:
+        _session = session
+
+
+def close_session() -> None:
+    global _session
+    with _session_lock:
+        session, _session = _session, None
+    if session is not None:
+        session.close()

@@ -1,0 +1,71 @@
+"""The hand-off from the server extension to its kernels: a private (0600) JSON file in the runtime dir.
+
+Kernels inherit the server's environment, so the extension puts the file's path in ``ALGOFS_SESSION_FILE``.
+The file carries the API endpoint (with the key: it is as private as Jupyter's own ``jpserver-*.json``) and
+the server's URL and token so kernels can ask the server to mount/unmount instead of fighting over the mount.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .backend import ApiEndpoint
+
+SESSION_FILE_ENV = "ALGOFS_SESSION_FILE"
+
+
+@dataclass
+class SessionFile:
+    path: Path
+    server: dict
+
+    @classmethod
+    def for_server(cls, serverapp) -> SessionFile:
+        runtime = Path(serverapp.runtime_dir)
+        token = getattr(getattr(serverapp, "identity_provider", None), "token", "") or ""
+        server = {
+            "pid": os.getpid(),
+            "url": serverapp.connection_url,
+            "token": token,
+            "root_dir": str(Path(serverapp.root_dir).expanduser().resolve()),
+        }
+        return cls(runtime / f"algofs-{os.getpid()}-{id(serverapp):x}.json", server)
+
+    def write(self, endpoint: ApiEndpoint, mountpoint: Path) -> None:
+        payload = {
+            **self.server,
+            "api_address": endpoint.api_address,
+            "api_key": endpoint.api_key,
+            "username": endpoint.username,
+            "embedded_server": endpoint.embedded,
+            "mountpoint_abs": str(mountpoint),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle)
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def read_session_file(path: str | os.PathLike) -> dict | None:
+    """The published session, or None when missing, unreadable or its server process is gone."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    pid = data.get("pid")
+    if isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+    return data

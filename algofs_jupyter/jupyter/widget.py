@@ -1,0 +1,272 @@
+"""``AlgofsWidget``: mount controls with live status, a cache inspector and a pipe panel, as one ipywidget.
+
+Slow work (mount, prefetch, pipe, listing algorithms) runs in worker threads. Those threads only set traits
+and replace ``Output.outputs`` — never ``with output:``, whose capture belongs to whichever cell the kernel is
+executing at that moment (ipywidgets#2358), so results always land in this widget.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable
+
+import ipywidgets as widgets
+
+from . import algorithms, formatting
+from .algorithms import AlgorithmFailed, UsageProblem
+from .files import Reader, normalise
+from .session import BaseSession, get_session
+
+
+class AlgofsWidget(widgets.VBox):
+    def __init__(self, session: BaseSession | None = None, poll_interval: float | None = 2.0, **kwargs):
+        self.session = session or get_session()
+        self._workers: list[threading.Thread] = []
+        self._workers_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._algorithms: dict[str, dict] = {}
+
+        self.status_html = widgets.HTML("<i>checking…</i>")
+        self.path_text = widgets.Text(placeholder="mount point (default: algofs)", layout={"width": "18em"})
+        self.mount_button = widgets.Button(description="Mount", icon="plug", button_style="success")
+        self.unmount_button = widgets.Button(description="Unmount", icon="eject")
+        self.activity = widgets.HTML("")
+        self.mount_button.on_click(lambda _button: self.mount())
+        self.unmount_button.on_click(lambda _button: self.unmount())
+        mount_tab = widgets.VBox(
+            [widgets.HBox([self.path_text, self.mount_button, self.unmount_button]), self.status_html]
+        )
+
+        self.cache_html = widgets.HTML("")
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.clear_button = widgets.Button(description="Clear cache", icon="trash", button_style="warning")
+        self.prefetch_text = widgets.Text(placeholder="data/demo/datasets", layout={"width": "18em"})
+        self.prefetch_button = widgets.Button(description="Prefetch", icon="download")
+        self.progress = widgets.IntProgress(value=0, min=0, max=100, description="", layout={"width": "20em"})
+        self.progress_label = widgets.Label("")
+        self.refresh_button.on_click(lambda _button: self.refresh())
+        self.clear_button.on_click(lambda _button: self.clear_cache())
+        self.prefetch_button.on_click(lambda _button: self.prefetch(self.prefetch_text.value))
+        cache_tab = widgets.VBox(
+            [
+                widgets.HBox([self.refresh_button, self.clear_button]),
+                widgets.HBox([self.prefetch_text, self.prefetch_button, self.progress, self.progress_label]),
+                self.cache_html,
+            ]
+        )
+
+        self.algorithm_picker = widgets.Dropdown(
+            description="Algorithm", options=[], layout={"width": "22em"}
+        )
+        self.version_picker = widgets.Dropdown(
+            description="Version", options=["latest"], layout={"width": "14em"}
+        )
+        self.content_type = widgets.ToggleButtons(options=list(algorithms.CONTENT_TYPES), value="text")
+        self.input_area = widgets.Textarea(placeholder="input", layout={"width": "40em", "height": "6em"})
+        self.upload = widgets.FileUpload(description="binary file", accept="", multiple=False)
+        self.timeout_input = widgets.BoundedFloatText(value=300, min=1, max=3000, description="Timeout (s)")
+        self.run_button = widgets.Button(description="Run", icon="play", button_style="primary")
+        self.pipe_status = widgets.HTML("")
+        self.output = widgets.Output(layout={"border": "1px solid #ddd", "min_height": "2em"})
+        self.algorithm_picker.observe(self._on_algorithm, names="value")
+        self.run_button.on_click(lambda _button: self.run_pipe())
+        pipe_tab = widgets.VBox(
+            [
+                widgets.HBox([self.algorithm_picker, self.version_picker]),
+                widgets.HBox([self.content_type, self.upload]),
+                self.input_area,
+                widgets.HBox([self.timeout_input, self.run_button, self.pipe_status]),
+                self.output,
+            ]
+        )
+
+        self.tabs = widgets.Tab(children=[mount_tab, cache_tab, pipe_tab], titles=("Mount", "Cache", "Pipe"))
+        header = widgets.HTML("<b>AlgoFS</b>")
+        super().__init__([header, self.tabs, self.activity], **kwargs)
+
+        self._background("status", self._refresh_now)
+        self._background("algorithms", self._load_algorithms)
+        self._poller: threading.Thread | None = None
+        if poll_interval:
+            self._poller = threading.Thread(
+                target=self._poll, args=(poll_interval,), name="algofs-widget-poll", daemon=True
+            )
+            self._poller.start()
+
+    # ----- background plumbing -----------------------------------------------------------------------
+    def _background(self, label: str, work: Callable[[], None]) -> threading.Thread:
+        def run():
+            started = time.monotonic()
+            try:
+                work()
+            except Exception as exc:  # noqa: BLE001 - shown in the widget, never lost in a thread
+                self.activity.value = f'<span style="color:#c62828">{label} failed: {_escape(exc)}</span>'
+            else:
+                if label not in ("status", "poll"):
+                    self.activity.value = f"{label} done in {time.monotonic() - started:.1f}s"
+
+        thread = threading.Thread(target=run, name=f"algofs-widget-{label}", daemon=True)
+        with self._workers_lock:
+            self._workers = [worker for worker in self._workers if worker.is_alive()]
+            self._workers.append(thread)
+        thread.start()
+        return thread
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Wait until no operation started from the widget is running (tests, scripts). True if idle."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._workers_lock:
+                busy = [worker for worker in self._workers if worker.is_alive()]
+            if not busy:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            busy[0].join(remaining)
+
+    def _poll(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            try:
+                self._refresh_now()
+            except Exception:  # noqa: BLE001 - keep polling; the next round may work
+                pass
+
+    def close(self) -> None:
+        self._closed.set()
+        super().close()
+
+    # ----- mount -------------------------------------------------------------------------------------
+    def _show_status(self, status: dict) -> None:
+        self.status_html.value = formatting.status_html(status)
+        self.mount_button.disabled = bool(status.get("mounted"))
+        self.unmount_button.disabled = not status.get("mounted")
+        stats = status.get("cache") or None
+        if stats is not None:
+            self._show_cache(stats)
+
+    def _show_cache(self, stats: dict) -> None:
+        self.cache_html.value = formatting.cache_html(stats)
+
+    def _refresh_now(self) -> None:
+        status = self.session.status()
+        self._show_status(status)
+        if not status.get("mounted"):
+            self._show_cache(self.session.cache_stats())
+
+    def refresh(self) -> threading.Thread:
+        return self._background("refresh", self._refresh_now)
+
+    def mount(self) -> threading.Thread:
+        path = self.path_text.value.strip() or None
+        self.mount_button.disabled = True
+        self.activity.value = "mounting…"
+        return self._background("mount", lambda: self._show_status(self.session.mount(path)))
+
+    def unmount(self) -> threading.Thread:
+        self.unmount_button.disabled = True
+        self.activity.value = "unmounting…"
+        return self._background("unmount", lambda: self._show_status(self.session.unmount()))
+
+    # ----- cache -------------------------------------------------------------------------------------
+    def clear_cache(self) -> threading.Thread:
+        return self._background("clear cache", lambda: self._show_cache(self.session.clear_cache()))
+
+    def prefetch(self, path: str) -> threading.Thread:
+        def work():
+            reader = Reader(self.session.mounted_path(), self.session.filesystem)
+            target = normalise(path, reader.mountpoint)
+            files = reader.files_under(target)
+            total = sum(size for _name, size in files) or 1
+            self.progress.max, self.progress.value = total, 0
+            done = 0
+            for name, _size in files:
+                for count in reader.stream(name):
+                    done += count
+                    self.progress.value = min(done, total)
+                    self.progress_label.value = (
+                        f"{formatting.human_bytes(done)} of {formatting.human_bytes(total)}"
+                    )
+            self.progress.value = total
+            self.progress_label.value = f"prefetched {len(files)} file(s), {formatting.human_bytes(done)}"
+            self._show_cache(self.session.cache_stats())
+
+        return self._background("prefetch", work)
+
+    # ----- pipe --------------------------------------------------------------------------------------
+    def _load_algorithms(self) -> None:
+        found = self.session.list_algorithms()
+        self._algorithms = {f"{algo['user']}/{algo['name']}": algo for algo in found}
+        self.algorithm_picker.options = list(self._algorithms)
+
+    def _on_algorithm(self, change) -> None:
+        algo = self._algorithms.get(change["new"])
+        versions = algo["versions"] if algo else ["latest"]
+        self.version_picker.options = versions
+        self.version_picker.value = "latest" if "latest" in versions else versions[-1]
+
+    def selected_algorithm(self) -> str | None:
+        name = self.algorithm_picker.value
+        if not name:
+            return None
+        version = self.version_picker.value
+        return name if version in (None, "latest") else f"{name}/{version}"
+
+    def _pipe_input(self):
+        content_type = self.content_type.value
+        if content_type == "binary" and self.upload.value:
+            return bytes(self.upload.value[0]["content"])
+        return algorithms.decode_input(self.input_area.value, content_type)
+
+    def run_pipe(self) -> threading.Thread | None:
+        ref = self.selected_algorithm()
+        if ref is None:
+            self.pipe_status.value = '<span style="color:#c62828">pick an algorithm first</span>'
+            return None
+        self.run_button.disabled = True
+        self.pipe_status.value = f"running {_escape(ref)}…"
+        self.output.outputs = ()
+
+        def work():
+            try:
+                result = self.session.pipe(ref, self._pipe_input(), self.timeout_input.value)
+            except (AlgorithmFailed, UsageProblem) as exc:
+                self._emit_stream("stderr", f"{ref}: {getattr(exc, 'message', exc)}\n")
+                self.pipe_status.value = '<span style="color:#c62828">failed</span>'
+            else:
+                self._emit(_result_bundle(result))
+                self.pipe_status.value = f"{result.content_type} result in {result.duration:.2f}s"
+            finally:
+                self.run_button.disabled = False
+
+        return self._background("pipe", work)
+
+    def _emit(self, bundle: dict) -> None:
+        self.output.outputs = (
+            *self.output.outputs,
+            {"output_type": "display_data", "data": bundle, "metadata": {}},
+        )
+
+    def _emit_stream(self, name: str, text: str) -> None:
+        self.output.outputs = (*self.output.outputs, {"output_type": "stream", "name": name, "text": text})
+
+
+def _result_bundle(result: algorithms.PipeResult) -> dict:
+    value = result.result
+    if result.content_type == "json":
+        return {"application/json": value, "text/plain": json.dumps(value, indent=2, ensure_ascii=False)}
+    if isinstance(value, (bytes, bytearray)):
+        kind = formatting.image_format(bytes(value))
+        if kind:
+            return {f"image/{kind}": base64.b64encode(bytes(value)).decode(), "text/plain": f"<{kind} image>"}
+        return {"text/plain": formatting.hexdump(bytes(value))}
+    return {"text/plain": "(no output)" if value is None else str(value)}
+
+
+def _escape(value) -> str:
+    import html
+
+    return html.escape(str(value))

@@ -62,7 +62,12 @@ class BaseSession:
         endpoint = self.endpoint()
         return AlgoFileSystem(api_address=endpoint.api_address, api_key=endpoint.api_key)
 
+    #: users whose algorithms are listed; None = the API user (+ the demo users on the embedded server)
+    owners: list[str] | None = None
+
     def algorithm_owners(self) -> list[str]:
+        if self.owners:
+            return list(self.owners)
         endpoint = self.endpoint()
         owners = [endpoint.username] if endpoint.username else []
         if endpoint.embedded:
@@ -78,8 +83,14 @@ class BaseSession:
 
 class LocalSession(BaseSession):
     def __init__(
-        self, backend: Backend | None = None, root_dir: str | os.PathLike | None = None, **mount_options
+        self,
+        backend: Backend | None = None,
+        root_dir: str | os.PathLike | None = None,
+        algorithm_owners: list[str] | None = None,
+        **mount_options,
     ):
+        owners_env = os.environ.get("ALGOFS_ALGORITHM_OWNERS", "")
+        self.owners = algorithm_owners or [owner for owner in owners_env.split(",") if owner.strip()] or None
         self.backend = backend or Backend(
             api_address=os.environ.get("ALGORITHMIA_API") or None,
             api_key_file=os.environ.get("ALGOFS_API_KEY_FILE") or None,
@@ -190,6 +201,10 @@ class ServerSession(BaseSession):
 
     def clear_cache(self) -> dict:
         return self._call("DELETE", "cache")
+
+    def list_algorithms(self) -> list[dict]:
+        """The server's list, so its ``algorithm_owners`` setting applies to notebooks too."""
+        return self._call("GET", "algorithms", timeout=60)["algorithms"]
 
 
 _session: BaseSession | None = None

@@ -1,4 +1,4 @@
-"""Fixtures for the Jupyter layer: API key files, FUSE guards, and a check that no test leaves a mount behind."""
+"""Fixtures for the Jupyter layer: API key files, FUSE guards, a check that no mount is left behind."""
 
 from __future__ import annotations
 

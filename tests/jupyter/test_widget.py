@@ -1,0 +1,128 @@
+"""Headless ``AlgofsWidget`` tests: no kernel (ipywidgets falls back to a dummy comm), real backend."""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from algofs_jupyter.jupyter.backend import Backend
+from algofs_jupyter.jupyter.session import LocalSession
+from algofs_jupyter.jupyter.widget import AlgofsWidget
+
+
+@pytest.fixture
+def local_session(api_server, tmp_path):
+    backend = Backend(api_address=api_server.url, api_key=api_server.api_key, username=api_server.username)
+    session = LocalSession(
+        backend,
+        root_dir=tmp_path,
+        algorithm_owners=["demo", "anowell"],
+        cache_dir=tmp_path / "cache",
+        cache_size=32 * 1024**2,
+    )
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def panel(local_session):
+    widget = AlgofsWidget(session=local_session, poll_interval=None)
+    assert widget.wait_idle(60)
+    try:
+        yield widget
+    finally:
+        widget.close()
+
+
+def test_pipe_panel_lists_algorithms_and_shows_a_result(panel):
+    assert "demo/echo" in panel.algorithm_picker.options
+    assert "anowell/Pinky" in panel.algorithm_picker.options
+    panel.algorithm_picker.value = "demo/echo"
+    assert "1.0.0" in panel.version_picker.options and panel.version_picker.value == "latest"
+    panel.version_picker.value = "1.0.0"
+    panel.content_type.value = "json"
+    panel.input_area.value = '{"numbers": [1, 2, 3]}'
+    panel.run_button.click()
+    assert panel.wait_idle(60)
+    (output,) = panel.output.outputs
+    assert output["data"]["application/json"] == {"numbers": [1, 2, 3]}
+    assert "json result" in panel.pipe_status.value
+    assert not panel.run_button.disabled
+
+
+def test_pipe_panel_shows_images_and_errors(panel, api_server):
+    png = Path(api_server.root, "data", "demo", "images", "gradient.png").read_bytes()
+    panel.algorithm_picker.value = "demo/echo"
+    panel.content_type.value = "binary"
+    upload = {"name": "gradient.png", "type": "image/png", "size": len(png), "content": memoryview(png)}
+    panel.upload.value = ({**upload, "last_modified": datetime.now(timezone.utc)},)
+    panel.run_button.click()
+    assert panel.wait_idle(60)
+    assert base64.b64decode(panel.output.outputs[0]["data"]["image/png"]) == png
+
+    panel.algorithm_picker.value = "demo/fail"
+    panel.content_type.value = "text"
+    panel.input_area.value = "boom"
+    panel.run_button.click()
+    assert panel.wait_idle(60)
+    (output,) = panel.output.outputs
+    assert output["output_type"] == "stream" and "always fails" in output["text"]
+    assert "failed" in panel.pipe_status.value
+
+
+def test_cache_tab_without_mount(panel):
+    assert "cache is empty" in panel.cache_html.value
+    panel.clear_button.click()
+    assert panel.wait_idle(30)
+    assert "cache is empty" in panel.cache_html.value
+
+
+@pytest.mark.fuse
+def test_mount_unmount_buttons_and_cache_table(panel, local_session, requires_fuse, no_stale_mounts):
+    panel.path_text.value = "mnt"
+    panel.mount_button.click()
+    assert panel.wait_idle(60)
+    assert "mode: fuse" in panel.status_html.value, panel.status_html.value
+    assert panel.mount_button.disabled and not panel.unmount_button.disabled
+    mountpoint = no_stale_mounts / "mnt"
+
+    assert "cities.csv" not in panel.cache_html.value
+    (mountpoint / "data" / "demo" / "datasets" / "cities.csv").read_bytes()
+    panel.refresh_button.click()
+    assert panel.wait_idle(30)
+    assert "cities.csv" in panel.cache_html.value
+
+    panel.prefetch_text.value = "data/demo/public"
+    panel.prefetch_button.click()
+    assert panel.wait_idle(60)
+    assert panel.progress.value == panel.progress.max
+    assert "hello.txt" in panel.cache_html.value
+
+    panel.clear_button.click()
+    assert panel.wait_idle(30)
+    assert "cities.csv" not in panel.cache_html.value
+
+    panel.unmount_button.click()
+    assert panel.wait_idle(60)
+    assert "mode: unmounted" in panel.status_html.value
+    assert not panel.mount_button.disabled and panel.unmount_button.disabled
+    assert not local_session.status()["mounted"]
+
+
+def test_background_poll_updates_status(local_session):
+    widget = AlgofsWidget(session=local_session, poll_interval=0.2)
+    try:
+        assert widget.wait_idle(60)
+        widget.status_html.value = "stale"
+        deadline = time.monotonic() + 10
+        while widget.status_html.value == "stale" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "mode:" in widget.status_html.value
+    finally:
+        widget.close()

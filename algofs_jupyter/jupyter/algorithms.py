@@ -106,7 +106,7 @@ def pipe(endpoint: ApiEndpoint, ref: str, value: Any, timeout: float | None = No
 
 
 def list_algorithms(endpoint: ApiEndpoint, owners: list[str], timeout: float = 10.0) -> list[dict]:
-    """Algorithms of ``owners`` as ``{"user", "name", "versions": [..., "latest"]}`` (no-algorithm owners skipped)."""
+    """``{"user", "name", "versions": [..., "latest"]}`` for each algorithm of ``owners``."""
     found = []
     headers = {"Authorization": endpoint.api_key} if endpoint.api_key else {}
     with requests.Session() as session:

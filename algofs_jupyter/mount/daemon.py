@@ -1,0 +1,179 @@
+"""Running one mount in the foreground: wire the data-access layer, caches, staging, control socket and
+mfusepy together, then block until unmounted.
+
+libfuse options: multi-threaded loop, ``fsname=algofs,subtype=algofs`` (shows as ``fuse.algofs``),
+``auto_unmount`` (libfuse's helper unmounts if the daemon dies, so a crash leaves no dead mount).
+Kernel attr/entry timeouts equal the metadata TTL (an ``ls -l`` of 10k entries must not outlive them).
+As root, the mount's readahead window is raised to ``READ_AHEAD_KB`` so reads arrive as 1 MiB requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..fs import AlgoFileSystem
+from .block_cache import BlockCache
+from .control import ControlServer
+from .metadata_cache import MetadataCache
+from .operations import AlgoOperations
+from .process import mount_path
+from .recovery import RecoveryStore
+from .staging import WriteStaging
+
+log = logging.getLogger(__name__)
+READ_AHEAD_KB = 4096
+
+
+@dataclass
+class MountOptions:
+    mountpoint: str
+    api_address: str | None
+    api_key: str | None = field(default=None, repr=False)
+    cache_dir: Path = Path.home() / ".cache" / "algofs"
+    cache_size: int = 10 << 30
+    metadata_ttl: float = 60.0
+    negative_ttl: float = 5.0
+    timeout: float = 8.0
+    block_size: int = 8 << 20
+    readahead_blocks: int = 4
+    connectors: tuple[str, ...] = ()
+    allow_other: bool = False
+    debug: bool = False
+
+
+def mount_device(mountpoint: str) -> str | None:
+    """``major:minor`` of the mount at ``mountpoint`` from /proc/self/mountinfo (no stat: that would
+    call into our own, not yet serving, filesystem)."""
+    real = os.path.realpath(mountpoint)
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
+            lines = handle.readlines()
+    except OSError:
+        return None
+    device = None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4 and fields[4].replace("\\040", " ") == real and "fuse.algofs" in line:
+            device = fields[2]
+    return device
+
+
+def raise_readahead(mountpoint: str, kilobytes: int = READ_AHEAD_KB, wait: float = 5.0) -> bool:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        device = mount_device(mountpoint)
+        if device:
+            try:
+                Path(f"/sys/class/bdi/{device}/read_ahead_kb").write_text(str(kilobytes))
+                log.info("read_ahead_kb of %s set to %d", device, kilobytes)
+                return True
+            except OSError as exc:
+                log.info("can't raise read_ahead_kb (%s); reads stay at the kernel default", exc)
+                return False
+        time.sleep(0.05)
+    return False
+
+
+def _clean_old_staging(base: Path) -> None:
+    """Staging folders of daemons that are gone (their bytes were uploaded or saved for recovery)."""
+    if not base.is_dir():
+        return
+    for child in base.iterdir():
+        try:
+            os.kill(int(child.name), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(child, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
+class MountDaemon:
+    def __init__(self, options: MountOptions):
+        self.options = options
+        cache_dir = Path(options.cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.fs = AlgoFileSystem(options.api_address, options.api_key, timeout=options.timeout,
+                                 skip_instance_cache=True)
+        self.blocks = BlockCache(cache_dir / "blocks", options.cache_size, options.block_size,
+                                 options.readahead_blocks)
+        self.metadata = MetadataCache(options.metadata_ttl, options.negative_ttl)
+        self.recovery = RecoveryStore(cache_dir, self.fs.session.api_address)
+        _clean_old_staging(cache_dir / "staging")
+        self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery,
+                                    lambda local, remote: self.fs.put_file(local, remote))
+        self.operations = AlgoOperations(
+            self.fs, self.blocks, self.metadata, self.staging, algorithms=self._algorithms_tree(),
+            extra_connectors=options.connectors, kernel_ttl=options.metadata_ttl,
+            negative_ttl=options.negative_ttl, on_init=self._after_mount)
+        self.control = ControlServer(options.mountpoint, {"status": self.status, "clear_cache": self.clear})
+        self.started_at = time.time()
+        self.readahead_kb: int | None = None
+
+    def _algorithms_tree(self):
+        """The /algorithms subtree: the pipe tree when that module exists, else an empty directory."""
+        try:
+            from .pipes import make_tree  # type: ignore[attr-defined]
+        except ImportError:
+            return None
+        return make_tree(self.fs)
+
+    def _after_mount(self) -> None:
+        if os.geteuid() == 0 and raise_readahead(self.options.mountpoint):
+            self.readahead_kb = READ_AHEAD_KB
+
+    def status(self) -> dict:
+        cache = self.blocks.stats()
+        hits, misses = cache.get("hits", 0), cache.get("misses", 0)
+        cache["hit_ratio"] = hits / (hits + misses) if hits + misses else None
+        uploads = self.staging.stats()
+        return {
+            "state": "mounted",
+            "mountpoint": mount_path(self.options.mountpoint),
+            "pid": os.getpid(),
+            "api_address": self.fs.session.api_address,
+            "username": self.operations._username,
+            "started_at": self.started_at,
+            "backend": self.fs.session.health(),
+            "options": {"cache_dir": str(self.options.cache_dir), "cache_size": self.options.cache_size,
+                        "metadata_ttl": self.options.metadata_ttl, "negative_ttl": self.options.negative_ttl,
+                        "timeout": self.options.timeout, "block_size": self.options.block_size,
+                        "readahead_blocks": self.options.readahead_blocks,
+                        "read_ahead_kb": self.readahead_kb},
+            "cache": cache,
+            "metadata": self.metadata.stats(),
+            "uploads": uploads,
+            "uploads_in_flight": uploads["in_flight"],
+            "uploads_failed": uploads["failed"],
+            "recovery": {"directory": str(self.recovery.directory),
+                         "entries": [e.as_dict() for e in self.recovery.entries()]},
+            "open_handles": self.operations.open_handles(),
+            "algorithms": self.operations.algorithms.stats(),
+        }
+
+    def clear(self) -> dict:
+        self.operations.clear_caches()
+        return self.status()
+
+    def run(self) -> int:
+        from mfusepy import FUSE  # after mount/__init__ chose libfuse3
+
+        self.control.start()
+        # SIGINT/SIGTERM/SIGHUP stay at SIG_DFL so libfuse installs its own handlers (unmount and return).
+        options = {"fsname": "algofs", "subtype": "algofs", "auto_unmount": True}
+        if self.options.allow_other:
+            options["allow_other"] = True
+        try:
+            FUSE(self.operations, self.options.mountpoint, raw_fi=True, foreground=True, nothreads=False,
+                 debug=self.options.debug, **options)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.control.stop()
+            self.blocks.close()
+            self.fs.session.close()
+        return 0

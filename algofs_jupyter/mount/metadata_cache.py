@@ -1,0 +1,159 @@
+"""What the mount knows about remote names: attributes with a TTL, negative entries and directory listings.
+
+* ``Attr`` is what ``getattr`` needs (kind, size, mtime, etag). Listings give size and mtime for every
+  child, so an ``ls -l`` costs one API page per 1000 entries and no request per entry.
+* A complete, fresh listing of a directory answers lookups of its children, including "no such name"
+  (no HEAD needed). Otherwise a name is looked up in the entry cache and then with a HEAD.
+* Negative entries (a 404) live ``negative_ttl`` seconds; positive ones ``ttl`` seconds.
+* The mount's own changes call ``put``/``remove`` at once, so they are visible immediately; changes made
+  by other clients show up after the TTL.
+* Memory is bounded: at most ``max_entries`` attributes in total (entries plus listed children). Listings
+  are evicted least recently used first; a listing bigger than the budget is not kept at all.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+FILE, DIRECTORY, RESTRICTED = "file", "directory", "restricted"
+
+
+@dataclass(frozen=True)
+class Attr:
+    """Remote attributes. ``restricted`` = a directory we may traverse but not list (HTTP 403)."""
+
+    kind: str
+    size: int = 0
+    mtime: float = 0.0
+    etag: str = ""
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind != FILE
+
+
+@dataclass
+class _Listing:
+    children: dict[str, Attr]
+    expires: float
+
+
+class MetadataCache:
+    def __init__(self, ttl: float = 60.0, negative_ttl: float = 5.0, max_entries: int = 500_000):
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[Attr | None, float]] = OrderedDict()
+        self._listings: OrderedDict[str, _Listing] = OrderedDict()
+        self._listed_count = 0
+        self.hits = 0
+        self.misses = 0
+
+    # -- lookups ----------------------------------------------------------------------------------
+
+    def lookup(self, path: str) -> tuple[bool, Attr | None]:
+        """``(known, attr)``: known=False means "ask the server"; attr=None means "does not exist"."""
+        now = time.monotonic()
+        parent, _, name = path.rpartition("/")
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is not None and entry[1] > now:
+                self.hits += 1
+                return True, entry[0]
+            listing = self._listings.get(parent)
+            if listing is not None and listing.expires > now:
+                self.hits += 1
+                return True, listing.children.get(name)
+            self.misses += 1
+            return False, None
+
+    def listing(self, path: str) -> dict[str, Attr] | None:
+        """A fresh complete listing of ``path`` (name → Attr), or None."""
+        with self._lock:
+            listing = self._listings.get(path)
+            if listing is None or listing.expires <= time.monotonic():
+                return None
+            self._listings.move_to_end(path)
+            self.hits += 1
+            return listing.children
+
+    # -- updates ----------------------------------------------------------------------------------
+
+    def put(self, path: str, attr: Attr | None) -> None:
+        """Record ``attr`` for ``path`` (None = known not to exist) and patch its parent's listing."""
+        ttl = self.ttl if attr is not None else self.negative_ttl
+        parent, _, name = path.rpartition("/")
+        with self._lock:
+            self._entries[path] = (attr, time.monotonic() + ttl)
+            self._entries.move_to_end(path)
+            listing = self._listings.get(parent)
+            if listing is not None:
+                had = name in listing.children
+                if attr is None:
+                    if had:
+                        del listing.children[name]
+                        self._listed_count -= 1
+                else:
+                    listing.children[name] = attr
+                    self._listed_count += 0 if had else 1
+            self._trim_locked()
+
+    def remove(self, path: str) -> None:
+        """``path`` was deleted by us: negative entry, gone from the parent listing, own listing dropped."""
+        self.put(path, None)
+        self.forget_listing(path)
+
+    def put_listing(self, path: str, children: dict[str, Attr]) -> None:
+        with self._lock:
+            old = self._listings.pop(path, None)
+            if old is not None:
+                self._listed_count -= len(old.children)
+            if len(children) > self.max_entries // 2:
+                return  # too big to keep: lookups fall back to HEAD
+            self._listings[path] = _Listing(children, time.monotonic() + self.ttl)
+            self._listed_count += len(children)
+            prefix = path + "/"
+            for name in children:  # listed attrs supersede older single entries
+                self._entries.pop(prefix + name, None)
+            self._trim_locked()
+
+    def forget_listing(self, path: str) -> None:
+        with self._lock:
+            old = self._listings.pop(path, None)
+            if old is not None:
+                self._listed_count -= len(old.children)
+
+    def invalidate(self, path: str) -> None:
+        """Forget everything about ``path`` (the next access asks the server)."""
+        parent, _, name = path.rpartition("/")
+        with self._lock:
+            self._entries.pop(path, None)
+            listing = self._listings.get(parent)
+            if listing is not None and name in listing.children:
+                del listing.children[name]
+                self._listed_count -= 1
+                listing.expires = 0.0  # incomplete now: don't answer ENOENT from it
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._listings.clear()
+            self._listed_count = 0
+
+    def _trim_locked(self) -> None:
+        while self._entries and len(self._entries) + self._listed_count > self.max_entries:
+            if self._listings and self._listed_count >= len(self._entries):
+                _path, old = self._listings.popitem(last=False)
+                self._listed_count -= len(old.children)
+            else:
+                self._entries.popitem(last=False)
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"entries": len(self._entries), "listings": len(self._listings),
+                    "listed_entries": self._listed_count, "hits": self.hits, "misses": self.misses,
+                    "ttl": self.ttl, "negative_ttl": self.negative_ttl}

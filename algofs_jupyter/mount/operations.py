@@ -1,0 +1,644 @@
+"""The FUSE operations of ``algofs mount`` (mfusepy, high-level path API, multi-threaded, ``raw_fi``).
+
+Layout of the mount root::
+
+    /data/<user>/<collection>/…   hosted data; /data lists the known users (the caller first);
+    /data/.my                     a symlink to the caller's own user directory
+    /<connector>/…                s3, dropbox, dropbox+work, … (listed when known; looked up directly)
+    /algorithms/…                 a VirtualTree (algorithm pipes)
+
+Every handler is thread-safe, reads are addressed purely by offset, and every failure leaves as an
+``OSError`` with a real errno (``fuse_errors``): backend trouble is EIO, never a garbage errno.
+See docs/filesystem.md for the semantics.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import itertools
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mfusepy import FuseOSError, Operations
+
+from ..fs import AlgoFileSystem, paths
+from ..names import invalid_name_reason
+from .block_cache import BlockCache, FileVersion
+from .metadata_cache import DIRECTORY, FILE, RESTRICTED, Attr, MetadataCache
+from .staging import StagedFile, WriteStaging
+from .virtual import VirtualTree
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = "algorithms"
+MY_ALIAS = ".my"
+CONNECTOR_PROBE_TTL = 60.0
+
+
+def fuse_errors(method: Callable) -> Callable:
+    """Turn every exception into an errno: OSError keeps its errno (EIO if it has none), others → EIO."""
+
+    @functools.wraps(method)
+    def wrapper(self: AlgoOperations, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except FuseOSError:
+            raise
+        except OSError as exc:
+            code = exc.errno if isinstance(exc.errno, int) and exc.errno > 0 else errno.EIO
+            if code not in (errno.ENOENT, errno.EACCES, errno.EINVAL, errno.ENOTEMPTY, errno.EEXIST):
+                log.warning("%s%s: %s", method.__name__, args[:1], exc)
+            raise FuseOSError(code) from exc
+        except Exception as exc:
+            log.exception("%s%s failed", method.__name__, args[:1])
+            raise FuseOSError(errno.EIO) from exc
+
+    return wrapper
+
+
+@dataclass
+class Handle:
+    path: str  # layout path (no leading slash)
+    flags: int
+    version: FileVersion | None = None
+    staged: StagedFile | None = None
+    tree_fh: int | None = None  # set for VirtualTree handles
+
+
+def _fh(fi: Any) -> int | None:
+    if fi is None:
+        return None
+    return fi if isinstance(fi, int) else fi.fh
+
+
+class AlgoOperations(Operations):
+    use_ns = False
+
+    def __init__(self, fs: AlgoFileSystem, block_cache: BlockCache, metadata: MetadataCache,
+                 staging: WriteStaging, algorithms: VirtualTree | None = None,
+                 extra_connectors: tuple[str, ...] = (), kernel_ttl: float = 60.0,
+                 negative_ttl: float = 5.0, on_init: Callable[[], None] | None = None):
+        self.fs = fs
+        self.blocks = block_cache
+        self.metadata = metadata
+        self.staging = staging
+        self.algorithms = algorithms or VirtualTree()
+        self.kernel_ttl = kernel_ttl
+        self.negative_ttl = negative_ttl
+        self.on_init = on_init
+        self.uid, self.gid = os.getuid(), os.getgid()
+        self.started = time.time()
+        self._handles: dict[int, Handle] = {}
+        self._handle_ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._listing_locks: dict[str, threading.Lock] = {}
+        self._connectors: set[str] = set(extra_connectors)
+        self._connectors_probed_at = 0.0
+        self._username: str | None = None
+        self.errors = 0
+
+    # -- mount set-up -----------------------------------------------------------------------------
+
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        if config is not None:
+            config.entry_timeout = self.kernel_ttl
+            config.attr_timeout = self.kernel_ttl
+            config.negative_timeout = self.negative_ttl
+            config.auto_cache = 1  # drop the kernel page cache on open when size/mtime changed
+            config.kernel_cache = 0
+            config.use_ino = 0
+        if conn is not None and hasattr(conn, "max_background"):
+            conn.max_background = max(int(conn.max_background), 64)
+        if self.on_init is not None:
+            threading.Thread(target=self.on_init, name="algofs-post-init", daemon=True).start()
+
+    def destroy(self, path: str) -> None:
+        log.info("unmounting")
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _layout(path: str) -> str:
+        return path.strip("/")
+
+    @staticmethod
+    def _virtual(path: str) -> str | None:
+        """The path inside /algorithms (``"/"`` for its root), or None for other paths."""
+        if path == "/" + ALGORITHMS:
+            return "/"
+        if path.startswith("/" + ALGORITHMS + "/"):
+            return path[len(ALGORITHMS) + 1:]
+        return None
+
+    def username(self) -> str:
+        if self._username is None:
+            self._username = self.fs.username()
+        return self._username
+
+    def _dir_stat(self, mode: int = 0o755) -> dict[str, Any]:
+        return {"st_mode": stat.S_IFDIR | mode, "st_nlink": 2, "st_uid": self.uid, "st_gid": self.gid,
+                "st_mtime": self.started, "st_ctime": self.started, "st_atime": self.started,
+                "st_size": 0, "st_blksize": 1 << 20}
+
+    def _attr_stat(self, attr: Attr) -> dict[str, Any]:
+        if attr.kind == DIRECTORY:
+            return self._dir_stat()
+        if attr.kind == RESTRICTED:
+            return self._dir_stat(0o111)
+        mtime = attr.mtime or self.started
+        return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_uid": self.uid, "st_gid": self.gid,
+                "st_size": attr.size, "st_blocks": (attr.size + 511) // 512, "st_blksize": 1 << 20,
+                "st_mtime": mtime, "st_ctime": mtime, "st_atime": mtime}
+
+    def _staged_stat(self, staged: StagedFile) -> dict[str, Any]:
+        now = time.time()
+        size = staged.size()
+        return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_uid": self.uid, "st_gid": self.gid,
+                "st_size": size, "st_blocks": (size + 511) // 512, "st_blksize": 1 << 20,
+                "st_mtime": now, "st_ctime": now, "st_atime": now}
+
+    @staticmethod
+    def _check_new_name(layout: str) -> None:
+        reason = invalid_name_reason(layout.rpartition("/")[2])
+        if reason:
+            raise FuseOSError(errno.EINVAL)
+
+    @staticmethod
+    def _writable_location(layout: str, directory: bool) -> None:
+        """Where the API can't create things (the root, /data, files directly in a user folder)."""
+        parts = layout.split("/")
+        if parts[0] == "data":
+            if len(parts) < (3 if directory else 4):
+                raise FuseOSError(errno.EACCES)
+        elif len(parts) < 2 or not paths.is_connector(parts[0]):
+            raise FuseOSError(errno.EACCES)
+
+    def _resolve(self, layout: str) -> Attr | None:
+        """Attributes of a layout path (None = doesn't exist), from caches, else one HEAD."""
+        parts = layout.split("/")
+        if any(invalid_name_reason(part) for part in parts if part != MY_ALIAS):
+            return None  # can't exist on the API: no request
+        if parts[0] != "data" and not paths.is_connector(parts[0]):
+            return None
+        known, attr = self.metadata.lookup(layout)
+        if known:
+            return attr
+        try:
+            info = self.fs.head(layout)
+        except FileNotFoundError:
+            self.metadata.put(layout, None)
+            return None
+        except PermissionError:
+            attr = Attr(RESTRICTED)
+        else:
+            attr = Attr(FILE, info["size"], info["mtime"], info["etag"]) if info["type"] == "file" \
+                else Attr(DIRECTORY)
+        if len(parts) == 1 and paths.is_connector(parts[0]):
+            self._connectors.add(parts[0])
+        self.metadata.put(layout, attr)
+        return attr
+
+    def _require(self, layout: str) -> Attr:
+        attr = self._resolve(layout)
+        if attr is None:
+            raise FuseOSError(errno.ENOENT)
+        return attr
+
+    def _handle(self, fi: Any) -> Handle:
+        handle = self._handles.get(_fh(fi))
+        if handle is None:
+            raise FuseOSError(errno.EBADF)
+        return handle
+
+    def _new_handle(self, handle: Handle) -> int:
+        with self._lock:
+            fh = next(self._handle_ids)
+            self._handles[fh] = handle
+        return fh
+
+    def _fetcher(self, layout: str, etag: str) -> Callable[[int, int], bytes]:
+        return lambda start, end: self.fs.read_range(layout, start, end, etag=etag)
+
+    def _after_upload(self, staged: StagedFile) -> None:
+        self.metadata.put(staged.path, Attr(FILE, staged.size(), time.time()))
+        self.blocks.invalidate(staged.path)
+
+    # -- metadata operations ----------------------------------------------------------------------
+
+    @fuse_errors
+    def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
+        if fh is not None:
+            handle = self._handles.get(_fh(fh))
+            if handle is not None and handle.staged is not None:
+                return self._staged_stat(handle.staged)
+        sub = self._virtual(path)
+        if sub is not None:
+            return self.algorithms.getattr(sub, None)
+        layout = self._layout(path)
+        if layout in ("", "data"):
+            return self._dir_stat()
+        if layout == "data/" + MY_ALIAS:
+            target = self.username()
+            st = self._dir_stat(0o777)
+            st.update(st_mode=stat.S_IFLNK | 0o777, st_size=len(target))
+            return st
+        staged = self.staging.get(layout)
+        if staged is not None:
+            return self._staged_stat(staged)
+        return self._attr_stat(self._require(layout))
+
+    @fuse_errors
+    def readlink(self, path: str) -> str:
+        if self._layout(path) == "data/" + MY_ALIAS:
+            return self.username()
+        raise FuseOSError(errno.EINVAL)
+
+    @fuse_errors
+    def access(self, path: str, amode: int) -> int:
+        self.getattr(path)
+        return 0
+
+    @fuse_errors
+    def opendir(self, path: str) -> int:
+        if self._virtual(path) is None:
+            layout = self._layout(path)
+            if layout not in ("", "data"):
+                attr = self._require(layout)
+                if attr.kind == RESTRICTED:
+                    raise FuseOSError(errno.EACCES)
+                if attr.kind == FILE:
+                    raise FuseOSError(errno.ENOTDIR)
+        return 0
+
+    @fuse_errors
+    def readdir(self, path: str, fh: int) -> list[Any]:
+        sub = self._virtual(path)
+        if sub is not None:
+            names = self.algorithms.readdir(sub)
+            return [".", "..", *names]
+        layout = self._layout(path)
+        entries: list[Any] = [".", ".."]
+        if layout == "":
+            entries += ["data", ALGORITHMS, *sorted(self._known_connectors())]
+            return entries
+        if layout == "data":
+            users = [e["name"].rpartition("/")[2] for e in self.fs.iter_dir("data")]
+            if users and self._username is None:
+                self._username = users[0]
+            return entries + [(MY_ALIAS, {"st_mode": stat.S_IFLNK}, 0)] + users
+        children = self._list(layout)
+        for name, staged in self.staging.paths_under(layout).items():
+            children.setdefault(name, Attr(FILE, staged.size()))
+        for name, attr in children.items():
+            mode = stat.S_IFREG if attr.kind == FILE else stat.S_IFDIR
+            entries.append((name, {"st_mode": mode}, 0))
+        return entries
+
+    def _list(self, layout: str) -> dict[str, Attr]:
+        """The children of a directory: a fresh cached listing, else one paged listing (single flight)."""
+        cached = self.metadata.listing(layout)
+        if cached is not None:
+            return dict(cached)
+        with self._lock:
+            lock = self._listing_locks.setdefault(layout, threading.Lock())
+        with lock:
+            cached = self.metadata.listing(layout)
+            if cached is not None:
+                return dict(cached)
+            children: dict[str, Attr] = {}
+            for entry in self.fs.iter_dir(layout):
+                name = entry["name"].rpartition("/")[2]
+                children[name] = Attr(FILE, entry["size"], entry["mtime"]) if entry["type"] == "file" \
+                    else Attr(DIRECTORY)
+            self.metadata.put_listing(layout, children)
+        with self._lock:
+            self._listing_locks.pop(layout, None)
+        return dict(children)
+
+    def _known_connectors(self) -> set[str]:
+        now = time.monotonic()
+        if now - self._connectors_probed_at > CONNECTOR_PROBE_TTL:
+            try:
+                self._connectors.update(self.fs.connectors())
+                self._connectors_probed_at = now
+            except OSError as exc:  # root listing must work with the backend down
+                log.info("connector probe failed: %s", exc)
+        return set(self._connectors)
+
+    @fuse_errors
+    def statfs(self, path: str) -> dict[str, int]:
+        """Capacity of the local staging disk (what writes can use); never a network call."""
+        st = os.statvfs(self.staging.directory)
+        return {"f_bsize": st.f_bsize, "f_frsize": st.f_frsize, "f_blocks": st.f_blocks,
+                "f_bfree": st.f_bfree, "f_bavail": st.f_bavail, "f_files": 1 << 32, "f_ffree": 1 << 31,
+                "f_favail": 1 << 31, "f_namemax": 255}
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    @fuse_errors
+    def open(self, path: str, fi: Any) -> int:
+        sub = self._virtual(path)
+        if sub is not None:
+            fi.fh = self._new_handle(Handle(path, fi.flags, tree_fh=self.algorithms.open(sub, fi)))
+            return 0
+        layout = self._layout(path)
+        flags = fi.flags
+        writing = (flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
+        staged = self.staging.get(layout)
+        if writing or (flags & os.O_TRUNC):
+            attr = None if staged is not None else self._revalidate(layout)
+            if attr is None and staged is None:
+                raise FuseOSError(errno.ENOENT)
+            if attr is not None and attr.is_dir:
+                raise FuseOSError(errno.EISDIR)
+            fill = None
+            if attr is not None and attr.size > 0:
+                fill = lambda local: self.fs.download_to(layout, local)  # noqa: E731
+            staged = self.staging.open(layout, fill, truncate=bool(flags & os.O_TRUNC))
+            fi.fh = self._new_handle(Handle(layout, flags, staged=staged))
+            return 0
+        if staged is not None:  # someone is writing it: read the local bytes
+            staged = self.staging.open(layout, None, truncate=False)
+            fi.fh = self._new_handle(Handle(layout, flags, staged=staged))
+            return 0
+        attr = self._revalidate(layout)
+        if attr is None:
+            raise FuseOSError(errno.ENOENT)
+        if attr.is_dir:
+            raise FuseOSError(errno.EISDIR)
+        version = FileVersion(layout, attr.size, attr.etag or f"size{attr.size}-mtime{attr.mtime}")
+        fi.fh = self._new_handle(Handle(layout, flags, version=version))
+        return 0
+
+    def _revalidate(self, layout: str) -> Attr | None:
+        """Close-to-open consistency: HEAD at open so a remote change is seen and cached blocks dropped."""
+        self.metadata.invalidate(layout)
+        attr = self._resolve(layout)
+        if attr is None:
+            return None
+        if attr.kind == RESTRICTED:
+            raise FuseOSError(errno.EACCES)
+        return attr
+
+    @fuse_errors
+    def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+        handle = self._handle(fi)
+        if handle.tree_fh is not None:
+            return self.algorithms.read(self._virtual(path) or path, size, offset, handle.tree_fh)
+        if handle.staged is not None:
+            return handle.staged.pread(size, offset)
+        version = handle.version
+        assert version is not None
+        layout = self._layout(path)
+        if layout != version.path:  # renamed while open
+            version = handle.version = version._replace(path=layout)
+        return self.blocks.read(version, offset, size, self._fetcher(layout, version.etag),
+                                stream_id=_fh(fi))
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    @fuse_errors
+    def create(self, path: str, mode: int, fi: Any) -> int:
+        sub = self._virtual(path)
+        if sub is not None:
+            fi.fh = self._new_handle(Handle(path, fi.flags, tree_fh=self.algorithms.create(sub, mode, fi)))
+            return 0
+        layout = self._layout(path)
+        self._check_new_name(layout)
+        self._writable_location(layout, directory=False)
+        parent = self._resolve(layout.rpartition("/")[0])
+        if parent is None:
+            raise FuseOSError(errno.ENOENT)
+        if not parent.is_dir:
+            raise FuseOSError(errno.ENOTDIR)
+        self.metadata.invalidate(layout)
+        staged = self.staging.open(layout, None, truncate=True, new=True)
+        fi.fh = self._new_handle(Handle(layout, fi.flags, staged=staged))
+        return 0
+
+    @fuse_errors
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        if not stat.S_ISREG(mode):
+            raise FuseOSError(errno.EPERM)
+        layout = self._layout(path)
+        self._check_new_name(layout)
+        self._writable_location(layout, directory=False)
+        staged = self.staging.open(layout, None, truncate=True, new=True)
+        try:
+            if self.staging.commit(staged):
+                self._after_upload(staged)
+        finally:
+            self.staging.release(staged)
+        return 0
+
+    @fuse_errors
+    def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
+        handle = self._handle(fi)
+        if handle.tree_fh is not None:
+            return self.algorithms.write(self._virtual(path) or path, data, offset, handle.tree_fh)
+        if handle.staged is None:
+            raise FuseOSError(errno.EBADF)
+        self.staging.check_space(len(data))
+        return handle.staged.pwrite(data, offset)
+
+    @fuse_errors
+    def truncate(self, path: str, length: int, fh: Any = None) -> int:
+        sub = self._virtual(path)
+        if sub is not None:
+            self.algorithms.truncate(sub, length, None)
+            return 0
+        layout = self._layout(path)
+        staged = self.staging.get(layout)
+        if staged is not None:
+            if length > staged.size():
+                self.staging.check_space(length - staged.size())
+            staged.truncate(length)
+            return 0
+        attr = self._require(layout)  # truncate(2) on a file nobody has open: apply and upload now
+        if attr.is_dir:
+            raise FuseOSError(errno.EISDIR)
+        fill = (lambda local: self.fs.download_to(layout, local)) if length > 0 and attr.size > 0 else None
+        staged = self.staging.open(layout, fill, truncate=False)
+        try:
+            staged.truncate(length)
+            if self.staging.commit(staged):
+                self._after_upload(staged)
+        finally:
+            self.staging.release(staged)
+        return 0
+
+    def _commit(self, handle: Handle) -> None:
+        staged = handle.staged
+        if staged is not None and self.staging.commit(staged):
+            self._after_upload(staged)
+
+    @fuse_errors
+    def flush(self, path: str, fi: Any) -> int:
+        """Every close(): upload a dirty staged file now, so close() reports a failed upload."""
+        handle = self._handle(fi)
+        if handle.tree_fh is not None:
+            self.algorithms.flush(self._virtual(path) or path, handle.tree_fh)
+            return 0
+        self._commit(handle)
+        return 0
+
+    @fuse_errors
+    def fsync(self, path: str, datasync: int, fi: Any) -> int:
+        handle = self._handle(fi)
+        if handle.tree_fh is not None:
+            self.algorithms.fsync(self._virtual(path) or path, datasync, handle.tree_fh)
+            return 0
+        self._commit(handle)
+        return 0
+
+    @fuse_errors
+    def release(self, path: str, fi: Any) -> int:
+        with self._lock:
+            handle = self._handles.pop(_fh(fi), None)
+        if handle is None:
+            return 0
+        if handle.tree_fh is not None:
+            self.algorithms.release(self._virtual(path) or path, handle.tree_fh)
+            return 0
+        if handle.staged is not None:
+            try:
+                self._commit(handle)  # last chance (e.g. the writer was killed before close)
+            except OSError as exc:
+                log.error("release of %s: %s", handle.path, exc)
+            finally:
+                self.staging.release(handle.staged)
+        return 0
+
+    # -- namespace changes ------------------------------------------------------------------------
+
+    @fuse_errors
+    def mkdir(self, path: str, mode: int) -> int:
+        if self._virtual(path) is not None:
+            raise FuseOSError(errno.EACCES)
+        layout = self._layout(path)
+        self._check_new_name(layout)
+        self._writable_location(layout, directory=True)
+        self.fs.mkdir(layout)
+        self.metadata.put(layout, Attr(DIRECTORY))
+        self.metadata.put_listing(layout, {})
+        return 0
+
+    @fuse_errors
+    def rmdir(self, path: str) -> int:
+        if self._virtual(path) is not None or self._layout(path) in ("", "data"):
+            raise FuseOSError(errno.EACCES)
+        layout = self._layout(path)
+        attr = self._require(layout)
+        if attr.kind == FILE:
+            raise FuseOSError(errno.ENOTDIR)
+        if self.staging.paths_under(layout):
+            raise FuseOSError(errno.ENOTEMPTY)
+        self.fs.rmdir(layout)
+        self.metadata.remove(layout)
+        return 0
+
+    @fuse_errors
+    def unlink(self, path: str) -> int:
+        if self._virtual(path) is not None:
+            raise FuseOSError(errno.EACCES)
+        layout = self._layout(path)
+        staged = self.staging.detach(layout)
+        try:
+            attr = self._require(layout)
+            if attr.is_dir:
+                raise FuseOSError(errno.EISDIR)
+            self.fs.rm_file(layout)
+        except FuseOSError as exc:
+            if staged is None or exc.errno != errno.ENOENT:  # a never-uploaded file is gone already
+                raise
+        except FileNotFoundError:
+            if staged is None:
+                raise
+        self.metadata.remove(layout)
+        self.blocks.invalidate(layout)
+        return 0
+
+    @fuse_errors
+    def rename(self, old: str, new: str) -> int:
+        """Files only (copy + delete, destination written first); directories answer EXDEV so ``mv``
+        falls back to copying."""
+        if self._virtual(old) is not None or self._virtual(new) is not None:
+            raise FuseOSError(errno.EXDEV)
+        src, dst = self._layout(old), self._layout(new)
+        if src == dst:
+            return 0
+        self._check_new_name(dst)
+        self._writable_location(dst, directory=False)
+        staged = self.staging.get(src)
+        src_attr = None if staged is not None else self._require(src)
+        if src_attr is not None and src_attr.is_dir:
+            raise FuseOSError(errno.EXDEV)
+        dst_attr = None if self.staging.get(dst) else self._resolve(dst)
+        if dst_attr is not None and dst_attr.is_dir:
+            raise FuseOSError(errno.EISDIR)
+        if staged is not None:
+            with staged.lock:
+                self.fs.put_file(str(staged.local), dst)
+                staged.dirty = False
+                size = staged.size()
+                self._delete_quietly(src)
+                self.staging.rekey(src, dst)
+        else:
+            temp = self.staging.temp_path()
+            try:
+                size = self.fs.download_to(src, temp)
+                self.fs.put_file(str(temp), dst)
+            finally:
+                Path(temp).unlink(missing_ok=True)
+            self.fs.rm_file(src)
+        self.metadata.remove(src)
+        self.metadata.put(dst, Attr(FILE, size, time.time()))
+        self.blocks.invalidate(src)
+        self.blocks.invalidate(dst)
+        return 0
+
+    def _delete_quietly(self, layout: str) -> None:
+        try:
+            self.fs.rm_file(layout)
+        except FileNotFoundError:
+            pass  # never uploaded
+
+    # -- accepted no-ops and refusals -------------------------------------------------------------
+
+    @fuse_errors
+    def chmod(self, path: str, mode: int) -> int:
+        self.getattr(path)
+        return 0  # the API has no per-file modes: accepted, not stored
+
+    @fuse_errors
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        self.getattr(path)
+        return 0  # no owners either: accepted, not stored
+
+    @fuse_errors
+    def utimens(self, path: str, times: Any = None) -> int:
+        self.getattr(path)
+        return 0  # mtime is set by the server at upload time
+
+    def symlink(self, target: str, source: str) -> int:
+        raise FuseOSError(errno.EPERM)
+
+    def link(self, target: str, source: str) -> int:
+        raise FuseOSError(errno.EPERM)
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def clear_caches(self) -> None:
+        self.blocks.clear()
+        self.metadata.clear()
+
+    def open_handles(self) -> int:
+        return len(self._handles)

@@ -1,0 +1,188 @@
+"""Write staging: files opened for writing live in a local file on disk until they are uploaded.
+
+One ``StagedFile`` per remote path, shared by every handle open on it. Opening an existing file for
+writing without ``O_TRUNC`` downloads it first (appends and in-place edits need the old bytes). Writes,
+truncates and reads of that path then go to the local file. ``commit`` uploads it (one streamed PUT) when
+it is dirty; the daemon calls it from ``flush`` (every ``close()``), ``fsync`` and, as a last chance,
+``release``. A failed upload copies the bytes to the recovery folder and raises EIO, so ``close()``
+reports it and nothing is lost; the file stays dirty, so a later flush/fsync tries again.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .recovery import RecoveryStore
+
+log = logging.getLogger(__name__)
+#: Free space kept on the staging disk; writes beyond it fail with ENOSPC instead of filling the disk.
+RESERVED_FREE_BYTES = 64 << 20
+
+
+class StagedFile:
+    def __init__(self, path: str, local: Path):
+        self.path = path  # remote path in the layout (data/<user>/…); changes on rename
+        self.local = local
+        self.fd = os.open(local, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.lock = threading.RLock()
+        self.ready = False  # initial contents in place
+        self.dirty = False
+        self.unlinked = False
+        self.opens = 0
+        self.recovery_id: str | None = None
+        self.uploading = False
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def pread(self, size: int, offset: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        with self.lock:
+            written = os.pwrite(self.fd, data, offset)
+            self.dirty = True
+            return written
+
+    def truncate(self, length: int) -> None:
+        with self.lock:
+            os.ftruncate(self.fd, length)
+            self.dirty = True
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        finally:
+            self.local.unlink(missing_ok=True)
+
+
+class WriteStaging:
+    def __init__(self, directory: Path, recovery: RecoveryStore, upload: Callable[[str, str], None]):
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for leftover in directory.iterdir():  # staging files of a previous run are never reused
+            leftover.unlink(missing_ok=True)
+        self.recovery = recovery
+        self._upload = upload  # (local file, remote path)
+        self._lock = threading.Lock()
+        self._files: dict[str, StagedFile] = {}
+        self._ids = itertools.count(1)
+        self.uploads_done = 0
+        self.uploads_failed = 0
+
+    def get(self, path: str) -> StagedFile | None:
+        with self._lock:
+            return self._files.get(path)
+
+    def paths_under(self, directory: str) -> dict[str, StagedFile]:
+        """Staged (maybe not yet uploaded) files directly inside ``directory``: name → file."""
+        prefix = directory.rstrip("/") + "/"
+        with self._lock:
+            return {p[len(prefix):]: f for p, f in self._files.items()
+                    if p.startswith(prefix) and "/" not in p[len(prefix):]}
+
+    def temp_path(self) -> Path:
+        return self.directory / f"tmp-{next(self._ids)}"
+
+    def open(self, path: str, fill: Callable[[Path], None] | None, truncate: bool, new: bool = False) -> StagedFile:
+        """A handle's reference on ``path``'s staged file; ``fill`` downloads the current bytes."""
+        with self._lock:
+            staged = self._files.get(path)
+            if staged is None:
+                staged = StagedFile(path, self.directory / f"staged-{next(self._ids)}")
+                self._files[path] = staged
+            staged.opens += 1
+        try:
+            with staged.lock:
+                if not staged.ready:
+                    if fill is not None and not truncate:
+                        fill(staged.local)
+                    staged.ready = True
+                    staged.dirty = new
+                if truncate:
+                    staged.truncate(0)
+        except BaseException:
+            self.release(staged)
+            raise
+        return staged
+
+    def check_space(self, incoming: int) -> None:
+        st = os.statvfs(self.directory)
+        if st.f_bavail * st.f_frsize < incoming + RESERVED_FREE_BYTES:
+            raise OSError(errno.ENOSPC, "staging disk is full")
+
+    def commit(self, staged: StagedFile) -> bool:
+        """Upload ``staged`` if dirty; True when an upload happened. Raises EIO (bytes kept) on failure."""
+        with staged.lock:
+            if not staged.dirty or staged.unlinked:
+                return False
+            staged.uploading = True
+            try:
+                self._upload(str(staged.local), staged.path)
+            except OSError as exc:
+                self.uploads_failed += 1
+                self._keep_for_recovery(staged, exc)
+                raise OSError(exc.errno or errno.EIO,
+                              f"upload of {staged.path} failed ({exc}); bytes kept in "
+                              f"{self.recovery.directory}") from exc
+            finally:
+                staged.uploading = False
+            staged.dirty = False
+            self.uploads_done += 1
+            if staged.recovery_id:
+                self.recovery.discard(staged.recovery_id)
+                staged.recovery_id = None
+            return True
+
+    def _keep_for_recovery(self, staged: StagedFile, exc: OSError) -> None:
+        try:
+            if staged.recovery_id:
+                self.recovery.discard(staged.recovery_id)
+            entry = self.recovery.save(staged.local, staged.path, str(exc))
+            staged.recovery_id = entry.id
+            log.error("upload of %s failed: %s; bytes saved in %s", staged.path, exc, entry.directory)
+        except OSError as save_error:
+            log.critical("upload of %s failed and the recovery copy failed too: %s", staged.path, save_error)
+
+    def release(self, staged: StagedFile) -> None:
+        with self._lock:
+            staged.opens -= 1
+            if staged.opens > 0:
+                return
+            if self._files.get(staged.path) is staged:
+                del self._files[staged.path]
+        staged.close()
+
+    def detach(self, path: str) -> StagedFile | None:
+        """``path`` was unlinked: open handles keep writing locally, nothing is uploaded any more."""
+        with self._lock:
+            staged = self._files.pop(path, None)
+        if staged is not None:
+            staged.unlinked = True
+        return staged
+
+    def rekey(self, old: str, new: str) -> None:
+        """``old`` was renamed to ``new``: its open handles now write to ``new``."""
+        with self._lock:
+            staged = self._files.pop(old, None)
+            if staged is None:
+                return
+            replaced = self._files.get(new)
+            if replaced is not None:
+                replaced.unlinked = True
+            staged.path = new
+            self._files[new] = staged
+
+    def stats(self) -> dict:
+        with self._lock:
+            files = list(self._files.values())
+        in_flight = [{"path": f.path, "bytes": f.size(), "uploading": f.uploading}
+                     for f in files if f.dirty and not f.unlinked]
+        return {"in_flight": len(in_flight), "dirty_files": in_flight, "done": self.uploads_done,
+                "failed": self.uploads_failed, "recovery": len(self.recovery.entries())}

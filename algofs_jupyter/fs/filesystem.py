@@ -31,7 +31,8 @@ def parse_listing_time(value: str | None) -> float:
     if not value:
         return 0.0
     try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+        moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        return float(int(moment.timestamp()))  # whole seconds, like Last-Modified: one mtime per version
     except ValueError:
         return 0.0
 
@@ -222,10 +223,13 @@ class AlgoFileSystem(AbstractFileSystem):
             return
         parts = self._parts(rpath)
         size = os.path.getsize(lpath)
-        response = self.session.request(
-            "PUT", paths.api_path(parts), body=lambda: open(lpath, "rb"),  # noqa: SIM115 - closed by session
-            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-            display=paths.data_uri(parts))
+
+        def body() -> Any:  # requests sizes a real file itself; an empty one must be b"" (not chunked)
+            return open(lpath, "rb") if size else b""  # noqa: SIM115 - closed by the session
+
+        response = self.session.request("PUT", paths.api_path(parts), body=body,
+                                        headers={"Content-Type": "application/octet-stream"},
+                                        display=paths.data_uri(parts))
         response.close()
         self.invalidate_cache(rpath)
 

@@ -133,10 +133,11 @@ class MetadataCache:
         with self._lock:
             self._entries.pop(path, None)
             listing = self._listings.get(parent)
-            if listing is not None and name in listing.children:
-                del listing.children[name]
-                self._listed_count -= 1
-                listing.expires = 0.0  # incomplete now: don't answer ENOENT from it
+            if listing is not None:
+                if name in listing.children:
+                    del listing.children[name]
+                    self._listed_count -= 1
+                listing.expires = 0.0  # incomplete now: don't answer from it
 
     def clear(self) -> None:
         with self._lock:

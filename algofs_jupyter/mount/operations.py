@@ -228,8 +228,18 @@ class AlgoOperations(Operations):
         return lambda start, end: self.fs.read_range(layout, start, end, etag=etag)
 
     def _after_upload(self, staged: StagedFile) -> None:
-        self.metadata.put(staged.path, Attr(FILE, staged.size(), time.time()))
+        self._refresh(staged.path)
         self.blocks.invalidate(staged.path)
+
+    def _refresh(self, layout: str) -> None:
+        """After our own upload: the server chose mtime/etag, so record what one HEAD says (tools like
+        tar compare mtimes before and after reading); if that fails, forget the entry."""
+        try:
+            info = self.fs.head(layout)
+        except OSError:
+            self.metadata.invalidate(layout)
+            return
+        self.metadata.put(layout, Attr(FILE, info["size"], info["mtime"], info["etag"]))
 
     # -- metadata operations ----------------------------------------------------------------------
 
@@ -600,7 +610,7 @@ class AlgoOperations(Operations):
                 Path(temp).unlink(missing_ok=True)
             self.fs.rm_file(src)
         self.metadata.remove(src)
-        self.metadata.put(dst, Attr(FILE, size, time.time()))
+        self._refresh(dst)
         self.blocks.invalidate(src)
         self.blocks.invalidate(dst)
         return 0

@@ -1,0 +1,76 @@
+"""Real FUSE mounts of a real ``algofs serve`` for the mount tests. Every fixture unmounts in finally and
+checks that nothing is left in /proc/mounts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from algofs_jupyter.fs import AlgoFileSystem
+from algofs_jupyter.mount import control
+from algofs_jupyter.mount.process import MountProcess, is_mounted
+from algofs_jupyter.server.process import EmbeddedServer
+
+pytestmark = pytest.mark.fuse
+
+
+def fuse_available() -> bool:
+    return os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None
+
+
+@dataclass
+class Mounted:
+    path: Path  # the mountpoint
+    process: MountProcess
+    server: EmbeddedServer
+    cache_dir: Path
+
+    def status(self) -> dict:
+        return control.query(self.path, "status")
+
+    def server_path(self, layout: str) -> Path:
+        """Where the server keeps ``data/<user>/…`` on disk (to compare bytes)."""
+        return self.server.root / layout
+
+
+def mount_server(server: EmbeddedServer, base: Path, **options: object) -> MountProcess:
+    mountpoint, cache_dir = base / "mnt", base / "cache"
+    process = MountProcess(mountpoint, server.url, server.api_key, cache_dir=cache_dir, **options)
+    process.start(60)
+    return process
+
+
+@pytest.fixture(scope="session")
+def mounted(api_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
+    if not fuse_available():
+        pytest.skip("needs /dev/fuse and fusermount3")
+    base = tmp_path_factory.mktemp("algofs-mount")
+    process = mount_server(api_server, base)
+    try:
+        yield Mounted(Path(process.mountpoint), process, api_server, base / "cache")
+    finally:
+        process.stop()
+        assert not is_mounted(process.mountpoint), "mount left behind"
+
+
+@pytest.fixture(scope="session")
+def api_fs(api_server: EmbeddedServer) -> AlgoFileSystem:
+    return AlgoFileSystem(api_server.url, api_server.api_key, skip_instance_cache=True)
+
+
+@pytest.fixture
+def scratch(mounted: Mounted, api_fs: AlgoFileSystem) -> Iterator[Path]:
+    """A fresh collection of user demo, seen through the mount; removed afterwards."""
+    name = f"scratch-{uuid.uuid4().hex[:8]}"
+    path = mounted.path / "data" / "demo" / name
+    path.mkdir()  # through the mount, so its metadata cache knows it at once
+    try:
+        yield path
+    finally:
+        api_fs.rm(f"data/demo/{name}", recursive=True)

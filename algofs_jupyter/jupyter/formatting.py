@@ -97,11 +97,11 @@ def show_listing(path: str, entries, via: str) -> None:
         f"<td>{'' if entry.is_dir else human_bytes(entry.size)}</td></tr>"
         for entry in entries
     )
-    caption = html.escape(f"{path or '/'} ({len(entries)} entries, via {via})")
+    caption = f"{path or '/'}: {len(entries)} entries (via {via})"
     display(
         {
-            "text/plain": "\n".join(plain) or "(empty)",
-            "text/html": f"<table><caption>{caption}</caption><tbody>{rows}</tbody></table>",
+            "text/plain": "\n".join([caption, *plain]),
+            "text/html": f"<table><caption>{html.escape(caption)}</caption><tbody>{rows}</tbody></table>",
         },
         raw=True,
     )

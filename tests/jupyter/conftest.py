@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from jupyter_test_utils import assert_no_mounts_left
 
 from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason
 
 
-def algofs_mounts_under(directory: Path) -> list[str]:
-    """Mount points of FUSE mounts at or below ``directory`` (what a leaked mount would look like)."""
-    prefix = str(directory.resolve())
-    found = []
-    for line in Path("/proc/mounts").read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[2].startswith("fuse") and parts[1].startswith(prefix):
-            found.append(parts[1].replace("\\040", " "))
-    return found
-
-
 @pytest.fixture
 def no_stale_mounts(tmp_path: Path) -> Iterator[Path]:
-    """Fails the test if a FUSE mount is left under ``tmp_path`` - after lazily unmounting it anyway."""
+    """Request it *before* the fixtures that mount, so its check runs after their teardown."""
     yield tmp_path
-    leaked = algofs_mounts_under(tmp_path)
-    for mountpoint in leaked:
-        subprocess.run(["fusermount3", "-uz", mountpoint], check=False)
-    assert not leaked, f"stale FUSE mounts left behind: {leaked}"
+    assert_no_mounts_left(tmp_path)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def ip():
 
 
 @pytest.fixture
-def local_session(api_server, tmp_path):
+def local_session(no_stale_mounts, api_server, tmp_path):
     backend = Backend(api_address=api_server.url, api_key=api_server.api_key, username=api_server.username)
     session = LocalSession(
         backend,

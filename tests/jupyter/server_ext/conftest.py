@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from jupyter_test_utils import assert_no_mounts_left
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 
 
@@ -36,6 +37,14 @@ def jp_server_config(algofs_config) -> dict:
         },
         "AlgofsApp": algofs_config,
     }
+
+
+@pytest.fixture
+def no_stale_mounts(tmp_path, algofs_app, jp_asyncio_loop):
+    """Shut the extension down first (pytest-jupyter's own cleanup runs after every other fixture)."""
+    yield tmp_path
+    jp_asyncio_loop.run_until_complete(algofs_app.stop_extension())
+    assert_no_mounts_left(tmp_path)
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+from jupyter_test_utils import pid_alive
 
 from algofs_jupyter.jupyter.session_file import SESSION_FILE_ENV
-
-from .test_lifecycle import pid_alive
 
 
 @pytest.fixture

@@ -1,0 +1,134 @@
+"""Backend failures on a real mount: a server of our own that we kill and restart on the same port."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from algofs_jupyter.mount import control
+from algofs_jupyter.mount.process import MountProcess, cleanup_stale, is_mounted
+from algofs_jupyter.mount.recovery import RecoveryStore
+from algofs_jupyter.server.process import EmbeddedServer
+
+from .conftest import fuse_available, mount_server
+
+pytestmark = pytest.mark.fuse
+TIMEOUT = 3.0  # the mount's per-operation budget
+BOUND = TIMEOUT + 10  # generous: EIO must come in bounded time, never hang
+
+
+@pytest.fixture
+def restartable(tmp_path: Path, free_port: int) -> Iterator[tuple[EmbeddedServer, MountProcess]]:
+    if not fuse_available():
+        pytest.skip("needs /dev/fuse and fusermount3")
+    server = EmbeddedServer(tmp_path / "root", port=free_port, demo=True, large_file_mb=64)
+    server.start()
+    process = None
+    try:
+        process = mount_server(server, tmp_path, timeout=TIMEOUT)
+        yield server, process
+    finally:
+        if process is not None:
+            process.stop()
+            assert not is_mounted(process.mountpoint)
+        server.stop()
+
+
+def kill_server(server: EmbeddedServer) -> None:
+    server.process.kill()
+    server.process.wait()
+    server.process = None
+
+
+def timed_errno(call) -> tuple[int | None, float]:
+    start = time.monotonic()
+    try:
+        call()
+    except OSError as exc:
+        return exc.errno, time.monotonic() - start
+    return None, time.monotonic() - start
+
+
+def test_server_killed_mid_read_gives_eio_then_recovers(restartable) -> None:
+    server, process = restartable
+    big = Path(process.mountpoint) / "data/demo/large/large.bin"
+    with open(big, "rb", buffering=0) as handle:
+        assert len(handle.read(1 << 20)) == 1 << 20
+        kill_server(server)
+        handle.seek(48 << 20)
+        code, elapsed = timed_errno(lambda: handle.read(1 << 20))
+    assert code == errno.EIO
+    assert elapsed < BOUND
+    code, elapsed = timed_errno(lambda: os.listdir(Path(process.mountpoint) / "data/demo/nested"))
+    assert code == errno.EIO and elapsed < BOUND
+    os.statvfs(process.mountpoint)  # never touches the network
+    status = control.query(process.mountpoint, "status")
+    assert status["backend"]["reachable"] is False and status["backend"]["last_error"]
+    server.start()  # same root, same port
+    with open(big, "rb") as handle:
+        handle.seek(48 << 20)
+        assert handle.read(16) == bytes(16)
+    assert "nested" in os.listdir(Path(process.mountpoint) / "data/demo")
+
+
+def test_server_down_at_close_keeps_bytes_for_recovery(restartable, tmp_path: Path) -> None:
+    server, process = restartable
+    mnt = Path(process.mountpoint)
+    (mnt / "data/demo/work").mkdir()
+    payload = os.urandom(3 << 20)
+    handle = open(mnt / "data/demo/work/result.bin", "wb")  # noqa: SIM115 - closed below, on purpose
+    handle.write(payload)
+    handle.flush()
+    kill_server(server)
+    with pytest.raises(OSError) as failed:
+        handle.close()
+    assert failed.value.errno == errno.EIO
+    entries = RecoveryStore(process.cache_dir).entries()
+    assert [e.path for e in entries] == ["data/demo/work/result.bin"]
+    assert entries[0].data_file.read_bytes() == payload
+    server.start()
+    listed = subprocess.run([sys.executable, "-m", "algofs_jupyter", "recover", "--cache-dir",
+                             str(process.cache_dir), "--json"], capture_output=True, text=True, check=True)
+    assert "data/demo/work/result.bin" in listed.stdout
+    env = dict(os.environ, ALGORITHMIA_API_KEY=server.api_key)
+    subprocess.run([sys.executable, "-m", "algofs_jupyter", "recover", "--upload", "--cache-dir",
+                    str(process.cache_dir), "--api-address", server.url], env=env, check=True,
+                   capture_output=True, text=True)
+    assert (server.root / "data/demo/work/result.bin").read_bytes() == payload
+    assert RecoveryStore(process.cache_dir).entries() == []
+
+
+def test_fsync_reports_a_failed_upload(restartable) -> None:
+    server, process = restartable
+    mnt = Path(process.mountpoint)
+    fd = os.open(mnt / "data/demo/public/fsync.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"data")
+        kill_server(server)
+        code, _ = timed_errno(lambda: os.fsync(fd))
+        assert code == errno.EIO
+        server.start()
+        os.fsync(fd)  # the file is still dirty: this upload works
+    finally:
+        os.close(fd)
+    assert (server.root / "data/demo/public/fsync.txt").read_bytes() == b"data"
+
+
+def test_crashed_daemon_leaves_no_stale_mount(restartable) -> None:
+    _server, process = restartable
+    os.listdir(process.mountpoint)
+    process.process.kill()  # SIGKILL: no clean unmount from the daemon itself
+    process.process.wait()
+    deadline = time.monotonic() + 10
+    while is_mounted(process.mountpoint) and time.monotonic() < deadline:
+        cleanup_stale(process.mountpoint)
+        time.sleep(0.1)
+    assert not is_mounted(process.mountpoint)
+    os.listdir(process.mountpoint)  # a plain directory again, no ENOTCONN

@@ -99,7 +99,8 @@ class ApiSession:
                 if retryable and self._may_retry(attempt, deadline):
                     continue
                 self._note_failure(f"{type(exc).__name__}: {exc}")
-                raise BackendUnavailable(f"{display or path}: API unreachable ({type(exc).__name__})") from exc
+                name = display or path
+                raise BackendUnavailable(f"{name}: API unreachable ({type(exc).__name__})") from exc
             _close_body(data)
             if response.status_code in RETRY_STATUSES and method in IDEMPOTENT \
                     and self._may_retry(attempt, deadline):

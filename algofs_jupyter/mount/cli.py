@@ -56,7 +56,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     mount.add_argument("--timeout", type=float, default=8.0,
                        help="seconds before an API operation fails with EIO (retries included)")
     mount.add_argument("--block-size", type=parse_size, default=8 << 20, help="bytes per ranged GET")
-    mount.add_argument("--readahead-blocks", type=int, default=4, help="blocks prefetched on sequential reads")
+    mount.add_argument("--readahead-blocks", type=int, default=4,
+                       help="blocks prefetched on sequential reads")
     mount.add_argument("--connector", action="append", default=[],
                        help="connector id to show in the root (e.g. dropbox+work); repeatable")
     mount.add_argument("--allow-other", action="store_true", help="let other users access the mount")
@@ -133,12 +134,14 @@ def _summary(status: dict) -> str:
     cache, uploads, backend = status["cache"], status["uploads"], status["backend"]
     ratio = cache.get("hit_ratio")
     lines = [
-        f"{status['mountpoint']}: {status['state']} (pid {status['pid']}, user {status.get('username') or '?'})",
+        f"{status['mountpoint']}: {status['state']} "
+        f"(pid {status['pid']}, user {status.get('username') or '?'})",
         f"  api: {status['api_address']} ({'reachable' if backend['reachable'] else 'DOWN'}"
         + (f", last error: {backend['last_error']}" if backend.get("last_error") else "") + ")",
         f"  cache: {cache['size_bytes'] / 2**20:.1f} MiB of {cache['limit_bytes'] / 2**20:.0f} MiB, "
         f"{cache.get('blocks', 0)} blocks, hits {cache['hits']}, misses {cache['misses']}"
-        + (f" ({ratio:.0%})" if ratio is not None else "") + f", fetched {cache['bytes_fetched'] / 2**20:.1f} MiB",
+        + (f" ({ratio:.0%})" if ratio is not None else "")
+        + f", fetched {cache['bytes_fetched'] / 2**20:.1f} MiB",
         f"  uploads: {uploads['in_flight']} in flight, {uploads['done']} done, {uploads['failed']} failed, "
         f"{uploads['recovery']} in recovery ({status['recovery']['directory']})",
     ]

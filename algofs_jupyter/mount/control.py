@@ -21,7 +21,8 @@ MAX_REQUEST = 64 * 1024
 
 def runtime_dir() -> Path:
     """``$ALGOFS_RUNTIME_DIR`` or ``<tmp>/algofs-<uid>``, created 0700 and checked to be ours."""
-    base = os.environ.get("ALGOFS_RUNTIME_DIR") or os.path.join(tempfile.gettempdir(), f"algofs-{os.getuid()}")
+    default = os.path.join(tempfile.gettempdir(), f"algofs-{os.getuid()}")
+    base = os.environ.get("ALGOFS_RUNTIME_DIR") or default
     path = Path(base)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = path.stat()

@@ -598,13 +598,12 @@ class AlgoOperations(Operations):
             with staged.lock:
                 self.fs.put_file(str(staged.local), dst)
                 staged.dirty = False
-                size = staged.size()
                 self._delete_quietly(src)
                 self.staging.rekey(src, dst)
         else:
             temp = self.staging.temp_path()
             try:
-                size = self.fs.download_to(src, temp)
+                self.fs.download_to(src, temp)
                 self.fs.put_file(str(temp), dst)
             finally:
                 Path(temp).unlink(missing_ok=True)

@@ -90,7 +90,8 @@ class WriteStaging:
     def temp_path(self) -> Path:
         return self.directory / f"tmp-{next(self._ids)}"
 
-    def open(self, path: str, fill: Callable[[Path], None] | None, truncate: bool, new: bool = False) -> StagedFile:
+    def open(self, path: str, fill: Callable[[Path], None] | None, truncate: bool,
+             new: bool = False) -> StagedFile:
         """A handle's reference on ``path``'s staged file; ``fill`` downloads the current bytes."""
         with self._lock:
             staged = self._files.get(path)

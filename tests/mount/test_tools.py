@@ -142,7 +142,8 @@ def test_sed_in_place(mounted: Mounted, scratch: Path) -> None:
     target.write_text("colour = red\nsize = 3\n")
     run("sed", "-i", "s/red/blue/", str(target))
     assert target.read_text() == "colour = blue\nsize = 3\n"
-    assert mounted.server_path(str(target.relative_to(mounted.path))).read_text() == "colour = blue\nsize = 3\n"
+    on_server = mounted.server_path(str(target.relative_to(mounted.path)))
+    assert on_server.read_text() == "colour = blue\nsize = 3\n"
 
 
 def test_truncate_and_o_trunc(mounted: Mounted, scratch: Path) -> None:

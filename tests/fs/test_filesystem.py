@@ -1,0 +1,103 @@
+"""AlgoFileSystem against the real embedded server: layout, paging, ranges, errors and fsspec registration."""
+
+from __future__ import annotations
+
+import errno
+import uuid
+
+import fsspec
+import pytest
+
+from algofs_jupyter.fs import AlgoFileSystem
+from algofs_jupyter.fs.errors import error_for_status
+from algofs_jupyter.server.process import EmbeddedServer
+
+
+@pytest.fixture(scope="module")
+def fs(api_server: EmbeddedServer) -> AlgoFileSystem:
+    return fsspec.filesystem("algo", api_address=api_server.url, api_key=api_server.api_key,
+                             skip_instance_cache=True)
+
+
+@pytest.fixture
+def collection(fs: AlgoFileSystem):
+    name = f"data/demo/fs-{uuid.uuid4().hex[:8]}"
+    fs.mkdir(name)
+    try:
+        yield name
+    finally:
+        fs.rm(name, recursive=True)
+
+
+def test_registered_protocol_and_layout(fs: AlgoFileSystem) -> None:
+    assert isinstance(fs, AlgoFileSystem)
+    root = fs.ls("", detail=False)
+    assert root[0] == "data" and {"s3", "dropbox"} <= set(root)
+    assert fs.ls("data", detail=False)[0] == "data/demo"
+    assert fs.username() == "demo"
+    assert fs.isdir("data/.my/datasets")
+
+
+def test_paged_listing_of_5000_entries(fs: AlgoFileSystem) -> None:
+    entries = list(fs.iter_dir("data/demo/many_files"))
+    assert len(entries) == 5000 and len({e["name"] for e in entries}) == 5000
+    assert all(e["type"] == "file" and e["size"] > 0 for e in entries)
+
+
+def test_ranges_round_trip_and_names(fs: AlgoFileSystem, collection: str) -> None:
+    path = f"{collection}/a b ü + ;.bin"
+    data = bytes(range(256)) * 100
+    fs.pipe_file(path, data)
+    assert fs.cat_file(path) == data
+    assert fs.read_range(path, 1000, 1010) == data[1000:1010]
+    assert fs.cat_file(path, start=-5) == data[-5:]
+    assert fs.read_range(path, len(data) - 3, len(data) + 100) == data[-3:]
+    info = fs.info(path)
+    assert info["size"] == len(data) and info["etag"]
+    with fs.open(path, "rb") as handle:
+        handle.seek(300)
+        assert handle.read(4) == data[300:304]
+    with fs.open(f"{collection}/written.txt", "wb") as handle:
+        handle.write(b"via fsspec")
+    assert fs.cat_file(f"{collection}/written.txt") == b"via fsspec"
+
+
+def test_stale_etag_is_detected(fs: AlgoFileSystem, collection: str) -> None:
+    path = f"{collection}/changing.txt"
+    fs.pipe_file(path, b"one")
+    etag = fs.info(path)["etag"]
+    fs.pipe_file(path, b"two!")
+    with pytest.raises(OSError) as stale:
+        fs.read_range(path, 0, 3, etag=etag)
+    assert stale.value.errno == errno.ESTALE
+
+
+def test_errors_carry_errnos(fs: AlgoFileSystem, collection: str) -> None:
+    with pytest.raises(FileNotFoundError):
+        fs.info(f"{collection}/missing")
+    with pytest.raises(PermissionError):
+        fs.ls("s3+images")  # outside the connector's path restriction
+    with pytest.raises(PermissionError):
+        fs.pipe_file("data/alice/public/x.txt", b"not mine")
+    fs.mkdir(f"{collection}/sub")
+    fs.pipe_file(f"{collection}/sub/f", b"x")
+    with pytest.raises(OSError) as not_empty:
+        fs.rmdir(f"{collection}/sub")
+    assert not_empty.value.errno == errno.ENOTEMPTY
+    with pytest.raises(FileExistsError):
+        fs.mkdir(f"{collection}/sub")
+
+
+def test_status_mapping() -> None:
+    assert error_for_status(404, "", "p").errno == errno.ENOENT
+    assert error_for_status(403, "", "p").errno == errno.EACCES
+    assert error_for_status(500, "boom", "p").errno == errno.EIO
+    assert error_for_status(400, "directory is not empty", "p").errno == errno.ENOTEMPTY
+
+
+def test_unreachable_backend_is_eio_in_bounded_time(free_port: int) -> None:
+    fs = AlgoFileSystem(f"http://127.0.0.1:{free_port}", "sim-x", timeout=1.0, skip_instance_cache=True)
+    with pytest.raises(OSError) as down:
+        fs.info("data/demo/x")
+    assert down.value.errno == errno.EIO
+    assert fs.session.health()["reachable"] is False

@@ -189,6 +189,7 @@ class BlockCache:
         self._bytes_fetched = 0
         self._fetches = 0
         self._prefetched = 0
+        self._prefetch_scheduled = 0
         self._evicted = 0
         self._prefetch_inflight = 0
         self._max_prefetch_inflight = 2 * readahead_blocks
@@ -363,6 +364,7 @@ class BlockCache:
                     continue
                 flight = self._start_flight_locked(key, version, prefetch=True)
                 self._prefetch_inflight += 1
+                self._prefetch_scheduled += 1
                 jobs.append((key, index, flight))
         for key, index, flight in jobs:
             try:
@@ -468,7 +470,8 @@ class BlockCache:
                 "size_bytes": self._size, "limit_bytes": self.limit_bytes, "blocks": len(self._blocks),
                 "block_size": self.block_size, "hits": self._hits, "misses": self._misses,
                 "bytes_fetched": self._bytes_fetched, "fetches": self._fetches,
-                "prefetched_blocks": self._prefetched, "evicted_blocks": self._evicted,
+                "prefetch_scheduled": self._prefetch_scheduled, "prefetched_blocks": self._prefetched,
+                "evicted_blocks": self._evicted,
                 "entries": sorted(entries, key=lambda e: e["path"]),
             }
 

@@ -1,0 +1,374 @@
+"""The block cache against real HTTP Range servers: a small in-test server (to count and break requests)
+and the embedded ``algofs serve`` (the server the mount talks to)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from algofs_jupyter.mount.block_cache import BlockCache, FileVersion
+
+KiB = 1 << 10
+BLOCK = 64 * KiB
+
+
+class RangeServer:
+    """Serves in-memory files with single-range GETs; logs (path, start, end_exclusive); can fail paths."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.log: list[tuple[str, int, int]] = []
+        self.failing: dict[str, Callable[[int], bool]] = {}  # path -> predicate(start) -> fail?
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                data = server.files.get(self.path)
+                if data is None:
+                    return self._reply(404, b"not found")
+                match = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+                if not match:
+                    return self._reply(400, b"range required")
+                start, end = int(match[1]), min(int(match[2]) + 1, len(data))
+                fail = server.failing.get(self.path)
+                if fail and fail(start):
+                    return self._reply(500, b"injected failure")
+                with server.lock:
+                    server.log.append((self.path, start, end))
+                self._reply(206, data[start:end])
+
+            def _reply(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+    def put(self, path: str, data: bytes) -> FileVersion:
+        self.files[path] = data
+        return FileVersion(path, len(data), hashlib.md5(data).hexdigest())
+
+    def fetcher(self, path: str, http: requests.Session | None = None) -> Callable[[int, int], bytes]:
+        http = http or requests.Session()
+
+        def fetch(start: int, end: int) -> bytes:
+            response = http.get(self.url + path, headers={"Range": f"bytes={start}-{end - 1}"}, timeout=10)
+            response.raise_for_status()
+            return response.content
+
+        return fetch
+
+    def fetched(self, path: str) -> list[tuple[int, int]]:
+        with self.lock:
+            return [(start, end) for p, start, end in self.log if p == path]
+
+
+@pytest.fixture
+def range_server() -> Iterator[RangeServer]:
+    server = RangeServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+@pytest.fixture
+def make_cache(tmp_path: Path) -> Iterator[Callable[..., BlockCache]]:
+    caches: list[BlockCache] = []
+
+    def make(limit_bytes: int = 64 << 20, block_size: int = BLOCK, readahead_blocks: int = 4) -> BlockCache:
+        cache = BlockCache(tmp_path / "cache", limit_bytes, block_size=block_size,
+                           readahead_blocks=readahead_blocks)
+        caches.append(cache)
+        return cache
+
+    try:
+        yield make
+    finally:
+        for cache in caches:
+            cache.close()
+
+
+def block_files(cache_dir: Path) -> list[Path]:
+    return [p for p in cache_dir.rglob("*") if p.is_file() and p.name != ".lock"]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_concurrent_random_reads_match_source_and_fetch_each_block_once(range_server, make_cache):
+    data = os.urandom(40 * BLOCK + 1234)  # the last block is short
+    version = range_server.put("/f.bin", data)
+    cache = make_cache()
+    fetch = range_server.fetcher("/f.bin")
+    failures: list[str] = []
+
+    def reader(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(150):
+            offset = rng.randrange(len(data))
+            size = rng.choice([1, 4 * KiB, BLOCK, 3 * BLOCK + 7])
+            got = cache.read(version, offset, size, fetch, stream_id=seed)
+            if got != data[offset:offset + size]:
+                failures.append(f"offset {offset} size {size}: {len(got)} bytes, content differs")
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(reader, range(16)))
+    assert not failures
+    assert wait_until(lambda: cache.stats()["fetches"] == len(range_server.fetched("/f.bin")))
+    fetched = range_server.fetched("/f.bin")
+    assert len(fetched) == len(set(fetched)), "a block was fetched more than once"
+    assert all(start % BLOCK == 0 for start, _ in fetched)
+    stats = cache.stats()
+    assert stats["bytes_fetched"] == sum(end - start for start, end in fetched)
+    assert stats["entries"] == [{"path": "/f.bin", "cached_bytes": stats["size_bytes"], "size": len(data)}]
+
+
+def test_random_small_reads_fetch_only_the_blocks_they_touch(range_server, make_cache):
+    data = os.urandom(256 * BLOCK)
+    version = range_server.put("/big.bin", data)
+    cache = make_cache()
+    fetch = range_server.fetcher("/big.bin")
+    rng = random.Random(7)
+    touched = set()
+    for _ in range(60):
+        offset = rng.randrange(len(data) - 4 * KiB)
+        assert cache.read(version, offset, 4 * KiB, fetch, stream_id=1) == data[offset:offset + 4 * KiB]
+        touched |= {offset // BLOCK, (offset + 4 * KiB - 1) // BLOCK}
+    stats = cache.stats()
+    assert stats["bytes_fetched"] <= len(touched) * BLOCK
+    assert {start // BLOCK for start, _ in range_server.fetched("/big.bin")} <= touched
+
+
+def test_footer_read_fetches_only_the_last_block(range_server, make_cache):
+    data = os.urandom(100 * BLOCK + 999)
+    version = range_server.put("/table.parquet", data)
+    cache = make_cache()
+    fetch = range_server.fetcher("/table.parquet")
+    assert cache.read(version, len(data) - 8, 8, fetch) == data[-8:]
+    assert cache.read(version, len(data) - 8, 100, fetch) == data[-8:]  # clamped at EOF
+    assert cache.read(version, len(data), 10, fetch) == b""
+    assert range_server.fetched("/table.parquet") == [(100 * BLOCK, len(data))]
+    assert cache.stats()["bytes_fetched"] == 999
+
+
+def test_sequential_reads_prefetch_and_recover_after_a_random_read(range_server, make_cache):
+    data = os.urandom(64 * BLOCK)
+    version = range_server.put("/seq.bin", data)
+    cache = make_cache(readahead_blocks=3)
+    fetch = range_server.fetcher("/seq.bin")
+    step = 16 * KiB
+
+    def fetched_blocks() -> set[int]:
+        return {start // BLOCK for start, _ in range_server.fetched("/seq.bin")}
+
+    for offset in range(0, 2 * BLOCK, step):  # sequential through blocks 0 and 1
+        assert cache.read(version, offset, step, fetch, stream_id="h") == data[offset:offset + step]
+    assert wait_until(lambda: {2, 3, 4} <= fetched_blocks()), "sequential reads did not prefetch ahead"
+    assert wait_until(lambda: cache.stats()["prefetched_blocks"] >= 3)
+
+    scheduled = cache.stats()["prefetch_scheduled"]
+    far = 40 * BLOCK + 5 * KiB
+    assert cache.read(version, far, step, fetch, stream_id="h") == data[far:far + step]
+    assert cache.stats()["prefetch_scheduled"] == scheduled, "a random read must not prefetch"
+
+    for offset in range(far + step, far + 4 * step, step):  # sequential again from there
+        assert cache.read(version, offset, step, fetch, stream_id="h") == data[offset:offset + step]
+    assert wait_until(lambda: {41, 42, 43} <= fetched_blocks()), "readahead did not recover"
+    assert not fetched_blocks() & set(range(5, 40)), "blocks nobody read near were fetched"
+
+    # Prefetched blocks are served from the cache: reading 2..4 fetches nothing more.
+    before = len(range_server.fetched("/seq.bin"))
+    for offset in range(2 * BLOCK, 5 * BLOCK, BLOCK):
+        assert cache.read(version, offset, BLOCK, fetch, stream_id="other") == data[offset:offset + BLOCK]
+    assert wait_until(lambda: cache.stats()["fetches"] == len(range_server.fetched("/seq.bin")))
+    new = range_server.fetched("/seq.bin")[before:]
+    assert not {start // BLOCK for start, _ in new} & {2, 3, 4}
+
+
+def test_eviction_keeps_the_cache_under_its_limit_in_lru_order(range_server, make_cache, tmp_path):
+    data = os.urandom(20 * BLOCK)
+    version = range_server.put("/e.bin", data)
+    cache = make_cache(limit_bytes=4 * BLOCK, readahead_blocks=0)
+    fetch = range_server.fetcher("/e.bin")
+    for index in range(20):
+        if index % 2:  # keep block 0 recently used
+            assert cache.read(version, 10, 10, fetch) == data[10:20]
+        offset = index * BLOCK
+        assert cache.read(version, offset, BLOCK, fetch) == data[offset:offset + BLOCK]
+        stats = cache.stats()
+        assert stats["size_bytes"] <= 4 * BLOCK
+        assert sum(p.stat().st_size for p in block_files(tmp_path / "cache")) == stats["size_bytes"]
+    assert cache.stats()["evicted_blocks"] >= 15
+    fetched_starts = [start for start, _ in range_server.fetched("/e.bin")]
+    assert fetched_starts.count(0) == 1, "the recently used block was evicted"
+    cache.read(version, 5 * BLOCK, 1, fetch)  # long evicted: fetched again
+    assert [start for start, _ in range_server.fetched("/e.bin")].count(5 * BLOCK) == 2
+
+
+def test_a_new_version_invalidates_old_blocks(range_server, make_cache, tmp_path):
+    old = os.urandom(3 * BLOCK)
+    v1 = range_server.put("/v.bin", old)
+    cache = make_cache(readahead_blocks=0)
+    fetch = range_server.fetcher("/v.bin")
+    assert cache.read(v1, 0, len(old), fetch) == old
+    assert len(block_files(tmp_path / "cache")) == 3
+
+    new = os.urandom(2 * BLOCK + 5)
+    v2 = range_server.put("/v.bin", new)
+    assert cache.read(v2, 0, len(new), fetch) == new
+    assert len(block_files(tmp_path / "cache")) == 3, "old version's block files were not removed"
+    assert cache.stats()["entries"] == [{"path": "/v.bin", "cached_bytes": len(new), "size": len(new)}]
+
+    cache.invalidate("/v.bin")
+    assert cache.stats()["size_bytes"] == 0 and not block_files(tmp_path / "cache")
+    before = len(range_server.fetched("/v.bin"))
+    assert cache.read(v2, BLOCK, 10, fetch) == new[BLOCK:BLOCK + 10]
+    assert len(range_server.fetched("/v.bin")) == before + 1
+
+    cache.clear()
+    assert cache.stats()["blocks"] == 0 and not block_files(tmp_path / "cache")
+
+
+def test_fetch_errors_reach_every_waiting_reader_and_are_not_cached(range_server, make_cache):
+    data = os.urandom(8 * BLOCK)
+    version = range_server.put("/x.bin", data)
+    cache = make_cache()
+    gate = threading.Event()
+    http = requests.Session()
+    plain = range_server.fetcher("/x.bin", http)
+
+    def slow_failing_fetch(start: int, end: int) -> bytes:
+        gate.wait(10)
+        return plain(start, end)
+
+    range_server.failing["/x.bin"] = lambda start: True
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(cache.read, version, 100 * i, 10, slow_failing_fetch, i) for i in range(4)]
+        time.sleep(0.2)  # let all four queue up behind one fetch
+        gate.set()
+        errors = [f.exception(timeout=10) for f in futures]
+    assert all(isinstance(e, requests.HTTPError) for e in errors), errors
+
+    del range_server.failing["/x.bin"]
+    assert cache.read(version, 0, 10, plain) == data[:10]
+
+
+def test_prefetch_errors_are_swallowed(range_server, make_cache):
+    data = os.urandom(16 * BLOCK)
+    version = range_server.put("/p.bin", data)
+    cache = make_cache(readahead_blocks=4)
+    fetch = range_server.fetcher("/p.bin")
+    range_server.failing["/p.bin"] = lambda start: start >= 2 * BLOCK
+    step = 16 * KiB
+    for offset in range(0, 2 * BLOCK, step):  # triggers prefetches of blocks 2.. that fail
+        assert cache.read(version, offset, step, fetch, stream_id=1) == data[offset:offset + step]
+    with pytest.raises(requests.HTTPError):
+        cache.read(version, 2 * BLOCK, step, fetch, stream_id=1)
+    del range_server.failing["/p.bin"]
+    assert cache.read(version, 2 * BLOCK, BLOCK, fetch, stream_id=1) == data[2 * BLOCK:3 * BLOCK]
+
+
+def test_short_fetch_is_an_io_error(range_server, make_cache):
+    version = FileVersion("/short.bin", 3 * BLOCK, "e")
+    range_server.put("/short.bin", os.urandom(BLOCK))  # the server has less than the version claims
+    cache = make_cache(readahead_blocks=0)
+    with pytest.raises(OSError) as info:
+        cache.read(version, BLOCK, 10, range_server.fetcher("/short.bin"))
+    assert info.value.errno == 5  # EIO
+
+
+def test_close_removes_files_and_a_new_cache_wipes_abandoned_ones(tmp_path, range_server):
+    data = os.urandom(2 * BLOCK)
+    version = range_server.put("/c.bin", data)
+    first = BlockCache(tmp_path / "cache", 1 << 20, block_size=BLOCK)
+    second = BlockCache(tmp_path / "cache", 1 << 20, block_size=BLOCK)  # a second live mount
+    try:
+        first.read(version, 0, len(data), range_server.fetcher("/c.bin"))
+        third = BlockCache(tmp_path / "cache", 1 << 20, block_size=BLOCK)
+        third.close()
+        assert len(block_files(tmp_path / "cache")) == 2, "a live instance's blocks were wiped"
+        assert second.read(version, 0, 10, range_server.fetcher("/c.bin")) == data[:10]
+    finally:
+        first.close()
+        second.close()
+    assert not block_files(tmp_path / "cache")
+
+
+def test_reads_from_the_embedded_api_server(api_server, tmp_path):
+    """The cache over the real server's ranged GETs; a re-upload is a new version with new bytes."""
+    import Algorithmia
+
+    client = Algorithmia.client(api_key=api_server.api_key, api_address=api_server.url)
+    name = "bc" + os.urandom(4).hex()
+    client.dir(f"data://.my/{name}").create()
+    http = requests.Session()
+    http.headers["Authorization"] = api_server.api_key
+    url = f"{api_server.url}/v1/data/.my/{name}/blob.bin"
+
+    def fetch(start: int, end: int) -> bytes:
+        response = http.get(url, headers={"Range": f"bytes={start}-{end - 1}"}, timeout=10)
+        assert response.status_code == 206
+        return response.content
+
+    def current_version() -> FileVersion:
+        head = http.head(url, timeout=10)
+        head.raise_for_status()
+        return FileVersion(url, int(head.headers["Content-Length"]), head.headers.get("ETag", ""))
+
+    cache = BlockCache(tmp_path / "cache", 64 << 20, block_size=256 * KiB)
+    try:
+        first = os.urandom(3 << 20)
+        client.file(f"data://.my/{name}/blob.bin").putFile(_write(tmp_path / "a", first))
+        v1 = current_version()
+        with ThreadPoolExecutor(8) as pool:
+            chunks = list(pool.map(lambda off: cache.read(v1, off, 100_000, fetch, off),
+                                   range(0, len(first), 100_000)))
+        assert b"".join(chunks) == first
+
+        second = os.urandom(1 << 20)
+        client.file(f"data://.my/{name}/blob.bin").putFile(_write(tmp_path / "b", second))
+        v2 = current_version()
+        assert v2 != v1
+        assert cache.read(v2, 0, 2 << 20, fetch) == second
+        assert cache.stats()["entries"][0]["size"] == len(second)
+    finally:
+        cache.close()
+        client.dir(f"data://.my/{name}").delete(force=True)
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)

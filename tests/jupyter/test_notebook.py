@@ -33,6 +33,10 @@ CELLS = [
     "print('words', counts['words'], 'top', counts['top'][0])",
     "%algofs cache",
     "%algofs status",
+    "import algofs_jupyter\npanel = algofs_jupyter.widget()\npanel",
+    "panel.wait_idle(60)\n"
+    "print('algorithms', list(panel.algorithm_picker.options))\n"
+    "print(panel.status_html.value)",
 ]
 
 
@@ -82,6 +86,9 @@ def test_notebook_mounts_lists_reads_and_pipes(tmp_path, requires_fuse, no_stale
     assert f"words {len(PIPED_TEXT.split())} top ['the', {PIPED_TEXT.split().count('the')}]" in texts[5]
     assert "cities.csv" in texts[6]
     assert "user: demo" in texts[7]
+    widget_outputs = [output for output in notebook.cells[8].outputs if "data" in output]
+    assert "application/vnd.jupyter.widget-view+json" in widget_outputs[0]["data"]
+    assert "demo/wordcount" in texts[9] and "mode: fuse" in texts[9]
 
     saved = json.dumps(notebook)
     for key in DEMO_USERS.values():

@@ -36,6 +36,8 @@ class StagedFile:
         self.unlinked = False
         self.opens = 0
         self.recovery_id: str | None = None
+        self.recovery_generation = -1  # ``generation`` whose bytes the recovery entry holds
+        self.generation = 0  # bumped by every change
         self.uploading = False
 
     def size(self) -> int:
@@ -48,12 +50,14 @@ class StagedFile:
         with self.lock:
             written = os.pwrite(self.fd, data, offset)
             self.dirty = True
+            self.generation += 1
             return written
 
     def truncate(self, length: int) -> None:
         with self.lock:
             os.ftruncate(self.fd, length)
             self.dirty = True
+            self.generation += 1
 
     def close(self) -> None:
         try:
@@ -142,11 +146,13 @@ class WriteStaging:
             return True
 
     def _keep_for_recovery(self, staged: StagedFile, exc: OSError) -> None:
+        if staged.recovery_id and staged.recovery_generation == staged.generation:
+            return  # these exact bytes are saved already
         try:
-            if staged.recovery_id:
-                self.recovery.discard(staged.recovery_id)
             entry = self.recovery.save(staged.local, staged.path, str(exc))
-            staged.recovery_id = entry.id
+            if staged.recovery_id:  # replace the older copy only once the new one exists
+                self.recovery.discard(staged.recovery_id)
+            staged.recovery_id, staged.recovery_generation = entry.id, staged.generation
             log.error("upload of %s failed: %s; bytes saved in %s", staged.path, exc, entry.directory)
         except OSError as save_error:
             log.critical("upload of %s failed and the recovery copy failed too: %s", staged.path, save_error)

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 STOP_TIMEOUT = 30.0
@@ -55,33 +56,36 @@ def run_demo(args: argparse.Namespace) -> int:
     env = {key: value for key, value in os.environ.items() if key != "ALGORITHMIA_API_KEY"}
     print(f"algofs demo: JupyterLab on http://127.0.0.1:{args.port}/ (root {root}); Ctrl-C stops everything",
           file=sys.stderr)  # fmt: skip
-    lab = subprocess.Popen(lab_command(args), env=env, start_new_session=True)
+    lab: subprocess.Popen | None = None
+    stop_requested: list[int] = []
 
     def forward(signum, _frame):
-        if lab.poll() is None:
+        # Installed for SIGINT too: a shell starting us in the background leaves SIGINT ignored.
+        if not stop_requested and lab is not None and lab.poll() is None:
             lab.send_signal(signal.SIGTERM)
+        stop_requested.append(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, forward) for sig in stop_signals}
+    deadline = None
     try:
+        lab = subprocess.Popen(lab_command(args), env=env, start_new_session=True)
+        if stop_requested:  # a signal arrived while starting
+            lab.send_signal(signal.SIGTERM)
         while True:
             try:
-                return lab.wait()
-            except KeyboardInterrupt:
-                forward(signal.SIGINT, None)
-                try:
-                    lab.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
+                code = lab.wait(0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if stop_requested and deadline is None:
+                    deadline = time.monotonic() + STOP_TIMEOUT
+                if deadline is not None and time.monotonic() > deadline:
                     print("algofs demo: JupyterLab did not stop in time; killing it", file=sys.stderr)
                     lab.kill()
-                    lab.wait()
-                return 130
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if lab.poll() is None:
-            lab.terminate()
-            try:
-                lab.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                lab.kill()
-                lab.wait()
+        if lab is not None and lab.poll() is None:  # an unexpected exception above
+            lab.kill()
+            lab.wait()
+    return 130 if signal.SIGINT in stop_requested else code

@@ -32,13 +32,23 @@ def demo_env(tmp_path: Path) -> dict:
 
 
 @pytest.mark.fuse
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_demo_mounts_and_stops_cleanly(tmp_path, free_port, stop_signal, requires_fuse, no_stale_mounts):
+@pytest.mark.parametrize(
+    ("stop_signal", "sigint_ignored"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["ctrl-c", "sigterm", "sigint-after-background-shell-start"],
+)
+def test_demo_mounts_and_stops_cleanly(
+    tmp_path, free_port, stop_signal, sigint_ignored, requires_fuse, no_stale_mounts
+):
     root = tmp_path / "lab"
     log = open(tmp_path / "demo.log", "wb")  # noqa: SIM115 - closed in finally
     command = [sys.executable, "-m", "algofs_jupyter", "demo", "--port", str(free_port)]
     command += ["--root-dir", str(root)]
-    demo = subprocess.Popen(command, env=demo_env(tmp_path), stdout=log, stderr=subprocess.STDOUT)
+    # `cmd &` in a non-interactive shell starts the command with SIGINT ignored.
+    ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+    demo = subprocess.Popen(
+        command, env=demo_env(tmp_path), stdout=log, stderr=subprocess.STDOUT, preexec_fn=ignore_sigint
+    )
     family: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 120

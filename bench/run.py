@@ -1,0 +1,563 @@
+"""Filesystem benchmark: algofs mount vs its peers, measured side by side in one run.
+
+    python bench/run.py            # full: 1 GiB file, 10,000-file directory, 1,000 small writes
+    python bench/run.py --quick    # small: 128 MiB file, same directory, 200 writes (under two minutes)
+
+Everything runs on 127.0.0.1 against one ``algofs serve`` holding the data. Peers:
+
+* ``curl`` of the same file from the same server, and the file read straight from the server's disk;
+* the official ``algorithmia`` client (listing, small-file uploads);
+* ``fsspec.fuse`` mounting the same data through ``AlgoFileSystem`` (threads=False, its stable setting;
+  fsspec imports ``fuse``, which we alias to mfusepy because fusepy needs the absent libfuse2);
+* ``rclone mount`` (Debian rclone, ``--vfs-cache-mode full``) over ``rclone serve webdav`` of the same
+  files (the server's data directory on disk).
+
+Results go to ``bench/results/filesystem.md`` (table) and ``bench/results/filesystem.png`` (chart).
+Everything started or mounted here is stopped/unmounted in ``finally`` blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+RESULTS = Path(__file__).resolve().parent / "results"
+USER, COLLECTION, MANY = "bench", "bench", "many"
+MiB = 1 << 20
+READ_BUFFER = MiB
+RANDOM_READS, RANDOM_SIZE = 1000, 4096
+
+
+# ------------------------------------------------------------------------------------------ results
+@dataclass
+class Row:
+    scenario: str
+    system: str
+    seconds: float | None
+    value: float | None = None  # MB/s for reads, None otherwise
+    note: str = ""
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    facts: dict[str, object] = field(default_factory=dict)
+
+    def add(self, scenario: str, system: str, seconds: float | None, nbytes: int | None = None,
+            note: str = "") -> None:
+        value = nbytes / seconds / 1e6 if nbytes and seconds else None
+        self.rows.append(Row(scenario, system, seconds, value, note))
+        shown = "failed" if seconds is None else f"{seconds:.3f} s" + (f", {value:.0f} MB/s" if value else "")
+        print(f"  {scenario:<28} {system:<22} {shown} {note}", flush=True)
+
+    def get(self, scenario: str, system: str) -> Row | None:
+        return next((r for r in self.rows if r.scenario == scenario and r.system == system), None)
+
+
+def timed(action: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = action()
+    return time.perf_counter() - start, out
+
+
+def attempt(results: Results, scenario: str, system: str, action: Callable[[], tuple[float, int | None]],
+            note: str = "") -> None:
+    """Run one measurement; a failure is recorded, not fatal (a broken peer must not hide the others)."""
+    try:
+        seconds, nbytes = action()
+        results.add(scenario, system, seconds, nbytes, note)
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        results.add(scenario, system, None, None, f"{note} ({type(exc).__name__}: {exc})".strip())
+
+
+# ------------------------------------------------------------------------------------ measurements
+def read_whole(path: Path) -> tuple[float, int]:
+    buffer = bytearray(READ_BUFFER)
+    view = memoryview(buffer)
+
+    def run() -> int:
+        total = 0
+        with open(path, "rb", buffering=0) as handle:
+            while count := handle.readinto(view):
+                total += count
+        return total
+
+    seconds, total = timed(run)
+    return seconds, total
+
+
+def read_whole_warm(path: Path, repeats: int = 3) -> tuple[float, int]:
+    """Median of a few warm passes: the machine is shared, one pass of a cached file is very short."""
+    runs = sorted(read_whole(path) for _ in range(repeats))
+    return runs[len(runs) // 2]
+
+
+def random_reads(path: Path, size: int, seed: int = 1) -> tuple[float, int]:
+    rng = random.Random(seed)
+    offsets = [rng.randrange(size // RANDOM_SIZE) * RANDOM_SIZE for _ in range(RANDOM_READS)]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        def run() -> None:
+            for offset in offsets:
+                if len(os.pread(fd, RANDOM_SIZE, offset)) != RANDOM_SIZE:
+                    raise OSError(f"short read at {offset}")
+        seconds, _ = timed(run)
+    finally:
+        os.close(fd)
+    return seconds, RANDOM_READS * RANDOM_SIZE
+
+
+def touched_blocks(size: int, block_size: int, seed: int = 1) -> int:
+    rng = random.Random(seed)
+    offsets = [rng.randrange(size // RANDOM_SIZE) * RANDOM_SIZE for _ in range(RANDOM_READS)]
+    return len({o // block_size for o in offsets} | {(o + RANDOM_SIZE - 1) // block_size for o in offsets})
+
+
+def ls_l(directory: Path, expected: int, timeout: float) -> tuple[float, None]:
+    seconds, proc = timed(lambda: subprocess.run(["ls", "-l", str(directory)], capture_output=True,
+                                                 text=True, timeout=timeout))
+    lines = [ln for ln in proc.stdout.splitlines() if not ln.startswith("total")]
+    if proc.returncode != 0 or len(lines) != expected:
+        raise RuntimeError(f"ls -l rc={proc.returncode}, {len(lines)} entries: {proc.stderr[-200:]}")
+    return seconds, None
+
+
+def write_small_files(directory: Path, count: int) -> tuple[float, int]:
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = os.urandom(1024)
+
+    def run() -> None:
+        for index in range(count):
+            with open(directory / f"w{index:05d}.txt", "wb") as handle:
+                handle.write(payload)
+
+    seconds, _ = timed(run)
+    return seconds, None
+
+
+# ------------------------------------------------------------------------------------ infrastructure
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def mounted(mountpoint: Path) -> bool:
+    target = os.path.realpath(mountpoint)
+    with open("/proc/self/mounts") as handle:
+        return any(line.split()[1] == target for line in handle)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout} s")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def unmount(mountpoint: Path) -> None:
+    if mounted(mountpoint):
+        if subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True).returncode:
+            subprocess.run(["fusermount3", "-uz", str(mountpoint)], capture_output=True)
+
+
+@contextmanager
+def fuse_child(command: list[str], mountpoint: Path, env: dict[str, str], log: Path) -> Iterator[None]:
+    """A foreground FUSE daemon; unmounted and stopped on exit, whatever happened."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                                start_new_session=True)
+    try:
+        wait_for(lambda: mounted(mountpoint) or proc.poll() is not None, 30, f"mount {mountpoint}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited: {log.read_text()[-500:]}")
+        yield
+    finally:
+        unmount(mountpoint)
+        stop_process(proc)
+        unmount(mountpoint)
+
+
+@dataclass
+class Setup:
+    work: Path
+    server_root: Path
+    api_url: str
+    api_key: str
+    large_size: int
+    many: int
+    writes: int
+    quick: bool
+
+    @property
+    def collection_dir(self) -> Path:
+        return self.server_root / "data" / USER / COLLECTION
+
+    @property
+    def large_local(self) -> Path:
+        return self.collection_dir / "large.bin"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "ALGORITHMIA_API_KEY"}
+        env.update(extra)
+        return env
+
+
+def make_data(collection: Path, large_size: int, many: int) -> None:
+    """The files, written straight into the server's data directory (the server serves its disk)."""
+    collection.mkdir(parents=True, exist_ok=True)
+    chunk = os.urandom(8 * MiB)
+    with open(collection / "large.bin", "wb") as handle:
+        for offset in range(0, large_size, len(chunk)):
+            handle.write(chunk[: min(len(chunk), large_size - offset)])
+            chunk = chunk[1:] + chunk[:1]  # no two blocks alike
+    directory = collection / MANY
+    directory.mkdir(exist_ok=True)
+    for index in range(many):
+        (directory / f"file{index:05d}.txt").write_bytes(b"x" * (index % 100))
+
+
+# ---------------------------------------------------------------------------------------- peers
+def bench_baselines(s: Setup, results: Results) -> None:
+    header = s.work / "curl-headers"
+    header.write_text(f"Authorization: {s.api_key}\n")
+    header.chmod(0o600)
+    url = f"{s.api_url}/v1/data/{USER}/{COLLECTION}/large.bin"
+
+    def curl() -> tuple[float, int]:
+        seconds, proc = timed(lambda: subprocess.run(
+            ["curl", "-sS", "-f", "-o", "/dev/null", "-H", f"@{header}", "-w", "%{size_download}", url],
+            capture_output=True, text=True, check=True))
+        return seconds, int(proc.stdout)
+
+    curl()  # server warm-up (its own page cache of the file, Python imports)
+    attempt(results, "sequential read (cold)", "curl", curl)
+    attempt(results, "sequential read (warm)", "local disk", lambda: read_whole_warm(s.large_local),
+            "server's file, page cache")
+
+    import Algorithmia
+
+    client = Algorithmia.client(api_key=s.api_key, api_address=s.api_url)
+
+    def client_list() -> tuple[float, None]:
+        seconds, names = timed(lambda: [f.getName() for f in client.dir(
+            f"data://{USER}/{COLLECTION}/{MANY}").files()])
+        if len(names) != s.many:
+            raise RuntimeError(f"listed {len(names)} files")
+        return seconds, None
+
+    attempt(results, "ls -l 10k dir (cold)", "official client", client_list, "dir().files(), no cache")
+    attempt(results, "ls -l 10k dir (warm)", "official client", client_list, "dir().files(), no cache")
+
+    def client_writes() -> tuple[float, None]:
+        client.dir(f"data://{USER}/{COLLECTION}/writes-client").create()
+        payload = os.urandom(1024)
+
+        def run() -> None:
+            for index in range(s.writes):
+                client.file(f"data://{USER}/{COLLECTION}/writes-client/w{index:05d}.txt").put(payload)
+
+        return timed(run)[0], None
+
+    attempt(results, f"write {s.writes} small files", "official client", client_writes, "file().put()")
+    attempt(results, f"write {s.writes} small files", "local disk",
+            lambda: write_small_files(s.work / "local-writes", s.writes))
+
+
+def bench_mounted(s: Setup, results: Results, system: str, root: Path, fresh: Callable[[], object],
+                  ls_timeout: float, note: str = "") -> None:
+    """The scenarios every mount runs; ``root`` is where the collection appears, ``fresh()`` remounts."""
+    large, many = root / "large.bin", root / MANY
+    with fresh():
+        attempt(results, "ls -l 10k dir (cold)", system, lambda: ls_l(many, s.many, ls_timeout), note)
+        attempt(results, "ls -l 10k dir (warm)", system, lambda: ls_l(many, s.many, ls_timeout), note)
+        attempt(results, f"{RANDOM_READS} random 4 KiB reads", system,
+                lambda: random_reads(large, s.large_size), note)
+    with fresh():
+        attempt(results, "sequential read (cold)", system, lambda: read_whole(large), note)
+        attempt(results, "sequential read (warm)", system, lambda: read_whole_warm(large), note)
+        attempt(results, f"write {s.writes} small files", system,
+                lambda: write_small_files(root / f"writes-{system.split()[0]}", s.writes), note)
+
+
+def bench_algofs(s: Setup, results: Results) -> None:
+    from algofs_jupyter.mount import control
+    from algofs_jupyter.mount.process import MountProcess
+
+    mountpoint = s.work / "mnt-algofs"
+    cache_dir = s.work / "algofs-cache"
+
+    @contextmanager
+    def fresh() -> Iterator[None]:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        mount = MountProcess(mountpoint, s.api_url, s.api_key, cache_dir=cache_dir,
+                             log_file=s.work / "algofs-mount.log", cache_size=4 << 30)
+        mount.start(60)
+        try:
+            yield
+        finally:
+            mount.stop()
+
+    root = mountpoint / "data" / USER / COLLECTION
+    with fresh():
+        attempt(results, "ls -l 10k dir (cold)", "algofs", lambda: ls_l(root / MANY, s.many, 60))
+        attempt(results, "ls -l 10k dir (warm)", "algofs", lambda: ls_l(root / MANY, s.many, 60))
+        # Random reads: fetched vs touched from the daemon's stats (what `algofs status --json` shows).
+        before = control.query(mountpoint, "status")["cache"]
+        attempt(results, f"{RANDOM_READS} random 4 KiB reads", "algofs",
+                lambda: random_reads(root / "large.bin", s.large_size))
+        status = control.query(mountpoint, "status")
+        block = status["cache"].get("block_size") or 8 * MiB
+        results.facts.update(
+            block_size=block, algofs_read_ahead_kb=status.get("options", {}).get("read_ahead_kb"),
+            random_requested_bytes=RANDOM_READS * RANDOM_SIZE,
+            random_fetched_bytes=status["cache"]["bytes_fetched"] - before["bytes_fetched"],
+            random_touched_block_bytes=min(touched_blocks(s.large_size, block) * block, s.large_size))
+    with fresh():
+        attempt(results, "sequential read (cold)", "algofs", lambda: read_whole(root / "large.bin"))
+        attempt(results, "sequential read (warm)", "algofs", lambda: read_whole_warm(root / "large.bin"))
+        attempt(results, f"write {s.writes} small files", "algofs",
+                lambda: write_small_files(root / "writes-algofs", s.writes), "upload on close")
+        cache = control.query(mountpoint, "status")["cache"]
+        results.facts["algofs_cache_after_reads"] = {k: cache.get(k) for k in (
+            "size_bytes", "blocks", "hits", "misses", "bytes_fetched", "prefetched_blocks")}
+
+
+def bench_fsspec_fuse(s: Setup, results: Results) -> None:
+    mountpoint = s.work / "mnt-fsspec"
+    command = [sys.executable, str(Path(__file__).resolve()), "--fsspec-child", str(mountpoint)]
+    env = s.env(ALGORITHMIA_API_KEY=s.api_key, ALGORITHMIA_API=s.api_url)
+
+    @contextmanager
+    def fresh() -> Iterator[None]:
+        with fuse_child(command, mountpoint, env, s.work / "fsspec.log"):
+            yield
+
+    bench_mounted(s, results, "fsspec.fuse", mountpoint / COLLECTION, fresh,
+                  ls_timeout=20 if s.quick else 120, note="threads=False")
+
+
+def run_fsspec_child(mountpoint: str) -> int:
+    import mfusepy
+
+    sys.modules.setdefault("fuse", mfusepy)  # fsspec.fuse imports fusepy's module name
+    from fsspec import fuse
+
+    from algofs_jupyter.fs.filesystem import AlgoFileSystem
+
+    fs = AlgoFileSystem(os.environ["ALGORITHMIA_API"], os.environ.pop("ALGORITHMIA_API_KEY"))
+    fuse.run(fs, f"data/{USER}/", mountpoint, foreground=True, threads=False)
+    return 0
+
+
+def bench_rclone(s: Setup, results: Results) -> None:
+    port = free_port()
+    mountpoint = s.work / "mnt-rclone"
+    config = s.work / "rclone.conf"
+    config.write_text("")
+    serve = subprocess.Popen(
+        ["rclone", "serve", "webdav", str(s.server_root / "data" / USER), "--addr", f"127.0.0.1:{port}",
+         "--config", str(config)], stdout=subprocess.DEVNULL, stderr=open(s.work / "rclone-serve.log", "ab"),
+        start_new_session=True)
+    try:
+        wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/"), 30, "rclone serve webdav")
+        cache_dir = s.work / "rclone-cache"
+
+        @contextmanager
+        def fresh() -> Iterator[None]:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+            command = ["rclone", "mount", f":webdav,url='http://127.0.0.1:{port}/':", str(mountpoint),
+                       "--config", str(config), "--vfs-cache-mode", "full", "--cache-dir", str(cache_dir)]
+            with fuse_child(command, mountpoint, s.env(), s.work / "rclone-mount.log"):
+                yield
+
+        bench_mounted(s, results, "rclone mount", mountpoint / COLLECTION, fresh, ls_timeout=120,
+                      note="vfs-cache-mode full")
+    finally:
+        stop_process(serve)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+# ---------------------------------------------------------------------------------------- report
+TARGETS = [
+    ("cold sequential vs curl", "sequential read (cold)", "algofs", "sequential read (cold)", "curl", 0.7),
+    ("warm sequential vs local disk", "sequential read (warm)", "algofs", "sequential read (warm)",
+     "local disk", 0.5),
+]
+
+
+def target_lines(results: Results) -> list[str]:
+    lines = ["| Target | Measured | Goal | Met |", "|---|---|---|---|"]
+    for label, sa, ya, sb, yb, goal in TARGETS:
+        a, b = results.get(sa, ya), results.get(sb, yb)
+        if a and b and a.value and b.value:
+            ratio = a.value / b.value
+            lines.append(f"| {label} | {ratio:.2f}× ({a.value:.0f} vs {b.value:.0f} MB/s) | ≥ {goal}× | "
+                         f"{'yes' if ratio >= goal else 'no'} |")
+        else:
+            lines.append(f"| {label} | n/a | ≥ {goal}× | no |")
+    fetched = results.facts.get("random_fetched_bytes")
+    touched = results.facts.get("random_touched_block_bytes")
+    if isinstance(fetched, int) and isinstance(touched, int) and touched:
+        lines.append(f"| random reads: bytes fetched vs touched blocks | {fetched / MiB:.0f} MiB / "
+                     f"{touched / MiB:.0f} MiB = {fetched / touched:.2f}× | ≤ 2× | "
+                     f"{'yes' if fetched <= 2 * touched else 'no'} |")
+    warm = results.get("ls -l 10k dir (warm)", "algofs")
+    if warm and warm.seconds is not None:
+        lines.append(f"| warm `ls -l` of the 10,000-file directory | {warm.seconds:.3f} s | < 0.1 s | "
+                     f"{'yes' if warm.seconds < 0.1 else 'no'} |")
+    return lines
+
+
+def write_report(s: Setup, results: Results, started: float) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    scenarios = list(dict.fromkeys(r.scenario for r in results.rows))
+    lines = [
+        "# Filesystem benchmark", "",
+        f"Command: `python bench/run.py{' --quick' if s.quick else ''}` — {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"{platform.platform()}, {os.cpu_count()} cores, wall time {time.time() - started:.0f} s.",
+        f"Large file {s.large_size / MiB:.0f} MiB, directory of {s.many:,} files, {s.writes:,} small "
+        f"writes of 1 KiB, {RANDOM_READS:,} random {RANDOM_SIZE // 1024} KiB reads. All over 127.0.0.1; "
+        "one `algofs serve` holds the data; rclone serves the same directory over WebDAV.", "",
+        "## Targets", "", *target_lines(results), "",
+        "## Results", "", "| Scenario | System | Time (s) | MB/s | Notes |", "|---|---|---|---|---|",
+    ]
+    for scenario in scenarios:
+        for row in (r for r in results.rows if r.scenario == scenario):
+            seconds = "failed" if row.seconds is None else f"{row.seconds:.3f}"
+            value = f"{row.value:.0f}" if row.value else ""
+            lines.append(f"| {row.scenario} | {row.system} | {seconds} | {value} | {row.note} |")
+    lines += ["", "## Details", "", "```json", json.dumps(results.facts, indent=2, default=str), "```", ""]
+    (RESULTS / "filesystem.md").write_text("\n".join(lines))
+    (RESULTS / "filesystem.json").write_text(json.dumps(
+        {"quick": s.quick, "rows": [r.__dict__ for r in results.rows], "facts": results.facts}, indent=2,
+        default=str))
+    draw_chart(results, RESULTS / "filesystem.png", s)
+
+
+def draw_chart(results: Results, target: Path, s: Setup) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("Sequential read (MB/s, higher is better)", ["sequential read (cold)", "sequential read (warm)"],
+         "value", False),
+        (f"{RANDOM_READS} random 4 KiB reads (s, lower is better)", [f"{RANDOM_READS} random 4 KiB reads"],
+         "seconds", False),
+        (f"ls -l of {s.many:,} files (s, log, lower is better)",
+         ["ls -l 10k dir (cold)", "ls -l 10k dir (warm)"], "seconds", True),
+        (f"Write {s.writes:,} small files (s, lower is better)", [f"write {s.writes} small files"],
+         "seconds", False),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+    for ax, (title, scenarios, attr, log) in zip(axes.flat, panels, strict=True):
+        systems = list(dict.fromkeys(r.system for r in results.rows if r.scenario in scenarios))
+        width = 0.8 / max(1, len(scenarios))
+        for i, scenario in enumerate(scenarios):
+            values = []
+            for system in systems:
+                row = results.get(scenario, system)
+                values.append(getattr(row, attr) or 0 if row else 0)
+            xs = [x + i * width for x in range(len(systems))]
+            bars = ax.bar(xs, values, width, label=scenario)
+            ax.bar_label(bars, labels=[f"{v:.3g}" if v else "–" for v in values], fontsize=7)
+        ax.set_xticks([x + width * (len(scenarios) - 1) / 2 for x in range(len(systems))], systems,
+                      fontsize=8, rotation=15)
+        ax.set_title(title, fontsize=10)
+        if log:
+            ax.set_yscale("log")
+        if len(scenarios) > 1:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"algofs vs peers ({'quick' if s.quick else 'full'} run, {s.large_size / MiB:.0f} MiB file)")
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------- main
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
+    parser.add_argument("--only", nargs="*", choices=["baselines", "algofs", "fsspec", "rclone"],
+                        help="run only these parts (the report then holds only them)")
+    parser.add_argument("--fsspec-child", metavar="MOUNTPOINT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fsspec_child:
+        return run_fsspec_child(args.fsspec_child)
+
+    from algofs_jupyter.server.process import EmbeddedServer
+
+    started = time.time()
+    work = Path(tempfile.mkdtemp(prefix="algofs-bench-"))
+    server_root = work / "serve"
+    api_key = "bench-" + secrets.token_urlsafe(16)
+    large_size = (128 if args.quick else 1024) * MiB
+    parts = args.only or ["baselines", "algofs", "fsspec", "rclone"]
+    print(f"preparing data in {work} ...", flush=True)
+    make_data(server_root / "data" / USER / COLLECTION, large_size, 10_000)
+    server = EmbeddedServer(server_root, users={USER: api_key})
+    results = Results()
+    try:
+        server.start(60)
+        s = Setup(work, server_root, server.url, api_key, large_size, 10_000, 200 if args.quick else 1000,
+                  args.quick)
+        steps = {"baselines": bench_baselines, "algofs": bench_algofs, "fsspec": bench_fsspec_fuse,
+                 "rclone": bench_rclone}
+        for name in parts:
+            print(f"[{name}]", flush=True)
+            try:
+                steps[name](s, results)
+            except Exception as exc:  # noqa: BLE001 - keep measuring the others
+                print(f"  {name} failed: {type(exc).__name__}: {exc}", flush=True)
+                results.facts[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
+        write_report(s, results, started)
+        print("\n".join(target_lines(results)))
+        print(f"wrote {RESULTS / 'filesystem.md'} and {RESULTS / 'filesystem.png'}")
+    finally:
+        server.stop()
+        for leftover in work.glob("mnt-*"):
+            unmount(leftover)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -100,10 +100,11 @@ class AlgofsApp(ExtensionApp):
                 )
         except Exception as exc:  # noqa: BLE001 - the server must come up even when the API doesn't
             self.log.error("algofs: start-up failed: %s", exc)
+            self.publish_session(None, error=f"AlgoFS start-up failed: {exc}")
 
-    def publish_session(self, endpoint: ApiEndpoint) -> None:
+    def publish_session(self, endpoint: ApiEndpoint | None, error: str | None = None) -> None:
         """Tell this server's kernels (through their environment) where the API and the mount are."""
-        self.session_file.write(endpoint, self.mount_manager.mountpoint)
+        self.session_file.write(endpoint, self.mount_manager.mountpoint, error)
         os.environ[SESSION_FILE_ENV] = str(self.session_file.path)
 
     async def stop_extension(self) -> None:

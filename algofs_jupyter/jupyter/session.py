@@ -151,6 +151,8 @@ class ServerSession(BaseSession):
         deadline = time.monotonic() + self.wait_for_endpoint
         while True:
             data = self._data()
+            if data.get("error"):
+                raise SessionError(data["error"])
             if data.get("api_address"):
                 return ApiEndpoint(
                     data["api_address"],

@@ -34,15 +34,16 @@ class SessionFile:
         }
         return cls(runtime / f"algofs-{os.getpid()}-{id(serverapp):x}.json", server)
 
-    def write(self, endpoint: ApiEndpoint, mountpoint: Path) -> None:
-        payload = {
-            **self.server,
-            "api_address": endpoint.api_address,
-            "api_key": endpoint.api_key,
-            "username": endpoint.username,
-            "embedded_server": endpoint.embedded,
-            "mountpoint_abs": str(mountpoint),
-        }
+    def write(self, endpoint: ApiEndpoint | None, mountpoint: Path, error: str | None = None) -> None:
+        """Publish the endpoint, or (``endpoint=None``) why there is none, so kernels fail fast."""
+        payload = {**self.server, "mountpoint_abs": str(mountpoint), "error": error}
+        if endpoint is not None:
+            payload.update(
+                api_address=endpoint.api_address,
+                api_key=endpoint.api_key,
+                username=endpoint.username,
+                embedded_server=endpoint.embedded,
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -31,7 +31,13 @@ async def test_cookie_auth_post_needs_the_xsrf_token(jp_fetch, jp_serverapp):
     assert response.code == 403
 
     xsrf = secrets.token_hex(16)
-    response = await jp_fetch("algofs", "unmount", method="POST", body="{}", raise_error=False,
-                              headers={**unauth, "Cookie": f"{cookie}; _xsrf={xsrf}", "X-XSRFToken": xsrf})
+    response = await jp_fetch(
+        "algofs",
+        "unmount",
+        method="POST",
+        body="{}",
+        raise_error=False,
+        headers={**unauth, "Cookie": f"{cookie}; _xsrf={xsrf}", "X-XSRFToken": xsrf},
+    )
     assert response.code == 200, response.body
     assert json.loads(response.body)["mounted"] is False

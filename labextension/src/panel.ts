@@ -7,6 +7,7 @@
 import {
   caretDownIcon,
   caretRightIcon,
+  codeIcon,
   closeIcon,
   deleteIcon,
   folderIcon,
@@ -507,7 +508,7 @@ export class AlgofsPanel extends Widget {
         'data-algorithm': `${algorithm.user}/${algorithm.name}`,
         title: `Send input to ${algorithm.user}/${algorithm.name}`
       },
-      runIcon.element({ tag: 'span', className: 'jp-AlgofsPanel-treeIcon' }),
+      codeIcon.element({ tag: 'span', className: 'jp-AlgofsPanel-treeIcon' }),
       h('span', { className: 'jp-AlgofsPanel-treeName' }, algorithm.name),
       versions
     );

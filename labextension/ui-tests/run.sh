@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Browser tests of the AlgoFS panel: a real JupyterLab (with the built extension, its embedded demo API server
+# and a real FUSE mount) in a temp root on a free 127.0.0.1 port, driven by Galata/Playwright in headless
+# Debian Chromium. Screenshots, server log and Playwright report go to test-artifacts/ui-tests/.
+# Everything started here (Jupyter server, and through it the API server and the mount) is stopped on exit,
+# pass or fail; a mount left under the temp dir is unmounted.
+# Called by scripts/run-tests.sh. Extra arguments go to `playwright test` (e.g. -g "dark").
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+VENV=${VENV:-$ROOT/.venv}
+export PATH="$VENV/bin:$PATH"
+ARTIFACTS=$ROOT/test-artifacts/ui-tests
+
+log() { printf '\033[1m[ui-tests]\033[0m %s\n' "$*" >&2; }
+digest() { cat "$@" | sha256sum | cut -c1-16; }
+
+# 1. The extension, built and linked into the venv (no-op when nothing changed).
+"$HERE/../build.sh"
+
+# 2. Galata + Playwright from the committed lockfile; no browser download (Debian's Chromium is used).
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+cd "$HERE"
+want=$(digest package.json package-lock.json)
+if [ ! -d node_modules ] || [ "$(cat node_modules/.algofs-deps 2>/dev/null)" != "$want" ]; then
+    log "installing Galata/Playwright (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$want" > node_modules/.algofs-deps
+fi
+
+# 3. The Jupyter server, in its own temp world.
+rm -rf "$ARTIFACTS"
+mkdir -p "$ARTIFACTS"
+WORK=$(mktemp -d /tmp/algofs-ui-XXXXXX)
+mkdir -p "$WORK/root" "$WORK/runtime" "$WORK/config"
+PORT=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+SERVER_PID=
+
+stop_all() {
+    local rc=$?
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        log "stopping the Jupyter server (pid $SERVER_PID)"
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 60); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.5; done
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            log "server ignored SIGTERM for 30 s: killing it"
+            kill -KILL "$SERVER_PID" 2>/dev/null || true
+        fi
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    # The extension unmounts in stop_extension; this is only the safety net.
+    local mnt
+    for mnt in $(awk -v w="$WORK/" '$3 ~ /^fuse/ && index($2, w) == 1 {print $2}' /proc/mounts); do
+        log "unmounting leftover $mnt"; rc=1
+        fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" || true
+    done
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "starting JupyterLab on 127.0.0.1:$PORT (root $WORK/root)"
+ALGOFS_UI_WORK=$WORK ALGOFS_UI_PORT=$PORT JUPYTER_RUNTIME_DIR=$WORK/runtime JUPYTER_CONFIG_DIR=$WORK/config \
+    jupyter lab --config "$HERE/jupyter_server_test_config.py" >"$ARTIFACTS/jupyter-server.log" 2>&1 &
+SERVER_PID=$!
+
+for i in $(seq 1 120); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        log "the Jupyter server exited during start-up:"; tail -30 "$ARTIFACTS/jupyter-server.log" >&2; exit 1
+    fi
+    if curl -fs -o /dev/null "http://127.0.0.1:$PORT/api/status"; then break; fi
+    if [ "$i" = 120 ]; then log "the Jupyter server did not answer in 60 s"; exit 1; fi
+    sleep 0.5
+done
+
+# 4. The specs.
+log "running the Galata specs in $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
+TARGET_URL="http://127.0.0.1:$PORT" ALGOFS_ARTIFACTS="$ARTIFACTS" ALGOFS_REPO="$ROOT" \
+    npx playwright test "$@"

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 Fetch = Callable[[int, int], bytes]
 INSTANCE_PREFIX = "blocks-"
+#: Fetched blocks waiting for the writer thread (each holds block_size bytes of memory).
+MAX_PENDING_WRITES = 4
 LOCK_NAME = ".lock"
 
 
@@ -198,6 +200,8 @@ class BlockCache:
         self._pool = (ThreadPoolExecutor(max_workers=max(1, min(readahead_blocks, 4)),
                                          thread_name_prefix="algofs-readahead")
                       if readahead_blocks else None)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="algofs-block-writer")
+        self._pending_writes = threading.BoundedSemaphore(MAX_PENDING_WRITES)
         self._closed = False
 
     # ----------------------------------------------------------------------------------------- reading
@@ -256,7 +260,7 @@ class BlockCache:
                     return data
                 continue  # block file vanished or was cut short: fetch again
             if owner:
-                return self._fetch_block(key, version, index, fetch, flight)[lo:hi]
+                return self._fetch_block(key, version, index, fetch, flight, background_store=True)[lo:hi]
             try:
                 return flight.future.result()[lo:hi]
             except Exception:
@@ -297,7 +301,13 @@ class BlockCache:
         return flight
 
     def _fetch_block(self, key: str, version: FileVersion, index: int, fetch: Fetch,
-                     flight: _Flight) -> bytes:
+                     flight: _Flight, background_store: bool = False) -> bytes:
+        """Fetch a block, hand it to waiters at once, then write it to disk.
+
+        The flight stays registered until the block is on disk, so readers arriving meanwhile take the
+        bytes from memory instead of fetching again. A demand reader leaves the (slow, first-touch page
+        cache) disk write to the writer thread unless too many writes are pending.
+        """
         start = index * self.block_size
         length = self._block_length(version, index)
         try:
@@ -307,14 +317,29 @@ class BlockCache:
             if len(data) != length:
                 raise BlockFetchError(f"{version.path}: asked for bytes {start}-{start + length - 1}, "
                                       f"got {len(data)} bytes (file changed remotely?)")
-            stored = self._store(flight.name, data)
         except BaseException as exc:
             self._finish_flight(key, flight, None, False)
             flight.future.set_exception(exc)
             raise
-        self._finish_flight(key, flight, data, stored)
+        with self._lock:
+            self._fetches += 1
+            self._bytes_fetched += length
         flight.future.set_result(data)
+        if background_store and self._pending_writes.acquire(blocking=False):
+            try:
+                self._writer.submit(self._store_and_finish, key, flight, data, True)
+                return data
+            except RuntimeError:  # closing
+                self._pending_writes.release()
+        self._store_and_finish(key, flight, data, False)
         return data
+
+    def _store_and_finish(self, key: str, flight: _Flight, data: bytes, pending: bool) -> None:
+        try:
+            self._finish_flight(key, flight, data, self._store(flight.name, data))
+        finally:
+            if pending:
+                self._pending_writes.release()
 
     def _store(self, name: str, data: bytes) -> bool:
         try:
@@ -332,9 +357,6 @@ class BlockCache:
                 del self._flights[key]
             state = flight.state
             state.flights -= 1
-            if data is not None:
-                self._fetches += 1
-                self._bytes_fetched += len(data)
             current = self._paths.get(state.version.path) is state
             if stored and current and key not in self._blocks:
                 block = _Block(key, flight.name, state.version.path, len(data))
@@ -471,7 +493,7 @@ class BlockCache:
                 "block_size": self.block_size, "hits": self._hits, "misses": self._misses,
                 "bytes_fetched": self._bytes_fetched, "fetches": self._fetches,
                 "prefetch_scheduled": self._prefetch_scheduled, "prefetched_blocks": self._prefetched,
-                "evicted_blocks": self._evicted,
+                "evicted_blocks": self._evicted, "pending_blocks": len(self._flights),
                 "entries": sorted(entries, key=lambda e: e["path"]),
             }
 
@@ -482,6 +504,7 @@ class BlockCache:
         self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=True)  # queued prefetches fail fast once _closed is set
+        self._writer.shutdown(wait=True)
         with self._lock:
             self._blocks.clear()
             self._paths.clear()

@@ -228,9 +228,9 @@ def test_eviction_keeps_the_cache_under_its_limit_in_lru_order(range_server, mak
             assert cache.read(version, 10, 10, fetch) == data[10:20]
         offset = index * BLOCK
         assert cache.read(version, offset, BLOCK, fetch) == data[offset:offset + BLOCK]
-        stats = cache.stats()
-        assert stats["size_bytes"] <= 4 * BLOCK
-        assert sum(p.stat().st_size for p in block_files(tmp_path / "cache")) == stats["size_bytes"]
+        assert wait_until(lambda: cache.stats()["pending_blocks"] == 0)  # written to disk
+        assert cache.stats()["size_bytes"] <= 4 * BLOCK
+        assert sum(p.stat().st_size for p in block_files(tmp_path / "cache")) == cache.stats()["size_bytes"]
     assert cache.stats()["evicted_blocks"] >= 15
     fetched_starts = [start for start, _ in range_server.fetched("/e.bin")]
     assert fetched_starts.count(0) == 1, "the recently used block was evicted"
@@ -244,14 +244,16 @@ def test_a_new_version_invalidates_old_blocks(range_server, make_cache, tmp_path
     cache = make_cache(readahead_blocks=0)
     fetch = range_server.fetcher("/v.bin")
     assert cache.read(v1, 0, len(old), fetch) == old
-    assert len(block_files(tmp_path / "cache")) == 3
+    assert wait_until(lambda: len(block_files(tmp_path / "cache")) == 3)
 
     new = os.urandom(2 * BLOCK + 5)
     v2 = range_server.put("/v.bin", new)
     assert cache.read(v2, 0, len(new), fetch) == new
+    assert wait_until(lambda: cache.stats()["blocks"] == 3)
     assert len(block_files(tmp_path / "cache")) == 3, "old version's block files were not removed"
     assert cache.stats()["entries"] == [{"path": "/v.bin", "cached_bytes": len(new), "size": len(new)}]
 
+    assert cache.stats()["entries"] == [{"path": "/v.bin", "cached_bytes": len(new), "size": len(new)}]
     cache.invalidate("/v.bin")
     assert cache.stats()["size_bytes"] == 0 and not block_files(tmp_path / "cache")
     before = len(range_server.fetched("/v.bin"))
@@ -317,6 +319,7 @@ def test_close_removes_files_and_a_new_cache_wipes_abandoned_ones(tmp_path, rang
     second = BlockCache(tmp_path / "cache", 1 << 20, block_size=BLOCK)  # a second live mount
     try:
         first.read(version, 0, len(data), range_server.fetcher("/c.bin"))
+        assert wait_until(lambda: first.stats()["blocks"] == 2)
         third = BlockCache(tmp_path / "cache", 1 << 20, block_size=BLOCK)
         third.close()
         assert len(block_files(tmp_path / "cache")) == 2, "a live instance's blocks were wiped"

@@ -6,6 +6,7 @@
 const baseConfig = require('@jupyterlab/galata/lib/playwright-config');
 
 const artifacts = process.env.ALGOFS_ARTIFACTS || 'test-results';
+const runName = process.env.ALGOFS_RUN_NAME || 'local';
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 module.exports = {
@@ -15,8 +16,8 @@ module.exports = {
   expect: { timeout: 15000 },
   retries: 0,
   workers: 1,
-  outputDir: `${artifacts}/playwright-output`,
-  reporter: [['list'], ['html', { open: 'never', outputFolder: `${artifacts}/playwright-report` }]],
+  outputDir: `${artifacts}/playwright-output-${runName}`,
+  reporter: [['list'], ['html', { open: 'never', outputFolder: `${artifacts}/playwright-report-${runName}` }]],
   use: {
     ...baseConfig.use,
     baseURL: process.env.TARGET_URL || 'http://127.0.0.1:8888',

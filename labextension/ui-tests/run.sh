@@ -28,16 +28,23 @@ if [ ! -d node_modules ] || [ "$(cat node_modules/.algofs-deps 2>/dev/null)" != 
     echo "$want" > node_modules/.algofs-deps
 fi
 
-# 3. The Jupyter server, in its own temp world.
+# 3. A Jupyter server in its own temp world; stop_server/stop_all undo everything it started.
 rm -rf "$ARTIFACTS"
 mkdir -p "$ARTIFACTS"
 WORK=$(mktemp -d /tmp/algofs-ui-XXXXXX)
-mkdir -p "$WORK/root" "$WORK/runtime" "$WORK/config"
-PORT=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 SERVER_PID=
 
-stop_all() {
-    local rc=$?
+unmount_leftovers() {
+    # The extension unmounts in stop_extension; this is only the safety net (and makes the run fail).
+    local mnt found=0
+    for mnt in $(awk -v w="$WORK/" '$3 ~ /^fuse/ && index($2, w) == 1 {print $2}' /proc/mounts); do
+        log "unmounting leftover $mnt"; found=1
+        fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" || true
+    done
+    return $found
+}
+
+stop_server() {
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         log "stopping the Jupyter server (pid $SERVER_PID)"
         kill -TERM "$SERVER_PID" 2>/dev/null || true
@@ -48,12 +55,13 @@ stop_all() {
         fi
         wait "$SERVER_PID" 2>/dev/null || true
     fi
-    # The extension unmounts in stop_extension; this is only the safety net.
-    local mnt
-    for mnt in $(awk -v w="$WORK/" '$3 ~ /^fuse/ && index($2, w) == 1 {print $2}' /proc/mounts); do
-        log "unmounting leftover $mnt"; rc=1
-        fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" || true
-    done
+    SERVER_PID=
+    unmount_leftovers
+}
+
+stop_all() {
+    local rc=$?
+    stop_server || rc=1
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -61,21 +69,45 @@ trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "starting JupyterLab on 127.0.0.1:$PORT (root $WORK/root)"
-ALGOFS_UI_WORK=$WORK ALGOFS_UI_PORT=$PORT JUPYTER_RUNTIME_DIR=$WORK/runtime JUPYTER_CONFIG_DIR=$WORK/config \
-    jupyter lab --config "$HERE/jupyter_server_test_config.py" >"$ARTIFACTS/jupyter-server.log" 2>&1 &
-SERVER_PID=$!
+# start_server NAME [VAR=value ...]: JupyterLab with the extension on a free port; sets PORT and SERVER_PID.
+start_server() {
+    local name=$1; shift
+    local dir=$WORK/$name
+    mkdir -p "$dir/root" "$dir/runtime" "$dir/config"
+    PORT=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    log "starting JupyterLab ($name) on 127.0.0.1:$PORT, root $dir/root"
+    env "$@" ALGOFS_UI_WORK="$dir" ALGOFS_UI_PORT="$PORT" JUPYTER_RUNTIME_DIR="$dir/runtime" \
+        JUPYTER_CONFIG_DIR="$dir/config" \
+        jupyter lab --config "$HERE/jupyter_server_test_config.py" >"$ARTIFACTS/jupyter-server-$name.log" 2>&1 &
+    SERVER_PID=$!
+    local i
+    for i in $(seq 1 120); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            log "the Jupyter server exited during start-up:"; tail -30 "$ARTIFACTS/jupyter-server-$name.log" >&2
+            return 1
+        fi
+        if curl -fs -o /dev/null "http://127.0.0.1:$PORT/api/status"; then return 0; fi
+        sleep 0.5
+    done
+    log "the Jupyter server did not answer in 60 s"; return 1
+}
 
-for i in $(seq 1 120); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "the Jupyter server exited during start-up:"; tail -30 "$ARTIFACTS/jupyter-server.log" >&2; exit 1
-    fi
-    if curl -fs -o /dev/null "http://127.0.0.1:$PORT/api/status"; then break; fi
-    if [ "$i" = 120 ]; then log "the Jupyter server did not answer in 60 s"; exit 1; fi
-    sleep 0.5
-done
+# run_specs NAME [playwright args]: Playwright's output and report go to ARTIFACTS/playwright-*-NAME.
+run_specs() {
+    local name=$1; shift
+    TARGET_URL="http://127.0.0.1:$PORT" ALGOFS_ARTIFACTS="$ARTIFACTS" ALGOFS_RUN_NAME="$name" \
+        ALGOFS_REPO="$ROOT" npx playwright test "$@"
+}
 
-# 4. The specs.
-log "running the Galata specs in $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
-TARGET_URL="http://127.0.0.1:$PORT" ALGOFS_ARTIFACTS="$ARTIFACTS" ALGOFS_REPO="$ROOT" \
-    npx playwright test "$@"
+# 4. The specs: the normal ones against a server with FUSE, the @fallback ones against one without.
+log "browser: $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
+status=0
+extra=()
+[ $# -gt 0 ] && extra=(--pass-with-no-tests)  # a -g filter may leave one of the two runs empty
+start_server fuse
+run_specs fuse --grep-invert @fallback "${extra[@]}" "$@" || status=1
+stop_server || status=1
+start_server fallback ALGOFS_DISABLE_FUSE=1
+run_specs fallback --grep @fallback "${extra[@]}" "$@" || status=1
+stop_server || status=1
+exit $status

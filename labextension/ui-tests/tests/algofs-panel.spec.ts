@@ -58,6 +58,14 @@ test('mount, browse the mount, open a CSV, pipe text to algorithms, unmount', as
   await expect(panel.getByTestId('algofs-output-meta')).toContainText('cell 1 of');
   await shot(panel, '02-pipe-echo-cell');
 
+  // Only the selected text, when there is a selection (last word of the cell).
+  await page.notebook.enterCellEditingMode(0);
+  await page.keyboard.press('End');
+  await page.keyboard.press('Shift+Control+ArrowLeft');
+  await panel.getByTestId('algofs-send-selection').click();
+  await expect(panel.getByTestId('algofs-output-meta')).toContainText('selection in cell 1 of');
+  await expect(output).toHaveText('browser');
+
   // Typed input to another user's algorithm.
   await panel.locator('[data-algorithm="anowell/Pinky"] .jp-AlgofsPanel-treeName').click();
   await panel.getByTestId('algofs-input').fill("Pinky, are you pondering what I'm pondering?");

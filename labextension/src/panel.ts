@@ -193,8 +193,12 @@ export class AlgofsPanel extends Widget {
   async refreshStatus(): Promise<void> {
     try {
       this._setStatus(await api.status());
+      if (this._errorFromPoll) {
+        this._clearError(); // the server is back: the poll's own error is stale
+      }
     } catch (error) {
       this._showError('Could not read the mount status', error);
+      this._errorFromPoll = true;
     }
   }
 
@@ -364,12 +368,14 @@ export class AlgofsPanel extends Widget {
   private _showError(context: string, error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
     this._error = `${context}: ${message}`;
+    this._errorFromPoll = false;
     console.warn('AlgoFS:', this._error);
     this._renderError();
   }
 
   private _clearError(): void {
     this._error = null;
+    this._errorFromPoll = false;
     this._renderError();
   }
 
@@ -539,5 +545,6 @@ export class AlgofsPanel extends Widget {
   private _target: ITarget | null = null;
   private _busy: string | null = null;
   private _error: string | null = null;
+  private _errorFromPoll = false;
   private _timer: number | null = null;
 }

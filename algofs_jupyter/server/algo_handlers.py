@@ -60,14 +60,17 @@ class AlgoCallHandler(ApiHandler):
         self.received = 0
 
     def prepare(self) -> None:
-        self.authenticate()
-        length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > MAX_ALGO_BODY:
-            raise ApiError(400, f"request body of {length} bytes exceeds the 10 MiB limit", code=4001)
-        self.request.connection.set_max_body_size(1 << 40)  # chunked bodies are counted below
+        self.request.connection.set_max_body_size(1 << 40)  # drained or counted below, never buffered
+        try:
+            self.authenticate()
+            length = self.request.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > MAX_ALGO_BODY:
+                raise ApiError(400, f"request body of {length} bytes exceeds the 10 MiB limit", code=4001)
+        except ApiError as error:
+            self.defer_if_body_follows(error)
 
     def data_received(self, chunk: bytes) -> None:
-        if self._finished:
+        if self.deferred_error is not None:
             return  # rejected already: drain the body without keeping it
         self.received += len(chunk)
         if self.received <= MAX_ALGO_BODY:

@@ -88,3 +88,5 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
         server.stop()
         app.settings["executor"].kill_all()
         await asyncio.wait_for(server.close_all_connections(), 5)
+        if ready_file is not None:
+            ready_file.unlink(missing_ok=True)

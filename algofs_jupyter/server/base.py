@@ -39,6 +39,28 @@ class ApiHandler(RequestHandler):
         if self.requires_auth:
             self.authenticate()
 
+    deferred_error: ApiError | None = None
+
+    def has_request_body(self) -> bool:
+        headers = self.request.headers
+        return headers.get("Content-Length", "0") not in ("", "0") or "Transfer-Encoding" in headers
+
+    def defer_if_body_follows(self, error: ApiError) -> None:
+        """Answer ``error`` only after the request body was read (and discarded), else raise it now.
+
+        Answering while a body is still arriving makes tornado close the connection with unread data,
+        which the kernel turns into a reset that can reach the client before our JSON error does.
+        The handler method is swapped for one that raises the error once the body is drained.
+        """
+        if not self.has_request_body():
+            raise error
+        self.deferred_error = error
+
+        def raise_deferred(*_args: object, **_kwargs: object) -> None:
+            raise error
+
+        setattr(self, self.request.method.lower(), raise_deferred)
+
     def compute_etag(self) -> str | None:
         return None  # file handlers set their own cheap ETag; JSON bodies need none
 

@@ -44,6 +44,14 @@ class DataHandler(ApiHandler):
     # -- request set-up ---------------------------------------------------------------------------
 
     def prepare(self) -> None:
+        # bodies are streamed to disk (PUT), capped (JSON) or drained (refused): never buffered whole
+        self.request.connection.set_max_body_size(MAX_UPLOAD)
+        try:
+            self._prepare()
+        except ApiError as error:
+            self.defer_if_body_follows(error)
+
+    def _prepare(self) -> None:
         self.authenticate()
         self.namespace = self.application.settings["namespace"]
         raw = self.request.path[len(self.prefix) :]
@@ -57,12 +65,11 @@ class DataHandler(ApiHandler):
             raise bad_request(str(exc)) from exc
         self.target = self.namespace.resolve(self.address, self.identity)
         if self.request.method == "PUT":
-            self.request.connection.set_max_body_size(MAX_UPLOAD)
             self.upload = self._start_upload()
 
     def data_received(self, chunk: bytes) -> None:
-        if self._finished:
-            return  # request already answered (an error in prepare): drain without storing
+        if self.deferred_error is not None:
+            return  # the request is refused: drain the body without storing it
         if self.upload is not None:
             self.upload.write(chunk)
             return

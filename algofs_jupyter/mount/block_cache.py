@@ -39,6 +39,7 @@ import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -485,6 +486,12 @@ class BlockCache:
         self._remove_files(victims)
 
     def stats(self) -> dict:
+        """Counters and per-file entries, counting blocks whose disk write is still queued.
+
+        The writer thread is FIFO with one worker: a no-op submitted now finishes after every queued block
+        write, so a caller who just read a file sees it in ``entries``.
+        """
+        self._drain_writes()
         with self._lock:
             entries = [{"path": path, "cached_bytes": state.cached_bytes, "size": state.version.size}
                        for path, state in self._paths.items() if state.cached_bytes]
@@ -496,6 +503,12 @@ class BlockCache:
                 "evicted_blocks": self._evicted, "pending_blocks": len(self._flights),
                 "entries": sorted(entries, key=lambda e: e["path"]),
             }
+
+    def _drain_writes(self, timeout: float = 5.0) -> None:
+        try:
+            self._writer.submit(_no_op).result(timeout)
+        except (RuntimeError, futures.TimeoutError):  # closing, or a disk too slow to wait for: report as is
+            pass
 
     def close(self) -> None:
         """Stop readahead and delete the block files (the index does not outlive the process)."""
@@ -516,6 +529,10 @@ class BlockCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _no_op() -> None:
+    pass
 
 
 def _closed_fetch(start: int, end: int) -> bytes:

@@ -48,7 +48,7 @@ from .readahead import SequentialDetector
 
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[int, int], bytes]
+Fetch = Callable[[int, int], bytes | bytearray]
 INSTANCE_PREFIX = "blocks-"
 #: Fetched blocks waiting for the writer thread (each holds block_size bytes of memory).
 MAX_PENDING_WRITES = 4
@@ -261,9 +261,10 @@ class BlockCache:
                     return data
                 continue  # block file vanished or was cut short: fetch again
             if owner:
-                return self._fetch_block(key, version, index, fetch, flight, background_store=True)[lo:hi]
+                data = self._fetch_block(key, version, index, fetch, flight, background_store=True)
+                return _slice(data, lo, hi)
             try:
-                return flight.future.result()[lo:hi]
+                return _slice(flight.future.result(), lo, hi)
             except Exception:
                 if not flight.prefetch or retried_prefetch:
                     raise
@@ -313,7 +314,7 @@ class BlockCache:
         length = self._block_length(version, index)
         try:
             data = fetch(start, start + length)
-            if not isinstance(data, bytes):
+            if not isinstance(data, (bytes, bytearray)):
                 data = bytes(data)
             if len(data) != length:
                 raise BlockFetchError(f"{version.path}: asked for bytes {start}-{start + length - 1}, "
@@ -529,6 +530,14 @@ class BlockCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _slice(data: bytes | bytearray, lo: int, hi: int) -> bytes:
+    """``bytes`` of ``data[lo:hi]`` in one copy (FUSE hands the result to ctypes, which wants bytes)."""
+    if isinstance(data, bytes):
+        return data[lo:hi]
+    with memoryview(data) as view:
+        return bytes(view[lo:hi])
 
 
 def _no_op() -> None:

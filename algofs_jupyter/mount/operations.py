@@ -225,7 +225,7 @@ class AlgoOperations(Operations):
         return fh
 
     def _fetcher(self, layout: str, etag: str) -> Callable[[int, int], bytes]:
-        return lambda start, end: self.fs.read_range(layout, start, end, etag=etag)
+        return lambda start, end: self.fs.read_block(layout, start, end, etag=etag)
 
     def _after_upload(self, staged: StagedFile) -> None:
         self._refresh(staged.path)

@@ -71,12 +71,14 @@ class ApiSession:
 
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
                 params: dict[str, str] | None = None, body: Callable[[], IO[bytes] | bytes] | None = None,
-                stream: bool = False, display: str = "", ok: tuple[int, ...] = (200,)) -> requests.Response:
+                stream: bool = False, display: str = "", ok: tuple[int, ...] = (200,),
+                timeout: float | None = None) -> requests.Response:
         """One API call with retries; returns a response whose status is in ``ok`` or raises OSError.
 
         ``body`` is a factory so a retry can reopen a file. ``display`` names the object in errors.
+        ``timeout`` overrides the session's per-operation deadline (algorithm calls run for minutes).
         """
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         all_headers = dict(headers or {})
         if self._auth_header:
             all_headers["Authorization"] = self._auth_header

@@ -60,6 +60,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="blocks prefetched on sequential reads")
     mount.add_argument("--connector", action="append", default=[],
                        help="connector id to show in the root (e.g. dropbox+work); repeatable")
+    mount.add_argument("--algo-timeout", type=float, default=300.0,
+                       help="seconds an algorithm call via /algorithms may run (per call: NAME@timeout=S)")
     mount.add_argument("--allow-other", action="store_true", help="let other users access the mount")
     mount.add_argument("--debug", action="store_true", help="libfuse debug output")
     mount.add_argument("--log-file", help="daemon log (background mode)")
@@ -93,7 +95,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
             cache_dir=args.cache_dir, cache_size=args.cache_size, metadata_ttl=args.metadata_ttl,
             negative_ttl=args.negative_ttl, timeout=args.timeout, block_size=args.block_size,
             readahead_blocks=args.readahead_blocks, connectors=tuple(args.connector),
-            allow_other=args.allow_other, debug=args.debug)
+            algo_timeout=args.algo_timeout, allow_other=args.allow_other, debug=args.debug)
         return MountDaemon(options).run()
     from .process import MountProcess
 
@@ -104,7 +106,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
                            log_file=args.log_file, connectors=tuple(args.connector),
                            cache_size=args.cache_size, metadata_ttl=args.metadata_ttl,
                            negative_ttl=args.negative_ttl, timeout=args.timeout, block_size=args.block_size,
-                           readahead_blocks=args.readahead_blocks)
+                           readahead_blocks=args.readahead_blocks, algo_timeout=args.algo_timeout)
     try:
         process.start()
     except (RuntimeError, TimeoutError) as exc:

@@ -42,6 +42,7 @@ class MountOptions:
     block_size: int = 8 << 20
     readahead_blocks: int = 4
     connectors: tuple[str, ...] = ()
+    algo_timeout: float = 300.0
     allow_other: bool = False
     debug: bool = False
 
@@ -117,10 +118,10 @@ class MountDaemon:
     def _algorithms_tree(self):
         """The /algorithms subtree: the pipe tree when that module exists, else an empty directory."""
         try:
-            from .pipes import make_tree  # type: ignore[attr-defined]
+            from .pipes import make_tree
         except ImportError:
             return None
-        return make_tree(self.fs)
+        return make_tree(self.fs, timeout=self.options.algo_timeout)
 
     def _after_mount(self) -> None:
         if os.geteuid() == 0 and raise_readahead(self.options.mountpoint):
@@ -143,6 +144,7 @@ class MountDaemon:
                         "metadata_ttl": self.options.metadata_ttl, "negative_ttl": self.options.negative_ttl,
                         "timeout": self.options.timeout, "block_size": self.options.block_size,
                         "readahead_blocks": self.options.readahead_blocks,
+                        "algo_timeout": self.options.algo_timeout,
                         "read_ahead_kb": self.readahead_kb},
             "cache": cache,
             "metadata": self.metadata.stats(),
@@ -164,7 +166,8 @@ class MountDaemon:
 
         self.control.start()
         # SIGINT/SIGTERM/SIGHUP stay at SIG_DFL so libfuse installs its own handlers (unmount and return).
-        options = {"fsname": "algofs", "subtype": "algofs", "auto_unmount": True}
+        # intr: a reader blocked on an algorithm pipe (stream mode) can be interrupted with Ctrl-C
+        options = {"fsname": "algofs", "subtype": "algofs", "auto_unmount": True, "intr": True}
         if self.options.allow_other:
             options["allow_other"] = True
         try:

@@ -25,6 +25,7 @@ OPTION_FLAGS = {
     "timeout": "--timeout",
     "block_size": "--block-size",
     "readahead_blocks": "--readahead-blocks",
+    "algo_timeout": "--algo-timeout",
 }
 
 

@@ -1,0 +1,105 @@
+"""Algorithms as pipe files on a real mount (docs/pipes.md), against the real embedded server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import Algorithmia
+import pytest
+
+from .conftest import Mounted
+
+
+def sh(script: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script], capture_output=True, timeout=timeout)
+
+
+def test_pinky_example_verbatim(mounted: Mounted, api_server):
+    pinky = mounted.path / "algorithms/anowell/Pinky/latest"
+    result = sh(f"echo 'Are you pondering?' > {pinky}\ncat {pinky}")
+    assert result.returncode == 0, result.stderr
+    direct = Algorithmia.client(api_server.api_key, api_server.url).algo("anowell/Pinky").pipe(
+        "Are you pondering?").result
+    assert result.stdout.decode().strip() == direct.strip() and direct.strip()
+
+
+def test_listing_users_algorithms_versions(mounted: Mounted):
+    root = mounted.path / "algorithms"
+    assert {"demo", "anowell"} <= set(p.name for p in root.iterdir())
+    assert {"echo", "fail", "sleep", "wordcount"} <= {p.name for p in (root / "demo").iterdir()}
+    versions = {p.name for p in (root / "anowell/Pinky").iterdir()}
+    assert "latest" in versions and len(versions) >= 2
+    assert not (root / "demo/no-such-algo").exists()
+
+
+def test_json_in_and_out_on_one_read_write_handle(mounted: Mounted):
+    echo = mounted.path / "algorithms/demo/echo/latest"
+    result = sh(f'exec 3<>{echo}\necho \'{{"a": [1, 2], "b": "ü"}}\' >&3\ncat <&3')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"a": [1, 2], "b": "ü"}
+
+
+def test_binary_round_trip_matches_a_direct_client_call(mounted: Mounted, api_server):
+    png = next(Path(mounted.server.root).rglob("*.png")).read_bytes()
+    code = (f"f = open({str(mounted.path / 'algorithms/demo/echo/latest')!r}, 'r+b', buffering=0)\n"
+            f"f.write(open({str(next(Path(mounted.server.root).rglob('*.png')))!r}, 'rb').read())\n"
+            "import sys; sys.stdout.buffer.write(f.read())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    direct = Algorithmia.client(api_server.api_key, api_server.url).algo("demo/echo").pipe(png).result
+    assert hashlib.sha256(result.stdout).hexdigest() == hashlib.sha256(direct).hexdigest()
+    assert result.stdout == png
+
+
+def test_algorithm_error_is_eio_with_a_readable_message(mounted: Mounted):
+    fail = mounted.path / "algorithms/demo/fail/latest"
+    result = sh(f"echo boom > {fail}; echo \"write=$?\"; cat {fail}; echo \"read=$?\"; cat {fail}.error")
+    out = result.stdout.decode()
+    assert "read=1" in out and "Input/output error" in result.stderr.decode()
+    message = out.split("read=1", 1)[1].strip()
+    assert "demo/fail" in message and len(message) > len("demo/fail: ")
+
+
+def test_per_call_timeout(mounted: Mounted):
+    sleep = mounted.path / "algorithms/demo/sleep/latest@timeout=1"
+    result = sh(f"echo 5 > {sleep}; cat {sleep}; echo \"read=$?\"; cat {sleep}.error", timeout=30)
+    out = result.stdout.decode()
+    assert "read=1" in out
+    assert "tim" in out.split("read=1", 1)[1].lower()  # the message names the timeout
+
+
+def test_eight_concurrent_processes_each_get_their_own_answer(mounted: Mounted):
+    echo = mounted.path / "algorithms/demo/echo/latest"
+
+    def one(i: int) -> str:
+        result = sh(f"exec 3<>{echo}\necho 'message {i}' >&3\ncat <&3")
+        assert result.returncode == 0, result.stderr
+        return result.stdout.decode().strip()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, range(8)))
+    assert answers == [f"message {i}" for i in range(8)]
+
+    def two(i: int) -> str:  # write and read as two commands of one shell
+        return sh(f"echo 'shell {i}' > {echo}; cat {echo}").stdout.decode().strip()
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(two, range(8))) == [f"shell {i}" for i in range(8)]
+
+
+def test_status_counts_calls_and_failures(mounted: Mounted):
+    sh(f"echo hi > {mounted.path / 'algorithms/demo/echo/latest'}")
+    stats = mounted.status()["algorithms"]
+    assert stats["calls"] >= 1 and stats["latency_p50"] is not None
+    assert set(stats) >= {"calls", "failures", "latency_p95"}
+
+
+@pytest.mark.parametrize("name", ["latest@bogus=1", "latest@timeout=abc"])
+def test_bad_call_options_are_refused(mounted: Mounted, name: str):
+    result = sh(f"echo x > {mounted.path / 'algorithms/demo/echo' / name}")
+    assert result.returncode != 0 and "Invalid argument" in result.stderr.decode()

@@ -42,6 +42,8 @@ def lab_command(args: argparse.Namespace) -> list[str]:
         "--AlgofsApp.api_address=",
         "--AlgofsApp.embedded_server=True",
         "--AlgofsApp.auto_mount=True",
+        # Without FUSE the file browser still shows ./algofs, served from the API.
+        "--ServerApp.contents_manager_class=algofs_jupyter.jupyter.contents.AlgofsContentsManager",
     ]  # fmt: skip
     if no_browser:
         command.append("--no-browser")

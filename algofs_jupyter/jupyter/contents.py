@@ -164,7 +164,9 @@ class AlgofsContentsManager(AsyncLargeFileManager):
             return model
         if type == "directory":
             raise HTTPError(400, f"{api_path} is not a directory", reason="bad type")
-        as_notebook = type == "notebook" or (type is None and api_path.endswith(".ipynb") and format != "base64")
+        as_notebook = type == "notebook" or (
+            type is None and api_path.endswith(".ipynb") and format != "base64"
+        )
         if not content:
             if as_notebook:
                 model["type"], model["mimetype"] = "notebook", None
@@ -202,7 +204,9 @@ class AlgofsContentsManager(AsyncLargeFileManager):
     async def get(self, path, content=True, type=None, format=None, require_hash=False):
         algo_path = self._fallback_path(path)
         if algo_path is None:
-            model = await super().get(path, content=content, type=type, format=format, require_hash=require_hash)
+            model = await super().get(
+                path, content=content, type=type, format=format, require_hash=require_hash
+            )
             return self._inject_mountpoint(model, path) if content else model
         return await self._algofs_get(path, algo_path, content, type, format)
 
@@ -285,7 +289,9 @@ class AlgofsContentsManager(AsyncLargeFileManager):
             fs.rm_file(old)
 
     async def copy(self, from_path, to_path=None):
-        if self._fallback_path(from_path) is None and (to_path is None or self._fallback_path(to_path) is None):
+        if self._fallback_path(from_path) is None and (
+            to_path is None or self._fallback_path(to_path) is None
+        ):
             return await super().copy(from_path, to_path)
         return await AsyncContentsManager.copy(self, from_path, to_path)  # generic get + save
 

@@ -113,6 +113,9 @@ class AlgofsMagics(Magics):
     def _cmd_cache(self, args, cell):
         session = get_session()
         stats = session.clear_cache() if args.action == "clear" else session.cache_stats()
+        status = session.status()
+        if status["mode"] == "fallback":
+            print(f"fallback mode ({status['reason']}): no mount, no block cache; reads go to the API")
         formatting.show_cache(stats)
 
     def _cmd_widget(self, args, cell):

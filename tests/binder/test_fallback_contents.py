@@ -1,0 +1,156 @@
+"""The file browser's fallback: a real Jupyter server without FUSE serves ./algofs from the API.
+
+The server runs ``AlgofsContentsManager`` with ``ALGOFS_DISABLE_FUSE=1`` and no API configured (so the
+extension starts the embedded demo server); every call goes through ``/api/contents`` like JupyterLab's.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from jupyter_process import CONTENTS_MANAGER, JupyterProcess
+
+import algofs_jupyter.server.demo
+from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason, is_algofs_mount
+
+DEMO_CONTENT = Path(algofs_jupyter.server.demo.__file__).parent / "content"
+BASE = "/api/contents/algofs/data/demo"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(tmp: Path, fuse: bool) -> JupyterProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALGORITHMIA_", "ALGOFS_"))}
+    env.update(JUPYTER_DATA_DIR=str(tmp / "data"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+               XDG_CACHE_HOME=str(tmp / "cache"))  # fmt: skip
+    if not fuse:
+        env["ALGOFS_DISABLE_FUSE"] = "1"
+    (tmp / "root").mkdir()
+    port = free_port()
+    command = [sys.executable, "-m", "jupyter_server", "--no-browser", f"--ServerApp.port={port}",
+               "--IdentityProvider.token=test-token", f"--ServerApp.root_dir={tmp / 'root'}",
+               f"--ServerApp.contents_manager_class={CONTENTS_MANAGER}",
+               "--AlgofsContentsManager.algofs_max_file_size=1000000"]  # fmt: skip
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    return JupyterProcess(command, port, "test-token", env, tmp / "jupyter.log").start()
+
+
+@pytest.fixture(scope="module")
+def fallback_server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("fallback"), fuse=False)
+    try:
+        server.wait_for(lambda: server.get(BASE).status_code == 200, what="the API endpoint")
+        yield server
+    finally:
+        server.stop()
+
+
+def names(model: dict) -> list[str]:
+    return sorted(child["name"] for child in model["content"])
+
+
+def test_root_lists_the_mountpoint_and_status_says_fallback(fallback_server):
+    root = fallback_server.get("/api/contents").json()
+    assert {"name": "algofs", "type": "directory"}.items() <= next(
+        c for c in root["content"] if c["name"] == "algofs"
+    ).items()
+    status = fallback_server.get("/algofs/status").json()
+    assert status["mode"] == "fallback" and "ALGOFS_DISABLE_FUSE" in status["reason"]
+    assert not is_algofs_mount(status["mountpoint_abs"])
+
+
+def test_lists_directories_like_the_demo_store(fallback_server):
+    model = fallback_server.get(f"{BASE}/datasets").json()
+    assert model["type"] == "directory" and model["path"] == "algofs/data/demo/datasets"
+    assert names(model) == sorted(p.name for p in (DEMO_CONTENT / "data/demo/datasets").iterdir())
+    top = fallback_server.get("/api/contents/algofs").json()
+    assert "data" in names(top)
+
+
+def test_opens_text_and_binary_files(fallback_server):
+    text = fallback_server.get(f"{BASE}/datasets/cities.csv").json()
+    assert (
+        text["format"] == "text"
+        and text["content"] == (DEMO_CONTENT / "data/demo/datasets/cities.csv").read_text()
+    )
+    image_dir = fallback_server.get(f"{BASE}/images").json()
+    png = next(c for c in image_dir["content"] if c["name"].endswith(".png"))
+    binary = fallback_server.get(f"/api/contents/{png['path']}").json()
+    assert binary["format"] == "base64"
+    assert base64.b64decode(binary["content"]).startswith(b"\x89PNG")
+
+
+def test_refuses_files_over_the_size_limit_with_a_clear_error(fallback_server):
+    response = fallback_server.get(f"{BASE}/large/large.bin")
+    assert response.status_code == 413
+    assert "fallback file browser opens files up to" in response.json()["message"]
+    listing = fallback_server.get(f"{BASE}/large/large.bin", params={"content": "0"}).json()
+    assert listing["size"] == 1024 * 2**20
+
+
+def test_new_folder_save_rename_delete(fallback_server):
+    folder = fallback_server.request("POST", BASE, json={"type": "directory"}).json()
+    assert folder["type"] == "directory"
+    folder_path = folder["path"]
+    saved = fallback_server.request(
+        "PUT",
+        f"/api/contents/{folder_path}/note.txt",
+        json={"type": "file", "format": "text", "content": "hello algofs"},
+    )
+    assert saved.status_code in (200, 201), saved.text
+    moved = fallback_server.request(
+        "PATCH", f"/api/contents/{folder_path}/note.txt", json={"path": f"{folder_path}/moved.txt"}
+    )
+    assert moved.status_code == 200, moved.text
+    assert names(fallback_server.get(f"/api/contents/{folder_path}").json()) == ["moved.txt"]
+    assert fallback_server.get(f"/api/contents/{folder_path}/moved.txt").json()["content"] == "hello algofs"
+    notebook = fallback_server.request(
+        "POST", f"/api/contents/{folder_path}", json={"type": "notebook"}
+    ).json()
+    opened = fallback_server.get(f"/api/contents/{notebook['path']}").json()
+    assert opened["type"] == "notebook" and opened["content"]["nbformat"] == 4
+    assert fallback_server.request("DELETE", f"/api/contents/{folder_path}").status_code == 400  # not empty
+    for child in ("moved.txt", notebook["name"]):
+        assert fallback_server.request("DELETE", f"/api/contents/{folder_path}/{child}").status_code == 204
+    assert fallback_server.request("DELETE", f"/api/contents/{folder_path}").status_code == 204
+    assert fallback_server.get(f"/api/contents/{folder_path}").status_code == 404
+
+
+def test_local_files_are_untouched(fallback_server):
+    saved = fallback_server.request(
+        "PUT", "/api/contents/local.txt", json={"type": "file", "format": "text", "content": "on disk"}
+    )
+    assert saved.status_code in (200, 201)
+    assert fallback_server.get("/api/contents/local.txt").json()["content"] == "on disk"
+    assert (
+        fallback_server.request(
+            "PATCH", "/api/contents/local.txt", json={"path": "algofs/data/demo/local.txt"}
+        ).status_code
+        == 400
+    )
+
+
+@pytest.mark.fuse
+def test_mounted_tree_is_served_from_disk(tmp_path):
+    if fuse_unavailable_reason():
+        pytest.skip(fuse_unavailable_reason())
+    server = start_server(tmp_path, fuse=True)
+    try:
+        server.wait_for(lambda: server.get("/algofs/status").json()["mounted"], what="the mount")
+        model = server.get(f"{BASE}/datasets").json()
+        assert names(model) == sorted(p.name for p in (DEMO_CONTENT / "data/demo/datasets").iterdir())
+        # Delegated to the default manager: local-file models carry the on-disk hash fields / real mtimes.
+        assert model["last_modified"] != "1970-01-01T00:00:00Z"
+    finally:
+        server.stop()
+    assert not is_algofs_mount(tmp_path / "root/algofs")

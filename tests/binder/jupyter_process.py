@@ -22,9 +22,11 @@ class JupyterProcess:
         env: dict,
         log_path: Path,
         preexec_user: tuple[int, int] | None = None,
+        cwd: str | None = None,
     ):
         self.command, self.port, self.token, self.env, self.log_path = command, port, token, env, log_path
         self.user = preexec_user
+        self.cwd = cwd
         self.process: subprocess.Popen | None = None
 
     @property
@@ -51,7 +53,13 @@ class JupyterProcess:
         if self.user:
             extra = {"user": self.user[0], "group": self.user[1], "extra_groups": []}
         self.process = subprocess.Popen(
-            self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **extra
+            self.command,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.cwd,
+            **extra,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

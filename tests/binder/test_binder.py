@@ -15,8 +15,10 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from jupyter_process import JupyterProcess
 from remote_kernel import run_notebook_on_server
@@ -134,14 +136,21 @@ def test_binder_launch(binder_dir):
         # The notebook's write shows in the file browser through the fallback contents manager.
         scratch = server.get("/api/contents/algofs/data/demo/scratch").json()
         assert [child["name"] for child in scratch["content"]] == ["big-cities.csv"]
-        processes = run(["ps", "-o", "user=,args=", "-u", str(uid)]).stdout
-        assert "algofs serve" in processes and "jupyter" in processes and "root" not in processes
+        # Everything binder/start launched runs as the unprivileged user.
+        started = [" ".join(p.cmdline()) for p in psutil.Process(server.process.pid).children(recursive=True)]
+        started.append(" ".join(psutil.Process(server.process.pid).cmdline()))
+        assert any(" serve --demo" in line for line in started) and any("jupyter" in line for line in started)
+        for pid in leftover_pids(uid) or [server.process.pid]:
+            assert psutil.Process(pid).uids().real == uid
     finally:
         server.stop()  # SIGTERM to the launch's process group: jupyter and the `algofs serve` start left
-        leftovers = leftover_pids(uid)
+        deadline = time.monotonic() + 15
+        while (leftovers := leftover_pids(uid)) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        described = [" ".join(psutil.Process(pid).cmdline()) for pid in leftovers if psutil.pid_exists(pid)]
         for pid in leftovers:
             os.kill(pid, 9)
-    assert not leftovers, "binder/start's processes outlived the server"
+    assert not leftovers, f"binder/start's processes outlived the server: {described}"
 
 
 @pytest.mark.slow

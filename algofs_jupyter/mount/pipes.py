@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import ctypes
 import errno
+import functools
 import itertools
 import json
 import logging
@@ -21,6 +22,7 @@ import stat
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -309,12 +311,13 @@ class PipeTree(VirtualTree):
         except OSError as exc:
             answer = Answer(seq, error=f"{conversation.target}: {exc.strerror or exc}")
         elapsed = time.monotonic() - started
+        family = _family_of_writer(conversation.pid)  # reads /proc: keep it outside the lock
         with self._lock:
             self.calls += 1
             self._latencies.append(elapsed)
             if answer.error is not None:
                 self.failures += 1
-            for pid in _family_of_writer(conversation.pid):
+            for pid in family:
                 self._answers[(conversation.target, pid)] = answer
                 if answer.error is not None:
                     self._errors[(conversation.target, pid)] = answer.error
@@ -336,19 +339,18 @@ class PipeTree(VirtualTree):
 
         Reading it does not use it up: ``cat`` twice shows the same answer, like a file would.
         """
-        with self._lock:
-            for candidate in _ancestry(pid):
-                answer = self._answers.get((target, candidate))
-                if answer is not None:
-                    return answer
-        return None
+        return self._nearest(self._answers, target, pid)
 
     def _error_for(self, target: str, pid: int) -> str | None:
+        return self._nearest(self._errors, target, pid)
+
+    def _nearest(self, table: dict[tuple[str, int], Any], target: str, pid: int) -> Any:
+        chain = _ancestry(pid)  # reads /proc: keep it outside the lock
         with self._lock:
-            for candidate in _ancestry(pid):
-                message = self._errors.get((target, candidate))
-                if message is not None:
-                    return message
+            for candidate in chain:
+                value = table.get((target, candidate))
+                if value is not None:
+                    return value
         return None
 
     def _trim_locked(self, target: str) -> None:
@@ -465,12 +467,18 @@ def _family_of_writer(pid: int) -> list[int]:
     return _ancestry(pid, depth=2)
 
 
-def _interrupted() -> bool:
+@functools.cache
+def _fuse_interrupted() -> Callable[[], int] | None:
     try:
         from mfusepy import _libfuse  # type: ignore[attr-defined]
 
         function = _libfuse.fuse_interrupted
-        function.restype = ctypes.c_int
-        return bool(function())
     except (ImportError, AttributeError):
-        return False
+        return None
+    function.restype = ctypes.c_int
+    return function
+
+
+def _interrupted() -> bool:
+    function = _fuse_interrupted()
+    return bool(function and function())

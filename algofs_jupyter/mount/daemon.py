@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,7 +167,9 @@ class MountDaemon:
 
         self.control.start()
         # SIGINT/SIGTERM/SIGHUP stay at SIG_DFL so libfuse installs its own handlers (unmount and return).
-        # intr: a reader blocked on an algorithm pipe (stream mode) can be interrupted with Ctrl-C
+        # intr: a reader blocked on an algorithm pipe (stream mode) can be interrupted with Ctrl-C.
+        # libfuse then signals the worker thread with SIGUSR1, whose default action would kill us.
+        signal.signal(signal.SIGUSR1, _ignore_signal)
         options = {"fsname": "algofs", "subtype": "algofs", "auto_unmount": True, "intr": True}
         if self.options.allow_other:
             options["allow_other"] = True
@@ -180,3 +183,7 @@ class MountDaemon:
             self.blocks.close()
             self.fs.session.close()
         return 0
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    """A handler, not SIG_IGN: the interrupted system call must still return EINTR."""

@@ -103,3 +103,27 @@ def test_status_counts_calls_and_failures(mounted: Mounted):
 def test_bad_call_options_are_refused(mounted: Mounted, name: str):
     result = sh(f"echo x > {mounted.path / 'algorithms/demo/echo' / name}")
     assert result.returncode != 0 and "Invalid argument" in result.stderr.decode()
+
+
+def test_stream_reader_receives_answers_and_can_be_interrupted(mounted: Mounted):
+    """A reader with nothing to collect streams answers as they arrive; Ctrl-C ends it, not the mount."""
+    import signal
+    import time
+
+    target = mounted.path / "algorithms/demo/wordcount/1.0.0"  # no other test writes here
+    reader = subprocess.Popen(["cat", str(target)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)  # let it open the file and block
+        assert reader.poll() is None, "a reader with nothing to collect should wait like a FIFO reader"
+        assert sh(f"echo 'one two three' > {target}").returncode == 0
+        answer = json.loads(reader.stdout.readline())
+        assert answer["words"] == 3
+        reader.send_signal(signal.SIGINT)
+        reader.wait(timeout=10)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+    # the interrupt reached only the reader: the mount still answers
+    echo = mounted.path / "algorithms/demo/echo/latest"
+    assert sh(f"echo 'still here' > {echo}; cat {echo}").stdout.decode().strip() == "still here"

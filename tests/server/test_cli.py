@@ -86,7 +86,11 @@ def test_embedded_server_keeps_keys_out_of_argv_and_logs(api_server, http):
     assert "--users-file" in cmdline
     assert not any(key in cmdline for key in api_server.users.values())
     assert (api_server.users_file.stat().st_mode & 0o777) == 0o600
-    log = api_server.log_path.read_text()
+    # tornado writes the access line after the response has gone out: give it a moment to land
+    deadline = time.monotonic() + 5
+    while "GET /v1/data/.my demo" not in (log := api_server.log_path.read_text()) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "GET /v1/data/.my demo" in log
     assert not any(key in log for key in api_server.users.values())
 

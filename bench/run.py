@@ -6,6 +6,8 @@
 Everything runs on 127.0.0.1 against one ``algofs serve`` holding the data. Peers:
 
 * ``curl`` of the same file from the same server, and the file read straight from the server's disk;
+* the "FUSE ceiling": ``bench/fuse_ceiling.py``, a Python FUSE passthrough of the server's file (no
+  network), i.e. the fastest cold read any Python/libfuse3 mount reaches on this machine;
 * the official ``algorithmia`` client (listing, small-file uploads);
 * ``fsspec.fuse`` mounting the same data through ``AlgoFileSystem`` (threads=False, its stable setting;
   fsspec imports ``fuse``, which we alias to mfusepy because fusepy needs the absent libfuse2);
@@ -264,6 +266,7 @@ def bench_baselines(s: Setup, results: Results) -> None:
     attempt(results, "sequential read (cold)", "curl", curl)
     attempt(results, "sequential read (warm)", "local disk", lambda: read_whole_warm(s.large_local),
             "server's file, page cache")
+    bench_fuse_ceiling(s, results)
 
     import Algorithmia
 
@@ -292,6 +295,16 @@ def bench_baselines(s: Setup, results: Results) -> None:
     attempt(results, f"write {s.writes} small files", "official client", client_writes, "file().put()")
     attempt(results, f"write {s.writes} small files", "local disk",
             lambda: write_small_files(s.work / "local-writes", s.writes))
+
+
+def bench_fuse_ceiling(s: Setup, results: Results) -> None:
+    """A fresh Python FUSE passthrough of the server's file: no network, the best any such mount can do."""
+    mountpoint = s.work / "mnt-ceiling"
+    command = [sys.executable, str(Path(__file__).resolve().parent / "fuse_ceiling.py"), str(mountpoint),
+               str(s.large_local)]
+    with fuse_child(command, mountpoint, s.env(), s.work / "ceiling.log"):
+        attempt(results, "sequential read (cold)", "FUSE ceiling",
+                lambda: read_whole(mountpoint / s.large_local.name), "Python passthrough of a local file")
 
 
 def bench_mounted(s: Setup, results: Results, system: str, root: Path, fresh: Callable[[], object],
@@ -438,6 +451,12 @@ def target_lines(results: Results) -> list[str]:
         lines.append(f"| random reads: bytes fetched vs touched blocks | {fetched / MiB:.0f} MiB / "
                      f"{touched / MiB:.0f} MiB = {fetched / touched:.2f}× | ≤ 2× | "
                      f"{'yes' if fetched <= 2 * touched else 'no'} |")
+    ceiling, curl, ours = (results.get("sequential read (cold)", system)
+                           for system in ("FUSE ceiling", "curl", "algofs"))
+    if ceiling and curl and ours and ceiling.value and curl.value and ours.value:
+        lines.append(f"| (context) Python FUSE ceiling vs curl | {ceiling.value / curl.value:.2f}× "
+                     f"({ceiling.value:.0f} MB/s, no network); algofs reaches "
+                     f"{ours.value / ceiling.value:.0%} of it | – | – |")
     warm = results.get("ls -l 10k dir (warm)", "algofs")
     if warm and warm.seconds is not None:
         lines.append(f"| warm `ls -l` of the 10,000-file directory | {warm.seconds:.3f} s | < 0.1 s | "

@@ -164,20 +164,30 @@ class AlgoFileSystem(AbstractFileSystem):
         return bytes(self.read_block(path, start, end, etag))
 
     def read_block(self, path: str, start: int, end: int, etag: str = "") -> bytearray:
-        """Like ``read_range`` but returns the receive buffer itself: the mount's block cache takes it
-        as is, which saves a copy (and the page faults of a fresh multi-MiB object) per cold block."""
-        if end <= start:
-            return bytearray()
+        """Like ``read_range`` but returns the receive buffer itself (no extra copy)."""
+        out = bytearray(max(end - start, 0))
+        with memoryview(out) as view:
+            filled = self.read_block_into(path, start, view, etag)
+        del out[filled:]
+        return out
+
+    def read_block_into(self, path: str, start: int, out: memoryview, etag: str = "") -> int:
+        """Fill ``out`` with the bytes from ``start`` on; returns the count (short only at EOF).
+
+        The mount's block cache passes reused, page-aligned buffers: receiving into memory touched once
+        avoids the page faults of a fresh multi-MiB object per block (expensive on virtual machines).
+        """
+        if not len(out):
+            return 0
         parts = self._parts(path)
         response = self.session.request(
-            "GET", paths.api_path(parts), headers={"Range": f"bytes={start}-{end - 1}"},
+            "GET", paths.api_path(parts), headers={"Range": f"bytes={start}-{start + len(out) - 1}"},
             display=paths.data_uri(parts), ok=(200, 206), stream=True)
         try:
             if etag and response.headers.get("ETag") and response.headers["ETag"] != etag:
                 raise StaleFile(f"{paths.data_uri(parts)} changed on the server while being read")
-            if response.status_code == 200:  # server ignored the range: skip to start
-                return _read_exactly(response, end - start, skip=start)
-            return _read_exactly(response, end - start)
+            skip = start if response.status_code == 200 else 0  # server ignored the range
+            return _read_exactly_into(response, out, skip)
         finally:
             response.close()
 
@@ -336,32 +346,24 @@ def _fast_readinto(response: Any) -> Callable[[memoryview], int]:
     return inner.readinto
 
 
-def _read_exactly(response: Any, count: int, skip: int = 0) -> bytearray:
-    """Read ``count`` body bytes after skipping ``skip``; short only at the end of the body.
-
-    Reads straight into one preallocated buffer: blocks are megabytes, and growing a buffer chunk by
-    chunk costs copies on the hot path of every cold read.
-    """
+def _read_exactly_into(response: Any, out: memoryview, skip: int = 0) -> int:
+    """Read ``len(out)`` body bytes into ``out`` after skipping ``skip``; short only at the body's end."""
     raw = response.raw
-    out = bytearray(count)
-    view = memoryview(out)
+    count = len(out)
     filled = 0
+    # urllib3 buffers what it read while skipping, so only an unskipped body may bypass it
+    readinto = _fast_readinto(response) if skip == 0 else raw.readinto
     try:
         while skip > 0:
             dropped = raw.read(min(skip, DOWNLOAD_CHUNK))
             if not dropped:
-                return bytearray()
+                return 0
             skip -= len(dropped)
-        readinto = _fast_readinto(response) if skip == 0 else raw.readinto
         while filled < count:
-            got = readinto(view[filled:])
+            got = readinto(out[filled:])
             if not got:
                 break
             filled += got
     except Exception as exc:  # urllib3 protocol/timeout errors: the transfer broke
         raise OSError(errno.EIO, f"transfer interrupted: {type(exc).__name__}") from exc
-    finally:
-        view.release()
-    if filled < count:
-        del out[filled:]
-    return out
+    return filled

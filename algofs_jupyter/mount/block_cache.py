@@ -14,8 +14,15 @@ Design choices:
   path free of metadata writes (no JSON, no fsync) matters more than a warm start. On start, directories
   of instances that are gone (lock free) are deleted; two live mounts sharing a ``cache_dir`` don't
   collide.
-* **Hot path:** a dictionary lookup under one lock, then ``os.pread`` on the block file outside it.
-  A block being read is pinned and never evicted.
+* **Hot path:** a dictionary lookup under one lock, then a copy straight into the caller's buffer (the
+  FUSE reply buffer) outside it: from memory for recently fetched blocks, else ``os.preadv`` on the
+  block file. A block being read is pinned and never evicted.
+* **Memory:** blocks are received into reused, page-aligned buffers (``BufferPool``). The last
+  ``ram_blocks`` fetched blocks stay in memory and serve reads from there, so a cold sequential read
+  never reads back what it just wrote. Block files are written with ``O_DIRECT`` where the file system
+  allows it: the kernel already caches the mounted file's pages, a second page-cache copy of each block
+  would double the memory and the copying (on this project's VMs a never-touched GiB of memory costs
+  seconds of page faults, more than the network transfer).
 * **Size cap:** LRU by last access, evicted inline after each insert (one ``unlink`` per evicted block,
   done outside the lock). Pinned blocks may push the size over the cap briefly.
 * **Single flight:** concurrent readers of a missing block wait for one fetch. The error of a demand
@@ -33,6 +40,7 @@ import fcntl
 import hashlib
 import itertools
 import logging
+import mmap
 import os
 import secrets
 import shutil
@@ -49,7 +57,11 @@ from .readahead import SequentialDetector
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[int, int], bytes | bytearray]
+"""``fetch(start, end)`` returns the bytes; a fetch may also offer ``fetch.into(start, buffer) -> count``,
+which fills a buffer the cache provides (no allocation per block)."""
 INSTANCE_PREFIX = "blocks-"
+#: O_DIRECT needs offsets, lengths and buffer addresses aligned to the device's logical block size.
+DIRECT_IO_ALIGN = 4096
 #: Fetched blocks waiting for the writer thread (each holds block_size bytes of memory).
 MAX_PENDING_WRITES = 4
 LOCK_NAME = ".lock"
@@ -70,8 +82,57 @@ class BlockFetchError(OSError):
         super().__init__(errno.EIO, message)
 
 
+class _Buffer:
+    """A block's bytes in memory, shared by its fetch, the memory tier and readers copying out of it.
+
+    ``refs`` counts the holders; at zero a pooled buffer goes back to the pool.
+    """
+
+    __slots__ = ("mem", "length", "refs", "pooled")
+
+    def __init__(self, mem: mmap.mmap | bytes | bytearray, length: int, pooled: bool):
+        self.mem = mem
+        self.length = length
+        self.refs = 0
+        self.pooled = pooled
+
+
+class BufferPool:
+    """Reusable page-aligned buffers of one block each.
+
+    Reusing memory matters: a fresh multi-MiB buffer per block means a page fault per 4 KiB on first
+    touch, which on virtual machines costs more than receiving the bytes. mmap'd buffers are also
+    page-aligned, as ``O_DIRECT`` writes need. At most ``keep`` idle buffers are kept.
+    """
+
+    def __init__(self, size: int, keep: int):
+        self.size = size
+        self.keep = keep
+        self._idle: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+        self.allocated = 0
+
+    def take(self) -> mmap.mmap:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            self.allocated += 1
+        return mmap.mmap(-1, self.size)
+
+    def give(self, mem: mmap.mmap) -> None:
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append(mem)
+                return
+            self.allocated -= 1
+        mem.close()
+
+    def idle(self) -> int:
+        return len(self._idle)
+
+
 class _Block:
-    __slots__ = ("key", "name", "path", "length", "pins", "stale")
+    __slots__ = ("key", "name", "path", "length", "pins", "stale", "ram")
 
     def __init__(self, key: str, name: str, path: str, length: int):
         self.key = key
@@ -80,6 +141,7 @@ class _Block:
         self.length = length
         self.pins = 0
         self.stale = False
+        self.ram: _Buffer | None = None  # set while the block is in the memory tier
 
 
 class _PathState:
@@ -95,13 +157,15 @@ class _PathState:
 
 
 class _Flight:
-    __slots__ = ("future", "prefetch", "state", "name")
+    __slots__ = ("future", "prefetch", "state", "name", "joined", "buffer")
 
     def __init__(self, state: _PathState, prefetch: bool, name: str):
-        self.future: Future[bytes] = Future()
+        self.future: Future[_Buffer] = Future()
         self.name = name
         self.prefetch = prefetch
         self.state = state
+        self.joined = 0  # readers waiting for the buffer; each is owed one reference
+        self.buffer: _Buffer | None = None
 
 
 def block_key(version: FileVersion, index: int) -> str:
@@ -120,27 +184,56 @@ class _BlockFiles:
         self._lock_fd = os.open(self.root / LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._subdirs: set[str] = set()
+        self.direct_io = True  # until the file system refuses it
 
     def file(self, name: str) -> str:
         return os.path.join(self.root, name[:2], name)
 
-    def write(self, name: str, data: bytes) -> None:
+    def write(self, name: str, buffer: _Buffer) -> None:
         sub = name[:2]
         if sub not in self._subdirs:
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
             self._subdirs.add(sub)
-        fd = os.open(self.file(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        path = self.file(name)
+        length = buffer.length
+        padded = -(-length // DIRECT_IO_ALIGN) * DIRECT_IO_ALIGN
+        if self.direct_io and buffer.pooled and padded <= len(buffer.mem):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self.direct_io = False  # tmpfs and some others refuse O_DIRECT
+            else:
+                try:
+                    with memoryview(buffer.mem) as view:
+                        _write_all(fd, view[:padded])  # the tail past length is cut off below
+                    if padded != length:
+                        os.ftruncate(fd, length)
+                    return
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    self.direct_io = False
+                finally:
+                    os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            with memoryview(buffer.mem) as view:
+                _write_all(fd, view[:length])
         finally:
             os.close(fd)
 
-    def pread(self, name: str, start: int, stop: int) -> bytes:
+    def read_into(self, name: str, offset: int, out: memoryview) -> int:
         fd = os.open(self.file(name), os.O_RDONLY)
         try:
-            return os.pread(fd, stop - start, start)
+            filled = 0
+            while filled < len(out):
+                got = os.preadv(fd, [out[filled:]], offset + filled)
+                if not got:
+                    break
+                filled += got
+            return filled
         finally:
             os.close(fd)
 
@@ -175,19 +268,23 @@ class BlockCache:
     """Offset-addressed, thread-safe reads of remote files through an on-disk LRU block cache."""
 
     def __init__(self, cache_dir: Path, limit_bytes: int, block_size: int = 8 << 20,
-                 readahead_blocks: int = 4):
+                 readahead_blocks: int = 4, ram_blocks: int | None = None):
         if block_size <= 0 or limit_bytes < 0 or readahead_blocks < 0:
             raise ValueError("block_size must be > 0, limit_bytes and readahead_blocks >= 0")
         self.block_size = block_size
         self.limit_bytes = limit_bytes
         self.readahead_blocks = readahead_blocks
+        #: Fetched blocks kept in memory: the reader's current block and the ones read ahead of it.
+        self.ram_blocks = readahead_blocks + 2 if ram_blocks is None else ram_blocks
         self._files = _BlockFiles(Path(cache_dir))
         self._lock = threading.Lock()
         self._blocks: OrderedDict[str, _Block] = OrderedDict()  # LRU order: oldest first
+        self._ram: OrderedDict[str, _Block] = OrderedDict()  # the memory tier, LRU order
         self._paths: dict[str, _PathState] = {}
         self._flights: dict[str, _Flight] = {}
         self._size = 0
         self._hits = 0
+        self._ram_hits = 0
         self._misses = 0
         self._bytes_fetched = 0
         self._fetches = 0
@@ -196,6 +293,7 @@ class BlockCache:
         self._evicted = 0
         self._prefetch_inflight = 0
         self._max_prefetch_inflight = 2 * readahead_blocks
+        self._buffers = BufferPool(block_size, keep=self.ram_blocks + readahead_blocks)
         self._detector = SequentialDetector()
         self._serial = itertools.count()
         self._pool = (ThreadPoolExecutor(max_workers=max(1, min(readahead_blocks, 4)),
@@ -215,39 +313,56 @@ class BlockCache:
         """
         if offset < 0 or size < 0:
             raise ValueError("offset and size must be >= 0")
-        end = min(offset + size, version.size)
+        out = bytearray(max(0, min(offset + size, version.size) - offset))
+        with memoryview(out) as view:
+            self.read_into(version, offset, view, fetch, stream_id)
+        return bytes(out)
+
+    def read_into(self, version: FileVersion, offset: int, out: memoryview, fetch: Fetch,
+                  stream_id: Hashable | None = None) -> int:
+        """Fill ``out`` with the bytes from ``offset`` on, clamped to version.size; returns the count.
+
+        The FUSE layer passes the kernel's reply buffer, so cached bytes are copied exactly once.
+        """
+        if offset < 0:
+            raise ValueError("offset must be >= 0")
+        end = min(offset + len(out), version.size)
         if offset >= end:
-            return b""
+            return 0
         self._note_version(version)
         bs = self.block_size
         first, last = offset // bs, (end - 1) // bs
         if self._pool is not None and self._detector.observe(
                 version.path if stream_id is None else stream_id, offset, end):
             self._schedule_prefetch(version, last + 1, fetch)
-        if first == last:
-            base = first * bs
-            return self._read_block(version, first, offset - base, end - base, fetch)
-        parts = []
+        filled = 0
         for index in range(first, last + 1):
             base = index * bs
-            parts.append(self._read_block(version, index, max(offset, base) - base,
-                                          min(end, base + bs) - base, fetch))
-        return b"".join(parts)
+            lo, hi = max(offset, base) - base, min(end, base + bs) - base
+            self._read_block_into(version, index, lo, hi, out[filled:filled + hi - lo], fetch)
+            filled += hi - lo
+        return filled
 
     def _block_length(self, version: FileVersion, index: int) -> int:
         return min(self.block_size, version.size - index * self.block_size)
 
-    def _read_block(self, version: FileVersion, index: int, lo: int, hi: int, fetch: Fetch) -> bytes:
+    def _read_block_into(self, version: FileVersion, index: int, lo: int, hi: int, out: memoryview,
+                         fetch: Fetch) -> None:
         key = block_key(version, index)
         retried_prefetch = False
         while True:
+            buffer = None
             with self._lock:
                 block = self._blocks.get(key)
                 if block is not None and not block.stale:
                     block.pins += 1
                     self._blocks.move_to_end(key)
                     self._hits += 1
-                    flight = None
+                    buffer = block.ram
+                    if buffer is not None:
+                        buffer.refs += 1
+                        self._ram.move_to_end(key)
+                        self._ram_hits += 1
                 else:
                     block = None
                     self._misses += 1
@@ -255,40 +370,55 @@ class BlockCache:
                     owner = flight is None
                     if owner:
                         flight = self._start_flight_locked(key, version, prefetch=False)
+                    elif flight.buffer is not None:
+                        flight.buffer.refs += 1
+                    else:
+                        flight.joined += 1
             if block is not None:
-                data = self._read_cached(block, lo, hi)
-                if data is not None:
-                    return data
+                if self._copy_cached(block, buffer, lo, hi, out):
+                    return
                 continue  # block file vanished or was cut short: fetch again
             if owner:
-                data = self._fetch_block(key, version, index, fetch, flight, background_store=True)
-                return _slice(data, lo, hi)
+                buffer = self._fetch_block(key, version, index, fetch, flight, reader=True)
+            else:
+                try:
+                    buffer = flight.future.result()
+                except Exception:
+                    if not flight.prefetch or retried_prefetch:
+                        raise
+                    retried_prefetch = True  # the prefetch failed; try once with our own fetch
+                    continue
             try:
-                return _slice(flight.future.result(), lo, hi)
-            except Exception:
-                if not flight.prefetch or retried_prefetch:
-                    raise
-                retried_prefetch = True  # the prefetch failed; try once with our own fetch
+                _copy_out(buffer, lo, hi, out)
+            finally:
+                with self._lock:
+                    self._unref_locked(buffer)
+            return
 
-    def _read_cached(self, block: _Block, lo: int, hi: int) -> bytes | None:
-        """Read a pinned block's file and unpin it; None if the file vanished or is short."""
-        data: bytes | None = None
+    def _copy_cached(self, block: _Block, buffer: _Buffer | None, lo: int, hi: int, out: memoryview) -> bool:
+        """Copy a pinned block's bytes (memory, else its file) and unpin it; False if the file is gone."""
+        ok = False
         try:
-            data = self._files.pread(block.name, lo, hi)
+            if buffer is not None:
+                _copy_out(buffer, lo, hi, out)
+                ok = True
+            else:
+                ok = self._files.read_into(block.name, lo, out) == hi - lo
         except FileNotFoundError:
             pass
         finally:
             with self._lock:
                 block.pins -= 1
-                broken = data is None or len(data) != hi - lo
-                if broken and self._blocks.get(block.key) is block:
+                if buffer is not None:
+                    self._unref_locked(buffer)
+                if not ok and self._blocks.get(block.key) is block:
                     log.warning("block file %s missing or short; fetching it again", block.name)
                     self._drop_block_locked(block)
                 victims = self._collect_victims_locked()
                 if block.pins == 0 and block.stale:
                     victims.append(block.name)
             self._remove_files(victims)
-        return None if broken else data
+        return ok
 
     # ---------------------------------------------------------------------------------------- fetching
     def _start_flight_locked(self, key: str, version: FileVersion, prefetch: bool) -> _Flight:
@@ -302,57 +432,77 @@ class BlockCache:
         self._flights[key] = flight
         return flight
 
+    def _receive(self, fetch: Fetch, start: int, length: int) -> _Buffer:
+        """One ranged GET into a pooled buffer (or the fetch's own bytes when it cannot fill one)."""
+        into = getattr(fetch, "into", None)
+        if into is None:
+            data = fetch(start, start + length)
+            buffer = _Buffer(data, len(data), pooled=False)
+        else:
+            mem = self._buffers.take()
+            try:
+                with memoryview(mem) as view:
+                    got = into(start, view[:length])
+            except BaseException:
+                self._buffers.give(mem)
+                raise
+            buffer = _Buffer(mem, got, pooled=True)
+        if buffer.length != length:
+            self._release(buffer)
+            raise BlockFetchError(f"asked for bytes {start}-{start + length - 1}, got {buffer.length} bytes "
+                                  "(file changed remotely?)")
+        return buffer
+
     def _fetch_block(self, key: str, version: FileVersion, index: int, fetch: Fetch,
-                     flight: _Flight, background_store: bool = False) -> bytes:
+                     flight: _Flight, reader: bool = False) -> _Buffer:
         """Fetch a block, hand it to waiters at once, then write it to disk.
 
-        The flight stays registered until the block is on disk, so readers arriving meanwhile take the
-        bytes from memory instead of fetching again. A demand reader leaves the (slow, first-touch page
-        cache) disk write to the writer thread unless too many writes are pending.
+        The flight stays registered until the block is on disk, so readers arriving meanwhile copy the
+        bytes from memory instead of fetching again. A demand reader (``reader``: it gets one reference
+        to the buffer) leaves the disk write to the writer thread unless too many writes are pending.
         """
-        start = index * self.block_size
-        length = self._block_length(version, index)
         try:
-            data = fetch(start, start + length)
-            if not isinstance(data, (bytes, bytearray)):
-                data = bytes(data)
-            if len(data) != length:
-                raise BlockFetchError(f"{version.path}: asked for bytes {start}-{start + length - 1}, "
-                                      f"got {len(data)} bytes (file changed remotely?)")
+            try:
+                buffer = self._receive(fetch, index * self.block_size, self._block_length(version, index))
+            except BlockFetchError as exc:
+                raise BlockFetchError(f"{version.path}: {exc.strerror}") from None
         except BaseException as exc:
             self._finish_flight(key, flight, None, False)
             flight.future.set_exception(exc)
             raise
         with self._lock:
             self._fetches += 1
-            self._bytes_fetched += length
-        flight.future.set_result(data)
-        if background_store and self._pending_writes.acquire(blocking=False):
+            self._bytes_fetched += buffer.length
+            buffer.refs = 1 + reader + flight.joined  # the flight's own, the reader's, the waiters'
+            flight.buffer = buffer
+        flight.future.set_result(buffer)
+        if reader and self._pending_writes.acquire(blocking=False):
             try:
-                self._writer.submit(self._store_and_finish, key, flight, data, True)
-                return data
+                self._writer.submit(self._store_and_finish, key, flight, buffer, True)
+                return buffer
             except RuntimeError:  # closing
                 self._pending_writes.release()
-        self._store_and_finish(key, flight, data, False)
-        return data
+        self._store_and_finish(key, flight, buffer, False)
+        return buffer
 
-    def _store_and_finish(self, key: str, flight: _Flight, data: bytes, pending: bool) -> None:
+    def _store_and_finish(self, key: str, flight: _Flight, buffer: _Buffer, pending: bool) -> None:
         try:
-            self._finish_flight(key, flight, data, self._store(flight.name, data))
+            self._finish_flight(key, flight, buffer, self._store(flight.name, buffer))
         finally:
             if pending:
                 self._pending_writes.release()
 
-    def _store(self, name: str, data: bytes) -> bool:
+    def _store(self, name: str, buffer: _Buffer) -> bool:
         try:
-            self._files.write(name, data)
+            self._files.write(name, buffer)
             return True
         except OSError as exc:  # disk full, cache dir gone: serve the data uncached
             log.warning("cannot store block %s: %s", name, exc)
             self._files.remove(name)
             return False
 
-    def _finish_flight(self, key: str, flight: _Flight, data: bytes | None, stored: bool) -> None:
+    def _finish_flight(self, key: str, flight: _Flight, buffer: _Buffer | None, stored: bool) -> None:
+        """Retire a flight; a stored block joins the index and the memory tier with the flight's reference."""
         victims: list[str] = []
         with self._lock:
             if self._flights.get(key) is flight:
@@ -361,14 +511,21 @@ class BlockCache:
             state.flights -= 1
             current = self._paths.get(state.version.path) is state
             if stored and current and key not in self._blocks:
-                block = _Block(key, flight.name, state.version.path, len(data))
+                block = _Block(key, flight.name, state.version.path, buffer.length)
                 self._blocks[key] = block
                 state.keys.add(key)
                 state.cached_bytes += block.length
                 self._size += block.length
+                block.ram = buffer
+                self._ram[key] = block
+                while len(self._ram) > self.ram_blocks:
+                    self._leave_ram_locked(next(iter(self._ram.values())))
                 victims = self._collect_victims_locked()
-            elif stored:
-                victims.append(flight.name)  # invalidated meanwhile: don't keep it
+            else:
+                if stored:
+                    victims.append(flight.name)  # invalidated meanwhile: don't keep it
+                if buffer is not None:
+                    self._unref_locked(buffer)
             if not state.keys and not state.flights and current:
                 del self._paths[state.version.path]
         self._remove_files(victims)
@@ -409,6 +566,24 @@ class BlockCache:
             with self._lock:
                 self._prefetch_inflight -= 1
 
+    # ------------------------------------------------------------------------------- memory buffers
+    def _unref_locked(self, buffer: _Buffer) -> None:
+        buffer.refs -= 1
+        if buffer.refs == 0:
+            self._release(buffer)
+
+    def _release(self, buffer: _Buffer) -> None:
+        if buffer.pooled:
+            self._buffers.give(buffer.mem)
+        buffer.mem = b""
+
+    def _leave_ram_locked(self, block: _Block) -> None:
+        """Drop a block from the memory tier (its file still serves it)."""
+        self._ram.pop(block.key, None)
+        if block.ram is not None:
+            buffer, block.ram = block.ram, None
+            self._unref_locked(buffer)
+
     # ---------------------------------------------------------------------------- versions, eviction
     def _note_version(self, version: FileVersion) -> None:
         with self._lock:
@@ -437,6 +612,7 @@ class BlockCache:
 
     def _drop_block_locked(self, block: _Block) -> None:
         del self._blocks[block.key]
+        self._leave_ram_locked(block)
         block.stale = True
         self._size -= block.length
         state = self._paths.get(block.path)
@@ -499,6 +675,8 @@ class BlockCache:
             return {
                 "size_bytes": self._size, "limit_bytes": self.limit_bytes, "blocks": len(self._blocks),
                 "block_size": self.block_size, "hits": self._hits, "misses": self._misses,
+                "memory_hits": self._ram_hits, "memory_blocks": len(self._ram),
+                "memory_buffers": self._buffers.allocated, "direct_io": self._files.direct_io,
                 "bytes_fetched": self._bytes_fetched, "fetches": self._fetches,
                 "prefetch_scheduled": self._prefetch_scheduled, "prefetched_blocks": self._prefetched,
                 "evicted_blocks": self._evicted, "pending_blocks": len(self._flights),
@@ -520,6 +698,8 @@ class BlockCache:
             self._pool.shutdown(wait=True)  # queued prefetches fail fast once _closed is set
         self._writer.shutdown(wait=True)
         with self._lock:
+            for block in list(self._ram.values()):
+                self._leave_ram_locked(block)
             self._blocks.clear()
             self._paths.clear()
             self._size = 0
@@ -532,12 +712,14 @@ class BlockCache:
         self.close()
 
 
-def _slice(data: bytes | bytearray, lo: int, hi: int) -> bytes:
-    """``bytes`` of ``data[lo:hi]`` in one copy (FUSE hands the result to ctypes, which wants bytes)."""
-    if isinstance(data, bytes):
-        return data[lo:hi]
-    with memoryview(data) as view:
-        return bytes(view[lo:hi])
+def _copy_out(buffer: _Buffer, lo: int, hi: int, out: memoryview) -> None:
+    with memoryview(buffer.mem) as source:
+        out[:hi - lo] = source[lo:hi]
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _no_op() -> None:

@@ -163,7 +163,7 @@ class MountDaemon:
         return self.status()
 
     def run(self) -> int:
-        from mfusepy import FUSE  # after mount/__init__ chose libfuse3
+        from .fuse_binding import DirectReadFUSE  # imports mfusepy: after mount/__init__ chose libfuse3
 
         self.control.start()
         # SIGINT/SIGTERM/SIGHUP stay at SIG_DFL so libfuse installs its own handlers (unmount and return).
@@ -174,8 +174,8 @@ class MountDaemon:
         if self.options.allow_other:
             options["allow_other"] = True
         try:
-            FUSE(self.operations, self.options.mountpoint, raw_fi=True, foreground=True, nothreads=False,
-                 debug=self.options.debug, **options)
+            DirectReadFUSE(self.operations, self.options.mountpoint, raw_fi=True, foreground=True,
+                           nothreads=False, debug=self.options.debug, **options)
         except KeyboardInterrupt:
             pass
         finally:

@@ -64,6 +64,21 @@ def fuse_errors(method: Callable) -> Callable:
     return wrapper
 
 
+@dataclass(frozen=True)
+class RangeFetch:
+    """Ranged GETs of one file version for the block cache (``into`` fills the cache's own buffers)."""
+
+    fs: AlgoFileSystem
+    path: str
+    etag: str
+
+    def __call__(self, start: int, end: int) -> bytes | bytearray:
+        return self.fs.read_block(self.path, start, end, etag=self.etag)
+
+    def into(self, start: int, out: memoryview) -> int:
+        return self.fs.read_block_into(self.path, start, out, etag=self.etag)
+
+
 @dataclass
 class Handle:
     path: str  # layout path (no leading slash)
@@ -224,8 +239,8 @@ class AlgoOperations(Operations):
             self._handles[fh] = handle
         return fh
 
-    def _fetcher(self, layout: str, etag: str) -> Callable[[int, int], bytes]:
-        return lambda start, end: self.fs.read_block(layout, start, end, etag=etag)
+    def _fetcher(self, layout: str, etag: str) -> RangeFetch:
+        return RangeFetch(self.fs, layout, etag)
 
     def _after_upload(self, staged: StagedFile) -> None:
         self._refresh(staged.path)
@@ -405,13 +420,29 @@ class AlgoOperations(Operations):
             return self.algorithms.read(self._virtual(path) or path, size, offset, handle.tree_fh)
         if handle.staged is not None:
             return handle.staged.pread(size, offset)
+        version = self._read_version(handle, path)
+        return self.blocks.read(version, offset, size, self._fetcher(version.path, version.etag),
+                                stream_id=_fh(fi))
+
+    @fuse_errors
+    def read_into(self, path: str, out: memoryview, offset: int, fi: Any) -> int:
+        """``read`` straight into the kernel's reply buffer (see ``fuse_binding``): one copy per byte."""
+        handle = self._handle(fi)
+        if handle.tree_fh is not None or handle.staged is not None:
+            data = self.read(path, len(out), offset, fi)
+            out[:len(data)] = data
+            return len(data)
+        version = self._read_version(handle, path)
+        return self.blocks.read_into(version, offset, out, self._fetcher(version.path, version.etag),
+                                     stream_id=_fh(fi))
+
+    def _read_version(self, handle: Handle, path: str) -> FileVersion:
         version = handle.version
         assert version is not None
         layout = self._layout(path)
         if layout != version.path:  # renamed while open
             version = handle.version = version._replace(path=layout)
-        return self.blocks.read(version, offset, size, self._fetcher(layout, version.etag),
-                                stream_id=_fh(fi))
+        return version
 
     # -- writing ----------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ is the caller) and ``<connector>/…`` (``s3/…``, ``dropbox+work/…``) for co
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -179,15 +180,36 @@ class AlgoFileSystem(AbstractFileSystem):
         """
         if not len(out):
             return 0
+        with self.open_range(path, start, start + len(out), etag) as fill:
+            return fill(out)
+
+    @contextlib.contextmanager
+    def open_range(self, path: str, start: int, end: int,
+                   etag: str = "") -> Iterator[Callable[[memoryview], int]]:
+        """One ranged GET of ``[start, end)``; yields ``fill(out) -> count`` that reads the next bytes of
+        the body into ``out`` (short only at the end of the body).
+
+        Sequential readers fetch many blocks with one request: per-request costs (a round trip, TCP slow
+        start after idle, the server's set-up) halve single-stream throughput at 8 MiB per request.
+        With ``etag``, raises StaleFile if the file changed on the server.
+        """
         parts = self._parts(path)
         response = self.session.request(
-            "GET", paths.api_path(parts), headers={"Range": f"bytes={start}-{start + len(out) - 1}"},
+            "GET", paths.api_path(parts), headers={"Range": f"bytes={start}-{end - 1}"},
             display=paths.data_uri(parts), ok=(200, 206), stream=True)
         try:
             if etag and response.headers.get("ETag") and response.headers["ETag"] != etag:
                 raise StaleFile(f"{paths.data_uri(parts)} changed on the server while being read")
             skip = start if response.status_code == 200 else 0  # server ignored the range
-            return _read_exactly_into(response, out, skip)
+            direct = skip == 0
+
+            def fill(out: memoryview) -> int:
+                nonlocal skip
+                count = _read_exactly_into(response, out, skip, direct)
+                skip = 0
+                return count
+
+            yield fill
         finally:
             response.close()
 
@@ -346,13 +368,13 @@ def _fast_readinto(response: Any) -> Callable[[memoryview], int]:
     return inner.readinto
 
 
-def _read_exactly_into(response: Any, out: memoryview, skip: int = 0) -> int:
+def _read_exactly_into(response: Any, out: memoryview, skip: int = 0, direct: bool = True) -> int:
     """Read ``len(out)`` body bytes into ``out`` after skipping ``skip``; short only at the body's end."""
     raw = response.raw
     count = len(out)
     filled = 0
-    # urllib3 buffers what it read while skipping, so only an unskipped body may bypass it
-    readinto = _fast_readinto(response) if skip == 0 else raw.readinto
+    # urllib3 buffers what it read while skipping, so only a body never skipped may bypass it
+    readinto = _fast_readinto(response) if direct and skip == 0 else raw.readinto
     try:
         while skip > 0:
             dropped = raw.read(min(skip, DOWNLOAD_CHUNK))

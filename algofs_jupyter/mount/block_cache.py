@@ -120,12 +120,12 @@ class BufferPool:
         return mmap.mmap(-1, self.size)
 
     def give(self, mem: mmap.mmap) -> None:
+        """Keep ``mem`` for reuse, or drop it (unmapped once no view of it is left, e.g. in a traceback)."""
         with self._lock:
             if len(self._idle) < self.keep:
                 self._idle.append(mem)
-                return
-            self.allocated -= 1
-        mem.close()
+            else:
+                self.allocated -= 1
 
     def idle(self) -> int:
         return len(self._idle)
@@ -274,8 +274,8 @@ class BlockCache:
         self.block_size = block_size
         self.limit_bytes = limit_bytes
         self.readahead_blocks = readahead_blocks
-        #: Fetched blocks kept in memory: the reader's current block and the ones read ahead of it.
-        self.ram_blocks = readahead_blocks + 2 if ram_blocks is None else ram_blocks
+        #: Fetched blocks kept in memory: a sequential reader's block and the up to 2 x readahead ahead of it.
+        self.ram_blocks = 2 * readahead_blocks + 1 if ram_blocks is None else ram_blocks
         self._files = _BlockFiles(Path(cache_dir))
         self._lock = threading.Lock()
         self._blocks: OrderedDict[str, _Block] = OrderedDict()  # LRU order: oldest first
@@ -293,7 +293,7 @@ class BlockCache:
         self._evicted = 0
         self._prefetch_inflight = 0
         self._max_prefetch_inflight = 2 * readahead_blocks
-        self._buffers = BufferPool(block_size, keep=self.ram_blocks + readahead_blocks)
+        self._buffers = BufferPool(block_size, keep=self.ram_blocks + 2)
         self._detector = SequentialDetector()
         self._serial = itertools.count()
         self._pool = (ThreadPoolExecutor(max_workers=max(1, min(readahead_blocks, 4)),
@@ -334,7 +334,7 @@ class BlockCache:
         first, last = offset // bs, (end - 1) // bs
         if self._pool is not None and self._detector.observe(
                 version.path if stream_id is None else stream_id, offset, end):
-            self._schedule_prefetch(version, last + 1, fetch)
+            self._schedule_prefetch(version, first, last, fetch)
         filled = 0
         for index in range(first, last + 1):
             base = index * bs
@@ -530,41 +530,74 @@ class BlockCache:
                 del self._paths[state.version.path]
         self._remove_files(victims)
 
-    def _schedule_prefetch(self, version: FileVersion, first: int, fetch: Fetch) -> None:
-        last = min(first + self.readahead_blocks, -(-version.size // self.block_size))
-        jobs = []
+    def _schedule_prefetch(self, version: FileVersion, first: int, last: int, fetch: Fetch) -> None:
+        """Keep a sequential reader (now reading blocks ``first..last``) ``readahead_blocks`` to twice that
+        ahead.
+
+        When a block up to ``readahead_blocks`` past ``last`` is neither cached nor coming, a run of
+        ``readahead_blocks`` blocks from there is fetched with one request if the fetch can stream
+        (``fetch.stream``), else block by block on the pool. A reader that caught up with readahead
+        (its own block is missing) joins the run's first block instead of fetching that block alone.
+        """
+        count = -(-version.size // self.block_size)
+        run: list[tuple[str, int, _Flight]] = []
         with self._lock:
             state = self._paths.get(version.path)
             if state is None or state.version != version or self._closed:
                 return
-            for index in range(first, last):
-                if self._prefetch_inflight >= self._max_prefetch_inflight:
-                    break
+            start = next((index for index in range(first, min(last + 1 + self.readahead_blocks, count))
+                          if block_key(version, index) not in self._blocks
+                          and block_key(version, index) not in self._flights), None)
+            if start is None:
+                return
+            stop = min(start + self.readahead_blocks, count)
+            room = self._max_prefetch_inflight - self._prefetch_inflight
+            if start > last and self._prefetch_inflight and room < stop - start:
+                return  # wait for running prefetches rather than fetch a short run
+            for index in range(start, stop):
                 key = block_key(version, index)
                 if key in self._blocks or key in self._flights:
-                    continue
-                flight = self._start_flight_locked(key, version, prefetch=True)
+                    break  # runs are contiguous
+                run.append((key, index, self._start_flight_locked(key, version, prefetch=True)))
                 self._prefetch_inflight += 1
                 self._prefetch_scheduled += 1
-                jobs.append((key, index, flight))
-        for key, index, flight in jobs:
+        if not run:
+            return
+        streams = getattr(fetch, "stream", None) is not None
+        jobs = [run] if streams and len(run) > 1 else [[job] for job in run]
+        for job in jobs:
             try:
-                self._pool.submit(self._prefetch, key, version, index, fetch, flight)
+                self._pool.submit(self._prefetch, version, job, fetch)
             except RuntimeError:  # pool shut down (closing)
-                self._prefetch(key, version, index, fetch, flight)
+                self._prefetch(version, job, fetch)
 
-    def _prefetch(self, key: str, version: FileVersion, index: int, fetch: Fetch, flight: _Flight) -> None:
-        if self._closed:
-            fetch = _closed_fetch  # resolve the flight quickly so nobody waits on it
+    def _prefetch(self, version: FileVersion, run: list[tuple[str, int, _Flight]], fetch: Fetch) -> None:
+        """Fetch a run of consecutive blocks (one request when it is longer than one block)."""
+        done = 0
         try:
-            self._fetch_block(key, version, index, fetch, flight)
-            with self._lock:
-                self._prefetched += 1
+            if self._closed:  # resolve the flights quickly so nobody waits on them
+                raise OSError(errno.EIO, "block cache is closing")
+            if len(run) == 1:
+                key, index, flight = run[0]
+                self._fetch_block(key, version, index, fetch, flight)
+                done = 1
+            else:
+                first, last = run[0][1], run[-1][1]
+                end = min((last + 1) * self.block_size, version.size)
+                with fetch.stream(first * self.block_size, end) as fill:
+                    for key, index, flight in run:
+                        self._fetch_block(key, version, index, _StreamPart(fill), flight)
+                        done += 1
         except Exception as exc:
-            log.debug("prefetch of %s block %d failed: %s", version.path, index, exc)
+            log.debug("prefetch of %s blocks %d-%d failed: %s", version.path, run[0][1], run[-1][1], exc)
+            for key, _index, flight in run[done:]:
+                if not flight.future.done():  # a failing _fetch_block resolved its own flight
+                    self._finish_flight(key, flight, None, False)
+                    flight.future.set_exception(exc)
         finally:
             with self._lock:
-                self._prefetch_inflight -= 1
+                self._prefetched += done
+                self._prefetch_inflight -= len(run)
 
     # ------------------------------------------------------------------------------- memory buffers
     def _unref_locked(self, buffer: _Buffer) -> None:
@@ -712,6 +745,16 @@ class BlockCache:
         self.close()
 
 
+class _StreamPart:
+    """The next block of a streamed run, in the shape ``_receive`` expects of a fetch."""
+
+    def __init__(self, fill: Callable[[memoryview], int]):
+        self.into = lambda start, out: fill(out)
+
+    def __call__(self, start: int, end: int) -> bytes:
+        raise TypeError("stream parts fill buffers")
+
+
 def _copy_out(buffer: _Buffer, lo: int, hi: int, out: memoryview) -> None:
     with memoryview(buffer.mem) as source:
         out[:hi - lo] = source[lo:hi]
@@ -724,7 +767,3 @@ def _write_all(fd: int, view: memoryview) -> None:
 
 def _no_op() -> None:
     pass
-
-
-def _closed_fetch(start: int, end: int) -> bytes:
-    raise OSError(errno.EIO, "block cache is closing")

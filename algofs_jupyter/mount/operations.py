@@ -23,6 +23,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,9 @@ class RangeFetch:
 
     def into(self, start: int, out: memoryview) -> int:
         return self.fs.read_block_into(self.path, start, out, etag=self.etag)
+
+    def stream(self, start: int, end: int) -> AbstractContextManager[Callable[[memoryview], int]]:
+        return self.fs.open_range(self.path, start, end, etag=self.etag)
 
 
 @dataclass

@@ -3,6 +3,7 @@ and the embedded ``algofs serve`` (the server the mount talks to)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -30,6 +31,7 @@ class RangeServer:
         self.files: dict[str, bytes] = {}
         self.log: list[tuple[str, int, int]] = []
         self.failing: dict[str, Callable[[int], bool]] = {}  # path -> predicate(start) -> fail?
+        self.cut: dict[str, Callable[[int, int], bool]] = {}  # path -> predicate(start, end) -> break body?
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -58,6 +60,14 @@ class RangeServer:
                     return self._reply(500, b"injected failure")
                 with server.lock:
                     server.log.append((self.path, start, end))
+                cut = server.cut.get(self.path)
+                if cut and cut(start, end):  # promise the range, send half a block, hang up
+                    self.send_response(206)
+                    self.send_header("Content-Length", str(end - start))
+                    self.end_headers()
+                    self.wfile.write(data[start:start + BLOCK // 2])
+                    self.close_connection = True
+                    return
                 self._reply(206, data[start:end])
 
             def _reply(self, status: int, body: bytes) -> None:
@@ -82,9 +92,52 @@ class RangeServer:
 
         return fetch
 
+    def stream_fetcher(self, path: str) -> StreamingFetch:
+        return StreamingFetch(self.url + path)
+
     def fetched(self, path: str) -> list[tuple[int, int]]:
         with self.lock:
             return [(start, end) for p, start, end in self.log if p == path]
+
+
+class StreamingFetch:
+    """A fetch with the optional ``into`` and ``stream`` the mount's RangeFetch offers."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.http = requests.Session()
+
+    def __call__(self, start: int, end: int) -> bytes:
+        response = self.http.get(self.url, headers={"Range": f"bytes={start}-{end - 1}"}, timeout=10)
+        response.raise_for_status()
+        return response.content
+
+    def into(self, start: int, out: memoryview) -> int:
+        with self.stream(start, start + len(out)) as fill:
+            return fill(out)
+
+    @contextlib.contextmanager
+    def stream(self, start: int, end: int) -> Iterator[Callable[[memoryview], int]]:
+        response = self.http.get(self.url, headers={"Range": f"bytes={start}-{end - 1}"}, timeout=10,
+                                 stream=True)
+        response.raise_for_status()
+
+        def fill(out: memoryview) -> int:
+            filled = 0
+            try:
+                while filled < len(out):
+                    got = response.raw.readinto(out[filled:])
+                    if not got:
+                        break
+                    filled += got
+            except Exception as exc:  # urllib3: the body ended before Content-Length
+                raise OSError(5, f"transfer interrupted: {exc}") from exc
+            return filled
+
+        try:
+            yield fill
+        finally:
+            response.close()
 
 
 @pytest.fixture
@@ -207,7 +260,8 @@ def test_sequential_reads_prefetch_and_recover_after_a_random_read(range_server,
     for offset in range(far + step, far + 4 * step, step):  # sequential again from there
         assert cache.read(version, offset, step, fetch, stream_id="h") == data[offset:offset + step]
     assert wait_until(lambda: {41, 42, 43} <= fetched_blocks()), "readahead did not recover"
-    assert not fetched_blocks() & set(range(5, 40)), "blocks nobody read near were fetched"
+    # Readahead keeps a reader up to 2 x readahead_blocks ahead (of block 1 here): never further.
+    assert not fetched_blocks() & set(range(1 + 2 * 3 + 1, 40)), "blocks nobody read near were fetched"
 
     # Prefetched blocks are served from the cache: reading 2..4 fetches nothing more.
     before = len(range_server.fetched("/seq.bin"))
@@ -375,3 +429,34 @@ def test_reads_from_the_embedded_api_server(api_server, tmp_path):
 def _write(path: Path, data: bytes) -> str:
     path.write_bytes(data)
     return str(path)
+
+
+def test_sequential_readahead_streams_runs_of_blocks_in_one_request(range_server, make_cache):
+    data = os.urandom(32 * BLOCK + 123)
+    version = range_server.put("/run.bin", data)
+    cache = make_cache(readahead_blocks=4)
+    fetch = range_server.stream_fetcher("/run.bin")
+    step = 16 * KiB
+    for offset in range(0, len(data), step):
+        assert cache.read(version, offset, step, fetch, stream_id="h") == data[offset:offset + step]
+    fetched = range_server.fetched("/run.bin")
+    assert any(end - start > BLOCK for start, end in fetched), "readahead never streamed a run of blocks"
+    assert len(fetched) <= 33 // 4 + 3, f"{len(fetched)} requests for 33 blocks: {fetched}"
+    assert wait_until(lambda: cache.stats()["pending_blocks"] == 0)
+    stats = cache.stats()
+    assert stats["bytes_fetched"] == len(data), "some block was fetched twice"
+    assert stats["memory_hits"] > 0, "reads right behind the readahead should be served from memory"
+
+
+def test_a_broken_readahead_stream_falls_back_to_block_fetches(range_server, make_cache):
+    data = os.urandom(24 * BLOCK)
+    version = range_server.put("/cut.bin", data)
+    range_server.cut["/cut.bin"] = lambda start, end: end - start > BLOCK  # every multi-block stream breaks
+    cache = make_cache(readahead_blocks=4)
+    fetch = range_server.stream_fetcher("/cut.bin")
+    step = 32 * KiB
+    for offset in range(0, len(data), step):
+        assert cache.read(version, offset, step, fetch, stream_id="h") == data[offset:offset + step]
+    assert any(end - start > BLOCK for start, end in range_server.fetched("/cut.bin")), "no stream was tried"
+    # the bytes that did arrive before the break were never served as a block's contents
+    assert cache.read(version, 0, len(data), fetch, stream_id="check") == data

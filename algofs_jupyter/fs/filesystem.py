@@ -253,11 +253,16 @@ class AlgoFileSystem(AbstractFileSystem):
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def put_file(self, lpath: str | os.PathLike, rpath: str, callback: Any = None, **kwargs: Any) -> None:
-        """Upload a local file with one streamed PUT (the server replaces the file atomically)."""
+    def put_file(self, lpath: str | os.PathLike, rpath: str, callback: Any = None,
+                 **kwargs: Any) -> dict[str, Any] | None:
+        """Upload a local file with one streamed PUT (the server replaces the file atomically).
+
+        Returns the stored file's ``info`` when the server's answer carries its validators (``ETag`` and
+        ``Last-Modified``, as ``algofs serve`` sends), else None (ask with ``head``).
+        """
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
-            return
+            return None
         parts = self._parts(rpath)
         size = os.path.getsize(lpath)
 
@@ -269,6 +274,11 @@ class AlgoFileSystem(AbstractFileSystem):
                                         display=paths.data_uri(parts))
         response.close()
         self.invalidate_cache(rpath)
+        etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+        if not (etag and modified):
+            return None
+        return {"name": paths.join_path(parts), "type": "file", "size": size,
+                "mtime": parse_http_time(modified), "etag": etag}
 
     def pipe_file(self, path: str, value: bytes, **kwargs: Any) -> None:
         parts = self._parts(path)

@@ -178,11 +178,16 @@ class AlgoOperations(Operations):
                 "st_mtime": mtime, "st_ctime": mtime, "st_atime": mtime}
 
     def _staged_stat(self, staged: StagedFile) -> dict[str, Any]:
-        now = time.time()
-        size = staged.size()
+        """A file open for writing: its local size, and the time of its last write, or once uploaded
+        and unchanged, the server's mtime (what every later stat reports)."""
+        local = os.fstat(staged.fd)
+        mtime = local.st_mtime
+        uploaded = staged.uploaded
+        if not staged.dirty and uploaded is not None and uploaded.get("size") == local.st_size:
+            mtime = uploaded["mtime"]
         return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_uid": self.uid, "st_gid": self.gid,
-                "st_size": size, "st_blocks": (size + 511) // 512, "st_blksize": 1 << 20,
-                "st_mtime": now, "st_ctime": now, "st_atime": now}
+                "st_size": local.st_size, "st_blocks": (local.st_size + 511) // 512, "st_blksize": 1 << 20,
+                "st_mtime": mtime, "st_ctime": mtime, "st_atime": mtime}
 
     @staticmethod
     def _check_new_name(layout: str) -> None:
@@ -247,7 +252,11 @@ class AlgoOperations(Operations):
         return RangeFetch(self.fs, layout, etag)
 
     def _after_upload(self, staged: StagedFile) -> None:
-        self._refresh(staged.path)
+        info = staged.uploaded
+        if info is not None and info.get("size") == staged.size():  # not written to since the upload
+            self.metadata.put(staged.path, Attr(FILE, info["size"], info["mtime"], info["etag"]))
+        else:
+            self._refresh(staged.path)
         self.blocks.invalidate(staged.path)
 
     def _refresh(self, layout: str) -> None:
@@ -464,7 +473,9 @@ class AlgoOperations(Operations):
             raise FuseOSError(errno.ENOENT)
         if not parent.is_dir:
             raise FuseOSError(errno.ENOTDIR)
-        self.metadata.invalidate(layout)
+        # A placeholder (getattr answers from the staged file until the upload): keeps the parent's
+        # listing complete, so the next new name in it is known not to exist without a HEAD.
+        self.metadata.put(layout, Attr(FILE, 0, time.time()))
         staged = self.staging.open(layout, None, truncate=True, new=True)
         fi.fh = self._new_handle(Handle(layout, fi.flags, staged=staged))
         return 0
@@ -478,8 +489,7 @@ class AlgoOperations(Operations):
         self._writable_location(layout, directory=False)
         staged = self.staging.open(layout, None, truncate=True, new=True)
         try:
-            if self.staging.commit(staged):
-                self._after_upload(staged)
+            self._upload(staged)
         finally:
             self.staging.release(staged)
         return 0
@@ -514,15 +524,23 @@ class AlgoOperations(Operations):
         staged = self.staging.open(layout, fill, truncate=False)
         try:
             staged.truncate(length)
-            if self.staging.commit(staged):
-                self._after_upload(staged)
+            self._upload(staged)
         finally:
             self.staging.release(staged)
         return 0
 
     def _commit(self, handle: Handle) -> None:
-        staged = handle.staged
-        if staged is not None and self.staging.commit(staged):
+        if handle.staged is not None:
+            self._upload(handle.staged)
+
+    def _upload(self, staged: StagedFile) -> None:
+        """Upload if dirty and update the caches; a failure leaves the server's state unknown to us."""
+        try:
+            uploaded = self.staging.commit(staged)
+        except OSError:
+            self.metadata.invalidate(staged.path)
+            raise
+        if uploaded:
             self._after_upload(staged)
 
     @fuse_errors

@@ -39,6 +39,7 @@ class StagedFile:
         self.recovery_generation = -1  # ``generation`` whose bytes the recovery entry holds
         self.generation = 0  # bumped by every change
         self.uploading = False
+        self.uploaded: dict | None = None  # the server's info about the last upload, when it gave one
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size
@@ -67,13 +68,14 @@ class StagedFile:
 
 
 class WriteStaging:
-    def __init__(self, directory: Path, recovery: RecoveryStore, upload: Callable[[str, str], None]):
+    def __init__(self, directory: Path, recovery: RecoveryStore,
+                 upload: Callable[[str, str], dict | None]):
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         for leftover in directory.iterdir():  # staging files of a previous run are never reused
             leftover.unlink(missing_ok=True)
         self.recovery = recovery
-        self._upload = upload  # (local file, remote path)
+        self._upload = upload  # (local file, remote path) -> the stored file's info or None
         self._lock = threading.Lock()
         self._files: dict[str, StagedFile] = {}
         self._ids = itertools.count(1)
@@ -129,7 +131,7 @@ class WriteStaging:
                 return False
             staged.uploading = True
             try:
-                self._upload(str(staged.local), staged.path)
+                staged.uploaded = self._upload(str(staged.local), staged.path)
             except OSError as exc:
                 self.uploads_failed += 1
                 self._keep_for_recovery(staged, exc)

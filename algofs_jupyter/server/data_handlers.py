@@ -202,6 +202,12 @@ class DataHandler(ApiHandler):
         assert self.upload is not None
         self.upload.commit()
         self.upload = None
+        try:  # the stored file's validators, as HEAD would report them: saves writers a HEAD
+            st = self.target.local.stat()
+            self.set_header("ETag", http_files.etag_for(st))
+            self.set_header("Last-Modified", http_files.last_modified_for(st))
+        except OSError:
+            pass  # replaced or deleted meanwhile: the client asks with HEAD
         self.write_json({"result": self.address.uri()})
 
     # -- POST (mkdir on the parent) ---------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from algofs_jupyter.fs import AlgoFileSystem
 from algofs_jupyter.mount import control
 
 from .conftest import Mounted
@@ -310,3 +311,19 @@ def test_md5sum_of_a_1_gib_file(mounted: Mounted) -> None:
             digest.update(chunk)
     out = run("md5sum", str(mounted.path / "data/demo/large/large.bin"))
     assert out.split()[0] == digest.hexdigest()
+
+
+def test_writing_new_files_costs_one_request_each_and_stat_matches_the_server(
+        mounted: Mounted, scratch: Path, api_fs: AlgoFileSystem) -> None:
+    before = mounted.status()["backend"]["requests_sent"]
+    for index in range(20):
+        (scratch / f"small-{index:02d}.txt").write_bytes(b"x" * index)
+    sent = mounted.status()["backend"]["requests_sent"] - before
+    assert sent == 20, f"{sent} requests to create 20 small files (one PUT each is enough)"
+    # What the mount reports after its own upload is what the server says (tar compares mtimes). Not for
+    # the empty file: nothing was written, so the kernel keeps the attributes create() returned.
+    layout = str(scratch.relative_to(mounted.path))
+    for index in (1, 7, 19):
+        local = (scratch / f"small-{index:02d}.txt").stat()
+        remote = api_fs.head(f"{layout}/small-{index:02d}.txt")
+        assert (local.st_size, local.st_mtime) == (remote["size"], remote["mtime"])

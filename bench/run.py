@@ -446,11 +446,13 @@ def target_lines(results: Results) -> list[str]:
         else:
             lines.append(f"| {label} | n/a | ≥ {goal}× | no |")
     fetched = results.facts.get("random_fetched_bytes")
+    requested = results.facts.get("random_requested_bytes")
     touched = results.facts.get("random_touched_block_bytes")
-    if isinstance(fetched, int) and isinstance(touched, int) and touched:
-        lines.append(f"| random reads: bytes fetched vs touched blocks | {fetched / MiB:.0f} MiB / "
-                     f"{touched / MiB:.0f} MiB = {fetched / touched:.2f}× | ≤ 2× | "
-                     f"{'yes' if fetched <= 2 * touched else 'no'} |")
+    if isinstance(fetched, int) and isinstance(requested, int) and requested:
+        blocks = f"; the {touched / MiB:.0f} MiB of blocks they touch" if isinstance(touched, int) else ""
+        lines.append(f"| random reads: bytes fetched vs bytes read | {fetched / MiB:.1f} MiB / "
+                     f"{requested / MiB:.1f} MiB = {fetched / requested:.2f}×{blocks} | ≤ 2× | "
+                     f"{'yes' if fetched <= 2 * requested else 'no'} |")
     ceiling, curl, ours = (results.get("sequential read (cold)", system)
                            for system in ("FUSE ceiling", "curl", "algofs"))
     if ceiling and curl and ours and ceiling.value and curl.value and ours.value:

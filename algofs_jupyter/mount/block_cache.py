@@ -62,6 +62,10 @@ which fills a buffer the cache provides (no allocation per block)."""
 INSTANCE_PREFIX = "blocks-"
 #: O_DIRECT needs offsets, lengths and buffer addresses aligned to the device's logical block size.
 DIRECT_IO_ALIGN = 4096
+#: Random reads fetch just the pages they need ("pieces", uncached here: the kernel's page cache keeps
+#: them) until this fraction of a block was fetched that way; then the block is fetched whole.
+PIECE_BUDGET_FRACTION = 0.25
+PAGE_SIZE = 4096
 #: Fetched blocks waiting for the writer thread (each holds block_size bytes of memory).
 MAX_PENDING_WRITES = 4
 LOCK_NAME = ".lock"
@@ -147,13 +151,14 @@ class _Block:
 class _PathState:
     """The version of a path whose blocks are cached, and the keys of those blocks."""
 
-    __slots__ = ("version", "keys", "cached_bytes", "flights")
+    __slots__ = ("version", "keys", "cached_bytes", "flights", "piece_bytes")
 
     def __init__(self, version: FileVersion):
         self.version = version
         self.keys: set[str] = set()
         self.cached_bytes = 0
         self.flights = 0
+        self.piece_bytes: dict[int, int] = {}  # block index -> bytes fetched piecewise
 
 
 class _Flight:
@@ -288,6 +293,8 @@ class BlockCache:
         self._misses = 0
         self._bytes_fetched = 0
         self._fetches = 0
+        self._piece_fetches = 0
+        self._piece_bytes = 0
         self._prefetched = 0
         self._prefetch_scheduled = 0
         self._evicted = 0
@@ -332,16 +339,47 @@ class BlockCache:
         self._note_version(version)
         bs = self.block_size
         first, last = offset // bs, (end - 1) // bs
-        if self._pool is not None and self._detector.observe(
-                version.path if stream_id is None else stream_id, offset, end):
+        access = self._detector.observe(version.path if stream_id is None else stream_id, offset, end)
+        if access.sequential and self._pool is not None:
             self._schedule_prefetch(version, first, last, fetch)
+        piecewise = not access.sequential and not access.from_start
         filled = 0
         for index in range(first, last + 1):
             base = index * bs
             lo, hi = max(offset, base) - base, min(end, base + bs) - base
-            self._read_block_into(version, index, lo, hi, out[filled:filled + hi - lo], fetch)
+            part = out[filled:filled + hi - lo]
+            if not (piecewise and self._read_piece(version, index, lo, hi, part, fetch)):
+                self._read_block_into(version, index, lo, hi, part, fetch)
             filled += hi - lo
         return filled
+
+    def _read_piece(self, version: FileVersion, index: int, lo: int, hi: int, out: memoryview,
+                    fetch: Fetch) -> bool:
+        """A random read of a block nobody has: fetch only its pages. False = read the block instead
+        (it is cached or coming, or random reads already fetched a good part of it piecewise)."""
+        key = block_key(version, index)
+        base = index * self.block_size
+        start = base + lo - lo % PAGE_SIZE
+        stop = min(base + -(-hi // PAGE_SIZE) * PAGE_SIZE, version.size)
+        with self._lock:
+            state = self._paths.get(version.path)
+            if key in self._blocks or key in self._flights or state is None or state.version != version:
+                return False
+            used = state.piece_bytes.get(index, 0) + stop - start
+            if used > self.block_size * PIECE_BUDGET_FRACTION:
+                return False
+            state.piece_bytes[index] = used
+        data = fetch(start, stop)
+        if len(data) != stop - start:
+            raise BlockFetchError(f"{version.path}: asked for bytes {start}-{stop - 1}, got {len(data)} "
+                                  "bytes (file changed remotely?)")
+        with self._lock:
+            self._piece_fetches += 1
+            self._piece_bytes += len(data)
+            self._bytes_fetched += len(data)
+        with memoryview(data) as view:
+            out[:] = view[base + lo - start:base + hi - start]
+        return True
 
     def _block_length(self, version: FileVersion, index: int) -> int:
         return min(self.block_size, version.size - index * self.block_size)
@@ -711,6 +749,7 @@ class BlockCache:
                 "memory_hits": self._ram_hits, "memory_blocks": len(self._ram),
                 "memory_buffers": self._buffers.allocated, "direct_io": self._files.direct_io,
                 "bytes_fetched": self._bytes_fetched, "fetches": self._fetches,
+                "piece_fetches": self._piece_fetches, "piece_bytes": self._piece_bytes,
                 "prefetch_scheduled": self._prefetch_scheduled, "prefetched_blocks": self._prefetched,
                 "evicted_blocks": self._evicted, "pending_blocks": len(self._flights),
                 "entries": sorted(entries, key=lambda e: e["path"]),

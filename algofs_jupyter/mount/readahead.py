@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
+from typing import NamedTuple
 
 #: Reads needed in a row before prefetching starts again (a new stream at offset 0 already counts one).
 SEQUENTIAL_TRIGGER = 2
@@ -23,15 +24,21 @@ MAX_STREAMS = 4096
 
 
 class _Stream:
-    __slots__ = ("end", "run")
+    __slots__ = ("end", "run", "from_start")
 
     def __init__(self, end: int, run: int):
         self.end = end
         self.run = run
+        self.from_start = run > 0  # reading from offset 0 without a jump so far
+
+
+class Access(NamedTuple):
+    sequential: bool  # reads follow each other: prefetch ahead
+    from_start: bool  # the stream began at offset 0 and never jumped (a whole-file read, most likely)
 
 
 class SequentialDetector:
-    """``observe()`` says whether a stream's reads look sequential right now. Thread-safe."""
+    """``observe()`` says how a stream's reads look right now. Thread-safe."""
 
     def __init__(self, trigger: int = SEQUENTIAL_TRIGGER, max_streams: int = MAX_STREAMS):
         self.trigger = trigger
@@ -39,7 +46,7 @@ class SequentialDetector:
         self._streams: OrderedDict[Hashable, _Stream] = OrderedDict()
         self._lock = threading.Lock()
 
-    def observe(self, stream: Hashable, offset: int, end: int) -> bool:
+    def observe(self, stream: Hashable, offset: int, end: int) -> Access:
         tolerance = max(MIN_TOLERANCE, 4 * (end - offset))
         with self._lock:
             state = self._streams.get(stream)
@@ -56,7 +63,8 @@ class SequentialDetector:
                 else:
                     state.run = 0
                     state.end = end
-            return state.run >= self.trigger
+                    state.from_start = False
+            return Access(state.run >= self.trigger, state.from_start)
 
     def forget(self, stream: Hashable) -> None:
         with self._lock:

@@ -121,7 +121,9 @@ def test_random_reads_fetch_only_touched_blocks(mounted: Mounted, scratch: Path)
     fetched = after["bytes_fetched"] - before["bytes_fetched"]
     touched_blocks = len({o // block for o in offsets})
     assert 0 < fetched <= 2 * touched_blocks * block, (fetched, touched_blocks)
-    assert fetched < size // 8
+    # Random reads fetch just their pages (plus what the kernel's readahead asks for), not whole blocks.
+    assert after["piece_fetches"] > before["piece_fetches"]
+    assert fetched <= len(offsets) * (1 << 20), f"{fetched} bytes fetched for {len(offsets)} reads of 8 bytes"
 
 
 def test_append_and_editor_style_save(mounted: Mounted, scratch: Path) -> None:

@@ -333,11 +333,14 @@ class AlgoOperations(Operations):
                 self._username = users[0]
             return entries + [(MY_ALIAS, {"st_mode": stat.S_IFLNK}, 0)] + users
         children = self._list(layout)
-        for name, staged in self.staging.paths_under(layout).items():
-            children.setdefault(name, Attr(FILE, staged.size()))
+        staged = self.staging.paths_under(layout)
+        # Full attributes: with READDIRPLUS (see fuse_binding) the kernel caches them, and `ls -l`
+        # needs no lookup per entry.
         for name, attr in children.items():
-            mode = stat.S_IFREG if attr.kind == FILE else stat.S_IFDIR
-            entries.append((name, {"st_mode": mode}, 0))
+            attrs = self._staged_stat(staged[name]) if name in staged else self._attr_stat(attr)
+            entries.append((name, attrs, 0))
+        for name in staged.keys() - children.keys():
+            entries.append((name, self._staged_stat(staged[name]), 0))
         return entries
 
     def _list(self, layout: str) -> dict[str, Attr]:

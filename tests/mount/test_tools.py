@@ -269,6 +269,25 @@ def test_5000_entry_listing_without_per_entry_requests(mounted: Mounted) -> None
     assert sent <= 10, f"{sent} requests for a 5,000-entry listing"
 
 
+def test_listing_hands_the_kernel_attributes_so_ls_l_needs_no_lookup_per_entry(mounted: Mounted,
+                                                                                scratch: Path) -> None:
+    """READDIRPLUS: the stat calls of `ls -l` after a listing are answered from what the listing gave."""
+    folder = scratch / "plus"
+    on_server = mounted.server_path(str(folder.relative_to(mounted.path)))
+    on_server.mkdir()
+    for index in range(300):
+        (on_server / f"f{index:03}.txt").write_bytes(b"x" * index)
+    control.query(mounted.path, "clear_cache")  # made on the server, not through the mount
+    before = mounted.status()["metadata"]
+    listed = {entry.name: entry.stat() for entry in os.scandir(folder)}  # what `ls -l` does
+    after = mounted.status()["metadata"]
+    lookups = (after["hits"] + after["misses"]) - (before["hits"] + before["misses"])
+    assert {name: st.st_size for name, st in listed.items()} == {
+        path.name: path.stat().st_size for path in on_server.iterdir()}
+    assert int(listed["f123.txt"].st_mtime) == int((on_server / "f123.txt").stat().st_mtime)
+    assert lookups < 30, f"{lookups} metadata lookups for a 300-entry ls -l"
+
+
 def test_two_concurrent_readers(mounted: Mounted, scratch: Path) -> None:
     data = random.Random(3).randbytes(48 << 20)
     layout = str(scratch.relative_to(mounted.path) / "shared.bin")

@@ -45,13 +45,14 @@ import os
 import secrets
 import shutil
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
+from .range_streams import OpenStream, ParkedStreams
 from .readahead import SequentialDetector
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class _Block:
 class _PathState:
     """The version of a path whose blocks are cached, and the keys of those blocks."""
 
-    __slots__ = ("version", "keys", "cached_bytes", "flights", "piece_bytes")
+    __slots__ = ("version", "keys", "cached_bytes", "flights", "piece_bytes", "stream_queue")
 
     def __init__(self, version: FileVersion):
         self.version = version
@@ -159,6 +160,8 @@ class _PathState:
         self.cached_bytes = 0
         self.flights = 0
         self.piece_bytes: dict[int, int] = {}  # block index -> bytes fetched piecewise
+        #: Blocks the file's stream worker fetches next, in order; None when no worker runs.
+        self.stream_queue: deque[tuple[str, int, _Flight]] | None = None
 
 
 class _Flight:
@@ -307,6 +310,7 @@ class BlockCache:
                                          thread_name_prefix="algofs-readahead")
                       if readahead_blocks else None)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="algofs-block-writer")
+        self._streams = ParkedStreams()
         self._pending_writes = threading.BoundedSemaphore(MAX_PENDING_WRITES)
         self._closed = False
 
@@ -403,15 +407,18 @@ class BlockCache:
                         self._ram_hits += 1
                 else:
                     block = None
-                    self._misses += 1
                     flight = self._flights.get(key)
                     owner = flight is None
                     if owner:
                         flight = self._start_flight_locked(key, version, prefetch=False)
-                    elif flight.buffer is not None:
+                    elif flight.buffer is not None:  # fetched, its disk write still queued
                         flight.buffer.refs += 1
+                        self._hits += 1
+                        self._ram_hits += 1
                     else:
                         flight.joined += 1
+                    if flight.buffer is None:
+                        self._misses += 1
             if block is not None:
                 if self._copy_cached(block, buffer, lo, hi, out):
                     return
@@ -514,7 +521,7 @@ class BlockCache:
             buffer.refs = 1 + reader + flight.joined  # the flight's own, the reader's, the waiters'
             flight.buffer = buffer
         flight.future.set_result(buffer)
-        if reader and self._pending_writes.acquire(blocking=False):
+        if self._pending_writes.acquire(blocking=False):
             try:
                 self._writer.submit(self._store_and_finish, key, flight, buffer, True)
                 return buffer
@@ -572,13 +579,17 @@ class BlockCache:
         """Keep a sequential reader (now reading blocks ``first..last``) ``readahead_blocks`` to twice that
         ahead.
 
-        When a block up to ``readahead_blocks`` past ``last`` is neither cached nor coming, a run of
-        ``readahead_blocks`` blocks from there is fetched with one request if the fetch can stream
-        (``fetch.stream``), else block by block on the pool. A reader that caught up with readahead
-        (its own block is missing) joins the run's first block instead of fetching that block alone.
+        When a block up to ``readahead_blocks`` past ``last`` is neither cached nor coming, the
+        ``readahead_blocks`` blocks from there are fetched. If the fetch can stream (``fetch.stream``), one
+        worker per file fetches them in order from one open request (see ``range_streams``); blocks the
+        reader needs later join its queue, so the request continues as long as the reader does. Otherwise
+        each block is fetched on the pool. A reader that caught up with readahead (its own block is
+        missing) joins the first block's flight instead of fetching it alone.
         """
         count = -(-version.size // self.block_size)
+        streams = getattr(fetch, "stream", None) is not None
         run: list[tuple[str, int, _Flight]] = []
+        start_worker = False
         with self._lock:
             state = self._paths.get(version.path)
             if state is None or state.version != version or self._closed:
@@ -599,43 +610,95 @@ class BlockCache:
                 run.append((key, index, self._start_flight_locked(key, version, prefetch=True)))
                 self._prefetch_inflight += 1
                 self._prefetch_scheduled += 1
-        if not run:
-            return
-        streams = getattr(fetch, "stream", None) is not None
-        jobs = [run] if streams and len(run) > 1 else [[job] for job in run]
-        for job in jobs:
+            if streams and run:
+                queue = state.stream_queue
+                if queue is None:
+                    state.stream_queue = deque(run)
+                    start_worker = True
+                    run = []
+                elif queue and queue[-1][1] + 1 == start:
+                    queue.extend(run)  # the running worker continues its request with these
+                    run = []
+                # else: not where the worker is heading (another reader of the file): fetch block by block
+        jobs: list[tuple[Callable[..., None], tuple]] = [(self._prefetch, (version, job, fetch))
+                                                          for job in run]
+        if start_worker:
+            jobs.insert(0, (self._stream_worker, (version, state, fetch)))
+        for method, args in jobs:
             try:
-                self._pool.submit(self._prefetch, version, job, fetch)
+                self._pool.submit(method, *args)
             except RuntimeError:  # pool shut down (closing)
-                self._prefetch(version, job, fetch)
+                method(*args)
 
-    def _prefetch(self, version: FileVersion, run: list[tuple[str, int, _Flight]], fetch: Fetch) -> None:
-        """Fetch a run of consecutive blocks (one request when it is longer than one block)."""
-        done = 0
+    def _prefetch(self, version: FileVersion, job: tuple[str, int, _Flight], fetch: Fetch) -> None:
+        """Fetch one block ahead of the reader."""
+        key, index, flight = job
         try:
-            if self._closed:  # resolve the flights quickly so nobody waits on them
+            if self._closed:  # resolve the flight quickly so nobody waits on it
                 raise OSError(errno.EIO, "block cache is closing")
-            if len(run) == 1:
-                key, index, flight = run[0]
-                self._fetch_block(key, version, index, fetch, flight)
-                done = 1
-            else:
-                first, last = run[0][1], run[-1][1]
-                end = min((last + 1) * self.block_size, version.size)
-                with fetch.stream(first * self.block_size, end) as fill:
-                    for key, index, flight in run:
-                        self._fetch_block(key, version, index, _StreamPart(fill), flight)
-                        done += 1
+            self._fetch_block(key, version, index, fetch, flight)
         except Exception as exc:
-            log.debug("prefetch of %s blocks %d-%d failed: %s", version.path, run[0][1], run[-1][1], exc)
-            for key, _index, flight in run[done:]:
-                if not flight.future.done():  # a failing _fetch_block resolved its own flight
-                    self._finish_flight(key, flight, None, False)
-                    flight.future.set_exception(exc)
-        finally:
+            self._abandon(version, [job], exc)
+            return
+        with self._lock:
+            self._prefetched += 1
+            self._prefetch_inflight -= 1
+
+    def _stream_worker(self, version: FileVersion, state: _PathState, fetch: Fetch) -> None:
+        """Fetch the file's queued blocks in order through one open request; when the queue is empty (the
+        reader is far enough behind) park the request, so the next blocks continue it."""
+        stream: OpenStream | None = None
+        job: tuple[str, int, _Flight] | None = None
+        try:
+            while True:
+                with self._lock:
+                    queue = state.stream_queue
+                    job = queue.popleft() if queue and not self._closed else None
+                if job is None:
+                    if stream is not None:
+                        if stream.offset < version.size and not self._closed:
+                            self._streams.park(stream)
+                        else:
+                            stream.close()
+                        stream = None
+                    with self._lock:
+                        if state.stream_queue and not self._closed:
+                            continue  # queued meanwhile
+                        leftover, state.stream_queue = list(state.stream_queue or ()), None
+                    self._abandon(version, leftover, OSError(errno.EIO, "block cache is closing"))
+                    return
+                key, index, flight = job
+                start = index * self.block_size
+                if stream is not None and stream.offset != start:
+                    stream.close()
+                    stream = None
+                stream = stream or self._streams.take(version, start)
+                if stream is None:  # ask for the rest of the file: later blocks continue this request
+                    stream = OpenStream(version, version.path, start, fetch.stream(start, version.size))
+                self._fetch_block(key, version, index, _StreamPart(stream.fill), flight)
+                stream.offset += self._block_length(version, index)
+                job = None
+                with self._lock:
+                    self._prefetched += 1
+                    self._prefetch_inflight -= 1
+        except Exception as exc:
+            if stream is not None:
+                stream.close()
             with self._lock:
-                self._prefetched += done
-                self._prefetch_inflight -= len(run)
+                leftover, state.stream_queue = list(state.stream_queue or ()), None
+            self._abandon(version, ([job] if job else []) + leftover, exc)
+
+    def _abandon(self, version: FileVersion, jobs: list[tuple[str, int, _Flight]], exc: Exception) -> None:
+        """Prefetches that will not happen: their readers get ``exc`` and fetch on their own."""
+        if not jobs:
+            return
+        log.debug("prefetch of %s blocks %d-%d failed: %s", version.path, jobs[0][1], jobs[-1][1], exc)
+        for key, _index, flight in jobs:
+            if not flight.future.done():  # a failing _fetch_block resolved its own flight
+                self._finish_flight(key, flight, None, False)
+                flight.future.set_exception(exc)
+        with self._lock:
+            self._prefetch_inflight -= len(jobs)
 
     # ------------------------------------------------------------------------------- memory buffers
     def _unref_locked(self, buffer: _Buffer) -> None:
@@ -721,6 +784,7 @@ class BlockCache:
             victims = self._drop_path_locked(path)
         self._remove_files(victims)
         self._detector.forget(path)
+        self._streams.drop(path)
 
     def clear(self) -> None:
         with self._lock:
@@ -732,6 +796,7 @@ class BlockCache:
                 if block.pins == 0:
                     victims.append(block.name)
         self._remove_files(victims)
+        self._streams.drop()
 
     def stats(self) -> dict:
         """Counters and per-file entries, counting blocks whose disk write is still queued.
@@ -752,6 +817,7 @@ class BlockCache:
                 "piece_fetches": self._piece_fetches, "piece_bytes": self._piece_bytes,
                 "prefetch_scheduled": self._prefetch_scheduled, "prefetched_blocks": self._prefetched,
                 "evicted_blocks": self._evicted, "pending_blocks": len(self._flights),
+                "streams_resumed": self._streams.resumed, "streams_parked": len(self._streams),
                 "entries": sorted(entries, key=lambda e: e["path"]),
             }
 
@@ -769,6 +835,7 @@ class BlockCache:
         if self._pool is not None:
             self._pool.shutdown(wait=True)  # queued prefetches fail fast once _closed is set
         self._writer.shutdown(wait=True)
+        self._streams.drop()
         with self._lock:
             for block in list(self._ram.values()):
                 self._leave_ram_locked(block)

@@ -122,7 +122,7 @@ class BufferPool:
             if self._idle:
                 return self._idle.pop()
             self.allocated += 1
-        return mmap.mmap(-1, self.size)
+        return _anonymous_buffer(self.size)
 
     def give(self, mem: mmap.mmap) -> None:
         """Keep ``mem`` for reuse, or drop it (unmapped once no view of it is left, e.g. in a traceback)."""
@@ -134,6 +134,23 @@ class BufferPool:
 
     def idle(self) -> int:
         return len(self._idle)
+
+
+def _anonymous_buffer(size: int) -> mmap.mmap:
+    """Private anonymous memory, backed by huge pages where the kernel allows (``madvise`` mode).
+
+    ``mmap.mmap(-1, n)`` would be *shared* anonymous memory (shmem, 4 KiB pages, counted as Shmem): nothing
+    here is shared with another process. Huge pages cut the first-touch faults and the TLB misses of
+    copying out of the buffer; on this project's VMs the cold-read gain is within noise (median of 6
+    interleaved 1 GiB reads: 1.17 vs 1.22 s).
+    """
+    mem = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            mem.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # THP disabled or not built in: 4 KiB pages it is
+            pass
+    return mem
 
 
 class _Block:

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,15 @@ class MountDaemon:
     def _after_mount(self) -> None:
         if os.geteuid() == 0 and raise_readahead(self.options.mountpoint):
             self.readahead_kb = READ_AHEAD_KB
+        # Learn who we are now, off the FUSE init thread, so `algofs status` names the user without a
+        # network call of its own; a backend that is down leaves it unknown until `.my` is first used.
+        threading.Thread(target=self._learn_username, name="algofs-whoami", daemon=True).start()
+
+    def _learn_username(self) -> None:
+        try:
+            self.operations.username()
+        except Exception as exc:  # noqa: BLE001 - best effort, status shows null
+            log.info("could not learn the API user yet: %s", exc)
 
     def status(self) -> dict:
         cache = self.blocks.stats()

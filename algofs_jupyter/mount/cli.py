@@ -175,8 +175,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     from .recovery import RecoveryStore
+    from .staging import salvage_staging
 
     store = RecoveryStore(args.cache_dir)
+    salvage_staging(args.cache_dir / "staging", store)  # a crashed daemon's unsent files, if any
     entries = store.entries()
     if not args.upload:
         if args.json:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -25,7 +24,7 @@ from .metadata_cache import MetadataCache
 from .operations import AlgoOperations
 from .process import mount_path
 from .recovery import RecoveryStore
-from .staging import WriteStaging
+from .staging import WriteStaging, salvage_staging
 
 log = logging.getLogger(__name__)
 READ_AHEAD_KB = 4096
@@ -82,19 +81,6 @@ def raise_readahead(mountpoint: str, kilobytes: int = READ_AHEAD_KB, wait: float
     return False
 
 
-def _clean_old_staging(base: Path) -> None:
-    """Staging folders of daemons that are gone (their bytes were uploaded or saved for recovery)."""
-    if not base.is_dir():
-        return
-    for child in base.iterdir():
-        try:
-            os.kill(int(child.name), 0)
-        except (ValueError, ProcessLookupError):
-            shutil.rmtree(child, ignore_errors=True)
-        except PermissionError:
-            pass
-
-
 class MountDaemon:
     def __init__(self, options: MountOptions):
         self.options = options
@@ -106,7 +92,7 @@ class MountDaemon:
                                  options.readahead_blocks)
         self.metadata = MetadataCache(options.metadata_ttl, options.negative_ttl)
         self.recovery = RecoveryStore(cache_dir, self.fs.session.api_address)
-        _clean_old_staging(cache_dir / "staging")
+        salvage_staging(cache_dir / "staging", self.recovery)  # files a dead daemon never uploaded
         self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery,
                                     lambda local, remote: self.fs.put_file(local, remote))
         self.operations = AlgoOperations(

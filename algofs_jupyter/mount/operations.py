@@ -653,7 +653,7 @@ class AlgoOperations(Operations):
         if staged is not None:
             with staged.lock:
                 self.fs.put_file(str(staged.local), dst)
-                staged.dirty = False
+                staged.mark_clean()
                 self._delete_quietly(src)
                 self.staging.rekey(src, dst)
         else:

@@ -45,15 +45,18 @@ class RecoveryStore:
         self.directory = Path(cache_dir) / "recovery"
         self.api_address = api_address
 
-    def save(self, source: str | os.PathLike, path: str, error: str) -> RecoveryEntry:
-        """Copy ``source`` (a staged file) into a new entry for remote ``path``."""
+    def save(self, source: str | os.PathLike, path: str, error: str,
+             api_address: str | None = None) -> RecoveryEntry:
+        """Copy ``source`` (a staged file) into a new entry for remote ``path`` (of ``api_address``,
+        by default this store's)."""
         entry_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
         directory = self.directory / entry_id
         directory.mkdir(parents=True, mode=0o700)
         shutil.copyfile(source, directory / "data")
         size = (directory / "data").stat().st_size
-        meta = {"path": path, "uri": paths.data_uri(paths.split_path(path)), "api_address": self.api_address,
-                "size": size, "saved_at": time.time(), "error": error}
+        meta = {"path": path, "uri": paths.data_uri(paths.split_path(path)),
+                "api_address": api_address or self.api_address, "size": size, "saved_at": time.time(),
+                "error": error}
         tmp = directory / "meta.json.tmp"
         tmp.write_text(json.dumps(meta, indent=2))
         os.replace(tmp, directory / "meta.json")

@@ -6,12 +6,19 @@ truncates and reads of that path then go to the local file. ``commit`` uploads i
 it is dirty; the daemon calls it from ``flush`` (every ``close()``), ``fsync`` and, as a last chance,
 ``release``. A failed upload copies the bytes to the recovery folder and raises EIO, so ``close()``
 reports it and nothing is lost; the file stays dirty, so a later flush/fsync tries again.
+
+A daemon that dies (SIGKILL, OOM, power loss) before an upload cannot report anything, so a dirty
+staged file carries a *claim*: ``staged-N.claim`` next to it names the remote path and API. It is
+written when the file turns dirty and removed once the upload succeeds, so it costs one small write per
+file, not per ``write()``. ``salvage_staging`` (run by the next daemon and by ``algofs recover``) moves
+every claimed file of a dead daemon into the recovery folder.
 """
 
 from __future__ import annotations
 
 import errno
 import itertools
+import json
 import logging
 import os
 import threading
@@ -25,10 +32,16 @@ log = logging.getLogger(__name__)
 RESERVED_FREE_BYTES = 64 << 20
 
 
+CLAIM_SUFFIX = ".claim"
+CRASH_ERROR = "the mount daemon stopped before this file was uploaded"
+
+
 class StagedFile:
-    def __init__(self, path: str, local: Path):
+    def __init__(self, path: str, local: Path, api_address: str = ""):
         self.path = path  # remote path in the layout (data/<user>/…); changes on rename
         self.local = local
+        self.claim = local.with_name(local.name + CLAIM_SUFFIX)
+        self.api_address = api_address
         self.fd = os.open(local, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         self.lock = threading.RLock()
         self.ready = False  # initial contents in place
@@ -49,22 +62,42 @@ class StagedFile:
 
     def pwrite(self, data: bytes, offset: int) -> int:
         with self.lock:
+            self.mark_dirty()
             written = os.pwrite(self.fd, data, offset)
-            self.dirty = True
             self.generation += 1
             return written
 
     def truncate(self, length: int) -> None:
         with self.lock:
+            self.mark_dirty()
             os.ftruncate(self.fd, length)
-            self.dirty = True
             self.generation += 1
+
+    def mark_dirty(self) -> None:
+        """Call with ``lock`` held, before the change: the claim exists before the bytes differ."""
+        if not self.dirty and not self.unlinked:
+            self.write_claim()
+        self.dirty = True
+
+    def mark_clean(self) -> None:
+        self.dirty = False
+        self.claim.unlink(missing_ok=True)
+
+    def write_claim(self) -> None:
+        """Name the remote path of these bytes on disk (see the module docstring)."""
+        record = json.dumps({"path": self.path, "api_address": self.api_address}).encode()
+        fd = os.open(self.claim, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, record)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         try:
             os.close(self.fd)
         finally:
             self.local.unlink(missing_ok=True)
+            self.claim.unlink(missing_ok=True)
 
 
 class WriteStaging:
@@ -72,7 +105,7 @@ class WriteStaging:
                  upload: Callable[[str, str], dict | None]):
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for leftover in directory.iterdir():  # staging files of a previous run are never reused
+        for leftover in directory.iterdir():  # salvage_staging ran first; nothing here is reused
             leftover.unlink(missing_ok=True)
         self.recovery = recovery
         self._upload = upload  # (local file, remote path) -> the stored file's info or None
@@ -102,7 +135,8 @@ class WriteStaging:
         with self._lock:
             staged = self._files.get(path)
             if staged is None:
-                staged = StagedFile(path, self.directory / f"staged-{next(self._ids)}")
+                staged = StagedFile(path, self.directory / f"staged-{next(self._ids)}",
+                                    self.recovery.api_address)
                 self._files[path] = staged
             staged.opens += 1
         try:
@@ -111,7 +145,8 @@ class WriteStaging:
                     if fill is not None and not truncate:
                         fill(staged.local)
                     staged.ready = True
-                    staged.dirty = new
+                    if new:
+                        staged.mark_dirty()
                 if truncate:
                     staged.truncate(0)
         except BaseException:
@@ -140,7 +175,7 @@ class WriteStaging:
                               f"{self.recovery.directory}") from exc
             finally:
                 staged.uploading = False
-            staged.dirty = False
+            staged.mark_clean()
             self.uploads_done += 1
             if staged.recovery_id:
                 self.recovery.discard(staged.recovery_id)
@@ -173,7 +208,9 @@ class WriteStaging:
         with self._lock:
             staged = self._files.pop(path, None)
         if staged is not None:
-            staged.unlinked = True
+            with staged.lock:
+                staged.unlinked = True
+                staged.claim.unlink(missing_ok=True)  # deleted on purpose: nothing to recover
         return staged
 
     def rekey(self, old: str, new: str) -> None:
@@ -183,10 +220,15 @@ class WriteStaging:
             if staged is None:
                 return
             replaced = self._files.get(new)
-            if replaced is not None:
-                replaced.unlinked = True
             staged.path = new
             self._files[new] = staged
+        if replaced is not None:
+            with replaced.lock:
+                replaced.unlinked = True
+                replaced.claim.unlink(missing_ok=True)
+        with staged.lock:
+            if staged.dirty and not staged.unlinked:
+                staged.write_claim()
 
     def stats(self) -> dict:
         with self._lock:
@@ -195,3 +237,58 @@ class WriteStaging:
                      for f in files if f.dirty and not f.unlinked]
         return {"in_flight": len(in_flight), "dirty_files": in_flight, "done": self.uploads_done,
                 "failed": self.uploads_failed, "recovery": len(self.recovery.entries())}
+
+
+def _daemon_gone(name: str) -> bool:
+    """A staging folder is named after its daemon's pid; ours (pid reuse) counts as a dead one's."""
+    try:
+        pid = int(name)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def salvage_staging(base: Path, recovery: RecoveryStore) -> list[str]:
+    """Move claimed (dirty, never uploaded) files of dead daemons into ``recovery``; delete the rest.
+
+    Returns the remote paths saved. A folder whose salvage failed is kept, so a later run tries again.
+    """
+    saved: list[str] = []
+    if not base.is_dir():
+        return saved
+    for folder in base.iterdir():
+        if not folder.is_dir() or not _daemon_gone(folder.name):
+            continue
+        complete = True
+        for claim in sorted(folder.glob("*" + CLAIM_SUFFIX)):
+            data = claim.with_name(claim.name[:-len(CLAIM_SUFFIX)])
+            try:
+                record = json.loads(claim.read_text())
+                path = record["path"]
+            except (OSError, ValueError, KeyError, TypeError):
+                log.critical("unreadable staging claim %s; its bytes stay in %s", claim, data)
+                complete = False
+                continue
+            if not data.is_file():
+                continue
+            try:
+                entry = recovery.save(data, path, CRASH_ERROR, api_address=record.get("api_address") or None)
+            except OSError as exc:
+                log.critical("could not save %s (bytes of %s) for recovery: %s", data, path, exc)
+                complete = False
+                continue
+            saved.append(path)
+            log.warning("%s: %s; bytes saved in %s", path, CRASH_ERROR, entry.directory)
+        if complete:
+            for child in folder.iterdir():
+                child.unlink(missing_ok=True)
+            folder.rmdir()
+    return saved

@@ -132,3 +132,36 @@ def test_crashed_daemon_leaves_no_stale_mount(restartable) -> None:
         time.sleep(0.1)
     assert not is_mounted(process.mountpoint)
     os.listdir(process.mountpoint)  # a plain directory again, no ENOTCONN
+
+
+def test_bytes_of_a_killed_daemon_are_recovered_and_uploaded_files_are_not(restartable) -> None:
+    """SIGKILL while a file is written and not yet closed: its bytes reach the recovery folder (via the
+    next `algofs recover`); a file closed (uploaded) before the crash leaves nothing behind."""
+    server, process = restartable
+    mnt = Path(process.mountpoint)
+    (mnt / "data/demo/public/done.txt").write_bytes(b"uploaded on close")
+    payload = os.urandom((2 << 20) + 123)
+    fd = os.open(mnt / "data/demo/public/unsent.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, payload)
+        process.process.kill()  # the daemon dies before any close()/fsync()
+        process.process.wait()
+    finally:
+        try:
+            os.close(fd)  # the mount is gone: ENOTCONN, whatever the kernel says
+        except OSError:
+            pass
+    cleanup_stale(process.mountpoint)
+    assert not (server.root / "data/demo/public/unsent.bin").exists()
+    listed = subprocess.run([sys.executable, "-m", "algofs_jupyter", "recover", "--cache-dir",
+                             str(process.cache_dir), "--json"], capture_output=True, text=True, check=True)
+    entries = RecoveryStore(process.cache_dir).entries()
+    assert [e.path for e in entries] == ["data/demo/public/unsent.bin"], listed.stdout
+    assert entries[0].data_file.read_bytes() == payload
+    assert entries[0].api_address == server.url and "stopped before" in entries[0].error
+    assert not list((Path(process.cache_dir) / "staging").iterdir())  # salvaged, then removed
+    env = dict(os.environ, ALGORITHMIA_API_KEY=server.api_key)
+    subprocess.run([sys.executable, "-m", "algofs_jupyter", "recover", "--upload", "--cache-dir",
+                    str(process.cache_dir)], env=env, check=True, capture_output=True, text=True)
+    assert (server.root / "data/demo/public/unsent.bin").read_bytes() == payload
+    assert RecoveryStore(process.cache_dir).entries() == []

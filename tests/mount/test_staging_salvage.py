@@ -1,0 +1,58 @@
+"""salvage_staging on its own: claims of dead daemons become recovery entries, live daemons' are kept."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from algofs_jupyter.mount.recovery import RecoveryStore
+from algofs_jupyter.mount.staging import WriteStaging, salvage_staging
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_a_dirty_file_is_claimed_until_its_upload_succeeds(tmp_path: Path) -> None:
+    uploads: list[str] = []
+    recovery = RecoveryStore(tmp_path, "http://api")
+    staging = WriteStaging(tmp_path / "staging" / str(dead_pid()), recovery,
+                           lambda local, remote: uploads.append(remote))
+    staged = staging.open("data/u/c/a.txt", None, truncate=False, new=False)
+    assert not staged.claim.exists()  # opened, nothing changed yet
+    staged.pwrite(b"hello", 0)
+    assert staged.claim.exists()
+    staging.rekey("data/u/c/a.txt", "data/u/c/b.txt")
+    assert '"data/u/c/b.txt"' in staged.claim.read_text()
+    assert staging.commit(staged) and uploads == ["data/u/c/b.txt"]
+    assert not staged.claim.exists()
+    staged.pwrite(b"again", 0)
+    saved = salvage_staging(tmp_path / "staging", recovery)  # as if this daemon had died now
+    assert saved == ["data/u/c/b.txt"]
+    [entry] = recovery.entries()
+    assert entry.data_file.read_bytes() == b"again" and entry.api_address == "http://api"
+
+
+def test_a_live_daemons_folder_is_left_alone(tmp_path: Path) -> None:
+    live = tmp_path / "staging" / str(os.getppid())
+    live.mkdir(parents=True)
+    (live / "staged-1").write_bytes(b"in use")
+    (live / "staged-1.claim").write_text('{"path": "data/u/c/x", "api_address": ""}')
+    dead = tmp_path / "staging" / str(dead_pid())
+    dead.mkdir()
+    (dead / "staged-1").write_bytes(b"clean, uploaded")  # no claim: nothing to keep
+    assert salvage_staging(tmp_path / "staging", RecoveryStore(tmp_path)) == []
+    assert (live / "staged-1").read_bytes() == b"in use"
+    assert not dead.exists()
+
+
+def test_an_unreadable_claim_keeps_its_folder(tmp_path: Path) -> None:
+    dead = tmp_path / "staging" / str(dead_pid())
+    dead.mkdir(parents=True)
+    (dead / "staged-1").write_bytes(b"bytes")
+    (dead / "staged-1.claim").write_text("{not json")
+    assert salvage_staging(tmp_path / "staging", RecoveryStore(tmp_path)) == []
+    assert (dead / "staged-1").read_bytes() == b"bytes"

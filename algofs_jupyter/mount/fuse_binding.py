@@ -9,7 +9,9 @@
   entry again (``ls -l`` of 10,000 files: 10,000 LOOKUP calls). Here each open directory handle keeps a
   snapshot of ``readdir`` (taken at offset 0, dropped at ``releasedir``) and entries are filled with their
   index as offset; entries whose attributes are complete (a dict with ``st_nlink``) go out with
-  ``FUSE_FILL_DIR_PLUS`` and the kernel caches them with the entry for the attr/entry timeout.
+  ``FUSE_FILL_DIR_PLUS`` and the kernel caches them with the entry for the attr/entry timeout. An entry's
+  attributes may also be any object that ``operations.entry_attrs(obj)`` turns into that dict, so a
+  snapshot of a huge directory holds small objects and only the entries of one request become dicts.
 """
 
 from __future__ import annotations
@@ -63,9 +65,12 @@ class DirectReadFUSE(mfusepy.FUSE):
             decoded = None if path is None else path.decode(self.encoding, self.errors)
             entries = list(self.operations.readdir(decoded, fh))
             listing = self._listings[fh] = _Listing(entries, self._wants_plus(path, flags))
+        entry_attrs = getattr(self.operations, "entry_attrs", None)
         for index in range(offset, len(listing.entries)):
             item = listing.entries[index]
             name, attrs = (item, None) if isinstance(item, str) else (item[0], item[1])
+            if attrs is not None and not isinstance(attrs, dict) and entry_attrs is not None:
+                attrs = entry_attrs(attrs)
             st, fill = None, 0
             if isinstance(attrs, dict):
                 st = mfusepy.c_stat()

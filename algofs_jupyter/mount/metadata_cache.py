@@ -21,7 +21,7 @@ from dataclasses import dataclass
 FILE, DIRECTORY, RESTRICTED = "file", "directory", "restricted"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a listing of 50,000 files holds 50,000 of these
 class Attr:
     """Remote attributes. ``restricted`` = a directory we may traverse but not list (HTTP 403)."""
 

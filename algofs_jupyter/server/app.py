@@ -19,6 +19,7 @@ from .base import HealthHandler, NotFoundHandler
 from .connectors import load_connectors
 from .data_handlers import DataHandler
 from .executor import AlgorithmExecutor
+from .listing import DirectoryIndex
 from .namespace import Namespace
 from .uploads import sweep_partial_uploads
 from .users import UserRegistry
@@ -60,6 +61,7 @@ def make_app(root: Path, users: dict[str, str]) -> Application:
         namespace=namespace,
         algorithms=AlgorithmStore(root),
         executor=AlgorithmExecutor(),
+        directories=DirectoryIndex(),
     )
 
 

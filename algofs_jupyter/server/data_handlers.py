@@ -131,14 +131,15 @@ class DataHandler(ApiHandler):
             users = [u for u in self.namespace.known_users() if u != me]
             entries = [listing.Entry(True, name) for name in [me, *users]]
             return listing.page(entries, marker, sort=False)
-        entries = listing.scan_directory(target.local)
         if target.level == "user":
             entries = [
-                e for e in entries
+                e for e in listing.scan_directory(target.local)
                 if e.is_dir and self.namespace.acl.may_read(
                     target.owner, e.name, self.identity.username, self.identity.algo_owner)
             ]
-        body = listing.page(entries, marker)
+            body = listing.page(entries, marker)
+        else:
+            body = listing.list_directory(target.local, marker, self.application.settings["directories"])
         if self.get_query_argument("acl", "").lower() == "true" and target.collection is not None:
             body["acl"] = {"read": self.namespace.acl.read_list(target.owner, target.collection)}
         return body

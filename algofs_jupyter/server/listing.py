@@ -3,13 +3,25 @@
 Order: all folders by name, then all files by name. A marker encodes the last entry returned
 (base64url, no padding: only ``A-Za-z0-9-_``), so paging stays correct when entries are added or
 removed between pages.
+
+A page of a real directory (``list_directory``) costs a bisect into the directory's sorted names plus
+one ``stat`` per entry on the page, not a scan with a ``stat`` of every entry: paging through 50,000
+files used to scan and stat all of them for each of the 50 pages (22 s). ``DirectoryIndex`` keeps the
+sorted names of a few large directories, keyed by the directory's ``st_mtime_ns``; it is trusted only
+when that mtime was over a second old at scan time, so a change made during or after the scan (which
+stamps a newer mtime, whatever the clock granularity) always shows.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import os
+import stat
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,7 +89,89 @@ def page(entries: list[Entry], marker: str | None, sort: bool = True) -> dict:
     if marker:
         after = decode_marker(marker)
         ordered = [e for e in ordered if e.sort_key > after]
-    chunk = ordered[:PAGE_SIZE]
+    return _body(ordered[:PAGE_SIZE], more=len(ordered) > PAGE_SIZE)
+
+
+SortKey = tuple[int, str]
+
+
+class DirectoryIndex:
+    """Sorted ``(0 = folder / 1 = file, name)`` keys of real directories; large ones are remembered."""
+
+    #: Directories smaller than this are rescanned each time (one page: no repeat scans to save).
+    REMEMBER_FROM = PAGE_SIZE
+    #: A directory's mtime must be this much older than the scan for the scan to be reused.
+    SETTLED_NS = 1_000_000_000
+
+    def __init__(self, max_keys: int = 500_000):
+        self.max_keys = max_keys  # about 130 bytes each: ~65 MiB at most
+        self._lock = threading.Lock()
+        self._remembered: OrderedDict[tuple[int, int], tuple[int, list[SortKey]]] = OrderedDict()
+        self._kept = 0
+
+    def sorted_keys(self, path: Path) -> list[SortKey]:
+        st = os.stat(path)
+        identity = (st.st_dev, st.st_ino)
+        with self._lock:
+            remembered = self._remembered.get(identity)
+            if remembered is not None and remembered[0] == st.st_mtime_ns:
+                self._remembered.move_to_end(identity)
+                return remembered[1]
+        scanned_at = time.time_ns()
+        keys = _scan_keys(path)
+        if self.REMEMBER_FROM <= len(keys) <= self.max_keys and st.st_mtime_ns < scanned_at - self.SETTLED_NS:
+            with self._lock:
+                old = self._remembered.pop(identity, None)
+                self._kept += len(keys) - (len(old[1]) if old else 0)
+                self._remembered[identity] = (st.st_mtime_ns, keys)
+                while self._kept > self.max_keys:
+                    _, (_, dropped) = self._remembered.popitem(last=False)
+                    self._kept -= len(dropped)
+        return keys
+
+
+def _scan_keys(path: Path) -> list[SortKey]:
+    """Names only (``d_type``, no ``stat``), without names the API can't carry."""
+    keys = []
+    with os.scandir(path) as it:
+        for item in it:
+            if invalid_name_reason(item.name):
+                continue
+            try:
+                keys.append((0 if item.is_dir() else 1, item.name))
+            except OSError:
+                continue
+    keys.sort()
+    return keys
+
+
+def list_directory(path: Path, marker: str | None, index: DirectoryIndex) -> dict:
+    """One page of a real directory: the keys after ``marker``, each ``stat``ed as the page is built.
+
+    Entries that vanished or are neither folder nor regular file (sockets, broken links) are skipped, so
+    a page may hold fewer than ``PAGE_SIZE`` entries while a marker says more follow.
+    """
+    keys = index.sorted_keys(path)
+    start = bisect.bisect_right(keys, decode_marker(marker)) if marker else 0
+    chunk = keys[start:start + PAGE_SIZE]
+    entries = []
+    for _kind, name in chunk:
+        try:
+            st = os.stat(path / name)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            entries.append(Entry(True, name))
+        elif stat.S_ISREG(st.st_mode):
+            entries.append(Entry(False, name, st.st_size, st.st_mtime))
+    body = _body(entries, more=start + PAGE_SIZE < len(keys))
+    if "marker" in body and chunk:  # continue after the last key looked at, even if it was skipped
+        is_file, name = chunk[-1]
+        body["marker"] = encode_marker(Entry(not is_file, name))
+    return body
+
+
+def _body(chunk: list[Entry], more: bool) -> dict:
     body: dict = {}
     folders = [{"name": e.name} for e in chunk if e.is_dir]
     files = [
@@ -89,6 +183,6 @@ def page(entries: list[Entry], marker: str | None, sort: bool = True) -> dict:
         body["folders"] = folders
     if files:
         body["files"] = files
-    if len(ordered) > PAGE_SIZE:
+    if more and chunk:
         body["marker"] = encode_marker(chunk[-1])
     return body

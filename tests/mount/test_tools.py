@@ -269,6 +269,35 @@ def test_5000_entry_listing_without_per_entry_requests(mounted: Mounted) -> None
     assert sent <= 10, f"{sent} requests for a 5,000-entry listing"
 
 
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_50000_entry_listing_in_pages_with_bounded_memory(mounted: Mounted, scratch: Path) -> None:
+    """`ls -l` of 50,000 files: 50 listing pages, no request per entry, and the daemon's memory grows
+    by a few hundred bytes per entry (measured ~24 MiB), not by a copy of every response."""
+    folder = scratch / "fifty-thousand"
+    on_server = mounted.server_path(str(folder.relative_to(mounted.path)))
+    on_server.mkdir()
+    for index in range(50_000):
+        (on_server / f"f{index:05}.csv").write_bytes(b"" if index % 1000 else b"x" * (index // 1000))
+    control.query(mounted.path, "clear_cache")  # made on the server, not through the mount
+    pid = mounted.process.pid
+    assert pid is not None
+    rss_before = rss_bytes(pid)
+    before = mounted.status()["backend"]["requests_sent"]
+    listed = {entry.name: entry.stat().st_size for entry in os.scandir(folder)}
+    sent = mounted.status()["backend"]["requests_sent"] - before
+    grown = rss_bytes(pid) - rss_before
+    assert len(listed) == 50_000
+    assert [listed[f"f{index:05}.csv"] for index in range(0, 50_000, 1000)] == list(range(50))
+    assert sent <= 55, f"{sent} requests for 50 pages"
+    assert grown < 64 << 20, f"the daemon grew by {grown >> 20} MiB listing 50,000 entries"
+
+
 def test_listing_hands_the_kernel_attributes_so_ls_l_needs_no_lookup_per_entry(mounted: Mounted,
                                                                                 scratch: Path) -> None:
     """READDIRPLUS: the stat calls of `ls -l` after a listing are answered from what the listing gave."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import string
+import time
 from email.utils import parsedate_to_datetime
 
 import pytest
@@ -294,6 +296,52 @@ def test_2500_files_paged_through_markers(api_server, http, client, scratch):
     assert len(seen_files) == len(set(seen_files)) == 2500 and set(seen_files) == names
     # the official client follows the markers the same way
     assert sum(1 for _ in client.dir(f"data://.my/{scratch}").files()) == 2500
+
+
+def list_all(http, folder: str) -> tuple[list[str], int]:
+    names, pages, marker = [], 0, None
+    while True:
+        body = http("GET", f"/v1/data/.my/{folder}", params={"marker": marker} if marker else None).json()
+        pages += 1
+        names += [f["name"] for f in body.get("folders", [])] + [f["filename"] for f in body.get("files", [])]
+        marker = body.get("marker")
+        if not marker:
+            return names, pages
+
+
+def test_a_remembered_large_directory_still_shows_every_change(api_server, http, scratch):
+    """The server keeps the sorted names of large directories between pages; a change must still show,
+    even one made right after a listing, within the file system's timestamp granularity."""
+    directory = api_server.root / "data" / "demo" / scratch
+    for i in range(1500):
+        (directory / f"f{i:04d}.txt").write_bytes(b"x" * (i % 7))
+    settled = time.time() - 60
+    os.utime(directory, (settled, settled))  # old enough to be remembered
+    names, pages = list_all(http, scratch)
+    assert len(names) == 1500 and pages == 2
+    (directory / "f0000.txt").write_bytes(b"grown")  # same name, new size: listed afresh, no rescan
+    (directory / "added.txt").write_bytes(b"new")
+    (directory / "f0999.txt").unlink()
+    names, _ = list_all(http, scratch)
+    assert "added.txt" in names and "f0999.txt" not in names and len(names) == 1500
+    first = http("GET", f"/v1/data/.my/{scratch}").json()["files"]
+    assert {f["filename"]: f["size"] for f in first}["f0000.txt"] == 5
+
+
+def test_entries_removed_between_pages_are_skipped(api_server, http, scratch):
+    directory = api_server.root / "data" / "demo" / scratch
+    for i in range(2100):
+        (directory / f"f{i:04d}.txt").write_bytes(b"x")
+    body = http("GET", f"/v1/data/.my/{scratch}").json()
+    assert len(body["files"]) == 1000 and body["files"][-1]["filename"] == "f0999.txt"
+    for i in range(1000, 1500):
+        (directory / f"f{i:04d}.txt").unlink()
+    rest, marker = [], body["marker"]
+    while marker:
+        page = http("GET", f"/v1/data/.my/{scratch}", params={"marker": marker}).json()
+        rest += [f["filename"] for f in page.get("files", [])]
+        marker = page.get("marker")
+    assert rest == [f"f{i:04d}.txt" for i in range(1500, 2100)]
 
 
 def test_demo_directory_with_5000_files(client):

@@ -44,6 +44,14 @@ class ApiSession:
         self.http = requests.Session()
         self.http.verify = client.requestSession.verify
         self.http.trust_env = client.requestSession.trust_env
+        if self.http.trust_env:
+            # What requests would read from the environment on every call (proxies and no_proxy for this
+            # one address, REQUESTS_CA_BUNDLE, .netrc), read once: per call it was ~0.2 ms of a 1.2 ms
+            # small-file upload. Credentials always come from the Authorization header, never .netrc.
+            settings = self.http.merge_environment_settings(self.api_address, {}, None, self.http.verify,
+                                                            None)
+            self.http.proxies, self.http.verify = settings["proxies"], settings["verify"]
+            self.http.trust_env = False
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)

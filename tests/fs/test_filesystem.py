@@ -101,3 +101,18 @@ def test_unreachable_backend_is_eio_in_bounded_time(free_port: int) -> None:
         fs.info("data/demo/x")
     assert down.value.errno == errno.EIO
     assert fs.session.health()["reachable"] is False
+
+
+def test_proxy_settings_from_the_environment_still_apply(api_server: EmbeddedServer, free_port: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session reads proxies once (not per request); HTTP_PROXY/NO_PROXY must still decide."""
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port}")  # nothing listens there
+    proxied = AlgoFileSystem(api_server.url, api_server.api_key, timeout=1.0, skip_instance_cache=True)
+    with pytest.raises(OSError) as refused:
+        proxied.ls("data/demo")
+    assert refused.value.errno == errno.EIO
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = AlgoFileSystem(api_server.url, api_server.api_key, timeout=1.0, skip_instance_cache=True)
+    assert any(entry["name"].endswith("/datasets") for entry in direct.ls("data/demo"))

@@ -22,7 +22,9 @@ Design choices:
   never reads back what it just wrote. Block files are written with ``O_DIRECT`` where the file system
   allows it: the kernel already caches the mounted file's pages, a second page-cache copy of each block
   would double the memory and the copying (on this project's VMs a never-touched GiB of memory costs
-  seconds of page faults, more than the network transfer).
+  seconds of page faults, more than the network transfer). After ``memory_idle_seconds`` (30 s) without
+  a read, the memory tier and the idle buffers are let go (a 1 GiB read leaves ~100 MiB of them): a
+  mount that sits in a notebook server all day does not hold them; its next cold read allocates again.
 * **Size cap:** LRU by last access, evicted inline after each insert (one ``unlink`` per evicted block,
   done outside the lock). Pinned blocks may push the size over the cap briefly.
 * **Single flight:** concurrent readers of a missing block wait for one fetch. The error of a demand
@@ -45,6 +47,7 @@ import os
 import secrets
 import shutil
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from concurrent import futures
@@ -134,6 +137,14 @@ class BufferPool:
 
     def idle(self) -> int:
         return len(self._idle)
+
+    def drop_idle(self) -> int:
+        """Unmap the idle buffers (those still in use come back later and are kept or dropped then)."""
+        with self._lock:
+            dropped = len(self._idle)
+            self._idle.clear()
+            self.allocated -= dropped
+        return dropped
 
 
 def _anonymous_buffer(size: int) -> mmap.mmap:
@@ -293,7 +304,7 @@ class BlockCache:
     """Offset-addressed, thread-safe reads of remote files through an on-disk LRU block cache."""
 
     def __init__(self, cache_dir: Path, limit_bytes: int, block_size: int = 8 << 20,
-                 readahead_blocks: int = 4, ram_blocks: int | None = None):
+                 readahead_blocks: int = 4, ram_blocks: int | None = None, memory_idle_seconds: float = 30.0):
         if block_size <= 0 or limit_bytes < 0 or readahead_blocks < 0:
             raise ValueError("block_size must be > 0, limit_bytes and readahead_blocks >= 0")
         self.block_size = block_size
@@ -330,6 +341,13 @@ class BlockCache:
         self._streams = ParkedStreams()
         self._pending_writes = threading.BoundedSemaphore(MAX_PENDING_WRITES)
         self._closed = False
+        self.memory_idle_seconds = memory_idle_seconds
+        self._last_read = time.monotonic()
+        self._memory_releases = 0
+        self._stop = threading.Event()
+        if memory_idle_seconds > 0:
+            threading.Thread(target=self._release_memory_when_idle, name="algofs-memory-release",
+                             daemon=True).start()
 
     # ----------------------------------------------------------------------------------------- reading
     def read(self, version: FileVersion, offset: int, size: int, fetch: Fetch,
@@ -357,6 +375,7 @@ class BlockCache:
         end = min(offset + len(out), version.size)
         if offset >= end:
             return 0
+        self._last_read = time.monotonic()
         self._note_version(version)
         bs = self.block_size
         first, last = offset // bs, (end - 1) // bs
@@ -803,6 +822,21 @@ class BlockCache:
         self._detector.forget(path)
         self._streams.drop(path)
 
+    def release_memory(self) -> None:
+        """Let the memory tier and the idle block buffers go; the blocks stay on disk."""
+        with self._lock:
+            for block in list(self._ram.values()):
+                self._leave_ram_locked(block)
+        if self._buffers.drop_idle():
+            self._memory_releases += 1
+
+    def _release_memory_when_idle(self) -> None:
+        interval = min(self.memory_idle_seconds / 2, 5.0)
+        while not self._stop.wait(interval):
+            idle_for = time.monotonic() - self._last_read
+            if idle_for >= self.memory_idle_seconds and (self._ram or self._buffers.idle()):
+                self.release_memory()
+
     def clear(self) -> None:
         with self._lock:
             victims = []
@@ -829,7 +863,8 @@ class BlockCache:
                 "size_bytes": self._size, "limit_bytes": self.limit_bytes, "blocks": len(self._blocks),
                 "block_size": self.block_size, "hits": self._hits, "misses": self._misses,
                 "memory_hits": self._ram_hits, "memory_blocks": len(self._ram),
-                "memory_buffers": self._buffers.allocated, "direct_io": self._files.direct_io,
+                "memory_buffers": self._buffers.allocated, "memory_releases": self._memory_releases,
+                "direct_io": self._files.direct_io,
                 "bytes_fetched": self._bytes_fetched, "fetches": self._fetches,
                 "piece_fetches": self._piece_fetches, "piece_bytes": self._piece_bytes,
                 "prefetch_scheduled": self._prefetch_scheduled, "prefetched_blocks": self._prefetched,
@@ -849,6 +884,7 @@ class BlockCache:
         if self._closed:
             return
         self._closed = True
+        self._stop.set()
         if self._pool is not None:
             self._pool.shutdown(wait=True)  # queued prefetches fail fast once _closed is set
         self._writer.shutdown(wait=True)

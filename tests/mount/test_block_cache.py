@@ -164,9 +164,10 @@ def range_server() -> Iterator[RangeServer]:
 def make_cache(tmp_path: Path) -> Iterator[Callable[..., BlockCache]]:
     caches: list[BlockCache] = []
 
-    def make(limit_bytes: int = 64 << 20, block_size: int = BLOCK, readahead_blocks: int = 4) -> BlockCache:
+    def make(limit_bytes: int = 64 << 20, block_size: int = BLOCK, readahead_blocks: int = 4,
+             **options: float) -> BlockCache:
         cache = BlockCache(tmp_path / "cache", limit_bytes, block_size=block_size,
-                           readahead_blocks=readahead_blocks)
+                           readahead_blocks=readahead_blocks, **options)
         caches.append(cache)
         return cache
 
@@ -509,3 +510,34 @@ def test_a_broken_readahead_stream_falls_back_to_block_fetches(range_server, mak
     assert any(end - start > BLOCK for start, end in range_server.fetched("/cut.bin")), "no stream was tried"
     # the bytes that did arrive before the break were never served as a block's contents
     assert cache.read(version, 0, len(data), fetch, stream_id="check") == data
+
+
+def test_idle_memory_is_let_go_and_reads_continue_from_disk(range_server, make_cache):
+    data = os.urandom(12 * BLOCK)
+    version = range_server.put("/idle.bin", data)
+    cache = make_cache(memory_idle_seconds=0.3)
+    fetch = range_server.stream_fetcher("/idle.bin")
+    assert cache.read(version, 0, len(data), fetch) == data
+    held = cache.stats()
+    assert held["memory_blocks"] > 0 and held["memory_buffers"] > 0
+    deadline = time.monotonic() + 5
+    while cache.stats()["memory_buffers"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    released = cache.stats()
+    assert released["memory_blocks"] == 0 and released["memory_buffers"] == 0
+    assert released["memory_releases"] >= 1 and released["blocks"] == held["blocks"]
+    fetched = len(range_server.fetched("/idle.bin"))
+    assert cache.read(version, 5 * BLOCK - 10, 3 * BLOCK, fetch) == data[5 * BLOCK - 10:8 * BLOCK - 10]
+    assert len(range_server.fetched("/idle.bin")) == fetched  # served from the block files
+
+
+def test_a_busy_cache_keeps_its_memory(range_server, make_cache):
+    data = os.urandom(6 * BLOCK)
+    version = range_server.put("/busy.bin", data)
+    cache = make_cache(memory_idle_seconds=0.6)
+    fetch = range_server.stream_fetcher("/busy.bin")
+    cache.read(version, 0, len(data), fetch)
+    for _ in range(10):  # 1 s of reads, never idle for 0.6 s
+        cache.read(version, 0, KiB, fetch)
+        time.sleep(0.1)
+    assert cache.stats()["memory_blocks"] > 0

@@ -136,9 +136,9 @@ class DataHandler(ApiHandler):
             return listing.page(entries, marker, sort=False)
         if target.level == "user":
             entries = [
-                e for e in listing.scan_directory(target.local)
-                if e.is_dir and self.namespace.acl.may_read(
-                    target.owner, e.name, self.identity.username, self.identity.algo_owner)
+                listing.Entry(True, name) for kind, name in listing.scan_keys(target.local)
+                if kind == 0 and self.namespace.acl.may_read(
+                    target.owner, name, self.identity.username, self.identity.algo_owner)
             ]
             body = listing.page(entries, marker)
         else:

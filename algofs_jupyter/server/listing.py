@@ -50,24 +50,6 @@ def format_timestamp(mtime: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def scan_directory(path: Path) -> list[Entry]:
-    """Entries of a real directory, without names the API can't carry (e.g. in-flight uploads)."""
-    entries = []
-    with os.scandir(path) as it:
-        for item in it:
-            if invalid_name_reason(item.name):
-                continue
-            try:
-                if item.is_dir():
-                    entries.append(Entry(True, item.name))
-                elif item.is_file():
-                    st = item.stat()
-                    entries.append(Entry(False, item.name, st.st_size, st.st_mtime))
-            except FileNotFoundError:
-                continue  # removed while we were listing
-    return entries
-
-
 def encode_marker(entry: Entry) -> str:
     raw = ("d" if entry.is_dir else "f") + entry.name
     return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
@@ -118,7 +100,7 @@ class DirectoryIndex:
                 self._remembered.move_to_end(identity)
                 return remembered[1]
         scanned_at = time.time_ns()
-        keys = _scan_keys(path)
+        keys = scan_keys(path)
         if self.REMEMBER_FROM <= len(keys) <= self.max_keys and st.st_mtime_ns < scanned_at - self.SETTLED_NS:
             with self._lock:
                 old = self._remembered.pop(identity, None)
@@ -130,7 +112,7 @@ class DirectoryIndex:
         return keys
 
 
-def _scan_keys(path: Path) -> list[SortKey]:
+def scan_keys(path: Path) -> list[SortKey]:
     """Names only (``d_type``, no ``stat``), without names the API can't carry."""
     keys = []
     with os.scandir(path) as it:

@@ -154,6 +154,26 @@ def cold_samples(fresh: Callable[[], AbstractContextManager], path: Path,
     return samples
 
 
+@contextmanager
+def cold_read_row(s: Setup, results: Results, system: str, fresh: Callable[[], AbstractContextManager],
+                  path: Path, note: str = "",
+                  meter: Callable[[object], dict[str, int | None]] | None = None) -> Iterator[object]:
+    """The "sequential read (cold)" row: the median over ``COLD_RUNS`` fresh mounts, the last of them
+    CPU-metered when ``meter(handle)`` names the processes to count; yields that last mount's handle
+    (``fresh()``'s value) for the scenarios that follow on it."""
+    samples = cold_samples(fresh, path)
+    with fresh() as handle:
+        def last() -> tuple[float, int]:
+            if meter is None:
+                return read_whole(path)
+            with cpu_meter(results, system, s.large_size, **meter(handle)):
+                return read_whole(path)
+
+        attempt(results, "sequential read (cold)", system, lambda: median_of(samples, last),
+                f"{note}, median of {COLD_RUNS}".lstrip(", "))
+        yield handle
+
+
 #: Untimed passes before a warm measurement. The kernel moves a file's pages to its active list on their
 #: second access, and the first warm pass or two pay for it (local file after a cold read: 0.149 s, then
 #: 0.063 s). The server's file has been read many times when local disk is measured; the mounted files
@@ -372,14 +392,9 @@ def bench_fuse_ceiling(s: Setup, results: Results) -> None:
     def fresh() -> AbstractContextManager[None]:
         return fuse_child(command, mountpoint, s.env(), s.work / "ceiling.log")
 
-    samples = cold_samples(fresh, mountpoint / s.large_local.name)
-    with fresh() as daemon:
-        def metered() -> tuple[float, int]:
-            with cpu_meter(results, "FUSE ceiling", s.large_size, daemon=daemon.pid):
-                return read_whole(mountpoint / s.large_local.name)
-
-        attempt(results, "sequential read (cold)", "FUSE ceiling", lambda: median_of(samples, metered),
-                f"Python passthrough of a local file, median of {COLD_RUNS}")
+    with cold_read_row(s, results, "FUSE ceiling", fresh, mountpoint / s.large_local.name,
+                       "Python passthrough of a local file", meter=lambda daemon: {"daemon": daemon.pid}):
+        pass
 
 
 def bench_mounted(s: Setup, results: Results, system: str, root: Path, fresh: Callable[[], object],
@@ -391,11 +406,7 @@ def bench_mounted(s: Setup, results: Results, system: str, root: Path, fresh: Ca
         attempt(results, "ls -l 10k dir (warm)", system, lambda: ls_l(many, s.many, ls_timeout), note)
         attempt(results, f"{RANDOM_READS} random 4 KiB reads", system,
                 lambda: random_reads(large, s.large_size), note)
-    samples = cold_samples(fresh, large)
-    with fresh():
-        attempt(results, "sequential read (cold)", system,
-                lambda: median_of(samples, lambda: read_whole(large)),
-                f"{note}, median of {COLD_RUNS}".lstrip(", "))
+    with cold_read_row(s, results, system, fresh, large, note):
         attempt(results, "sequential read (warm)", system, lambda: read_whole_warm(large), note)
         attempt(results, f"write {s.writes} small files", system,
                 lambda: write_small_files(root / f"writes-{system.split()[0]}", s.writes), note)
@@ -434,14 +445,8 @@ def bench_algofs(s: Setup, results: Results) -> None:
             random_requested_bytes=RANDOM_READS * RANDOM_SIZE,
             random_fetched_bytes=status["cache"]["bytes_fetched"] - before["bytes_fetched"],
             random_touched_block_bytes=min(touched_blocks(s.large_size, block) * block, s.large_size))
-    samples = cold_samples(fresh, root / "large.bin")
-    with fresh() as mount:
-        def metered() -> tuple[float, int]:
-            with cpu_meter(results, "algofs", s.large_size, server=s.server_pid, daemon=mount.pid):
-                return read_whole(root / "large.bin")
-
-        attempt(results, "sequential read (cold)", "algofs", lambda: median_of(samples, metered),
-                f"median of {COLD_RUNS}")
+    with cold_read_row(s, results, "algofs", fresh, root / "large.bin",
+                       meter=lambda mount: {"server": s.server_pid, "daemon": mount.pid}):
         attempt(results, "sequential read (warm)", "algofs", lambda: read_whole_warm(root / "large.bin"))
         attempt(results, f"write {s.writes} small files", "algofs",
                 lambda: write_small_files(root / "writes-algofs", s.writes), "upload on close")

@@ -71,7 +71,8 @@ def page(entries: list[Entry], marker: str | None, sort: bool = True) -> dict:
     if marker:
         after = decode_marker(marker)
         ordered = [e for e in ordered if e.sort_key > after]
-    return _body(ordered[:PAGE_SIZE], more=len(ordered) > PAGE_SIZE)
+    chunk = ordered[:PAGE_SIZE]
+    return _body(chunk, after=chunk[-1] if len(ordered) > PAGE_SIZE else None)
 
 
 SortKey = tuple[int, str]
@@ -146,14 +147,14 @@ def list_directory(path: Path, marker: str | None, index: DirectoryIndex) -> dic
             entries.append(Entry(True, name))
         elif stat.S_ISREG(st.st_mode):
             entries.append(Entry(False, name, st.st_size, st.st_mtime))
-    body = _body(entries, more=start + PAGE_SIZE < len(keys))
-    if "marker" in body and chunk:  # continue after the last key looked at, even if it was skipped
-        is_file, name = chunk[-1]
-        body["marker"] = encode_marker(Entry(not is_file, name))
-    return body
+    more = start + PAGE_SIZE < len(keys)
+    # The marker names the last key looked at, even if it was skipped (a page may even come out empty).
+    after = Entry(chunk[-1][0] == 0, chunk[-1][1]) if more else None
+    return _body(entries, after)
 
 
-def _body(chunk: list[Entry], more: bool) -> dict:
+def _body(chunk: list[Entry], after: Entry | None) -> dict:
+    """The API body of ``chunk``; ``after``, when more follow, is what the marker continues after."""
     body: dict = {}
     folders = [{"name": e.name} for e in chunk if e.is_dir]
     files = [
@@ -165,6 +166,6 @@ def _body(chunk: list[Entry], more: bool) -> dict:
         body["folders"] = folders
     if files:
         body["files"] = files
-    if more and chunk:
-        body["marker"] = encode_marker(chunk[-1])
+    if after is not None:
+        body["marker"] = encode_marker(after)
     return body

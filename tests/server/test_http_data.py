@@ -344,6 +344,18 @@ def test_entries_removed_between_pages_are_skipped(api_server, http, scratch):
     assert rest == [f"f{i:04d}.txt" for i in range(1500, 2100)]
 
 
+def test_a_page_of_unlistable_entries_does_not_end_the_listing(api_server, http, scratch):
+    """A full page of names that are neither file nor folder (broken links) is skipped, and the marker
+    still leads on to the files after it."""
+    directory = api_server.root / "data" / "demo" / scratch
+    for i in range(1000):
+        (directory / f"a{i:04d}").symlink_to(directory / "nowhere")
+    for i in range(10):
+        (directory / f"b{i}.txt").write_bytes(b"x")
+    names, pages = list_all(http, scratch)
+    assert names == [f"b{i}.txt" for i in range(10)] and pages == 2
+
+
 def test_demo_directory_with_5000_files(client):
     names = [f.getName() for f in client.dir("data://.my/many_files").files()]
     assert len(names) >= 5000 and names[0] == "file-00000.txt"

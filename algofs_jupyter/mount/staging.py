@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -104,9 +105,11 @@ class WriteStaging:
     def __init__(self, directory: Path, recovery: RecoveryStore,
                  upload: Callable[[str, str], dict | None]):
         self.directory = directory
+        if directory.is_dir() and any(directory.iterdir()):
+            # An earlier daemon with our pid left bytes that salvage_staging could not save: keep them
+            # aside (a later salvage retries them) rather than reuse, or delete, their names.
+            directory.rename(directory.with_name(f"{directory.name}-{secrets.token_hex(4)}"))
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for leftover in directory.iterdir():  # salvage_staging ran first; nothing here is reused
-            leftover.unlink(missing_ok=True)
         self.recovery = recovery
         self._upload = upload  # (local file, remote path) -> the stored file's info or None
         self._lock = threading.Lock()
@@ -240,9 +243,10 @@ class WriteStaging:
 
 
 def _daemon_gone(name: str) -> bool:
-    """A staging folder is named after its daemon's pid; ours (pid reuse) counts as a dead one's."""
+    """A staging folder is named after its daemon's pid (``PID`` or ``PID-kept``, see ``WriteStaging``);
+    ours (pid reuse) counts as a dead one's."""
     try:
-        pid = int(name)
+        pid = int(name.partition("-")[0])
     except ValueError:
         return False
     if pid == os.getpid():

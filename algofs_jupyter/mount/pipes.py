@@ -18,7 +18,6 @@ import functools
 import itertools
 import json
 import logging
-import stat
 import threading
 import time
 from collections import deque
@@ -30,6 +29,7 @@ from mfusepy import FuseOSError, fuse_get_context
 
 from ..fs.filesystem import AlgoFileSystem
 from ..names import invalid_name_reason
+from .stat_dicts import directory_stat, file_stat
 from .virtual import VirtualTree
 
 log = logging.getLogger(__name__)
@@ -157,14 +157,11 @@ class PipeTree(VirtualTree):
 
         return self._cached(f"algo:{user}/{algo}", load)
 
-    def _dir_stat(self, mode: int = 0o555) -> dict[str, Any]:
-        return {"st_mode": stat.S_IFDIR | mode, "st_nlink": 2, "st_mtime": self.mounted_at,
-                "st_ctime": self.mounted_at, "st_atime": self.mounted_at}
+    def _dir_stat(self) -> dict[str, Any]:
+        return directory_stat(self.mounted_at, 0o555)
 
     def _file_stat(self, size: int = 0) -> dict[str, Any]:
-        now = time.time()
-        return {"st_mode": stat.S_IFREG | 0o660, "st_nlink": 1, "st_size": size,
-                "st_mtime": now, "st_ctime": now, "st_atime": now, "st_blksize": 1 << 16}
+        return file_stat(size, time.time(), 0o660, st_blksize=1 << 16)
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         parts = self._split(path)

@@ -451,7 +451,7 @@ def _parent(pid: int) -> int:
 
 
 def _ancestry(pid: int, depth: int = 16) -> list[int]:
-    chain = []
+    chain: list[int] = []
     while pid > 1 and len(chain) < depth:
         chain.append(pid)
         pid = _parent(pid)

@@ -44,10 +44,6 @@ STREAM_POLL = 0.25
 ANY_STATUS = tuple(range(200, 600))  # algorithm errors arrive as JSON with any status: read them all
 
 
-def make_tree(fs: AlgoFileSystem, timeout: float = 300.0) -> PipeTree:
-    return PipeTree(fs, timeout=timeout)
-
-
 @dataclass
 class Answer:
     """One finished call: what a reader gets (bytes) or why it failed (error)."""

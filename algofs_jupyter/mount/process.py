@@ -14,19 +14,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from . import control
-
-DEFAULT_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "algofs"
-OPTION_FLAGS = {
-    "cache_size": "--cache-size",
-    "metadata_ttl": "--metadata-ttl",
-    "negative_ttl": "--negative-ttl",
-    "timeout": "--timeout",
-    "block_size": "--block-size",
-    "readahead_blocks": "--readahead-blocks",
-    "algo_timeout": "--algo-timeout",
-}
+from .options import MountOptions
 
 
 def mount_path(mountpoint: str | os.PathLike) -> str:
@@ -97,19 +88,20 @@ class MountProcess:
 
     def __init__(self, mountpoint: str | os.PathLike, api_address: str, api_key: str | None,
                  cache_dir: str | os.PathLike | None = None, log_file: str | os.PathLike | None = None,
-                 connectors: tuple[str, ...] = (), **options: object):
+                 options: MountOptions | None = None, **overrides: Any):
+        """``options`` (default: ``MountOptions()``) with ``cache_dir`` and any ``MountOptions`` field
+        given as a keyword on top (None keeps the default; an unknown name is a TypeError)."""
         self.mountpoint = mount_path(mountpoint)
         self.api_address = api_address
         self._api_key = api_key
-        self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
+        self.options = (options or MountOptions()).with_overrides(cache_dir=cache_dir, **overrides)
         digest = hashlib.sha256(self.mountpoint.encode()).hexdigest()[:12]
         self.log_path = Path(log_file) if log_file else self.cache_dir / f"mount-{digest}.log"
-        self.connectors = tuple(connectors)
-        unknown = set(options) - set(OPTION_FLAGS)
-        if unknown:
-            raise TypeError(f"unknown mount options: {sorted(unknown)}")
-        self.options = {k: v for k, v in options.items() if v is not None}
         self.process: subprocess.Popen | None = None
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.options.cache_dir
 
     def __repr__(self) -> str:
         return f"MountProcess({self.mountpoint!r}, {self.api_address!r})"
@@ -123,13 +115,8 @@ class MountProcess:
         return self.process.poll() if self.process else None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "algofs_jupyter", "mount", self.mountpoint, "--foreground",
-               "--api-address", self.api_address, "--cache-dir", str(self.cache_dir)]
-        for name, value in self.options.items():
-            cmd += [OPTION_FLAGS[name], str(value)]
-        for cid in self.connectors:
-            cmd += ["--connector", cid]
-        return cmd
+        return [sys.executable, "-m", "algofs_jupyter", "mount", self.mountpoint, "--foreground",
+                "--api-address", self.api_address, *self.options.argv()]
 
     def start(self, timeout: float = 30.0) -> MountProcess:
         if self.process is not None:

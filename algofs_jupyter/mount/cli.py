@@ -116,7 +116,7 @@ def _summary(status: dict) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from . import control
-    from .process import algofs_mounts, mount_path
+    from .mount_table import algofs_mounts, mount_path
 
     mounts = [mount_path(args.mountpoint)] if args.mountpoint else algofs_mounts()
     results, code = [], 0

@@ -20,10 +20,10 @@ from ..fs import AlgoFileSystem
 from .block_cache import BlockCache
 from .control import ControlServer
 from .metadata_cache import MetadataCache
+from .mount_table import ALGOFS_FS_TYPE, entry_at, mount_path
 from .operations import AlgoOperations
 from .options import MountOptions
 from .pipes import PipeTree
-from .process import mount_path
 from .recovery import RecoveryStore
 from .staging import WriteStaging, salvage_staging
 
@@ -32,20 +32,10 @@ READ_AHEAD_KB = 4096
 
 
 def mount_device(mountpoint: str) -> str | None:
-    """``major:minor`` of the mount at ``mountpoint`` from /proc/self/mountinfo (no stat: that would
-    call into our own, not yet serving, filesystem)."""
-    real = os.path.realpath(mountpoint)
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
-            lines = handle.readlines()
-    except OSError:
-        return None
-    device = None
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 4 and fields[4].replace("\\040", " ") == real and "fuse.algofs" in line:
-            device = fields[2]
-    return device
+    """``major:minor`` of our mount at ``mountpoint`` (from the mount table: a stat would call into our
+    own, not yet serving, filesystem)."""
+    entry = entry_at(mountpoint)
+    return entry.device if entry is not None and entry.fs_type == ALGOFS_FS_TYPE else None
 
 
 def raise_readahead(mountpoint: str, kilobytes: int = READ_AHEAD_KB, wait: float = 5.0) -> bool:

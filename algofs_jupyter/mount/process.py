@@ -1,7 +1,8 @@
-"""``MountProcess``: run ``algofs mount --foreground`` as a child (Jupyter, tests, ``algofs mount``
-without ``--foreground``), and ``cleanup_stale``: remove a dead FUSE mount left by a crashed daemon.
+"""``MountProcess``: run ``algofs mount --foreground`` as a supervised child (Jupyter, tests, ``algofs
+mount`` without ``--foreground``), and ``cleanup_stale``: remove a dead FUSE mount left by a crashed daemon.
 
-The API key reaches the child in its environment (``ALGORITHMIA_API_KEY``), never in argv.
+The API key reaches the child in its environment (``ALGORITHMIA_API_KEY``), never in argv. The mount
+table is read through ``mount_table``; the child's lifecycle is ``supervise.ChildProcess``.
 """
 
 from __future__ import annotations
@@ -9,57 +10,29 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+from ..supervise import ChildProcess
 from . import control
+from .mount_table import algofs_mounts, is_algofs_mount, mount_path
 from .options import MountOptions
 
+__all__ = ["MountProcess", "algofs_mounts", "cleanup_stale", "fusermount", "is_mounted", "mount_path"]
 
-def mount_path(mountpoint: str | os.PathLike) -> str:
-    """Absolute path with symlinks resolved in the parent only (never stats a possibly dead mount)."""
-    absolute = os.path.abspath(os.fspath(mountpoint))
-    return os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
-
-
-def _unescape(field: str) -> str:
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-
-
-def mounted_filesystem(mountpoint: str | os.PathLike) -> str | None:
-    """The filesystem type mounted at ``mountpoint`` (e.g. ``fuse.algofs``) or None."""
-    target = mount_path(mountpoint)
-    found = None
-    try:
-        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                fields = line.split()
-                if len(fields) >= 3 and _unescape(fields[1]) == target:
-                    found = fields[2]
-    except OSError:
-        return None
-    return found
-
-
-def algofs_mounts() -> list[str]:
-    mounts = []
-    with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            fields = line.split()
-            if len(fields) >= 3 and fields[2] == "fuse.algofs":
-                mounts.append(_unescape(fields[1]))
-    return mounts
+#: Seconds a daemon gets to exit by itself after its mount is gone, before SIGTERM.
+EXIT_AFTER_UNMOUNT_SECONDS = 15.0
+#: Seconds after SIGTERM before SIGKILL.
+TERM_SECONDS = 5.0
 
 
 def is_mounted(mountpoint: str | os.PathLike) -> bool:
-    return mounted_filesystem(mountpoint) == "fuse.algofs"
+    return is_algofs_mount(mountpoint)
 
 
-def fusermount(mountpoint: str, lazy: bool = False) -> subprocess.CompletedProcess:
+def fusermount(mountpoint: str | os.PathLike, lazy: bool = False) -> subprocess.CompletedProcess:
     args = ["fusermount3", "-u"] + (["-z"] if lazy else []) + [mount_path(mountpoint)]
     return subprocess.run(args, capture_output=True, text=True, timeout=30)
 
@@ -77,14 +50,15 @@ def cleanup_stale(mountpoint: str | os.PathLike) -> bool:
     except OSError as exc:
         if exc.errno not in (errno.ENOTCONN, errno.ECONNABORTED, errno.EIO):
             return False
-    fusermount(str(mountpoint), lazy=True)
+    fusermount(mountpoint, lazy=True)
     control.socket_path(mountpoint).unlink(missing_ok=True)
     return not is_mounted(mountpoint)
 
 
 class MountProcess:
-    """A foreground ``algofs mount`` child. ``start`` returns once the kernel lists the mount and the
-    control socket answers; ``stop`` unmounts and waits, escalating to SIGTERM/SIGKILL."""
+    """A foreground ``algofs mount`` child (a ``supervise.SupervisedChild``). ``start`` returns once
+    ``ready()``: the kernel lists the mount and the control socket answers; ``stop`` unmounts and waits,
+    escalating to SIGTERM/SIGKILL."""
 
     def __init__(self, mountpoint: str | os.PathLike, api_address: str, api_key: str | None,
                  cache_dir: str | os.PathLike | None = None, log_file: str | os.PathLike | None = None,
@@ -96,30 +70,44 @@ class MountProcess:
         self._api_key = api_key
         self.options = (options or MountOptions()).with_overrides(cache_dir=cache_dir, **overrides)
         digest = hashlib.sha256(self.mountpoint.encode()).hexdigest()[:12]
-        self.log_path = Path(log_file) if log_file else self.cache_dir / f"mount-{digest}.log"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.options.cache_dir
+        log_path = Path(log_file) if log_file else self.cache_dir / f"mount-{digest}.log"
+        self._child = ChildProcess("algofs mount", log_path)
 
     def __repr__(self) -> str:
         return f"MountProcess({self.mountpoint!r}, {self.api_address!r})"
 
     @property
+    def cache_dir(self) -> Path:
+        return self.options.cache_dir
+
+    @property
+    def log_path(self) -> Path:
+        return self._child.log_path
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self._child.popen
+
+    @property
     def pid(self) -> int | None:
-        return self.process.pid if self.process else None
+        return self._child.pid
 
     @property
     def returncode(self) -> int | None:
-        return self.process.poll() if self.process else None
+        return self._child.returncode
+
+    def alive(self) -> bool:
+        return self._child.alive()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return self._child.log_tail(lines)
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "algofs_jupyter", "mount", self.mountpoint, "--foreground",
                 "--api-address", self.api_address, *self.options.argv()]
 
     def start(self, timeout: float = 30.0) -> MountProcess:
-        if self.process is not None:
+        if self._child.popen is not None:
             raise RuntimeError("already started")
         cleanup_stale(self.mountpoint)
         if is_mounted(self.mountpoint):
@@ -130,56 +118,28 @@ class MountProcess:
         env.pop("ALGORITHMIA_API_KEY", None)
         if self._api_key:
             env["ALGORITHMIA_API_KEY"] = self._api_key
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                            env=env, start_new_session=True)
+        self._child.spawn(self.command(), env)
         try:
-            self._wait_ready(timeout)
+            self._child.wait_ready(self.ready, timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"algofs mount exited with {self.process.returncode}:\n{self.log_tail()}")
-            if is_mounted(self.mountpoint):
-                try:
-                    control.query(self.mountpoint, "status", timeout=2)
-                    return
-                except (ConnectionError, OSError, RuntimeError):
-                    pass
-            time.sleep(0.05)
-        raise TimeoutError(f"algofs mount not ready after {timeout} s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
+    def ready(self) -> bool:
+        if not is_mounted(self.mountpoint):
+            return False
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+            control.query(self.mountpoint, "status", timeout=2)
+            return True
+        except (ConnectionError, OSError, RuntimeError):
+            return False
 
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = EXIT_AFTER_UNMOUNT_SECONDS) -> None:
         """Unmount (lazily if busy) and wait for the daemon; never leaves a mount behind."""
-        proc = self.process
-        if is_mounted(self.mountpoint):
-            if fusermount(self.mountpoint).returncode != 0:
-                fusermount(self.mountpoint, lazy=True)
-        if proc is not None:
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        self.process = None
+        if is_mounted(self.mountpoint) and fusermount(self.mountpoint).returncode != 0:
+            fusermount(self.mountpoint, lazy=True)
+        self._child.stop(grace=timeout, term_timeout=TERM_SECONDS)
         cleanup_stale(self.mountpoint)
         if is_mounted(self.mountpoint):
             fusermount(self.mountpoint, lazy=True)

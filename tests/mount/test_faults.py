@@ -44,7 +44,7 @@ def restartable(tmp_path: Path, free_port: int) -> Iterator[tuple[EmbeddedServer
 def kill_server(server: EmbeddedServer) -> None:
     server.process.kill()
     server.process.wait()
-    server.process = None
+    server.stop()  # forget the dead child, so start() runs a new one
 
 
 def timed_errno(call) -> tuple[int | None, float]:

@@ -267,7 +267,7 @@ class AlgoFileSystem(AbstractFileSystem):
         size = os.path.getsize(lpath)
 
         def body() -> Any:  # requests sizes a real file itself; an empty one must be b"" (not chunked)
-            return open(lpath, "rb") if size else b""  # noqa: SIM115 - closed by the session
+            return open(lpath, "rb") if size else b""  # closed by the session
 
         response = self.session.request("PUT", paths.api_path(parts), body=body,
                                         headers={"Content-Type": "application/octet-stream"},
@@ -311,15 +311,18 @@ class AlgoFileSystem(AbstractFileSystem):
                 if depth == len(parts) and not exist_ok:
                     raise
 
-    def rmdir(self, path: str) -> None:
+    def _delete(self, path: str, params: dict[str, str] | None = None) -> None:
+        """One DELETE: a file, an empty directory, or (``force``) a directory with its contents."""
         parts = self._parts(path)
-        response = self.session.request("DELETE", paths.api_path(parts), display=paths.data_uri(parts))
+        response = self.session.request("DELETE", paths.api_path(parts), params=params,
+                                        display=paths.data_uri(parts))
         response.close()
 
+    def rmdir(self, path: str) -> None:
+        self._delete(path)
+
     def rm_file(self, path: str) -> None:
-        parts = self._parts(path)
-        response = self.session.request("DELETE", paths.api_path(parts), display=paths.data_uri(parts))
-        response.close()
+        self._delete(path)
 
     def _rm(self, path: str) -> None:
         self.rm_file(path)
@@ -327,10 +330,7 @@ class AlgoFileSystem(AbstractFileSystem):
     def rm(self, path: str, recursive: bool = False, maxdepth: int | None = None) -> None:
         for p in ([path] if isinstance(path, str) else path):
             if recursive and self.isdir(p):
-                parts = self._parts(p)
-                response = self.session.request("DELETE", paths.api_path(parts), params={"force": "true"},
-                                                display=paths.data_uri(parts))
-                response.close()
+                self._delete(p, params={"force": "true"})
             else:
                 self.rm_file(p)
 
@@ -349,7 +349,7 @@ class AlgoFile(AbstractBufferedFile):
         return self.fs.read_range(self.path, start, min(end, self.size))
 
     def _initiate_upload(self) -> None:
-        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed after the final chunk
+        self._spool = tempfile.TemporaryFile()  # closed after the final chunk
 
     def _upload_chunk(self, final: bool = False) -> bool:
         self.buffer.seek(0)

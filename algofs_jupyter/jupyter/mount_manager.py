@@ -258,7 +258,7 @@ class MountManager:
     def _new_process(self, endpoint: ApiEndpoint):
         factory = self._process_factory
         if factory is None:
-            from algofs_jupyter.mount.process import MountProcess
+            from algofs_jupyter.mount.mount_process import MountProcess
 
             factory = MountProcess
         overrides = {"cache_size": self.cache_size, **self.mount_options}
@@ -272,7 +272,7 @@ class MountManager:
         )
 
     def _start_child(self) -> None:
-        from algofs_jupyter.mount.process import cleanup_stale
+        from algofs_jupyter.mount.mount_process import cleanup_stale
 
         endpoint = self.backend.endpoint()
         self._endpoint = endpoint
@@ -317,7 +317,7 @@ class MountManager:
         try:
             process.stop()
         finally:
-            from algofs_jupyter.mount.process import cleanup_stale
+            from algofs_jupyter.mount.mount_process import cleanup_stale
 
             cleanup_stale(str(self._mountpoint))
 
@@ -350,7 +350,7 @@ class MountManager:
                 return None
             code = _exit_code(process)
             self._process = None
-            from algofs_jupyter.mount.process import cleanup_stale
+            from algofs_jupyter.mount.mount_process import cleanup_stale
 
             cleanup_stale(str(self._mountpoint))
             if code == 0:

@@ -27,7 +27,7 @@ from typing import Any
 
 from mfusepy import FuseOSError, fuse_get_context
 
-from ..fs.algorithms import AlgorithmError, algorithm_versions, call_algorithm, list_algorithms
+from ..fs.algorithm_api import AlgorithmError, algorithm_versions, call_algorithm, list_algorithms
 from ..fs.filesystem import AlgoFileSystem
 from ..names import invalid_name_reason
 from .stat_dicts import directory_stat, file_stat

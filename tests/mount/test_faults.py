@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from algofs_jupyter.mount import control
-from algofs_jupyter.mount.process import MountProcess, cleanup_stale, is_mounted
+from algofs_jupyter.mount.mount_process import MountProcess, cleanup_stale, is_mounted
 from algofs_jupyter.mount.recovery import RecoveryStore
 from algofs_jupyter.server.process import EmbeddedServer
 

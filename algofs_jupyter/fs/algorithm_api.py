@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .session import ApiSession
+from .api_session import ApiSession
 
 #: Algorithm errors arrive as JSON with any status: read them all.
 ANY_STATUS = tuple(range(200, 600))

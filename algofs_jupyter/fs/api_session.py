@@ -23,7 +23,7 @@ import Algorithmia
 import requests
 from requests.adapters import HTTPAdapter
 
-from .errors import BackendUnavailable, error_for_status
+from .api_errors import BackendUnavailable, error_for_status
 
 IDEMPOTENT = frozenset({"GET", "HEAD"})
 RETRY_STATUSES = frozenset({502, 503, 504})

@@ -7,7 +7,8 @@ from typing import Any
 
 from tornado.web import HTTPError, RequestHandler
 
-from .errors import ApiError
+from .errors import ApiError, api_error_for, bad_request
+from .storage import StorageError
 from .users import Identity, UserRegistry
 
 
@@ -15,6 +16,20 @@ def header_safe(text: str) -> str:
     """A header value tornado accepts: printable ASCII, non-ASCII escaped, no line breaks."""
     text = text.replace("\r", " ").replace("\n", " ")
     return text.encode("ascii", "backslashreplace").decode("ascii")[:500]
+
+
+def parse_json_object(raw: bytes) -> dict:
+    """A request body that must be a JSON object; anything else (including nesting so deep the parser
+    gives up) is a 400."""
+    try:
+        body = json.loads(raw or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise bad_request(f"malformed JSON body: {exc}") from exc
+    except RecursionError as exc:
+        raise bad_request("malformed JSON body: nested too deeply") from exc
+    if not isinstance(body, dict):
+        raise bad_request("expected a JSON object")
+    return body
 
 
 class ApiHandler(RequestHandler):
@@ -60,6 +75,16 @@ class ApiHandler(RequestHandler):
             raise error
 
         setattr(self, self.request.method.lower(), raise_deferred)
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        """A storage backend's error becomes its HTTP error (``errors.api_error_for``), not a 500."""
+        if isinstance(e, StorageError):
+            try:
+                raise api_error_for(e) from e
+            except ApiError as translated:
+                super()._handle_request_exception(translated)
+                return
+        super()._handle_request_exception(e)
 
     def compute_etag(self) -> str | None:
         return None  # file handlers set their own cheap ETag; JSON bodies need none

@@ -59,9 +59,9 @@ class DataHandler(ApiHandler):
         try:
             self._prepare()
         except StorageError as error:
-            self.defer_if_body_follows(api_error_for(error))
+            self.defer_if_body_follows(api_error_for(error), always=True)
         except ApiError as error:
-            self.defer_if_body_follows(error)
+            self.defer_if_body_follows(error, always=True)
 
     def _prepare(self) -> None:
         self.authenticate()
@@ -207,7 +207,8 @@ class DataHandler(ApiHandler):
                                     expected_size=expected_size)
 
     def put(self) -> None:
-        assert self.upload is not None
+        if self.upload is None:
+            raise ApiError(400, "the upload was interrupted")  # the connection closed mid-body
         info = self.upload.commit()
         self.upload = None
         # the stored file's validators, as HEAD would report them: saves writers a HEAD

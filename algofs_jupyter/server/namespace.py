@@ -20,7 +20,7 @@ from .acl import AclStore
 from .connectors import Connector
 from .errors import ApiError, forbidden, not_found
 from .paths import DataAddress
-from .storage import AlreadyExists, Key, LocalBackend, NotFound, StorageBackend, StorageError
+from .storage import AlreadyExists, Key, LocalBackend, NotFound, StorageBackend, StorageError, check_key
 from .users import Identity
 
 
@@ -80,6 +80,7 @@ class Namespace:
         return sorted(on_storage | set(self.usernames))
 
     def resolve(self, address: DataAddress, who: Identity) -> Target:
+        check_key(address.segments)  # a name over 255 bytes is a 400 (ENAMETOOLONG) on every verb
         if address.connector == "data":
             return self._resolve_data(address, who)
         connector = self.connectors.get(address.connector)

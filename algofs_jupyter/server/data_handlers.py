@@ -55,7 +55,7 @@ class DataHandler(ApiHandler):
 
     def prepare(self) -> None:
         # bodies are streamed to storage (PUT), capped (JSON) or drained (refused): never buffered whole
-        self.request.connection.set_max_body_size(MAX_UPLOAD)
+        self.request.connection.set_max_body_size(MAX_UPLOAD)  # type: ignore[union-attr]
         try:
             self._prepare()
         except StorageError as error:
@@ -134,7 +134,7 @@ class DataHandler(ApiHandler):
         page = await IOLoop.current().run_in_executor(None, self._listing, target, after)
         result = listing.body(page)
         if bool_argument(self, "acl") and target.collection is not None:
-            result["acl"] = {"read": self.namespace.acl.read_list(target.owner, target.collection)}
+            result["acl"] = {"read": self.namespace.acl.read_list(*target.collection_id)}
         self.write_json(result)
 
     def _listing(self, target: Target, after: tuple[int, str] | None) -> ListingPage:
@@ -264,7 +264,7 @@ class DataHandler(ApiHandler):
         Namespace.require_write(target)
         if not target.backend.info(target.key).is_dir:
             raise NotFound("path not found")
-        self.namespace.acl.set_read_list(target.owner, target.collection, read)
+        self.namespace.acl.set_read_list(*target.collection_id, read)
         self.write_json({"result": {"acl": {"read": read}}})
 
     # -- DELETE -----------------------------------------------------------------------------------
@@ -281,5 +281,5 @@ class DataHandler(ApiHandler):
             return
         deleted = target.backend.delete_dir(target.key, force=bool_argument(self, "force"))
         if target.is_collection:
-            self.namespace.acl.forget(target.owner, target.collection)
+            self.namespace.acl.forget(*target.collection_id)
         self.write_json({"result": {"deleted": deleted}})

@@ -40,9 +40,16 @@ class Target:
     readable: bool
     writable: bool
     deletable: bool
-    owner: str | None = None
+    #: hosted data: the user folder (user level and below) and the collection (path level)
+    owner: str = ""
     collection: str | None = None
     connector: Connector | None = None
+
+    @property
+    def collection_id(self) -> tuple[str, str]:
+        """``(owner, collection)`` of an address inside a collection of the hosted data."""
+        assert self.collection is not None
+        return self.owner, self.collection
 
     @property
     def is_collection(self) -> bool:

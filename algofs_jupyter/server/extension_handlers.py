@@ -7,6 +7,10 @@ objects by data URI (``data://.my/coll/x``, ``s3://bucket/key``), as the officia
 
 from __future__ import annotations
 
+import functools
+
+from tornado.ioloop import IOLoop
+
 from . import http_files
 from .base import ApiHandler, parse_json_object
 from .errors import ApiError, bad_request
@@ -126,7 +130,7 @@ class MoveHandler(ExtensionHandler):
 class CopyHandler(ExtensionHandler):
     """``POST /v1/algofs/copy {"from", "to", "overwrite"}``: copy a file inside one storage."""
 
-    def post(self) -> None:
+    async def post(self) -> None:
         body = self.body()
         source, destination = self.target_of(body, "from"), self.target_of(body, "to")
         overwrite = self.flag(body, "overwrite")
@@ -137,7 +141,10 @@ class CopyHandler(ExtensionHandler):
         layout_check(info, destination)
         if overwrite and MoveHandler._exists(destination):
             Namespace.require_delete(destination)
-        self.answer(destination, source.backend.copy(source.key, destination.key, overwrite=overwrite))
+        # a thread: copying a large file takes a while, and the event loop serves everyone else meanwhile
+        copied = await IOLoop.current().run_in_executor(
+            None, functools.partial(source.backend.copy, source.key, destination.key, overwrite=overwrite))
+        self.answer(destination, copied)
 
 
 class UtimeHandler(ExtensionHandler):

@@ -16,6 +16,9 @@ Contracts shared by every operation:
   ``server/errors.py`` maps them to HTTP statuses in one table.
 - Directories exist on their own (an empty directory is listed and can be stat'ed), and a directory's
   mtime moves whenever an entry is created, removed or renamed in it.
+- Calls come from the server's event loop thread (listings and copies from worker threads), so a
+  backend must be thread-safe, and every call blocks all other requests while it runs: keep each one
+  short (``read`` yields chunks; ``Upload.write`` is called once per received chunk).
 - Metadata (ACLs, connector state) is stored through :meth:`StorageBackend.read_meta` /
   :meth:`StorageBackend.write_meta`, in a namespace user keys can never reach, so it lives wherever the
   data lives (a sidecar tree on disk, a reserved prefix in a bucket).

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from algofs_jupyter.server.storage import LocalBackend, OutsideRoot
+from algofs_jupyter.server.storage import InvalidOperation, LocalBackend, OutsideRoot
 
 from .storage_contract import *  # noqa: F403
 from .storage_contract import content, names, store
@@ -85,3 +85,12 @@ def test_removing_or_moving_a_link_acts_on_the_link(backend):
     (backend.root / "link2").symlink_to("d")  # relative links work too
     backend.move(("link2",), ("link3",))
     assert (backend.root / "link3").is_symlink() and content(backend, ("link3", "f")) == b"kept"
+
+
+@pytest.mark.parametrize("key", [("a/b",), ("..",), (".",), ("",), ("a", "..", "b"), ("nul\x00",)])
+def test_keys_are_plain_names(backend, key):
+    backend.mkdir(("a",))
+    with pytest.raises(InvalidOperation):
+        backend.info(key)
+    with pytest.raises(InvalidOperation):
+        backend.mkdir(key)

@@ -164,6 +164,8 @@ class LocalBackend(StorageBackend):
         check_key(key)
         if not key:
             raise InvalidOperation("the root has no parent")
+        if any(not name or "/" in name or "\x00" in name or name in (".", "..") for name in key):
+            raise InvalidOperation("a key is a tuple of plain names")  # callers validate; never traverse
         pending = list(key)
         depth: list[str] = []
         fd = self._open_root()

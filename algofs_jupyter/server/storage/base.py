@@ -244,8 +244,10 @@ class StorageBackend(ABC):
         ``if_match`` / ``expected_size``: the write only lands if the file's ETag / size are still
         these, checked now and again at commit (PreconditionFailed); a missing file has no ETag and size 0.
 
-        Atomic: until ``commit`` returns, readers see the old content, and an aborted or interrupted
-        write leaves it unchanged. Raises now: NotFound (parent missing), NotADirectory (a parent is a
+        Atomic: until ``commit`` runs, readers see the old content, and an aborted or interrupted
+        write leaves it unchanged; a replace or an overwrite inside the file lands at once. An append's
+        commit may let a concurrent reader see the tail grow (never any other byte change), and a
+        failing one leaves the file at its old size. Raises now: NotFound (parent missing), NotADirectory (a parent is a
         file), IsADirectory, NameTooLong, OutsideRoot, PreconditionFailed, OffsetBeyondEnd, Unsupported.
         """
 

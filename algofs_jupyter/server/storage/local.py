@@ -1,0 +1,591 @@
+"""``LocalBackend``: a storage tree in a local directory (the hosted data, and today's connectors).
+
+Keys are resolved one name at a time from an open descriptor of the root (``openat`` and friends, never
+an absolute path), which gives two properties:
+
+- Links never lead out. Each name is looked up without following links; a link is resolved by hand and
+  refused (OutsideRoot) when its target leaves the root, and every open uses ``O_NOFOLLOW``, so a link
+  swapped in meanwhile is not followed either. Links that stay inside the root work.
+- Any key up to PATH_MAX (4095 bytes) works, whatever the length of the root's own path: the kernel only
+  ever sees one name at a time.
+
+Writes are staged in hidden temp files (``.algofs-partial-*``, a name the API refuses and listings hide)
+next to their destination and land with ``rename``, so an interrupted upload leaves the previous version
+and no partial file; leftovers of a killed server are swept at start-up. There is no ``fsync``:
+``rename`` is atomic for readers and interrupted transfers, not a power-loss guarantee.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from ...names import RESERVED_PREFIX
+from .base import (
+    COPY,
+    FOLDER_MTIME,
+    MOVE,
+    SET_MTIME,
+    WRITE_AT_OFFSET,
+    AlreadyExists,
+    CrossBackend,
+    DirectoryNotEmpty,
+    EntryInfo,
+    InvalidOperation,
+    IsADirectory,
+    Key,
+    ListingPage,
+    NameTooLong,
+    NotADirectory,
+    NotFound,
+    OffsetBeyondEnd,
+    OutsideRoot,
+    PreconditionFailed,
+    SortKey,
+    StorageBackend,
+    StorageError,
+    Upload,
+    check_key,
+)
+from .scan import DirectoryIndex
+
+READ_CHUNK = 1024 * 1024
+#: One index for every local backend of the process, so its memory bound holds for all of them together.
+SHARED_INDEX = DirectoryIndex()
+#: Links resolved in one key before giving up (the kernel's own limit is 40).
+MAX_LINKS = 40
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+_ERRNO_TO_ERROR: dict[int, type[StorageError]] = {
+    errno.ENOENT: NotFound,
+    errno.EEXIST: AlreadyExists,
+    errno.ENOTDIR: NotADirectory,
+    errno.EISDIR: IsADirectory,
+    errno.ENOTEMPTY: DirectoryNotEmpty,
+    errno.ENAMETOOLONG: NameTooLong,
+    errno.EINVAL: InvalidOperation,
+    errno.ELOOP: OutsideRoot,  # O_NOFOLLOW met a link swapped in after it was resolved
+    errno.EXDEV: CrossBackend,
+}
+
+
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn the OSErrors of file system calls into StorageErrors (never a bare OSError upwards)."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        error = _ERRNO_TO_ERROR.get(exc.errno or 0, StorageError)
+        messages = {NotFound: "path not found", NameTooLong: "name or path too long",
+                    OutsideRoot: "links are not followed here"}
+        raise error(messages.get(error, exc.strerror or "storage error")) from exc
+
+
+def etag_of(st: os.stat_result) -> str:
+    """Cheap strong validator: inode, size and nanosecond mtime (changes on every replace or write)."""
+    return f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+
+
+def entry_of(name: str, st: os.stat_result) -> EntryInfo:
+    if stat.S_ISDIR(st.st_mode):
+        return EntryInfo(name, True, 0, st.st_mtime, None)
+    return EntryInfo(name, False, st.st_size, st.st_mtime, etag_of(st))
+
+
+class Located:
+    """Where a key really is: an open descriptor of its parent directory and its name there (the name
+    is not a link; it may not exist yet). Closes the descriptor when used as a context manager."""
+
+    def __init__(self, dir_fd: int, name: str):
+        self.dir_fd = dir_fd
+        self.name = name
+
+    def stat(self) -> os.stat_result:
+        return os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+
+    def lookup(self) -> os.stat_result | None:
+        try:
+            return self.stat()
+        except FileNotFoundError:
+            return None
+
+    def open(self, flags: int, mode: int = 0o644) -> int:
+        return os.open(self.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.dir_fd)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.dir_fd)
+
+    def __enter__(self) -> Located:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class LocalBackend(StorageBackend):
+    """Objects under ``root``; metadata blobs under ``meta_dir`` (outside ``root``: keys can't reach it)."""
+
+    capabilities = frozenset({WRITE_AT_OFFSET, MOVE, COPY, SET_MTIME, FOLDER_MTIME})
+
+    def __init__(self, root: Path, meta_dir: Path, index: DirectoryIndex | None = None):
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.meta_dir = meta_dir
+        self.index = index or SHARED_INDEX
+        self._commit_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalBackend({str(self.root)!r})"
+
+    # -- resolving keys ------------------------------------------------------------------------------
+
+    def _open_root(self) -> int:
+        with storage_errors():
+            return os.open(self.real_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def locate(self, key: Key, follow_last: bool = True) -> Located:
+        """The parent directory and name of ``key``'s real location, links resolved inside the root.
+
+        Raises OutsideRoot for a link leading out, NotFound / NotADirectory for a missing or non-directory
+        parent. A missing last name is fine (the caller may create it). ``key`` must not be the root.
+        ``follow_last=False`` stops at a link in the last place (to remove or rename the link itself).
+        """
+        check_key(key)
+        if not key:
+            raise InvalidOperation("the root has no parent")
+        if any(not name or "/" in name or "\x00" in name or name in (".", "..") for name in key):
+            raise InvalidOperation("a key is a tuple of plain names")  # callers validate; never traverse
+        pending = list(key)
+        depth: list[str] = []
+        fd = self._open_root()
+        links = 0
+        try:
+            with storage_errors():
+                while True:
+                    name = pending.pop(0)
+                    if name in ("", "."):
+                        if not pending:
+                            raise IsADirectory("a link to a directory where a name is needed")
+                        continue
+                    if name == "..":
+                        if not depth:
+                            raise OutsideRoot("a link leads out of the storage root")
+                        depth.pop()
+                        os.close(fd)
+                        fd = self._open_root()
+                        pending = depth + pending
+                        depth = []
+                        continue
+                    try:
+                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        if not pending:
+                            return Located(fd, name)
+                        raise
+                    if stat.S_ISLNK(st.st_mode) and (pending or follow_last):
+                        links += 1
+                        if links > MAX_LINKS:
+                            raise OutsideRoot("too many links")
+                        target = os.readlink(name, dir_fd=fd)
+                        if target.startswith("/"):
+                            if target != self.real_root and not target.startswith(self.real_root + "/"):
+                                raise OutsideRoot("a link leads out of the storage root")
+                            os.close(fd)
+                            fd = self._open_root()
+                            depth = []
+                            target = target[len(self.real_root):]
+                        pending = [part for part in target.split("/") if part] + pending
+                        if not pending:
+                            raise IsADirectory("a link to the root where a name is needed")
+                        continue
+                    if not pending:
+                        return Located(fd, name)
+                    if not stat.S_ISDIR(st.st_mode):
+                        raise NotADirectory("a parent is not a directory")
+                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                    os.close(fd)
+                    fd = child
+                    depth.append(name)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def open_dir(self, key: Key) -> int:
+        """An open descriptor of directory ``key`` (the caller closes it)."""
+        if not key:
+            return self._open_root()
+        with self.locate(key) as where, storage_errors():
+            if where.lookup() is None:
+                raise NotFound("path not found")
+            return where.open(os.O_RDONLY | os.O_DIRECTORY)
+
+    def _existing(self, key: Key, follow_last: bool = True) -> tuple[Located, os.stat_result]:
+        where = self.locate(key, follow_last)
+        try:
+            with storage_errors():
+                return where, where.stat()
+        except BaseException:
+            where.close()
+            raise
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def info(self, key: Key) -> EntryInfo:
+        if not key:
+            check_key(key)
+            with storage_errors():
+                return entry_of("", os.stat(self.real_root))
+        where, st = self._existing(key)
+        where.close()
+        return entry_of(key[-1], st)
+
+    def read(self, key: Key, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        if not key:
+            raise IsADirectory("path is a directory")
+        with self.locate(key) as where, storage_errors():
+            fd = where.open(os.O_RDONLY)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise IsADirectory("path is a directory")
+        return self._chunks(os.fdopen(fd, "rb", buffering=0), start, length)
+
+    @staticmethod
+    def _chunks(handle, start: int, length: int | None) -> Iterator[bytes]:
+        with handle:
+            handle.seek(start)
+            remaining = length if length is not None else float("inf")
+            while remaining > 0:
+                chunk = handle.read(int(min(READ_CHUNK, remaining)))
+                if not chunk:
+                    return  # truncated under us: a short body
+                remaining -= len(chunk)
+                yield chunk
+
+    def list_page(self, key: Key, after: SortKey | None = None, limit: int = 1000) -> ListingPage:
+        fd = self.open_dir(key)
+        try:
+            with storage_errors():
+                keys = self.index.sorted_keys(fd)
+            start = self.index.position_after(keys, after)
+            chunk = keys[start:start + limit]
+            entries = []
+            for _kind, name in chunk:
+                entry = self._listable(fd, key, name)
+                if entry is not None:
+                    entries.append(entry)
+        finally:
+            os.close(fd)
+        more = start + limit < len(keys)
+        return ListingPage(entries, chunk[-1] if more and chunk else None)
+
+    def _listable(self, dir_fd: int, key: Key, name: str) -> EntryInfo | None:
+        """The entry of a listing, or None for what isn't shown (vanished, special, link leading out)."""
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                where, st = self._existing((*key, name))
+                where.close()
+        except (OSError, StorageError):
+            return None
+        if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+            return entry_of(name, st)
+        return None
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def write(self, key: Key, *, offset: int | None = None, truncate: bool = False,
+              if_match: str | None = None, expected_size: int | None = None) -> LocalUpload:
+        if not key:
+            raise IsADirectory("the root is a directory")
+        if offset is not None and offset < 0:
+            raise InvalidOperation("offset must not be negative")
+        where = self.locate(key)
+        try:
+            with storage_errors():
+                current = _current(where)
+            if current is not None and current.is_dir:
+                raise IsADirectory("a directory with that name exists")
+            check_preconditions(current, if_match, expected_size)
+            if offset is not None and offset > 0:
+                if current is None:
+                    raise NotFound("path not found")
+                if offset > current.size:
+                    raise OffsetBeyondEnd(f"offset {offset} is past the end of the file "
+                                          f"({current.size} bytes)", size=current.size)
+            return LocalUpload(self, where, offset, truncate, if_match, expected_size)
+        except BaseException:
+            where.close()
+            raise
+
+    def mkdir(self, key: Key) -> EntryInfo:
+        if not key:
+            raise AlreadyExists("the root exists")
+        with self.locate(key) as where, storage_errors():
+            os.mkdir(where.name, dir_fd=where.dir_fd)
+            return entry_of(where.name, where.stat())
+
+    def delete_file(self, key: Key) -> None:
+        if not key:
+            raise IsADirectory("the root is a directory")
+        where, st = self._existing(key, follow_last=False)
+        with where, storage_errors():
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectory("path is a directory")
+            os.unlink(where.name, dir_fd=where.dir_fd)  # a link: the link itself, as rm does
+
+    def delete_dir(self, key: Key, force: bool = False) -> int:
+        if not key:
+            raise InvalidOperation("the root can't be deleted")
+        where, st = self._existing(key, follow_last=False)
+        with where, storage_errors():
+            if stat.S_ISLNK(st.st_mode):  # a link to a directory: remove the link, not what it points to
+                if not self.info(key).is_dir:
+                    raise NotADirectory("not a directory")
+                os.unlink(where.name, dir_fd=where.dir_fd)
+                return 0
+            if not stat.S_ISDIR(st.st_mode):
+                raise NotADirectory("not a directory")
+            if not force:
+                os.rmdir(where.name, dir_fd=where.dir_fd)  # ENOTEMPTY -> DirectoryNotEmpty
+                return 0
+            deleted = 0
+            for _top, dirs, files, top_fd in os.fwalk(where.name, topdown=False, dir_fd=where.dir_fd):
+                for name in files:
+                    os.unlink(name, dir_fd=top_fd)
+                    deleted += 1
+                for name in dirs:  # links to directories are listed here too: unlink, don't follow
+                    if stat.S_ISLNK(os.stat(name, dir_fd=top_fd, follow_symlinks=False).st_mode):
+                        os.unlink(name, dir_fd=top_fd)
+                    else:
+                        os.rmdir(name, dir_fd=top_fd)
+            os.rmdir(where.name, dir_fd=where.dir_fd)
+        return deleted
+
+    # -- extensions ----------------------------------------------------------------------------------
+
+    def move(self, source: Key, destination: Key, overwrite: bool = False) -> EntryInfo:
+        if not source or not destination:
+            raise InvalidOperation("the root can't be moved")
+        if destination[:len(source)] == source and destination != source:
+            raise InvalidOperation("a directory can't be moved into itself")
+        src, st = self._existing(source, follow_last=False)  # a link moves as a link
+        with src, self.locate(destination, follow_last=False) as dst, self._commit_lock, storage_errors():
+            if source == destination:
+                return entry_of(dst.name, st)
+            existing = dst.lookup()
+            if existing is not None:
+                if not overwrite:
+                    raise AlreadyExists("the destination exists")
+                if stat.S_ISDIR(existing.st_mode) != stat.S_ISDIR(st.st_mode):
+                    kind = IsADirectory if not stat.S_ISDIR(st.st_mode) else NotADirectory
+                    raise kind("the destination is of the other kind (file / directory)")
+            os.rename(src.name, dst.name, src_dir_fd=src.dir_fd, dst_dir_fd=dst.dir_fd)
+            return entry_of(dst.name, dst.stat())
+
+    def copy(self, source: Key, destination: Key, overwrite: bool = False) -> EntryInfo:
+        if not source:
+            raise IsADirectory("only files can be copied")
+        with self.locate(source) as src, storage_errors():
+            src_fd = src.open(os.O_RDONLY)
+        try:
+            if stat.S_ISDIR(os.fstat(src_fd).st_mode):
+                raise IsADirectory("only files can be copied")
+            upload = self.write(destination)
+            try:
+                if not overwrite and _current(upload.where) is not None:
+                    raise AlreadyExists("the destination exists")
+                with storage_errors(), open(src_fd, "rb", closefd=False) as body:
+                    shutil.copyfileobj(body, upload.file, READ_CHUNK)
+                with self._commit_lock:
+                    if not overwrite and _current(upload.where) is not None:
+                        raise AlreadyExists("the destination exists")
+                return upload.commit()
+            finally:
+                upload.abort()
+        finally:
+            os.close(src_fd)
+
+    def set_mtime(self, key: Key, mtime: float) -> EntryInfo:
+        if not key:
+            raise InvalidOperation("the root's time is not the API's")
+        where, st = self._existing(key)
+        with where, storage_errors():
+            os.utime(where.name, dir_fd=where.dir_fd, follow_symlinks=False,
+                     ns=(st.st_atime_ns, int(round(mtime * 1e9))))
+            return entry_of(where.name, where.stat())
+
+    # -- metadata (short names under meta_dir: plain paths) ----------------------------------------
+
+    def _meta_path(self, name: Key) -> Path:
+        check_key(name)
+        return self.meta_dir.joinpath(*name)
+
+    def read_meta(self, name: Key) -> bytes | None:
+        path = self._meta_path(name)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            with storage_errors():
+                raise exc
+
+    def write_meta(self, name: Key, data: bytes) -> None:
+        path = self._meta_path(name)
+        with storage_errors():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{RESERVED_PREFIX}{secrets.token_hex(8)}")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+
+    def delete_meta(self, name: Key) -> None:
+        path = self._meta_path(name)
+        with storage_errors():
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # tidy: an empty folder of a forgotten collection
+                path.parent.rmdir()
+
+    def sweep(self) -> int:
+        removed = 0
+        for top in (self.root, self.meta_dir):
+            if not top.is_dir():
+                continue
+            for _dir, _dirs, files, dir_fd in os.fwalk(top):
+                for name in files:
+                    if name.startswith(RESERVED_PREFIX):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(name, dir_fd=dir_fd)
+                        removed += 1
+        return removed
+
+
+def _current(where: Located) -> EntryInfo | None:
+    st = where.lookup()
+    return None if st is None else entry_of(where.name, st)
+
+
+def check_preconditions(current: EntryInfo | None, if_match: str | None, expected_size: int | None) -> None:
+    """PreconditionFailed unless the file still has the ETag / size a writer based its change on."""
+    etag = current.etag if current else None
+    size = current.size if current else 0
+    if if_match is not None and if_match.strip() != "*" and if_match.strip().removeprefix("W/") != etag:
+        raise PreconditionFailed("the file changed (ETag does not match If-Match)", etag=etag, size=size)
+    if if_match is not None and if_match.strip() == "*" and current is None:
+        raise PreconditionFailed("the file does not exist (If-Match: *)", etag=None, size=0)
+    if expected_size is not None and expected_size != size:
+        raise PreconditionFailed(f"the file is {size} bytes, not the expected {expected_size}",
+                                 etag=etag, size=size)
+
+
+class LocalUpload(Upload):
+    """The body is staged in a temp file next to the destination; ``commit`` lands it.
+
+    Whole-file writes rename the temp file over the file. Appends (offset equal to the size at commit)
+    copy the staged tail onto the end of the file in place and truncate it back if that fails, so the
+    file is never left with part of a tail. Writes inside the file (or with ``truncate``) build the new
+    version in a second temp file (a copy of the old one, patched) and rename it over the file.
+    The upload owns ``where`` (its parent directory's descriptor) until commit or abort.
+    """
+
+    def __init__(self, backend: LocalBackend, where: Located, offset: int | None, truncate: bool,
+                 if_match: str | None, expected_size: int | None):
+        self.backend = backend
+        self.where = where
+        self.offset = offset
+        self.truncate = truncate
+        self.if_match = if_match
+        self.expected_size = expected_size
+        self.temp_name = f"{RESERVED_PREFIX}{secrets.token_hex(8)}"
+        with storage_errors():
+            fd = os.open(self.temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644, dir_fd=where.dir_fd)
+        self.file = os.fdopen(fd, "wb", buffering=1024 * 1024)
+        self.bytes_written = 0
+        self._done = False
+
+    def write(self, chunk: bytes) -> None:
+        with storage_errors():
+            self.file.write(chunk)
+        self.bytes_written += len(chunk)
+
+    def commit(self) -> EntryInfo:
+        where = self.where
+        with storage_errors():
+            self.file.close()
+        with self.backend._commit_lock, storage_errors():
+            current = _current(where)
+            if current is not None and current.is_dir:
+                raise IsADirectory("a directory with that name exists")
+            check_preconditions(current, self.if_match, self.expected_size)
+            if self.offset is None or (current is None and self.offset == 0):
+                os.rename(self.temp_name, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd)
+            elif current is None:
+                raise NotFound("the file was removed meanwhile")
+            elif self.offset > current.size:
+                raise OffsetBeyondEnd(f"offset {self.offset} is past the end of the file "
+                                      f"({current.size} bytes)", size=current.size)
+            elif self.offset == current.size:
+                self._append_in_place(current.size)
+            else:
+                self._patch_copy()
+            self._done = True
+            info = entry_of(where.name, where.stat())
+        self.abort()  # nothing left to discard: releases the directory descriptor
+        return info
+
+    def _open_temp(self, name: str, flags: int) -> int:
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=self.where.dir_fd)
+
+    def _append_in_place(self, size: int) -> None:
+        with open(self.where.open(os.O_RDWR), "r+b") as target, \
+                open(self._open_temp(self.temp_name, os.O_RDONLY), "rb") as tail:
+            try:
+                target.seek(size)
+                shutil.copyfileobj(tail, target, READ_CHUNK)
+                target.flush()
+            except BaseException:
+                target.truncate(size)
+                raise
+        os.unlink(self.temp_name, dir_fd=self.where.dir_fd)
+
+    def _patch_copy(self) -> None:
+        assert self.offset is not None
+        where = self.where
+        patched = f"{RESERVED_PREFIX}{secrets.token_hex(8)}"
+        try:
+            with open(where.open(os.O_RDONLY), "rb") as old, \
+                    open(self._open_temp(patched, os.O_RDWR | os.O_CREAT | os.O_EXCL), "r+b") as target, \
+                    open(self._open_temp(self.temp_name, os.O_RDONLY), "rb") as body:
+                shutil.copyfileobj(old, target, READ_CHUNK)
+                target.seek(self.offset)
+                shutil.copyfileobj(body, target, READ_CHUNK)
+                if self.truncate:
+                    target.truncate(self.offset + self.bytes_written)
+                os.fchmod(target.fileno(), stat.S_IMODE(os.fstat(old.fileno()).st_mode))
+            os.rename(patched, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(patched, dir_fd=where.dir_fd)
+        os.unlink(self.temp_name, dir_fd=where.dir_fd)
+
+    def abort(self) -> None:
+        if not self.file.closed:
+            with contextlib.suppress(OSError):
+                self.file.close()
+        if self.where.dir_fd >= 0:
+            if not self._done:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.temp_name, dir_fd=self.where.dir_fd)
+            self.where.close()
+            self.where.dir_fd = -1

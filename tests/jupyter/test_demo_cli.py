@@ -13,7 +13,7 @@ import psutil
 import pytest
 import requests
 
-from algofs_jupyter.jupyter.fuse_check import is_algofs_mount
+from algofs_jupyter.mount.mount_table import is_algofs_mount
 
 
 def demo_env(tmp_path: Path) -> dict:

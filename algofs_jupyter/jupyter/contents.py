@@ -27,7 +27,7 @@ from tornado.web import HTTPError
 from traitlets import Int
 
 from ..mount.mount_table import is_algofs_mount
-from .session_file import SESSION_FILE_ENV, read_session_file
+from .kernel_handoff import SESSION_FILE_ENV, read_session_file
 
 EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
 

@@ -357,8 +357,13 @@ class MountManager:
 class _DeadProcess:
     """Stands in for a child that failed to restart, so the supervisor retries with backoff."""
 
-    pid = None
-    returncode = 1
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    @property
+    def returncode(self) -> int | None:
+        return 1
 
     def start(self, timeout: float) -> object:
         raise RuntimeError("a placeholder is never started")

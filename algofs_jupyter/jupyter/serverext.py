@@ -16,8 +16,8 @@ from traitlets import Bool, Float, Int, List, Unicode, default
 from ..mount.options import JUPYTER_DEFAULTS
 from .backend import DEMO_USERS, ApiEndpoint, Backend, default_data_dir
 from .handlers import route_table
+from .kernel_handoff import SESSION_FILE_ENV, SessionFile
 from .mount_manager import MountManager
-from .session_file import SESSION_FILE_ENV, SessionFile
 
 
 class AlgofsApp(ExtensionApp):

@@ -116,7 +116,7 @@ def pipe(endpoint: ApiEndpoint, ref: str, value: Any, timeout: float | None = No
 
 def list_algorithms(endpoint: ApiEndpoint, owners: list[str], timeout: float = 10.0) -> list[dict]:
     """``{"user", "name", "versions": [..., "latest"]}`` for each algorithm of ``owners``."""
-    found = []
+    found: list[dict] = []
     session = _session(endpoint, timeout)
     try:
         for owner in dict.fromkeys(owners):

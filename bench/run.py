@@ -92,7 +92,7 @@ def attempt(results: Results, scenario: str, system: str, action: Callable[[], t
     try:
         seconds, nbytes = action()
         results.add(scenario, system, seconds, nbytes, note)
-    except Exception as exc:  # noqa: BLE001 - reported in the table
+    except Exception as exc:  # reported in the table
         results.add(scenario, system, None, None, f"{note} ({type(exc).__name__}: {exc})".strip())
 
 
@@ -667,7 +667,7 @@ def main() -> int:
             print(f"[{name}]", flush=True)
             try:
                 steps[name](s, results)
-            except Exception as exc:  # noqa: BLE001 - keep measuring the others
+            except Exception as exc:  # keep measuring the others
                 print(f"  {name} failed: {type(exc).__name__}: {exc}", flush=True)
                 results.facts[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
         write_report(s, results, started)

@@ -95,7 +95,7 @@ class AlgorithmsHandler(AlgofsHandler):
             found = await asyncio.to_thread(
                 algorithm_calls.list_algorithms, endpoint, app.algorithm_owner_list(endpoint)
             )
-        except Exception as exc:  # noqa: BLE001 - upstream API down or misconfigured
+        except Exception as exc:  # upstream API down or misconfigured
             raise tornado.web.HTTPError(502, f"could not list algorithms: {exc}") from None
         self.reply({"algorithms": found})
 

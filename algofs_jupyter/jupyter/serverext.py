@@ -99,7 +99,7 @@ class AlgofsApp(ExtensionApp):
                 self.log.info(
                     "algofs: %s at %s (%s)", status["mode"], status["mountpoint_abs"], status["reason"]
                 )
-        except Exception as exc:  # noqa: BLE001 - the server must come up even when the API doesn't
+        except Exception as exc:  # the server must come up even when the API doesn't
             self.log.error("algofs: start-up failed: %s", exc)
             self.publish_session(None, error=f"AlgoFS start-up failed: {exc}")
 
@@ -114,7 +114,7 @@ class AlgofsApp(ExtensionApp):
             task.cancel()
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            except (asyncio.CancelledError, Exception):
                 pass
         try:
             await self.mount_manager.aclose()

@@ -102,10 +102,10 @@ class AlgofsWidget(widgets.VBox):
             started = time.monotonic()
             try:
                 work()
-            except Exception as exc:  # noqa: BLE001 - shown in the widget, never lost in a thread
+            except Exception as exc:  # shown in the widget, never lost in a thread
                 self.activity.value = f'<span style="color:#c62828">{label} failed: {_escape(exc)}</span>'
             else:
-                if label not in ("status", "poll"):
+                if label != "status":
                     self.activity.value = f"{label} done in {time.monotonic() - started:.1f}s"
 
         thread = threading.Thread(target=run, name=f"algofs-widget-{label}", daemon=True)
@@ -132,7 +132,7 @@ class AlgofsWidget(widgets.VBox):
         while not self._closed.wait(interval):
             try:
                 self._refresh_now()
-            except Exception:  # noqa: BLE001 - keep polling; the next round may work
+            except Exception:  # keep polling; the next round may work
                 pass
 
     def close(self) -> None:

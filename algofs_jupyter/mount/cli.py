@@ -96,6 +96,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
             negative_ttl=args.negative_ttl, timeout=args.timeout, block_size=args.block_size,
             readahead_blocks=args.readahead_blocks, connectors=tuple(args.connector),
             algo_timeout=args.algo_timeout, allow_other=args.allow_other, debug=args.debug)
+        from .parent_watch import watch_parent
+
+        watch_parent()
         return MountDaemon(options).run()
     from .process import MountProcess
 
@@ -106,7 +109,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
                            log_file=args.log_file, connectors=tuple(args.connector),
                            cache_size=args.cache_size, metadata_ttl=args.metadata_ttl,
                            negative_ttl=args.negative_ttl, timeout=args.timeout, block_size=args.block_size,
-                           readahead_blocks=args.readahead_blocks, algo_timeout=args.algo_timeout)
+                           readahead_blocks=args.readahead_blocks, algo_timeout=args.algo_timeout,
+                           exit_with_parent=False)  # the daemon outlives this command by design
     try:
         process.start()
     except (RuntimeError, TimeoutError) as exc:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from . import control
+from .parent_watch import PARENT_PID_ENV
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "algofs"
 OPTION_FLAGS = {
@@ -97,7 +98,7 @@ class MountProcess:
 
     def __init__(self, mountpoint: str | os.PathLike, api_address: str, api_key: str | None,
                  cache_dir: str | os.PathLike | None = None, log_file: str | os.PathLike | None = None,
-                 connectors: tuple[str, ...] = (), **options: object):
+                 connectors: tuple[str, ...] = (), exit_with_parent: bool = True, **options: object):
         self.mountpoint = mount_path(mountpoint)
         self.api_address = api_address
         self._api_key = api_key
@@ -105,6 +106,7 @@ class MountProcess:
         digest = hashlib.sha256(self.mountpoint.encode()).hexdigest()[:12]
         self.log_path = Path(log_file) if log_file else self.cache_dir / f"mount-{digest}.log"
         self.connectors = tuple(connectors)
+        self.exit_with_parent = exit_with_parent
         unknown = set(options) - set(OPTION_FLAGS)
         if unknown:
             raise TypeError(f"unknown mount options: {sorted(unknown)}")
@@ -143,6 +145,8 @@ class MountProcess:
         env.pop("ALGORITHMIA_API_KEY", None)
         if self._api_key:
             env["ALGORITHMIA_API_KEY"] = self._api_key
+        if self.exit_with_parent:  # see parent_watch: no mount outlives the process that owns it
+            env[PARENT_PID_ENV] = str(os.getpid())
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                             env=env, start_new_session=True)

@@ -57,7 +57,7 @@ def collect_users(args: argparse.Namespace) -> dict[str, str]:
         users[args.user] = key
     elif args.api_key:
         raise SystemExit("algofs serve: --api-key needs --user")
-    if not users:
+    if not users and not args.users_file:
         raise SystemExit("algofs serve: no users: give --user/--api-key, --users-file or --demo")
     return users
 

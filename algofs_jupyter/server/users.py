@@ -33,13 +33,16 @@ class Identity:
 
 
 def load_users_file(path: str | Path) -> dict[str, str]:
-    """Read ``{"users": {name: key}}`` or a flat ``{name: key}`` mapping from JSON or TOML."""
+    """Read ``{"users": {name: key}}`` or a flat ``{name: key}`` mapping from JSON or TOML.
+
+    An empty mapping is allowed: a JupyterHub adds each user's key when it first spawns their server.
+    """
     import tomllib  # Python >= 3.11; only needed for TOML users files
 
     text = Path(path).read_text(encoding="utf-8")
     data = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
     users = data.get("users", data) if isinstance(data, dict) else None
-    if not isinstance(users, dict) or not users:
+    if not isinstance(users, dict):
         raise ValueError(f"{path}: expected a mapping of user names to API keys")
     for name, key in users.items():
         if not isinstance(name, str) or not isinstance(key, str) or not key:

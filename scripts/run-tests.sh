@@ -6,7 +6,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 status=0
 
 echo "== ruff"
-ruff check algofs_jupyter tests bench || status=1
+ruff check algofs_jupyter tests bench deploy || status=1
 
 echo "== pytest"
 python -m pytest "$@"

@@ -128,6 +128,7 @@ def run_as(account: Account, *cmd: str, timeout: float = 60) -> subprocess.Compl
 
 @dataclass
 class Hub:
+    venv: Path
     url: str
     api_address: str
     state: Path
@@ -209,8 +210,8 @@ def running_hub(venv: Path, users: list[str], service_user: str) -> Iterator[Hub
         process = subprocess.Popen([str(venv / "bin" / "jupyterhub"), "-f", str(overlay)], cwd=state / "hub",
                                    env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    start_new_session=True)
-    hub = Hub(f"http://127.0.0.1:{ports['PORT']}", f"http://127.0.0.1:{ports['API_PORT']}", state, token,
-              process, log_path)
+    hub = Hub(venv, f"http://127.0.0.1:{ports['PORT']}", f"http://127.0.0.1:{ports['API_PORT']}", state,
+              token, process, log_path)
     try:
         wait_until_up(hub)
         yield hub

@@ -27,7 +27,7 @@ from hub_deployment import (
     user_venv,
 )
 
-USERS = ["algofshub1", "algofshub2"]
+USERS = ["algofshub1", "algofshub2", "algofshub3"]
 SERVICE_USER = "algofshubsvc"
 
 pytestmark = [
@@ -111,15 +111,17 @@ def test_each_user_gets_their_own_mount_and_identity_and_nothing_of_the_others(d
         assert made.returncode == 0 and made.stdout == secret_of(user.name), made.stderr
     assert len(set(keys.values())) == len(users)
 
-    a, b = users
-    check_mount_isolation(a, b)
-    check_disk_isolation(hub, a, b, keys[b.name])
-    check_rest_isolation(hub, a, b, tokens)
-    check_api_isolation(hub, a, b, keys)
-    check_keys_stay_private(hub, users, keys)
+    a, b, c = users
+    for intruder, owner in ((a, b), (c, a)):
+        check_mount_isolation(intruder, owner)
+        check_disk_isolation(hub, intruder, owner, keys[owner.name])
+        check_rest_isolation(hub, intruder, owner, tokens)
+        check_api_isolation(hub, intruder, owner, keys)
+    check_keys_stay_private(hub, users, keys, tokens)
 
-    # A's server stopped through the hub; B's server killed outright (SIGKILL: no cleanup code runs in it)
+    # A's and C's servers stopped through the hub; B's killed outright (SIGKILL: no cleanup code runs in it)
     hub.stop_server(a.name)
+    hub.stop_server(c.name)
     next(p for p in processes_of(b.uid) if "jupyterhub-singleuser" in " ".join(p.cmdline())).kill()
     for user in users:
         # the mount daemon follows its server out and unmounts (mount/parent_watch.py)
@@ -177,7 +179,7 @@ def check_api_isolation(hub, a: Account, b: Account, keys: dict[str, str]) -> No
     assert get(f"/v1/data/{b.name}/private/s.txt", "sim-demo-key").status_code == 401
 
 
-def check_keys_stay_private(hub, users: list[Account], keys: dict[str, str]) -> None:
+def check_keys_stay_private(hub, users: list[Account], keys: dict[str, str], tokens: dict[str, str]) -> None:
     for proc in psutil.process_iter(["cmdline"]):
         line = " ".join(proc.info["cmdline"] or [])
         assert not any(key in line for key in keys.values()), f"a key in argv: pid {proc.pid}"
@@ -185,5 +187,10 @@ def check_keys_stay_private(hub, users: list[Account], keys: dict[str, str]) -> 
         server = next(p for p in processes_of(user.uid) if "jupyterhub-singleuser" in " ".join(p.cmdline()))
         environment = " ".join(server.environ().values())
         assert not any(key in environment for key in keys.values()), "a key in the spawner's environment"
+    for user in users:  # status output: the REST route and `algofs status --json`, as the user
+        status = hub.user_request(user.name, "/algofs/status", tokens[user.name]).text
+        cli = run_as(user, str(hub.venv / "bin" / "algofs"), "status", "--json", str(user.home / "algofs"))
+        assert cli.returncode == 0 and user.name in cli.stdout, cli.stderr
+        assert not any(key in status + cli.stdout + cli.stderr for key in keys.values())
     logs = hub.log() + "".join(p.read_text(errors="replace") for p in (hub.state / "api" / "log").glob("*"))
     assert not any(key in logs for key in keys.values())

@@ -18,6 +18,7 @@ The single-user server gets only the file's path. Authentication of people stays
 (PAM here: local accounts and their passwords).
 """
 
+import asyncio
 import os
 import pwd
 from pathlib import Path
@@ -81,11 +82,14 @@ c.Spawner.default_url = "/lab"
 c.Spawner.environment = {"ALGORITHMIA_API": API_ADDRESS}
 
 
-def hand_user_their_key(spawner) -> None:
-    """Mint (first spawn) or reuse the user's key and put it in their 0600 key file; pass only the path."""
+async def hand_user_their_key(spawner) -> None:
+    """Mint (first spawn) or reuse the user's key and put it in their 0600 key file; pass only the path.
+
+    Threads keep the hub's event loop free while the file lock and the as-the-user write are waited for.
+    """
     name = spawner.user.name
-    key = ensure_user_key(USERS_FILE, name, owner=SERVICE_USER)
-    key_file = hand_over_key(name, key)
+    key = await asyncio.to_thread(ensure_user_key, USERS_FILE, name, SERVICE_USER)
+    key_file = await asyncio.to_thread(hand_over_key, name, key)
     spawner.args = [
         f"--AlgofsApp.api_address={API_ADDRESS}",
         f"--AlgofsApp.api_key_file={key_file}",

@@ -414,7 +414,7 @@ def bench_mounted(s: Setup, results: Results, system: str, root: Path, fresh: Ca
 
 def bench_algofs(s: Setup, results: Results) -> None:
     from algofs_jupyter.mount import control
-    from algofs_jupyter.mount.process import MountProcess
+    from algofs_jupyter.mount.mount_process import MountProcess
 
     mountpoint = s.work / "mnt-algofs"
     cache_dir = s.work / "algofs-cache"

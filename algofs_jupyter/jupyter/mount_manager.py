@@ -18,18 +18,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..mount.options import JUPYTER_DEFAULTS, cache_home
 from .backend import ApiEndpoint, Backend
 from .cache_stats import cache_stats_from_control, empty_cache_stats
 from .fuse_check import fuse_unavailable_reason, is_algofs_mount
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_SIZE = 2 * 1024**3
 
 
 def default_cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "algofs-jupyter"
+    """Where the extension's mounts keep their caches, one folder per mountpoint."""
+    return cache_home() / "algofs-jupyter"
 
 
 def _exit_code(process) -> int | None:
@@ -62,7 +62,7 @@ class MountManager:
         root_dir: str | os.PathLike,
         mountpoint: str = "algofs",
         cache_dir: str | os.PathLike | None = None,
-        cache_size: int = DEFAULT_CACHE_SIZE,
+        cache_size: int = JUPYTER_DEFAULTS.cache_size,
         start_timeout: float = 30.0,
         max_restarts: int = 5,
         backoff_base: float = 0.5,
@@ -258,20 +258,21 @@ class MountManager:
     def _new_process(self, endpoint: ApiEndpoint):
         factory = self._process_factory
         if factory is None:
-            from algofs_jupyter.mount.process import MountProcess
+            from algofs_jupyter.mount.mount_process import MountProcess
 
             factory = MountProcess
-        options = {"cache_size": self.cache_size, **self.mount_options}
+        overrides = {"cache_size": self.cache_size, **self.mount_options}
         return factory(
             str(self._mountpoint),
             endpoint.api_address,
             endpoint.api_key,
             cache_dir=str(self.cache_dir()),
-            **options,
+            options=JUPYTER_DEFAULTS,
+            **overrides,
         )
 
     def _start_child(self) -> None:
-        from algofs_jupyter.mount.process import cleanup_stale
+        from algofs_jupyter.mount.mount_process import cleanup_stale
 
         endpoint = self.backend.endpoint()
         self._endpoint = endpoint
@@ -316,7 +317,7 @@ class MountManager:
         try:
             process.stop()
         finally:
-            from algofs_jupyter.mount.process import cleanup_stale
+            from algofs_jupyter.mount.mount_process import cleanup_stale
 
             cleanup_stale(str(self._mountpoint))
 
@@ -349,7 +350,7 @@ class MountManager:
                 return None
             code = _exit_code(process)
             self._process = None
-            from algofs_jupyter.mount.process import cleanup_stale
+            from algofs_jupyter.mount.mount_process import cleanup_stale
 
             cleanup_stale(str(self._mountpoint))
             if code == 0:

@@ -13,9 +13,10 @@ import os
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, Unicode, default
 
+from ..mount.options import JUPYTER_DEFAULTS
 from .backend import DEMO_USERS, ApiEndpoint, Backend, default_data_dir
 from .handlers import route_table
-from .mount_manager import DEFAULT_CACHE_SIZE, MountManager
+from .mount_manager import MountManager
 from .session_file import SESSION_FILE_ENV, SessionFile
 
 
@@ -42,7 +43,7 @@ class AlgofsApp(ExtensionApp):
     cache_dir = Unicode(
         "", help="Block cache directory; empty = per-user cache dir, one per mount point."
     ).tag(config=True)
-    cache_size = Int(DEFAULT_CACHE_SIZE, help="Block cache size limit in bytes.").tag(config=True)
+    cache_size = Int(JUPYTER_DEFAULTS.cache_size, help="Block cache size limit in bytes.").tag(config=True)
     auto_mount = Bool(True, help="Mount when the server starts.").tag(config=True)
     embedded_server = Bool(True, help="Start `algofs serve --demo` when no API address is configured.").tag(
         config=True

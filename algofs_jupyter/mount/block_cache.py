@@ -32,272 +32,75 @@ Design choices:
   a failed prefetch fetches the block itself).
 * **Readahead:** per ``stream_id`` (an open file handle; the path when None) sequential detection
   (``readahead.SequentialDetector``) schedules the next ``readahead_blocks`` blocks on a small thread
-  pool, with a global cap on prefetches in flight so memory stays bounded.
+  pool, with a global cap on prefetches in flight so memory stays bounded (``block_prefetch``).
+
+Modules: ``block_cache`` (reads, fetches, eviction, control), ``block_index`` (versions, blocks, flights),
+``block_buffers`` (memory), ``block_files`` (disk), ``block_prefetch`` (readahead), ``range_source`` (what a
+fetch offers), ``range_streams`` (open requests between readahead runs), ``readahead`` (sequential
+detection).
+
+Locks (take them only in this order):
+
+1. ``BlockCache._lock`` - guards the index (``_blocks``, ``_ram``, ``_paths``, ``_flights``, ``_size``),
+   ``counters``, ``Prefetcher.inflight``, every field of ``Block``/``PathState``/``Flight`` and
+   ``Buffer.refs``. Held for dictionary work only: never across a fetch, a disk read or write, a wait on
+   a flight's future or a pool submit.
+2. ``BufferPool._lock`` - ``_idle`` and ``allocated``; taken under 1 when a buffer's last reference goes.
+
+Leaves never taken under 1: ``SequentialDetector._lock`` (readahead.py), ``ParkedStreams._lock``
+(range_streams.py), the ``_pending_writes`` semaphore (bounds the blocks queued for the writer thread).
+``_closed`` and ``_last_read`` are written without a lock (flags: a stale read costs one extra fetch or
+one late memory release).
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import hashlib
 import itertools
 import logging
 import mmap
-import os
-import secrets
-import shutil
 import threading
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable
+from collections import OrderedDict
+from collections.abc import Hashable
 from concurrent import futures
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import NamedTuple
 
-from .range_streams import OpenStream, ParkedStreams
+from .block_buffers import Buffer, BufferPool, copy_out
+from .block_files import BlockFiles
+from .block_index import Block, BlockFetchError, FileVersion, Flight, PathState, block_key
+from .block_prefetch import Prefetcher
+from .range_source import BufferFiller, RangeReader
 from .readahead import SequentialDetector
+
+__all__ = ["BlockCache", "BlockFetchError", "CacheCounters", "FileVersion"]
 
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[int, int], bytes | bytearray]
-"""``fetch(start, end)`` returns the bytes; a fetch may also offer ``fetch.into(start, buffer) -> count``,
-which fills a buffer the cache provides (no allocation per block)."""
-INSTANCE_PREFIX = "blocks-"
-#: O_DIRECT needs offsets, lengths and buffer addresses aligned to the device's logical block size.
-DIRECT_IO_ALIGN = 4096
 #: Random reads fetch just the pages they need ("pieces", uncached here: the kernel's page cache keeps
 #: them) until this fraction of a block was fetched that way; then the block is fetched whole.
 PIECE_BUDGET_FRACTION = 0.25
 PAGE_SIZE = 4096
 #: Fetched blocks waiting for the writer thread (each holds block_size bytes of memory).
 MAX_PENDING_WRITES = 4
-LOCK_NAME = ".lock"
 
 
-class FileVersion(NamedTuple):
-    """What identifies the bytes of a file: a change of size or etag means new contents."""
+@dataclass
+class CacheCounters:
+    """What ``stats()`` reports as counts since start (field names are the status keys)."""
 
-    path: str
-    size: int
-    etag: str  # may be "" (then the caller folds size+mtime into it)
-
-
-class BlockFetchError(OSError):
-    """A fetch returned a different number of bytes than the block holds (the file changed remotely)."""
-
-    def __init__(self, message: str):
-        super().__init__(errno.EIO, message)
-
-
-class _Buffer:
-    """A block's bytes in memory, shared by its fetch, the memory tier and readers copying out of it.
-
-    ``refs`` counts the holders; at zero a pooled buffer goes back to the pool.
-    """
-
-    __slots__ = ("mem", "length", "refs", "pooled")
-
-    def __init__(self, mem: mmap.mmap | bytes | bytearray, length: int, pooled: bool):
-        self.mem = mem
-        self.length = length
-        self.refs = 0
-        self.pooled = pooled
-
-
-class BufferPool:
-    """Reusable page-aligned buffers of one block each.
-
-    Reusing memory matters: a fresh multi-MiB buffer per block means a page fault per 4 KiB on first
-    touch, which on virtual machines costs more than receiving the bytes. mmap'd buffers are also
-    page-aligned, as ``O_DIRECT`` writes need. At most ``keep`` idle buffers are kept.
-    """
-
-    def __init__(self, size: int, keep: int):
-        self.size = size
-        self.keep = keep
-        self._idle: list[mmap.mmap] = []
-        self._lock = threading.Lock()
-        self.allocated = 0
-
-    def take(self) -> mmap.mmap:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-            self.allocated += 1
-        return _anonymous_buffer(self.size)
-
-    def give(self, mem: mmap.mmap) -> None:
-        """Keep ``mem`` for reuse, or drop it (unmapped once no view of it is left, e.g. in a traceback)."""
-        with self._lock:
-            if len(self._idle) < self.keep:
-                self._idle.append(mem)
-            else:
-                self.allocated -= 1
-
-    def idle(self) -> int:
-        return len(self._idle)
-
-    def drop_idle(self) -> int:
-        """Unmap the idle buffers (those still in use come back later and are kept or dropped then)."""
-        with self._lock:
-            dropped = len(self._idle)
-            self._idle.clear()
-            self.allocated -= dropped
-        return dropped
-
-
-def _anonymous_buffer(size: int) -> mmap.mmap:
-    """Private anonymous memory, backed by huge pages where the kernel allows (``madvise`` mode).
-
-    ``mmap.mmap(-1, n)`` would be *shared* anonymous memory (shmem, 4 KiB pages, counted as Shmem): nothing
-    here is shared with another process. Huge pages cut the first-touch faults and the TLB misses of
-    copying out of the buffer; on this project's VMs the cold-read gain is within noise (median of 6
-    interleaved 1 GiB reads: 1.17 vs 1.22 s).
-    """
-    mem = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if hasattr(mmap, "MADV_HUGEPAGE"):
-        try:
-            mem.madvise(mmap.MADV_HUGEPAGE)
-        except OSError:  # THP disabled or not built in: 4 KiB pages it is
-            pass
-    return mem
-
-
-class _Block:
-    __slots__ = ("key", "name", "path", "length", "pins", "stale", "ram")
-
-    def __init__(self, key: str, name: str, path: str, length: int):
-        self.key = key
-        self.name = name  # file name: the key plus a serial, so a re-fetch never overwrites a file in use
-        self.path = path
-        self.length = length
-        self.pins = 0
-        self.stale = False
-        self.ram: _Buffer | None = None  # set while the block is in the memory tier
-
-
-class _PathState:
-    """The version of a path whose blocks are cached, and the keys of those blocks."""
-
-    __slots__ = ("version", "keys", "cached_bytes", "flights", "piece_bytes", "stream_queue")
-
-    def __init__(self, version: FileVersion):
-        self.version = version
-        self.keys: set[str] = set()
-        self.cached_bytes = 0
-        self.flights = 0
-        self.piece_bytes: dict[int, int] = {}  # block index -> bytes fetched piecewise
-        #: Blocks the file's stream worker fetches next, in order; None when no worker runs.
-        self.stream_queue: deque[tuple[str, int, _Flight]] | None = None
-
-
-class _Flight:
-    __slots__ = ("future", "prefetch", "state", "name", "joined", "buffer")
-
-    def __init__(self, state: _PathState, prefetch: bool, name: str):
-        self.future: Future[_Buffer] = Future()
-        self.name = name
-        self.prefetch = prefetch
-        self.state = state
-        self.joined = 0  # readers waiting for the buffer; each is owed one reference
-        self.buffer: _Buffer | None = None
-
-
-def block_key(version: FileVersion, index: int) -> str:
-    raw = f"{version.path}\0{version.size}\0{version.etag}\0{index}".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(raw, digest_size=16).hexdigest()
-
-
-class _BlockFiles:
-    """Block files in a private, locked directory: ``<dir>/<name[:2]>/<name>``."""
-
-    def __init__(self, cache_dir: Path):
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        remove_abandoned_instances(cache_dir)
-        self.root = cache_dir / f"{INSTANCE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-        self.root.mkdir(mode=0o700)
-        self._lock_fd = os.open(self.root / LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._subdirs: set[str] = set()
-        self.direct_io = True  # until the file system refuses it
-
-    def file(self, name: str) -> str:
-        return os.path.join(self.root, name[:2], name)
-
-    def write(self, name: str, buffer: _Buffer) -> None:
-        sub = name[:2]
-        if sub not in self._subdirs:
-            os.makedirs(os.path.join(self.root, sub), exist_ok=True)
-            self._subdirs.add(sub)
-        path = self.file(name)
-        length = buffer.length
-        padded = -(-length // DIRECT_IO_ALIGN) * DIRECT_IO_ALIGN
-        if self.direct_io and buffer.pooled and padded <= len(buffer.mem):
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                self.direct_io = False  # tmpfs and some others refuse O_DIRECT
-            else:
-                try:
-                    with memoryview(buffer.mem) as view:
-                        _write_all(fd, view[:padded])  # the tail past length is cut off below
-                    if padded != length:
-                        os.ftruncate(fd, length)
-                    return
-                except OSError as exc:
-                    if exc.errno != errno.EINVAL:
-                        raise
-                    self.direct_io = False
-                finally:
-                    os.close(fd)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with memoryview(buffer.mem) as view:
-                _write_all(fd, view[:length])
-        finally:
-            os.close(fd)
-
-    def read_into(self, name: str, offset: int, out: memoryview) -> int:
-        fd = os.open(self.file(name), os.O_RDONLY)
-        try:
-            filled = 0
-            while filled < len(out):
-                got = os.preadv(fd, [out[filled:]], offset + filled)
-                if not got:
-                    break
-                filled += got
-            return filled
-        finally:
-            os.close(fd)
-
-    def remove(self, name: str) -> None:
-        try:
-            os.unlink(self.file(name))
-        except FileNotFoundError:
-            pass
-
-    def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-        os.close(self._lock_fd)
-
-
-def remove_abandoned_instances(cache_dir: Path) -> None:
-    """Delete block directories whose owner is gone (their lock can be taken)."""
-    for entry in cache_dir.glob(INSTANCE_PREFIX + "*"):
-        try:
-            fd = os.open(entry / LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue  # a live cache instance owns it
-        shutil.rmtree(entry, ignore_errors=True)
-        os.close(fd)
+    hits: int = 0
+    memory_hits: int = 0
+    misses: int = 0
+    bytes_fetched: int = 0
+    fetches: int = 0
+    piece_fetches: int = 0
+    piece_bytes: int = 0
+    prefetch_scheduled: int = 0
+    prefetched_blocks: int = 0
+    evicted_blocks: int = 0
+    memory_releases: int = 0
 
 
 class BlockCache:
@@ -312,45 +115,30 @@ class BlockCache:
         self.readahead_blocks = readahead_blocks
         #: Fetched blocks kept in memory: a sequential reader's block and the up to 2 x readahead ahead of it.
         self.ram_blocks = 2 * readahead_blocks + 1 if ram_blocks is None else ram_blocks
-        self._files = _BlockFiles(Path(cache_dir))
+        self._files = BlockFiles(Path(cache_dir))
         self._lock = threading.Lock()
-        self._blocks: OrderedDict[str, _Block] = OrderedDict()  # LRU order: oldest first
-        self._ram: OrderedDict[str, _Block] = OrderedDict()  # the memory tier, LRU order
-        self._paths: dict[str, _PathState] = {}
-        self._flights: dict[str, _Flight] = {}
+        self._blocks: OrderedDict[str, Block] = OrderedDict()  # LRU order: oldest first
+        self._ram: OrderedDict[str, Block] = OrderedDict()  # the memory tier, LRU order
+        self._paths: dict[str, PathState] = {}
+        self._flights: dict[str, Flight] = {}
         self._size = 0
-        self._hits = 0
-        self._ram_hits = 0
-        self._misses = 0
-        self._bytes_fetched = 0
-        self._fetches = 0
-        self._piece_fetches = 0
-        self._piece_bytes = 0
-        self._prefetched = 0
-        self._prefetch_scheduled = 0
-        self._evicted = 0
-        self._prefetch_inflight = 0
-        self._max_prefetch_inflight = 2 * readahead_blocks
+        self.counters = CacheCounters()
         self._buffers = BufferPool(block_size, keep=self.ram_blocks + 2)
         self._detector = SequentialDetector()
         self._serial = itertools.count()
-        self._pool = (ThreadPoolExecutor(max_workers=max(1, min(readahead_blocks, 4)),
-                                         thread_name_prefix="algofs-readahead")
-                      if readahead_blocks else None)
+        self._prefetcher = Prefetcher(self, readahead_blocks)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="algofs-block-writer")
-        self._streams = ParkedStreams()
         self._pending_writes = threading.BoundedSemaphore(MAX_PENDING_WRITES)
         self._closed = False
         self.memory_idle_seconds = memory_idle_seconds
         self._last_read = time.monotonic()
-        self._memory_releases = 0
         self._stop = threading.Event()
         if memory_idle_seconds > 0:
             threading.Thread(target=self._release_memory_when_idle, name="algofs-memory-release",
                              daemon=True).start()
 
     # ----------------------------------------------------------------------------------------- reading
-    def read(self, version: FileVersion, offset: int, size: int, fetch: Fetch,
+    def read(self, version: FileVersion, offset: int, size: int, fetch: RangeReader,
              stream_id: Hashable | None = None) -> bytes:
         """Bytes [offset, offset+size) clamped to version.size; short only at EOF.
 
@@ -364,7 +152,7 @@ class BlockCache:
             self.read_into(version, offset, view, fetch, stream_id)
         return bytes(out)
 
-    def read_into(self, version: FileVersion, offset: int, out: memoryview, fetch: Fetch,
+    def read_into(self, version: FileVersion, offset: int, out: memoryview, fetch: RangeReader,
                   stream_id: Hashable | None = None) -> int:
         """Fill ``out`` with the bytes from ``offset`` on, clamped to version.size; returns the count.
 
@@ -380,8 +168,8 @@ class BlockCache:
         bs = self.block_size
         first, last = offset // bs, (end - 1) // bs
         access = self._detector.observe(version.path if stream_id is None else stream_id, offset, end)
-        if access.sequential and self._pool is not None:
-            self._schedule_prefetch(version, first, last, fetch)
+        if access.sequential and self._prefetcher.enabled:
+            self._prefetcher.schedule(version, first, last, fetch)
         piecewise = not access.sequential and not access.from_start
         filled = 0
         for index in range(first, last + 1):
@@ -394,7 +182,7 @@ class BlockCache:
         return filled
 
     def _read_piece(self, version: FileVersion, index: int, lo: int, hi: int, out: memoryview,
-                    fetch: Fetch) -> bool:
+                    fetch: RangeReader) -> bool:
         """A random read of a block nobody has: fetch only its pages. False = read the block instead
         (it is cached or coming, or random reads already fetched a good part of it piecewise)."""
         key = block_key(version, index)
@@ -414,9 +202,9 @@ class BlockCache:
             raise BlockFetchError(f"{version.path}: asked for bytes {start}-{stop - 1}, got {len(data)} "
                                   "bytes (file changed remotely?)")
         with self._lock:
-            self._piece_fetches += 1
-            self._piece_bytes += len(data)
-            self._bytes_fetched += len(data)
+            self.counters.piece_fetches += 1
+            self.counters.piece_bytes += len(data)
+            self.counters.bytes_fetched += len(data)
         with memoryview(data) as view:
             out[:] = view[base + lo - start:base + hi - start]
         return True
@@ -425,7 +213,7 @@ class BlockCache:
         return min(self.block_size, version.size - index * self.block_size)
 
     def _read_block_into(self, version: FileVersion, index: int, lo: int, hi: int, out: memoryview,
-                         fetch: Fetch) -> None:
+                         fetch: RangeReader) -> None:
         key = block_key(version, index)
         retried_prefetch = False
         while True:
@@ -435,26 +223,25 @@ class BlockCache:
                 if block is not None and not block.stale:
                     block.pins += 1
                     self._blocks.move_to_end(key)
-                    self._hits += 1
+                    self.counters.hits += 1
                     buffer = block.ram
                     if buffer is not None:
                         buffer.refs += 1
                         self._ram.move_to_end(key)
-                        self._ram_hits += 1
+                        self.counters.memory_hits += 1
                 else:
                     block = None
-                    flight = self._flights.get(key)
-                    owner = flight is None
-                    if owner:
-                        flight = self._start_flight_locked(key, version, prefetch=False)
-                    elif flight.buffer is not None:  # fetched, its disk write still queued
+                    found = self._flights.get(key)
+                    owner = found is None
+                    flight = found or self._start_flight_locked(key, version, prefetch=False)
+                    if not owner and flight.buffer is not None:  # fetched, its disk write still queued
                         flight.buffer.refs += 1
-                        self._hits += 1
-                        self._ram_hits += 1
-                    else:
+                        self.counters.hits += 1
+                        self.counters.memory_hits += 1
+                    elif not owner:
                         flight.joined += 1
                     if flight.buffer is None:
-                        self._misses += 1
+                        self.counters.misses += 1
             if block is not None:
                 if self._copy_cached(block, buffer, lo, hi, out):
                     return
@@ -470,18 +257,18 @@ class BlockCache:
                     retried_prefetch = True  # the prefetch failed; try once with our own fetch
                     continue
             try:
-                _copy_out(buffer, lo, hi, out)
+                copy_out(buffer, lo, hi, out)
             finally:
                 with self._lock:
                     self._unref_locked(buffer)
             return
 
-    def _copy_cached(self, block: _Block, buffer: _Buffer | None, lo: int, hi: int, out: memoryview) -> bool:
+    def _copy_cached(self, block: Block, buffer: Buffer | None, lo: int, hi: int, out: memoryview) -> bool:
         """Copy a pinned block's bytes (memory, else its file) and unpin it; False if the file is gone."""
         ok = False
         try:
             if buffer is not None:
-                _copy_out(buffer, lo, hi, out)
+                copy_out(buffer, lo, hi, out)
                 ok = True
             else:
                 ok = self._files.read_into(block.name, lo, out) == hi - lo
@@ -502,40 +289,39 @@ class BlockCache:
         return ok
 
     # ---------------------------------------------------------------------------------------- fetching
-    def _start_flight_locked(self, key: str, version: FileVersion, prefetch: bool) -> _Flight:
+    def _start_flight_locked(self, key: str, version: FileVersion, prefetch: bool) -> Flight:
         state = self._paths.get(version.path)
         if state is None:  # evicted since read() noted the version
-            state = self._paths[version.path] = _PathState(version)
+            state = self._paths[version.path] = PathState(version)
         elif state.version != version:  # another reader saw a different version last: don't cache ours
-            state = _PathState(version)
-        flight = _Flight(state, prefetch, f"{key}-{next(self._serial)}")
+            state = PathState(version)
+        flight = Flight(state, prefetch, f"{key}-{next(self._serial)}")
         state.flights += 1
         self._flights[key] = flight
         return flight
 
-    def _receive(self, fetch: Fetch, start: int, length: int) -> _Buffer:
+    def _receive(self, fetch: RangeReader, start: int, length: int) -> Buffer:
         """One ranged GET into a pooled buffer (or the fetch's own bytes when it cannot fill one)."""
-        into = getattr(fetch, "into", None)
-        if into is None:
+        if not isinstance(fetch, BufferFiller):
             data = fetch(start, start + length)
-            buffer = _Buffer(data, len(data), pooled=False)
+            buffer = Buffer(data, len(data), pooled=False)
         else:
             mem = self._buffers.take()
             try:
                 with memoryview(mem) as view:
-                    got = into(start, view[:length])
+                    got = fetch.into(start, view[:length])
             except BaseException:
                 self._buffers.give(mem)
                 raise
-            buffer = _Buffer(mem, got, pooled=True)
+            buffer = Buffer(mem, got, pooled=True)
         if buffer.length != length:
             self._release(buffer)
             raise BlockFetchError(f"asked for bytes {start}-{start + length - 1}, got {buffer.length} bytes "
                                   "(file changed remotely?)")
         return buffer
 
-    def _fetch_block(self, key: str, version: FileVersion, index: int, fetch: Fetch,
-                     flight: _Flight, reader: bool = False) -> _Buffer:
+    def _fetch_block(self, key: str, version: FileVersion, index: int, fetch: RangeReader,
+                     flight: Flight, reader: bool = False) -> Buffer:
         """Fetch a block, hand it to waiters at once, then write it to disk.
 
         The flight stays registered until the block is on disk, so readers arriving meanwhile copy the
@@ -552,8 +338,8 @@ class BlockCache:
             flight.future.set_exception(exc)
             raise
         with self._lock:
-            self._fetches += 1
-            self._bytes_fetched += buffer.length
+            self.counters.fetches += 1
+            self.counters.bytes_fetched += buffer.length
             buffer.refs = 1 + reader + flight.joined  # the flight's own, the reader's, the waiters'
             flight.buffer = buffer
         flight.future.set_result(buffer)
@@ -566,14 +352,14 @@ class BlockCache:
         self._store_and_finish(key, flight, buffer, False)
         return buffer
 
-    def _store_and_finish(self, key: str, flight: _Flight, buffer: _Buffer, pending: bool) -> None:
+    def _store_and_finish(self, key: str, flight: Flight, buffer: Buffer, pending: bool) -> None:
         try:
             self._finish_flight(key, flight, buffer, self._store(flight.name, buffer))
         finally:
             if pending:
                 self._pending_writes.release()
 
-    def _store(self, name: str, buffer: _Buffer) -> bool:
+    def _store(self, name: str, buffer: Buffer) -> bool:
         try:
             self._files.write(name, buffer)
             return True
@@ -582,7 +368,7 @@ class BlockCache:
             self._files.remove(name)
             return False
 
-    def _finish_flight(self, key: str, flight: _Flight, buffer: _Buffer | None, stored: bool) -> None:
+    def _finish_flight(self, key: str, flight: Flight, buffer: Buffer | None, stored: bool) -> None:
         """Retire a flight; a stored block joins the index and the memory tier with the flight's reference."""
         victims: list[str] = []
         with self._lock:
@@ -591,8 +377,8 @@ class BlockCache:
             state = flight.state
             state.flights -= 1
             current = self._paths.get(state.version.path) is state
-            if stored and current and key not in self._blocks:
-                block = _Block(key, flight.name, state.version.path, buffer.length)
+            if stored and current and key not in self._blocks and buffer is not None:
+                block = Block(key, flight.name, state.version.path, buffer.length)
                 self._blocks[key] = block
                 state.keys.add(key)
                 state.cached_bytes += block.length
@@ -611,143 +397,18 @@ class BlockCache:
                 del self._paths[state.version.path]
         self._remove_files(victims)
 
-    def _schedule_prefetch(self, version: FileVersion, first: int, last: int, fetch: Fetch) -> None:
-        """Keep a sequential reader (now reading blocks ``first..last``) ``readahead_blocks`` to twice that
-        ahead.
-
-        When a block up to ``readahead_blocks`` past ``last`` is neither cached nor coming, the
-        ``readahead_blocks`` blocks from there are fetched. If the fetch can stream (``fetch.stream``), one
-        worker per file fetches them in order from one open request (see ``range_streams``); blocks the
-        reader needs later join its queue, so the request continues as long as the reader does. Otherwise
-        each block is fetched on the pool. A reader that caught up with readahead (its own block is
-        missing) joins the first block's flight instead of fetching it alone.
-        """
-        count = -(-version.size // self.block_size)
-        streams = getattr(fetch, "stream", None) is not None
-        run: list[tuple[str, int, _Flight]] = []
-        start_worker = False
-        with self._lock:
-            state = self._paths.get(version.path)
-            if state is None or state.version != version or self._closed:
-                return
-            start = next((index for index in range(first, min(last + 1 + self.readahead_blocks, count))
-                          if block_key(version, index) not in self._blocks
-                          and block_key(version, index) not in self._flights), None)
-            if start is None:
-                return
-            stop = min(start + self.readahead_blocks, count)
-            room = self._max_prefetch_inflight - self._prefetch_inflight
-            if start > last and self._prefetch_inflight and room < stop - start:
-                return  # wait for running prefetches rather than fetch a short run
-            for index in range(start, stop):
-                key = block_key(version, index)
-                if key in self._blocks or key in self._flights:
-                    break  # runs are contiguous
-                run.append((key, index, self._start_flight_locked(key, version, prefetch=True)))
-                self._prefetch_inflight += 1
-                self._prefetch_scheduled += 1
-            if streams and run:
-                queue = state.stream_queue
-                if queue is None:
-                    state.stream_queue = deque(run)
-                    start_worker = True
-                    run = []
-                elif queue and queue[-1][1] + 1 == start:
-                    queue.extend(run)  # the running worker continues its request with these
-                    run = []
-                # else: not where the worker is heading (another reader of the file): fetch block by block
-        jobs: list[tuple[Callable[..., None], tuple]] = [(self._prefetch, (version, job, fetch))
-                                                          for job in run]
-        if start_worker:
-            jobs.insert(0, (self._stream_worker, (version, state, fetch)))
-        for method, args in jobs:
-            try:
-                self._pool.submit(method, *args)
-            except RuntimeError:  # pool shut down (closing)
-                method(*args)
-
-    def _prefetch(self, version: FileVersion, job: tuple[str, int, _Flight], fetch: Fetch) -> None:
-        """Fetch one block ahead of the reader."""
-        key, index, flight = job
-        try:
-            if self._closed:  # resolve the flight quickly so nobody waits on it
-                raise OSError(errno.EIO, "block cache is closing")
-            self._fetch_block(key, version, index, fetch, flight)
-        except Exception as exc:
-            self._abandon(version, [job], exc)
-            return
-        with self._lock:
-            self._prefetched += 1
-            self._prefetch_inflight -= 1
-
-    def _stream_worker(self, version: FileVersion, state: _PathState, fetch: Fetch) -> None:
-        """Fetch the file's queued blocks in order through one open request; when the queue is empty (the
-        reader is far enough behind) park the request, so the next blocks continue it."""
-        stream: OpenStream | None = None
-        job: tuple[str, int, _Flight] | None = None
-        try:
-            while True:
-                with self._lock:
-                    queue = state.stream_queue
-                    job = queue.popleft() if queue and not self._closed else None
-                if job is None:
-                    if stream is not None:
-                        if stream.offset < version.size and not self._closed:
-                            self._streams.park(stream)
-                        else:
-                            stream.close()
-                        stream = None
-                    with self._lock:
-                        if state.stream_queue and not self._closed:
-                            continue  # queued meanwhile
-                        leftover, state.stream_queue = list(state.stream_queue or ()), None
-                    self._abandon(version, leftover, OSError(errno.EIO, "block cache is closing"))
-                    return
-                key, index, flight = job
-                start = index * self.block_size
-                if stream is not None and stream.offset != start:
-                    stream.close()
-                    stream = None
-                stream = stream or self._streams.take(version, start)
-                if stream is None:  # ask for the rest of the file: later blocks continue this request
-                    stream = OpenStream(version, version.path, start, fetch.stream(start, version.size))
-                self._fetch_block(key, version, index, _StreamPart(stream.fill), flight)
-                stream.offset += self._block_length(version, index)
-                job = None
-                with self._lock:
-                    self._prefetched += 1
-                    self._prefetch_inflight -= 1
-        except Exception as exc:
-            if stream is not None:
-                stream.close()
-            with self._lock:
-                leftover, state.stream_queue = list(state.stream_queue or ()), None
-            self._abandon(version, ([job] if job else []) + leftover, exc)
-
-    def _abandon(self, version: FileVersion, jobs: list[tuple[str, int, _Flight]], exc: Exception) -> None:
-        """Prefetches that will not happen: their readers get ``exc`` and fetch on their own."""
-        if not jobs:
-            return
-        log.debug("prefetch of %s blocks %d-%d failed: %s", version.path, jobs[0][1], jobs[-1][1], exc)
-        for key, _index, flight in jobs:
-            if not flight.future.done():  # a failing _fetch_block resolved its own flight
-                self._finish_flight(key, flight, None, False)
-                flight.future.set_exception(exc)
-        with self._lock:
-            self._prefetch_inflight -= len(jobs)
-
     # ------------------------------------------------------------------------------- memory buffers
-    def _unref_locked(self, buffer: _Buffer) -> None:
+    def _unref_locked(self, buffer: Buffer) -> None:
         buffer.refs -= 1
         if buffer.refs == 0:
             self._release(buffer)
 
-    def _release(self, buffer: _Buffer) -> None:
-        if buffer.pooled:
+    def _release(self, buffer: Buffer) -> None:
+        if buffer.pooled and isinstance(buffer.mem, mmap.mmap):
             self._buffers.give(buffer.mem)
         buffer.mem = b""
 
-    def _leave_ram_locked(self, block: _Block) -> None:
+    def _leave_ram_locked(self, block: Block) -> None:
         """Drop a block from the memory tier (its file still serves it)."""
         self._ram.pop(block.key, None)
         if block.ram is not None:
@@ -761,7 +422,7 @@ class BlockCache:
             if state is not None and state.version == version:
                 return
             victims = self._drop_path_locked(version.path) if state is not None else []
-            self._paths[version.path] = _PathState(version)
+            self._paths[version.path] = PathState(version)
         self._remove_files(victims)
 
     def _drop_path_locked(self, path: str) -> list[str]:
@@ -780,7 +441,7 @@ class BlockCache:
             del self._flights[key]  # later readers fetch afresh; the running fetch won't insert
         return victims
 
-    def _drop_block_locked(self, block: _Block) -> None:
+    def _drop_block_locked(self, block: Block) -> None:
         del self._blocks[block.key]
         self._leave_ram_locked(block)
         block.stale = True
@@ -806,7 +467,7 @@ class BlockCache:
                 excess -= block.length
         for block in picked:
             self._drop_block_locked(block)
-        self._evicted += len(picked)
+        self.counters.evicted_blocks += len(picked)
         return [block.name for block in picked]
 
     def _remove_files(self, names: list[str]) -> None:
@@ -820,7 +481,7 @@ class BlockCache:
             victims = self._drop_path_locked(path)
         self._remove_files(victims)
         self._detector.forget(path)
-        self._streams.drop(path)
+        self._prefetcher.forget(path)
 
     def release_memory(self) -> None:
         """Let the memory tier and the idle block buffers go; the blocks stay on disk."""
@@ -828,7 +489,7 @@ class BlockCache:
             for block in list(self._ram.values()):
                 self._leave_ram_locked(block)
         if self._buffers.drop_idle():
-            self._memory_releases += 1
+            self.counters.memory_releases += 1
 
     def _release_memory_when_idle(self) -> None:
         interval = min(self.memory_idle_seconds / 2, 5.0)
@@ -847,7 +508,7 @@ class BlockCache:
                 if block.pins == 0:
                     victims.append(block.name)
         self._remove_files(victims)
-        self._streams.drop()
+        self._prefetcher.forget()
 
     def stats(self) -> dict:
         """Counters and per-file entries, counting blocks whose disk write is still queued.
@@ -859,17 +520,14 @@ class BlockCache:
         with self._lock:
             entries = [{"path": path, "cached_bytes": state.cached_bytes, "size": state.version.size}
                        for path, state in self._paths.items() if state.cached_bytes]
+            streams = self._prefetcher.streams
             return {
+                **asdict(self.counters),
                 "size_bytes": self._size, "limit_bytes": self.limit_bytes, "blocks": len(self._blocks),
-                "block_size": self.block_size, "hits": self._hits, "misses": self._misses,
-                "memory_hits": self._ram_hits, "memory_blocks": len(self._ram),
-                "memory_buffers": self._buffers.allocated, "memory_releases": self._memory_releases,
-                "direct_io": self._files.direct_io,
-                "bytes_fetched": self._bytes_fetched, "fetches": self._fetches,
-                "piece_fetches": self._piece_fetches, "piece_bytes": self._piece_bytes,
-                "prefetch_scheduled": self._prefetch_scheduled, "prefetched_blocks": self._prefetched,
-                "evicted_blocks": self._evicted, "pending_blocks": len(self._flights),
-                "streams_resumed": self._streams.resumed, "streams_parked": len(self._streams),
+                "block_size": self.block_size, "memory_blocks": len(self._ram),
+                "memory_buffers": self._buffers.allocated, "direct_io": self._files.direct_io,
+                "pending_blocks": len(self._flights),
+                "streams_resumed": streams.resumed, "streams_parked": len(streams),
                 "entries": sorted(entries, key=lambda e: e["path"]),
             }
 
@@ -885,10 +543,8 @@ class BlockCache:
             return
         self._closed = True
         self._stop.set()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)  # queued prefetches fail fast once _closed is set
+        self._prefetcher.close()  # queued prefetches fail fast once _closed is set
         self._writer.shutdown(wait=True)
-        self._streams.drop()
         with self._lock:
             for block in list(self._ram.values()):
                 self._leave_ram_locked(block)
@@ -903,25 +559,6 @@ class BlockCache:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-class _StreamPart:
-    """The next block of a streamed run, in the shape ``_receive`` expects of a fetch."""
-
-    def __init__(self, fill: Callable[[memoryview], int]):
-        self.into = lambda start, out: fill(out)
-
-    def __call__(self, start: int, end: int) -> bytes:
-        raise TypeError("stream parts fill buffers")
-
-
-def _copy_out(buffer: _Buffer, lo: int, hi: int, out: memoryview) -> None:
-    with memoryview(buffer.mem) as source:
-        out[:hi - lo] = source[lo:hi]
-
-
-def _write_all(fd: int, view: memoryview) -> None:
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _no_op() -> None:

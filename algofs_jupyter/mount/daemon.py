@@ -14,15 +14,16 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..fs import AlgoFileSystem
 from .block_cache import BlockCache
 from .control import ControlServer
 from .metadata_cache import MetadataCache
+from .mount_table import ALGOFS_FS_TYPE, entry_at, mount_path
 from .operations import AlgoOperations
-from .process import mount_path
+from .options import MountOptions
+from .pipes import PipeTree
 from .recovery import RecoveryStore
 from .staging import WriteStaging, salvage_staging
 
@@ -30,39 +31,11 @@ log = logging.getLogger(__name__)
 READ_AHEAD_KB = 4096
 
 
-@dataclass
-class MountOptions:
-    mountpoint: str
-    api_address: str | None
-    api_key: str | None = field(default=None, repr=False)
-    cache_dir: Path = Path.home() / ".cache" / "algofs"
-    cache_size: int = 10 << 30
-    metadata_ttl: float = 60.0
-    negative_ttl: float = 5.0
-    timeout: float = 8.0
-    block_size: int = 8 << 20
-    readahead_blocks: int = 4
-    connectors: tuple[str, ...] = ()
-    algo_timeout: float = 300.0
-    allow_other: bool = False
-    debug: bool = False
-
-
 def mount_device(mountpoint: str) -> str | None:
-    """``major:minor`` of the mount at ``mountpoint`` from /proc/self/mountinfo (no stat: that would
-    call into our own, not yet serving, filesystem)."""
-    real = os.path.realpath(mountpoint)
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
-            lines = handle.readlines()
-    except OSError:
-        return None
-    device = None
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 4 and fields[4].replace("\\040", " ") == real and "fuse.algofs" in line:
-            device = fields[2]
-    return device
+    """``major:minor`` of our mount at ``mountpoint`` (from the mount table: a stat would call into our
+    own, not yet serving, filesystem)."""
+    entry = entry_at(mountpoint)
+    return entry.device if entry is not None and entry.fs_type == ALGOFS_FS_TYPE else None
 
 
 def raise_readahead(mountpoint: str, kilobytes: int = READ_AHEAD_KB, wait: float = 5.0) -> bool:
@@ -82,12 +55,12 @@ def raise_readahead(mountpoint: str, kilobytes: int = READ_AHEAD_KB, wait: float
 
 
 class MountDaemon:
-    def __init__(self, options: MountOptions):
+    def __init__(self, mountpoint: str, api_address: str | None, api_key: str | None, options: MountOptions):
+        self.mountpoint = mountpoint
         self.options = options
         cache_dir = Path(options.cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.fs = AlgoFileSystem(options.api_address, options.api_key, timeout=options.timeout,
-                                 skip_instance_cache=True)
+        self.fs = AlgoFileSystem(api_address, api_key, timeout=options.timeout, skip_instance_cache=True)
         self.blocks = BlockCache(cache_dir / "blocks", options.cache_size, options.block_size,
                                  options.readahead_blocks)
         self.metadata = MetadataCache(options.metadata_ttl, options.negative_ttl)
@@ -96,23 +69,16 @@ class MountDaemon:
         self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery,
                                     lambda local, remote: self.fs.put_file(local, remote))
         self.operations = AlgoOperations(
-            self.fs, self.blocks, self.metadata, self.staging, algorithms=self._algorithms_tree(),
+            self.fs, self.blocks, self.metadata, self.staging,
+            algorithms=PipeTree(self.fs, timeout=options.algo_timeout),
             extra_connectors=options.connectors, kernel_ttl=options.metadata_ttl,
             negative_ttl=options.negative_ttl, on_init=self._after_mount)
-        self.control = ControlServer(options.mountpoint, {"status": self.status, "clear_cache": self.clear})
+        self.control = ControlServer(mountpoint, {"status": self.status, "clear_cache": self.clear})
         self.started_at = time.time()
         self.readahead_kb: int | None = None
 
-    def _algorithms_tree(self):
-        """The /algorithms subtree: the pipe tree when that module exists, else an empty directory."""
-        try:
-            from .pipes import make_tree
-        except ImportError:
-            return None
-        return make_tree(self.fs, timeout=self.options.algo_timeout)
-
     def _after_mount(self) -> None:
-        if os.geteuid() == 0 and raise_readahead(self.options.mountpoint):
+        if os.geteuid() == 0 and raise_readahead(self.mountpoint):
             self.readahead_kb = READ_AHEAD_KB
         # Learn who we are now, off the FUSE init thread, so `algofs status` names the user without a
         # network call of its own; a backend that is down leaves it unknown until `.my` is first used.
@@ -121,7 +87,7 @@ class MountDaemon:
     def _learn_username(self) -> None:
         try:
             self.operations.username()
-        except Exception as exc:  # noqa: BLE001 - best effort, status shows null
+        except Exception as exc:  # best effort, status shows null
             log.info("could not learn the API user yet: %s", exc)
 
     def status(self) -> dict:
@@ -131,18 +97,13 @@ class MountDaemon:
         uploads = self.staging.stats()
         return {
             "state": "mounted",
-            "mountpoint": mount_path(self.options.mountpoint),
+            "mountpoint": mount_path(self.mountpoint),
             "pid": os.getpid(),
             "api_address": self.fs.session.api_address,
             "username": self.operations._username,
             "started_at": self.started_at,
             "backend": self.fs.session.health(),
-            "options": {"cache_dir": str(self.options.cache_dir), "cache_size": self.options.cache_size,
-                        "metadata_ttl": self.options.metadata_ttl, "negative_ttl": self.options.negative_ttl,
-                        "timeout": self.options.timeout, "block_size": self.options.block_size,
-                        "readahead_blocks": self.options.readahead_blocks,
-                        "algo_timeout": self.options.algo_timeout,
-                        "read_ahead_kb": self.readahead_kb},
+            "options": {**self.options.as_status(), "read_ahead_kb": self.readahead_kb},
             "cache": cache,
             "metadata": self.metadata.stats(),
             "uploads": uploads,
@@ -170,7 +131,7 @@ class MountDaemon:
         if self.options.allow_other:
             options["allow_other"] = True
         try:
-            DirectReadFUSE(self.operations, self.options.mountpoint, raw_fi=True, foreground=True,
+            DirectReadFUSE(self.operations, self.mountpoint, raw_fi=True, foreground=True,
                            nothreads=False, debug=self.options.debug, **options)
         except KeyboardInterrupt:
             pass

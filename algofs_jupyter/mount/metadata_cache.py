@@ -17,6 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 FILE, DIRECTORY, RESTRICTED = "file", "directory", "restricted"
 
@@ -29,6 +30,13 @@ class Attr:
     size: int = 0
     mtime: float = 0.0
     etag: str = ""
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> Attr:
+        """From an ``AlgoFileSystem`` info dict (``head``, a listing entry, ``put_file``'s answer)."""
+        if info["type"] != "file":
+            return cls(DIRECTORY)
+        return cls(FILE, info["size"], info["mtime"], info.get("etag") or "")
 
     @property
     def is_dir(self) -> bool:

@@ -1,15 +1,26 @@
 """The FUSE operations of ``algofs mount`` (mfusepy, high-level path API, multi-threaded, ``raw_fi``).
 
-Layout of the mount root::
+The layout of the mount root and its path rules are in ``layout``. Every handler is thread-safe, reads
+are addressed purely by offset, and every failure leaves as an ``OSError`` with a real errno
+(``fuse_errors``): backend trouble is EIO, never a garbage errno. See docs/filesystem.md for the semantics.
 
-    /data/<user>/<collection>/…   hosted data; /data lists the known users (the caller first);
-    /data/.my                     a symlink to the caller's own user directory
-    /<connector>/…                s3, dropbox, dropbox+work, … (listed when known; looked up directly)
-    /algorithms/…                 a VirtualTree (algorithm pipes)
+An open file is one of three handle kinds (``ReadHandle``, ``StagedHandle``, ``VirtualHandle``); each
+operation dispatches on the kind, never on which optional field happens to be set.
 
-Every handler is thread-safe, reads are addressed purely by offset, and every failure leaves as an
-``OSError`` with a real errno (``fuse_errors``): backend trouble is EIO, never a garbage errno.
-See docs/filesystem.md for the semantics.
+Locks (take them only in this order; none is held across a FUSE reply):
+
+1. ``_listing_locks[directory]`` - one listing of a directory at a time (single flight); held across the
+   paged listing requests. Nothing else of this module is taken under it.
+2. ``StagedFile.lock`` (staging.py) - held by ``rename`` across the destination's upload (a network call)
+   and while ``WriteStaging.rekey`` takes the replaced destination's ``StagedFile.lock`` and
+   ``WriteStaging._lock`` (see staging.py).
+3. ``MetadataCache._lock``, ``BlockCache._lock``, ``WriteStaging._lock`` - leaves of their modules,
+   taken inside their methods only.
+4. ``_lock`` - guards ``_handles``, ``_handle_ids`` and ``_listing_locks`` (the dict, not the locks in
+   it); a leaf: nothing is called while it is held.
+
+Unguarded on purpose: ``_connectors`` and ``_connectors_probed_at`` (a root listing may probe twice),
+``_username`` (learned once; any thread may set the same value), ``errors``.
 """
 
 from __future__ import annotations
@@ -30,18 +41,21 @@ from typing import Any
 
 from mfusepy import FuseOSError, Operations
 
-from ..fs import AlgoFileSystem, paths
-from ..names import invalid_name_reason
+from ..fs import AlgoFileSystem
+from . import layout as rules
 from .block_cache import BlockCache, FileVersion
+from .layout import ALGORITHMS, LOCAL_DIRECTORIES, MY_ALIAS, MY_ALIAS_PATH, layout_path, virtual_path
 from .metadata_cache import DIRECTORY, FILE, RESTRICTED, Attr, MetadataCache
+from .range_streams import Fill
 from .staging import StagedFile, WriteStaging
+from .stat_dicts import directory_stat, file_stat
 from .virtual import VirtualTree
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS = "algorithms"
-MY_ALIAS = ".my"
 CONNECTOR_PROBE_TTL = 60.0
+#: Block size the mount reports to stat (tools size their reads by it).
+STAT_BLOCK_SIZE = 1 << 20
 
 
 def fuse_errors(method: Callable) -> Callable:
@@ -79,22 +93,41 @@ class RangeFetch:
     def into(self, start: int, out: memoryview) -> int:
         return self.fs.read_block_into(self.path, start, out, etag=self.etag)
 
-    def stream(self, start: int, end: int) -> AbstractContextManager[Callable[[memoryview], int]]:
+    def stream(self, start: int, end: int) -> AbstractContextManager[Fill]:
         return self.fs.open_range(self.path, start, end, etag=self.etag)
 
 
 @dataclass
-class Handle:
-    path: str  # layout path (no leading slash)
-    flags: int
-    version: FileVersion | None = None
-    staged: StagedFile | None = None
-    tree_fh: int | None = None  # set for VirtualTree handles
+class ReadHandle:
+    """A remote file opened read-only: reads go through the block cache, for this one version."""
+
+    path: str  # layout path; follows a rename of the open file
+    version: FileVersion
 
 
-def _fh(fi: Any) -> int | None:
+@dataclass
+class StagedHandle:
+    """A file open for writing, or read while someone writes it: the local staged bytes."""
+
+    path: str
+    staged: StagedFile
+
+
+@dataclass
+class VirtualHandle:
+    """A file of the /algorithms tree: every operation goes to the tree with the tree's own handle."""
+
+    path: str  # the path inside the tree
+    tree_fh: int
+
+
+Handle = ReadHandle | StagedHandle | VirtualHandle
+
+
+def _fh(fi: Any) -> int:
+    """The handle id in ``fi`` (libfuse's file info, or the id itself); 0, never a handle, for None."""
     if fi is None:
-        return None
+        return 0
     return fi if isinstance(fi, int) else fi.fh
 
 
@@ -144,38 +177,26 @@ class AlgoOperations(Operations):
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _layout(path: str) -> str:
-        return path.strip("/")
-
-    @staticmethod
-    def _virtual(path: str) -> str | None:
-        """The path inside /algorithms (``"/"`` for its root), or None for other paths."""
-        if path == "/" + ALGORITHMS:
-            return "/"
-        if path.startswith("/" + ALGORITHMS + "/"):
-            return path[len(ALGORITHMS) + 1:]
-        return None
-
     def username(self) -> str:
         if self._username is None:
             self._username = self.fs.username()
         return self._username
 
+    def _owner_fields(self) -> dict[str, Any]:
+        return {"st_uid": self.uid, "st_gid": self.gid, "st_blksize": STAT_BLOCK_SIZE}
+
     def _dir_stat(self, mode: int = 0o755) -> dict[str, Any]:
-        return {"st_mode": stat.S_IFDIR | mode, "st_nlink": 2, "st_uid": self.uid, "st_gid": self.gid,
-                "st_mtime": self.started, "st_ctime": self.started, "st_atime": self.started,
-                "st_size": 0, "st_blksize": 1 << 20}
+        return directory_stat(self.started, mode, st_size=0, **self._owner_fields())
+
+    def _file_stat(self, size: int, mtime: float) -> dict[str, Any]:
+        return file_stat(size, mtime, st_blocks=(size + 511) // 512, **self._owner_fields())
 
     def _attr_stat(self, attr: Attr) -> dict[str, Any]:
         if attr.kind == DIRECTORY:
             return self._dir_stat()
         if attr.kind == RESTRICTED:
             return self._dir_stat(0o111)
-        mtime = attr.mtime or self.started
-        return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_uid": self.uid, "st_gid": self.gid,
-                "st_size": attr.size, "st_blocks": (attr.size + 511) // 512, "st_blksize": 1 << 20,
-                "st_mtime": mtime, "st_ctime": mtime, "st_atime": mtime}
+        return self._file_stat(attr.size, attr.mtime or self.started)
 
     def _staged_stat(self, staged: StagedFile) -> dict[str, Any]:
         """A file open for writing: its local size, and the time of its last write, or once uploaded
@@ -185,33 +206,12 @@ class AlgoOperations(Operations):
         uploaded = staged.uploaded
         if not staged.dirty and uploaded is not None and uploaded.get("size") == local.st_size:
             mtime = uploaded["mtime"]
-        return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_uid": self.uid, "st_gid": self.gid,
-                "st_size": local.st_size, "st_blocks": (local.st_size + 511) // 512, "st_blksize": 1 << 20,
-                "st_mtime": mtime, "st_ctime": mtime, "st_atime": mtime}
-
-    @staticmethod
-    def _check_new_name(layout: str) -> None:
-        reason = invalid_name_reason(layout.rpartition("/")[2])
-        if reason:
-            raise FuseOSError(errno.EINVAL)
-
-    @staticmethod
-    def _writable_location(layout: str, directory: bool) -> None:
-        """Where the API can't create things (the root, /data, files directly in a user folder)."""
-        parts = layout.split("/")
-        if parts[0] == "data":
-            if len(parts) < (3 if directory else 4):
-                raise FuseOSError(errno.EACCES)
-        elif len(parts) < 2 or not paths.is_connector(parts[0]):
-            raise FuseOSError(errno.EACCES)
+        return self._file_stat(local.st_size, mtime)
 
     def _resolve(self, layout: str) -> Attr | None:
         """Attributes of a layout path (None = doesn't exist), from caches, else one HEAD."""
-        parts = layout.split("/")
-        if any(invalid_name_reason(part) for part in parts if part != MY_ALIAS):
-            return None  # can't exist on the API: no request
-        if parts[0] != "data" and not paths.is_connector(parts[0]):
-            return None
+        if not rules.may_exist_remotely(layout):
+            return None  # no request
         known, attr = self.metadata.lookup(layout)
         if known:
             return attr
@@ -223,10 +223,9 @@ class AlgoOperations(Operations):
         except PermissionError:
             attr = Attr(RESTRICTED)
         else:
-            attr = Attr(FILE, info["size"], info["mtime"], info["etag"]) if info["type"] == "file" \
-                else Attr(DIRECTORY)
-        if len(parts) == 1 and paths.is_connector(parts[0]):
-            self._connectors.add(parts[0])
+            attr = Attr.from_info(info)
+        if rules.is_connector_root(layout):
+            self._connectors.add(layout)
         self.metadata.put(layout, attr)
         return attr
 
@@ -254,7 +253,7 @@ class AlgoOperations(Operations):
     def _after_upload(self, staged: StagedFile) -> None:
         info = staged.uploaded
         if info is not None and info.get("size") == staged.size():  # not written to since the upload
-            self.metadata.put(staged.path, Attr(FILE, info["size"], info["mtime"], info["etag"]))
+            self.metadata.put(staged.path, Attr.from_info(info))
         else:
             self._refresh(staged.path)
         self.blocks.invalidate(staged.path)
@@ -267,7 +266,7 @@ class AlgoOperations(Operations):
         except OSError:
             self.metadata.invalidate(layout)
             return
-        self.metadata.put(layout, Attr(FILE, info["size"], info["mtime"], info["etag"]))
+        self.metadata.put(layout, Attr.from_info(info))
 
     # -- metadata operations ----------------------------------------------------------------------
 
@@ -275,15 +274,15 @@ class AlgoOperations(Operations):
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
         if fh is not None:
             handle = self._handles.get(_fh(fh))
-            if handle is not None and handle.staged is not None:
+            if isinstance(handle, StagedHandle):
                 return self._staged_stat(handle.staged)
-        sub = self._virtual(path)
+        sub = virtual_path(path)
         if sub is not None:
             return self.algorithms.getattr(sub, None)
-        layout = self._layout(path)
-        if layout in ("", "data"):
+        layout = layout_path(path)
+        if layout in LOCAL_DIRECTORIES:
             return self._dir_stat()
-        if layout == "data/" + MY_ALIAS:
+        if layout == MY_ALIAS_PATH:
             target = self.username()
             st = self._dir_stat(0o777)
             st.update(st_mode=stat.S_IFLNK | 0o777, st_size=len(target))
@@ -295,7 +294,7 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def readlink(self, path: str) -> str:
-        if self._layout(path) == "data/" + MY_ALIAS:
+        if layout_path(path) == MY_ALIAS_PATH:
             return self.username()
         raise FuseOSError(errno.EINVAL)
 
@@ -306,9 +305,9 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def opendir(self, path: str) -> int:
-        if self._virtual(path) is None:
-            layout = self._layout(path)
-            if layout not in ("", "data"):
+        if virtual_path(path) is None:
+            layout = layout_path(path)
+            if layout not in LOCAL_DIRECTORIES:
                 attr = self._require(layout)
                 if attr.kind == RESTRICTED:
                     raise FuseOSError(errno.EACCES)
@@ -318,11 +317,11 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def readdir(self, path: str, fh: int) -> list[Any]:
-        sub = self._virtual(path)
+        sub = virtual_path(path)
         if sub is not None:
             names = self.algorithms.readdir(sub)
             return [".", "..", *names]
-        layout = self._layout(path)
+        layout = layout_path(path)
         entries: list[Any] = [".", ".."]
         if layout == "":
             entries += ["data", ALGORITHMS, *sorted(self._known_connectors())]
@@ -366,9 +365,7 @@ class AlgoOperations(Operations):
                 return dict(cached)
             children: dict[str, Attr] = {}
             for entry in self.fs.iter_dir(layout):
-                name = entry["name"].rpartition("/")[2]
-                children[name] = Attr(FILE, entry["size"], entry["mtime"]) if entry["type"] == "file" \
-                    else Attr(DIRECTORY)
+                children[entry["name"].rpartition("/")[2]] = Attr.from_info(entry)
             self.metadata.put_listing(layout, children)
         with self._lock:
             self._listing_locks.pop(layout, None)
@@ -396,11 +393,11 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def open(self, path: str, fi: Any) -> int:
-        sub = self._virtual(path)
+        sub = virtual_path(path)
         if sub is not None:
-            fi.fh = self._new_handle(Handle(path, fi.flags, tree_fh=self.algorithms.open(sub, fi)))
+            fi.fh = self._new_handle(VirtualHandle(sub, self.algorithms.open(sub, fi)))
             return 0
-        layout = self._layout(path)
+        layout = layout_path(path)
         flags = fi.flags
         writing = (flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
         staged = self.staging.get(layout)
@@ -414,11 +411,11 @@ class AlgoOperations(Operations):
             if attr is not None and attr.size > 0:
                 fill = lambda local: self.fs.download_to(layout, local)  # noqa: E731
             staged = self.staging.open(layout, fill, truncate=bool(flags & os.O_TRUNC))
-            fi.fh = self._new_handle(Handle(layout, flags, staged=staged))
+            fi.fh = self._new_handle(StagedHandle(layout, staged))
             return 0
         if staged is not None:  # someone is writing it: read the local bytes
             staged = self.staging.open(layout, None, truncate=False)
-            fi.fh = self._new_handle(Handle(layout, flags, staged=staged))
+            fi.fh = self._new_handle(StagedHandle(layout, staged))
             return 0
         attr = self._revalidate(layout)
         if attr is None:
@@ -426,7 +423,7 @@ class AlgoOperations(Operations):
         if attr.is_dir:
             raise FuseOSError(errno.EISDIR)
         version = FileVersion(layout, attr.size, attr.etag or f"size{attr.size}-mtime{attr.mtime}")
-        fi.fh = self._new_handle(Handle(layout, flags, version=version))
+        fi.fh = self._new_handle(ReadHandle(layout, version))
         return 0
 
     def _revalidate(self, layout: str) -> Attr | None:
@@ -442,9 +439,9 @@ class AlgoOperations(Operations):
     @fuse_errors
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
         handle = self._handle(fi)
-        if handle.tree_fh is not None:
-            return self.algorithms.read(self._virtual(path) or path, size, offset, handle.tree_fh)
-        if handle.staged is not None:
+        if isinstance(handle, VirtualHandle):
+            return self.algorithms.read(handle.path, size, offset, handle.tree_fh)
+        if isinstance(handle, StagedHandle):
             return handle.staged.pread(size, offset)
         version = self._read_version(handle, path)
         return self.blocks.read(version, offset, size, self._fetcher(version.path, version.etag),
@@ -454,7 +451,7 @@ class AlgoOperations(Operations):
     def read_into(self, path: str, out: memoryview, offset: int, fi: Any) -> int:
         """``read`` straight into the kernel's reply buffer (see ``fuse_binding``): one copy per byte."""
         handle = self._handle(fi)
-        if handle.tree_fh is not None or handle.staged is not None:
+        if not isinstance(handle, ReadHandle):
             data = self.read(path, len(out), offset, fi)
             out[:len(data)] = data
             return len(data)
@@ -462,26 +459,26 @@ class AlgoOperations(Operations):
         return self.blocks.read_into(version, offset, out, self._fetcher(version.path, version.etag),
                                      stream_id=_fh(fi))
 
-    def _read_version(self, handle: Handle, path: str) -> FileVersion:
+    def _read_version(self, handle: ReadHandle, path: str) -> FileVersion:
         version = handle.version
-        assert version is not None
-        layout = self._layout(path)
+        layout = layout_path(path)
         if layout != version.path:  # renamed while open
             version = handle.version = version._replace(path=layout)
+            handle.path = layout
         return version
 
     # -- writing ----------------------------------------------------------------------------------
 
     @fuse_errors
     def create(self, path: str, mode: int, fi: Any) -> int:
-        sub = self._virtual(path)
+        sub = virtual_path(path)
         if sub is not None:
-            fi.fh = self._new_handle(Handle(path, fi.flags, tree_fh=self.algorithms.create(sub, mode, fi)))
+            fi.fh = self._new_handle(VirtualHandle(sub, self.algorithms.create(sub, mode, fi)))
             return 0
-        layout = self._layout(path)
-        self._check_new_name(layout)
-        self._writable_location(layout, directory=False)
-        parent = self._resolve(layout.rpartition("/")[0])
+        layout = layout_path(path)
+        rules.check_new_name(layout)
+        rules.check_writable_location(layout, directory=False)
+        parent = self._resolve(rules.parent_of(layout))
         if parent is None:
             raise FuseOSError(errno.ENOENT)
         if not parent.is_dir:
@@ -490,16 +487,16 @@ class AlgoOperations(Operations):
         # listing complete, so the next new name in it is known not to exist without a HEAD.
         self.metadata.put(layout, Attr(FILE, 0, time.time()))
         staged = self.staging.open(layout, None, truncate=True, new=True)
-        fi.fh = self._new_handle(Handle(layout, fi.flags, staged=staged))
+        fi.fh = self._new_handle(StagedHandle(layout, staged))
         return 0
 
     @fuse_errors
     def mknod(self, path: str, mode: int, dev: int) -> int:
         if not stat.S_ISREG(mode):
             raise FuseOSError(errno.EPERM)
-        layout = self._layout(path)
-        self._check_new_name(layout)
-        self._writable_location(layout, directory=False)
+        layout = layout_path(path)
+        rules.check_new_name(layout)
+        rules.check_writable_location(layout, directory=False)
         staged = self.staging.open(layout, None, truncate=True, new=True)
         try:
             self._upload(staged)
@@ -510,20 +507,20 @@ class AlgoOperations(Operations):
     @fuse_errors
     def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
         handle = self._handle(fi)
-        if handle.tree_fh is not None:
-            return self.algorithms.write(self._virtual(path) or path, data, offset, handle.tree_fh)
-        if handle.staged is None:
+        if isinstance(handle, VirtualHandle):
+            return self.algorithms.write(handle.path, data, offset, handle.tree_fh)
+        if not isinstance(handle, StagedHandle):
             raise FuseOSError(errno.EBADF)
         self.staging.check_space(len(data))
         return handle.staged.pwrite(data, offset)
 
     @fuse_errors
     def truncate(self, path: str, length: int, fh: Any = None) -> int:
-        sub = self._virtual(path)
+        sub = virtual_path(path)
         if sub is not None:
             self.algorithms.truncate(sub, length, None)
             return 0
-        layout = self._layout(path)
+        layout = layout_path(path)
         staged = self.staging.get(layout)
         if staged is not None:
             if length > staged.size():
@@ -542,10 +539,6 @@ class AlgoOperations(Operations):
             self.staging.release(staged)
         return 0
 
-    def _commit(self, handle: Handle) -> None:
-        if handle.staged is not None:
-            self._upload(handle.staged)
-
     def _upload(self, staged: StagedFile) -> None:
         """Upload if dirty and update the caches; a failure leaves the server's state unknown to us."""
         try:
@@ -560,33 +553,30 @@ class AlgoOperations(Operations):
     def flush(self, path: str, fi: Any) -> int:
         """Every close(): upload a dirty staged file now, so close() reports a failed upload."""
         handle = self._handle(fi)
-        if handle.tree_fh is not None:
-            self.algorithms.flush(self._virtual(path) or path, handle.tree_fh)
-            return 0
-        self._commit(handle)
+        if isinstance(handle, VirtualHandle):
+            self.algorithms.flush(handle.path, handle.tree_fh)
+        elif isinstance(handle, StagedHandle):
+            self._upload(handle.staged)
         return 0
 
     @fuse_errors
     def fsync(self, path: str, datasync: int, fi: Any) -> int:
         handle = self._handle(fi)
-        if handle.tree_fh is not None:
-            self.algorithms.fsync(self._virtual(path) or path, datasync, handle.tree_fh)
-            return 0
-        self._commit(handle)
+        if isinstance(handle, VirtualHandle):
+            self.algorithms.fsync(handle.path, datasync, handle.tree_fh)
+        elif isinstance(handle, StagedHandle):
+            self._upload(handle.staged)
         return 0
 
     @fuse_errors
     def release(self, path: str, fi: Any) -> int:
         with self._lock:
             handle = self._handles.pop(_fh(fi), None)
-        if handle is None:
-            return 0
-        if handle.tree_fh is not None:
-            self.algorithms.release(self._virtual(path) or path, handle.tree_fh)
-            return 0
-        if handle.staged is not None:
+        if isinstance(handle, VirtualHandle):
+            self.algorithms.release(handle.path, handle.tree_fh)
+        elif isinstance(handle, StagedHandle):
             try:
-                self._commit(handle)  # last chance (e.g. the writer was killed before close)
+                self._upload(handle.staged)  # last chance (e.g. the writer was killed before close)
             except OSError as exc:
                 log.error("release of %s: %s", handle.path, exc)
             finally:
@@ -597,11 +587,11 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def mkdir(self, path: str, mode: int) -> int:
-        if self._virtual(path) is not None:
+        if virtual_path(path) is not None:
             raise FuseOSError(errno.EACCES)
-        layout = self._layout(path)
-        self._check_new_name(layout)
-        self._writable_location(layout, directory=True)
+        layout = layout_path(path)
+        rules.check_new_name(layout)
+        rules.check_writable_location(layout, directory=True)
         self.fs.mkdir(layout)
         self.metadata.put(layout, Attr(DIRECTORY))
         self.metadata.put_listing(layout, {})
@@ -609,9 +599,9 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def rmdir(self, path: str) -> int:
-        if self._virtual(path) is not None or self._layout(path) in ("", "data"):
+        if virtual_path(path) is not None or layout_path(path) in LOCAL_DIRECTORIES:
             raise FuseOSError(errno.EACCES)
-        layout = self._layout(path)
+        layout = layout_path(path)
         attr = self._require(layout)
         if attr.kind == FILE:
             raise FuseOSError(errno.ENOTDIR)
@@ -623,9 +613,9 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def unlink(self, path: str) -> int:
-        if self._virtual(path) is not None:
+        if virtual_path(path) is not None:
             raise FuseOSError(errno.EACCES)
-        layout = self._layout(path)
+        layout = layout_path(path)
         staged = self.staging.detach(layout)
         try:
             attr = self._require(layout)
@@ -646,13 +636,13 @@ class AlgoOperations(Operations):
     def rename(self, old: str, new: str) -> int:
         """Files only (copy + delete, destination written first); directories answer EXDEV so ``mv``
         falls back to copying."""
-        if self._virtual(old) is not None or self._virtual(new) is not None:
+        if virtual_path(old) is not None or virtual_path(new) is not None:
             raise FuseOSError(errno.EXDEV)
-        src, dst = self._layout(old), self._layout(new)
+        src, dst = layout_path(old), layout_path(new)
         if src == dst:
             return 0
-        self._check_new_name(dst)
-        self._writable_location(dst, directory=False)
+        rules.check_new_name(dst)
+        rules.check_writable_location(dst, directory=False)
         staged = self.staging.get(src)
         src_attr = None if staged is not None else self._require(src)
         if src_attr is not None and src_attr.is_dir:

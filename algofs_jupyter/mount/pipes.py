@@ -18,7 +18,6 @@ import functools
 import itertools
 import json
 import logging
-import stat
 import threading
 import time
 from collections import deque
@@ -28,8 +27,10 @@ from typing import Any
 
 from mfusepy import FuseOSError, fuse_get_context
 
+from ..fs.algorithm_api import AlgorithmError, algorithm_versions, call_algorithm, list_algorithms
 from ..fs.filesystem import AlgoFileSystem
 from ..names import invalid_name_reason
+from .stat_dicts import directory_stat, file_stat
 from .virtual import VirtualTree
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,6 @@ LISTING_TTL = 30.0
 MAX_INPUT = 10 << 20  # the Algorithm API's request limit; refuse early with EFBIG
 KEEP_ANSWERS_PER_PATH = 64
 STREAM_POLL = 0.25
-ANY_STATUS = tuple(range(200, 600))  # algorithm errors arrive as JSON with any status: read them all
-
-
-def make_tree(fs: AlgoFileSystem, timeout: float = 300.0) -> PipeTree:
-    return PipeTree(fs, timeout=timeout)
 
 
 @dataclass
@@ -72,10 +68,6 @@ class Conversation:
     error: str | None = None
     stream: deque[Answer] | None = None  # set for stream-mode readers
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class AlgorithmCallError(Exception):
-    pass
 
 
 class PipeTree(VirtualTree):
@@ -135,36 +127,24 @@ class PipeTree(VirtualTree):
         return value
 
     def _algorithms_of(self, user: str) -> dict[str, list[str]]:
-        def load() -> dict[str, list[str]]:
-            response = self.session.request("GET", f"/v1/algorithms/{user}", display=f"algo://{user}",
-                                            ok=(200,))
-            body = response.json()
-            return {item["name"]: list(item.get("versions", [])) for item in body.get("results", [])}
-
-        algorithms = self._cached(f"user:{user}", load)
+        algorithms = self._cached(f"user:{user}", lambda: list_algorithms(self.session, user))
         self._users_seen.add(user)
         return algorithms
 
     def _versions(self, user: str, algo: str) -> list[str]:
         def load() -> list[str]:
-            response = self.session.request("GET", f"/v1/algorithms/{user}/{algo}",
-                                            display=f"algo://{user}/{algo}", ok=(200,))
-            body = response.json()
-            versions = body.get("versions")
+            versions = algorithm_versions(self.session, user, algo)
             if versions is None:  # hosted API shape: ask the listing of the owner
                 versions = self._algorithms_of(user).get(algo, [])
-            return [v if isinstance(v, str) else v.get("version", "") for v in versions]
+            return versions
 
         return self._cached(f"algo:{user}/{algo}", load)
 
-    def _dir_stat(self, mode: int = 0o555) -> dict[str, Any]:
-        return {"st_mode": stat.S_IFDIR | mode, "st_nlink": 2, "st_mtime": self.mounted_at,
-                "st_ctime": self.mounted_at, "st_atime": self.mounted_at}
+    def _dir_stat(self) -> dict[str, Any]:
+        return directory_stat(self.mounted_at, 0o555)
 
     def _file_stat(self, size: int = 0) -> dict[str, Any]:
-        now = time.time()
-        return {"st_mode": stat.S_IFREG | 0o660, "st_nlink": 1, "st_size": size,
-                "st_mtime": now, "st_ctime": now, "st_atime": now, "st_blksize": 1 << 16}
+        return file_stat(size, time.time(), 0o660, st_blksize=1 << 16)
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         parts = self._split(path)
@@ -306,7 +286,7 @@ class PipeTree(VirtualTree):
         try:
             output = self._call(conversation.target, data, conversation.options)
             answer = Answer(seq, output=output)
-        except AlgorithmCallError as exc:
+        except AlgorithmError as exc:
             answer = Answer(seq, error=str(exc))
         except OSError as exc:
             answer = Answer(seq, error=f"{conversation.target}: {exc.strerror or exc}")
@@ -376,26 +356,8 @@ class PipeTree(VirtualTree):
     def _call(self, target: str, data: bytes, options: dict[str, str]) -> bytes:
         content_type, body = _encode_input(data)
         timeout = float(options.get("timeout", self.timeout))
-        params = {"timeout": str(int(max(1, round(timeout))))}
-        response = self.session.request(
-            "POST", f"/v1/algo/{target}", headers={"Content-Type": content_type}, params=params,
-            body=lambda: body, timeout=timeout + 10, display=f"algo://{target}", ok=ANY_STATUS)
-        try:
-            reply = response.json()
-        except ValueError:
-            raise AlgorithmCallError(f"{target}: the API answered HTTP {response.status_code} "
-                                     "with a body that is not JSON") from None
-        if not isinstance(reply, dict):
-            raise AlgorithmCallError(f"{target}: unexpected answer from the API")
-        if "error" in reply:
-            error = reply["error"]
-            if isinstance(error, dict):
-                kind = error.get("error_type") or "AlgorithmError"
-                raise AlgorithmCallError(f"{target}: {kind}: {error.get('message', 'failed')}")
-            raise AlgorithmCallError(f"{target}: {error}")
-        if response.status_code >= 400:
-            raise AlgorithmCallError(f"{target}: HTTP {response.status_code}")
-        return _encode_output(reply.get("result"), (reply.get("metadata") or {}).get("content_type"))
+        reply = call_algorithm(self.session, target, content_type, body, timeout)
+        return _encode_output(reply.result, reply.content_type)
 
     def stats(self) -> dict:
         with self._lock:
@@ -454,7 +416,7 @@ def _parent(pid: int) -> int:
 
 
 def _ancestry(pid: int, depth: int = 16) -> list[int]:
-    chain = []
+    chain: list[int] = []
     while pid > 1 and len(chain) < depth:
         chain.append(pid)
         pid = _parent(pid)
@@ -470,7 +432,7 @@ def _family_of_writer(pid: int) -> list[int]:
 @functools.cache
 def _fuse_interrupted() -> Callable[[], int] | None:
     try:
-        from mfusepy import _libfuse  # type: ignore[attr-defined]
+        from mfusepy import _libfuse
 
         function = _libfuse.fuse_interrupted
     except (ImportError, AttributeError):

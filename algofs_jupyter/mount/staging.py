@@ -12,6 +12,22 @@ staged file carries a *claim*: ``staged-N.claim`` next to it names the remote pa
 written when the file turns dirty and removed once the upload succeeds, so it costs one small write per
 file, not per ``write()``. ``salvage_staging`` (run by the next daemon and by ``algofs recover``) moves
 every claimed file of a dead daemon into the recovery folder.
+
+Locks (take them only in this order):
+
+1. ``StagedFile.lock`` (an RLock per staged file) - guards ``ready``, ``dirty``, ``generation``,
+   ``uploading``, ``uploaded``, ``recovery_id``/``recovery_generation``, the claim file, and the local
+   bytes against concurrent writes and truncates (``pread`` takes no lock: offsets need none). **Held
+   across network calls**: the download that fills the file at open, and ``commit``'s upload (one PUT,
+   up to the session's timeout), so a second ``close()`` of the same file waits for the first upload
+   instead of uploading again; ``getattr`` never takes it. ``rekey`` (called by a rename holding the
+   source's lock) takes the replaced destination's lock under it: two renames onto each other's names at
+   the same moment could deadlock.
+2. ``WriteStaging._lock`` - guards ``_files`` and every ``StagedFile.opens``; ``StagedFile.path`` is
+   changed under it (``rekey``). A leaf: no StagedFile lock is taken while it is held.
+
+``uploads_done``/``uploads_failed`` are bumped under one file's lock, not a shared one: concurrent uploads
+may miscount them (they are only reported). ``RecoveryStore`` takes no lock (each entry is its own folder).
 """
 
 from __future__ import annotations
@@ -132,7 +148,7 @@ class WriteStaging:
     def temp_path(self) -> Path:
         return self.directory / f"tmp-{next(self._ids)}"
 
-    def open(self, path: str, fill: Callable[[Path], None] | None, truncate: bool,
+    def open(self, path: str, fill: Callable[[Path], object] | None, truncate: bool,
              new: bool = False) -> StagedFile:
         """A handle's reference on ``path``'s staged file; ``fill`` downloads the current bytes."""
         with self._lock:
@@ -243,8 +259,8 @@ class WriteStaging:
 
 
 def _daemon_gone(name: str) -> bool:
-    """A staging folder is named after its daemon's pid (``PID`` or ``PID-kept``, see ``WriteStaging``);
-    ours (pid reuse) counts as a dead one's."""
+    """A staging folder is named after its daemon's pid (``PID``, or ``PID-<random>`` once set aside by a
+    new daemon with the same pid, see ``WriteStaging``); ours (pid reuse) counts as a dead one's."""
     try:
         pid = int(name.partition("-")[0])
     except ValueError:

@@ -9,11 +9,12 @@ by ``open``/``create`` are the tree's own; the mount wraps them. ``fi`` is libfu
 from __future__ import annotations
 
 import errno
-import stat
 import time
 from typing import Any
 
 from mfusepy import FuseOSError
+
+from .stat_dicts import directory_stat
 
 
 class VirtualTree:
@@ -22,8 +23,7 @@ class VirtualTree:
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         if path == "/":
-            return {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2, "st_mtime": self.mounted_at,
-                    "st_ctime": self.mounted_at, "st_atime": self.mounted_at}
+            return directory_stat(self.mounted_at, 0o555)
         raise FuseOSError(errno.ENOENT)
 
     def readdir(self, path: str) -> list[str]:

@@ -1,8 +1,9 @@
-"""``EmbeddedServer``: run ``algofs serve`` as a child process (tests, the Jupyter extension, the demo).
+"""``EmbeddedServer``: run ``algofs serve`` as a supervised child (tests, the Jupyter extension, the demo).
 
 API keys reach the child through a users file with mode 0600 inside the root, never through argv. Every key
 is random, the demo users' too: the published demo keys are only for ``algofs serve --demo`` run by hand.
 Readiness: the child writes a ready file with its URL once listening, then ``GET /healthz`` must answer.
+The child's lifecycle is ``supervise.ChildProcess``.
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 
 import requests
 
+from ..supervise import ChildProcess
 from .users import DEMO_USERS
 
 
@@ -41,15 +41,23 @@ class EmbeddedServer:
         self.username: str = first
         self.api_key: str = self.users[first]
         self.url: str | None = None
-        self.process: subprocess.Popen | None = None
         state = self.root / "meta"
         self.users_file = state / "embedded-users.json"
         self.ready_file = state / "embedded-ready.json"
         self.log_path = state / "embedded-serve.log"
+        self._child = ChildProcess("algofs serve", self.log_path)
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self._child.popen
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid if self.process else None
+        return self._child.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._child.returncode
 
     def _write_users_file(self) -> None:
         self.users_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -70,63 +78,38 @@ class EmbeddedServer:
         return cmd
 
     def start(self, timeout: float = 60.0) -> EmbeddedServer:
-        if self.process is not None:
+        if self._child.popen is not None:
             raise RuntimeError("already started")
         self._write_users_file()
         self.ready_file.unlink(missing_ok=True)
         secret_vars = ("ALGOFS_SERVE_API_KEY", "ALGORITHMIA_API_KEY")
         env = {k: v for k, v in os.environ.items() if k not in secret_vars}
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self._child.spawn(self.command(), env)
         try:
-            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                            env=env, start_new_session=True)
-        finally:
-            log.close()
-        try:
-            self._wait_ready(timeout)
+            self._child.wait_ready(self.ready, timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"algofs serve exited with {self.process.returncode}:\n{self.log_tail()}")
-            if self.ready_file.exists():
-                self.url = json.loads(self.ready_file.read_text())["url"]
-                try:
-                    if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                        return
-                except requests.RequestException:
-                    pass
-            time.sleep(0.05)
-        raise TimeoutError(f"algofs serve not ready after {timeout} s:\n{self.log_tail()}")
+    def ready(self) -> bool:
+        """The ready file names the URL and ``GET /healthz`` answers 200."""
+        if not self.ready_file.exists():
+            return False
+        self.url = json.loads(self.ready_file.read_text())["url"]
+        try:
+            return requests.get(self.url + "/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return self._child.log_tail(lines)
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self._child.alive()
 
     def stop(self, timeout: float = 10.0) -> None:
-        proc, self.process = self.process, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+        self._child.stop(term_timeout=timeout)
         self.ready_file.unlink(missing_ok=True)
 
     def __enter__(self) -> EmbeddedServer:

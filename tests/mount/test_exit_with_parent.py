@@ -13,14 +13,14 @@ import time
 import psutil
 import pytest
 
-from algofs_jupyter.mount.process import is_mounted
+from algofs_jupyter.mount.mount_process import is_mounted
 
 pytestmark = [pytest.mark.fuse, pytest.mark.skipif(
     not (os.path.exists("/dev/fuse") and shutil.which("fusermount3")), reason="needs /dev/fuse")]
 
 OWNER = """
 import os, sys, time
-from algofs_jupyter.mount.process import MountProcess
+from algofs_jupyter.mount.mount_process import MountProcess
 key = os.environ.pop("ALGORITHMIA_API_KEY")
 process = MountProcess(sys.argv[1], sys.argv[2], key, cache_dir=sys.argv[3]).start(60)
 print(process.pid, flush=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from algofs_jupyter.mount import control
-from algofs_jupyter.mount.process import MountProcess, cleanup_stale, is_mounted
+from algofs_jupyter.mount.mount_process import MountProcess, cleanup_stale, is_mounted
 from algofs_jupyter.mount.recovery import RecoveryStore
 from algofs_jupyter.server.process import EmbeddedServer
 
@@ -44,7 +44,7 @@ def restartable(tmp_path: Path, free_port: int) -> Iterator[tuple[EmbeddedServer
 def kill_server(server: EmbeddedServer) -> None:
     server.process.kill()
     server.process.wait()
-    server.process = None
+    server.stop()  # forget the dead child, so start() runs a new one
 
 
 def timed_errno(call) -> tuple[int | None, float]:

@@ -14,19 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+from .options import MountOptions, add_arguments, default_cache_dir, parse_size
 
-
-def parse_size(text: str) -> int:
-    """``1073741824``, ``512M``, ``10G`` (binary units; a trailing ``B``/``iB`` is accepted)."""
-    value = text.strip().upper().removesuffix("IB").removesuffix("B")
-    suffix = value[-1] if value and value[-1] in SIZE_SUFFIXES else ""
-    number = value[: len(value) - len(suffix)]
-    try:
-        return int(float(number) * SIZE_SUFFIXES[suffix])
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from exc
-
+__all__ = ["add_commands", "parse_size", "read_api_key"]
 
 def read_api_key(args: argparse.Namespace) -> str | None:
     if getattr(args, "api_key_file", None):
@@ -41,29 +31,11 @@ def _api_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from .process import DEFAULT_CACHE_DIR
-
     mount = sub.add_parser("mount", help="mount Algorithmia data as a filesystem")
     mount.add_argument("mountpoint")
     _api_options(mount)
     mount.add_argument("--foreground", action="store_true", help="stay attached (default: run in background)")
-    mount.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
-                       help="block cache, write staging and recovery folder")
-    mount.add_argument("--cache-size", type=parse_size, default=10 << 30, help="block cache cap (e.g. 10G)")
-    mount.add_argument("--metadata-ttl", type=float, default=60.0,
-                       help="seconds attributes/listings are trusted (also the kernel attr/entry timeout)")
-    mount.add_argument("--negative-ttl", type=float, default=5.0, help="seconds a 'no such file' is trusted")
-    mount.add_argument("--timeout", type=float, default=8.0,
-                       help="seconds before an API operation fails with EIO (retries included)")
-    mount.add_argument("--block-size", type=parse_size, default=8 << 20, help="bytes per ranged GET")
-    mount.add_argument("--readahead-blocks", type=int, default=4,
-                       help="blocks prefetched on sequential reads")
-    mount.add_argument("--connector", action="append", default=[],
-                       help="connector id to show in the root (e.g. dropbox+work); repeatable")
-    mount.add_argument("--algo-timeout", type=float, default=300.0,
-                       help="seconds an algorithm call via /algorithms may run (per call: NAME@timeout=S)")
-    mount.add_argument("--allow-other", action="store_true", help="let other users access the mount")
-    mount.add_argument("--debug", action="store_true", help="libfuse debug output")
+    add_arguments(mount)
     mount.add_argument("--log-file", help="daemon log (background mode)")
     mount.set_defaults(func=cmd_mount)
 
@@ -77,7 +49,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     status.set_defaults(func=cmd_status)
 
     recover = sub.add_parser("recover", help="list (and re-upload) bytes whose upload failed")
-    recover.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    recover.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     recover.add_argument("--upload", action="store_true", help="upload every entry, delete it on success")
     recover.add_argument("--json", action="store_true")
     _api_options(recover)
@@ -86,30 +58,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def cmd_mount(args: argparse.Namespace) -> int:
     api_key = read_api_key(args)
+    options = MountOptions.from_arguments(args)
     if args.foreground:
-        from .daemon import MountDaemon, MountOptions
+        from .daemon import MountDaemon
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        options = MountOptions(
-            mountpoint=args.mountpoint, api_address=args.api_address, api_key=api_key,
-            cache_dir=args.cache_dir, cache_size=args.cache_size, metadata_ttl=args.metadata_ttl,
-            negative_ttl=args.negative_ttl, timeout=args.timeout, block_size=args.block_size,
-            readahead_blocks=args.readahead_blocks, connectors=tuple(args.connector),
-            algo_timeout=args.algo_timeout, allow_other=args.allow_other, debug=args.debug)
         from .parent_watch import watch_parent
 
         watch_parent()
-        return MountDaemon(options).run()
-    from .process import MountProcess
+        return MountDaemon(args.mountpoint, args.api_address, api_key, options).run()
+    from .mount_process import MountProcess
 
     if not args.api_address:
         print("algofs mount: --api-address or $ALGORITHMIA_API is required", file=sys.stderr)
         return 2
-    process = MountProcess(args.mountpoint, args.api_address, api_key, cache_dir=args.cache_dir,
-                           log_file=args.log_file, connectors=tuple(args.connector),
-                           cache_size=args.cache_size, metadata_ttl=args.metadata_ttl,
-                           negative_ttl=args.negative_ttl, timeout=args.timeout, block_size=args.block_size,
-                           readahead_blocks=args.readahead_blocks, algo_timeout=args.algo_timeout,
+    process = MountProcess(args.mountpoint, args.api_address, api_key, options=options,
+                           log_file=args.log_file,
                            exit_with_parent=False)  # the daemon outlives this command by design
     try:
         process.start()
@@ -121,7 +85,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 
 def cmd_unmount(args: argparse.Namespace) -> int:
-    from .process import cleanup_stale, fusermount, is_mounted
+    from .mount_process import cleanup_stale, fusermount, is_mounted
 
     if cleanup_stale(args.mountpoint):
         print(f"removed stale mount {args.mountpoint}")
@@ -156,7 +120,7 @@ def _summary(status: dict) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from . import control
-    from .process import algofs_mounts, mount_path
+    from .mount_table import algofs_mounts, mount_path
 
     mounts = [mount_path(args.mountpoint)] if args.mountpoint else algofs_mounts()
     results, code = [], 0

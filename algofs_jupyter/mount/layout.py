@@ -1,0 +1,72 @@
+"""The path rules of the mount root, apart from FUSE so they can be tested without ``/dev/fuse``.
+
+Layout::
+
+    /data/<user>/<collection>/…   hosted data; /data lists the known users (the caller first)
+    /data/.my                     a symlink to the caller's own user directory
+    /<connector>/…                s3, dropbox, dropbox+work, … (listed when known; looked up directly)
+    /algorithms/…                 a VirtualTree (algorithm pipes)
+
+A *layout path* is a FUSE path without its slashes at either end (``data/demo/x.csv``; ``""`` is the root).
+"""
+
+from __future__ import annotations
+
+import errno
+
+from mfusepy import FuseOSError
+
+from ..fs import api_paths
+from ..names import invalid_name_reason
+
+ALGORITHMS = "algorithms"
+MY_ALIAS = ".my"
+MY_ALIAS_PATH = "data/" + MY_ALIAS
+#: Layout paths that always exist and are not on the API: the root and the list of users.
+LOCAL_DIRECTORIES = ("", "data")
+
+
+def layout_path(path: str) -> str:
+    """``/data/demo/x`` → ``data/demo/x``."""
+    return path.strip("/")
+
+
+def virtual_path(path: str) -> str | None:
+    """The path inside /algorithms (``"/"`` for its root), or None for other paths."""
+    if path == "/" + ALGORITHMS:
+        return "/"
+    if path.startswith("/" + ALGORITHMS + "/"):
+        return path[len(ALGORITHMS) + 1:]
+    return None
+
+
+def may_exist_remotely(layout: str) -> bool:
+    """False for paths the API cannot hold (bad names, neither ``data`` nor a connector): no request."""
+    parts = layout.split("/")
+    if any(invalid_name_reason(part) for part in parts if part != MY_ALIAS):
+        return False
+    return parts[0] == "data" or api_paths.is_connector(parts[0])
+
+
+def is_connector_root(layout: str) -> bool:
+    return "/" not in layout and api_paths.is_connector(layout)
+
+
+def check_new_name(layout: str) -> None:
+    """EINVAL for a last segment the API cannot carry (see ``names``)."""
+    if invalid_name_reason(layout.rpartition("/")[2]):
+        raise FuseOSError(errno.EINVAL)
+
+
+def check_writable_location(layout: str, directory: bool) -> None:
+    """EACCES where the API can't create things (the root, /data, files directly in a user folder)."""
+    parts = layout.split("/")
+    if parts[0] == "data":
+        if len(parts) < (3 if directory else 4):
+            raise FuseOSError(errno.EACCES)
+    elif len(parts) < 2 or not api_paths.is_connector(parts[0]):
+        raise FuseOSError(errno.EACCES)
+
+
+def parent_of(layout: str) -> str:
+    return layout.rpartition("/")[0]

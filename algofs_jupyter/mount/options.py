@@ -1,0 +1,128 @@
+"""``MountOptions``: every tunable of a mount and its default, in one place.
+
+The same dataclass builds the ``algofs mount`` flags (``add_arguments``/``from_arguments``), the argv of a
+child daemon (``MountProcess`` → ``argv``), the daemon's status report (``as_status``) and the Jupyter
+layer's defaults (``JUPYTER_DEFAULTS``). A new option is one field here, with its flag help in ``metadata``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``1073741824``, ``512M``, ``10G`` (binary units; a trailing ``B``/``iB`` is accepted)."""
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    suffix = value[-1] if value and value[-1] in SIZE_SUFFIXES else ""
+    number = value[: len(value) - len(suffix)]
+    try:
+        return int(float(number) * SIZE_SUFFIXES[suffix])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from exc
+
+
+def cache_home() -> Path:
+    """``$XDG_CACHE_HOME``, else ``~/.cache`` (read at call time: tests and Jupyter set it per process)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
+def default_cache_dir() -> Path:
+    return cache_home() / "algofs"
+
+
+def _flag(help: str, **argparse_options: Any) -> dict[str, Any]:
+    return {"help": help, "argparse": argparse_options}
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    cache_dir: Path = field(default_factory=default_cache_dir, metadata=_flag(
+        "block cache, write staging and recovery folder", type=Path))
+    cache_size: int = field(default=10 << 30, metadata=_flag("block cache cap (e.g. 10G)", type=parse_size))
+    metadata_ttl: float = field(default=60.0, metadata=_flag(
+        "seconds attributes/listings are trusted (also the kernel attr/entry timeout)", type=float))
+    negative_ttl: float = field(default=5.0, metadata=_flag(
+        "seconds a 'no such file' is trusted", type=float))
+    timeout: float = field(default=8.0, metadata=_flag(
+        "seconds before an API operation fails with EIO (retries included)", type=float))
+    block_size: int = field(default=8 << 20, metadata=_flag("bytes per ranged GET", type=parse_size))
+    readahead_blocks: int = field(default=4, metadata=_flag(
+        "blocks prefetched on sequential reads", type=int))
+    connectors: tuple[str, ...] = field(default=(), metadata=_flag(
+        "connector id to show in the root (e.g. dropbox+work); repeatable", action="append",
+        dest="connector"))
+    algo_timeout: float = field(default=300.0, metadata=_flag(
+        "seconds an algorithm call via /algorithms may run (per call: NAME@timeout=S)", type=float))
+    allow_other: bool = field(default=False, metadata=_flag("let other users access the mount",
+                                                            action="store_true"))
+    debug: bool = field(default=False, metadata=_flag("libfuse debug output", action="store_true"))
+
+    def with_overrides(self, **overrides: Any) -> MountOptions:
+        """A copy with the given fields changed; None means "keep the default" (unknown names: TypeError)."""
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown mount options: {sorted(unknown)}")
+        changes = {name: value for name, value in overrides.items() if value is not None}
+        if "cache_dir" in changes:
+            changes["cache_dir"] = Path(changes["cache_dir"])
+        if "connectors" in changes:
+            changes["connectors"] = tuple(changes["connectors"])
+        return dataclasses.replace(self, **changes)
+
+    def argv(self) -> list[str]:
+        """The ``algofs mount`` flags that reproduce these options (``--cache-dir`` always, others when
+        they differ from the default)."""
+        defaults = MountOptions()
+        args = ["--cache-dir", str(self.cache_dir)]
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if spec.name == "cache_dir" or value == getattr(defaults, spec.name):
+                continue
+            flag = _flag_name(spec.name)
+            if spec.name == "connectors":
+                for cid in value:
+                    args += ["--connector", cid]
+            elif isinstance(value, bool):
+                args.append(flag)
+            else:
+                args += [flag, str(value)]
+        return args
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> MountOptions:
+        values = {spec.name: getattr(args, spec.metadata["argparse"].get("dest", spec.name))
+                  for spec in dataclasses.fields(cls)}
+        return cls().with_overrides(**values)
+
+    def as_status(self) -> dict[str, Any]:
+        """What ``algofs status`` shows under ``options`` (docs/control.md)."""
+        return {"cache_dir": str(self.cache_dir), "cache_size": self.cache_size,
+                "metadata_ttl": self.metadata_ttl, "negative_ttl": self.negative_ttl, "timeout": self.timeout,
+                "block_size": self.block_size, "readahead_blocks": self.readahead_blocks,
+                "algo_timeout": self.algo_timeout}
+
+
+#: A notebook server's mount shares the disk with the kernels' own data: a smaller cache cap by default
+#: (docs/jupyter.md); every other default is the CLI's.
+JUPYTER_DEFAULTS = MountOptions(cache_size=2 << 30)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``MountOptions`` field, with the field's default."""
+    defaults = MountOptions()
+    for spec in dataclasses.fields(MountOptions):
+        options = dict(spec.metadata["argparse"])
+        default = getattr(defaults, spec.name)
+        options["default"] = list(default) if isinstance(default, tuple) else default
+        parser.add_argument(_flag_name(spec.name), help=spec.metadata["help"], **options)
+
+
+def _flag_name(name: str) -> str:
+    return "--" + ("connector" if name == "connectors" else name.replace("_", "-"))

@@ -1,0 +1,121 @@
+"""Supervised child processes: the one way this project starts, probes and stops a daemon of its own
+(``algofs mount --foreground``, ``algofs serve``, the benchmark's FUSE daemons).
+
+``SupervisedChild`` is the contract the callers program against (``MountManager`` restarts any of them
+the same way); ``ChildProcess`` is the ``Popen`` lifecycle they share: a new session (signals to the
+group reach grandchildren), output to a log file, a readiness poll that fails fast with the log's tail
+when the child exits, and a stop that escalates from waiting to SIGTERM to SIGKILL of the group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+READY_POLL_SECONDS = 0.05
+
+
+class SupervisedChild(Protocol):
+    @property
+    def pid(self) -> int | None:
+        """The child's pid while one was started and not yet stopped."""
+        ...
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the child has exited; None while it runs or before it starts."""
+        ...
+
+    def start(self, timeout: float) -> object:
+        """Start the child and return once ``ready()``; raise (with the child stopped) otherwise."""
+        ...
+
+    def ready(self) -> bool:
+        """The readiness probe: the child serves (a mount answers, a server's health check passes)."""
+        ...
+
+    def alive(self) -> bool: ...
+
+    def stop(self, timeout: float) -> None:
+        """Stop the child and everything it left behind; safe to call twice or after a crash."""
+        ...
+
+
+class ChildProcess:
+    """One child ``Popen`` with its log; the shared half of every ``SupervisedChild``."""
+
+    def __init__(self, name: str, log_path: Path):
+        self.name = name  # for messages: "algofs mount"
+        self.log_path = log_path
+        self.popen: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll() if self.popen else None
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def spawn(self, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        if self.popen is not None:
+            raise RuntimeError("already started")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.popen = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                          env=dict(env) if env is not None else None, start_new_session=True)
+
+    def wait_ready(self, probe: Callable[[], bool], timeout: float) -> None:
+        """Poll ``probe`` until it is true; RuntimeError if the child exits first, TimeoutError after
+        ``timeout`` seconds (both with the log's tail)."""
+        popen = self.popen
+        if popen is None:
+            raise RuntimeError(f"{self.name} was not started")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {popen.returncode}:\n{self.log_tail()}")
+            if probe():
+                return
+            time.sleep(READY_POLL_SECONDS)
+        raise TimeoutError(f"{self.name} not ready after {timeout} s:\n{self.log_tail()}")
+
+    def stop(self, grace: float = 0.0, term_timeout: float = 10.0) -> None:
+        """Wait up to ``grace`` seconds for the child to exit by itself (it was asked another way, e.g. its
+        mount was unmounted), then SIGTERM and ``term_timeout`` seconds, then SIGKILL to its group."""
+        popen, self.popen = self.popen, None
+        if popen is None:
+            return
+        if popen.poll() is not None:
+            return  # exited (crashed, or stopped from outside)
+        if grace > 0:
+            try:
+                popen.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(term_timeout)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        popen.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

@@ -1,0 +1,64 @@
+"""The mount's path rules (``mount/layout.py``) without ``/dev/fuse``."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+from mfusepy import FuseOSError
+
+from algofs_jupyter.mount import layout
+from algofs_jupyter.mount.metadata_cache import DIRECTORY, FILE, Attr
+
+
+def test_layout_and_virtual_paths() -> None:
+    assert layout.layout_path("/data/demo/x.csv") == "data/demo/x.csv"
+    assert layout.layout_path("/") == ""
+    assert layout.virtual_path("/algorithms") == "/"
+    assert layout.virtual_path("/algorithms/anowell/Pinky/latest") == "/anowell/Pinky/latest"
+    assert layout.virtual_path("/algorithmsx") is None
+    assert layout.virtual_path("/data/algorithms") is None
+
+
+@pytest.mark.parametrize(("path", "possible"), [
+    ("data/demo/x", True), ("data/.my/x", True), ("s3/bucket/key", True), ("dropbox+work/a", True),
+    ("nope/x", False), ("data/demo/a%41b", False), ("data/demo/.algofs-partial-1", False),
+])
+def test_only_paths_the_api_can_hold_are_asked_for(path: str, possible: bool) -> None:
+    assert layout.may_exist_remotely(path) is possible
+
+
+def test_connector_roots() -> None:
+    assert layout.is_connector_root("s3") and layout.is_connector_root("dropbox+work")
+    assert not layout.is_connector_root("s3/bucket") and not layout.is_connector_root("data")
+
+
+@pytest.mark.parametrize(("path", "directory"), [
+    ("", True), ("data", True), ("data/demo", True), ("data/demo/file", False), ("s3", True),
+    ("elsewhere/x", False),
+])
+def test_places_the_api_cannot_create_things_answer_eacces(path: str, directory: bool) -> None:
+    with pytest.raises(FuseOSError) as caught:
+        layout.check_writable_location(path, directory)
+    assert caught.value.errno == errno.EACCES
+
+
+@pytest.mark.parametrize(("path", "directory"), [
+    ("data/demo/coll", True), ("data/demo/coll/file", False), ("s3/bucket", False), ("s3/b/c", True),
+])
+def test_writable_locations(path: str, directory: bool) -> None:
+    layout.check_writable_location(path, directory)
+
+
+def test_new_names_the_api_cannot_carry_answer_einval() -> None:
+    layout.check_new_name("data/demo/coll/fine.txt")
+    for bad in ("data/demo/coll/a?b", "data/demo/coll/a#b", "data/demo/coll/%41"):
+        with pytest.raises(FuseOSError) as caught:
+            layout.check_new_name(bad)
+        assert caught.value.errno == errno.EINVAL
+
+
+def test_attr_from_info() -> None:
+    assert Attr.from_info({"type": "file", "size": 3, "mtime": 5.0, "etag": "e"}) == Attr(FILE, 3, 5.0, "e")
+    assert Attr.from_info({"type": "file", "size": 3, "mtime": 5.0}) == Attr(FILE, 3, 5.0, "")
+    assert Attr.from_info({"type": "directory", "size": 0, "mtime": 0.0, "etag": ""}) == Attr(DIRECTORY)

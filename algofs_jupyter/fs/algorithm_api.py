@@ -2,7 +2,7 @@
 
 Both users of algorithms go through here, with the session's auth, retries and deadlines: the mount's
 pipe files (``mount/pipes.py``, which turns bytes into input and answers into bytes) and the Jupyter
-layer (``jupyter/algorithms.py``: REST handlers, magics, widget).
+layer (``jupyter/algorithm_calls.py``: REST handlers, magics, widget).
 """
 
 from __future__ import annotations

@@ -17,8 +17,6 @@ from algofs_jupyter.mount import control
 from algofs_jupyter.mount.mount_process import MountProcess, is_mounted
 from algofs_jupyter.server.process import EmbeddedServer
 
-pytestmark = pytest.mark.fuse
-
 
 def fuse_available() -> bool:
     return os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None

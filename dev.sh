@@ -52,6 +52,13 @@ ensure_venv() {
     fi
 }
 
+ensure_proxy() {
+    # JupyterHub's proxy (tests/hub/, deploy/): configurable-http-proxy from npm, inside the venv.
+    [ -x "$VENV/node_modules/.bin/configurable-http-proxy" ] && return 0
+    log "installing configurable-http-proxy (npm) into $VENV/node_modules"
+    npm install -q --no-fund --no-audit --prefix "$VENV" configurable-http-proxy@5 >/dev/null
+}
+
 ensure_labextension() {
     [ -f labextension/package.json ] || return 0
     if [ -x labextension/build.sh ]; then labextension/build.sh; fi
@@ -60,6 +67,7 @@ ensure_labextension() {
 setup() {
     ensure_system_packages
     ensure_venv
+    ensure_proxy
     ensure_labextension
 }
 

@@ -10,9 +10,11 @@ import signal
 from pathlib import Path
 
 from tornado.httpserver import HTTPServer
+from tornado.httputil import HTTPServerRequest
 from tornado.netutil import bind_sockets
-from tornado.web import Application, RequestHandler
+from tornado.web import Application
 
+from .access_log import log_request
 from .algo_handlers import AlgoCallHandler, AlgorithmListHandler
 from .algorithms import AlgorithmStore
 from .base import HealthHandler, NotFoundHandler
@@ -20,24 +22,26 @@ from .connectors import load_connectors
 from .data_handlers import DataHandler
 from .executor import AlgorithmExecutor
 from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, UtimeHandler
+from .hosts import ForbiddenHostHandler, HostAllowList
 from .namespace import Namespace, hosted_data_backend
 from .users import UserRegistry
 
 log = logging.getLogger("algofs.serve")
-access_log = logging.getLogger("algofs.serve.access")
 #: Bodies of non-streaming requests are capped; uploads raise their own limit per request.
 MAX_BUFFERED_BODY = 16 * 1024 * 1024
 
 
-def log_request(handler: RequestHandler) -> None:
-    """Access log: method, path, status, time and user. Never headers, so never a key."""
-    request = handler.request
-    user = getattr(getattr(handler, "identity", None), "username", "-")
-    access_log.info("%d %s %s %s %.1fms", handler.get_status(), request.method, request.uri, user,
-                    1000.0 * request.request_time())
+class ApiApplication(Application):
+    """The routes, behind the Host allow-list: any other Host gets the 403 handler, whatever the path."""
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: object):
+        if not self.settings["allowed_hosts"].allows(request.headers.get("Host")):
+            return self.get_handler_delegate(request, ForbiddenHostHandler)
+        return super().find_handler(request, **kwargs)
 
 
-def make_app(root: Path, users: dict[str, str]) -> Application:
+def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
+             allowed_hosts: HostAllowList | None = None) -> Application:
     root.mkdir(parents=True, exist_ok=True)
     connectors = load_connectors(root, default_owner=next(iter(users)) if len(users) == 1 else None)
     shared = sorted(cid for cid, c in connectors.items() if c.owner is None)
@@ -60,11 +64,12 @@ def make_app(root: Path, users: dict[str, str]) -> Application:
         (r"/v1/algorithms/(\w+)/?", AlgorithmListHandler),
         (r"/v1/algorithms/(\w+)/([\w.-]+)/?", AlgorithmListHandler),
     ]
-    return Application(
+    return ApiApplication(
         routes,
         default_handler_class=NotFoundHandler,
         log_function=log_request,
-        users=UserRegistry(users),
+        allowed_hosts=allowed_hosts or HostAllowList("127.0.0.1"),
+        users=UserRegistry(users, users_file, on_new_users=namespace.add_users),
         namespace=namespace,
         algorithms=AlgorithmStore(root),
         executor=AlgorithmExecutor(),
@@ -72,8 +77,9 @@ def make_app(root: Path, users: dict[str, str]) -> Application:
 
 
 async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
-                        ready_file: Path | None = None) -> None:
-    app = make_app(root, users)
+                        ready_file: Path | None = None, users_file: Path | None = None,
+                        allowed_hosts: list[str] | tuple[str, ...] = ()) -> None:
+    app = make_app(root, users, users_file, HostAllowList(host, allowed_hosts))
     sockets = bind_sockets(port, address=host)
     server = HTTPServer(app, max_body_size=MAX_BUFFERED_BODY, idle_connection_timeout=300)
     server.add_sockets(sockets)

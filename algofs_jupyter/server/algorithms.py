@@ -2,17 +2,22 @@
 
 Layout: ``<root>/algorithms/<user>/<algo>/<version>/algorithm.py`` defining ``apply(input)``; versions
 are dotted numbers (``1.0.0``). A call may name an exact version, ``latest``/``latestPrivate`` or
-nothing (the highest), or a pattern such as ``1.*`` / ``1.2.*`` (the highest matching).
+nothing (the highest), a pattern such as ``1.*`` / ``1.2.*`` / ``1.x`` (the highest matching), or, for
+the owner only, the git hash of a build (unpublished code, as the hosted API allowed). Management state
+(settings, uploaded source, builds, commits) lives in ``<algo>/.meta/`` (see ``algo_registry.py``);
+``settings.algorithm_callability == "private"`` hides an algorithm from everyone but its owner.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 _VERSION = re.compile(r"^\d+(\.\d+)*$")
-_PATTERN = re.compile(r"^(\d+\.)+\*$")
+_PATTERN = re.compile(r"^(\d+\.)+[*x]$")
+_GIT_HASH = re.compile(r"^[0-9a-f]{40}$")
 _NAME = re.compile(r"^\w[\w.-]*$")
 
 
@@ -37,6 +42,18 @@ class AlgorithmStore:
         self.base = root / "algorithms"
         self.base.mkdir(parents=True, exist_ok=True)
 
+    def meta_dir(self, owner: str, name: str) -> Path:
+        return self.base / owner / name / ".meta"
+
+    def settings(self, owner: str, name: str) -> dict:
+        try:
+            return json.loads((self.meta_dir(owner, name) / "algorithm.json").read_text()).get("settings", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def visible_to(self, owner: str, name: str, caller: str | None) -> bool:
+        return caller == owner or self.settings(owner, name).get("algorithm_callability") != "private"
+
     def versions(self, owner: str, name: str) -> list[str]:
         """Published versions, highest first."""
         if not (_NAME.match(owner) and _NAME.match(name)):
@@ -50,18 +67,28 @@ class AlgorithmStore:
         ]
         return sorted(found, key=version_key, reverse=True)
 
-    def list_user(self, owner: str) -> list[dict]:
+    def list_user(self, owner: str, caller: str | None = None) -> list[dict]:
         """``[{"name", "versions", "latest"}]`` for the extension endpoint ``GET /v1/algorithms/<user>``."""
         if not _NAME.match(owner) or not (self.base / owner).is_dir():
             return []
         results = []
         for algo_dir in sorted((self.base / owner).iterdir()):
+            if not self.visible_to(owner, algo_dir.name, caller):
+                continue
             versions = self.versions(owner, algo_dir.name)
             if versions:
                 results.append({"name": algo_dir.name, "versions": versions, "latest": versions[0]})
         return results
 
-    def resolve(self, owner: str, name: str, spec: str | None) -> ResolvedAlgorithm | None:
+    def resolve(self, owner: str, name: str, spec: str | None,
+                caller: str | None = None) -> ResolvedAlgorithm | None:
+        if not (_NAME.match(owner) and _NAME.match(name)) or not self.visible_to(owner, name, caller):
+            return None
+        if spec and _GIT_HASH.match(spec) and caller == owner:
+            commit = self.meta_dir(owner, name) / "commits" / spec
+            if (commit / "algorithm.py").is_file():
+                return ResolvedAlgorithm(owner, name, spec, commit)
+            return None
         versions = self.versions(owner, name)
         if not versions:
             return None

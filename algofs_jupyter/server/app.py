@@ -13,12 +13,12 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-from .algo_handlers import AlgoCallHandler, AlgorithmListHandler
-from .algorithms import AlgorithmStore
+from .algo_handlers import AlgoCallHandler
+from .algo_manage_handlers import ROUTES as ALGORITHM_ROUTES
+from .algo_services import AlgorithmOptions, algorithm_settings
 from .base import HealthHandler, NotFoundHandler
 from .connectors import load_connectors
 from .data_handlers import DataHandler
-from .executor import AlgorithmExecutor
 from .listing import DirectoryIndex
 from .namespace import Namespace
 from .uploads import sweep_partial_uploads
@@ -38,7 +38,7 @@ def log_request(handler: RequestHandler) -> None:
                     1000.0 * request.request_time())
 
 
-def make_app(root: Path, users: dict[str, str]) -> Application:
+def make_app(root: Path, users: dict[str, str], algorithm_options: AlgorithmOptions | None = None) -> Application:
     root.mkdir(parents=True, exist_ok=True)
     connectors = load_connectors(root)
     namespace = Namespace(root, connectors, sorted(users))
@@ -50,8 +50,7 @@ def make_app(root: Path, users: dict[str, str]) -> Application:
         (r"/v1/data(?:/.*)?", DataHandler, {"prefix": "/v1/data/"}),
         (r"/v1/connector/.*", DataHandler, {"prefix": "/v1/connector/"}),
         (r"/v1/algo/.*", AlgoCallHandler),
-        (r"/v1/algorithms/(\w+)/?", AlgorithmListHandler),
-        (r"/v1/algorithms/(\w+)/([\w.-]+)/?", AlgorithmListHandler),
+        *ALGORITHM_ROUTES,
     ]
     return Application(
         routes,
@@ -59,21 +58,22 @@ def make_app(root: Path, users: dict[str, str]) -> Application:
         log_function=log_request,
         users=UserRegistry(users),
         namespace=namespace,
-        algorithms=AlgorithmStore(root),
-        executor=AlgorithmExecutor(),
         directories=DirectoryIndex(),
+        **algorithm_settings(root, algorithm_options),
     )
 
 
 async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
-                        ready_file: Path | None = None) -> None:
-    app = make_app(root, users)
+                        ready_file: Path | None = None,
+                        algorithm_options: AlgorithmOptions | None = None) -> None:
+    app = make_app(root, users, algorithm_options)
     sockets = bind_sockets(port, address=host)
     server = HTTPServer(app, max_body_size=MAX_BUFFERED_BODY, idle_connection_timeout=300)
     server.add_sockets(sockets)
     actual_port = sockets[0].getsockname()[1]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{actual_port}"
     app.settings["executor"].api_address = url
+    app.settings["registry"].api_address = url
     log.info("algofs serve: listening on %s (root %s, users: %s)", url, root, ", ".join(sorted(users)))
     if ready_file is not None:
         tmp = ready_file.with_name(ready_file.name + ".tmp")
@@ -88,7 +88,7 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
     finally:
         log.info("algofs serve: shutting down")
         server.stop()
-        app.settings["executor"].kill_all()
+        await app.settings["executor"].close()
         await asyncio.wait_for(server.close_all_connections(), 5)
         if ready_file is not None:
             ready_file.unlink(missing_ok=True)

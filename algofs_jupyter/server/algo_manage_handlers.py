@@ -118,6 +118,7 @@ class SourceHandler(ManageHandler):
     """Extension: ``PUT`` the source as ``text/x-python`` (= algorithm.py) or JSON ``{"files": {...}}``."""
 
     def put(self, owner: str, name: str) -> None:
+        self.registry.require(owner, name, self.caller, write=True)  # 403/404 before looking at the body
         mime = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if mime == "application/json":
             files = self.json_body().get("files")

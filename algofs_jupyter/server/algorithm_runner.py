@@ -66,13 +66,21 @@ def load_apply(entry_point: Path) -> Any:
     return apply
 
 
+def build_log(exc: BaseException, code_dir: Path) -> str:
+    """The failure as the author needs it: frames of their own files only, paths relative to the code."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(code_dir))]
+    prefix = str(code_dir) + os.sep
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)] if frames else []
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines).replace(prefix, "")
+
+
 def check(entry_point: Path) -> int:
     """The build step: one JSON line ``{"ok": bool, "log": str}``."""
     try:
         load_apply(entry_point)
     except BaseException as exc:  # noqa: BLE001 - every load failure is a build failure
-        report = {"ok": False, "log": "".join(traceback.format_exception_only(type(exc), exc)),
-                  "stacktrace": traceback.format_exc()}
+        report = {"ok": False, "log": build_log(exc, entry_point.parent)}
     else:
         report = {"ok": True, "log": f"loaded {entry_point.name}: apply(input) found"}
     sys.stdout.flush()

@@ -65,7 +65,7 @@ class AlgoCallHandler(ApiHandler):
         self.received = 0
 
     def prepare(self) -> None:
-        self.request.connection.set_max_body_size(1 << 40)  # drained or counted below, never buffered
+        self.request.connection.set_max_body_size(1 << 40)  # type: ignore[union-attr] # drained, not buffered
         try:
             self.authenticate()
             length = self.request.headers.get("Content-Length")
@@ -182,7 +182,7 @@ class AlgoCallHandler(ApiHandler):
             self.finish(base64.b64decode(outcome.result))  # type: ignore[arg-type]
         elif outcome.content_type == "text":
             self.set_header("Content-Type", "text/plain; charset=utf-8")
-            self.finish(outcome.result.encode("utf-8"))  # type: ignore[union-attr]
+            self.finish(outcome.result.encode("utf-8"))  # type: ignore[attr-defined]
         else:
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps(outcome.result))

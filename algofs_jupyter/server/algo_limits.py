@@ -30,8 +30,8 @@ class CallLimiter:
                                 "retry later", headers={"Retry-After": "1"},
                            error_type="TooManyRequests", code=4290)
         if self._running[user] >= self.per_user:
-            raise ApiError(429, f"too many concurrent algorithm calls for user {user} (limit {self.per_user}); "
-                                "retry later", headers={"Retry-After": "1"},
+            raise ApiError(429, f"too many concurrent algorithm calls for user {user} "
+                                f"(limit {self.per_user}); retry later", headers={"Retry-After": "1"},
                            error_type="TooManyRequests", code=4291)
         self._running[user] += 1
 

@@ -50,7 +50,8 @@ class WarmPool:
 
     # -- bookkeeping (caller holds _changed) ------------------------------------------------------
     def _count(self, key: WorkerKey | None = None, owner: str | None = None) -> int:
-        return sum(1 for w in self._workers if (key is None or w.key == key) and (owner is None or w.owner == owner))
+        return sum(1 for w in self._workers
+                   if (key is None or w.key == key) and (owner is None or w.owner == owner))
 
     def _take_idle(self, key: WorkerKey) -> WorkerProcess | None:
         idle = self._idle.get(key, [])

@@ -45,7 +45,8 @@ SCM = {"scm": {"id": "internal", "provider": "internal", "default": True, "enabl
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{datetime.now().microsecond // 1000:03d}Z"
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 def not_authorized() -> ApiError:
@@ -156,11 +157,13 @@ class AlgorithmRegistry:
                 "self_link": f"{self.api_address}/v1/algorithms/{owner}/{name}"
                              + (f"/versions/{commit or version}" if (commit or version) else "")}
         if info:
-            info.setdefault("version_uuid", str(uuid.uuid5(uuid.NAMESPACE_URL, f"{record['id']}/{commit or version}")))
+            ref = f"{record['id']}/{commit or version}"
+            info.setdefault("version_uuid", str(uuid.uuid5(uuid.NAMESPACE_URL, ref)))
             view["version_info"] = info
         if build:
             view["build"] = self._build_view(build)
-            view["compilation"] = {"successful": build["status"] == "succeeded", "output": build.get("logs", "")}
+            view["compilation"] = {"successful": build["status"] == "succeeded",
+                                   "output": build.get("logs", "")}
         elif version:
             view["compilation"] = {"successful": True, "output": ""}
         return view
@@ -203,14 +206,15 @@ class AlgorithmRegistry:
         return self.algorithm_view(owner, name, record)
 
     def upload_source(self, owner: str, name: str, caller: str, files: dict[str, str]) -> dict:
-        """Extension: replace the working source with ``files`` ({file name: text}); must hold algorithm.py."""
+        """Extension: replace the working source with ``files`` ({name: text}); needs algorithm.py."""
         record = self.require(owner, name, caller, write=True)
         if "algorithm.py" not in files:
             raise bad_request("the source needs a file algorithm.py that defines apply(input)")
         total = 0
         for file_name, text in files.items():
             if not isinstance(file_name, str) or not SOURCE_FILE.match(file_name):
-                raise bad_request(f"bad source file name {str(file_name)[:100]!r}: plain names only, no folders")
+                raise bad_request(f"bad source file name {str(file_name)[:100]!r}: "
+                                  "plain names only, no folders")
             if not isinstance(text, str):
                 raise bad_request(f"source file {file_name} must be text")
             total += len(text.encode("utf-8", "surrogatepass"))
@@ -247,7 +251,8 @@ class AlgorithmRegistry:
         meta = self._meta(owner, name)
         source = meta / "source"
         if not (source / "algorithm.py").is_file():
-            raise bad_request("no source to build: upload algorithm.py first (PUT .../source, docs/algorithm-source.md)")
+            raise bad_request("no source to build: upload algorithm.py first "
+                              "(PUT .../source, docs/algorithm-source.md)")
         sha = source_sha(source)
         commit = meta / "commits" / sha
         if not commit.is_dir():
@@ -285,15 +290,18 @@ class AlgorithmRegistry:
         try:
             report = json.loads(lines[-1])
         except (IndexError, ValueError):
-            return False, f"the build worker exited with status {proc.returncode}\n{err.decode(errors='replace')[-4000:]}"
-        printed = "\n".join(line for line in out.decode("utf-8", "replace").splitlines() if not line.startswith("{"))
+            detail = err.decode(errors="replace")[-4000:]
+            return False, f"the build worker exited with status {proc.returncode}\n{detail}"
+        text = out.decode("utf-8", "replace").splitlines()
+        printed = "\n".join(line for line in text if not line.startswith("{"))
         log = (printed + "\n" if printed else "") + report.get("log", "")
         return bool(report.get("ok")), f"{log.rstrip()}\n{took}"
 
     async def publish(self, owner: str, name: str, caller: str, body: dict,
                       on_published: object = None) -> dict:
         record = self.require(owner, name, caller, write=True)
-        info = body.get("version_info") if isinstance(body.get("version_info"), dict) else {}
+        raw_info = body.get("version_info")
+        info: dict = raw_info if isinstance(raw_info, dict) else {}
         version_type = info.get("version_type") or "minor"
         if version_type not in VERSION_TYPES:
             raise bad_request("version_info.version_type must be major, minor or revision")
@@ -307,8 +315,9 @@ class AlgorithmRegistry:
             if build is None or build["status"] != "succeeded":
                 build = await self._build(owner, name)
             if build["status"] != "succeeded":
-                raise ApiError(400, "build failed: " + build.get("logs", "").strip(), error_type="BuildFailed",
-                               build_id=build["build_id"], logs=build.get("logs", ""))
+                logs = build.get("logs", "")
+                raise ApiError(400, "build failed: " + logs.strip(), error_type="BuildFailed",
+                               build_id=build["build_id"], logs=logs)
             version = next_version(self.store.versions(owner, name), version_type)
             target = self._dir(owner, name) / version
             tmp = self._dir(owner, name) / f".publish-{uuid.uuid4().hex[:8]}"
@@ -326,11 +335,12 @@ class AlgorithmRegistry:
     def versions(self, owner: str, name: str, caller: str | None, query: dict[str, str]) -> dict:
         record = self.require(owner, name, caller)
         published = query.get("published")
+        published_versions = self.store.versions(owner, name)
         results: list[dict] = []
         if published in (None, "", "true"):
-            results += [self.algorithm_view(owner, name, record, version=v) for v in self.store.versions(owner, name)]
+            results += [self.algorithm_view(owner, name, record, version=v) for v in published_versions]
         if published in (None, "", "false") and caller == owner:
-            done = {self._version_record(owner, name, v).get("git_hash") for v in self.store.versions(owner, name)}
+            done = {self._version_record(owner, name, v).get("git_hash") for v in published_versions}
             seen: set[str] = set()
             for build in self._builds(owner, name):
                 sha = build["commit_sha"]
@@ -346,7 +356,8 @@ class AlgorithmRegistry:
         for version in self.store.versions(owner, name):
             if ref in (version, self._version_record(owner, name, version).get("git_hash")):
                 return self.algorithm_view(owner, name, record, version=version)
-        if caller == owner and (self._meta(owner, name) / "commits" / ref).is_dir() and re.match(r"^[0-9a-f]{40}$", ref):
+        is_commit = re.match(r"^[0-9a-f]{40}$", ref) and (self._meta(owner, name) / "commits" / ref).is_dir()
+        if caller == owner and is_commit:
             return self.algorithm_view(owner, name, record, commit=ref)
         raise ApiError(404, "not found")
 

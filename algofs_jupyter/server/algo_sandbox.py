@@ -68,8 +68,9 @@ def bwrap_works(as_uid: int | None) -> bool:
         return False
     extra: dict = {"user": as_uid, "group": as_uid, "extra_groups": []} if as_uid is not None else {}
     try:
-        done = subprocess.run([bwrap, "--unshare-all", "--share-net", "--ro-bind", "/", "/", "--proc", "/proc",
-                               "--dev", "/dev", "true"], env={}, capture_output=True, timeout=10, **extra)
+        probe = [bwrap, "--unshare-all", "--share-net", "--ro-bind", "/", "/", "--proc", "/proc",
+                 "--dev", "/dev", "true"]
+        done = subprocess.run(probe, env={}, capture_output=True, timeout=10, **extra)
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0

@@ -92,6 +92,7 @@ class AlgorithmStore:
         versions = self.versions(owner, name)
         if not versions:
             return None
+        chosen: str | None
         if spec in (None, "", "latest", "latestPrivate"):
             chosen = versions[0]
         elif _PATTERN.match(spec):

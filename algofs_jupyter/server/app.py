@@ -38,7 +38,8 @@ def log_request(handler: RequestHandler) -> None:
                     1000.0 * request.request_time())
 
 
-def make_app(root: Path, users: dict[str, str], algorithm_options: AlgorithmOptions | None = None) -> Application:
+def make_app(root: Path, users: dict[str, str],
+             algorithm_options: AlgorithmOptions | None = None) -> Application:
     root.mkdir(parents=True, exist_ok=True)
     connectors = load_connectors(root)
     namespace = Namespace(root, connectors, sorted(users))

@@ -76,8 +76,9 @@ def algorithm_options(args: argparse.Namespace):
     pool = PoolLimits(total=args.max_workers, per_user=max(1, min(args.max_workers, 6)),
                       per_algorithm=max(1, min(args.max_workers, 4)), idle_seconds=args.worker_idle_seconds)
     hidden = tuple(p.expanduser().resolve() for p in [args.users_file] if p is not None)
-    return AlgorithmOptions(executor=args.executor, sandbox=args.sandbox, max_calls_per_user=args.max_calls_per_user,
-                            max_calls=args.max_calls, pool=pool, hidden_paths=hidden)
+    return AlgorithmOptions(executor=args.executor, sandbox=args.sandbox,
+                            max_calls_per_user=args.max_calls_per_user, max_calls=args.max_calls, pool=pool,
+                            hidden_paths=hidden)
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -50,7 +50,8 @@ def outcome_from_reply(reply: dict, duration: float) -> CallOutcome:
     stdout = reply.get("stdout", "")
     if "error" in reply:
         return CallOutcome(duration, stdout, error=reply["error"])
-    return CallOutcome(duration, stdout, reply.get("result"), reply.get("metadata", {}).get("content_type", "json"))
+    content_type = reply.get("metadata", {}).get("content_type", "json")
+    return CallOutcome(duration, stdout, reply.get("result"), content_type)
 
 
 def timeout_outcome(timeout: float, duration: float) -> CallOutcome:

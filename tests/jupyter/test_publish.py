@@ -73,7 +73,8 @@ def test_publish_errors_that_are_not_the_code(api_server):
     with pytest.raises(PublishError, match="user/name"):
         publish("no slash", "def apply(i): return i", api_address=api_server.url, api_key=api_server.api_key)
     with pytest.raises(PublishError, match="not authorized"):
-        publish("anowell/mine", "def apply(i): return i", api_address=api_server.url, api_key=api_server.api_key)
+        publish("anowell/mine", "def apply(i): return i", api_address=api_server.url,
+                api_key=api_server.api_key)
 
 
 @pytest.mark.fuse
@@ -93,12 +94,14 @@ def test_published_algorithm_appears_in_the_mount_at_once(api_server, tmp_path):
         assert (algorithms / name).is_dir()
         assert "0.1.0" in os.listdir(algorithms / name)
         pipe = algorithms / name / "latest"
-        done = subprocess.run(f"printf hi > {pipe} && cat {pipe}", shell=True, capture_output=True, timeout=60)
+        done = subprocess.run(f"printf hi > {pipe} && cat {pipe}", shell=True, capture_output=True,
+                              timeout=60)
         assert done.stdout.strip() == b"v1:hi", done.stderr
         second = publish(f"demo/{name}", "def apply(input):\n    return 'v2:' + input\n", version="major",
                          api_address=api_server.url, api_key=api_server.api_key)
         assert second.ok and second.version == "1.0.0"
-        done = subprocess.run(f"printf hi > {pipe} && cat {pipe}", shell=True, capture_output=True, timeout=60)
+        done = subprocess.run(f"printf hi > {pipe} && cat {pipe}", shell=True, capture_output=True,
+                              timeout=60)
         assert done.stdout.strip() == b"v2:hi", done.stderr  # latest is the new version at once
     finally:
         process.stop()

@@ -6,7 +6,6 @@ Every call here answered "no API endpoint" before this API existed.
 from __future__ import annotations
 
 import pytest
-from Algorithmia.errors import AlgorithmException
 
 from .algo_helpers import publish_source, unique, upload
 
@@ -93,7 +92,8 @@ def test_failed_builds_report_the_error(http, new_algo, source, expected):
     assert compiled["build"]["status"] == "failed"
     build = algo.get_builds()["results"][0]
     assert build["status"] == "failed" and expected in algo.get_build_logs(build["build_id"])["logs"]
-    response = http("POST", f"/v1/algorithms/demo/{name}/versions", json={"version_info": {"version_type": "minor"}})
+    response = http("POST", f"/v1/algorithms/demo/{name}/versions",
+                    json={"version_info": {"version_type": "minor"}})
     assert response.status_code == 400
     assert response.json()["error"]["error_type"] == "BuildFailed"
     assert expected in response.json()["error"]["logs"]
@@ -113,8 +113,9 @@ def test_only_the_owner_manages(http, alice, new_algo):
     other = alice.algo(f"demo/{name}")
     with pytest.raises(Exception, match="403"):
         other.compile()
-    for method, path in [("PUT", f"/v1/algorithms/demo/{name}/source"), ("POST", f"/v1/algorithms/demo/{name}/versions"),
-                         ("PUT", f"/v1/algorithms/demo/{name}"), ("GET", f"/v1/algorithms/demo/{name}/builds"),
+    base = f"/v1/algorithms/demo/{name}"
+    for method, path in [("PUT", f"{base}/source"), ("POST", f"{base}/versions"),
+                         ("PUT", base), ("GET", f"{base}/builds"),
                          ("POST", "/v1/algorithms/demo")]:
         response = http(method, path, user="alice", data=b"{}", headers={"Content-Type": "application/json"})
         assert response.status_code == 403, (method, path, response.text)

@@ -80,7 +80,8 @@ def test_warm_worker_is_reused_killed_on_timeout_and_replaced_on_new_version(rea
     upgraded = algo.pipe("d")
     assert upgraded.result["version"] == 2 and upgraded.result["token"] != after.result["token"]
     pinned = demo_client(reaping_server).algo(f"demo/{name}/0.1.0").pipe("e")
-    assert pinned.result["version"] == 1 and pinned.result["token"] != after.result["token"]  # old ones retired
+    assert pinned.result["version"] == 1
+    assert pinned.result["token"] != after.result["token"]  # the old version's worker was retired
 
 
 def test_idle_workers_are_reaped(reaping_server):
@@ -101,7 +102,8 @@ def test_idle_workers_are_reaped(reaping_server):
 def test_a_crashing_worker_is_replaced(reaping_server):
     name = unique("c")
     publish_source(reaping_server.url, "demo", name,
-                   "import os\n\ndef apply(input):\n    if input == 'die':\n        os._exit(3)\n    return 'ok'\n")
+                   "import os\n\ndef apply(input):\n    if input == 'die':\n        os._exit(3)\n"
+                   "    return 'ok'\n")
     algo = demo_client(reaping_server).algo(f"demo/{name}")
     with pytest.raises(AlgorithmException, match="exited with status 3"):
         algo.pipe("die")
@@ -110,7 +112,8 @@ def test_a_crashing_worker_is_replaced(reaping_server):
 
 @pytest.fixture(scope="module")
 def capped_server(tmp_path_factory):
-    server = ServerWithOptions(tmp_path_factory.mktemp("algo-caps"), ["--max-calls-per-user", "2", "--max-calls", "3"],
+    server = ServerWithOptions(tmp_path_factory.mktemp("algo-caps"),
+                               ["--max-calls-per-user", "2", "--max-calls", "3"],
                                demo=True, large_file_mb=0)
     with server:
         yield server
@@ -128,7 +131,8 @@ def test_concurrent_calls_are_capped_per_user_and_overall(capped_server):
     assert refused.status_code == 429
     assert refused.json()["error"]["error_type"] == "TooManyRequests"
     assert "demo" in refused.json()["error"]["message"] and refused.headers["Retry-After"]
-    assert call(capped_server, "alice", "demo/sleep", "3", output="void").status_code == 200  # alice's own cap
+    # alice has a cap of her own
+    assert call(capped_server, "alice", "demo/sleep", "3", output="void").status_code == 200
     overall = call(capped_server, "anowell", "demo/echo", "hi")
     assert overall.status_code == 429 and "this server" in overall.json()["error"]["message"]
     deadline = time.monotonic() + 30
@@ -202,7 +206,8 @@ SERVER_KEY = "sim-" + "s3cret" * 4
 
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory):
-    with KeyInEnvironmentServer(tmp_path_factory.mktemp("algo-keys"), [], demo=True, large_file_mb=0) as server:
+    root = tmp_path_factory.mktemp("algo-keys")
+    with KeyInEnvironmentServer(root, [], demo=True, large_file_mb=0) as server:
         yield server
 
 
@@ -215,7 +220,8 @@ def test_algorithms_cannot_read_keys_users_file_or_other_users_data(keyed_server
     seen = demo_client(keyed_server).algo(f"demo/{name}").pipe(
         {"users_file": str(keyed_server.users_file), "other_data": str(secret_data / "diary.txt")}).result
     everything = repr(seen)
-    assert "s3cret" not in everything and "sim-alice-key" not in everything and "sim-demo-key" not in everything
+    for secret in ("s3cret", "sim-alice-key", "sim-demo-key"):
+        assert secret not in everything
     assert "diary" not in seen["other_data"]
     if os.geteuid() == 0:
         assert seen["uid"] != 0
@@ -240,7 +246,8 @@ def test_non_owners_get_no_stack_trace_or_paths(client, alice, http):
     with pytest.raises(AlgorithmException) as other:
         alice.algo("demo/fail").pipe("boom")
     assert "always fails" in other.value.message and not other.value.stack_trace
-    body = http("POST", "/v1/algo/demo/fail", user="alice", data=b"x", headers={"Content-Type": "text/plain"}).json()
+    body = http("POST", "/v1/algo/demo/fail", user="alice", data=b"x",
+                headers={"Content-Type": "text/plain"}).json()
     assert body["error"]["stacktrace"] == "" and body["error"]["stack_trace"] == ""
 
 

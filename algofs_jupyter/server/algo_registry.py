@@ -191,6 +191,7 @@ class AlgorithmRegistry:
         meta = self._meta(owner, name)
         (meta / "source").mkdir(parents=True, exist_ok=True)
         _write_json(meta / "algorithm.json", record)
+        self.store.forget(owner, name)
         return self.algorithm_view(owner, name, record)
 
     def update(self, owner: str, name: str, caller: str, body: dict) -> dict:
@@ -203,6 +204,7 @@ class AlgorithmRegistry:
         meta = self._meta(owner, name)
         meta.mkdir(parents=True, exist_ok=True)
         _write_json(meta / "algorithm.json", record)
+        self.store.forget(owner, name)
         return self.algorithm_view(owner, name, record)
 
     def upload_source(self, owner: str, name: str, caller: str, files: dict[str, str]) -> dict:
@@ -327,6 +329,7 @@ class AlgorithmRegistry:
                 "release_notes": str(info.get("release_notes", "")), "sample_input": info.get("sample_input"),
                 "published_at": now_iso()})
             os.rename(tmp, target)
+            self.store.forget(owner, name)
         if callable(on_published):
             await on_published(owner, name)  # type: ignore[misc]
         return self.algorithm_view(owner, name, record, version=version)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,23 +34,49 @@ class ResolvedAlgorithm:
         return self.directory / "algorithm.py"
 
 
+def _settled(mtime_ns: int) -> bool:
+    """Only cache by an mtime older than the file system's timestamp granularity (a few ms), so a change
+    in the same tick cannot hide behind an equal mtime."""
+    return time.time_ns() - mtime_ns > 100_000_000
+
+
 def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
 class AlgorithmStore:
+    """Reads the layout above. Versions and settings are cached per algorithm, keyed by the ``mtime_ns``
+    of the algorithm's directory / ``algorithm.json`` (a publish renames a directory in, an update
+    replaces the file), so a warm call costs two ``stat``s instead of a listing and a JSON parse.
+
+    Concurrency: event loop only; the caches are plain dicts replaced whole (no lock).
+    """
+
     def __init__(self, root: Path):
         self.base = root / "algorithms"
         self.base.mkdir(parents=True, exist_ok=True)
+        self._versions: dict[tuple[str, str], tuple[int, list[str]]] = {}
+        self._settings: dict[tuple[str, str], tuple[int, dict]] = {}
 
     def meta_dir(self, owner: str, name: str) -> Path:
         return self.base / owner / name / ".meta"
 
     def settings(self, owner: str, name: str) -> dict:
+        path = self.meta_dir(owner, name) / "algorithm.json"
         try:
-            return json.loads((self.meta_dir(owner, name) / "algorithm.json").read_text()).get("settings", {})
-        except (OSError, ValueError, AttributeError):
+            stamp = path.stat().st_mtime_ns
+        except OSError:
             return {}
+        hit = self._settings.get((owner, name))
+        if hit and hit[0] == stamp:
+            return hit[1]
+        try:
+            settings = json.loads(path.read_text()).get("settings", {})
+        except (OSError, ValueError, AttributeError):
+            settings = {}
+        if _settled(stamp):
+            self._settings[(owner, name)] = (stamp, settings)
+        return settings
 
     def visible_to(self, owner: str, name: str, caller: str | None) -> bool:
         return caller == owner or self.settings(owner, name).get("algorithm_callability") != "private"
@@ -59,13 +86,27 @@ class AlgorithmStore:
         if not (_NAME.match(owner) and _NAME.match(name)):
             return []
         directory = self.base / owner / name
-        if not directory.is_dir():
+        try:
+            stamp = directory.stat().st_mtime_ns
+        except OSError:
             return []
-        found = [
-            p.name for p in directory.iterdir()
-            if _VERSION.match(p.name) and (p / "algorithm.py").is_file()
-        ]
-        return sorted(found, key=version_key, reverse=True)
+        hit = self._versions.get((owner, name))
+        if hit and hit[0] == stamp:
+            return list(hit[1])
+        try:
+            found = [p.name for p in directory.iterdir()
+                     if _VERSION.match(p.name) and (p / "algorithm.py").is_file()]
+        except OSError:  # not a directory
+            return []
+        ordered = sorted(found, key=version_key, reverse=True)
+        if _settled(stamp):
+            self._versions[(owner, name)] = (stamp, ordered)
+        return list(ordered)
+
+    def forget(self, owner: str, name: str) -> None:
+        """Drop the cached versions and settings of one algorithm (after a publish or an update)."""
+        self._versions.pop((owner, name), None)
+        self._settings.pop((owner, name), None)
 
     def list_user(self, owner: str, caller: str | None = None) -> list[dict]:
         """``[{"name", "versions", "latest"}]`` for the extension endpoint ``GET /v1/algorithms/<user>``."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
+from pathlib import Path
 
 import Algorithmia
 import requests
@@ -10,11 +12,20 @@ import requests
 from algofs_jupyter.server.process import EmbeddedServer
 from algofs_jupyter.server.users import DEMO_USERS
 
+DEMO_ALGORITHMS = Path(__file__).resolve().parents[2] / "algofs_jupyter" / "server" / "demo" / "algorithms"
+
 
 class ServerWithOptions(EmbeddedServer):
-    """``EmbeddedServer`` plus extra command-line options (caps, executor, idle reaping)."""
+    """``EmbeddedServer`` plus extra command-line options (caps, executor, idle reaping).
 
-    def __init__(self, root, extra_args: list[str], **kwargs):
+    ``light=True``: the demo users and the demo algorithms only, without seeding the demo data (5,000+
+    files, seconds on a loaded machine).
+    """
+
+    def __init__(self, root, extra_args: list[str], light: bool = False, **kwargs):
+        if light:
+            kwargs.setdefault("users", dict(DEMO_USERS))
+            shutil.copytree(DEMO_ALGORITHMS, Path(root) / "algorithms", dirs_exist_ok=True)
         super().__init__(root, **kwargs)
         self.extra_args = list(extra_args)
 

@@ -42,7 +42,7 @@ def stateful(version: int) -> str:
 def reaping_server(tmp_path_factory):
     """A demo server whose idle workers are reaped after 1 s."""
     server = ServerWithOptions(tmp_path_factory.mktemp("algo-reap"), ["--worker-idle-seconds", "1"],
-                               demo=True, large_file_mb=0)
+                               light=True)
     with server:
         yield server
 
@@ -113,8 +113,7 @@ def test_a_crashing_worker_is_replaced(reaping_server):
 @pytest.fixture(scope="module")
 def capped_server(tmp_path_factory):
     server = ServerWithOptions(tmp_path_factory.mktemp("algo-caps"),
-                               ["--max-calls-per-user", "2", "--max-calls", "3"],
-                               demo=True, large_file_mb=0)
+                               ["--max-calls-per-user", "2", "--max-calls", "3"], light=True)
     with server:
         yield server
 
@@ -207,7 +206,7 @@ SERVER_KEY = "sim-" + "s3cret" * 4
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("algo-keys")
-    with KeyInEnvironmentServer(root, [], demo=True, large_file_mb=0) as server:
+    with KeyInEnvironmentServer(root, [], light=True) as server:
         yield server
 
 

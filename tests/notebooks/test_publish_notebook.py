@@ -4,7 +4,6 @@ the magics start themselves (as under ``jupyter execute``)."""
 from __future__ import annotations
 
 import pytest
-
 from test_demo_notebooks import find, run_notebook  # same folder (rootdir-style import, no __init__)
 
 
@@ -23,6 +22,7 @@ def test_publish_notebook(mode, tmp_path, monkeypatch):
     assert "Published algo://demo/shout/1.0.0" in joined
     assert "'shout': 'ZORT!'" in find(texts, "latest:")
     failed = [cell for cell in notebook.cells if "raises-exception" in cell.metadata.get("tags", [])][0]
-    error = "\n".join(line for out in failed.outputs if out["output_type"] == "error" for line in out["traceback"])
+    error = "\n".join(line for out in failed.outputs if out["output_type"] == "error"
+                      for line in out["traceback"])
     assert "Build failed for demo/shout" in error and "SyntaxError" in error and "algofs_jupyter" not in error
     assert "True 1.1.0" in joined and "now: quiet please" in joined

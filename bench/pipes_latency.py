@@ -7,7 +7,7 @@ one FUSE mount of each. For each of the four paths:
 * cold: the first call after publishing a new version (a new worker process must start and load the
   code; the build is not timed), ``--cold`` times;
 * warm: ``--calls`` calls of ``demo/echo`` (interleaved across the four paths, so all see the same load);
-* throughput: calls/s with 8 concurrent callers (threads, each with its own client), direct only.
+* throughput: calls/s with 8 concurrent callers (processes, each with its own client), direct only.
 
 Written to ``bench/results/pipes_latency.md``. ``python bench/pipes_latency.py [--calls 200] [--cold 8]``
 """
@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import Algorithmia
 
@@ -70,23 +71,30 @@ def mounted(server: EmbeddedServer, base: Path) -> Iterator[Path]:
         mount.stop()
 
 
+def _caller(url: str, key: str, seconds: float, ready: Any, counts: Any) -> None:
+    """One concurrent caller: its own process (no GIL shared with the others) and its own client."""
+    algo = Algorithmia.client(key, url).algo("demo/echo")
+    algo.pipe("warm")
+    ready.wait()  # every caller warmed up: start together
+    done, stop_at = 0, time.monotonic() + seconds
+    while time.monotonic() < stop_at:
+        assert algo.pipe("x").result == "x"
+        done += 1
+    counts.put(done)
+
+
 def throughput(server: EmbeddedServer, seconds: float) -> float:
-    done = [0] * CALLERS
-    stop = time.monotonic() + seconds
-
-    def caller(index: int) -> None:
-        algo = Algorithmia.client(server.api_key, server.url).algo("demo/echo")
-        while time.monotonic() < stop:
-            assert algo.pipe("x").result == "x"
-            done[index] += 1
-
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(CALLERS)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(done) / (time.monotonic() - started)
+    """Calls/s of CALLERS processes calling at once for ``seconds`` (timed after all have started)."""
+    context = multiprocessing.get_context("spawn")
+    counts, ready = context.Queue(), context.Barrier(CALLERS)
+    procs = [context.Process(target=_caller, args=(server.url, server.api_key, seconds, ready, counts))
+             for _ in range(CALLERS)]
+    for proc in procs:
+        proc.start()
+    total = sum(counts.get(timeout=seconds + 300) for _ in procs)
+    for proc in procs:
+        proc.join(30)
+    return total / seconds
 
 
 def cold_calls(server: EmbeddedServer, mount: Path, count: int, tag: str) -> tuple[list[float], list[float]]:

@@ -1,8 +1,8 @@
 """The local executor: warm, long-lived worker processes per algorithm version.
 
 A call takes an idle worker of its version, or starts one if the bounds allow (per algorithm version,
-per algorithm owner, overall = the number of sandbox slots); when the pool is full an idle worker of
-another version is evicted, otherwise the call waits (within its own timeout) for a worker to come
+per algorithm owner, overall = the number of sandbox slots); when a bound is in the way an idle worker of
+another version is evicted (least recently used), otherwise the call waits (within its own timeout) for a worker to come
 back. Workers that time out or crash are killed and not reused; workers of an algorithm are retired
 when it gets a new version; idle ones are reaped after ``idle_seconds``.
 
@@ -71,8 +71,16 @@ class WarmPool:
             self._idle[worker.key].remove(worker)
         worker.kill()
 
-    def _evict_one_idle(self, keep: WorkerKey) -> bool:
-        candidates = [w for key, ws in self._idle.items() if key != keep for w in ws]
+    def _evict_for(self, key: WorkerKey, owner: str) -> bool:
+        """Make room for a worker of ``key`` by stopping the least recently used idle worker that is in the
+        way: of the same owner if the owner is at its bound, of anyone if the pool is full."""
+        if self._count(key=key) >= self.limits.per_algorithm:
+            return False  # only a worker of this very version coming back helps
+        candidates = [w for k, ws in self._idle.items() if k != key for w in ws]
+        if self._count(owner=owner) >= self.limits.per_user:
+            candidates = [w for w in candidates if w.owner == owner]
+        elif self._free_slots:
+            return False
         if not candidates:
             return False
         self._forget(min(candidates, key=lambda w: w.last_used))
@@ -116,7 +124,7 @@ class WarmPool:
                                            self.api_address)
                     self._workers.add(worker)
                     break
-                if not self._free_slots and self._evict_one_idle(keep=key):
+                if self._evict_for(key, key[0]):
                     continue
                 await asyncio.wait_for(self._changed.wait(), max(0.001, deadline - time.monotonic()))
         try:

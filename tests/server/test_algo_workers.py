@@ -266,3 +266,53 @@ def test_deeply_nested_json_input_is_400(http, depth):
     response = http("POST", "/v1/algo/demo/echo", data=b"[" * depth + b"]" * depth,
                     headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and "nested" in response.json()["error"]["message"]
+
+
+def runner_processes(server) -> dict[str, int]:
+    """Live workers (direct children of the server: bwrap, or the runner itself without a sandbox),
+    counted per staged code directory, i.e. per algorithm version."""
+    import psutil
+
+    counts: dict[str, int] = {}
+    for proc in psutil.Process(server.pid).children():
+        try:
+            argv = proc.cmdline()
+        except psutil.Error:
+            continue
+        if not argv:
+            continue
+        if argv[0].endswith("bwrap"):
+            code = argv[argv.index("/run/algofs") - 1] if "/run/algofs" in argv else None
+        else:
+            code = argv[-1] if any(a.endswith("algorithm_runner.py") for a in argv) else None
+        if code:
+            counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
+@pytest.fixture(scope="module")
+def bounded_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("algo-bounds")
+    server = ServerWithOptions(root, ["--max-calls-per-user", "20", "--max-calls", "40"], light=True)
+    sleep2 = root / "algorithms" / "demo" / "sleep2" / "1.0.0"
+    sleep2.mkdir(parents=True)
+    source = (root / "algorithms/demo/sleep/1.0.0/algorithm.py").read_text()
+    (sleep2 / "algorithm.py").write_text(source + "\n# sleep2\n")  # other bytes: its own staged copy
+    with server:
+        yield server
+
+
+def test_pool_is_bounded_per_algorithm_and_per_owner(bounded_server):
+    for path in ["demo/sleep"] * 6 + ["demo/sleep2"] * 6:
+        assert call(bounded_server, "demo", path, "3", output="void").status_code == 200
+    seen_total, seen_versions = 0, 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        counts = runner_processes(bounded_server)
+        seen_total = max(seen_total, sum(counts.values()))
+        seen_versions = max([seen_versions, *counts.values()])
+        time.sleep(0.1)
+    assert 0 < seen_versions <= 4  # per algorithm version
+    assert seen_total <= 6  # per owner (and under the overall 8)
+    # anowell's calls are not starved by demo's full share: 2 slots of the overall 8 are left
+    assert call(bounded_server, "anowell", "anowell/Pinky", "narf?").status_code == 200

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -83,8 +84,25 @@ def _caller(url: str, key: str, seconds: float, ready: Any, counts: Any) -> None
     counts.put(done)
 
 
-def throughput(server: EmbeddedServer, seconds: float) -> float:
-    """Calls/s of CALLERS processes calling at once for ``seconds`` (timed after all have started)."""
+def tree_cpu(pid: int) -> float:
+    """User+system CPU seconds of a process and its live descendants (server + its workers)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def throughput(server: EmbeddedServer, seconds: float) -> tuple[float, float]:
+    """Calls/s of CALLERS processes calling at once for ``seconds`` (timed after all have started), and
+    the server's CPU (with its workers) per call in ms (counted over the whole run, warm-up included)."""
+    cpu_before = tree_cpu(server.pid)  # type: ignore[arg-type]
     context = multiprocessing.get_context("spawn")
     counts, ready = context.Queue(), context.Barrier(CALLERS)
     procs = [context.Process(target=_caller, args=(server.url, server.api_key, seconds, ready, counts))
@@ -94,7 +112,8 @@ def throughput(server: EmbeddedServer, seconds: float) -> float:
     total = sum(counts.get(timeout=seconds + 300) for _ in procs)
     for proc in procs:
         proc.join(30)
-    return total / seconds
+    cpu = tree_cpu(server.pid) - cpu_before  # type: ignore[arg-type]
+    return total / seconds, 1e3 * cpu / max(1, total + 2 * CALLERS)
 
 
 def cold_calls(server: EmbeddedServer, mount: Path, count: int, tag: str) -> tuple[list[float], list[float]]:
@@ -123,7 +142,7 @@ def main() -> int:
     import distributed
 
     rows: dict[str, dict[str, list[float]]] = {}
-    rates: dict[str, float] = {}
+    rates: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="algofs-bench-pipes-") as tmp, \
             distributed.LocalCluster(n_workers=2, threads_per_worker=4, processes=True, host="127.0.0.1",
                                      dashboard_address=None, silence_logs=40) as cluster:
@@ -156,7 +175,7 @@ def main() -> int:
 
 
 def write_report(args: argparse.Namespace, rows: dict[str, dict[str, list[float]]],
-                 rates: dict[str, float]) -> None:
+                 rates: dict[str, tuple[float, float]]) -> None:
     ms = 1e3
     lines = [
         "# Algorithm call latency and throughput", "",
@@ -173,11 +192,15 @@ def write_report(args: argparse.Namespace, rows: dict[str, dict[str, list[float]
         lines.append(f"| {name} | {percentile(cold, .5) * ms:.1f} | {percentile(cold, .95) * ms:.1f} | "
                      f"{percentile(warm, .5) * ms:.2f} | {percentile(warm, .95) * ms:.2f} | "
                      f"{statistics.mean(warm) * ms:.2f} |")
-    lines += ["", f"| Executor | calls/s, {CALLERS} concurrent callers, direct |", "|---|---|"]
-    lines += [f"| {engine} | {rate:.0f} |" for engine, rate in rates.items()]
+    lines += ["", f"| Executor | calls/s, {CALLERS} concurrent callers, direct | server CPU per call (ms) |",
+              "|---|---|---|"]
+    lines += [f"| {engine} | {rate:.0f} | {cpu:.2f} |" for engine, (rate, cpu) in rates.items()]
+    lines += ["", "Server CPU per call = CPU of `algofs serve` and its workers (for Dask: the server only) "
+              "over the throughput run / calls; the callers, the mounts and other users of the machine are "
+              f"not in it. Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."]
     direct = percentile(rows["local pool, direct"]["warm"], .5) * ms
     ratio = percentile(rows["local pool, mount"]["warm"], .5) * ms / direct
-    rate = rates["local pool"]
+    rate = rates["local pool"][0]
     verdict = [
         ("warm p50 direct (local pool)", f"{direct:.2f} ms", f"≤ {TARGETS['warm_direct_p50_ms']:g} ms",
          direct <= TARGETS["warm_direct_p50_ms"]),

@@ -19,6 +19,7 @@ ensure_system_packages() {
     local -A wanted=(
         [fusermount3]=fuse3 [rsync]=rsync [curl]=curl [rclone]=rclone [chromium]=chromium
         [node]=nodejs [npm]=npm [git]=git
+        [bwrap]=bubblewrap [prlimit]=util-linux  # algorithm workers' sandbox and rlimits (docs/server.md)
     )
     local missing=()
     for cmd in "${!wanted[@]}"; do
@@ -77,7 +78,10 @@ case "$cmd" in
     setup) setup ;;
     demo)
         setup
-        exec "$VENV/bin/algofs" demo "$@" ;;
+        # The demo notebooks go into the demo root (never overwriting edits); 00-publish-... lists first.
+        demo_root="$HOME/algofs-demo"
+        mkdir -p "$demo_root" && cp -n notebooks/*.ipynb "$demo_root"/
+        exec "$VENV/bin/algofs" demo --root-dir "$demo_root" "$@" ;;
     test)
         setup
         exec "$ROOT/scripts/run-tests.sh" "$@" ;;

@@ -39,7 +39,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="a Host header to answer besides 127.0.0.1, localhost, [::1] and --host (repeatable; the name "
              "clients use behind a proxy or a Kubernetes Service; '*' = any, which gives up the DNS "
              "rebinding check)")
+    add_algorithm_arguments(parser)
     parser.set_defaults(func=run_serve)
+
+
+def add_algorithm_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of algorithm execution (docs/server.md, "Algorithms")."""
+    add = parser.add_argument
+    add("--executor", default="local", metavar="local|dask://HOST:PORT",
+        help="where algorithm calls run: local warm workers (default) or a Dask distributed scheduler")
+    add("--sandbox", default="auto", choices=["auto", "bwrap", "none"],
+        help="isolation of algorithm workers (auto: bubblewrap when it works here)")
+    add("--max-calls-per-user", type=int, default=8, metavar="N",
+        help="concurrent algorithm calls per user before 429 (default 8)")
+    add("--max-calls", type=int, default=32, metavar="N",
+        help="concurrent algorithm calls overall before 429 (default 32)")
+    add("--max-workers", type=int, default=8, metavar="N", help="warm worker processes overall (default 8)")
+    add("--worker-idle-seconds", type=float, default=300.0, metavar="S",
+        help="reap workers idle this long (default 300)")
 
 
 def collect_users(args: argparse.Namespace) -> dict[str, str]:
@@ -62,6 +79,18 @@ def collect_users(args: argparse.Namespace) -> dict[str, str]:
     return users
 
 
+def algorithm_options(args: argparse.Namespace):
+    from .algo_pool import PoolLimits
+    from .algo_services import AlgorithmOptions
+
+    pool = PoolLimits(total=args.max_workers, per_user=max(1, min(args.max_workers, 6)),
+                      per_algorithm=max(1, min(args.max_workers, 4)), idle_seconds=args.worker_idle_seconds)
+    hidden = tuple(p.expanduser().resolve() for p in [args.users_file] if p is not None)
+    return AlgorithmOptions(executor=args.executor, sandbox=args.sandbox,
+                            max_calls_per_user=args.max_calls_per_user, max_calls=args.max_calls, pool=pool,
+                            hidden_paths=hidden)
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from .access_log import configure_logging
     from .app import serve_forever
@@ -74,5 +103,6 @@ def run_serve(args: argparse.Namespace) -> int:
         large = DEFAULT_LARGE_FILE_MB if args.demo_large_file_mb is None else args.demo_large_file_mb
         seed(root, large_file_mb=large)
     asyncio.run(serve_forever(root, users, args.host, args.port, args.ready_file,
-                              users_file=args.users_file, allowed_hosts=args.allowed_host))
+                              users_file=args.users_file, allowed_hosts=args.allowed_host,
+                              algorithm_options=algorithm_options(args)))
     return 0

@@ -49,7 +49,7 @@ class PublishResult:
 def _endpoint(api_address: str | None, api_key: str | None) -> tuple[str, str]:
     if api_address and api_key:
         return api_address.rstrip("/"), api_key
-    from .jupyter.kernel_session import get_session
+    from . import get_session
 
     endpoint = get_session().endpoint()
     return (api_address or endpoint.api_address).rstrip("/"), api_key or endpoint.api_key

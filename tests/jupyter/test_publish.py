@@ -12,9 +12,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from algofs_jupyter.mount.process import MountProcess, is_mounted
 from nbclient import NotebookClient
 
+from algofs_jupyter.mount.mount_process import MountProcess, is_mounted
 from algofs_jupyter.publish import PublishError, publish
 
 
@@ -52,7 +52,7 @@ def test_publish_magic_in_a_real_kernel(api_server, api_key_file, tmp_path):
         (f"%%algofs publish demo/{name} --version major\nx = 1\n", ["raises-exception"]),
         (f"from algofs_jupyter.publish import publish\nr = publish('demo/{name}', "
          "'def apply(input):\\n    return input + 1\\n', version='major')\nprint(r.ok, r.version)", []),
-        ("from algofs_jupyter.jupyter.kernel_session import get_session\n"
+        ("from algofs_jupyter import get_session\n"
          f"print({name!r} in [a['name'] for a in get_session().list_algorithms()])", []),
     )
     NotebookClient(nb, timeout=120, kernel_name="python3",

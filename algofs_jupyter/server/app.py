@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tornado.httpserver import HTTPServer
@@ -20,7 +21,8 @@ from .connectors import load_connectors
 from .data_handlers import DataHandler
 from .executor import AlgorithmExecutor
 from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, UtimeHandler
-from .namespace import Namespace, hosted_data_backend
+from .namespace import Namespace
+from .storage.select import StorageConfig, hosted_storage
 from .users import UserRegistry
 
 log = logging.getLogger("algofs.serve")
@@ -37,10 +39,10 @@ def log_request(handler: RequestHandler) -> None:
                     1000.0 * request.request_time())
 
 
-def make_app(root: Path, users: dict[str, str]) -> Application:
+def make_app(root: Path, users: dict[str, str], storage: StorageConfig | None = None) -> Application:
     root.mkdir(parents=True, exist_ok=True)
     connectors = load_connectors(root, default_owner=next(iter(users)) if len(users) == 1 else None)
-    namespace = Namespace(hosted_data_backend(root), connectors, sorted(users))
+    namespace = Namespace(hosted_storage(root, storage or StorageConfig()), connectors, sorted(users))
     removed = sum(backend.sweep() for backend in namespace.backends().values())
     if removed:
         log.info("removed %d partial uploads left by an earlier run", removed)
@@ -64,19 +66,23 @@ def make_app(root: Path, users: dict[str, str]) -> Application:
         namespace=namespace,
         algorithms=AlgorithmStore(root),
         executor=AlgorithmExecutor(),
+        # network storage (S3) blocks: its calls run on these threads, never on the event loop
+        storage_threads=ThreadPoolExecutor(32, thread_name_prefix="storage") if any(
+            getattr(b, "blocking", False) for b in namespace.backends().values()) else None,
     )
 
 
 async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
-                        ready_file: Path | None = None) -> None:
-    app = make_app(root, users)
+                        ready_file: Path | None = None, storage: StorageConfig | None = None) -> None:
+    app = make_app(root, users, storage)
     sockets = bind_sockets(port, address=host)
     server = HTTPServer(app, max_body_size=MAX_BUFFERED_BODY, idle_connection_timeout=300)
     server.add_sockets(sockets)
     actual_port = sockets[0].getsockname()[1]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{actual_port}"
     app.settings["executor"].api_address = url
-    log.info("algofs serve: listening on %s (root %s, users: %s)", url, root, ", ".join(sorted(users)))
+    where = f"root {root}" + (f", storage {storage.url}" if storage and storage.url else "")
+    log.info("algofs serve: listening on %s (%s, users: %s)", url, where, ", ".join(sorted(users)))
     if ready_file is not None:
         tmp = ready_file.with_name(ready_file.name + ".tmp")
         tmp.write_text(json.dumps({"url": url, "port": actual_port, "pid": os.getpid()}))

@@ -29,6 +29,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add("--demo", action="store_true", help="load the demo content and demo users into the root")
     add("--demo-large-file-mb", type=int, default=None, metavar="N",
         help="size of data://demo/large/large.bin made by --demo (sparse; default 1024, 0 = none)")
+    add("--storage", metavar="URL", default=None,
+        help="where the hosted data lives: s3://BUCKET[/PREFIX] (default: ROOT/data on disk); "
+             "credentials the standard AWS ways (env, ~/.aws, AWS_PROFILE), never on the command line")
+    add("--s3-endpoint", metavar="URL", default=None,
+        help="S3 endpoint for --storage (default: AWS, or AWS_ENDPOINT_URL_S3 / the AWS config file)")
+    add("--s3-region", metavar="R", default=None, help="S3 region for --storage (default: AWS config)")
     add("--ready-file", type=Path, help="write {url, port, pid} as JSON here once listening")
     add("--log-level", default="INFO", help="logging level (default INFO)")
     parser.set_defaults(func=run_serve)
@@ -55,13 +61,24 @@ def collect_users(args: argparse.Namespace) -> dict[str, str]:
 def run_serve(args: argparse.Namespace) -> int:
     from .app import serve_forever
     from .demo.seed import DEFAULT_LARGE_FILE_MB, seed
+    from .storage.select import StorageConfig
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     users = collect_users(args)
     root = args.root.expanduser().resolve()
+    storage = StorageConfig(args.storage, args.s3_endpoint, args.s3_region)
+    try:
+        storage.validate()
+    except ValueError as exc:
+        raise SystemExit(f"algofs serve: {exc}") from exc
     if args.demo:
         large = DEFAULT_LARGE_FILE_MB if args.demo_large_file_mb is None else args.demo_large_file_mb
         seed(root, large_file_mb=large)
-    asyncio.run(serve_forever(root, users, args.host, args.port, args.ready_file))
+        if storage.is_s3:
+            from .demo.seed import seed_storage
+            from .storage.select import hosted_storage
+
+            seed_storage(root, hosted_storage(root, storage))
+    asyncio.run(serve_forever(root, users, args.host, args.port, args.ready_file, storage))
     return 0

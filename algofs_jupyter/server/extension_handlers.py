@@ -60,6 +60,20 @@ class ExtensionHandler(ApiHandler):
             raise bad_request(f"{field!r} must be true or false")
         return value
 
+    answered: tuple[Target, EntryInfo] | None = None
+
+    async def post(self) -> None:
+        """``run`` does the work (on a storage thread for network storage) and names the result."""
+        await self.offload(self.run)
+        if self.answered is not None:
+            self.answer(*self.answered)
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def result(self, target: Target, info: EntryInfo) -> None:
+        self.answered = (target, info)
+
     def answer(self, target: Target, info: EntryInfo) -> None:
         if info.etag:
             self.set_header("ETag", info.etag)
@@ -94,7 +108,7 @@ def layout_check(source_info: EntryInfo, destination: Target) -> None:
 class MoveHandler(ExtensionHandler):
     """``POST /v1/algofs/move {"from", "to", "overwrite"}``: rename a file or a whole directory."""
 
-    def post(self) -> None:
+    def run(self) -> None:
         body = self.body()
         source, destination = self.target_of(body, "from"), self.target_of(body, "to")
         overwrite = self.flag(body, "overwrite")
@@ -112,7 +126,7 @@ class MoveHandler(ExtensionHandler):
                 acl.move(source.owner, source.collection, destination.collection)
             else:
                 acl.forget(source.owner, source.collection)
-        self.answer(destination, moved)
+        self.result(destination, moved)
 
     @staticmethod
     def _exists(target: Target) -> bool:
@@ -126,7 +140,7 @@ class MoveHandler(ExtensionHandler):
 class CopyHandler(ExtensionHandler):
     """``POST /v1/algofs/copy {"from", "to", "overwrite"}``: copy a file inside one storage."""
 
-    def post(self) -> None:
+    def run(self) -> None:
         body = self.body()
         source, destination = self.target_of(body, "from"), self.target_of(body, "to")
         overwrite = self.flag(body, "overwrite")
@@ -137,17 +151,17 @@ class CopyHandler(ExtensionHandler):
         layout_check(info, destination)
         if overwrite and MoveHandler._exists(destination):
             Namespace.require_delete(destination)
-        self.answer(destination, source.backend.copy(source.key, destination.key, overwrite=overwrite))
+        self.result(destination, source.backend.copy(source.key, destination.key, overwrite=overwrite))
 
 
 class UtimeHandler(ExtensionHandler):
     """``POST /v1/algofs/utime {"path", "mtime"}``: set a file's or directory's modification time."""
 
-    def post(self) -> None:
+    def run(self) -> None:
         body = self.body()
         target = self.target_of(body, "path")
         mtime = body.get("mtime")
         if isinstance(mtime, bool) or not isinstance(mtime, (int, float)) or not 0 <= mtime < 2**34:
             raise bad_request("mtime must be seconds since the epoch (a number from 0 to 2**34)")
         Namespace.require_delete(target)
-        self.answer(target, target.backend.set_mtime(target.key, float(mtime)))
+        self.result(target, target.backend.set_mtime(target.key, float(mtime)))

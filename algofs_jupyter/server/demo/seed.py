@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..acl import AclStore
 from ..namespace import hosted_data_backend
+from ..storage import AlreadyExists, NotFound, StorageBackend
 from . import png
 
 HERE = Path(__file__).parent
@@ -110,3 +112,42 @@ def seed(root: Path, large_file_mb: int = DEFAULT_LARGE_FILE_MB) -> None:
         if not acl.has(user, collection):
             acl.set_read_list(user, collection, read)
     merge_connectors(root)
+
+
+def seed_storage(root: Path, backend: StorageBackend, threads: int = 16) -> int:
+    """Copy the seeded ``<root>/data`` tree and the demo ACLs into another storage (an S3 bucket for
+    ``--storage s3://…``); what is already there is left alone. Returns how many files were uploaded."""
+    source = root / "data"
+    files: list[tuple[str, ...]] = []
+    for dirpath, dirnames, filenames in os.walk(source):
+        base = tuple(Path(dirpath).relative_to(source).parts)
+        for name in sorted(dirnames):
+            try:
+                backend.mkdir((*base, name))
+            except AlreadyExists:
+                pass
+        files.extend((*base, name) for name in filenames if not name.startswith("."))
+
+    def upload(key: tuple[str, ...]) -> int:
+        try:
+            backend.info(key)
+            return 0
+        except NotFound:
+            pass
+        upload = backend.write(key)
+        try:
+            with open(source.joinpath(*key), "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    upload.write(chunk)
+            upload.commit()
+        finally:
+            upload.abort()
+        return 1
+
+    with ThreadPoolExecutor(threads) as pool:
+        uploaded = sum(pool.map(upload, files))
+    acl = AclStore(backend)
+    for (user, collection), read in DEMO_ACLS.items():
+        if not acl.has(user, collection):
+            acl.set_read_list(user, collection, read)
+    return uploaded

@@ -35,6 +35,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add("--s3-endpoint", metavar="URL", default=None,
         help="S3 endpoint for --storage (default: AWS, or AWS_ENDPOINT_URL_S3 / the AWS config file)")
     add("--s3-region", metavar="R", default=None, help="S3 region for --storage (default: AWS config)")
+    add("--demo-many-files", type=int, default=None, metavar="N",
+        help="files in data://demo/many_files made by --demo (default 5000; an S3 bucket takes ~200 PUTs/s)")
     add("--ready-file", type=Path, help="write {url, port, pid} as JSON here once listening")
     add("--log-level", default="INFO", help="logging level (default INFO)")
     parser.set_defaults(func=run_serve)
@@ -60,7 +62,7 @@ def collect_users(args: argparse.Namespace) -> dict[str, str]:
 
 def run_serve(args: argparse.Namespace) -> int:
     from .app import serve_forever
-    from .demo.seed import DEFAULT_LARGE_FILE_MB, seed
+    from .demo.seed import DEFAULT_LARGE_FILE_MB, MANY_FILES, seed
     from .storage.select import StorageConfig
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -74,7 +76,8 @@ def run_serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"algofs serve: {exc}") from exc
     if args.demo:
         large = DEFAULT_LARGE_FILE_MB if args.demo_large_file_mb is None else args.demo_large_file_mb
-        seed(root, large_file_mb=large)
+        many = MANY_FILES if args.demo_many_files is None else args.demo_many_files
+        seed(root, large_file_mb=large, many_files=many)
         if storage.is_s3:
             from .demo.seed import seed_storage
             from .storage.select import hosted_storage

@@ -26,7 +26,7 @@ class EmbeddedServer:
                  users: dict[str, str] | None = None, host: str = "127.0.0.1",
                  large_file_mb: int | None = None, storage: str | None = None,
                  s3_endpoint: str | None = None, s3_region: str | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, many_files: int | None = None):
         """``storage``/``s3_*``: ``--storage s3://…`` and its endpoint/region; ``env``: extra variables for
         the child (e.g. ``AWS_SHARED_CREDENTIALS_FILE``: credentials never go into argv)."""
         self.root = Path(root).resolve()
@@ -34,6 +34,7 @@ class EmbeddedServer:
         self.host = host
         self.demo = demo
         self.large_file_mb = large_file_mb
+        self.many_files = many_files
         self.storage = storage
         self.s3_endpoint = s3_endpoint
         self.s3_region = s3_region
@@ -75,6 +76,8 @@ class EmbeddedServer:
             cmd.append("--demo")
             if self.large_file_mb is not None:
                 cmd += ["--demo-large-file-mb", str(self.large_file_mb)]
+            if self.many_files is not None:
+                cmd += ["--demo-many-files", str(self.many_files)]
         return cmd
 
     def start(self, timeout: float = 60.0) -> EmbeddedServer:

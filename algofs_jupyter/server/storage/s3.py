@@ -32,6 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -480,6 +481,27 @@ class S3Backend(StorageBackend):
         names.sort(key=lambda n: (-n.count("/"), n))
         self._delete_names(names)
         return self.info(destination)
+
+    # -- bulk import (demo seeding) -----------------------------------------------------------------
+
+    def import_files(self, files: list[tuple[Key, Path]], threads: int = 16) -> int:
+        """Upload local files whose keys don't exist yet, one PUT each (no per-file checks: the caller
+        made the folders). Seeding 5,000 demo files this way takes seconds, not minutes."""
+        existing = set(self._names_below(self.root))
+        todo = [(key, path) for key, path in files if self.object_name(key) not in existing]
+
+        def put(item: tuple[Key, Path]) -> None:
+            key, path = item
+            if path.stat().st_size > PART_SIZE:
+                with open(path, "rb") as handle, storage_errors():
+                    self.client.upload_fileobj(handle, self.bucket, self.object_name(key))
+                return
+            with storage_errors():
+                self.client.put_object(Bucket=self.bucket, Key=self.object_name(key), Body=path.read_bytes())
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(put, todo))
+        return len(todo)
 
     # -- metadata ------------------------------------------------------------------------------------
 

@@ -42,6 +42,10 @@ def log_request(handler: RequestHandler) -> None:
 def make_app(root: Path, users: dict[str, str], storage: StorageConfig | None = None) -> Application:
     root.mkdir(parents=True, exist_ok=True)
     connectors = load_connectors(root, default_owner=next(iter(users)) if len(users) == 1 else None)
+    shared = sorted(cid for cid, c in connectors.items() if c.owner is None)
+    if shared and len(users) > 1:
+        log.warning("connectors without an owner (%s): every user may replace and delete their data; "
+                    "set \"owner\" in %s (docs/server.md)", ", ".join(shared), root / "connectors.json")
     namespace = Namespace(hosted_storage(root, storage or StorageConfig()), connectors, sorted(users))
     removed = sum(backend.sweep() for backend in namespace.backends().values())
     if removed:

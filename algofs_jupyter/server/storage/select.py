@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...names import RESERVED_PREFIX
-from .base import StorageBackend
+from .base import AlreadyExists, StorageBackend
 from .local import LocalBackend
 
 
@@ -66,5 +66,16 @@ def s3_connector_backend(cid: str, spec: dict, root: Path) -> StorageBackend:
     if any(k in spec for k in ("aws_secret_access_key", "secret_key", "secret", "aws_access_key_id")):
         raise ValueError(f"connector {cid}: no credentials in the connectors file; name a \"profile\"")
     meta = str(S3Location.parse(url)) + RESERVED_PREFIX + "meta/"
-    return s3_backend(url, endpoint=spec.get("endpoint"), region=spec.get("region"),
-                      profile=spec.get("profile"), meta_url=meta)
+    backend = s3_backend(url, endpoint=spec.get("endpoint"), region=spec.get("region"),
+                         profile=spec.get("profile"), meta_url=meta)
+    for allowed in spec.get("allowed_paths", []):
+        # the allowed paths must exist to be written into, and nobody may create them (their parents
+        # are out of reach): a fresh bucket gets their folder markers
+        key: tuple[str, ...] = ()
+        for name in (part for part in str(allowed).split("/") if part):
+            key = (*key, name)
+            try:
+                backend.mkdir(key)
+            except AlreadyExists:
+                pass
+    return backend

@@ -8,6 +8,7 @@ directories). Everything below the address goes through the target's storage bac
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from tornado.ioloop import IOLoop
@@ -201,14 +202,27 @@ class DataHandler(ApiHandler):
             self.finish()
             return
         chunks = await self.offload(target.backend.read, target.key, start, length)
+        threads = self.application.settings.get("storage_threads")
+        ahead: asyncio.Future | None = None
         try:
-            while (chunk := await self.offload(next, chunks, None)) is not None:
-                self.write(chunk)
-                await self.flush()
+            if threads is None:
+                for chunk in chunks:
+                    self.write(chunk)
+                    await self.flush()
+            else:  # network storage: fetch the next chunk while this one goes out
+                loop = asyncio.get_running_loop()
+                ahead = loop.run_in_executor(threads, next, chunks, None)
+                while (chunk := await ahead) is not None:
+                    ahead = loop.run_in_executor(threads, next, chunks, None)
+                    self.write(chunk)
+                    await self.flush()
             self.finish()
         except StreamClosedError:
             pass  # client went away
         finally:
+            if ahead is not None and not ahead.done():
+                with contextlib.suppress(Exception):
+                    await ahead  # the generator can't be closed while a thread runs it
             with contextlib.suppress(Exception):
                 chunks.close()  # type: ignore[attr-defined]
 

@@ -85,8 +85,9 @@ def test_acls_live_in_the_bucket(two_servers, s3_store):
         alice_on_b.file("data://demo/secret/x.txt").getString()
     a.dir("data://.my/secret").update_permissions(ReadAcl.public)
     assert alice_on_b.file("data://demo/secret/x.txt").getString() == "hidden"
-    keys = [o["Key"] for o in s3_store.client().list_objects_v2(Bucket=DATA_BUCKET)["Contents"]]
-    assert any(k.endswith("/meta/acl/demo/secret/read.json") for k in keys)
+    prefix = two_servers[0].storage.removeprefix(f"s3://{DATA_BUCKET}/")
+    listed = s3_store.client().list_objects_v2(Bucket=DATA_BUCKET, Prefix=f"{prefix}/meta/")
+    assert f"{prefix}/meta/acl/demo/secret/read.json" in [o["Key"] for o in listed["Contents"]]
     a.dir("data://.my/secret").delete(force=True)
 
 

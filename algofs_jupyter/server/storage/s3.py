@@ -61,9 +61,9 @@ from .local import check_preconditions
 
 #: Download chunks: bigger ones cost fewer thread hops in the server (each is one pass of the event loop).
 READ_CHUNK = 4 * 1024 * 1024
-#: Multipart part size: 8 MiB keeps an upload's memory at ~(MAX_PARTS_IN_FLIGHT + 1) * 8 MiB.
+#: Multipart part size and parts uploading at once: an upload holds at most (MAX_PARTS_IN_FLIGHT + 1) parts.
 PART_SIZE = 8 * 1024 * 1024
-MAX_PARTS_IN_FLIGHT = 2
+MAX_PARTS_IN_FLIGHT = 3
 #: CopyObject's limit; larger objects are copied in UploadPartCopy parts of COPY_PART_SIZE.
 COPY_LIMIT = 5 * 1024**3
 COPY_PART_SIZE = 512 * 1024**2
@@ -573,7 +573,8 @@ class S3Upload(Upload):
         self.key = key
         self.if_match = if_match
         self.expected_size = expected_size
-        self.buffer = bytearray()
+        self.pending: list[bytes] = []  # received, not yet in a part: joined once per part (one copy)
+        self.pending_size = 0
         self.upload_id: str | None = None
         self.parts: list[Future] = []
         self.bytes_written = 0
@@ -587,12 +588,16 @@ class S3Upload(Upload):
     def write(self, chunk: bytes) -> None:
         if self._done:
             raise StorageError("the upload is finished")
-        self.buffer += chunk
+        self.pending.append(chunk)
+        self.pending_size += len(chunk)
         self.bytes_written += len(chunk)
-        while len(self.buffer) >= PART_SIZE:
-            part = bytes(self.buffer[:PART_SIZE])
-            del self.buffer[:PART_SIZE]
-            self._send_part(part)
+        if self.pending_size >= PART_SIZE:
+            self._send_part(self._take())
+
+    def _take(self) -> bytes:
+        data = b"".join(self.pending)
+        self.pending, self.pending_size = [], 0
+        return data
 
     def _send_part(self, data: bytes) -> None:
         if self.upload_id is None:
@@ -636,12 +641,11 @@ class S3Upload(Upload):
             if self.upload_id is None:
                 self._recheck()
                 with storage_errors("storing the file failed"):
-                    self.client.put_object(Bucket=bucket, Key=self.name, Body=bytes(self.buffer),
+                    self.client.put_object(Bucket=bucket, Key=self.name, Body=self._take(),
                                            **conditional)
             else:
-                if self.buffer:
-                    self._send_part(bytes(self.buffer))
-                    self.buffer = bytearray()
+                if self.pending:
+                    self._send_part(self._take())
                 parts = [future.result() for future in self.parts]
                 self._recheck()
                 with storage_errors("storing the file failed"):
@@ -653,12 +657,11 @@ class S3Upload(Upload):
             self.abort()
             raise
         self._done = True
-        self.buffer = bytearray()
         return backend.info(self.key)
 
     def abort(self) -> None:
         self._done = True
-        self.buffer = bytearray()
+        self.pending, self.pending_size = [], 0
         upload_id, self.upload_id = self.upload_id, None
         if upload_id is None:
             return

@@ -7,6 +7,8 @@ objects by data URI (``data://.my/coll/x``, ``s3://bucket/key``), as the officia
 
 from __future__ import annotations
 
+from tornado.ioloop import IOLoop
+
 from . import http_files
 from .base import ApiHandler, parse_json_object
 from .errors import ApiError, bad_request
@@ -139,6 +141,14 @@ class MoveHandler(ExtensionHandler):
 
 class CopyHandler(ExtensionHandler):
     """``POST /v1/algofs/copy {"from", "to", "overwrite"}``: copy a file inside one storage."""
+
+    async def post(self) -> None:
+        # a thread whatever the storage: copying a large file takes a while, and the event loop serves
+        # everyone else meanwhile
+        threads = self.application.settings.get("storage_threads")
+        await IOLoop.current().run_in_executor(threads, self.run)
+        if self.answered is not None:
+            self.answer(*self.answered)
 
     def run(self) -> None:
         body = self.body()

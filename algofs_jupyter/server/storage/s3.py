@@ -591,8 +591,17 @@ class S3Upload(Upload):
         self.pending.append(chunk)
         self.pending_size += len(chunk)
         self.bytes_written += len(chunk)
-        if self.pending_size >= PART_SIZE:
-            self._send_part(self._take())
+        if self.pending_size < PART_SIZE:
+            return
+        data = self._take()
+        if len(data) == PART_SIZE:  # the usual case: chunks much smaller than a part
+            self._send_part(data)
+            return
+        full = len(data) - len(data) % PART_SIZE
+        for start in range(0, full, PART_SIZE):
+            self._send_part(data[start:start + PART_SIZE])
+        if full < len(data):
+            self.pending, self.pending_size = [data[full:]], len(data) - full
 
     def _take(self) -> bytes:
         data = b"".join(self.pending)

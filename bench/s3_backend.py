@@ -23,6 +23,7 @@ Output: ``bench/results/s3_backend.md`` and ``.json``. Everything started is sto
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -118,6 +119,7 @@ def mounted(work: Path, name: str, server: EmbeddedServer) -> Iterator[Path]:
 
     cache = work / f"cache-{name}"
     shutil.rmtree(cache, ignore_errors=True)
+    assert server.url is not None
     mount = MountProcess(work / f"mnt-{name}", server.url, server.api_key, cache_dir=cache,
                          log_file=work / f"mount-{name}.log", cache_size=4 << 30)
     mount.start(60)
@@ -293,7 +295,7 @@ def main() -> int:
                                 folder = root / f"writes-{round_}"
                                 folder.mkdir()
                                 mount_runs.setdefault(("writes", name), []).append(
-                                    timed(lambda folder=folder: write_small(folder, writes)))
+                                    timed(functools.partial(write_small, folder, writes)))
                 for name in ("s3", "local"):
                     table.add(f"mount: cold read {size_mb} MiB", f"algofs mount on serve ({name})",
                               mount_runs[("cold", name)], size, "fresh mount, empty cache")
@@ -330,7 +332,8 @@ def ratio_line(table: Table, op: str, size_mb: int) -> str:
 def write_report(table: Table, size_mb: int, objects: int, writes: int, args: argparse.Namespace) -> None:
     command = "python bench/s3_backend.py" + (" --quick" if args.quick else "") + (
         f" --repeat {args.repeat}" if args.repeat != 3 else "")
-    rss = [table.facts.get("rss_growth_get_mib"), table.facts.get("rss_growth_put_mib")]
+    rss: list[list[float]] = [list(table.facts.get(f"rss_growth_{op}_mib") or [])  # type: ignore[call-overload]
+                              for op in ("get", "put")]
     lines = [
         "# `algofs serve --storage s3://…` vs the S3 store (SeaweedFS) itself",
         "",

@@ -59,7 +59,7 @@ class DataHandler(ApiHandler):
 
     # -- request set-up ---------------------------------------------------------------------------
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> None:  # type: ignore[override]  # tornado awaits a coroutine prepare
         # bodies are streamed to storage (PUT), capped (JSON) or drained (refused): never buffered whole
         self.request.connection.set_max_body_size(MAX_UPLOAD)  # type: ignore[union-attr]
         try:

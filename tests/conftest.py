@@ -10,6 +10,9 @@ import pytest
 from algofs_jupyter.server.process import EmbeddedServer
 from algofs_jupyter.server.users import DEMO_USERS
 
+#: SeaweedFS, ``algofs serve --storage s3://…`` and the local|s3 parametrisation (tests/s3_fixtures.py)
+pytest_plugins = ["s3_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:

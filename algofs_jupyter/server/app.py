@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tornado.httpserver import HTTPServer
@@ -23,7 +24,8 @@ from .connectors import load_connectors
 from .data_handlers import DataHandler
 from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, UtimeHandler
 from .hosts import ForbiddenHostHandler, HostAllowList
-from .namespace import Namespace, hosted_data_backend
+from .namespace import Namespace
+from .storage.select import StorageConfig, hosted_storage
 from .users import UserRegistry
 
 log = logging.getLogger("algofs.serve")
@@ -42,14 +44,15 @@ class ApiApplication(Application):
 
 def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
              allowed_hosts: HostAllowList | None = None,
-             algorithm_options: AlgorithmOptions | None = None) -> Application:
+             algorithm_options: AlgorithmOptions | None = None,
+             storage: StorageConfig | None = None) -> Application:
     root.mkdir(parents=True, exist_ok=True)
     connectors = load_connectors(root, default_owner=next(iter(users)) if len(users) == 1 else None)
     shared = sorted(cid for cid, c in connectors.items() if c.owner is None)
     if shared and len(users) > 1:
         log.warning("connectors without an owner (%s): every user may replace and delete their data; "
                     "set \"owner\" in %s (docs/server.md)", ", ".join(shared), root / "connectors.json")
-    namespace = Namespace(hosted_data_backend(root), connectors, sorted(users))
+    namespace = Namespace(hosted_storage(root, storage or StorageConfig()), connectors, sorted(users))
     removed = sum(backend.sweep() for backend in namespace.backends().values())
     if removed:
         log.info("removed %d partial uploads left by an earlier run", removed)
@@ -72,14 +75,18 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
         users=UserRegistry(users, users_file, on_new_users=namespace.add_users),
         namespace=namespace,
         **algorithm_settings(root, algorithm_options),
+        # network storage (S3) blocks: its calls run on these threads, never on the event loop
+        storage_threads=ThreadPoolExecutor(32, thread_name_prefix="storage") if any(
+            getattr(b, "blocking", False) for b in namespace.backends().values()) else None,
     )
 
 
 async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
                         ready_file: Path | None = None, users_file: Path | None = None,
                         allowed_hosts: list[str] | tuple[str, ...] = (),
-                        algorithm_options: AlgorithmOptions | None = None) -> None:
-    app = make_app(root, users, users_file, HostAllowList(host, allowed_hosts), algorithm_options)
+                        algorithm_options: AlgorithmOptions | None = None,
+                        storage: StorageConfig | None = None) -> None:
+    app = make_app(root, users, users_file, HostAllowList(host, allowed_hosts), algorithm_options, storage)
     sockets = bind_sockets(port, address=host)
     server = HTTPServer(app, max_body_size=MAX_BUFFERED_BODY, idle_connection_timeout=300)
     server.add_sockets(sockets)
@@ -87,7 +94,8 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
     url = f"http://{host if ':' not in host else f'[{host}]'}:{actual_port}"
     app.settings["executor"].api_address = url
     app.settings["registry"].api_address = url
-    log.info("algofs serve: listening on %s (root %s, users: %s)", url, root, ", ".join(sorted(users)))
+    where = f"root {root}" + (f", storage {storage.url}" if storage and storage.url else "")
+    log.info("algofs serve: listening on %s (%s, users: %s)", url, where, ", ".join(sorted(users)))
     if ready_file is not None:
         tmp = ready_file.with_name(ready_file.name + ".tmp")
         tmp.write_text(json.dumps({"url": url, "port": actual_port, "pid": os.getpid()}))

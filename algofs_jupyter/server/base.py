@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
 from .errors import ApiError, api_error_for, bad_request
 from .storage import StorageError
 from .users import Identity, UserRegistry
+
+T = TypeVar("T")
 
 
 def header_safe(text: str) -> str:
@@ -88,6 +92,14 @@ class ApiHandler(RequestHandler):
                 super()._handle_request_exception(translated)
                 return
         super()._handle_request_exception(e)
+
+    async def offload(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a storage call off the event loop when the storage blocks on the network (S3), inline
+        otherwise (local disk: a thread hop per call would only add latency)."""
+        threads = self.application.settings.get("storage_threads")
+        if threads is None:
+            return function(*args)
+        return await IOLoop.current().run_in_executor(threads, function, *args)
 
     def compute_etag(self) -> str | None:
         return None  # file handlers set their own cheap ETag; JSON bodies need none

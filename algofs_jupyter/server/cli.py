@@ -29,6 +29,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add("--demo", action="store_true", help="load the demo content and demo users into the root")
     add("--demo-large-file-mb", type=int, default=None, metavar="N",
         help="size of data://demo/large/large.bin made by --demo (sparse; default 1024, 0 = none)")
+    add("--storage", metavar="URL", default=None,
+        help="where the hosted data lives: s3://BUCKET[/PREFIX] (default: ROOT/data on disk); "
+             "credentials the standard AWS ways (env, ~/.aws, AWS_PROFILE), never on the command line")
+    add("--s3-endpoint", metavar="URL", default=None,
+        help="S3 endpoint for --storage (default: AWS, or AWS_ENDPOINT_URL_S3 / the AWS config file)")
+    add("--s3-region", metavar="R", default=None, help="S3 region for --storage (default: AWS config)")
+    add("--demo-many-files", type=int, default=None, metavar="N",
+        help="files in data://demo/many_files made by --demo (default 5000; an S3 bucket takes ~200 PUTs/s)")
     add("--ready-file", type=Path, help="write {url, port, pid} as JSON here once listening")
     add("--log-level", default="INFO", help="logging level (default INFO)")
     add("--log-file", type=Path, help="log here instead of stderr, rotated at --log-max-bytes")
@@ -94,15 +102,27 @@ def algorithm_options(args: argparse.Namespace):
 def run_serve(args: argparse.Namespace) -> int:
     from .access_log import configure_logging
     from .app import serve_forever
-    from .demo.seed import DEFAULT_LARGE_FILE_MB, seed
+    from .demo.seed import DEFAULT_LARGE_FILE_MB, MANY_FILES, seed
+    from .storage.select import StorageConfig
 
     configure_logging(args.log_level, args.log_file, args.log_max_bytes)
     users = collect_users(args)
     root = args.root.expanduser().resolve()
+    storage = StorageConfig(args.storage, args.s3_endpoint, args.s3_region)
+    try:
+        storage.validate()
+    except ValueError as exc:
+        raise SystemExit(f"algofs serve: --storage: {exc}") from exc
     if args.demo:
         large = DEFAULT_LARGE_FILE_MB if args.demo_large_file_mb is None else args.demo_large_file_mb
-        seed(root, large_file_mb=large)
+        many = MANY_FILES if args.demo_many_files is None else args.demo_many_files
+        seed(root, large_file_mb=large, many_files=many)
+        if storage.is_s3:
+            from .demo.seed import seed_storage
+            from .storage.select import hosted_storage
+
+            seed_storage(root, hosted_storage(root, storage))
     asyncio.run(serve_forever(root, users, args.host, args.port, args.ready_file,
                               users_file=args.users_file, allowed_hosts=args.allowed_host,
-                              algorithm_options=algorithm_options(args)))
+                              algorithm_options=algorithm_options(args), storage=storage))
     return 0

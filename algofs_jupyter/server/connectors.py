@@ -8,7 +8,9 @@ Configured in ``<root>/connectors.json``::
                       "owner": "demo", "read": ["*"], "write": ["demo", "alice"], "delete": ["demo"]}}}
 
 ``type`` chooses the backend (``"local"``, the default: ``path`` is a directory, relative to the root or
-absolute); ``BACKENDS`` maps types to factories, so another storage is one entry there.
+absolute; ``"s3"``: ``url`` is ``s3://BUCKET/PREFIX`` with optional ``endpoint``, ``region`` and
+``profile``, see ``storage/select.py``); ``BACKENDS`` maps types to factories, so another storage is one
+entry there.
 
 ``allowed_paths`` is the connector's *path restriction*: only those sub-paths (and everything below them)
 are reachable; their ancestors, including the connector root, answer 403, and an allowed path itself can
@@ -45,8 +47,14 @@ def local_backend(cid: str, spec: dict, root: Path) -> StorageBackend:
     return LocalBackend(directory, root / "meta" / "connectors" / cid)
 
 
+def s3_backend(cid: str, spec: dict, root: Path) -> StorageBackend:
+    from .storage.select import s3_connector_backend
+
+    return s3_connector_backend(cid, spec, root)
+
+
 #: ``type`` of a connector spec -> factory(cid, spec, server root)
-BACKENDS: dict[str, Callable[[str, dict, Path], StorageBackend]] = {"local": local_backend}
+BACKENDS: dict[str, Callable[[str, dict, Path], StorageBackend]] = {"local": local_backend, "s3": s3_backend}
 
 
 @dataclass(frozen=True)

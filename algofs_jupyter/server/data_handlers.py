@@ -8,6 +8,7 @@ directories). Everything below the address goes through the target's storage bac
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from tornado.ioloop import IOLoop
@@ -24,6 +25,8 @@ from .storage import EntryInfo, ListingPage, NotFound, StorageError, Upload, che
 
 MAX_JSON_BODY = 1024 * 1024
 MAX_UPLOAD = 1 << 42  # 4 TiB: effectively unlimited, uploads stream to storage
+#: Network storage: body chunks (64 KiB from tornado) are handed to a storage thread in 1 MiB batches.
+PENDING_FLUSH = 1024 * 1024
 
 
 def int_argument(handler: ApiHandler, name: str) -> int | None:
@@ -50,14 +53,17 @@ class DataHandler(ApiHandler):
         self.upload: Upload | None = None
         self.body_parts: list[bytes] = []
         self.body_size = 0
+        # upload chunks gathered for one hop to a storage thread (network storage only)
+        self.pending: list[bytes] = []
+        self.pending_size = 0
 
     # -- request set-up ---------------------------------------------------------------------------
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:  # type: ignore[override]  # tornado awaits a coroutine prepare
         # bodies are streamed to storage (PUT), capped (JSON) or drained (refused): never buffered whole
         self.request.connection.set_max_body_size(MAX_UPLOAD)  # type: ignore[union-attr]
         try:
-            self._prepare()
+            await self.offload(self._prepare)
         except StorageError as error:
             self.defer_if_body_follows(api_error_for(error), always=True)
         except ApiError as error:
@@ -79,15 +85,29 @@ class DataHandler(ApiHandler):
         if self.request.method == "PUT":
             self.upload = self._start_upload()
 
-    def data_received(self, chunk: bytes) -> None:
+    async def data_received(self, chunk: bytes) -> None:
         if self.deferred_error is not None:
             return  # the request is refused: drain the body without storing it
         if self.upload is not None:
-            self.upload.write(chunk)
+            if self.application.settings.get("storage_threads") is None:
+                self.upload.write(chunk)
+                return
+            self.pending.append(chunk)
+            self.pending_size += len(chunk)
+            if self.pending_size >= PENDING_FLUSH:
+                await self._flush_pending()
             return
         self.body_size += len(chunk)
         if self.body_size <= MAX_JSON_BODY:
             self.body_parts.append(chunk)
+
+    async def _flush_pending(self) -> None:
+        """Hand the gathered chunks to the upload on a storage thread; tornado reads no more body
+        meanwhile (flow control), so memory stays bounded by PENDING_FLUSH plus the upload's parts."""
+        data, self.pending, self.pending_size = b"".join(self.pending), [], 0
+        upload = self.upload
+        if data and upload is not None:
+            await self.offload(upload.write, data)
 
     def on_connection_close(self) -> None:
         self._abort_upload()
@@ -97,8 +117,13 @@ class DataHandler(ApiHandler):
 
     def _abort_upload(self) -> None:
         if self.upload is not None:
-            self.upload.abort()
-            self.upload = None
+            upload, self.upload = self.upload, None
+            self.pending, self.pending_size = [], 0
+            threads = self.application.settings.get("storage_threads")
+            if threads is None:
+                upload.abort()
+            else:
+                threads.submit(upload.abort)  # waits for parts in flight: not on the event loop
 
     def json_body(self) -> dict:
         if self.body_size > MAX_JSON_BODY:
@@ -120,7 +145,7 @@ class DataHandler(ApiHandler):
         target = self.target
         if target.level == "path":
             Namespace.require_read(target)
-            info = target.backend.info(target.key)
+            info = await self.offload(target.backend.info, target.key)
             if not info.is_dir:
                 await self._send_file(target, info, include_body)
                 return
@@ -131,10 +156,12 @@ class DataHandler(ApiHandler):
         after = listing.decode_marker(self.get_query_argument("marker", None))
         # A thread: the first page of a directory of 50,000 names scans and sorts them (~200 ms), which
         # would stall every other request (ranged reads of the mount) on the event loop meanwhile.
-        page = await IOLoop.current().run_in_executor(None, self._listing, target, after)
+        threads = self.application.settings.get("storage_threads")
+        page = await IOLoop.current().run_in_executor(threads, self._listing, target, after)
         result = listing.body(page)
         if bool_argument(self, "acl") and target.collection is not None:
-            result["acl"] = {"read": self.namespace.acl.read_list(*target.collection_id)}
+            result["acl"] = {"read": await self.offload(self.namespace.acl.read_list,
+                                                        *target.collection_id)}
         self.write_json(result)
 
     def _listing(self, target: Target, after: tuple[int, str] | None) -> ListingPage:
@@ -174,15 +201,28 @@ class DataHandler(ApiHandler):
         if not include_body or length == 0:
             self.finish()
             return
-        chunks = target.backend.read(target.key, start, length)
+        chunks = await self.offload(target.backend.read, target.key, start, length)
+        threads = self.application.settings.get("storage_threads")
+        ahead: asyncio.Future | None = None
         try:
-            for chunk in chunks:
-                self.write(chunk)
-                await self.flush()
+            if threads is None:
+                for chunk in chunks:
+                    self.write(chunk)
+                    await self.flush()
+            else:  # network storage: fetch the next chunk while this one goes out
+                loop = asyncio.get_running_loop()
+                ahead = loop.run_in_executor(threads, next, chunks, None)
+                while (chunk := await ahead) is not None:
+                    ahead = loop.run_in_executor(threads, next, chunks, None)
+                    self.write(chunk)
+                    await self.flush()
             self.finish()
         except StreamClosedError:
             pass  # client went away
         finally:
+            if ahead is not None and not ahead.done():
+                with contextlib.suppress(Exception):
+                    await ahead  # the generator can't be closed while a thread runs it
             with contextlib.suppress(Exception):
                 chunks.close()  # type: ignore[attr-defined]
 
@@ -206,11 +246,18 @@ class DataHandler(ApiHandler):
                                     if_match=self.request.headers.get("If-Match"),
                                     expected_size=expected_size)
 
-    def put(self) -> None:
+    async def put(self) -> None:
         if self.upload is None:
             raise ApiError(400, "the upload was interrupted")  # the connection closed mid-body
-        info = self.upload.commit()
-        self.upload = None
+        await self._flush_pending()
+        upload, self.upload = self.upload, None  # the body is complete: a close now must not abort it
+        if upload is None:
+            raise ApiError(400, "the upload was interrupted")
+        try:
+            info = await self.offload(upload.commit)
+        except BaseException:
+            await self.offload(upload.abort)
+            raise
         # the stored file's validators, as HEAD would report them: saves writers a HEAD
         if info.etag:
             self.set_header("ETag", info.etag)
@@ -220,7 +267,10 @@ class DataHandler(ApiHandler):
 
     # -- POST (mkdir on the parent) ---------------------------------------------------------------
 
-    def post(self) -> None:
+    async def post(self) -> None:
+        self.write_json(await self.offload(self._mkdir))
+
+    def _mkdir(self) -> dict:
         body = self.json_body()
         raw_name = body.get("name")
         if not isinstance(raw_name, str):
@@ -248,11 +298,14 @@ class DataHandler(ApiHandler):
             except BaseException:
                 parent.backend.delete_dir(key)  # no half-created collection
                 raise
-        self.write_json({"result": self.address.child(name).uri()})
+        return {"result": self.address.child(name).uri()}
 
     # -- PATCH (collection ACL) -------------------------------------------------------------------
 
-    def patch(self) -> None:
+    async def patch(self) -> None:
+        self.write_json(await self.offload(self._set_acl))
+
+    def _set_acl(self) -> dict:
         body = self.json_body()
         try:
             read = validate_acl(body.get("acl"))
@@ -265,11 +318,14 @@ class DataHandler(ApiHandler):
         if not target.backend.info(target.key).is_dir:
             raise NotFound("path not found")
         self.namespace.acl.set_read_list(*target.collection_id, read)
-        self.write_json({"result": {"acl": {"read": read}}})
+        return {"result": {"acl": {"read": read}}}
 
     # -- DELETE -----------------------------------------------------------------------------------
 
-    def delete(self) -> None:
+    async def delete(self) -> None:
+        self.write_json(await self.offload(self._delete))
+
+    def _delete(self) -> dict:
         target = self.target
         if target.level != "path" or not target.key:
             raise ApiError(403, "this directory can't be deleted")
@@ -277,9 +333,8 @@ class DataHandler(ApiHandler):
         info = target.backend.info(target.key)
         if not info.is_dir:
             target.backend.delete_file(target.key)
-            self.write_json({"result": {"deleted": 1}})
-            return
+            return {"result": {"deleted": 1}}
         deleted = target.backend.delete_dir(target.key, force=bool_argument(self, "force"))
         if target.is_collection:
             self.namespace.acl.forget(*target.collection_id)
-        self.write_json({"result": {"deleted": deleted}})
+        return {"result": {"deleted": deleted}}

@@ -7,8 +7,6 @@ objects by data URI (``data://.my/coll/x``, ``s3://bucket/key``), as the officia
 
 from __future__ import annotations
 
-import functools
-
 from tornado.ioloop import IOLoop
 
 from . import http_files
@@ -64,6 +62,20 @@ class ExtensionHandler(ApiHandler):
             raise bad_request(f"{field!r} must be true or false")
         return value
 
+    answered: tuple[Target, EntryInfo] | None = None
+
+    async def post(self) -> None:
+        """``run`` does the work (on a storage thread for network storage) and names the result."""
+        await self.offload(self.run)
+        if self.answered is not None:
+            self.answer(*self.answered)
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def result(self, target: Target, info: EntryInfo) -> None:
+        self.answered = (target, info)
+
     def answer(self, target: Target, info: EntryInfo) -> None:
         if info.etag:
             self.set_header("ETag", info.etag)
@@ -98,7 +110,7 @@ def layout_check(source_info: EntryInfo, destination: Target) -> None:
 class MoveHandler(ExtensionHandler):
     """``POST /v1/algofs/move {"from", "to", "overwrite"}``: rename a file or a whole directory."""
 
-    def post(self) -> None:
+    def run(self) -> None:
         body = self.body()
         source, destination = self.target_of(body, "from"), self.target_of(body, "to")
         overwrite = self.flag(body, "overwrite")
@@ -116,7 +128,7 @@ class MoveHandler(ExtensionHandler):
                 acl.move(*source.collection_id, destination.collection_id[1])
             else:
                 acl.forget(*source.collection_id)
-        self.answer(destination, moved)
+        self.result(destination, moved)
 
     @staticmethod
     def _exists(target: Target) -> bool:
@@ -131,6 +143,14 @@ class CopyHandler(ExtensionHandler):
     """``POST /v1/algofs/copy {"from", "to", "overwrite"}``: copy a file inside one storage."""
 
     async def post(self) -> None:
+        # a thread whatever the storage: copying a large file takes a while, and the event loop serves
+        # everyone else meanwhile
+        threads = self.application.settings.get("storage_threads")
+        await IOLoop.current().run_in_executor(threads, self.run)
+        if self.answered is not None:
+            self.answer(*self.answered)
+
+    def run(self) -> None:
         body = self.body()
         source, destination = self.target_of(body, "from"), self.target_of(body, "to")
         overwrite = self.flag(body, "overwrite")
@@ -141,20 +161,17 @@ class CopyHandler(ExtensionHandler):
         layout_check(info, destination)
         if overwrite and MoveHandler._exists(destination):
             Namespace.require_delete(destination)
-        # a thread: copying a large file takes a while, and the event loop serves everyone else meanwhile
-        copied = await IOLoop.current().run_in_executor(
-            None, functools.partial(source.backend.copy, source.key, destination.key, overwrite=overwrite))
-        self.answer(destination, copied)
+        self.result(destination, source.backend.copy(source.key, destination.key, overwrite=overwrite))
 
 
 class UtimeHandler(ExtensionHandler):
     """``POST /v1/algofs/utime {"path", "mtime"}``: set a file's or directory's modification time."""
 
-    def post(self) -> None:
+    def run(self) -> None:
         body = self.body()
         target = self.target_of(body, "path")
         mtime = body.get("mtime")
         if isinstance(mtime, bool) or not isinstance(mtime, (int, float)) or not 0 <= mtime < 2**34:
             raise bad_request("mtime must be seconds since the epoch (a number from 0 to 2**34)")
         Namespace.require_delete(target)
-        self.answer(target, target.backend.set_mtime(target.key, float(mtime)))
+        self.result(target, target.backend.set_mtime(target.key, float(mtime)))

@@ -24,12 +24,21 @@ from .users import DEMO_USERS
 class EmbeddedServer(ChildOwner):
     def __init__(self, root: str | os.PathLike, port: int = 0, demo: bool = False,
                  users: dict[str, str] | None = None, host: str = "127.0.0.1",
-                 large_file_mb: int | None = None):
+                 large_file_mb: int | None = None, storage: str | None = None,
+                 s3_endpoint: str | None = None, s3_region: str | None = None,
+                 env: dict[str, str] | None = None, many_files: int | None = None):
+        """``storage``/``s3_*``: ``--storage s3://…`` and its endpoint/region; ``env``: extra variables for
+        the child (e.g. ``AWS_SHARED_CREDENTIALS_FILE``: credentials never go into argv)."""
         self.root = Path(root).resolve()
         self.port = port
         self.host = host
         self.demo = demo
         self.large_file_mb = large_file_mb
+        self.many_files = many_files
+        self.storage = storage
+        self.s3_endpoint = s3_endpoint
+        self.s3_region = s3_region
+        self.extra_env = dict(env or {})
         if users is None:
             names = list(DEMO_USERS) if demo else ["user"]
             users = {name: "algofs-" + secrets.token_urlsafe(24) for name in names}
@@ -58,10 +67,16 @@ class EmbeddedServer(ChildOwner):
                "--host", self.host, "--port", str(self.port),
                "--users-file", str(self.users_file), "--ready-file", str(self.ready_file),
                "--log-file", str(self.log_path)]
+        for flag, value in (("--storage", self.storage), ("--s3-endpoint", self.s3_endpoint),
+                            ("--s3-region", self.s3_region)):
+            if value:
+                cmd += [flag, value]
         if self.demo:
             cmd.append("--demo")
             if self.large_file_mb is not None:
                 cmd += ["--demo-large-file-mb", str(self.large_file_mb)]
+            if self.many_files is not None:
+                cmd += ["--demo-many-files", str(self.many_files)]
         return cmd
 
     def start(self, timeout: float = 60.0) -> EmbeddedServer:
@@ -71,6 +86,7 @@ class EmbeddedServer(ChildOwner):
         self.ready_file.unlink(missing_ok=True)
         secret_vars = ("ALGOFS_SERVE_API_KEY", "ALGORITHMIA_API_KEY")
         env = {k: v for k, v in os.environ.items() if k not in secret_vars}
+        env.update(self.extra_env)
         self._spawn_until_ready(self.command(), env, timeout)
         return self
 

@@ -45,6 +45,12 @@ def mount_server(server: EmbeddedServer, base: Path, **options: object) -> Mount
 
 
 @pytest.fixture(scope="session")
+def api_server(backend_api_server: EmbeddedServer) -> EmbeddedServer:
+    """The demo server, once on local storage and once on S3 (tests/s3_fixtures.py)."""
+    return backend_api_server
+
+
+@pytest.fixture(scope="session")
 def mounted(api_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
     if not fuse_available():
         pytest.skip("needs /dev/fuse and fusermount3")

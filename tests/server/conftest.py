@@ -20,6 +20,12 @@ def make_client(server: EmbeddedServer, user: str) -> Algorithmia.client.Client:
 
 
 @pytest.fixture(scope="session")
+def api_server(backend_api_server: EmbeddedServer) -> EmbeddedServer:
+    """The demo server, once on local storage and once on S3 (tests/s3_fixtures.py)."""
+    return backend_api_server
+
+
+@pytest.fixture(scope="session")
 def client(api_server: EmbeddedServer) -> Algorithmia.client.Client:
     """The official client as user ``demo``."""
     return make_client(api_server, "demo")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..acl import AclStore
 from ..namespace import hosted_data_backend
+from ..storage import AlreadyExists, NotFound, StorageBackend
 from . import png
 
 HERE = Path(__file__).parent
@@ -98,15 +99,54 @@ def merge_connectors(root: Path) -> None:
     os.replace(tmp, config_file)
 
 
-def seed(root: Path, large_file_mb: int = DEFAULT_LARGE_FILE_MB) -> None:
+def seed(root: Path, large_file_mb: int = DEFAULT_LARGE_FILE_MB, many_files: int = MANY_FILES) -> None:
     root.mkdir(parents=True, exist_ok=True)
     copy_missing(HERE / "content", root)
     copy_missing(HERE / "algorithms", root / "algorithms")
     write_images(root)
-    write_many_files(root / "data" / "demo" / "many_files")
+    write_many_files(root / "data" / "demo" / "many_files", many_files)
     write_large_file(root / "data" / "demo" / "large" / "large.bin", large_file_mb)
     acl = AclStore(hosted_data_backend(root))
     for (user, collection), read in DEMO_ACLS.items():
         if not acl.has(user, collection):
             acl.set_read_list(user, collection, read)
     merge_connectors(root)
+
+
+def seed_storage(root: Path, backend: StorageBackend) -> int:
+    """Copy the seeded ``<root>/data`` tree and the demo ACLs into another storage (an S3 bucket for
+    ``--storage s3://…``); what is already there is left alone. Returns how many files were uploaded."""
+    source = root / "data"
+    files: list[tuple[tuple[str, ...], Path]] = []
+    for dirpath, dirnames, filenames in os.walk(source):
+        base = tuple(Path(dirpath).relative_to(source).parts)
+        for name in sorted(dirnames):
+            try:
+                backend.mkdir((*base, name))
+            except AlreadyExists:
+                pass
+        files.extend(((*base, name), Path(dirpath, name)) for name in filenames if not name.startswith("."))
+    import_files = getattr(backend, "import_files", None)
+    uploaded = import_files(files) if import_files else sum(_copy_in(backend, k, p) for k, p in files)
+    acl = AclStore(backend)
+    for (user, collection), read in DEMO_ACLS.items():
+        if not acl.has(user, collection):
+            acl.set_read_list(user, collection, read)
+    return uploaded
+
+
+def _copy_in(backend: StorageBackend, key: tuple[str, ...], path: Path) -> int:
+    try:
+        backend.info(key)
+        return 0
+    except NotFound:
+        pass
+    upload = backend.write(key)
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                upload.write(chunk)
+        upload.commit()
+    finally:
+        upload.abort()
+    return 1

@@ -18,7 +18,9 @@ Contracts shared by every operation:
   mtime moves whenever an entry is created, removed or renamed in it.
 - Calls come from the server's event loop thread (listings and copies from worker threads), so a
   backend must be thread-safe, and every call blocks all other requests while it runs: keep each one
-  short (``read`` yields chunks; ``Upload.write`` is called once per received chunk).
+  short (``read`` yields chunks; ``Upload.write`` is called once per received chunk). A backend whose
+  calls wait on the network sets ``blocking = True``: the handlers then make every call from storage
+  worker threads (``ApiHandler.offload``), uploads in batches of about 1 MiB (``storage/s3.py``).
 - Metadata (ACLs, connector state) is stored through :meth:`StorageBackend.read_meta` /
   :meth:`StorageBackend.write_meta`, in a namespace user keys can never reach, so it lives wherever the
   data lives (a sidecar tree on disk, a reserved prefix in a bucket).
@@ -205,6 +207,8 @@ class StorageBackend(ABC):
     """
 
     capabilities: frozenset[str] = frozenset()
+    #: True when calls wait on the network (S3): handlers call them from worker threads, never the loop
+    blocking: bool = False
 
     # -- reading -------------------------------------------------------------------------------------
 

@@ -1,0 +1,122 @@
+"""``S3Backend`` against the storage contract (tests/server/storage_contract.py) on a real SeaweedFS, plus
+what only object storage shows: the bucket layout, streamed multipart uploads and their abort, listings
+in the store's order, foreign buckets."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from algofs_jupyter.server.storage import NotFound, StorageError
+from algofs_jupyter.server.storage.s3 import PART_SIZE, S3Backend, S3Location, make_client
+
+from .storage_contract import *  # noqa: F403
+from .storage_contract import content, names, store
+
+BUCKET = "algofs-data"
+
+
+@pytest.fixture
+def s3_client(s3_store, monkeypatch):
+    """A client of the server's kind: credentials from the shared AWS files (env), not from arguments."""
+    for name, value in s3_store.env.items():
+        monkeypatch.setenv(name, value)
+    return make_client(s3_store.account.endpoint, s3_store.account.region)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"contract-{uuid.uuid4().hex[:10]}/"
+
+
+@pytest.fixture
+def backend(s3_client, prefix) -> S3Backend:
+    return S3Backend(s3_client, S3Location(BUCKET, prefix + "data/"), S3Location(BUCKET, prefix + "meta/"))
+
+
+def test_listing_order_and_paging(backend):  # noqa: F811 - the contract's, with the store's order
+    """Folders and files come in the store's key order (SeaweedFS: by name), not folders first; paging
+    continues after the last name looked at, so every entry shows once."""
+    for name in ("b", "a", "c", "a.txt", "a-1"):
+        store(backend, (name,), name.encode())
+    for name in ("z", "y", "a0"):
+        backend.mkdir((name,))
+    backend.mkdir(("a.d",))
+    store(backend, ("a.d", "inner"), b"i")
+    every = sorted(["a", "a-1", "a.txt", "a.d", "a0", "b", "c", "y", "z"])
+    assert sorted(e.name for e in backend.list_page(()).entries) == every
+    for limit in (2, 3, 4):
+        seen, after = [], None
+        while True:
+            page = backend.list_page((), after, limit)
+            seen += [e.name for e in page.entries]
+            if page.last_key is None:
+                break
+            after = page.last_key
+        assert sorted(seen) == every and len(seen) == len(every), limit
+
+
+def test_bucket_layout_markers_and_metadata(backend, s3_client, prefix):
+    backend.mkdir(("alice",))
+    backend.mkdir(("alice", "empty"))
+    store(backend, ("alice", "f.txt"), b"x")
+    backend.write_meta(("acl", "alice", "empty", "read.json"), b'{"read": []}')
+    keys = sorted(o["Key"] for o in s3_client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"])
+    assert keys == [f"{prefix}data/alice/", f"{prefix}data/alice/empty/", f"{prefix}data/alice/f.txt",
+                    f"{prefix}meta/acl/alice/empty/read.json"]
+    # removing the last entry of a folder without a marker keeps the folder (its marker is written first)
+    s3_client.put_object(Bucket=BUCKET, Key=f"{prefix}data/implicit/only.txt", Body=b"o")
+    assert backend.info(("implicit",)).is_dir
+    backend.delete_file(("implicit", "only.txt"))
+    assert backend.info(("implicit",)).is_dir and names(backend, ("implicit",)) == []
+
+
+def test_large_upload_is_multipart_and_an_abort_leaves_the_old_object(backend, s3_client, prefix):
+    old = store(backend, ("big.bin",), b"old version")
+    body = os.urandom(2 * PART_SIZE + 12345)
+    upload = backend.write(("big.bin",))
+    for start in range(0, len(body), 1 << 20):
+        upload.write(body[start:start + (1 << 20)])
+    assert s3_client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads")  # parts went up
+    assert content(backend, ("big.bin",)) == b"old version"  # nothing visible before commit
+    upload.abort()
+    assert backend.info(("big.bin",)) == old
+    assert not s3_client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads")
+    info = store(backend, ("big.bin",), body)
+    assert info.size == len(body) and info.etag.endswith('-3"')  # three parts
+    assert content(backend, ("big.bin",), PART_SIZE - 5, 10) == body[PART_SIZE - 5:PART_SIZE + 5]
+
+
+def test_a_part_that_fails_aborts_the_upload(backend, s3_client, prefix):
+    store(backend, ("f",), b"kept")
+    upload = backend.write(("f",))
+    upload.write(os.urandom(PART_SIZE))  # the first part is in flight
+    upload.upload_id = "no-such-upload"  # the store refuses the next part and the completion
+    upload.write(os.urandom(PART_SIZE))
+    with pytest.raises(StorageError):
+        upload.commit()
+    assert content(backend, ("f",)) == b"kept"
+
+
+def test_server_side_copy_and_directory_move(backend):
+    backend.mkdir(("src",))
+    backend.mkdir(("src", "sub"))
+    store(backend, ("src", "sub", "a"), b"A")
+    store(backend, ("src", "b"), b"B")
+    backend.move(("src",), ("dst",))
+    with pytest.raises(NotFound):
+        backend.info(("src",))
+    assert sorted(names(backend, ("dst",))) == ["b", "sub"] and content(backend, ("dst", "sub", "a")) == b"A"
+    backend.copy(("dst", "b"), ("dst", "c"))
+    assert content(backend, ("dst", "c")) == b"B"
+    assert backend.delete_dir(("dst",), force=True) == 3
+
+
+def test_bad_urls_are_refused():
+    assert S3Location.parse("s3://bucket/a/b/") == S3Location("bucket", "a/b/")
+    assert S3Location.parse("s3://bucket") == S3Location("bucket", "")
+    for bad in ("http://bucket/x", "s3:///x", "bucket/x"):
+        with pytest.raises(ValueError):
+            S3Location.parse(bad)

@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 
 from algofs_jupyter.server.process import EmbeddedServer
-from algofs_jupyter.server.users import DEMO_USERS
 
 #: SeaweedFS, ``algofs serve --storage s3://…`` and the local|s3 parametrisation (tests/s3_fixtures.py)
 pytest_plugins = ["s3_fixtures"]
 
 
 @pytest.fixture(scope="session")
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+def api_server(local_api_server: EmbeddedServer) -> EmbeddedServer:
     """A real ``algofs serve --demo`` child process, shared by the session (demo users and content).
 
     Tests must not change the demo content; they work in their own scratch collections. It uses the
-    published demo keys (as ``algofs serve --demo`` run by hand does) on a throwaway root.
+    published demo keys (as ``algofs serve --demo`` run by hand does) on a throwaway root. The server
+    and mount folders override this with the local|s3 parametrisation (tests/s3_fixtures.py).
     """
-    root = tmp_path_factory.mktemp("algofs-serve-root")
-    server = EmbeddedServer(root, demo=True, users=dict(DEMO_USERS))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return local_api_server
 
 
 def find_free_port() -> int:

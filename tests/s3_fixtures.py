@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.users import DEMO_USERS
 from algofs_jupyter.testing.seaweedfs import S3Account, SeaweedFS
 
 DATA_BUCKET, TEAM_BUCKET = "algofs-data", "algofs-team"
@@ -101,8 +102,9 @@ def s3_server(store: S3Store, root: Path, prefix: str, **options: object) -> Emb
 
 @pytest.fixture(scope="session")
 def local_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """``algofs serve --demo`` on a local root with the published demo keys (the tests' clients use them)."""
     root = tmp_path_factory.mktemp("algofs-serve-root")
-    server = EmbeddedServer(root, demo=True)
+    server = EmbeddedServer(root, demo=True, users=dict(DEMO_USERS))
     server.start()
     try:
         yield server
@@ -114,7 +116,8 @@ def local_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embed
 def s3_api_server(s3_store: S3Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
     """``algofs serve --demo --storage s3://algofs-data/demo-session``: the demo content in the bucket."""
     root = tmp_path_factory.mktemp("algofs-serve-s3-root")
-    server = s3_server(s3_store, root, "demo-session", demo=True, large_file_mb=1, many_files=S3_MANY_FILES)
+    server = s3_server(s3_store, root, "demo-session", demo=True, users=dict(DEMO_USERS), large_file_mb=1,
+                       many_files=S3_MANY_FILES)
     server.start(timeout=180)
     try:
         yield server

@@ -98,7 +98,8 @@ def test_interrupted_upload_keeps_the_old_object_and_no_upload_lingers(two_serve
     client.file("data://.my/atomic/doc.bin").put(b"version one")
     url = urlsplit(server.url)
     with socket.create_connection((url.hostname, url.port)) as sock:
-        sock.sendall((f"PUT /v1/data/.my/atomic/doc.bin HTTP/1.1\r\nHost: x\r\nAuthorization: {USERS['demo']}"
+        sock.sendall((f"PUT /v1/data/.my/atomic/doc.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      f"Authorization: {USERS['demo']}"
                       f"\r\nContent-Length: {40 * MiB}\r\n\r\n").encode())
         chunk = os.urandom(MiB)
         for _ in range(20):  # half the body: two multipart parts are on the server already

@@ -12,6 +12,7 @@ keeps only their keys; such a body changes nothing and is answered with the curr
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .algo_registry import AlgorithmRegistry, NoSuchAlgorithm
@@ -61,7 +62,8 @@ class ManageHandler(ApiHandler):
             raise bad_request("the body must be a JSON object")
         return value
 
-    def refresh_pool(self):
+    def refresh_pool(self) -> Callable[[str, str], Awaitable[object]] | None:
+        """The executor's ``retire(owner, name)`` (the warm pool drops stale workers), if it has one."""
         executor = self.application.settings["executor"]
         return getattr(executor, "retire", None)
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import sys
 from pathlib import Path
 
 import pytest
-from jupyter_process import CONTENTS_MANAGER, JupyterProcess
+from jupyter_process import CONTENTS_MANAGER, JupyterProcess, free_port
 
 import algofs_jupyter.server.demo
 from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason
@@ -21,12 +20,6 @@ from algofs_jupyter.mount.mount_table import is_algofs_mount
 
 DEMO_CONTENT = Path(algofs_jupyter.server.demo.__file__).parent / "content"
 BASE = "/api/contents/algofs/data/demo"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(tmp: Path, fuse: bool) -> JupyterProcess:

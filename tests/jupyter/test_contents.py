@@ -148,3 +148,26 @@ def test_mounted_tree_is_served_from_disk(tmp_path):
     finally:
         server.stop()
     assert not is_algofs_mount(tmp_path / "root/algofs")
+
+
+@pytest.mark.fuse
+def test_a_path_the_api_refuses_answers_403_not_500(tmp_path):
+    """The mount shows a refused path as a ``d--x--x--x`` directory whose listing fails with EACCES."""
+    if fuse_unavailable_reason():
+        pytest.skip(fuse_unavailable_reason())
+    secret = (DEMO_CONTENT / "data/alice/private/secret.txt").read_text()
+    server = start_server(tmp_path, fuse=True)
+    try:
+        server.wait_for(lambda: server.get("/algofs/status").json()["mounted"], what="the mount")
+        for path in ("algofs/data/alice/private", "algofs/data/alice/private/secret.txt"):
+            response = server.get(f"/api/contents/{path}")
+            assert response.status_code == 403, (path, response.status_code, response.text)
+            assert f"Permission denied: {path}" in response.json()["message"]
+            assert secret not in response.text
+        # without content the refused directory's model is still served; readable neighbours are unaffected
+        bare = server.get("/api/contents/algofs/data/alice/private", params={"content": "0"})
+        assert bare.status_code == 200 and bare.json()["type"] == "directory"
+        assert "hello.txt" in names(server.get("/api/contents/algofs/data/alice/public").json())
+    finally:
+        server.stop()
+    assert not is_algofs_mount(tmp_path / "root/algofs")

@@ -204,9 +204,14 @@ class AlgofsContentsManager(AsyncLargeFileManager):
     async def get(self, path, content=True, type=None, format=None, require_hash=False):
         algo_path = self._fallback_path(path)
         if algo_path is None:
-            model = await super().get(
-                path, content=content, type=type, format=format, require_hash=require_hash
-            )
+            try:
+                model = await super().get(
+                    path, content=content, type=type, format=format, require_hash=require_hash
+                )
+            except PermissionError as exc:
+                # jupyter_server lets a listdir EACCES through as a 500; the mount shows a path the API
+                # refuses as a d--x--x--x directory, so that is what asking for another user's data does.
+                raise HTTPError(403, f"Permission denied: {path.strip('/')}") from exc
             return self._inject_mountpoint(model, path) if content else model
         return await self._algofs_get(path, algo_path, content, type, format)
 

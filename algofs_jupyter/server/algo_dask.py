@@ -74,7 +74,7 @@ class DaskExecutor:
         except asyncio.TimeoutError:
             await future.cancel()
             return timeout_outcome(request.timeout, time.monotonic() - started)
-        except Exception as exc:  # noqa: BLE001 - a lost Dask worker or scheduler is a failed call
+        except Exception as exc:  # a lost Dask worker or scheduler is a failed call
             return CallOutcome(time.monotonic() - started, "", error={
                 "message": f"the Dask cluster could not run the call: {type(exc).__name__}", "stacktrace": "",
                 "error_type": "AlgorithmError"})

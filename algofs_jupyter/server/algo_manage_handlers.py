@@ -12,10 +12,11 @@ keeps only their keys; such a body changes nothing and is answered with the curr
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .algo_registry import AlgorithmRegistry, NoSuchAlgorithm
-from .base import ApiHandler
+from .base import ApiHandler, parse_json_object
 from .errors import ApiError, bad_request
 
 MAX_MANAGE_BODY = 11 * 1024 * 1024
@@ -51,17 +52,10 @@ class ManageHandler(ApiHandler):
         mime = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if form_ok and mime == "application/x-www-form-urlencoded":
             return {}
-        try:
-            value = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise bad_request(f"malformed JSON body: {exc}") from exc
-        except RecursionError as exc:
-            raise bad_request("JSON body is nested too deeply") from exc
-        if not isinstance(value, dict):
-            raise bad_request("the body must be a JSON object")
-        return value
+        return parse_json_object(body)
 
-    def refresh_pool(self):
+    def refresh_pool(self) -> Callable[[str, str], Awaitable[object]] | None:
+        """The executor's ``retire(owner, name)`` (the warm pool drops stale workers), if it has one."""
         executor = self.application.settings["executor"]
         return getattr(executor, "retire", None)
 

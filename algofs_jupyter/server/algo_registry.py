@@ -26,6 +26,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -300,7 +301,7 @@ class AlgorithmRegistry:
         return bool(report.get("ok")), f"{log.rstrip()}\n{took}"
 
     async def publish(self, owner: str, name: str, caller: str, body: dict,
-                      on_published: object = None) -> dict:
+                      on_published: Callable[[str, str], Awaitable[object]] | None = None) -> dict:
         record = self.require(owner, name, caller, write=True)
         raw_info = body.get("version_info")
         info: dict = raw_info if isinstance(raw_info, dict) else {}
@@ -330,8 +331,8 @@ class AlgorithmRegistry:
                 "published_at": now_iso()})
             os.rename(tmp, target)
             self.store.forget(owner, name)
-        if callable(on_published):
-            await on_published(owner, name)  # type: ignore[misc]
+        if on_published is not None:
+            await on_published(owner, name)
         return self.algorithm_view(owner, name, record, version=version)
 
     # -- reads -------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def check(entry_point: Path) -> int:
     """The build step: one JSON line ``{"ok": bool, "log": str}``."""
     try:
         load_apply(entry_point)
-    except BaseException as exc:  # noqa: BLE001 - every load failure is a build failure
+    except BaseException as exc:  # every load failure is a build failure
         report = {"ok": False, "log": build_log(exc, entry_point.parent)}
     else:
         report = {"ok": True, "log": f"loaded {entry_point.name}: apply(input) found"}
@@ -120,7 +120,7 @@ def serve(entry_point: Path) -> int:
     out = CallStdout()
     try:
         apply, load_failure = load_apply(entry_point), None
-    except BaseException as exc:  # noqa: BLE001 - reported to every caller as LoadingError
+    except BaseException as exc:  # reported to every caller as LoadingError
         apply, load_failure = None, error(exc, "LoadingError")
     out.take()  # output printed while loading belongs to no call
     out.protocol.write(READY + "\n")
@@ -151,7 +151,7 @@ def run_one(apply: Any, request: dict) -> dict:
         os.environ["ALGORITHMIA_API_KEY"] = key
     try:
         return encode_result(apply(decode_input(request.get("content_type", "json"), request.get("data"))))
-    except BaseException as exc:  # noqa: BLE001 - report every failure, including SystemExit
+    except BaseException as exc:  # report every failure, including SystemExit
         return error(exc, "AlgorithmError")
     finally:
         os.environ.pop("ALGORITHMIA_API_KEY", None)

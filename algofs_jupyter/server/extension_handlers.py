@@ -7,6 +7,8 @@ objects by data URI (``data://.my/coll/x``, ``s3://bucket/key``), as the officia
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tornado.ioloop import IOLoop
 
 from . import http_files
@@ -56,6 +58,20 @@ class ExtensionHandler(ApiHandler):
         check_key(target.key)
         return target
 
+    def move_or_copy_targets(self, body: dict,
+                             require_source: Callable[[Target], None]) -> tuple[Target, Target, bool]:
+        """``from``, ``to`` and ``overwrite`` of a move or copy, checked: one storage, the caller's rights
+        (``require_source`` on the source, write on the destination, delete on what it replaces), layout."""
+        source, destination = self.target_of(body, "from"), self.target_of(body, "to")
+        overwrite = self.flag(body, "overwrite")
+        same_backend(source, destination)
+        require_source(source)
+        Namespace.require_write(destination)
+        layout_check(source.backend.info(source.key), destination)
+        if overwrite and exists(destination):
+            Namespace.require_delete(destination)
+        return source, destination, overwrite
+
     def flag(self, body: dict, field: str) -> bool:
         value = body.get(field, False)
         if not isinstance(value, bool):
@@ -101,6 +117,14 @@ def same_backend(source: Target, destination: Target) -> None:
                            "storages: copy through the client instead")
 
 
+def exists(target: Target) -> bool:
+    try:
+        target.backend.info(target.key)
+        return True
+    except NotFound:
+        return False
+
+
 def layout_check(source_info: EntryInfo, destination: Target) -> None:
     """Hosted data keeps files inside collections: a file can't land directly in a user folder."""
     if destination.connector is None and len(destination.key) < 3 and not source_info.is_dir:
@@ -111,16 +135,7 @@ class MoveHandler(ExtensionHandler):
     """``POST /v1/algofs/move {"from", "to", "overwrite"}``: rename a file or a whole directory."""
 
     def run(self) -> None:
-        body = self.body()
-        source, destination = self.target_of(body, "from"), self.target_of(body, "to")
-        overwrite = self.flag(body, "overwrite")
-        same_backend(source, destination)
-        Namespace.require_delete(source)
-        Namespace.require_write(destination)
-        info = source.backend.info(source.key)
-        layout_check(info, destination)
-        if overwrite and self._exists(destination):
-            Namespace.require_delete(destination)
+        source, destination, overwrite = self.move_or_copy_targets(self.body(), Namespace.require_delete)
         moved = source.backend.move(source.key, destination.key, overwrite=overwrite)
         acl = self.namespace.acl
         if source.is_collection and source.key != destination.key:
@@ -129,14 +144,6 @@ class MoveHandler(ExtensionHandler):
             else:
                 acl.forget(*source.collection_id)
         self.result(destination, moved)
-
-    @staticmethod
-    def _exists(target: Target) -> bool:
-        try:
-            target.backend.info(target.key)
-            return True
-        except NotFound:
-            return False
 
 
 class CopyHandler(ExtensionHandler):
@@ -151,16 +158,7 @@ class CopyHandler(ExtensionHandler):
             self.answer(*self.answered)
 
     def run(self) -> None:
-        body = self.body()
-        source, destination = self.target_of(body, "from"), self.target_of(body, "to")
-        overwrite = self.flag(body, "overwrite")
-        same_backend(source, destination)
-        Namespace.require_read(source)
-        Namespace.require_write(destination)
-        info = source.backend.info(source.key)
-        layout_check(info, destination)
-        if overwrite and MoveHandler._exists(destination):
-            Namespace.require_delete(destination)
+        source, destination, overwrite = self.move_or_copy_targets(self.body(), Namespace.require_read)
         self.result(destination, source.backend.copy(source.key, destination.key, overwrite=overwrite))
 
 

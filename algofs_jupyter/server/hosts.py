@@ -36,7 +36,9 @@ class HostAllowList:
     def allows(self, header: str | None) -> bool:
         if self.allow_any:
             return True
-        return bool(header) and host_name(header) in self.names
+        if not header:
+            return False
+        return host_name(header) in self.names
 
 
 class ForbiddenHostHandler(ApiHandler):

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,15 +33,22 @@ class Identity:
     algo_owner: str | None = None
 
 
+def _load_toml(path: str | Path, text: str) -> object:
+    """``tomllib`` came with Python 3.11; on 3.10 a TOML users file is refused with a clear message."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib.loads(text)
+    raise ValueError(f"{path}: TOML users files need Python >= 3.11 (tomllib); use a JSON users file")
+
+
 def load_users_file(path: str | Path) -> dict[str, str]:
     """Read ``{"users": {name: key}}`` or a flat ``{name: key}`` mapping from JSON or TOML.
 
     An empty mapping is allowed: a JupyterHub adds each user's key when it first spawns their server.
     """
-    import tomllib  # Python >= 3.11; only needed for TOML users files
-
     text = Path(path).read_text(encoding="utf-8")
-    data = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
+    data = _load_toml(path, text) if str(path).endswith(".toml") else json.loads(text)
     users = data.get("users", data) if isinstance(data, dict) else None
     if not isinstance(users, dict):
         raise ValueError(f"{path}: expected a mapping of user names to API keys")
@@ -88,6 +96,8 @@ class UserRegistry:
         return sorted(self._keys)
 
     def _stat_users_file(self) -> tuple[int, int, int] | None:
+        if self._users_file is None:
+            return None
         try:
             st = self._users_file.stat()
         except OSError:

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from jupyter_process import JupyterProcess
+from jupyter_process import JupyterProcess, free_port
 from remote_kernel import run_notebook_on_server
-from test_fallback_contents import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BINDER_USER = "algofsbinder"

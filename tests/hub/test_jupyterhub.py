@@ -161,10 +161,10 @@ def check_rest_isolation(hub, a: Account, b: Account, tokens: dict[str, str]) ->
         assert response.status_code == 403, (path, response.status_code)
         assert secret_of(b.name) not in response.text
     # A's own server, asked for B's private file, answers through A's identity: refused. (The mount shows
-    # a path the API refuses as a d--x--x--x directory; jupyter_server's contents manager does not catch
-    # the listdir EACCES and answers 500. Nothing leaks either way.)
+    # a path the API refuses as a d--x--x--x directory; AlgofsContentsManager turns the listdir EACCES
+    # into a 403, tests/jupyter/test_contents.py.)
     response = hub.user_request(a.name, f"/api/contents/algofs/data/{b.name}/private/s.txt", tokens[a.name])
-    assert response.status_code in (403, 404, 500)
+    assert response.status_code == 403, response.text
     assert secret_of(b.name) not in response.text and "private words" not in response.text
 
 

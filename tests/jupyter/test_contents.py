@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import sys
 from pathlib import Path
 
 import pytest
-from jupyter_process import CONTENTS_MANAGER, JupyterProcess
+from jupyter_process import CONTENTS_MANAGER, JupyterProcess, free_port
 
 import algofs_jupyter.server.demo
 from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason
@@ -21,12 +20,6 @@ from algofs_jupyter.mount.mount_table import is_algofs_mount
 
 DEMO_CONTENT = Path(algofs_jupyter.server.demo.__file__).parent / "content"
 BASE = "/api/contents/algofs/data/demo"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(tmp: Path, fuse: bool) -> JupyterProcess:
@@ -152,6 +145,29 @@ def test_mounted_tree_is_served_from_disk(tmp_path):
         assert names(model) == sorted(p.name for p in (DEMO_CONTENT / "data/demo/datasets").iterdir())
         # Delegated to the default manager: local-file models carry the on-disk hash fields / real mtimes.
         assert model["last_modified"] != "1970-01-01T00:00:00Z"
+    finally:
+        server.stop()
+    assert not is_algofs_mount(tmp_path / "root/algofs")
+
+
+@pytest.mark.fuse
+def test_a_path_the_api_refuses_answers_403_not_500(tmp_path):
+    """The mount shows a refused path as a ``d--x--x--x`` directory whose listing fails with EACCES."""
+    if fuse_unavailable_reason():
+        pytest.skip(fuse_unavailable_reason())
+    secret = (DEMO_CONTENT / "data/alice/private/secret.txt").read_text()
+    server = start_server(tmp_path, fuse=True)
+    try:
+        server.wait_for(lambda: server.get("/algofs/status").json()["mounted"], what="the mount")
+        for path in ("algofs/data/alice/private", "algofs/data/alice/private/secret.txt"):
+            response = server.get(f"/api/contents/{path}")
+            assert response.status_code == 403, (path, response.status_code, response.text)
+            assert f"Permission denied: {path}" in response.json()["message"]
+            assert secret not in response.text
+        # without content the refused directory's model is still served; readable neighbours are unaffected
+        bare = server.get("/api/contents/algofs/data/alice/private", params={"content": "0"})
+        assert bare.status_code == 200 and bare.json()["type"] == "directory"
+        assert "hello.txt" in names(server.get("/api/contents/algofs/data/alice/public").json())
     finally:
         server.stop()
     assert not is_algofs_mount(tmp_path / "root/algofs")

@@ -1,9 +1,13 @@
-"""A real Jupyter server as a child process (own session), stopped with SIGTERM so the extension cleans up."""
+"""A real Jupyter server as a child process (own session), stopped with SIGTERM so the extension cleans up.
+
+Shared by tests/jupyter and tests/binder: tests/ is on ``sys.path`` because its conftest.py sits there.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +15,13 @@ from pathlib import Path
 import requests
 
 CONTENTS_MANAGER = "algofs_jupyter.jupyter.contents.AlgofsContentsManager"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class JupyterProcess:

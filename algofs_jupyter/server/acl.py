@@ -1,14 +1,16 @@
-"""Collection ACLs, kept in a sidecar tree that user files can never collide with.
+"""Collection ACLs, kept as metadata of the hosted-data backend (out of reach of user keys).
 
-``<root>/meta/acl/<user>/<collection>.json`` holds ``{"read": [...]}``. The API knows exactly three
-read lists; a collection without a sidecar has the default, ``["algo://.my/*"]``.
+Metadata blob ``acl/<user>/<collection>/read.json`` holds ``{"read": [...]}`` (on local storage:
+``<root>/meta/acl/...``). A folder per collection keeps any collection name the API accepts (up to 255
+bytes) storable; the earlier ``acl/<user>/<collection>.json`` layout is still read. The API knows exactly
+three read lists; a collection without one has the default, ``["algo://.my/*"]``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
+
+from .storage import StorageBackend, StorageError
 
 PRIVATE: list[str] = []
 MY_ALGORITHMS = ["algo://.my/*"]
@@ -32,28 +34,42 @@ def validate_acl(acl: object) -> list[str]:
 
 
 class AclStore:
-    def __init__(self, root: Path):
-        self.base = root / "meta" / "acl"
+    def __init__(self, backend: StorageBackend):
+        self.backend = backend
 
-    def _file(self, user: str, collection: str) -> Path:
-        return self.base / user / f"{collection}.json"
+    @staticmethod
+    def _name(user: str, collection: str) -> tuple[str, ...]:
+        return ("acl", user, collection, "read.json")
+
+    def has(self, user: str, collection: str) -> bool:
+        return self._load(user, collection) is not None
+
+    def _load(self, user: str, collection: str) -> bytes | None:
+        data = self.backend.read_meta(self._name(user, collection))
+        if data is None and len(collection.encode()) <= 250:
+            data = self.backend.read_meta(("acl", user, f"{collection}.json"))  # the earlier layout
+        return data
 
     def read_list(self, user: str, collection: str) -> list[str]:
+        """The collection's read list; an unreadable or damaged one counts as private, never as an error."""
         try:
-            data = json.loads(self._file(user, collection).read_text(encoding="utf-8"))
-            return validate_acl(data)
-        except (FileNotFoundError, ValueError):
-            return list(DEFAULT_READ)
+            data = self._load(user, collection)
+            return list(DEFAULT_READ) if data is None else validate_acl(json.loads(data))
+        except (StorageError, ValueError, RecursionError):
+            return list(PRIVATE)
 
     def set_read_list(self, user: str, collection: str, read: list[str]) -> None:
-        path = self._file(user, collection)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"read": read}), encoding="utf-8")
-        os.replace(tmp, path)
+        self.backend.write_meta(self._name(user, collection), json.dumps({"read": read}).encode())
 
     def forget(self, user: str, collection: str) -> None:
-        self._file(user, collection).unlink(missing_ok=True)
+        self.backend.delete_meta(self._name(user, collection))
+        if len(collection.encode()) <= 250:
+            self.backend.delete_meta(("acl", user, f"{collection}.json"))
+
+    def move(self, user: str, collection: str, new_name: str) -> None:
+        """Carry a renamed collection's ACL over to its new name."""
+        self.set_read_list(user, new_name, self.read_list(user, collection))
+        self.forget(user, collection)
 
     def may_read(self, owner: str, collection: str, username: str, algo_owner: str | None) -> bool:
         """Owners always read; others per the ACL (algorithms of the owner for ``algo://.my/*``)."""

@@ -19,9 +19,8 @@ from .base import HealthHandler, NotFoundHandler
 from .connectors import load_connectors
 from .data_handlers import DataHandler
 from .executor import AlgorithmExecutor
-from .listing import DirectoryIndex
-from .namespace import Namespace
-from .uploads import sweep_partial_uploads
+from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, UtimeHandler
+from .namespace import Namespace, hosted_data_backend
 from .users import UserRegistry
 
 log = logging.getLogger("algofs.serve")
@@ -40,15 +39,23 @@ def log_request(handler: RequestHandler) -> None:
 
 def make_app(root: Path, users: dict[str, str]) -> Application:
     root.mkdir(parents=True, exist_ok=True)
-    connectors = load_connectors(root)
-    namespace = Namespace(root, connectors, sorted(users))
-    removed = sweep_partial_uploads(namespace.data_dir, *(c.directory for c in connectors.values()))
+    connectors = load_connectors(root, default_owner=next(iter(users)) if len(users) == 1 else None)
+    shared = sorted(cid for cid, c in connectors.items() if c.owner is None)
+    if shared and len(users) > 1:
+        log.warning("connectors without an owner (%s): every user may replace and delete their data; "
+                    "set \"owner\" in %s (docs/server.md)", ", ".join(shared), root / "connectors.json")
+    namespace = Namespace(hosted_data_backend(root), connectors, sorted(users))
+    removed = sum(backend.sweep() for backend in namespace.backends().values())
     if removed:
         log.info("removed %d partial uploads left by an earlier run", removed)
     routes = [
         (r"/healthz", HealthHandler),
         (r"/v1/data(?:/.*)?", DataHandler, {"prefix": "/v1/data/"}),
         (r"/v1/connector/.*", DataHandler, {"prefix": "/v1/connector/"}),
+        (r"/v1/algofs/capabilities", CapabilitiesHandler),
+        (r"/v1/algofs/move", MoveHandler),
+        (r"/v1/algofs/copy", CopyHandler),
+        (r"/v1/algofs/utime", UtimeHandler),
         (r"/v1/algo/.*", AlgoCallHandler),
         (r"/v1/algorithms/(\w+)/?", AlgorithmListHandler),
         (r"/v1/algorithms/(\w+)/([\w.-]+)/?", AlgorithmListHandler),
@@ -61,7 +68,6 @@ def make_app(root: Path, users: dict[str, str]) -> Application:
         namespace=namespace,
         algorithms=AlgorithmStore(root),
         executor=AlgorithmExecutor(),
-        directories=DirectoryIndex(),
     )
 
 

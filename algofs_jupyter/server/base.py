@@ -7,7 +7,8 @@ from typing import Any
 
 from tornado.web import HTTPError, RequestHandler
 
-from .errors import ApiError
+from .errors import ApiError, api_error_for, bad_request
+from .storage import StorageError
 from .users import Identity, UserRegistry
 
 
@@ -15,6 +16,20 @@ def header_safe(text: str) -> str:
     """A header value tornado accepts: printable ASCII, non-ASCII escaped, no line breaks."""
     text = text.replace("\r", " ").replace("\n", " ")
     return text.encode("ascii", "backslashreplace").decode("ascii")[:500]
+
+
+def parse_json_object(raw: bytes) -> dict:
+    """A request body that must be a JSON object; anything else (including nesting so deep the parser
+    gives up) is a 400."""
+    try:
+        body = json.loads(raw or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise bad_request(f"malformed JSON body: {exc}") from exc
+    except RecursionError as exc:
+        raise bad_request("malformed JSON body: nested too deeply") from exc
+    if not isinstance(body, dict):
+        raise bad_request("expected a JSON object")
+    return body
 
 
 class ApiHandler(RequestHandler):
@@ -45,14 +60,17 @@ class ApiHandler(RequestHandler):
         headers = self.request.headers
         return headers.get("Content-Length", "0") not in ("", "0") or "Transfer-Encoding" in headers
 
-    def defer_if_body_follows(self, error: ApiError) -> None:
+    def defer_if_body_follows(self, error: ApiError, always: bool = False) -> None:
         """Answer ``error`` only after the request body was read (and discarded), else raise it now.
 
         Answering while a body is still arriving makes tornado close the connection with unread data,
         which the kernel turns into a reset that can reach the client before our JSON error does.
         The handler method is swapped for one that raises the error once the body is drained.
+        ``always``: for streaming handlers, where even an empty body counts as unread until prepare()
+        returned; answering from prepare() closes the keep-alive connection, and the client's next
+        request on it meets a reset.
         """
-        if not self.has_request_body():
+        if not always and not self.has_request_body():
             raise error
         self.deferred_error = error
 
@@ -60,6 +78,16 @@ class ApiHandler(RequestHandler):
             raise error
 
         setattr(self, self.request.method.lower(), raise_deferred)
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        """A storage backend's error becomes its HTTP error (``errors.api_error_for``), not a 500."""
+        if isinstance(e, StorageError):
+            try:
+                raise api_error_for(e) from e
+            except ApiError as translated:
+                super()._handle_request_exception(translated)
+                return
+        super()._handle_request_exception(e)
 
     def compute_etag(self) -> str | None:
         return None  # file handlers set their own cheap ETag; JSON bodies need none

@@ -1,33 +1,42 @@
 """The Data API: ``/v1/data/<path>``, ``/v1/data/<cid>://<path>`` and ``/v1/connector/<cid>/<path>``.
 
 One handler serves files and directories on the same URL, as the hosted API did: HEAD (exists, type,
-size), GET (download or listing), PUT (streamed upload), POST on the parent (mkdir), PATCH (collection
-ACL) and DELETE (``?force=true`` for non-empty directories).
+size), GET (download or listing), PUT (streamed upload; ``?offset=N`` writes at an offset, an extension),
+POST on the parent (mkdir), PATCH (collection ACL) and DELETE (``?force=true`` for non-empty
+directories). Everything below the address goes through the target's storage backend.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import stat as stat_module
-from pathlib import Path
+import contextlib
 
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 from tornado.web import stream_request_body
 
 from . import http_files, listing
-from .acl import AclError, validate_acl
-from .base import ApiHandler
-from .errors import ApiError, bad_request, not_found
+from .acl import DEFAULT_READ, AclError, validate_acl
+from .base import ApiHandler, parse_json_object
+from .errors import ApiError, api_error_for, bad_request
 from .namespace import Namespace, Target
 from .paths import BadPath, DataAddress, decode_segment, parse_connector_path, parse_data_path
-from .uploads import AtomicUpload
+from .storage import EntryInfo, ListingPage, NotFound, StorageError, Upload, check_key
 
-READ_CHUNK = 1024 * 1024
 MAX_JSON_BODY = 1024 * 1024
-MAX_UPLOAD = 1 << 42  # 4 TiB: effectively unlimited, uploads stream to disk
+MAX_UPLOAD = 1 << 42  # 4 TiB: effectively unlimited, uploads stream to storage
+
+
+def int_argument(handler: ApiHandler, name: str) -> int | None:
+    raw = handler.get_query_argument(name, None)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 19:
+        raise bad_request(f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def bool_argument(handler: ApiHandler, name: str) -> bool:
+    return handler.get_query_argument(name, "").lower() == "true"
 
 
 @stream_request_body
@@ -38,19 +47,21 @@ class DataHandler(ApiHandler):
 
     def initialize(self, prefix: str) -> None:
         self.prefix = prefix
-        self.upload: AtomicUpload | None = None
+        self.upload: Upload | None = None
         self.body_parts: list[bytes] = []
         self.body_size = 0
 
     # -- request set-up ---------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        # bodies are streamed to disk (PUT), capped (JSON) or drained (refused): never buffered whole
-        self.request.connection.set_max_body_size(MAX_UPLOAD)
+        # bodies are streamed to storage (PUT), capped (JSON) or drained (refused): never buffered whole
+        self.request.connection.set_max_body_size(MAX_UPLOAD)  # type: ignore[union-attr]
         try:
             self._prepare()
+        except StorageError as error:
+            self.defer_if_body_follows(api_error_for(error), always=True)
         except ApiError as error:
-            self.defer_if_body_follows(error)
+            self.defer_if_body_follows(error, always=True)
 
     def _prepare(self) -> None:
         self.authenticate()
@@ -92,21 +103,15 @@ class DataHandler(ApiHandler):
     def json_body(self) -> dict:
         if self.body_size > MAX_JSON_BODY:
             raise bad_request("request body too large")
+        return parse_json_object(b"".join(self.body_parts))
+
+    def _existing(self, target: Target) -> EntryInfo | None:
         try:
-            body = json.loads(b"".join(self.body_parts) or b"null")
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise bad_request(f"malformed JSON body: {exc}") from exc
-        if not isinstance(body, dict):
-            raise bad_request("expected a JSON object")
-        return body
+            return target.backend.info(target.key)
+        except NotFound:
+            return None
 
     # -- HEAD / GET -------------------------------------------------------------------------------
-
-    def _stat(self, target: Target) -> os.stat_result:
-        try:
-            return target.local.stat()
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            raise not_found() from exc
 
     async def head(self) -> None:
         await self.get(include_body=False)
@@ -115,52 +120,50 @@ class DataHandler(ApiHandler):
         target = self.target
         if target.level == "path":
             Namespace.require_read(target)
-            st = self._stat(target)
-            if stat_module.S_ISREG(st.st_mode):
-                await self._send_file(target.local, st, include_body)
+            info = target.backend.info(target.key)
+            if not info.is_dir:
+                await self._send_file(target, info, include_body)
                 return
         self.set_header("X-Data-Type", "directory")
         if not include_body:
             self.finish()
             return
+        after = listing.decode_marker(self.get_query_argument("marker", None))
         # A thread: the first page of a directory of 50,000 names scans and sorts them (~200 ms), which
         # would stall every other request (ranged reads of the mount) on the event loop meanwhile.
-        self.write_json(await IOLoop.current().run_in_executor(None, self._listing, target))
+        page = await IOLoop.current().run_in_executor(None, self._listing, target, after)
+        result = listing.body(page)
+        if bool_argument(self, "acl") and target.collection is not None:
+            result["acl"] = {"read": self.namespace.acl.read_list(*target.collection_id)}
+        self.write_json(result)
 
-    def _listing(self, target: Target) -> dict:
-        marker = self.get_query_argument("marker", None) or None
+    def _listing(self, target: Target, after: tuple[int, str] | None) -> ListingPage:
         if target.level == "root":
             me = self.identity.username
             users = [u for u in self.namespace.known_users() if u != me]
-            entries = [listing.Entry(True, name) for name in [me, *users]]
-            return listing.page(entries, marker, sort=False)
-        if target.level == "user":
-            entries = [
-                listing.Entry(True, name) for kind, name in listing.scan_keys(target.local)
-                if kind == 0 and self.namespace.acl.may_read(
-                    target.owner, name, self.identity.username, self.identity.algo_owner)
-            ]
-            body = listing.page(entries, marker)
-        else:
-            body = listing.list_directory(target.local, marker, self.application.settings["directories"])
-        if self.get_query_argument("acl", "").lower() == "true" and target.collection is not None:
-            body["acl"] = {"read": self.namespace.acl.read_list(target.owner, target.collection)}
-        return body
+            return listing.virtual_page([EntryInfo(name, True) for name in [me, *users]], after, sort=False)
+        page = target.backend.list_page(target.key, after, listing.PAGE_SIZE)
+        if target.level == "user":  # collections only, and only those the caller may read
+            acl, who = self.namespace.acl, self.identity
+            readable = [e for e in page.entries if e.is_dir and acl.may_read(
+                target.owner, e.name, who.username, who.algo_owner)]
+            page = ListingPage(readable, page.last_key)
+        return page
 
-    async def _send_file(self, path: Path, st: os.stat_result, include_body: bool) -> None:
-        etag = http_files.etag_for(st)
-        size = st.st_size
+    async def _send_file(self, target: Target, info: EntryInfo, include_body: bool) -> None:
+        size = info.size
         self.set_header("X-Data-Type", "file")
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Accept-Ranges", "bytes")
-        self.set_header("ETag", etag)
-        self.set_header("Last-Modified", http_files.last_modified_for(st))
-        if http_files.etag_matches(self.request.headers.get("If-None-Match"), etag):
+        if info.etag:
+            self.set_header("ETag", info.etag)
+        self.set_header("Last-Modified", http_files.last_modified_for(info))
+        if http_files.etag_matches(self.request.headers.get("If-None-Match"), info.etag):
             self.set_status(304)
             self.finish()
             return
         span = None
-        if http_files.if_range_allows(self.request.headers.get("If-Range"), etag, st):
+        if http_files.if_range_allows(self.request.headers.get("If-Range"), info):
             span = http_files.parse_range(self.request.headers.get("Range"), size)
         start, end = span if span else (0, size - 1)
         if span:
@@ -171,47 +174,48 @@ class DataHandler(ApiHandler):
         if not include_body or length == 0:
             self.finish()
             return
+        chunks = target.backend.read(target.key, start, length)
         try:
-            with open(path, "rb", buffering=0) as handle:
-                handle.seek(start)
-                remaining = length
-                while remaining > 0:
-                    chunk = handle.read(min(READ_CHUNK, remaining))
-                    if not chunk:
-                        break  # truncated under us; the client sees a short body
-                    remaining -= len(chunk)
-                    self.write(chunk)
-                    await self.flush()
+            for chunk in chunks:
+                self.write(chunk)
+                await self.flush()
             self.finish()
         except StreamClosedError:
             pass  # client went away
+        finally:
+            with contextlib.suppress(Exception):
+                chunks.close()  # type: ignore[attr-defined]
 
     # -- PUT --------------------------------------------------------------------------------------
 
-    def _start_upload(self) -> AtomicUpload:
+    def _start_upload(self) -> Upload:
         target = self.target
-        if target.level != "path" or (target.connector is None and len(self.address.segments) < 3):
+        if target.level != "path" or (target.connector is None and len(target.key) < 3):
             raise bad_request("files can only be stored inside a collection")
-        if not self.address.segments:
+        if not target.key:
             raise bad_request("cannot write to the connector root")
+        check_key(target.key)
+        offset = int_argument(self, "offset")
+        expected_size = int_argument(self, "expected_size")
+        existing = self._existing(target)
+        # creating needs "write"; replacing or changing what exists destroys the old bytes: "delete" too
         Namespace.require_write(target)
-        parent = target.local.parent
-        if not parent.is_dir():
-            raise not_found("parent directory not found")
-        if target.local.is_dir():
-            raise ApiError(409, "a directory with that name exists")
-        return AtomicUpload(target.local)
+        if existing is not None and not existing.is_dir:
+            Namespace.require_delete(target)
+        return target.backend.write(target.key, offset=offset, truncate=bool_argument(self, "truncate"),
+                                    if_match=self.request.headers.get("If-Match"),
+                                    expected_size=expected_size)
 
     def put(self) -> None:
-        assert self.upload is not None
-        self.upload.commit()
+        if self.upload is None:
+            raise ApiError(400, "the upload was interrupted")  # the connection closed mid-body
+        info = self.upload.commit()
         self.upload = None
-        try:  # the stored file's validators, as HEAD would report them: saves writers a HEAD
-            st = self.target.local.stat()
-            self.set_header("ETag", http_files.etag_for(st))
-            self.set_header("Last-Modified", http_files.last_modified_for(st))
-        except OSError:
-            pass  # replaced or deleted meanwhile: the client asks with HEAD
+        # the stored file's validators, as HEAD would report them: saves writers a HEAD
+        if info.etag:
+            self.set_header("ETag", info.etag)
+        self.set_header("Last-Modified", http_files.last_modified_for(info))
+        self.set_header("X-Algofs-Size", str(info.size))
         self.write_json({"result": self.address.uri()})
 
     # -- POST (mkdir on the parent) ---------------------------------------------------------------
@@ -235,14 +239,15 @@ class DataHandler(ApiHandler):
         if parent.level == "root":
             raise ApiError(403, "users can't be created through the Data API")
         Namespace.require_write(parent)
-        if not parent.local.is_dir():
-            raise not_found("parent directory not found")
-        new_dir = parent.local / name
-        if new_dir.exists():
-            raise ApiError(409, f"{name!r} already exists")
-        new_dir.mkdir()
+        key = (*parent.key, name)
+        check_key(key)  # before anything is created
+        parent.backend.mkdir(key)
         if parent.level == "user":
-            self.namespace.acl.set_read_list(parent.owner, name, acl if acl is not None else ["algo://.my/*"])
+            try:
+                self.namespace.acl.set_read_list(parent.owner, name, acl if acl is not None else DEFAULT_READ)
+            except BaseException:
+                parent.backend.delete_dir(key)  # no half-created collection
+                raise
         self.write_json({"result": self.address.child(name).uri()})
 
     # -- PATCH (collection ACL) -------------------------------------------------------------------
@@ -257,28 +262,24 @@ class DataHandler(ApiHandler):
         if not target.is_collection:
             raise bad_request("ACLs can only be set on collections (data://<user>/<collection>)")
         Namespace.require_write(target)
-        if not target.local.is_dir():
-            raise not_found()
-        self.namespace.acl.set_read_list(target.owner, target.collection, read)
+        if not target.backend.info(target.key).is_dir:
+            raise NotFound("path not found")
+        self.namespace.acl.set_read_list(*target.collection_id, read)
         self.write_json({"result": {"acl": {"read": read}}})
 
     # -- DELETE -----------------------------------------------------------------------------------
 
     def delete(self) -> None:
         target = self.target
-        if target.level != "path" or not self.address.segments:
+        if target.level != "path" or not target.key:
             raise ApiError(403, "this directory can't be deleted")
-        Namespace.require_write(target)
-        st = self._stat(target)
-        if not stat_module.S_ISDIR(st.st_mode):
-            target.local.unlink()
+        Namespace.require_delete(target)
+        info = target.backend.info(target.key)
+        if not info.is_dir:
+            target.backend.delete_file(target.key)
             self.write_json({"result": {"deleted": 1}})
             return
-        force = self.get_query_argument("force", "").lower() == "true"
-        if any(target.local.iterdir()) and not force:
-            raise ApiError(400, "directory is not empty (use force=true)", deleted=0)
-        deleted = sum(len(files) for _d, _s, files in os.walk(target.local))
-        shutil.rmtree(target.local)
+        deleted = target.backend.delete_dir(target.key, force=bool_argument(self, "force"))
         if target.is_collection:
-            self.namespace.acl.forget(target.owner, target.collection)
+            self.namespace.acl.forget(*target.collection_id)
         self.write_json({"result": {"deleted": deleted}})

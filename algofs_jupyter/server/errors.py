@@ -32,3 +32,31 @@ def forbidden(message: str = "permission denied") -> ApiError:
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
+
+
+def _storage_statuses() -> dict[type, int]:
+    from . import storage as s
+
+    return {
+        s.NotFound: 404, s.AlreadyExists: 409, s.NotADirectory: 400, s.IsADirectory: 409,
+        s.DirectoryNotEmpty: 400, s.NameTooLong: 400, s.InvalidOperation: 400, s.OffsetBeyondEnd: 416,
+        s.PreconditionFailed: 412, s.OutsideRoot: 403, s.CrossBackend: 400, s.Unsupported: 501,
+    }
+
+
+def api_error_for(exc: Exception) -> ApiError:
+    """The one place a storage backend's error becomes an HTTP status (docs/api-extensions.md §Errors).
+
+    The body carries ``errno`` (``ENOENT``, ``ENAMETOOLONG``, ``EXDEV`` …) so a file system client maps
+    it without parsing messages, plus the error's details (e.g. the current ``size`` and ``etag`` on 412).
+    """
+    from .storage import StorageError
+
+    assert isinstance(exc, StorageError)
+    status = next((code for kind, code in _storage_statuses().items() if isinstance(exc, kind)), 500)
+    extra: dict[str, object] = {"errno": exc.errno, **exc.details}
+    if exc.errno == "ENOTEMPTY":
+        extra.setdefault("deleted", 0)
+    error = ApiError(status, exc.message)
+    error.extra = extra
+    return error

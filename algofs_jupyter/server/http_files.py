@@ -1,47 +1,42 @@
 """Validators and byte ranges for file downloads (extensions beyond the hosted API).
 
-The ETag is cheap and stable: it is derived from the inode, size and nanosecond mtime, so it changes
-whenever an upload replaces the file (a new inode) or the file is modified in place, and costs one
-``stat``. It is a *strong* validator for our purposes because uploads replace files atomically.
+The ETag comes from the storage backend (``EntryInfo.etag``): a strong validator, because every write
+lands atomically and changes it.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from email.utils import formatdate, parsedate_to_datetime
 
 from .errors import ApiError
+from .storage import EntryInfo
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
-def etag_for(st: os.stat_result) -> str:
-    return f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+def last_modified_for(info: EntryInfo) -> str:
+    return formatdate(info.mtime, usegmt=True)
 
 
-def last_modified_for(st: os.stat_result) -> str:
-    return formatdate(st.st_mtime, usegmt=True)
-
-
-def etag_matches(header: str | None, etag: str) -> bool:
+def etag_matches(header: str | None, etag: str | None) -> bool:
     """``If-None-Match`` semantics (weak comparison, ``*`` matches anything)."""
-    if not header:
+    if not header or etag is None:
         return False
     candidates = [c.strip() for c in header.split(",")]
     return any(c == "*" or c.removeprefix("W/") == etag for c in candidates)
 
 
-def if_range_allows(header: str | None, etag: str, st: os.stat_result) -> bool:
+def if_range_allows(header: str | None, info: EntryInfo) -> bool:
     """Whether a Range may be honoured given ``If-Range`` (an ETag or an HTTP date)."""
     if not header:
         return True
     header = header.strip()
     if header.startswith('"') or header.startswith("W/"):
-        return header == etag
+        return header == info.etag
     try:
-        return int(parsedate_to_datetime(header).timestamp()) >= int(st.st_mtime)
-    except (TypeError, ValueError):
+        return int(parsedate_to_datetime(header).timestamp()) >= int(info.mtime)
+    except (TypeError, ValueError, OverflowError):
         return False
 
 

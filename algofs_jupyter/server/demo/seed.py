@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from ..acl import AclStore
+from ..namespace import hosted_data_backend
 from . import png
 
 HERE = Path(__file__).parent
@@ -26,11 +27,12 @@ DEMO_ACLS = {
     ("alice", "public"): ["user://*"],
     ("anowell", "pinky-quotes"): ["user://*"],
 }
-DEMO_CONNECTORS = {
-    "s3": {"path": "connectors/s3"},
-    "dropbox": {"path": "connectors/dropbox"},
-    "dropbox+work": {"path": "connectors/dropbox-work"},
-    "s3+images": {"path": "connectors/s3-images", "allowed_paths": ["media/images"]},
+#: Owned by demo: others read; alice may add files to dropbox+work but not replace or delete any
+DEMO_CONNECTORS: dict[str, dict] = {
+    "s3": {"path": "connectors/s3", "owner": "demo"},
+    "dropbox": {"path": "connectors/dropbox", "owner": "demo"},
+    "dropbox+work": {"path": "connectors/dropbox-work", "owner": "demo", "write": ["demo", "alice"]},
+    "s3+images": {"path": "connectors/s3-images", "allowed_paths": ["media/images"], "owner": "demo"},
 }
 GENERATED_IMAGES = {
     "data/demo/images/gradient.png": png.gradient,
@@ -85,10 +87,12 @@ def merge_connectors(root: Path) -> None:
     config_file = root / "connectors.json"
     config = json.loads(config_file.read_text()) if config_file.exists() else {"connectors": {}}
     connectors = config.setdefault("connectors", {})
-    if all(cid in connectors for cid in DEMO_CONNECTORS):
+    if all(cid in connectors and "owner" in connectors[cid] for cid in DEMO_CONNECTORS):
         return
     for cid, spec in DEMO_CONNECTORS.items():
-        connectors.setdefault(cid, spec)
+        current = connectors.setdefault(cid, dict(spec))
+        if current.get("path") == spec["path"]:
+            current.setdefault("owner", spec["owner"])  # a root seeded by an earlier version
     tmp = config_file.with_name("connectors.json.tmp")
     tmp.write_text(json.dumps(config, indent=2) + "\n")
     os.replace(tmp, config_file)
@@ -101,8 +105,8 @@ def seed(root: Path, large_file_mb: int = DEFAULT_LARGE_FILE_MB) -> None:
     write_images(root)
     write_many_files(root / "data" / "demo" / "many_files")
     write_large_file(root / "data" / "demo" / "large" / "large.bin", large_file_mb)
-    acl = AclStore(root)
+    acl = AclStore(hosted_data_backend(root))
     for (user, collection), read in DEMO_ACLS.items():
-        if not (acl.base / user / f"{collection}.json").exists():
+        if not acl.has(user, collection):
             acl.set_read_list(user, collection, read)
     merge_connectors(root)

@@ -1,0 +1,160 @@
+"""``/v1/algofs/*``: server-side operations the hosted API lacked (docs/api-extensions.md).
+
+Clients discover them with ``GET /v1/algofs/capabilities`` and fall back to plain Data API calls
+(download + upload, whole-file PUT) against a server that answers 404 there. Operations name their
+objects by data URI (``data://.my/coll/x``, ``s3://bucket/key``), as the official client does.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from tornado.ioloop import IOLoop
+
+from . import http_files
+from .base import ApiHandler, parse_json_object
+from .errors import ApiError, bad_request
+from .namespace import Namespace, Target
+from .paths import BadPath, parse_data_path
+from .storage import (
+    COPY,
+    FOLDER_MTIME,
+    MOVE,
+    NAME_MAX,
+    PATH_MAX,
+    SET_MTIME,
+    WRITE_AT_OFFSET,
+    CrossBackend,
+    EntryInfo,
+    NotFound,
+    check_key,
+)
+
+#: extension name -> version; bump a version when its wire format changes incompatibly
+EXTENSIONS = {WRITE_AT_OFFSET: 1, MOVE: 1, COPY: 1, SET_MTIME: 1, FOLDER_MTIME: 1, "errno": 1}
+API_VERSION = 1
+
+
+class ExtensionHandler(ApiHandler):
+    @property
+    def namespace(self) -> Namespace:
+        return self.application.settings["namespace"]
+
+    def body(self) -> dict:
+        return parse_json_object(self.request.body)
+
+    def target_of(self, body: dict, field: str) -> Target:
+        uri = body.get(field)
+        if not isinstance(uri, str) or "://" not in uri:
+            raise bad_request(f"{field!r} must be a data URI such as data://.my/collection/file")
+        try:  # a URI in a JSON body is not percent-encoded: '%' is an ordinary character there
+            address = parse_data_path(uri.replace("%", "%25"))
+        except BadPath as exc:
+            raise bad_request(f"{field}: {exc}") from exc
+        target = self.namespace.resolve(address, self.identity)
+        if target.level != "path" or not target.key:
+            raise ApiError(403, f"{field}: a data root, user folder or connector root can't be changed",
+                           errno="EPERM")
+        check_key(target.key)
+        return target
+
+    def flag(self, body: dict, field: str) -> bool:
+        value = body.get(field, False)
+        if not isinstance(value, bool):
+            raise bad_request(f"{field!r} must be true or false")
+        return value
+
+    def answer(self, target: Target, info: EntryInfo) -> None:
+        if info.etag:
+            self.set_header("ETag", info.etag)
+        self.set_header("Last-Modified", http_files.last_modified_for(info))
+        kind = "directory" if info.is_dir else "file"
+        self.write_json({"result": {"uri": target.address.uri(), "type": kind, "size": info.size,
+                                    "last_modified": info.mtime}})
+
+
+class CapabilitiesHandler(ExtensionHandler):
+    """``GET /v1/algofs/capabilities``: which extensions this server and each backend support."""
+
+    def get(self) -> None:
+        backends = {name: sorted(set(backend.capabilities) & set(EXTENSIONS) | {"errno"})
+                    for name, backend in self.namespace.backends().items()}
+        self.write_json({"algofs": API_VERSION, "extensions": EXTENSIONS, "backends": backends,
+                         "limits": {"name_max": NAME_MAX, "path_max": PATH_MAX}})
+
+
+def same_backend(source: Target, destination: Target) -> None:
+    if source.backend is not destination.backend:
+        raise CrossBackend(f"{source.backend_name}:// and {destination.backend_name}:// are different "
+                           "storages: copy through the client instead")
+
+
+def layout_check(source_info: EntryInfo, destination: Target) -> None:
+    """Hosted data keeps files inside collections: a file can't land directly in a user folder."""
+    if destination.connector is None and len(destination.key) < 3 and not source_info.is_dir:
+        raise bad_request("files can only be stored inside a collection")
+
+
+class MoveHandler(ExtensionHandler):
+    """``POST /v1/algofs/move {"from", "to", "overwrite"}``: rename a file or a whole directory."""
+
+    def post(self) -> None:
+        body = self.body()
+        source, destination = self.target_of(body, "from"), self.target_of(body, "to")
+        overwrite = self.flag(body, "overwrite")
+        same_backend(source, destination)
+        Namespace.require_delete(source)
+        Namespace.require_write(destination)
+        info = source.backend.info(source.key)
+        layout_check(info, destination)
+        if overwrite and self._exists(destination):
+            Namespace.require_delete(destination)
+        moved = source.backend.move(source.key, destination.key, overwrite=overwrite)
+        acl = self.namespace.acl
+        if source.is_collection and source.key != destination.key:
+            if destination.is_collection:
+                acl.move(*source.collection_id, destination.collection_id[1])
+            else:
+                acl.forget(*source.collection_id)
+        self.answer(destination, moved)
+
+    @staticmethod
+    def _exists(target: Target) -> bool:
+        try:
+            target.backend.info(target.key)
+            return True
+        except NotFound:
+            return False
+
+
+class CopyHandler(ExtensionHandler):
+    """``POST /v1/algofs/copy {"from", "to", "overwrite"}``: copy a file inside one storage."""
+
+    async def post(self) -> None:
+        body = self.body()
+        source, destination = self.target_of(body, "from"), self.target_of(body, "to")
+        overwrite = self.flag(body, "overwrite")
+        same_backend(source, destination)
+        Namespace.require_read(source)
+        Namespace.require_write(destination)
+        info = source.backend.info(source.key)
+        layout_check(info, destination)
+        if overwrite and MoveHandler._exists(destination):
+            Namespace.require_delete(destination)
+        # a thread: copying a large file takes a while, and the event loop serves everyone else meanwhile
+        copied = await IOLoop.current().run_in_executor(
+            None, functools.partial(source.backend.copy, source.key, destination.key, overwrite=overwrite))
+        self.answer(destination, copied)
+
+
+class UtimeHandler(ExtensionHandler):
+    """``POST /v1/algofs/utime {"path", "mtime"}``: set a file's or directory's modification time."""
+
+    def post(self) -> None:
+        body = self.body()
+        target = self.target_of(body, "path")
+        mtime = body.get("mtime")
+        if isinstance(mtime, bool) or not isinstance(mtime, (int, float)) or not 0 <= mtime < 2**34:
+            raise bad_request("mtime must be seconds since the epoch (a number from 0 to 2**34)")
+        Namespace.require_delete(target)
+        self.answer(target, target.backend.set_mtime(target.key, float(mtime)))

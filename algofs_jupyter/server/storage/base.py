@@ -1,0 +1,317 @@
+"""The storage interface every data backend of ``algofs serve`` implements (local directories, S3 …).
+
+Handlers never touch a disk or a bucket: they address objects by a *key*, a tuple of validated name
+segments relative to the backend's root (``()`` is the root itself), and talk only to a
+:class:`StorageBackend`. One backend serves the hosted data (``data://``: keys start with the user and
+the collection), and each connector has its own.
+
+Contracts shared by every operation:
+
+- Keys are tuples of names the API can carry (``algofs_jupyter.names``); the caller validates them.
+  A backend still refuses a segment over :data:`NAME_MAX` bytes or a key over :data:`PATH_MAX` bytes
+  with :class:`NameTooLong` *before* creating anything.
+- A backend never follows a link, mount point or alias to a location outside its root: such a key
+  raises :class:`OutsideRoot` (and a listing skips the entry).
+- Every failure is one of the :class:`StorageError` subclasses below, never a bare ``OSError``;
+  ``server/errors.py`` maps them to HTTP statuses in one table.
+- Directories exist on their own (an empty directory is listed and can be stat'ed), and a directory's
+  mtime moves whenever an entry is created, removed or renamed in it.
+- Metadata (ACLs, connector state) is stored through :meth:`StorageBackend.read_meta` /
+  :meth:`StorageBackend.write_meta`, in a namespace user keys can never reach, so it lives wherever the
+  data lives (a sidecar tree on disk, a reserved prefix in a bucket).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+#: Longest name segment in bytes (UTF-8), as on POSIX file systems.
+NAME_MAX = 255
+#: Longest key (segments joined with ``/``) in bytes: Linux's PATH_MAX minus the terminating NUL.
+PATH_MAX = 4095
+
+Key = tuple[str, ...]
+#: Listing order key: ``(0, name)`` for folders, ``(1, name)`` for files; folders come first.
+SortKey = tuple[int, str]
+
+# -- capabilities (what the optional operations of a backend support) -------------------------------
+
+#: ``write(key, offset=…)`` overwrites a range or appends without resending the file.
+WRITE_AT_OFFSET = "write-at-offset"
+#: ``move`` of files and whole directories inside one backend, atomic.
+MOVE = "move"
+#: ``copy`` of a file inside one backend.
+COPY = "copy"
+#: ``set_mtime`` on files.
+SET_MTIME = "set-mtime"
+#: Directory mtimes in ``info`` and listings that move with their entries.
+FOLDER_MTIME = "folder-mtime"
+
+
+# -- errors --------------------------------------------------------------------------------------------
+
+class StorageError(Exception):
+    """Base of every backend failure; ``errno`` names the POSIX error a file system would report."""
+
+    errno = "EIO"
+
+    def __init__(self, message: str, **details: object):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(StorageError):
+    """The key (or, for a create, its parent directory) does not exist."""
+
+    errno = "ENOENT"
+
+
+class AlreadyExists(StorageError):
+    """Something already exists where a create or a non-overwriting move/copy would put its result."""
+
+    errno = "EEXIST"
+
+
+class NotADirectory(StorageError):
+    """A directory was required (listing, parent of a create, delete_dir) but a file is there."""
+
+    errno = "ENOTDIR"
+
+
+class IsADirectory(StorageError):
+    """A file was required (read, write, delete_file, copy) but a directory is there."""
+
+    errno = "EISDIR"
+
+
+class DirectoryNotEmpty(StorageError):
+    """``delete_dir`` without ``force`` (or a move onto a directory) found entries."""
+
+    errno = "ENOTEMPTY"
+
+
+class NameTooLong(StorageError):
+    """A segment over NAME_MAX bytes, or a key the backend cannot hold (over PATH_MAX)."""
+
+    errno = "ENAMETOOLONG"
+
+
+class InvalidOperation(StorageError):
+    """A request that can never succeed as asked: moving a directory into itself, a negative offset …"""
+
+    errno = "EINVAL"
+
+
+class OffsetBeyondEnd(StorageError):
+    """``write`` at an offset past the end of the file (no holes are made)."""
+
+    errno = "EINVAL"
+
+
+class PreconditionFailed(StorageError):
+    """The object changed: its ETag or size is not what the writer expected. ``details`` has the
+    current ``etag`` and ``size`` so the client can decide what to do."""
+
+    errno = "ESTALE"
+
+
+class OutsideRoot(StorageError):
+    """The key resolves (through a link) to a location outside the backend's root."""
+
+    errno = "EACCES"
+
+
+class CrossBackend(StorageError):
+    """A move or copy between two backends; the client copies through itself instead."""
+
+    errno = "EXDEV"
+
+
+class Unsupported(StorageError):
+    """An optional operation this backend does not implement (see ``capabilities``)."""
+
+    errno = "ENOTSUP"
+
+
+# -- values --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """What ``stat`` of a file or directory tells. ``mtime`` is seconds since the epoch (float).
+
+    ``etag`` is a strong validator of a file's content: it changes whenever the bytes may have
+    changed (an upload, a write at an offset, a move onto it). Directories may have ``etag=None``.
+    """
+
+    name: str
+    is_dir: bool
+    size: int = 0
+    mtime: float = 0.0
+    etag: str | None = None
+
+    @property
+    def sort_key(self) -> SortKey:
+        return (0 if self.is_dir else 1, self.name)
+
+
+@dataclass(frozen=True)
+class ListingPage:
+    """One page of a directory, in sort-key order (folders by name, then files by name).
+
+    ``last_key`` is the key of the last name *looked at* when more names follow (even if that entry
+    was skipped, e.g. a vanished file or an escaping link), None when the listing is complete. It is
+    what the next page's ``after`` continues from, so a page may be short or even empty while more
+    follow.
+    """
+
+    entries: list[EntryInfo] = field(default_factory=list)
+    last_key: SortKey | None = None
+
+
+class Upload(ABC):
+    """A write in progress. Nothing is visible until :meth:`commit`; :meth:`abort` (also called after a
+    commit, harmlessly) leaves the object exactly as it was before the upload started."""
+
+    @abstractmethod
+    def write(self, chunk: bytes) -> None:
+        """Stage the next bytes of the body (streamed: never the whole body in memory)."""
+
+    @abstractmethod
+    def commit(self) -> EntryInfo:
+        """Make the staged bytes the object's content, atomically for readers, and return its new info.
+
+        Re-checks the preconditions given to :meth:`StorageBackend.write` against the object as it is
+        now and raises :class:`PreconditionFailed` (leaving it unchanged) when another writer got there
+        first; raises :class:`NotFound` when the parent directory vanished meanwhile.
+        """
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard the staged bytes. Idempotent; never raises."""
+
+
+class StorageBackend(ABC):
+    """One storage tree: the hosted data, or one connector.
+
+    ``capabilities`` lists the optional operations (constants above) this backend implements; the
+    others raise :class:`Unsupported`. The required ones are info, read, list_page, write (whole
+    object), mkdir, delete_file, delete_dir and the metadata calls.
+    """
+
+    capabilities: frozenset[str] = frozenset()
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def info(self, key: Key) -> EntryInfo:
+        """Stat ``key`` (``()`` is the root directory). Raises NotFound, OutsideRoot, NameTooLong."""
+
+    @abstractmethod
+    def read(self, key: Key, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Stream the bytes ``[start, start + length)`` of a file (to its end when ``length`` is None)
+        in chunks of at most about 1 MiB; never the whole file in memory.
+
+        Raises NotFound, IsADirectory, OutsideRoot when called (before the first chunk). A file
+        truncated meanwhile yields fewer bytes; the caller must ``close()`` the iterator if it stops early.
+        """
+
+    @abstractmethod
+    def list_page(self, key: Key, after: SortKey | None = None, limit: int = 1000) -> ListingPage:
+        """Up to ``limit`` entries of directory ``key`` whose sort key is greater than ``after``.
+
+        Entries are folders and regular files only; names the API can't carry, in-flight uploads and
+        entries resolving outside the root are skipped. Raises NotFound, NotADirectory, OutsideRoot.
+        Names added or removed between pages show on the next page (no snapshot is promised).
+        """
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def write(self, key: Key, *, offset: int | None = None, truncate: bool = False,
+              if_match: str | None = None, expected_size: int | None = None) -> Upload:
+        """Start a streamed write of file ``key``; bytes go to the returned :class:`Upload`.
+
+        ``offset=None``: the body becomes the whole content (creates or replaces the file).
+        ``offset=N`` (capability WRITE_AT_OFFSET): the body replaces the bytes from ``N`` on; ``N`` equal
+        to the size appends, ``N`` past the end raises OffsetBeyondEnd, and ``truncate`` cuts the file
+        at ``N + len(body)``. A missing file may only be written at offset 0 (it is created).
+        ``if_match`` / ``expected_size``: the write only lands if the file's ETag / size are still
+        these, checked now and again at commit (PreconditionFailed); a missing file has no ETag and size 0.
+
+        Atomic: until ``commit`` returns, readers see the old content, and an aborted or interrupted
+        write leaves it unchanged. Raises now: NotFound (parent missing), NotADirectory (a parent is a
+        file), IsADirectory, NameTooLong, OutsideRoot, PreconditionFailed, OffsetBeyondEnd, Unsupported.
+        """
+
+    @abstractmethod
+    def mkdir(self, key: Key) -> EntryInfo:
+        """Create an empty directory; its parent must exist. Raises AlreadyExists (a file or directory
+        is there), NotFound, NotADirectory, NameTooLong, OutsideRoot. Nothing is created on failure."""
+
+    @abstractmethod
+    def delete_file(self, key: Key) -> None:
+        """Remove a file. Raises NotFound, IsADirectory, OutsideRoot."""
+
+    @abstractmethod
+    def delete_dir(self, key: Key, force: bool = False) -> int:
+        """Remove a directory (and, with ``force``, everything below it); returns the number of files
+        removed. Raises NotFound, NotADirectory, DirectoryNotEmpty (no ``force``), InvalidOperation
+        for the root, OutsideRoot. A forced delete that fails midway may have removed part of the tree."""
+
+    # -- optional extensions -------------------------------------------------------------------------
+
+    def move(self, source: Key, destination: Key, overwrite: bool = False) -> EntryInfo:
+        """Move a file or a whole directory (capability MOVE), atomically: readers see it at one place
+        or the other, never both or neither, and a directory moves with all its contents at once.
+
+        The destination's parent must exist. With ``overwrite`` a file replaces a file and a directory
+        replaces an empty directory; otherwise an existing destination raises AlreadyExists. Raises
+        NotFound, NotADirectory/IsADirectory (kind mismatch with the destination), DirectoryNotEmpty,
+        InvalidOperation (a directory into itself, the root), NameTooLong, OutsideRoot, Unsupported.
+        """
+        raise Unsupported("this storage cannot move objects")
+
+    def copy(self, source: Key, destination: Key, overwrite: bool = False) -> EntryInfo:
+        """Copy a file (capability COPY); the copy lands atomically like a whole-file write. Raises
+        NotFound, IsADirectory (source is a directory), AlreadyExists (no ``overwrite``), Unsupported."""
+        raise Unsupported("this storage cannot copy objects")
+
+    def set_mtime(self, key: Key, mtime: float) -> EntryInfo:
+        """Set a file's (or directory's) modification time (capability SET_MTIME); the ETag changes.
+        Raises NotFound, OutsideRoot, Unsupported."""
+        raise Unsupported("this storage cannot set modification times")
+
+    # -- server metadata (ACLs …), out of reach of user keys -----------------------------------------
+
+    @abstractmethod
+    def read_meta(self, name: Key) -> bytes | None:
+        """The metadata blob ``name`` (segments as for keys), None when there is none."""
+
+    @abstractmethod
+    def write_meta(self, name: Key, data: bytes) -> None:
+        """Store a metadata blob, replacing it atomically."""
+
+    @abstractmethod
+    def delete_meta(self, name: Key) -> None:
+        """Remove a metadata blob; a missing one is not an error."""
+
+    # -- housekeeping --------------------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Remove leftovers of uploads a killed server left behind; returns how many. Called at start."""
+        return 0
+
+
+def check_key(key: Key) -> None:
+    """Raise NameTooLong for a segment over NAME_MAX bytes or a key over PATH_MAX bytes."""
+    total = 0
+    for name in key:
+        size = len(name.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise NameTooLong(f"name of {size} bytes is longer than {NAME_MAX} bytes", max=NAME_MAX)
+        total += size + 1
+    if total - 1 > PATH_MAX:
+        raise NameTooLong(f"path of {total - 1} bytes is longer than {PATH_MAX} bytes", max=PATH_MAX)

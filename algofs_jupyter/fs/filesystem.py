@@ -31,6 +31,8 @@ from .errors import NotSupported, PreconditionFailed, StaleFile
 from .session import DEFAULT_TIMEOUT, ApiSession
 
 DOWNLOAD_CHUNK = 1 << 20
+#: Bodies up to this size are sent from memory (with the headers, in one write), larger ones streamed.
+SMALL_BODY = 1 << 20
 
 
 def parse_listing_time(value: str | None) -> float:
@@ -52,8 +54,8 @@ def parse_http_time(value: str | None) -> float:
         return 0.0
 
 
-def directory_info(name: str) -> dict[str, Any]:
-    return {"name": name, "type": "directory", "size": 0, "mtime": 0.0, "etag": ""}
+def directory_info(name: str, mtime: float = 0.0) -> dict[str, Any]:
+    return {"name": name, "type": "directory", "size": 0, "mtime": mtime, "etag": ""}
 
 
 class AlgoFileSystem(AbstractFileSystem):
@@ -154,7 +156,8 @@ class AlgoFileSystem(AbstractFileSystem):
             except ValueError as exc:
                 raise OSError(errno.EIO, f"{paths.data_uri(parts)}: malformed listing") from exc
             for folder in body.get("folders") or []:
-                yield directory_info(f"{base}/{folder['name']}")
+                mtime = parse_listing_time(folder.get("last_modified"))
+                yield directory_info(f"{base}/{folder['name']}", mtime)
             for item in body.get("files") or []:
                 yield {"name": f"{base}/{item['filename']}", "type": "file", "size": int(item.get("size", 0)),
                        "mtime": parse_listing_time(item.get("last_modified")), "etag": ""}
@@ -356,8 +359,10 @@ class AlgoFileSystem(AbstractFileSystem):
         length = max(total - offset, 0)
 
         def body() -> Any:
-            if not length:
-                return b""
+            if length <= SMALL_BODY:  # one send with the headers: no Nagle/delayed-ACK stall
+                with open(local, "rb") as small:
+                    small.seek(offset)
+                    return small.read(length)
             handle = open(local, "rb")  # noqa: SIM115 - closed by the session
             handle.seek(offset)  # requests sends from here to the end (Content-Length = size - offset)
             return handle

@@ -67,7 +67,8 @@ class MountDaemon:
         self.recovery = RecoveryStore(cache_dir, self.fs.session.api_address)
         salvage_staging(cache_dir / "staging", self.recovery)  # files a dead daemon never uploaded
         self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery,
-                                    lambda local, remote: self.fs.put_file(local, remote))
+                                    lambda local, remote: self.fs.put_file(local, remote),
+                                    write_at=self.fs.write_at)
         self.operations = AlgoOperations(
             self.fs, self.blocks, self.metadata, self.staging,
             algorithms=PipeTree(self.fs, timeout=options.algo_timeout),

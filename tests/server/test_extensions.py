@@ -249,15 +249,23 @@ def test_names_over_255_bytes_are_enametoolong(api_server, http, scratch, method
     assert put(http, f"/v1/data/.my/{scratch}/{quote('é' * 127 + 'x')}", b"255 bytes").status_code == 200
 
 
-@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE", "POST"])
-def test_a_4095_byte_path_is_a_clear_4xx(http, scratch, method):
-    depth = (4095 - len(f"demo/{scratch}/")) // 201
-    path = "/".join(["d" * 200] * depth)
-    path += "/" + "f" * (4095 - len(f"demo/{scratch}/{path}/"))
-    assert len(f"demo/{scratch}/{path}".encode()) == 4095
-    kwargs = {"data": b"x"} if method == "PUT" else {"json": {"name": "x"}} if method == "POST" else {}
-    response = http(method, f"/v1/data/.my/{scratch}/{path}", **kwargs)
-    assert 400 <= response.status_code < 500, response.text
-    assert response.headers["X-Error-Message"]
-    too_long = http(method, f"/v1/data/.my/{scratch}/{path}/x", **kwargs)
-    assert_error(too_long, 400, "ENAMETOOLONG")
+def test_a_4095_byte_path_works_and_a_longer_one_is_enametoolong(http, scratch):
+    """PATH_MAX (4095 bytes after ``data://``) holds, whatever the length of the server root's own path."""
+    parents = f"/v1/data/demo/{scratch}"
+    key = f"demo/{scratch}"
+    while len(key) + 1 + 200 <= 4095 - 10:
+        assert http("POST", parents, json={"name": "d" * 200}).status_code == 200
+        parents, key = f"{parents}/{'d' * 200}", f"{key}/{'d' * 200}"
+    leaf = "f" * (4095 - len(key) - 1)
+    assert len(f"{key}/{leaf}".encode()) == 4095
+    path = f"{parents}/{leaf}"
+    assert http("PUT", path, data=b"deep").status_code == 200
+    assert http("PUT", path, data=b"er", params={"offset": 4}).status_code == 200
+    assert http("GET", path).content == b"deeper"
+    assert http("HEAD", path).headers["X-Data-Type"] == "file"
+    assert http("GET", parents).json()["files"][0]["filename"] == leaf
+    for method in ("GET", "HEAD", "PUT", "DELETE", "POST"):
+        kwargs = {"data": b"x"} if method == "PUT" else {"json": {"name": "x"}} if method == "POST" else {}
+        assert_error(http(method, f"{path}x", **kwargs), 400, "ENAMETOOLONG")
+    assert_error(http("POST", parents, json={"name": leaf + "x"}), 400, "ENAMETOOLONG")
+    assert http("DELETE", path).json() == {"result": {"deleted": 1}}

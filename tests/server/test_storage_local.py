@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from algofs_jupyter.server.storage import LocalBackend, OutsideRoot
+from algofs_jupyter.server.storage import InvalidOperation, LocalBackend, OutsideRoot
 
 from .storage_contract import *  # noqa: F403
 from .storage_contract import content, names, store
@@ -53,3 +53,44 @@ def test_staged_files_are_hidden_and_swept(backend):
     assert backend.sweep() == 1  # what a killed server leaves behind
     upload.abort()
     assert os.listdir(backend.root) == []
+
+
+def test_keys_up_to_path_max_work_below_a_long_root(tmp_path):
+    root = tmp_path / ("r" * 200) / ("o" * 200)  # the root's own path adds 400+ bytes
+    backend = LocalBackend(root, tmp_path / "meta")
+    key: tuple[str, ...] = ()
+    while len("/".join((*key, "d" * 250)).encode()) <= 4095 - 10:
+        key = (*key, "d" * 250)
+        backend.mkdir(key)
+    leaf = (*key, "f" * (4095 - len("/".join(key).encode()) - 1))
+    assert len("/".join(leaf).encode()) == 4095
+    store(backend, leaf, b"deep")
+    assert content(backend, leaf) == b"deep" and backend.info(leaf).size == 4
+    store(backend, leaf, b"!", offset=4)
+    assert content(backend, leaf) == b"deep!" and names(backend, key) == [leaf[-1]]
+    backend.set_mtime(leaf, 978307200)
+    backend.move(leaf, (*key, "g"))
+    assert backend.delete_dir(key[:1], force=True) == 1
+
+
+def test_removing_or_moving_a_link_acts_on_the_link(backend):
+    backend.mkdir(("d",))
+    store(backend, ("d", "f"), b"kept")
+    (backend.root / "link").symlink_to(backend.root / "d")
+    (backend.root / "flink").symlink_to(backend.root / "d" / "f")
+    assert backend.info(("link",)).is_dir and content(backend, ("link", "f")) == b"kept"
+    assert backend.delete_dir(("link",), force=True) == 0
+    backend.delete_file(("flink",))
+    assert names(backend, ()) == ["d"] and content(backend, ("d", "f")) == b"kept"
+    (backend.root / "link2").symlink_to("d")  # relative links work too
+    backend.move(("link2",), ("link3",))
+    assert (backend.root / "link3").is_symlink() and content(backend, ("link3", "f")) == b"kept"
+
+
+@pytest.mark.parametrize("key", [("a/b",), ("..",), (".",), ("",), ("a", "..", "b"), ("nul\x00",)])
+def test_keys_are_plain_names(backend, key):
+    backend.mkdir(("a",))
+    with pytest.raises(InvalidOperation):
+        backend.info(key)
+    with pytest.raises(InvalidOperation):
+        backend.mkdir(key)

@@ -16,6 +16,9 @@ Contracts shared by every operation:
   ``server/errors.py`` maps them to HTTP statuses in one table.
 - Directories exist on their own (an empty directory is listed and can be stat'ed), and a directory's
   mtime moves whenever an entry is created, removed or renamed in it.
+- Calls come from the server's event loop thread (listings and copies from worker threads), so a
+  backend must be thread-safe, and every call blocks all other requests while it runs: keep each one
+  short (``read`` yields chunks; ``Upload.write`` is called once per received chunk).
 - Metadata (ACLs, connector state) is stored through :meth:`StorageBackend.read_meta` /
   :meth:`StorageBackend.write_meta`, in a namespace user keys can never reach, so it lives wherever the
   data lives (a sidecar tree on disk, a reserved prefix in a bucket).
@@ -241,8 +244,10 @@ class StorageBackend(ABC):
         ``if_match`` / ``expected_size``: the write only lands if the file's ETag / size are still
         these, checked now and again at commit (PreconditionFailed); a missing file has no ETag and size 0.
 
-        Atomic: until ``commit`` returns, readers see the old content, and an aborted or interrupted
-        write leaves it unchanged. Raises now: NotFound (parent missing), NotADirectory (a parent is a
+        Atomic: until ``commit`` runs, readers see the old content, and an aborted or interrupted
+        write leaves it unchanged; a replace or an overwrite inside the file lands at once. An append's
+        commit may let a concurrent reader see the tail grow (never any other byte change), and a
+        failing one leaves the file at its old size. Raises now: NotFound (parent missing), NotADirectory (a parent is a
         file), IsADirectory, NameTooLong, OutsideRoot, PreconditionFailed, OffsetBeyondEnd, Unsupported.
         """
 

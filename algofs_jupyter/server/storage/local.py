@@ -1,12 +1,18 @@
 """``LocalBackend``: a storage tree in a local directory (the hosted data, and today's connectors).
 
-Writes are staged in hidden temp files (``.algofs-partial-*``, a name the API refuses and listings hide)
-next to their destination and land with ``os.replace``, so an interrupted upload leaves the previous
-version and no partial file; leftovers of a killed server are swept at start-up. There is no ``fsync``:
-``os.replace`` is atomic for readers and interrupted transfers, not a power-loss guarantee.
+Keys are resolved one name at a time from an open descriptor of the root (``openat`` and friends, never
+an absolute path), which gives two properties:
 
-Every key is resolved with ``realpath`` and refused (OutsideRoot) when its real location is outside the
-root, so a symlink planted inside a collection is never followed out of it.
+- Links never lead out. Each name is looked up without following links; a link is resolved by hand and
+  refused (OutsideRoot) when its target leaves the root, and every open uses ``O_NOFOLLOW``, so a link
+  swapped in meanwhile is not followed either. Links that stay inside the root work.
+- Any key up to PATH_MAX (4095 bytes) works, whatever the length of the root's own path: the kernel only
+  ever sees one name at a time.
+
+Writes are staged in hidden temp files (``.algofs-partial-*``, a name the API refuses and listings hide)
+next to their destination and land with ``rename``, so an interrupted upload leaves the previous version
+and no partial file; leftovers of a killed server are swept at start-up. There is no ``fsync``:
+``rename`` is atomic for readers and interrupted transfers, not a power-loss guarantee.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ from .scan import DirectoryIndex
 READ_CHUNK = 1024 * 1024
 #: One index for every local backend of the process, so its memory bound holds for all of them together.
 SHARED_INDEX = DirectoryIndex()
+#: Links resolved in one key before giving up (the kernel's own limit is 40).
+MAX_LINKS = 40
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _ERRNO_TO_ERROR: dict[int, type[StorageError]] = {
     errno.ENOENT: NotFound,
@@ -62,7 +71,7 @@ _ERRNO_TO_ERROR: dict[int, type[StorageError]] = {
     errno.ENOTEMPTY: DirectoryNotEmpty,
     errno.ENAMETOOLONG: NameTooLong,
     errno.EINVAL: InvalidOperation,
-    errno.ELOOP: OutsideRoot,
+    errno.ELOOP: OutsideRoot,  # O_NOFOLLOW met a link swapped in after it was resolved
     errno.EXDEV: CrossBackend,
 }
 
@@ -76,7 +85,8 @@ def storage_errors() -> Iterator[None]:
         raise
     except OSError as exc:
         error = _ERRNO_TO_ERROR.get(exc.errno or 0, StorageError)
-        messages = {NotFound: "path not found", NameTooLong: "name or path too long"}
+        messages = {NotFound: "path not found", NameTooLong: "name or path too long",
+                    OutsideRoot: "links are not followed here"}
         raise error(messages.get(error, exc.strerror or "storage error")) from exc
 
 
@@ -89,6 +99,37 @@ def entry_of(name: str, st: os.stat_result) -> EntryInfo:
     if stat.S_ISDIR(st.st_mode):
         return EntryInfo(name, True, 0, st.st_mtime, None)
     return EntryInfo(name, False, st.st_size, st.st_mtime, etag_of(st))
+
+
+class Located:
+    """Where a key really is: an open descriptor of its parent directory and its name there (the name
+    is not a link; it may not exist yet). Closes the descriptor when used as a context manager."""
+
+    def __init__(self, dir_fd: int, name: str):
+        self.dir_fd = dir_fd
+        self.name = name
+
+    def stat(self) -> os.stat_result:
+        return os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+
+    def lookup(self) -> os.stat_result | None:
+        try:
+            return self.stat()
+        except FileNotFoundError:
+            return None
+
+    def open(self, flags: int, mode: int = 0o644) -> int:
+        return os.open(self.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.dir_fd)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.dir_fd)
+
+    def __enter__(self) -> Located:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 class LocalBackend(StorageBackend):
@@ -109,38 +150,115 @@ class LocalBackend(StorageBackend):
 
     # -- resolving keys ------------------------------------------------------------------------------
 
-    def inside(self, real: str) -> bool:
-        return real == self.real_root or real.startswith(self.real_root + os.sep)
+    def _open_root(self) -> int:
+        with storage_errors():
+            return os.open(self.real_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
-    def path(self, key: Key) -> Path:
-        """The local path of ``key``, refused when its real location (links followed) is outside."""
+    def locate(self, key: Key, follow_last: bool = True) -> Located:
+        """The parent directory and name of ``key``'s real location, links resolved inside the root.
+
+        Raises OutsideRoot for a link leading out, NotFound / NotADirectory for a missing or non-directory
+        parent. A missing last name is fine (the caller may create it). ``key`` must not be the root.
+        ``follow_last=False`` stops at a link in the last place (to remove or rename the link itself).
+        """
         check_key(key)
-        path = self.root.joinpath(*key)
-        with storage_errors():
-            real = os.path.realpath(path)
-        if not self.inside(real):
-            raise OutsideRoot("path resolves outside the storage root")
-        return path
+        if not key:
+            raise InvalidOperation("the root has no parent")
+        if any(not name or "/" in name or "\x00" in name or name in (".", "..") for name in key):
+            raise InvalidOperation("a key is a tuple of plain names")  # callers validate; never traverse
+        pending = list(key)
+        depth: list[str] = []
+        fd = self._open_root()
+        links = 0
+        try:
+            with storage_errors():
+                while True:
+                    name = pending.pop(0)
+                    if name in ("", "."):
+                        if not pending:
+                            raise IsADirectory("a link to a directory where a name is needed")
+                        continue
+                    if name == "..":
+                        if not depth:
+                            raise OutsideRoot("a link leads out of the storage root")
+                        depth.pop()
+                        os.close(fd)
+                        fd = self._open_root()
+                        pending = depth + pending
+                        depth = []
+                        continue
+                    try:
+                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        if not pending:
+                            return Located(fd, name)
+                        raise
+                    if stat.S_ISLNK(st.st_mode) and (pending or follow_last):
+                        links += 1
+                        if links > MAX_LINKS:
+                            raise OutsideRoot("too many links")
+                        target = os.readlink(name, dir_fd=fd)
+                        if target.startswith("/"):
+                            if target != self.real_root and not target.startswith(self.real_root + "/"):
+                                raise OutsideRoot("a link leads out of the storage root")
+                            os.close(fd)
+                            fd = self._open_root()
+                            depth = []
+                            target = target[len(self.real_root):]
+                        pending = [part for part in target.split("/") if part] + pending
+                        if not pending:
+                            raise IsADirectory("a link to the root where a name is needed")
+                        continue
+                    if not pending:
+                        return Located(fd, name)
+                    if not stat.S_ISDIR(st.st_mode):
+                        raise NotADirectory("a parent is not a directory")
+                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                    os.close(fd)
+                    fd = child
+                    depth.append(name)
+        except BaseException:
+            os.close(fd)
+            raise
 
-    def _stat(self, key: Key) -> tuple[Path, os.stat_result]:
-        path = self.path(key)
-        with storage_errors():
-            return path, path.stat()
+    def open_dir(self, key: Key) -> int:
+        """An open descriptor of directory ``key`` (the caller closes it)."""
+        if not key:
+            return self._open_root()
+        with self.locate(key) as where, storage_errors():
+            if where.lookup() is None:
+                raise NotFound("path not found")
+            return where.open(os.O_RDONLY | os.O_DIRECTORY)
+
+    def _existing(self, key: Key, follow_last: bool = True) -> tuple[Located, os.stat_result]:
+        where = self.locate(key, follow_last)
+        try:
+            with storage_errors():
+                return where, where.stat()
+        except BaseException:
+            where.close()
+            raise
 
     # -- reading -------------------------------------------------------------------------------------
 
     def info(self, key: Key) -> EntryInfo:
-        _path, st = self._stat(key)
-        return entry_of(key[-1] if key else "", st)
+        if not key:
+            check_key(key)
+            with storage_errors():
+                return entry_of("", os.stat(self.real_root))
+        where, st = self._existing(key)
+        where.close()
+        return entry_of(key[-1], st)
 
     def read(self, key: Key, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-        path = self.path(key)
-        with storage_errors():
-            handle = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by the generator)
-        if stat.S_ISDIR(os.fstat(handle.fileno()).st_mode):
-            handle.close()
+        if not key:
             raise IsADirectory("path is a directory")
-        return self._chunks(handle, start, length)
+        with self.locate(key) as where, storage_errors():
+            fd = where.open(os.O_RDONLY)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise IsADirectory("path is a directory")
+        return self._chunks(os.fdopen(fd, "rb", buffering=0), start, length)
 
     @staticmethod
     def _chunks(handle, start: int, length: int | None) -> Iterator[bytes]:
@@ -155,30 +273,30 @@ class LocalBackend(StorageBackend):
                 yield chunk
 
     def list_page(self, key: Key, after: SortKey | None = None, limit: int = 1000) -> ListingPage:
-        path, st = self._stat(key)
-        if not stat.S_ISDIR(st.st_mode):
-            raise NotADirectory("not a directory")
-        with storage_errors():
-            keys = self.index.sorted_keys(path)
-        start = self.index.position_after(keys, after)
-        chunk = keys[start:start + limit]
-        entries = []
-        for _kind, name in chunk:
-            entry = self._listable(path / name, name)
-            if entry is not None:
-                entries.append(entry)
+        fd = self.open_dir(key)
+        try:
+            with storage_errors():
+                keys = self.index.sorted_keys(fd)
+            start = self.index.position_after(keys, after)
+            chunk = keys[start:start + limit]
+            entries = []
+            for _kind, name in chunk:
+                entry = self._listable(fd, key, name)
+                if entry is not None:
+                    entries.append(entry)
+        finally:
+            os.close(fd)
         more = start + limit < len(keys)
         return ListingPage(entries, chunk[-1] if more and chunk else None)
 
-    def _listable(self, path: Path, name: str) -> EntryInfo | None:
+    def _listable(self, dir_fd: int, key: Key, name: str) -> EntryInfo | None:
         """The entry of a listing, or None for what isn't shown (vanished, special, link leading out)."""
         try:
-            st = path.lstat()
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
-                if not self.inside(os.path.realpath(path)):
-                    return None
-                st = path.stat()
-        except OSError:
+                where, st = self._existing((*key, name))
+                where.close()
+        except (OSError, StorageError):
             return None
         if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
             return entry_of(name, st)
@@ -186,67 +304,72 @@ class LocalBackend(StorageBackend):
 
     # -- writing -------------------------------------------------------------------------------------
 
-    def _parent_dir(self, key: Key) -> Path:
-        if not key:
-            raise InvalidOperation("the root is a directory")
-        path = self.path(key)
-        with storage_errors():
-            if not stat.S_ISDIR(path.parent.stat().st_mode):
-                raise NotADirectory("a parent is not a directory")
-        return path
-
     def write(self, key: Key, *, offset: int | None = None, truncate: bool = False,
-              if_match: str | None = None, expected_size: int | None = None) -> Upload:
-        path = self._parent_dir(key)
+              if_match: str | None = None, expected_size: int | None = None) -> LocalUpload:
+        if not key:
+            raise IsADirectory("the root is a directory")
         if offset is not None and offset < 0:
             raise InvalidOperation("offset must not be negative")
-        current = self._current(path)
-        if current is not None and current.is_dir:
-            raise IsADirectory("a directory with that name exists")
-        check_preconditions(current, if_match, expected_size)
-        if offset is not None and offset > 0:
-            if current is None:
-                raise NotFound("path not found")
-            if offset > current.size:
-                raise OffsetBeyondEnd(f"offset {offset} is past the end of the file ({current.size} bytes)",
-                                      size=current.size)
-        return LocalUpload(self, path, offset, truncate, if_match, expected_size)
-
-    @staticmethod
-    def _current(path: Path) -> EntryInfo | None:
+        where = self.locate(key)
         try:
-            return entry_of(path.name, path.stat())
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
             with storage_errors():
-                raise exc
+                current = _current(where)
+            if current is not None and current.is_dir:
+                raise IsADirectory("a directory with that name exists")
+            check_preconditions(current, if_match, expected_size)
+            if offset is not None and offset > 0:
+                if current is None:
+                    raise NotFound("path not found")
+                if offset > current.size:
+                    raise OffsetBeyondEnd(f"offset {offset} is past the end of the file "
+                                          f"({current.size} bytes)", size=current.size)
+            return LocalUpload(self, where, offset, truncate, if_match, expected_size)
+        except BaseException:
+            where.close()
+            raise
 
     def mkdir(self, key: Key) -> EntryInfo:
-        path = self._parent_dir(key)
-        with storage_errors():
-            path.mkdir()
-            return entry_of(path.name, path.stat())
+        if not key:
+            raise AlreadyExists("the root exists")
+        with self.locate(key) as where, storage_errors():
+            os.mkdir(where.name, dir_fd=where.dir_fd)
+            return entry_of(where.name, where.stat())
 
     def delete_file(self, key: Key) -> None:
-        path, st = self._stat(key)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectory("path is a directory")
-        with storage_errors():
-            path.unlink()
+        if not key:
+            raise IsADirectory("the root is a directory")
+        where, st = self._existing(key, follow_last=False)
+        with where, storage_errors():
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectory("path is a directory")
+            os.unlink(where.name, dir_fd=where.dir_fd)  # a link: the link itself, as rm does
 
     def delete_dir(self, key: Key, force: bool = False) -> int:
         if not key:
             raise InvalidOperation("the root can't be deleted")
-        path, st = self._stat(key)
-        if not stat.S_ISDIR(st.st_mode):
-            raise NotADirectory("not a directory")
-        with storage_errors():
-            if not force:
-                path.rmdir()  # ENOTEMPTY -> DirectoryNotEmpty
+        where, st = self._existing(key, follow_last=False)
+        with where, storage_errors():
+            if stat.S_ISLNK(st.st_mode):  # a link to a directory: remove the link, not what it points to
+                if not self.info(key).is_dir:
+                    raise NotADirectory("not a directory")
+                os.unlink(where.name, dir_fd=where.dir_fd)
                 return 0
-            deleted = sum(len(files) for _d, _s, files in os.walk(path))
-            shutil.rmtree(path)
+            if not stat.S_ISDIR(st.st_mode):
+                raise NotADirectory("not a directory")
+            if not force:
+                os.rmdir(where.name, dir_fd=where.dir_fd)  # ENOTEMPTY -> DirectoryNotEmpty
+                return 0
+            deleted = 0
+            for _top, dirs, files, top_fd in os.fwalk(where.name, topdown=False, dir_fd=where.dir_fd):
+                for name in files:
+                    os.unlink(name, dir_fd=top_fd)
+                    deleted += 1
+                for name in dirs:  # links to directories are listed here too: unlink, don't follow
+                    if stat.S_ISLNK(os.stat(name, dir_fd=top_fd, follow_symlinks=False).st_mode):
+                        os.unlink(name, dir_fd=top_fd)
+                    else:
+                        os.rmdir(name, dir_fd=top_fd)
+            os.rmdir(where.name, dir_fd=where.dir_fd)
         return deleted
 
     # -- extensions ----------------------------------------------------------------------------------
@@ -256,44 +379,53 @@ class LocalBackend(StorageBackend):
             raise InvalidOperation("the root can't be moved")
         if destination[:len(source)] == source and destination != source:
             raise InvalidOperation("a directory can't be moved into itself")
-        src, st = self._stat(source)
-        dst = self._parent_dir(destination)
-        if source == destination:
-            return entry_of(dst.name, st)
-        with self._commit_lock, storage_errors():
-            if os.path.lexists(dst):
+        src, st = self._existing(source, follow_last=False)  # a link moves as a link
+        with src, self.locate(destination, follow_last=False) as dst, self._commit_lock, storage_errors():
+            if source == destination:
+                return entry_of(dst.name, st)
+            existing = dst.lookup()
+            if existing is not None:
                 if not overwrite:
                     raise AlreadyExists("the destination exists")
-                if stat.S_ISDIR(dst.stat().st_mode) != stat.S_ISDIR(st.st_mode):
+                if stat.S_ISDIR(existing.st_mode) != stat.S_ISDIR(st.st_mode):
                     kind = IsADirectory if not stat.S_ISDIR(st.st_mode) else NotADirectory
                     raise kind("the destination is of the other kind (file / directory)")
-            os.rename(src, dst)
+            os.rename(src.name, dst.name, src_dir_fd=src.dir_fd, dst_dir_fd=dst.dir_fd)
             return entry_of(dst.name, dst.stat())
 
     def copy(self, source: Key, destination: Key, overwrite: bool = False) -> EntryInfo:
-        src, st = self._stat(source)
-        if stat.S_ISDIR(st.st_mode):
+        if not source:
             raise IsADirectory("only files can be copied")
-        dst = self._parent_dir(destination)
-        if not overwrite and os.path.lexists(dst):
-            raise AlreadyExists("the destination exists")
-        upload = LocalUpload(self, dst, None, False, None, None)
+        with self.locate(source) as src, storage_errors():
+            src_fd = src.open(os.O_RDONLY)
         try:
-            with storage_errors():
-                shutil.copyfile(src, upload.temp_path)
-            if not overwrite and os.path.lexists(dst):
-                raise AlreadyExists("the destination exists")
-            return upload.commit()
+            if stat.S_ISDIR(os.fstat(src_fd).st_mode):
+                raise IsADirectory("only files can be copied")
+            upload = self.write(destination)
+            try:
+                if not overwrite and _current(upload.where) is not None:
+                    raise AlreadyExists("the destination exists")
+                with storage_errors(), open(src_fd, "rb", closefd=False) as body:
+                    shutil.copyfileobj(body, upload.file, READ_CHUNK)
+                with self._commit_lock:
+                    if not overwrite and _current(upload.where) is not None:
+                        raise AlreadyExists("the destination exists")
+                return upload.commit()
+            finally:
+                upload.abort()
         finally:
-            upload.abort()
+            os.close(src_fd)
 
     def set_mtime(self, key: Key, mtime: float) -> EntryInfo:
-        path, st = self._stat(key)
-        with storage_errors():
-            os.utime(path, ns=(st.st_atime_ns, int(round(mtime * 1e9))))
-            return entry_of(path.name, path.stat())
+        if not key:
+            raise InvalidOperation("the root's time is not the API's")
+        where, st = self._existing(key)
+        with where, storage_errors():
+            os.utime(where.name, dir_fd=where.dir_fd, follow_symlinks=False,
+                     ns=(st.st_atime_ns, int(round(mtime * 1e9))))
+            return entry_of(where.name, where.stat())
 
-    # -- metadata ------------------------------------------------------------------------------------
+    # -- metadata (short names under meta_dir: plain paths) ----------------------------------------
 
     def _meta_path(self, name: Key) -> Path:
         check_key(name)
@@ -327,12 +459,20 @@ class LocalBackend(StorageBackend):
     def sweep(self) -> int:
         removed = 0
         for top in (self.root, self.meta_dir):
-            for dirpath, _dirnames, filenames in os.walk(top):
-                for name in filenames:
+            if not top.is_dir():
+                continue
+            for _dir, _dirs, files, dir_fd in os.fwalk(top):
+                for name in files:
                     if name.startswith(RESERVED_PREFIX):
-                        Path(dirpath, name).unlink(missing_ok=True)
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(name, dir_fd=dir_fd)
                         removed += 1
         return removed
+
+
+def _current(where: Located) -> EntryInfo | None:
+    st = where.lookup()
+    return None if st is None else entry_of(where.name, st)
 
 
 def check_preconditions(current: EntryInfo | None, if_match: str | None, expected_size: int | None) -> None:
@@ -349,57 +489,67 @@ def check_preconditions(current: EntryInfo | None, if_match: str | None, expecte
 
 
 class LocalUpload(Upload):
-    """The body is staged in a temp file; ``commit`` lands it.
+    """The body is staged in a temp file next to the destination; ``commit`` lands it.
 
-    Whole-file writes replace the file with ``os.replace``. Appends (offset equal to the size at commit)
+    Whole-file writes rename the temp file over the file. Appends (offset equal to the size at commit)
     copy the staged tail onto the end of the file in place and truncate it back if that fails, so the
     file is never left with part of a tail. Writes inside the file (or with ``truncate``) build the new
-    version in a second temp file (a copy of the old one, patched) and replace the file with it.
+    version in a second temp file (a copy of the old one, patched) and rename it over the file.
+    The upload owns ``where`` (its parent directory's descriptor) until commit or abort.
     """
 
-    def __init__(self, backend: LocalBackend, destination: Path, offset: int | None, truncate: bool,
+    def __init__(self, backend: LocalBackend, where: Located, offset: int | None, truncate: bool,
                  if_match: str | None, expected_size: int | None):
         self.backend = backend
-        self.destination = destination
+        self.where = where
         self.offset = offset
         self.truncate = truncate
         self.if_match = if_match
         self.expected_size = expected_size
-        self.temp_path = destination.parent / f"{RESERVED_PREFIX}{secrets.token_hex(8)}"
+        self.temp_name = f"{RESERVED_PREFIX}{secrets.token_hex(8)}"
         with storage_errors():
-            fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._file = os.fdopen(fd, "wb", buffering=1024 * 1024)
+            fd = os.open(self.temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644, dir_fd=where.dir_fd)
+        self.file = os.fdopen(fd, "wb", buffering=1024 * 1024)
         self.bytes_written = 0
+        self._done = False
 
     def write(self, chunk: bytes) -> None:
         with storage_errors():
-            self._file.write(chunk)
+            self.file.write(chunk)
         self.bytes_written += len(chunk)
 
     def commit(self) -> EntryInfo:
+        where = self.where
         with storage_errors():
-            self._file.close()
-        with self.backend._commit_lock:
-            current = LocalBackend._current(self.destination)
+            self.file.close()
+        with self.backend._commit_lock, storage_errors():
+            current = _current(where)
             if current is not None and current.is_dir:
                 raise IsADirectory("a directory with that name exists")
             check_preconditions(current, self.if_match, self.expected_size)
-            with storage_errors():
-                if self.offset is None or (current is None and self.offset == 0):
-                    os.replace(self.temp_path, self.destination)
-                elif current is None:
-                    raise NotFound("the file was removed meanwhile")
-                elif self.offset > current.size:
-                    raise OffsetBeyondEnd(f"offset {self.offset} is past the end of the file "
-                                          f"({current.size} bytes)", size=current.size)
-                elif self.offset == current.size:
-                    self._append_in_place(current.size)
-                else:
-                    self._patch_copy(current.size)
-                return entry_of(self.destination.name, self.destination.stat())
+            if self.offset is None or (current is None and self.offset == 0):
+                os.rename(self.temp_name, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd)
+            elif current is None:
+                raise NotFound("the file was removed meanwhile")
+            elif self.offset > current.size:
+                raise OffsetBeyondEnd(f"offset {self.offset} is past the end of the file "
+                                      f"({current.size} bytes)", size=current.size)
+            elif self.offset == current.size:
+                self._append_in_place(current.size)
+            else:
+                self._patch_copy()
+            self._done = True
+            info = entry_of(where.name, where.stat())
+        self.abort()  # nothing left to discard: releases the directory descriptor
+        return info
+
+    def _open_temp(self, name: str, flags: int) -> int:
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=self.where.dir_fd)
 
     def _append_in_place(self, size: int) -> None:
-        with open(self.destination, "r+b") as target, open(self.temp_path, "rb") as tail:
+        with open(self.where.open(os.O_RDWR), "r+b") as target, \
+                open(self._open_temp(self.temp_name, os.O_RDONLY), "rb") as tail:
             try:
                 target.seek(size)
                 shutil.copyfileobj(tail, target, READ_CHUNK)
@@ -407,28 +557,35 @@ class LocalUpload(Upload):
             except BaseException:
                 target.truncate(size)
                 raise
-        self.temp_path.unlink(missing_ok=True)
+        os.unlink(self.temp_name, dir_fd=self.where.dir_fd)
 
-    def _patch_copy(self, size: int) -> None:
+    def _patch_copy(self) -> None:
         assert self.offset is not None
-        patched = self.destination.parent / f"{RESERVED_PREFIX}{secrets.token_hex(8)}"
+        where = self.where
+        patched = f"{RESERVED_PREFIX}{secrets.token_hex(8)}"
         try:
-            shutil.copyfile(self.destination, patched)
-            with open(patched, "r+b") as target, open(self.temp_path, "rb") as body:
+            with open(where.open(os.O_RDONLY), "rb") as old, \
+                    open(self._open_temp(patched, os.O_RDWR | os.O_CREAT | os.O_EXCL), "r+b") as target, \
+                    open(self._open_temp(self.temp_name, os.O_RDONLY), "rb") as body:
+                shutil.copyfileobj(old, target, READ_CHUNK)
                 target.seek(self.offset)
                 shutil.copyfileobj(body, target, READ_CHUNK)
                 if self.truncate:
                     target.truncate(self.offset + self.bytes_written)
-            shutil.copystat(self.destination, patched)  # mode; the mtime is set by the write below
-            os.utime(patched)
-            os.replace(patched, self.destination)
+                os.fchmod(target.fileno(), stat.S_IMODE(os.fstat(old.fileno()).st_mode))
+            os.rename(patched, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd)
         finally:
-            patched.unlink(missing_ok=True)
-        self.temp_path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(patched, dir_fd=where.dir_fd)
+        os.unlink(self.temp_name, dir_fd=where.dir_fd)
 
     def abort(self) -> None:
-        if not self._file.closed:
+        if not self.file.closed:
             with contextlib.suppress(OSError):
-                self._file.close()
-        with contextlib.suppress(OSError):
-            self.temp_path.unlink(missing_ok=True)
+                self.file.close()
+        if self.where.dir_fd >= 0:
+            if not self._done:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.temp_name, dir_fd=self.where.dir_fd)
+            self.where.close()
+            self.where.dir_fd = -1

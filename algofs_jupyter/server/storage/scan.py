@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
 
 from ...names import invalid_name_reason
 from .base import SortKey
@@ -35,8 +34,9 @@ class DirectoryIndex:
         self._remembered: OrderedDict[tuple[int, int], tuple[int, list[SortKey]]] = OrderedDict()
         self._kept = 0
 
-    def sorted_keys(self, path: Path) -> list[SortKey]:
-        st = os.stat(path)
+    def sorted_keys(self, directory: int) -> list[SortKey]:
+        """The sorted keys of the open directory ``directory`` (a descriptor)."""
+        st = os.fstat(directory)
         identity = (st.st_dev, st.st_ino)
         with self._lock:
             remembered = self._remembered.get(identity)
@@ -44,7 +44,7 @@ class DirectoryIndex:
                 self._remembered.move_to_end(identity)
                 return remembered[1]
         scanned_at = time.time_ns()
-        keys = scan_keys(path)
+        keys = scan_keys(directory)
         if self.REMEMBER_FROM <= len(keys) <= self.max_keys and st.st_mtime_ns < scanned_at - self.SETTLED_NS:
             with self._lock:
                 old = self._remembered.pop(identity, None)
@@ -60,10 +60,10 @@ class DirectoryIndex:
         return bisect.bisect_right(keys, after) if after is not None else 0
 
 
-def scan_keys(path: Path) -> list[SortKey]:
+def scan_keys(directory: int) -> list[SortKey]:
     """Names only (``d_type``, no ``stat``), without names the API can't carry."""
     keys = []
-    with os.scandir(path) as it:
+    with os.scandir(directory) as it:
         for item in it:
             if invalid_name_reason(item.name):
                 continue

@@ -118,6 +118,11 @@ class AlgoFileSystem(AbstractFileSystem):
             self._capabilities = Capabilities.none()
         return self._capabilities
 
+    @property
+    def known_capabilities(self) -> Capabilities | None:
+        """What ``capabilities()`` found, without asking (None: not asked yet, or the backend was down)."""
+        return self._capabilities
+
     def supports(self, extension: str, path: str) -> bool:
         """True when the storage holding ``path`` offers ``extension`` (a name of capabilities.py)."""
         parts = self._parts(path)

@@ -224,6 +224,8 @@ class AlgoOperations(Operations):
         uploaded = staged.uploaded
         if not staged.dirty and uploaded is not None and uploaded.get("size") == local.st_size:
             mtime = uploaded["mtime"]
+        elif staged.pending_mtime is not None:  # set by utimens, applied after the upload
+            mtime = staged.pending_mtime
         return self._file_stat(local.st_size, mtime)
 
     def _resolve(self, layout: str) -> Attr | None:

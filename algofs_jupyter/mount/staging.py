@@ -127,6 +127,7 @@ class StagedFile:
         with self.lock:
             self.mark_dirty()
             self.changed_from = min(self.changed_from, offset)
+            self.pending_mtime = None  # a write after utimens: the time of the write counts
             written = os.pwrite(self.fd, data, offset)
             self.generation += 1
             return written

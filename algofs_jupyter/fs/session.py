@@ -18,6 +18,7 @@ retry; the first success ends that window.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -67,6 +68,7 @@ class ApiSession:
         self.last_error_at: float | None = None
         self.last_success_at: float | None = None
         self.requests_sent = 0
+        self.bytes_sent = 0  # request body bytes handed to the transport (unguarded: a statistic)
 
     @staticmethod
     def _authorization(api_key: str | None, bearer: str | None) -> str | None:
@@ -106,6 +108,7 @@ class ApiSession:
             data = body() if body is not None else None
             try:
                 self.requests_sent += 1
+                self.bytes_sent += _body_size(data)
                 response = self.http.request(
                     method, url, headers=all_headers, params=params, data=data, stream=stream,
                     timeout=(min(CONNECT_TIMEOUT, max(remaining, 0.05)), max(remaining, 0.05)),
@@ -155,7 +158,7 @@ class ApiSession:
     def health(self) -> dict[str, Any]:
         return {"reachable": self.reachable, "last_error": self.last_error,
                 "last_error_at": self.last_error_at, "last_success_at": self.last_success_at,
-                "requests_sent": self.requests_sent}
+                "requests_sent": self.requests_sent, "bytes_sent": self.bytes_sent}
 
     def close(self) -> None:
         self.http.close()
@@ -167,6 +170,18 @@ def _is_connect_error(exc: BaseException) -> bool:
         return False
     text = repr(exc)
     return "NewConnectionError" in text or "Connection refused" in text
+
+
+def _body_size(data: object) -> int:
+    """Bytes a request body will send: its length, or for an open file what is left after its offset."""
+    if data is None:
+        return 0
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return len(data)
+    try:
+        return os.fstat(data.fileno()).st_size - data.tell()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def _close_body(data: object) -> None:

@@ -31,7 +31,7 @@ class SupervisedChild(Protocol):
         """The exit status once the child has exited; None while it runs or before it starts."""
         ...
 
-    def start(self, timeout: float) -> object:
+    def start(self, timeout: float = ...) -> object:
         """Start the child and return once ``ready()``; raise (with the child stopped) otherwise."""
         ...
 
@@ -41,7 +41,7 @@ class SupervisedChild(Protocol):
 
     def alive(self) -> bool: ...
 
-    def stop(self, timeout: float) -> None:
+    def stop(self, timeout: float = ...) -> None:
         """Stop the child and everything it left behind; safe to call twice or after a crash."""
         ...
 

@@ -55,7 +55,7 @@ USER = "demo"
 
 @contextmanager
 def algofs_mount(api_url: str, api_key: str, base: Path, **options: object) -> Iterator[Path]:
-    from algofs_jupyter.mount.process import MountProcess
+    from algofs_jupyter.mount.mount_process import MountProcess
 
     mount = MountProcess(base / "mnt", api_url, api_key, cache_dir=base / "cache",
                          log_file=base / "mount.log", **options)

@@ -25,10 +25,10 @@ from typing import Any
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
-from . import paths
-from .capabilities import Capabilities
-from .errors import NotSupported, PreconditionFailed, StaleFile
-from .session import DEFAULT_TIMEOUT, ApiSession
+from . import api_paths
+from .api_capabilities import Capabilities
+from .api_errors import NotSupported, PreconditionFailed, StaleFile
+from .api_session import DEFAULT_TIMEOUT, ApiSession
 
 DOWNLOAD_CHUNK = 1 << 20
 #: Bodies up to this size are sent from memory (with the headers, in one write), larger ones streamed.
@@ -80,11 +80,11 @@ class AlgoFileSystem(AbstractFileSystem):
     def _strip_protocol(cls, path: str) -> str:
         if isinstance(path, list):
             return [cls._strip_protocol(p) for p in path]
-        return paths.join_path(paths.split_path(str(path)))
+        return api_paths.join_path(api_paths.split_path(str(path)))
 
     @staticmethod
     def _parts(path: str) -> tuple[str, ...]:
-        return paths.split_path(path)
+        return api_paths.split_path(path)
 
     def username(self) -> str:
         """The caller: the first folder of the data root listing (as the official client does)."""
@@ -133,9 +133,9 @@ class AlgoFileSystem(AbstractFileSystem):
     def head(self, path: str) -> dict[str, Any]:
         """HEAD ``path``: ``{"name","type","size","mtime","etag"}``; 403 raises PermissionError."""
         parts = self._parts(path)
-        response = self.session.request("HEAD", paths.api_path(parts), display=paths.data_uri(parts))
+        response = self.session.request("HEAD", api_paths.api_path(parts), display=api_paths.data_uri(parts))
         response.close()
-        name = paths.join_path(parts)
+        name = api_paths.join_path(parts)
         if response.headers.get("X-Data-Type") == "directory":
             return directory_info(name)
         return {"name": name, "type": "file", "size": int(response.headers.get("Content-Length") or 0),
@@ -145,21 +145,21 @@ class AlgoFileSystem(AbstractFileSystem):
     def iter_dir(self, path: str) -> Iterator[dict[str, Any]]:
         """The entries of a directory, one API page (≤ 1000 entries) at a time."""
         parts = self._parts(path)
-        url = paths.api_path(parts)
+        url = api_paths.api_path(parts)
         if not url.endswith("/"):
             url += "/"
-        base = paths.join_path(parts)
+        base = api_paths.join_path(parts)
         marker: str | None = None
         while True:
             params = {"marker": marker} if marker else None
-            response = self.session.request("GET", url, params=params, display=paths.data_uri(parts))
+            response = self.session.request("GET", url, params=params, display=api_paths.data_uri(parts))
             if response.headers.get("X-Data-Type") == "file":
                 response.close()
-                raise NotADirectoryError(errno.ENOTDIR, f"{paths.data_uri(parts)}: not a directory")
+                raise NotADirectoryError(errno.ENOTDIR, f"{api_paths.data_uri(parts)}: not a directory")
             try:
                 body = json.loads(response.content or b"{}")
             except ValueError as exc:
-                raise OSError(errno.EIO, f"{paths.data_uri(parts)}: malformed listing") from exc
+                raise OSError(errno.EIO, f"{api_paths.data_uri(parts)}: malformed listing") from exc
             for folder in body.get("folders") or []:
                 mtime = parse_listing_time(folder.get("last_modified"))
                 yield directory_info(f"{base}/{folder['name']}", mtime)
@@ -170,7 +170,7 @@ class AlgoFileSystem(AbstractFileSystem):
             if not marker:
                 return
 
-    def connectors(self, candidates: tuple[str, ...] = paths.DEFAULT_CONNECTORS) -> list[str]:
+    def connectors(self, candidates: tuple[str, ...] = api_paths.DEFAULT_CONNECTORS) -> list[str]:
         """Connector ids the server knows among ``candidates`` (a 403 still means "configured")."""
         found = []
         for cid in candidates:
@@ -194,7 +194,7 @@ class AlgoFileSystem(AbstractFileSystem):
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         parts = self._parts(path)
         if not parts or parts == ("data",):
-            return directory_info(paths.join_path(parts))
+            return directory_info(api_paths.join_path(parts))
         return self.head(path)
 
     def exists(self, path: str, **kwargs: Any) -> bool:
@@ -241,11 +241,11 @@ class AlgoFileSystem(AbstractFileSystem):
         """
         parts = self._parts(path)
         response = self.session.request(
-            "GET", paths.api_path(parts), headers={"Range": f"bytes={start}-{end - 1}"},
-            display=paths.data_uri(parts), ok=(200, 206), stream=True)
+            "GET", api_paths.api_path(parts), headers={"Range": f"bytes={start}-{end - 1}"},
+            display=api_paths.data_uri(parts), ok=(200, 206), stream=True)
         try:
             if etag and response.headers.get("ETag") and response.headers["ETag"] != etag:
-                raise StaleFile(f"{paths.data_uri(parts)} changed on the server while being read")
+                raise StaleFile(f"{api_paths.data_uri(parts)} changed on the server while being read")
             skip = start if response.status_code == 200 else 0  # server ignored the range
             direct = skip == 0
 
@@ -262,7 +262,8 @@ class AlgoFileSystem(AbstractFileSystem):
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         if start is None and end is None:
             parts = self._parts(path)
-            response = self.session.request("GET", paths.api_path(parts), display=paths.data_uri(parts))
+            response = self.session.request("GET", api_paths.api_path(parts),
+                                            display=api_paths.data_uri(parts))
             return response.content
         size = self.info(path)["size"]
         start = 0 if start is None else (start if start >= 0 else max(size + start, 0))
@@ -272,7 +273,7 @@ class AlgoFileSystem(AbstractFileSystem):
     def download_to(self, path: str, destination: str | os.PathLike) -> int:
         """Stream a whole file into ``destination``; returns the byte count."""
         parts = self._parts(path)
-        response = self.session.request("GET", paths.api_path(parts), display=paths.data_uri(parts),
+        response = self.session.request("GET", api_paths.api_path(parts), display=api_paths.data_uri(parts),
                                         stream=True)
         written = 0
         try:
@@ -282,13 +283,13 @@ class AlgoFileSystem(AbstractFileSystem):
                     written += len(chunk)
         except OSError as exc:
             if exc.errno is None:
-                raise OSError(errno.EIO, f"{paths.data_uri(parts)}: download interrupted") from exc
+                raise OSError(errno.EIO, f"{api_paths.data_uri(parts)}: download interrupted") from exc
             raise
         finally:
             response.close()
         expected = response.headers.get("Content-Length")
         if expected is not None and int(expected) != written:
-            raise OSError(errno.EIO, f"{paths.data_uri(parts)}: download ended after {written} bytes")
+            raise OSError(errno.EIO, f"{api_paths.data_uri(parts)}: download ended after {written} bytes")
         return written
 
     def get_file(self, rpath: str, lpath: str, callback: Any = None, **kwargs: Any) -> None:
@@ -314,7 +315,7 @@ class AlgoFileSystem(AbstractFileSystem):
         size = os.path.getsize(lpath)
 
         def body() -> Any:  # requests sizes a real file itself; an empty one must be b"" (not chunked)
-            return open(lpath, "rb") if size else b""  # noqa: SIM115 - closed by the session
+            return open(lpath, "rb") if size else b""  # closed by the session
 
         headers = {"If-Match": if_match} if if_match else {}
         return self._put(rpath, body, size, headers=headers)
@@ -328,17 +329,17 @@ class AlgoFileSystem(AbstractFileSystem):
         parts = self._parts(rpath)
         all_headers = {"Content-Type": "application/octet-stream", **(headers or {})}
         try:
-            response = self.session.request("PUT", paths.api_path(parts), body=body, headers=all_headers,
-                                            params=params, display=paths.data_uri(parts), retry=True)
+            response = self.session.request("PUT", api_paths.api_path(parts), body=body, headers=all_headers,
+                                            params=params, display=api_paths.data_uri(parts), retry=True)
         except FileNotFoundError:
             if not self.auto_mkdir or (params and params.get("offset") not in (None, "0")) \
                     or not self._make_parents(parts):
                 raise
-            response = self.session.request("PUT", paths.api_path(parts), body=body, headers=all_headers,
-                                            params=params, display=paths.data_uri(parts), retry=True)
+            response = self.session.request("PUT", api_paths.api_path(parts), body=body, headers=all_headers,
+                                            params=params, display=api_paths.data_uri(parts), retry=True)
         response.close()
-        self.invalidate_cache(paths.join_path(parts))
-        return _stored_info(paths.join_path(parts), response, size)
+        self.invalidate_cache(api_paths.join_path(parts))
+        return _stored_info(api_paths.join_path(parts), response, size)
 
     def _make_parents(self, parts: tuple[str, ...]) -> bool:
         """Create the missing folders above ``parts``; False when there is nothing that could be made."""
@@ -346,7 +347,7 @@ class AlgoFileSystem(AbstractFileSystem):
         if len(parent) < (3 if parts[0] == "data" else 2):
             return False
         try:
-            self.makedirs(paths.join_path(parent), exist_ok=True)
+            self.makedirs(api_paths.join_path(parent), exist_ok=True)
         except (FileNotFoundError, PermissionError):
             return False
         return True
@@ -368,7 +369,7 @@ class AlgoFileSystem(AbstractFileSystem):
                 with open(local, "rb") as small:
                     small.seek(offset)
                     return small.read(length)
-            handle = open(local, "rb")  # noqa: SIM115 - closed by the session
+            handle = open(local, "rb")  # closed by the session
             handle.seek(offset)  # requests sends from here to the end (Content-Length = size - offset)
             return handle
 
@@ -395,12 +396,12 @@ class AlgoFileSystem(AbstractFileSystem):
         parts = self._parts(path)
         if len(parts) < 2:
             raise PermissionError(errno.EACCES, f"{path}: can't create a directory here")
-        parent = paths.api_path(parts[:-1])
+        parent = api_paths.api_path(parts[:-1])
         try:
             response = self.session.request(
                 "POST", parent if parent.endswith("/") else parent + "/",
                 body=lambda: json.dumps({"name": parts[-1]}).encode(),
-                headers={"Content-Type": "application/json"}, display=paths.data_uri(parts), retry=True)
+                headers={"Content-Type": "application/json"}, display=api_paths.data_uri(parts), retry=True)
         except FileExistsError as exc:
             if getattr(exc, "retried", False):
                 return
@@ -411,14 +412,14 @@ class AlgoFileSystem(AbstractFileSystem):
             self.mkdir(path, create_parents=False)
             return
         response.close()
-        self.invalidate_cache(paths.join_path(parts))
+        self.invalidate_cache(api_paths.join_path(parts))
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         parts = self._parts(path)
         start = 3 if parts and parts[0] == "data" else 2
         for depth in range(start, len(parts) + 1):
             try:
-                self.mkdir(paths.join_path(parts[:depth]), create_parents=False)
+                self.mkdir(api_paths.join_path(parts[:depth]), create_parents=False)
             except FileExistsError:
                 if depth == len(parts) and not exist_ok:
                     raise
@@ -451,15 +452,15 @@ class AlgoFileSystem(AbstractFileSystem):
         if not self.supports("move", path1):
             raise NotSupported(f"{path1}: the server has no move")
         try:
-            info = self._extension_call("move", {"from": paths.data_uri(src), "to": paths.data_uri(dst),
-                                                 "overwrite": overwrite}, paths.data_uri(src))
+            body = {"from": api_paths.data_uri(src), "to": api_paths.data_uri(dst), "overwrite": overwrite}
+            info = self._extension_call("move", body, api_paths.data_uri(src))
         except FileNotFoundError as exc:
             if getattr(exc, "retried", False) and self.exists(path2) and not self.exists(path1):
                 return self.info(path2)
             raise
-        self.invalidate_cache(paths.join_path(src))
-        self.invalidate_cache(paths.join_path(dst))
-        info["name"] = paths.join_path(dst)
+        self.invalidate_cache(api_paths.join_path(src))
+        self.invalidate_cache(api_paths.join_path(dst))
+        info["name"] = api_paths.join_path(dst)
         return info
 
     def set_mtime(self, path: str, mtime: float) -> dict[str, Any]:
@@ -467,18 +468,18 @@ class AlgoFileSystem(AbstractFileSystem):
         parts = self._parts(path)
         if not self.supports("set-mtime", path):
             raise NotSupported(f"{path}: the server can't set mtimes")
-        info = self._extension_call("utime", {"path": paths.data_uri(parts), "mtime": float(mtime)},
-                                    paths.data_uri(parts))
-        info["name"] = paths.join_path(parts)
+        info = self._extension_call("utime", {"path": api_paths.data_uri(parts), "mtime": float(mtime)},
+                                    api_paths.data_uri(parts))
+        info["name"] = api_paths.join_path(parts)
         return info
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """Copy one file: server-side when the storage can, else download + upload through a temp file."""
         if self.supports("copy", path1) and self._parts(path1)[:1] == self._parts(path2)[:1]:
             try:
-                self._extension_call("copy", {"from": paths.data_uri(self._parts(path1)),
-                                              "to": paths.data_uri(self._parts(path2)), "overwrite": True},
-                                     paths.data_uri(self._parts(path1)))
+                source = api_paths.data_uri(self._parts(path1))
+                body = {"from": source, "to": api_paths.data_uri(self._parts(path2)), "overwrite": True}
+                self._extension_call("copy", body, source)
                 self.invalidate_cache(self._strip_protocol(path2))
                 return
             except FileNotFoundError:
@@ -519,14 +520,14 @@ class AlgoFileSystem(AbstractFileSystem):
         """One DELETE, replayed on transient errors; "not found" after a replay is the first's success."""
         parts = self._parts(path)
         try:
-            response = self.session.request("DELETE", paths.api_path(parts), params=params,
-                                            display=paths.data_uri(parts), retry=True)
+            response = self.session.request("DELETE", api_paths.api_path(parts), params=params,
+                                            display=api_paths.data_uri(parts), retry=True)
         except FileNotFoundError as exc:
             if getattr(exc, "retried", False):
                 return
             raise
         response.close()
-        self.invalidate_cache(paths.join_path(parts))
+        self.invalidate_cache(api_paths.join_path(parts))
 
     def _rm(self, path: str) -> None:
         self.rm_file(path)
@@ -557,7 +558,7 @@ class AlgoFile(AbstractBufferedFile):
         return self.fs.read_range(self.path, start, min(end, self.size))
 
     def _initiate_upload(self) -> None:
-        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed after the final chunk
+        self._spool = tempfile.TemporaryFile()  # closed after the final chunk
         self._append_at: int | None = None
         if self.mode == "ab":
             try:

@@ -59,7 +59,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..fs.errors import NotSupported, PreconditionFailed
+from ..fs.api_errors import NotSupported, PreconditionFailed
 from .recovery import RecoveryStore
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ import Algorithmia
 import requests
 from requests.adapters import HTTPAdapter
 
-from .errors import BackendUnavailable, error_for_status
+from .api_errors import BackendUnavailable, error_for_status
 
 IDEMPOTENT = frozenset({"GET", "HEAD"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -136,7 +136,7 @@ class ApiSession:
             raise error
 
     def _may_retry(self, attempt: int, deadline: float, retry_after: float | None = None) -> bool:
-        if not self.reachable and attempt >= 1:
+        if not self.reachable:  # failing fast after a transport failure (see the module docstring)
             return False
         pause = min(0.05 * (2 ** (attempt - 1)), 1.0) if retry_after is None else retry_after
         if time.monotonic() + pause >= deadline:

@@ -315,7 +315,10 @@ class AlgoFileSystem(AbstractFileSystem):
         size = os.path.getsize(lpath)
 
         def body() -> Any:  # requests sizes a real file itself; an empty one must be b"" (not chunked)
-            return open(lpath, "rb") if size else b""  # closed by the session
+            if size <= SMALL_BODY:  # sent with the headers in one write: no Nagle/delayed-ACK stall
+                with open(lpath, "rb") as small:
+                    return small.read()
+            return open(lpath, "rb")  # closed by the session
 
         headers = {"If-Match": if_match} if if_match else {}
         return self._put(rpath, body, size, headers=headers)
@@ -353,12 +356,14 @@ class AlgoFileSystem(AbstractFileSystem):
         return True
 
     def write_at(self, path: str, offset: int, local: str | os.PathLike, *, expected_size: int | None = None,
-                 if_match: str | None = None, truncate: bool = False) -> dict[str, Any]:
-        """Write the bytes of ``local`` from ``offset`` on to the remote file at ``offset`` (write-at-offset
-        extension): an append sends only the new bytes. ``expected_size``/``if_match`` are preconditions
-        (PreconditionFailed, nothing written, when the file changed); ``truncate`` cuts the file after the
-        written bytes. Raises NotSupported when the storage lacks the extension.
+                 if_match: str | None = None, truncate: bool = False,
+                 at: int | None = None) -> dict[str, Any]:
+        """Write the bytes of ``local`` from ``offset`` on to the remote file at ``offset`` (or ``at``)
+        (write-at-offset extension): an append sends only the new bytes. ``expected_size``/``if_match`` are
+        preconditions (PreconditionFailed, nothing written, when the file changed); ``truncate`` cuts the
+        file after the written bytes. Raises NotSupported when the storage lacks the extension.
         """
+        remote_offset = offset if at is None else at
         if not self.supports("write-at-offset", path):
             raise NotSupported(f"{path}: the server has no write-at-offset")
         total = os.path.getsize(local)
@@ -373,17 +378,17 @@ class AlgoFileSystem(AbstractFileSystem):
             handle.seek(offset)  # requests sends from here to the end (Content-Length = size - offset)
             return handle
 
-        params = {"offset": str(offset)}
+        params = {"offset": str(remote_offset)}
         if expected_size is not None:
             params["expected_size"] = str(expected_size)
         if truncate:
             params["truncate"] = "true"
         headers = {"If-Match": if_match} if if_match else {}
         try:
-            info = self._put(path, body, offset + length, headers=headers, params=params)
+            info = self._put(path, body, remote_offset + length, headers=headers, params=params)
         except PreconditionFailed as exc:
             # a replay may find its own first attempt applied: the file has exactly the new size then
-            if getattr(exc, "retried", False) and exc.size == offset + length and not if_match:
+            if getattr(exc, "retried", False) and exc.size == remote_offset + length and not if_match:
                 return self.head(path)
             raise
         return info or self.head(path)

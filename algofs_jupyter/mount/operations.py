@@ -422,6 +422,8 @@ class AlgoOperations(Operations):
         flags = fi.flags
         writing = (flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
         staged = self.staging.get(layout)
+        if writing and staged is None and self._reopen_for_append(layout, fi):
+            return 0
         if writing or (flags & os.O_TRUNC):
             attr = None if staged is not None else self._revalidate(layout)
             if attr is None and staged is None:
@@ -447,6 +449,21 @@ class AlgoOperations(Operations):
         version = FileVersion(layout, attr.size, attr.etag or f"size{attr.size}-mtime{attr.mtime}")
         fi.fh = self._new_handle(ReadHandle(layout, version))
         return 0
+
+    def _reopen_for_append(self, layout: str, fi: Any) -> bool:
+        """``open(p, "ab")`` (write-only, append, no truncate) of a file whose clean copy this mount
+        kept: no HEAD. Nothing can be read through such a handle; the upload's precondition finds a
+        change made elsewhere meanwhile, and the new bytes are then appended to the current version."""
+        flags = fi.flags
+        if (flags & os.O_ACCMODE) != os.O_WRONLY or not flags & os.O_APPEND or flags & os.O_TRUNC \
+                or not self.fs.supports("write-at-offset", layout):
+            return False
+        kept = self.staging.kept_version(layout)
+        if kept is None:
+            return False
+        staged = self.staging.open(layout, None, truncate=False, remote=kept, unverified=True)
+        fi.fh = self._new_handle(StagedHandle(layout, staged))
+        return True
 
     def _revalidate(self, layout: str) -> Attr | None:
         """Close-to-open consistency: HEAD at open so a remote change is seen and cached blocks dropped."""

@@ -14,7 +14,9 @@ file) falls back to a whole-file PUT, as without the extension (last writer wins
 *Clean copies.* When the last handle of a clean, uploaded file is released, its local copy is kept
 (``RETAIN_FILES``/``RETAIN_BYTES``, least recently used out first): a reopen of the same server version
 (same ETag and size, checked by the HEAD every open makes) uses it instead of downloading the file again,
-so reopen-append cycles (JupyterLab's chunked upload, log writers) cost only their new bytes.
+so reopen-append cycles (JupyterLab's chunked upload, log writers) cost only their new bytes. A write-only
+``O_APPEND`` open of a kept file asks the server nothing (``unverified``): when the upload's precondition
+then fails, the bytes written since the open are appended to the server's current version.
 
 A failed upload copies the bytes to the recovery folder and raises EIO, so ``close()`` reports it and
 nothing is lost; the file stays dirty, so a later flush/fsync tries again.
@@ -80,7 +82,8 @@ class TailWriter(Protocol):
     """``AlgoFileSystem.write_at``: write the local bytes from ``offset`` on at ``offset``, preconditioned."""
 
     def __call__(self, path: str, offset: int, local: str, *, expected_size: int | None = None,
-                 if_match: str | None = None, truncate: bool = False) -> dict[str, Any]: ...
+                 if_match: str | None = None, truncate: bool = False,
+                 at: int | None = None) -> dict[str, Any]: ...
 
 
 class StagedFile:
@@ -104,6 +107,7 @@ class StagedFile:
         self.remote_etag = ""
         self.changed_from = 0  # lowest offset written or truncated since the server's version
         self.pending_mtime: float | None = None  # utimens while dirty: applied after the upload
+        self.unverified = False  # reopened for append from a kept copy without asking the server
 
     def set_remote(self, size: int | None, etag: str) -> None:
         """The local bytes are exactly the server's version ``etag`` of ``size`` bytes (lock held)."""
@@ -201,8 +205,17 @@ class WriteStaging:
     def temp_path(self) -> Path:
         return self.directory / f"tmp-{next(self._ids)}"
 
+    def kept_version(self, path: str) -> tuple[int, str] | None:
+        """(size, ETag) of the server version a kept clean copy of ``path`` equals, if there is one."""
+        with self._lock:
+            kept = self._retained.get(path)
+            if kept is None or kept.remote_size is None:
+                return None
+            return kept.remote_size, kept.remote_etag
+
     def open(self, path: str, fill: Callable[[Path], object] | None, truncate: bool,
-             new: bool = False, remote: tuple[int, str] | None = None) -> StagedFile:
+             new: bool = False, remote: tuple[int, str] | None = None,
+             unverified: bool = False) -> StagedFile:
         """A handle's reference on ``path``'s staged file; ``fill`` downloads the current bytes.
 
         ``remote`` = (size, ETag) of the server's version (from the HEAD at open): a clean copy of that
@@ -217,6 +230,7 @@ class WriteStaging:
                 if kept is not None and remote is not None and remote[1] \
                         and (kept.remote_size, kept.remote_etag) == remote:
                     staged = kept
+                    staged.unverified = unverified
                     self.reused_copies += 1
                 else:
                     dropped = kept
@@ -278,9 +292,10 @@ class WriteStaging:
                 return False
             staged.uploading = True
             try:
-                staged.uploaded = self._send(staged)
+                staged.uploaded, exact = self._send(staged)
+                staged.unverified = False
                 size = staged.size()
-                if staged.uploaded is not None and staged.uploaded.get("size") == size:
+                if exact and staged.uploaded is not None and staged.uploaded.get("size") == size:
                     staged.set_remote(size, staged.uploaded.get("etag") or "")
                 else:
                     staged.set_remote(None, "")
@@ -299,21 +314,38 @@ class WriteStaging:
                 staged.recovery_id = None
             return True
 
-    def _send(self, staged: StagedFile) -> dict | None:
-        """The upload itself (lock held): the changed tail when the server can take it, else the file."""
+    def _send(self, staged: StagedFile) -> tuple[dict | None, bool]:
+        """The upload itself (lock held): the changed tail when the server can take it, else the file.
+
+        Returns the server's info and whether the server's file now equals the local one byte for byte.
+        """
         start = staged.tail_start(staged.size())
         if start is not None and self._write_at is not None:
             try:
                 info = self._write_at(staged.path, start, str(staged.local), expected_size=staged.remote_size,
                                       if_match=staged.remote_etag or None, truncate=True)
                 self.tail_uploads += 1
-                return info
+                return info, True
             except NotSupported:
                 pass
             except PreconditionFailed as exc:
+                if staged.unverified:
+                    return self._rebase_append(staged, start, exc), False
                 log.warning("%s changed on the server since it was opened (%s); uploading the whole file",
                             staged.path, exc)
-        return self._upload(str(staged.local), staged.path)
+        return self._upload(str(staged.local), staged.path), True
+
+    def _rebase_append(self, staged: StagedFile, start: int, exc: PreconditionFailed) -> dict:
+        """A file reopened for append without asking the server changed there meanwhile: append what was
+        written since the open to the server's current version (O_APPEND's meaning). Anything but a pure
+        append is reported (ESTALE, bytes kept for recovery), never uploaded over the other change."""
+        if exc.size is None or staged.remote_size is None or start < staged.remote_size:
+            raise exc
+        assert self._write_at is not None
+        info = self._write_at(staged.path, staged.remote_size, str(staged.local), expected_size=exc.size,
+                              if_match=exc.etag or None, at=exc.size)
+        self.tail_uploads += 1
+        return info
 
     def _keep_for_recovery(self, staged: StagedFile, exc: OSError) -> None:
         if staged.recovery_id and staged.recovery_generation == staged.generation:

@@ -107,13 +107,27 @@ def test_append_loop_sends_only_the_new_bytes(mnt: Proxied, scratch: Path) -> No
     assert log.read_bytes() == expected
 
 
-def test_append_after_a_change_elsewhere_never_corrupts(mnt: Proxied, scratch: Path,
-                                                        server: EmbeddedServer) -> None:
+def test_append_after_a_change_elsewhere_appends_to_the_new_version(mnt: Proxied, scratch: Path,
+                                                                     server: EmbeddedServer) -> None:
     target = scratch / "shared.txt"
     target.write_bytes(b"mine\n")
-    with open(target, "ab") as handle:
+    other = AlgoFileSystem(server.url, server.api_key, skip_instance_cache=True)
+    with open(target, "ab") as handle:  # reopened from the kept copy, without asking the server
         handle.write(b"more\n")
-        other = AlgoFileSystem(server.url, server.api_key, skip_instance_cache=True)
+        other.pipe(str(target.relative_to(mnt.path)), b"someone else wrote this\n")
+    # the precondition failed; O_APPEND means "at the end of the file as it is": appended to theirs
+    assert mnt.server_path(target).read_bytes() == b"someone else wrote this\nmore\n"
+    assert target.read_bytes() == b"someone else wrote this\nmore\n"
+
+
+def test_edit_after_a_change_elsewhere_never_mixes_versions(mnt: Proxied, scratch: Path,
+                                                           server: EmbeddedServer) -> None:
+    target = scratch / "edited.txt"
+    target.write_bytes(b"mine\n")
+    other = AlgoFileSystem(server.url, server.api_key, skip_instance_cache=True)
+    with open(target, "r+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"more\n")
         other.pipe(str(target.relative_to(mnt.path)), b"someone else wrote this\n")
     # the precondition failed: the whole file went up (last writer wins), never a mix of both versions
     assert mnt.server_path(target).read_bytes() == b"mine\nmore\n"

@@ -25,8 +25,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,11 +41,11 @@ from run import (  # noqa: E402 - bench/ is not a package
     _http_ok,
     free_port,
     fuse_child,
-    stop_process,
     timed,
-    wait_for,
     write_small_files,
 )
+
+from algofs_jupyter.supervise import ChildProcess  # noqa: E402
 
 MiB, GiB, KiB = 1 << 20, 1 << 30, 1 << 10
 USER = "demo"
@@ -86,21 +84,16 @@ def jupyter_server(work: Path, api_url: str, api_key: str) -> Iterator[tuple[str
                "--ServerApp.contents_manager_class=algofs_jupyter.jupyter.contents.AlgofsContentsManager"]
     if os.geteuid() == 0:
         command.append("--allow-root")
-    with open(work / "jupyter.log", "ab") as log:
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+    child = ChildProcess("jupyter_server", work / "jupyter.log")
+    child.spawn(command, env=env)
     url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"token {token}"}
     try:
-        wait_for(lambda: _http_ok(f"{url}/api/status?token={token}"), 120, "jupyter_server")
-        wait_for(lambda: requests.get(f"{url}/algofs/status", headers=headers, timeout=10).json()
-                 .get("mounted", False), 120, "the Jupyter mount")
+        child.wait_ready(lambda: _http_ok(f"{url}/api/status?token={token}"), 120)
+        child.wait_ready(lambda: requests.get(f"{url}/algofs/status", headers=headers, timeout=10).json()
+                         .get("mounted", False), 120)
         yield url, headers, root
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        child.stop(term_timeout=60)  # SIGTERM: the extension unmounts
 
 
 def chunked_upload(url: str, headers: dict[str, str], path: str, size: int) -> float:
@@ -216,18 +209,18 @@ def rclone_writes(server_root: Path, work: Path, count: int) -> float:
     port = free_port()
     config = work / "rclone.conf"
     config.write_text("")
-    serve = subprocess.Popen(["rclone", "serve", "webdav", str(server_root / "data" / USER), "--addr",
-                              f"127.0.0.1:{port}", "--config", str(config)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    serve = ChildProcess("rclone serve webdav", work / "rclone-serve.log")
+    serve.spawn(["rclone", "serve", "webdav", str(server_root / "data" / USER), "--addr", f"127.0.0.1:{port}",
+                 "--config", str(config)])
     try:
-        wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/"), 30, "rclone serve webdav")
+        serve.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/"), 30)
         mountpoint = work / "mnt-rclone"
         command = ["rclone", "mount", f":webdav,url='http://127.0.0.1:{port}/':", str(mountpoint),
                    "--config", str(config), "--vfs-cache-mode", "full", "--cache-dir", str(work / "rc")]
         with fuse_child(command, mountpoint, dict(os.environ), work / "rclone-mount.log"):
             return write_small_files(mountpoint / "writes-rclone", count)[0]
     finally:
-        stop_process(serve)
+        serve.stop(term_timeout=15)
 
 
 # -------------------------------------------------------------------------------------- report

@@ -75,4 +75,5 @@ def test_overlong_names_and_paths_answer_enametoolong() -> None:
 
 
 def test_directory_attrs_keep_the_folder_mtime_of_listings() -> None:
-    assert Attr.from_info({"type": "directory", "size": 0, "mtime": 7.0, "etag": ""}) == Attr(DIRECTORY, 0, 7.0)
+    listed = {"type": "directory", "size": 0, "mtime": 7.0, "etag": ""}
+    assert Attr.from_info(listed) == Attr(DIRECTORY, 0, 7.0)

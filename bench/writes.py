@@ -319,6 +319,7 @@ def main() -> int:
                         plain, work, cycles // 10, results, "algofs --no-extensions",
                         "append_bytes_ratio_plain"))
     finally:
+        results.facts["load_average_at_end"] = os.getloadavg()  # the machine is shared: say how busy
         write_report(results, args.quick, started)
         shutil.rmtree(work, ignore_errors=True)
     print((RESULTS / "writes.md").read_text())

@@ -422,7 +422,7 @@ class AlgoOperations(Operations):
         flags = fi.flags
         writing = (flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
         staged = self.staging.get(layout)
-        if writing and staged is None and self._reopen_for_append(layout, fi):
+        if writing and self._reopen_for_append(layout, fi, staged):
             return 0
         if writing or (flags & os.O_TRUNC):
             attr = None if staged is not None else self._revalidate(layout)
@@ -450,15 +450,21 @@ class AlgoOperations(Operations):
         fi.fh = self._new_handle(ReadHandle(layout, version))
         return 0
 
-    def _reopen_for_append(self, layout: str, fi: Any) -> bool:
+    def _reopen_for_append(self, layout: str, fi: Any, staged: StagedFile | None) -> bool:
         """``open(p, "ab")`` (write-only, append, no truncate) of a file whose clean copy this mount
-        kept: no HEAD. Nothing can be read through such a handle; the upload's precondition finds a
-        change made elsewhere meanwhile, and the new bytes are then appended to the current version."""
+        kept (or still has open, e.g. the previous handle's release is still on its way): no HEAD.
+        Nothing can be read through such a handle; the upload's precondition finds a change made
+        elsewhere meanwhile, and the new bytes are then appended to the current version."""
         flags = fi.flags
         if (flags & os.O_ACCMODE) != os.O_WRONLY or not flags & os.O_APPEND or flags & os.O_TRUNC \
                 or not self.fs.supports("write-at-offset", layout):
             return False
-        kept = self.staging.kept_version(layout)
+        if staged is not None:
+            if staged.dirty or staged.remote_size is None or not staged.remote_etag:
+                return False  # someone else is writing it: share the staged file as any open does
+            kept: tuple[int, str] | None = (staged.remote_size, staged.remote_etag)
+        else:
+            kept = self.staging.kept_version(layout)
         if kept is None:
             return False
         staged = self.staging.open(layout, None, truncate=False, remote=kept, unverified=True)

@@ -251,6 +251,8 @@ class WriteStaging:
                     elif remote is not None and (fill is not None or remote[0] == 0) \
                             and staged.size() == remote[0]:
                         staged.set_remote(remote[0], remote[1])
+                if unverified and not staged.dirty:
+                    staged.unverified = True
                 if truncate:
                     staged.truncate(0)
         except BaseException:

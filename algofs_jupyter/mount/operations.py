@@ -14,7 +14,8 @@ Locks (take them only in this order; none is held across a FUSE reply):
 2. ``StagedFile.lock`` (staging.py) - held by ``rename`` across the destination's upload or the
    server-side move (network calls) and while ``WriteStaging.rekey`` takes the replaced destination's
    ``StagedFile.lock`` and ``WriteStaging._lock`` (see staging.py); held by ``utimens`` of a staged file
-   to record ``pending_mtime``. A directory rename takes no StagedFile lock (``rekey_under`` takes only
+   to record ``pending_mtime`` (no network call), and by ``_apply_pending_mtime`` across the utime
+   request that follows an upload. A directory rename takes no StagedFile lock (``rekey_under`` takes only
    ``WriteStaging._lock`` and then each moved file's lock, one at a time).
 3. ``MetadataCache._lock``, ``BlockCache._lock``, ``WriteStaging._lock`` - leaves of their modules,
    taken inside their methods only.

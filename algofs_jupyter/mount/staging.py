@@ -33,11 +33,12 @@ Locks (take them only in this order):
    ``uploading``, ``uploaded``, ``recovery_id``/``recovery_generation``, the claim file, and the local
    bytes against concurrent writes and truncates (``pread`` takes no lock: offsets need none). **Held
    across network calls**: the download that fills the file at open, and ``commit``'s upload (one PUT,
-   up to the session's timeout), so a second ``close()`` of the same file waits for the first upload
+   up to the session's timeout; a tail upload and, after a failed precondition, its rebased append or the
+   whole-file fallback), so a second ``close()`` of the same file waits for the first upload
    instead of uploading again; ``getattr`` never takes it. ``rekey`` (called by a rename holding the
    source's lock) takes the replaced destination's lock under it: two renames onto each other's names at
    the same moment could deadlock.
-   ``remote_size``/``remote_etag``/``changed_from``/``pending_mtime`` are guarded by it too.
+   ``remote_size``/``remote_etag``/``changed_from``/``pending_mtime``/``unverified`` are guarded by it too.
 2. ``WriteStaging._lock`` - guards ``_files``, ``_retained`` and every ``StagedFile.opens``;
    ``StagedFile.path`` is changed under it (``rekey``). A leaf: no StagedFile lock is taken while it is
    held (files leaving ``_retained`` are closed after it is released).

@@ -19,6 +19,7 @@ ensure_system_packages() {
     local -A wanted=(
         [fusermount3]=fuse3 [rsync]=rsync [curl]=curl [rclone]=rclone [chromium]=chromium
         [node]=nodejs [npm]=npm [git]=git
+        [bwrap]=bubblewrap [prlimit]=util-linux  # algorithm workers' sandbox and rlimits (docs/server.md)
     )
     local missing=()
     for cmd in "${!wanted[@]}"; do
@@ -52,6 +53,13 @@ ensure_venv() {
     fi
 }
 
+ensure_proxy() {
+    # JupyterHub's proxy (tests/hub/, deploy/): configurable-http-proxy from npm, inside the venv.
+    [ -x "$VENV/node_modules/.bin/configurable-http-proxy" ] && return 0
+    log "installing configurable-http-proxy (npm) into $VENV/node_modules"
+    npm install -q --no-fund --no-audit --prefix "$VENV" configurable-http-proxy@5 >/dev/null
+}
+
 ensure_labextension() {
     [ -f labextension/package.json ] || return 0
     if [ -x labextension/build.sh ]; then labextension/build.sh; fi
@@ -60,6 +68,7 @@ ensure_labextension() {
 setup() {
     ensure_system_packages
     ensure_venv
+    ensure_proxy
     ensure_labextension
 }
 
@@ -69,7 +78,10 @@ case "$cmd" in
     setup) setup ;;
     demo)
         setup
-        exec "$VENV/bin/algofs" demo "$@" ;;
+        # The demo notebooks go into the demo root (never overwriting edits); 00-publish-... lists first.
+        demo_root="$HOME/algofs-demo"
+        mkdir -p "$demo_root" && cp -n notebooks/*.ipynb "$demo_root"/
+        exec "$VENV/bin/algofs" demo --root-dir "$demo_root" "$@" ;;
     test)
         setup
         exec "$ROOT/scripts/run-tests.sh" "$@" ;;

@@ -6,7 +6,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 status=0
 
 echo "== ruff"
-ruff check algofs_jupyter tests bench || status=1
+ruff check algofs_jupyter tests bench deploy || status=1
 
 echo "== mypy"
 mypy || status=1   # the packages and settings are in pyproject.toml [tool.mypy]

@@ -8,16 +8,18 @@ from collections.abc import Iterator
 import pytest
 
 from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.users import DEMO_USERS
 
 
 @pytest.fixture(scope="session")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
     """A real ``algofs serve --demo`` child process, shared by the session (demo users and content).
 
-    Tests must not change the demo content; they work in their own scratch collections.
+    Tests must not change the demo content; they work in their own scratch collections. It uses the
+    published demo keys (as ``algofs serve --demo`` run by hand does) on a throwaway root.
     """
     root = tmp_path_factory.mktemp("algofs-serve-root")
-    server = EmbeddedServer(root, demo=True)
+    server = EmbeddedServer(root, demo=True, users=dict(DEMO_USERS))
     server.start()
     try:
         yield server

@@ -94,7 +94,8 @@ class Backend:
     def _start_embedded(self):
         from algofs_jupyter.server.process import EmbeddedServer
 
-        self._embedded_root.mkdir(parents=True, exist_ok=True)
+        self._embedded_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self._embedded_root, 0o700)  # its files are the demo users' data: not for other accounts
         server = EmbeddedServer(self._embedded_root, demo=True)
         server.start(self._start_timeout)
         return server

@@ -1,4 +1,4 @@
-"""``%algofs`` line magics and the ``%%algofs pipe`` cell magic.
+"""``%algofs`` line magics and the ``%%algofs pipe`` / ``%%algofs publish`` cell magics.
 
 Bad arguments raise a one-line ``UsageError``; algorithm failures raise :class:`AlgofsError`, which IPython
 shows as a single line instead of a traceback.
@@ -23,8 +23,10 @@ from .kernel_session import get_session
 
 USAGE = (
     "%algofs mount [PATH] | unmount | status | cache [clear] | ls [PATH] | cat PATH | prefetch PATH | widget;"
-    "  %%algofs pipe user/algo[/version] [--out VAR] [--json|--text|--binary] [--timeout S]"
+    "  %%algofs pipe user/algo[/version] [--out VAR] [--json|--text|--binary] [--timeout S];"
+    "  %%algofs publish user/algo [--version major|minor|revision]"
 )
+CELL_COMMANDS = ("pipe", "publish")
 
 
 class AlgofsError(Exception):
@@ -36,6 +38,13 @@ class AlgofsError(Exception):
 
 class AlgorithmError(AlgofsError):
     pass
+
+
+class BuildFailed(AlgofsError):
+    """The published cell did not build: shown as the build log, not as a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return str(self).splitlines()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in algorithm_calls.CONTENT_TYPES:
         kind.add_argument(f"--{name}", dest="content_type", action="store_const", const=name)
     pipe.add_argument("--timeout", type=float, metavar="S")
+    publish = sub.add_parser("publish", add_help=False)
+    publish.add_argument("algorithm")
+    publish.add_argument("--version", default="minor", choices=["major", "minor", "revision"])
     return parser
 
 
@@ -82,9 +94,9 @@ class AlgofsMagics(Magics):
         except ValueError as exc:
             raise UsageError(f"{exc}. Usage: {USAGE}") from None
         args = self.parser.parse_args(words or ["status"])
-        if (cell is None) == (args.command == "pipe"):
+        if (cell is None) == (args.command in CELL_COMMANDS):
             raise UsageError(
-                "pipe is a cell magic (%%algofs pipe …); the other commands are line magics (%algofs …)"
+                "pipe and publish are cell magics (%%algofs pipe …); the others are line magics (%algofs …)"
             )
         handler = getattr(self, f"_cmd_{args.command}")
         try:
@@ -166,6 +178,17 @@ class AlgofsMagics(Magics):
         if args.out:
             self.shell.user_ns[args.out] = result.result
         show_pipe_result(result)
+
+    def _cmd_publish(self, args, cell: str):
+        from algofs_jupyter.publish import PublishError, publish
+
+        try:
+            result = publish(args.algorithm, cell, args.version)
+        except PublishError as exc:
+            raise AlgofsError(str(exc)) from None
+        if not result.ok:
+            raise BuildFailed(str(result))
+        print(result)
 
     def _binary_input(self, cell: str) -> bytes:
         """``--binary``: a cell naming an existing file sends the file's bytes, else the cell text."""

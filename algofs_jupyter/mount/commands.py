@@ -63,6 +63,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
         from .daemon import MountDaemon
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from .parent_watch import watch_parent
+
+        watch_parent()
         return MountDaemon(args.mountpoint, args.api_address, api_key, options).run()
     from .mount_process import MountProcess
 
@@ -70,7 +73,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
         print("algofs mount: --api-address or $ALGORITHMIA_API is required", file=sys.stderr)
         return 2
     process = MountProcess(args.mountpoint, args.api_address, api_key, options=options,
-                           log_file=args.log_file)
+                           log_file=args.log_file,
+                           exit_with_parent=False)  # the daemon outlives this command by design
     try:
         process.start()
     except (RuntimeError, TimeoutError) as exc:

@@ -19,6 +19,7 @@ from ..supervise import ChildOwner, ChildProcess
 from . import control
 from .mount_table import algofs_mounts, is_algofs_mount, mount_path
 from .options import MountOptions
+from .parent_watch import PARENT_PID_ENV
 
 __all__ = ["MountProcess", "algofs_mounts", "cleanup_stale", "fusermount", "is_mounted", "mount_path"]
 
@@ -62,12 +63,14 @@ class MountProcess(ChildOwner):
 
     def __init__(self, mountpoint: str | os.PathLike, api_address: str, api_key: str | None,
                  cache_dir: str | os.PathLike | None = None, log_file: str | os.PathLike | None = None,
-                 options: MountOptions | None = None, **overrides: Any):
+                 options: MountOptions | None = None, exit_with_parent: bool = True, **overrides: Any):
         """``options`` (default: ``MountOptions()``) with ``cache_dir`` and any ``MountOptions`` field
-        given as a keyword on top (None keeps the default; an unknown name is a TypeError)."""
+        given as a keyword on top (None keeps the default; an unknown name is a TypeError).
+        ``exit_with_parent``: the daemon unmounts once this process is gone (``parent_watch``)."""
         self.mountpoint = mount_path(mountpoint)
         self.api_address = api_address
         self._api_key = api_key
+        self.exit_with_parent = exit_with_parent
         self.options = (options or MountOptions()).with_overrides(cache_dir=cache_dir, **overrides)
         digest = hashlib.sha256(self.mountpoint.encode()).hexdigest()[:12]
         log_path = Path(log_file) if log_file else self.cache_dir / f"mount-{digest}.log"
@@ -100,6 +103,8 @@ class MountProcess(ChildOwner):
         env.pop("ALGORITHMIA_API_KEY", None)
         if self._api_key:
             env["ALGORITHMIA_API_KEY"] = self._api_key
+        if self.exit_with_parent:  # see parent_watch: no mount outlives the process that owns it
+            env[PARENT_PID_ENV] = str(os.getpid())
         self._spawn_until_ready(self.command(), env, timeout)
         return self
 

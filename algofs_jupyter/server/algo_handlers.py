@@ -3,7 +3,8 @@
 Algorithm failures are answered HTTP 200 with an ``error`` object, as the hosted API did; only
 requests that are malformed (bad options, bodies over 10 MiB, malformed JSON) or address no algorithm
 get 4xx. ``output=raw`` returns the bare result (400 on algorithm errors); ``output=void`` returns at
-once and runs the call in the background.
+once and runs the call in the background. Concurrent calls are capped per caller and overall (429).
+Only the algorithm's owner sees stack traces and absolute paths in its errors (and its stdout).
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ import secrets
 
 from tornado.web import stream_request_body
 
+from .algo_limits import CallLimiter
 from .algorithms import AlgorithmStore, ResolvedAlgorithm
 from .base import ApiHandler
 from .errors import ApiError, bad_request
-from .executor import AlgorithmExecutor, CallOutcome
+from .executor import CallOutcome, CallRequest, Executor, encode_payload
 
 MAX_ALGO_BODY = 10 * 1024 * 1024
 DEFAULT_TIMEOUT = 300.0
 MAX_TIMEOUT = 3000.0
 _CALL_PATH = re.compile(r"^/v1/algo/(\w+)/([\w.-]+)(?:/([\w.*-]+))?/?$")
 _TEXT_TYPES = ("text/", "application/text")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])/(?:[^\s/'\"]+/)+([^\s/'\"]+)")
 
 
 def parse_bool(value: str | None, name: str) -> bool:
@@ -45,6 +48,8 @@ def decode_body(content_type: str, body: bytes) -> tuple[str, object]:
             return "json", json.loads(body or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise bad_request(f"malformed JSON input: {exc}") from exc
+        except RecursionError as exc:
+            raise bad_request("JSON input is nested too deeply") from exc
     if mime.startswith(_TEXT_TYPES):
         try:
             return "text", body.decode("utf-8")
@@ -60,7 +65,7 @@ class AlgoCallHandler(ApiHandler):
         self.received = 0
 
     def prepare(self) -> None:
-        self.request.connection.set_max_body_size(1 << 40)  # drained or counted below, never buffered
+        self.request.connection.set_max_body_size(1 << 40)  # type: ignore[union-attr] # drained, not buffered
         try:
             self.authenticate()
             length = self.request.headers.get("Content-Length")
@@ -83,8 +88,12 @@ class AlgoCallHandler(ApiHandler):
         return self.application.settings["algorithms"]
 
     @property
-    def executor(self) -> AlgorithmExecutor:
+    def executor(self) -> Executor:
         return self.application.settings["executor"]
+
+    @property
+    def limiter(self) -> CallLimiter:
+        return self.application.settings["call_limiter"]
 
     def _options(self) -> tuple[float, bool, str | None]:
         raw_timeout = self.get_query_argument("timeout", None)
@@ -109,20 +118,35 @@ class AlgoCallHandler(ApiHandler):
         owner, name, spec = match.groups()
         timeout, want_stdout, output = self._options()
         content_type, data = decode_body(self.request.headers.get("Content-Type", ""), b"".join(self.parts))
-        algo = self.store.resolve(owner, name, spec)
+        algo = self.store.resolve(owner, name, spec, caller=self.identity.username)
         if algo is None:
             ref = f"algo://{owner}/{name}" + (f"/{spec}" if spec else "")
             raise ApiError(404, f"algorithm {ref} not found", error_type="AlgorithmNotFound")
+        caller = self.identity.username
+        is_owner = algo.owner == caller
+        self.limiter.acquire(caller)
         if output == "void":
             request_id = "req-" + secrets.token_hex(8)
-            asyncio.ensure_future(self._run(algo, content_type, data, timeout))
+            asyncio.ensure_future(self._run_and_release(algo, content_type, data, timeout))
             self.write_json({"async": "void", "request_id": request_id})
             return
-        outcome = await self._run(algo, content_type, data, timeout)
+        try:
+            outcome = await self._run(algo, content_type, data, timeout)
+        finally:
+            self.limiter.release(caller)
+        if not is_owner and outcome.error is not None:
+            outcome.error = redact_error(outcome.error)
         if output == "raw":
             self._answer_raw(outcome)
         else:
-            self._answer(outcome, want_stdout and algo.owner == self.identity.username)
+            self._answer(outcome, want_stdout and is_owner)
+
+    async def _run_and_release(self, algo: ResolvedAlgorithm, content_type: str, data: object,
+                               timeout: float) -> None:
+        try:
+            await self._run(algo, content_type, data, timeout)
+        finally:
+            self.limiter.release(self.identity.username)
 
     async def _run(self, algo: ResolvedAlgorithm, content_type: str, data: object,
                    timeout: float) -> CallOutcome:
@@ -131,7 +155,9 @@ class AlgoCallHandler(ApiHandler):
         try:
             if not self.executor.api_address:
                 self.executor.api_address = f"{self.request.protocol}://{self.request.host}"
-            return await self.executor.call(algo, content_type, data, timeout, token)
+            request = CallRequest(algo, content_type, encode_payload(content_type, data), timeout, token,
+                                  self.identity.username)
+            return await self.executor.call(request)
         finally:
             users.revoke_algorithm_token(token)
 
@@ -156,26 +182,13 @@ class AlgoCallHandler(ApiHandler):
             self.finish(base64.b64decode(outcome.result))  # type: ignore[arg-type]
         elif outcome.content_type == "text":
             self.set_header("Content-Type", "text/plain; charset=utf-8")
-            self.finish(outcome.result.encode("utf-8"))  # type: ignore[union-attr]
+            self.finish(outcome.result.encode("utf-8"))  # type: ignore[attr-defined]
         else:
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps(outcome.result))
 
 
-class AlgorithmListHandler(ApiHandler):
-    """``GET /v1/algorithms/<user>`` (extension) and ``GET /v1/algorithms/<user>/<algo>`` (contract §5.2)."""
-
-    def get(self, owner: str, name: str | None = None) -> None:
-        store: AlgorithmStore = self.application.settings["algorithms"]
-        if name is None:
-            self.write_json({"results": store.list_user(owner)})
-            return
-        versions = store.versions(owner, name)
-        if not versions:
-            self.write_json({"error": "No such algorithm"}, status=404)
-            return
-        self.write_json({
-            "id": f"{owner}/{name}", "name": name, "username": owner,
-            "versions": versions, "latest": versions[0],
-            "version_info": {"semantic_version": versions[0]},
-        })
+def redact_error(error: dict) -> dict:
+    """What a caller who does not own the algorithm may see: no stack trace, no absolute paths."""
+    message = _ABSOLUTE_PATH.sub(lambda m: m.group(1), str(error.get("message", "")))
+    return {"message": message, "stacktrace": "", "error_type": error.get("error_type", "AlgorithmError")}

@@ -10,34 +10,39 @@ import signal
 from pathlib import Path
 
 from tornado.httpserver import HTTPServer
+from tornado.httputil import HTTPServerRequest
 from tornado.netutil import bind_sockets
-from tornado.web import Application, RequestHandler
+from tornado.web import Application
 
-from .algo_handlers import AlgoCallHandler, AlgorithmListHandler
-from .algorithms import AlgorithmStore
+from .access_log import log_request
+from .algo_handlers import AlgoCallHandler
+from .algo_manage_handlers import ROUTES as ALGORITHM_ROUTES
+from .algo_services import AlgorithmOptions, algorithm_settings
 from .base import HealthHandler, NotFoundHandler
 from .connectors import load_connectors
 from .data_handlers import DataHandler
-from .executor import AlgorithmExecutor
 from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, UtimeHandler
+from .hosts import ForbiddenHostHandler, HostAllowList
 from .namespace import Namespace, hosted_data_backend
 from .users import UserRegistry
 
 log = logging.getLogger("algofs.serve")
-access_log = logging.getLogger("algofs.serve.access")
 #: Bodies of non-streaming requests are capped; uploads raise their own limit per request.
 MAX_BUFFERED_BODY = 16 * 1024 * 1024
 
 
-def log_request(handler: RequestHandler) -> None:
-    """Access log: method, path, status, time and user. Never headers, so never a key."""
-    request = handler.request
-    user = getattr(getattr(handler, "identity", None), "username", "-")
-    access_log.info("%d %s %s %s %.1fms", handler.get_status(), request.method, request.uri, user,
-                    1000.0 * request.request_time())
+class ApiApplication(Application):
+    """The routes, behind the Host allow-list: any other Host gets the 403 handler, whatever the path."""
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: object):
+        if not self.settings["allowed_hosts"].allows(request.headers.get("Host")):
+            return self.get_handler_delegate(request, ForbiddenHostHandler)
+        return super().find_handler(request, **kwargs)
 
 
-def make_app(root: Path, users: dict[str, str]) -> Application:
+def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
+             allowed_hosts: HostAllowList | None = None,
+             algorithm_options: AlgorithmOptions | None = None) -> Application:
     root.mkdir(parents=True, exist_ok=True)
     connectors = load_connectors(root, default_owner=next(iter(users)) if len(users) == 1 else None)
     shared = sorted(cid for cid, c in connectors.items() if c.owner is None)
@@ -57,29 +62,31 @@ def make_app(root: Path, users: dict[str, str]) -> Application:
         (r"/v1/algofs/copy", CopyHandler),
         (r"/v1/algofs/utime", UtimeHandler),
         (r"/v1/algo/.*", AlgoCallHandler),
-        (r"/v1/algorithms/(\w+)/?", AlgorithmListHandler),
-        (r"/v1/algorithms/(\w+)/([\w.-]+)/?", AlgorithmListHandler),
+        *ALGORITHM_ROUTES,
     ]
-    return Application(
+    return ApiApplication(
         routes,
         default_handler_class=NotFoundHandler,
         log_function=log_request,
-        users=UserRegistry(users),
+        allowed_hosts=allowed_hosts or HostAllowList("127.0.0.1"),
+        users=UserRegistry(users, users_file, on_new_users=namespace.add_users),
         namespace=namespace,
-        algorithms=AlgorithmStore(root),
-        executor=AlgorithmExecutor(),
+        **algorithm_settings(root, algorithm_options),
     )
 
 
 async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
-                        ready_file: Path | None = None) -> None:
-    app = make_app(root, users)
+                        ready_file: Path | None = None, users_file: Path | None = None,
+                        allowed_hosts: list[str] | tuple[str, ...] = (),
+                        algorithm_options: AlgorithmOptions | None = None) -> None:
+    app = make_app(root, users, users_file, HostAllowList(host, allowed_hosts), algorithm_options)
     sockets = bind_sockets(port, address=host)
     server = HTTPServer(app, max_body_size=MAX_BUFFERED_BODY, idle_connection_timeout=300)
     server.add_sockets(sockets)
     actual_port = sockets[0].getsockname()[1]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{actual_port}"
     app.settings["executor"].api_address = url
+    app.settings["registry"].api_address = url
     log.info("algofs serve: listening on %s (root %s, users: %s)", url, root, ", ".join(sorted(users)))
     if ready_file is not None:
         tmp = ready_file.with_name(ready_file.name + ".tmp")
@@ -94,7 +101,7 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
     finally:
         log.info("algofs serve: shutting down")
         server.stop()
-        app.settings["executor"].kill_all()
+        await app.settings["executor"].close()
         await asyncio.wait_for(server.close_all_connections(), 5)
         if ready_file is not None:
             ready_file.unlink(missing_ok=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
-import sys
 from pathlib import Path
+
+from .access_log import DEFAULT_LOG_MAX_BYTES, LOG_BACKUPS
 
 DEFAULT_PORT = 8899
 DEFAULT_ROOT = Path.home() / ".local" / "share" / "algofs" / "serve"
@@ -31,13 +31,40 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="size of data://demo/large/large.bin made by --demo (sparse; default 1024, 0 = none)")
     add("--ready-file", type=Path, help="write {url, port, pid} as JSON here once listening")
     add("--log-level", default="INFO", help="logging level (default INFO)")
+    add("--log-file", type=Path, help="log here instead of stderr, rotated at --log-max-bytes")
+    add("--log-max-bytes", type=int, default=DEFAULT_LOG_MAX_BYTES, metavar="N",
+        help=f"rotate --log-file at this size, keeping {LOG_BACKUPS} old files "
+             f"(default {DEFAULT_LOG_MAX_BYTES})")
+    add("--allowed-host", action="append", default=[], metavar="NAME",
+        help="a Host header to answer besides 127.0.0.1, localhost, [::1] and --host (repeatable; the name "
+             "clients use behind a proxy or a Kubernetes Service; '*' = any, which gives up the DNS "
+             "rebinding check)")
+    add_algorithm_arguments(parser)
     parser.set_defaults(func=run_serve)
+
+
+def add_algorithm_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of algorithm execution (docs/server.md, "Algorithms")."""
+    add = parser.add_argument
+    add("--executor", default="local", metavar="local|dask://HOST:PORT",
+        help="where algorithm calls run: local warm workers (default) or a Dask distributed scheduler")
+    add("--sandbox", default="auto", choices=["auto", "bwrap", "none"],
+        help="isolation of algorithm workers (auto: bubblewrap when it works here)")
+    add("--max-calls-per-user", type=int, default=8, metavar="N",
+        help="concurrent algorithm calls per user before 429 (default 8)")
+    add("--max-calls", type=int, default=32, metavar="N",
+        help="concurrent algorithm calls overall before 429 (default 32)")
+    add("--max-workers", type=int, default=8, metavar="N", help="warm worker processes overall (default 8)")
+    add("--worker-idle-seconds", type=float, default=300.0, metavar="S",
+        help="reap workers idle this long (default 300)")
 
 
 def collect_users(args: argparse.Namespace) -> dict[str, str]:
     from .users import DEMO_USERS, load_users_file
 
-    users: dict[str, str] = dict(DEMO_USERS) if args.demo else {}
+    # The published demo keys only for a bare `--demo` run by hand: a user or users file replaces them.
+    demo_keys = args.demo and not args.users_file and not args.user
+    users: dict[str, str] = dict(DEMO_USERS) if demo_keys else {}
     if args.users_file:
         users.update(load_users_file(args.users_file))
     key = args.api_key or os.environ.get(KEY_ENV)
@@ -47,21 +74,35 @@ def collect_users(args: argparse.Namespace) -> dict[str, str]:
         users[args.user] = key
     elif args.api_key:
         raise SystemExit("algofs serve: --api-key needs --user")
-    if not users:
+    if not users and not args.users_file:
         raise SystemExit("algofs serve: no users: give --user/--api-key, --users-file or --demo")
     return users
 
 
+def algorithm_options(args: argparse.Namespace):
+    from .algo_pool import PoolLimits
+    from .algo_services import AlgorithmOptions
+
+    pool = PoolLimits(total=args.max_workers, per_user=max(1, min(args.max_workers, 6)),
+                      per_algorithm=max(1, min(args.max_workers, 4)), idle_seconds=args.worker_idle_seconds)
+    hidden = tuple(p.expanduser().resolve() for p in [args.users_file] if p is not None)
+    return AlgorithmOptions(executor=args.executor, sandbox=args.sandbox,
+                            max_calls_per_user=args.max_calls_per_user, max_calls=args.max_calls, pool=pool,
+                            hidden_paths=hidden)
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    from .access_log import configure_logging
     from .app import serve_forever
     from .demo.seed import DEFAULT_LARGE_FILE_MB, seed
 
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level, args.log_file, args.log_max_bytes)
     users = collect_users(args)
     root = args.root.expanduser().resolve()
     if args.demo:
         large = DEFAULT_LARGE_FILE_MB if args.demo_large_file_mb is None else args.demo_large_file_mb
         seed(root, large_file_mb=large)
-    asyncio.run(serve_forever(root, users, args.host, args.port, args.ready_file))
+    asyncio.run(serve_forever(root, users, args.host, args.port, args.ready_file,
+                              users_file=args.users_file, allowed_hosts=args.allowed_host,
+                              algorithm_options=algorithm_options(args)))
     return 0

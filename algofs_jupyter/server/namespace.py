@@ -65,12 +65,17 @@ class Namespace:
         self.data = data
         self.acl = AclStore(data)
         self.connectors = connectors
-        self.usernames = usernames
-        for user in usernames:
+        self.usernames: list[str] = []
+        self.add_users(usernames)
+
+    def add_users(self, names: list[str]) -> None:
+        """Give each new user a folder (the users file may add users while the server runs)."""
+        for user in names:
             try:
-                data.mkdir((user,))
+                self.data.mkdir((user,))
             except AlreadyExists:
                 pass
+        self.usernames = sorted({*self.usernames, *names})
 
     def backends(self) -> dict[str, StorageBackend]:
         return {"data": self.data, **{cid: c.backend for cid, c in self.connectors.items()}}

@@ -1,6 +1,7 @@
 """``EmbeddedServer``: run ``algofs serve`` as a supervised child (tests, the Jupyter extension, the demo).
 
-API keys reach the child through a users file with mode 0600 inside the root, never through argv.
+API keys reach the child through a users file with mode 0600 inside the root, never through argv. Every key
+is random, the demo users' too: the published demo keys are only for ``algofs serve --demo`` run by hand.
 Readiness: the child writes a ready file with its URL once listening, then ``GET /healthz`` must answer.
 The child's lifecycle is ``supervise.ChildProcess``.
 """
@@ -30,7 +31,8 @@ class EmbeddedServer(ChildOwner):
         self.demo = demo
         self.large_file_mb = large_file_mb
         if users is None:
-            users = dict(DEMO_USERS) if demo else {"user": "sim-" + secrets.token_urlsafe(18)}
+            names = list(DEMO_USERS) if demo else ["user"]
+            users = {name: "algofs-" + secrets.token_urlsafe(24) for name in names}
         if not users:
             raise ValueError("EmbeddedServer needs at least one user")
         self.users = dict(users)
@@ -45,7 +47,8 @@ class EmbeddedServer(ChildOwner):
         self._child = ChildProcess("algofs serve", self.log_path)
 
     def _write_users_file(self) -> None:
-        self.users_file.parent.mkdir(parents=True, exist_ok=True)
+        self.users_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.users_file.parent, 0o700)  # the log and the ready file live here too
         fd = os.open(self.users_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"users": self.users}, handle)
@@ -53,7 +56,8 @@ class EmbeddedServer(ChildOwner):
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "algofs_jupyter", "serve", "--root", str(self.root),
                "--host", self.host, "--port", str(self.port),
-               "--users-file", str(self.users_file), "--ready-file", str(self.ready_file)]
+               "--users-file", str(self.users_file), "--ready-file", str(self.ready_file),
+               "--log-file", str(self.log_path)]
         if self.demo:
             cmd.append("--demo")
             if self.large_file_mb is not None:

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger("algofs.serve")
+#: How often (seconds) a watched users file is checked for changes; see ``UserRegistry``.
+USERS_FILE_CHECK_INTERVAL = 1.0
 
 DEMO_USERS = {"demo": "sim-demo-key", "anowell": "sim-anowell-key", "alice": "sim-alice-key"}
 
@@ -26,13 +33,16 @@ class Identity:
 
 
 def load_users_file(path: str | Path) -> dict[str, str]:
-    """Read ``{"users": {name: key}}`` or a flat ``{name: key}`` mapping from JSON or TOML."""
+    """Read ``{"users": {name: key}}`` or a flat ``{name: key}`` mapping from JSON or TOML.
+
+    An empty mapping is allowed: a JupyterHub adds each user's key when it first spawns their server.
+    """
     import tomllib  # Python >= 3.11; only needed for TOML users files
 
     text = Path(path).read_text(encoding="utf-8")
     data = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
     users = data.get("users", data) if isinstance(data, dict) else None
-    if not isinstance(users, dict) or not users:
+    if not isinstance(users, dict):
         raise ValueError(f"{path}: expected a mapping of user names to API keys")
     for name, key in users.items():
         if not isinstance(name, str) or not isinstance(key, str) or not key:
@@ -52,20 +62,63 @@ def parse_authorization(header: str | None) -> str | None:
 
 
 class UserRegistry:
-    """API keys of the configured users plus the live per-call algorithm tokens."""
+    """API keys of the configured users plus the live per-call algorithm tokens.
 
-    def __init__(self, users: dict[str, str]):
+    With ``users_file`` the file is watched: a JupyterHub hook (deploy/jupyterhub_config.py) adds a user's
+    key while the server runs, and an admin revokes one by deleting its line, without a restart. A file
+    that fails to parse keeps the previous keys. ``on_new_users`` is told the names that appeared.
+    """
+
+    def __init__(self, users: dict[str, str], users_file: Path | None = None,
+                 on_new_users: Callable[[list[str]], None] | None = None):
         self._keys = dict(users)
         self._algo_tokens: dict[str, Identity] = {}
+        self._users_file = users_file
+        self._on_new_users = on_new_users
+        self._file_state: tuple[int, int, int] | None = None
+        self._next_check = 0.0
+        self._fixed = dict(users)
+        if users_file is not None:
+            self._file_state = self._stat_users_file()
+            from_file = load_users_file(users_file) if self._file_state else {}
+            self._fixed = {n: k for n, k in users.items() if from_file.get(n) != k}
 
     @property
     def usernames(self) -> list[str]:
         return sorted(self._keys)
 
+    def _stat_users_file(self) -> tuple[int, int, int] | None:
+        try:
+            st = self._users_file.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def reload_if_changed(self) -> None:
+        if self._users_file is None or time.monotonic() < self._next_check:
+            return
+        self._next_check = time.monotonic() + USERS_FILE_CHECK_INTERVAL
+        state = self._stat_users_file()
+        if state == self._file_state:
+            return
+        try:
+            from_file = load_users_file(self._users_file) if state else {}
+        except (OSError, ValueError) as exc:
+            log.warning("users file %s not reloaded, keeping the previous keys: %s", self._users_file, exc)
+            return
+        self._file_state = state
+        keys = {**from_file, **self._fixed}
+        added = sorted(set(keys) - set(self._keys))
+        log.info("users file reloaded: %d users (%d new)", len(keys), len(added))
+        self._keys = keys
+        if added and self._on_new_users is not None:
+            self._on_new_users(added)
+
     def authenticate(self, header: str | None) -> Identity | None:
         credential = parse_authorization(header)
         if credential is None:
             return None
+        self.reload_if_changed()
         token_identity = self._algo_tokens.get(credential)
         if token_identity is not None:
             return token_identity

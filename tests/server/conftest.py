@@ -73,7 +73,7 @@ def raw_get(api_server: EmbeddedServer) -> Callable[[str], tuple[int, bytes]]:
     """``raw_get("/v1/data/...")`` with demo's key and ``Connection: close``, path sent verbatim."""
 
     def call(path: str, method: str = "GET") -> tuple[int, bytes]:
-        request = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {DEMO_USERS['demo']}\r\n"
+        request = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {DEMO_USERS['demo']}\r\n"
                    "Connection: close\r\n\r\n").encode("latin-1")
         return raw_request(api_server, request)
 

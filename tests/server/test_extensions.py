@@ -97,7 +97,8 @@ def test_interrupted_append_leaves_the_file_as_it_was(api_server, http, scratch)
     put(http, path, b"original")
     url = urlsplit(api_server.url)
     with socket.create_connection((url.hostname, url.port)) as sock:
-        sock.sendall((f"PUT {path}?offset=8 HTTP/1.1\r\nHost: x\r\nAuthorization: {DEMO_USERS['demo']}\r\n"
+        sock.sendall((f"PUT {path}?offset=8 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      f"Authorization: {DEMO_USERS['demo']}\r\n"
                       f"Content-Length: {1 << 20}\r\n\r\n").encode())
         sock.sendall(b"\x01" * 65536)
         deadline = time.monotonic() + 15

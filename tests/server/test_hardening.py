@@ -123,7 +123,8 @@ def own_server(tmp_path_factory) -> Iterator[EmbeddedServer]:
 
 
 def call(server: EmbeddedServer, user: str, method: str, path: str, **kwargs) -> requests.Response:
-    return requests.request(method, server.url + path, headers={"Authorization": DEMO_USERS[user]}, **kwargs)
+    return requests.request(method, server.url + path, headers={"Authorization": server.users[user]},
+                            **kwargs)
 
 
 def test_others_cannot_overwrite_or_force_delete_a_connector_they_do_not_own(own_server):

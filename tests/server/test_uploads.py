@@ -39,7 +39,7 @@ def test_interrupted_upload_keeps_previous_version(api_server, http, scratch):
     http("PUT", path, data=b"version one")
     url = urlsplit(api_server.url)
     with socket.create_connection((url.hostname, url.port)) as sock:
-        sock.sendall((f"PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {DEMO_USERS['demo']}\r\n"
+        sock.sendall((f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {DEMO_USERS['demo']}\r\n"
                       f"Content-Length: {64 * MiB}\r\n\r\n").encode())
         sock.sendall(b"\x00" * (4 * MiB))
         # the body is being streamed to a hidden temp file next to the destination ...

@@ -247,8 +247,9 @@ class StorageBackend(ABC):
         Atomic: until ``commit`` runs, readers see the old content, and an aborted or interrupted
         write leaves it unchanged; a replace or an overwrite inside the file lands at once. An append's
         commit may let a concurrent reader see the tail grow (never any other byte change), and a
-        failing one leaves the file at its old size. Raises now: NotFound (parent missing), NotADirectory (a parent is a
-        file), IsADirectory, NameTooLong, OutsideRoot, PreconditionFailed, OffsetBeyondEnd, Unsupported.
+        failing one leaves the file at its old size. Raises now: NotFound (parent missing),
+        NotADirectory (a parent is a file), IsADirectory, NameTooLong, OutsideRoot, PreconditionFailed,
+        OffsetBeyondEnd, Unsupported.
         """
 
     @abstractmethod

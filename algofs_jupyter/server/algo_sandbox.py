@@ -1,0 +1,189 @@
+"""How a worker process is started: which Python, which uid, which sandbox, which resource limits.
+
+Why (issue 15): algorithms ran with the server's uid and read ``ALGOFS_SERVE_API_KEY`` from
+``/proc/<ppid>/environ`` and the users file. Measured on this machine kind (shared/notes/scale.md §c):
+
+- bubblewrap run *as root* keeps real uid 0 (root's 0600 files stay readable, RLIMIT_NPROC is void),
+  so a root server first drops to an unprivileged uid, one per pool slot (RLIMIT_NPROC counts per uid),
+  and that uid starts ``bwrap`` through an unprivileged user namespace.
+- bwrap's own PID 1 keeps the caller's environment, so bwrap is started with an empty environment and
+  nothing secret goes into argv or ``--setenv``; per-call tokens travel on the worker's stdin.
+- The sandbox sees ``/`` read-only, with the server root (data of every user, the users file, the ready
+  file) and any outside users file masked, a private ``/tmp``, ``/proc`` of a new PID namespace (the
+  server's environ is not visible) and a copy of the algorithm at ``/run/algofs/algo``. The network is
+  shared: code inside an algorithm calls this server with its per-call token.
+- Limits are set by ``prlimit`` before bwrap: address space, CPU time, processes, file size.
+
+Without bwrap (or where user namespaces are refused) the worker runs as a plain child with the same
+rlimits (and, under root, the slot uid): no weaker than the per-call processes it replaces.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RUNNER = Path(__file__).with_name("algorithm_runner.py")
+SANDBOX_STAGE = "/run/algofs"  # under a private tmpfs /run: the read-only / has no room for mount points
+SANDBOX_RUNNER = f"{SANDBOX_STAGE}/algorithm_runner.py"
+SANDBOX_ALGO = f"{SANDBOX_STAGE}/algo"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@dataclass(frozen=True)
+class SandboxPolicy:
+    """Resource limits and isolation of every worker; ``mode`` is ``auto``, ``bwrap`` or ``none``."""
+
+    mode: str = "auto"
+    memory_bytes: int = 1 << 30
+    cpu_seconds: int = 3600  # hard cap over a worker's life; each call also gets its own soft budget
+    nproc: int = 64
+    file_size_bytes: int = 256 << 20
+    base_uid: int = 61000
+    hidden_paths: tuple[Path, ...] = field(default_factory=tuple)
+
+
+@dataclass
+class LaunchSpec:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    user: int | None = None
+    sandboxed: bool = False
+
+
+@functools.lru_cache(maxsize=4)
+def bwrap_works(as_uid: int | None) -> bool:
+    """One probe per uid: is there a bwrap that can make its namespaces here?"""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return False
+    extra: dict = {"user": as_uid, "group": as_uid, "extra_groups": []} if as_uid is not None else {}
+    try:
+        probe = [bwrap, "--unshare-all", "--share-net", "--ro-bind", "/", "/", "--proc", "/proc",
+                 "--dev", "/dev", "true"]
+        done = subprocess.run(probe, env={}, capture_output=True, timeout=10, **extra)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def stage_root() -> Path:
+    """Where code is copied for workers: a 0711 directory another uid can traverse but not list."""
+    root = Path(tempfile.gettempdir()) / f"algofs-code-{os.geteuid()}"
+    root.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(root, 0o711)
+    return root
+
+
+def stage_code(directory: Path) -> Path:
+    """A world-readable copy of an algorithm directory, named by its content's hash, plus the runner.
+
+    The server root may sit below directories the slot uid cannot traverse (pytest's 0700 tmp, /root),
+    and the copy cannot change under a running worker.
+    """
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    digest = hashlib.sha256(RUNNER.read_bytes())
+    for path in files:
+        digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes() + b"\0")
+    target = stage_root() / digest.hexdigest()[:32]
+    if (target / ".complete").exists():
+        return target
+    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=stage_root()))
+    for path in files:
+        dest = tmp / "algo" / path.relative_to(directory)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+    (tmp / "algo").mkdir(exist_ok=True)
+    shutil.copyfile(RUNNER, tmp / "algorithm_runner.py")
+    (tmp / ".complete").touch()
+    for path in [tmp, *tmp.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    try:
+        os.rename(tmp, target)
+    except OSError:  # another worker staged the same code first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _traversable(path: Path) -> bool:
+    """Can any uid reach ``path`` (o+x on every parent)? Else a slot uid cannot see it to begin with."""
+    for parent in path.parents:
+        try:
+            if not os.stat(parent).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _python_for(as_uid: int | None) -> tuple[str, list[str]]:
+    """The interpreter a worker runs, and the site-packages it needs on PYTHONPATH.
+
+    Our own interpreter may live where another uid cannot execute it (a pyenv under a 0700 /root), so
+    a dropped uid uses the system Python of the same minor version, given our site-packages.
+    """
+    if as_uid is None:
+        return sys.executable, []
+    if Path(SYSTEM_PYTHON).exists():
+        site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+        return SYSTEM_PYTHON, site
+    return sys.executable, []
+
+
+def _limits(policy: SandboxPolicy) -> list[str]:
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        return []
+    return [prlimit, f"--as={policy.memory_bytes}", f"--cpu={policy.cpu_seconds}", f"--nproc={policy.nproc}",
+            f"--fsize={policy.file_size_bytes}", "--"]
+
+
+def launch_spec(policy: SandboxPolicy, directory: Path, slot: int, api_address: str,
+                check: bool = False) -> LaunchSpec:
+    """The command that starts the runner for the algorithm in ``directory`` (``check``: the build step)."""
+    as_uid = policy.base_uid + slot if os.geteuid() == 0 else None
+    python, site = _python_for(as_uid)
+    staged = stage_code(directory)
+    runner, code = staged / "algorithm_runner.py", staged / "algo"
+    use_bwrap = policy.mode == "bwrap" or (policy.mode == "auto" and bwrap_works(as_uid))
+    entry = "algorithm.py"
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+           "HOME": "/tmp", "LANG": "C.UTF-8", "ALGORITHMIA_API": api_address}
+    if site:
+        env["PYTHONPATH"] = os.pathsep.join(site)
+    mode = ["--check"] if check else []
+    if not use_bwrap:
+        argv = [*_limits(policy), python, str(runner), *mode, str(code / entry)]
+        return LaunchSpec(argv, env, str(code), as_uid, sandboxed=False)
+    bwrap = shutil.which("bwrap") or "bwrap"
+    argv = [*_limits(policy), bwrap, "--unshare-all", "--share-net", "--die-with-parent", "--new-session",
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+    for hidden in policy.hidden_paths:
+        if as_uid is not None and not _traversable(hidden):
+            continue
+        if hidden.is_dir():
+            argv += ["--tmpfs", str(hidden)]
+        elif hidden.exists():
+            argv += ["--ro-bind", "/dev/null", str(hidden)]
+    argv += ["--ro-bind", str(staged), SANDBOX_STAGE, "--chdir", SANDBOX_ALGO, "--clearenv"]
+    for name, value in env.items():
+        argv += ["--setenv", name, value]
+    argv += [python, SANDBOX_RUNNER, *mode, f"{SANDBOX_ALGO}/{entry}"]
+    return LaunchSpec(argv, {}, "/", as_uid, sandboxed=True)
+
+
+def popen_kwargs(spec: LaunchSpec) -> dict:
+    """Keyword arguments for ``subprocess``/``asyncio`` process creation (no preexec_fn: we have threads)."""
+    kwargs: dict = {"env": spec.env, "cwd": spec.cwd, "start_new_session": True}
+    if spec.user is not None:
+        kwargs.update(user=spec.user, group=spec.user, extra_groups=[])
+    return kwargs

@@ -1,0 +1,115 @@
+"""One supervised worker process for one algorithm version (modelled on jupyter-server-proxy's
+``SupervisedProcess``: start, wait for readiness, use, kill the whole process group).
+
+A worker serves one call at a time (the pool guarantees it). A timeout or a broken protocol kills it;
+the pool then starts a fresh one for the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from .algo_sandbox import LaunchSpec, SandboxPolicy, launch_spec, popen_kwargs
+from .algorithm_runner import READY
+from .executor import CallOutcome, CallRequest, crash_outcome, outcome_from_reply, timeout_outcome
+
+#: Replies may carry a 10 MiB input echoed back as base64 plus stdout.
+MAX_LINE = 64 << 20
+STDERR_LINES = 200
+
+
+class WorkerStartError(Exception):
+    """The worker exited or did not signal readiness in time."""
+
+
+class WorkerProcess:
+    def __init__(self, key: tuple[str, str, str], owner: str, directory: Path, slot: int,
+                 policy: SandboxPolicy, api_address: str):
+        self.key = key
+        self.owner = owner
+        self.slot = slot
+        self.spec: LaunchSpec = launch_spec(policy, directory, slot, api_address)
+        self.process: asyncio.subprocess.Process | None = None
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self.last_used = time.monotonic()
+        self.calls = 0
+        self._stderr_task: asyncio.Task | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self, timeout: float) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.spec.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, limit=MAX_LINE, **popen_kwargs(self.spec))
+        self._stderr_task = asyncio.ensure_future(self._drain_stderr())
+        try:
+            line = await asyncio.wait_for(self.process.stdout.readline(), timeout)  # type: ignore[union-attr]
+        except asyncio.TimeoutError:
+            self.kill()
+            raise WorkerStartError("worker did not become ready in time") from None
+        if line.decode(errors="replace").strip() != READY:
+            self.kill()
+            await self.process.wait()
+            raise WorkerStartError("worker exited before it was ready: " + "".join(self.stderr_tail)[-2000:])
+
+    async def _drain_stderr(self) -> None:
+        stream = self.process.stderr  # type: ignore[union-attr]
+        while line := await stream.readline():  # type: ignore[union-attr]
+            self.stderr_tail.append(line.decode("utf-8", "replace"))
+
+    async def call(self, request: CallRequest, timeout: float, cpu_seconds: float) -> CallOutcome:
+        started = time.monotonic()
+        proc = self.process
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        self.calls += 1
+        try:
+            proc.stdin.write(request.line(cpu_seconds))
+            await proc.stdin.drain()
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout)
+        except asyncio.TimeoutError:
+            self.kill()
+            return timeout_outcome(request.timeout, time.monotonic() - started)
+        except (ConnectionError, ValueError, asyncio.LimitOverrunError):  # died, or a line past MAX_LINE
+            line = b""
+        finally:
+            self.last_used = time.monotonic()
+        duration = time.monotonic() - started
+        if not line:
+            self.kill()
+            code = await self._exit_code()
+            return crash_outcome(code, "".join(self.stderr_tail), duration)
+        try:
+            return outcome_from_reply(json.loads(line), duration)
+        except (ValueError, RecursionError):
+            self.kill()
+            return crash_outcome(None, "malformed reply from the worker", duration)
+
+    async def _exit_code(self) -> int | None:
+        try:
+            return await asyncio.wait_for(self.process.wait(), 5)  # type: ignore[union-attr]
+        except asyncio.TimeoutError:
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL the process group; the sandbox's PID namespace takes every descendant with it."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    async def stop(self) -> None:
+        self.kill()
+        if self.process is not None:
+            await self._exit_code()
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()

@@ -1,0 +1,102 @@
+"""JupyterHub on one machine: real local users, each with ~/algofs mounted over one shared API server.
+
+Used as-is by tests/hub/ and described in docs/deploy.md. Everything site-specific comes from
+environment variables (defaults in brackets):
+
+  ALGOFS_HUB_VENV           [/opt/algofs/venv]  venv every user can run (deploy/user-venv.sh)
+  ALGOFS_HUB_STATE          [/srv/algofs]       hub database, API server root, users file, logs
+  ALGOFS_HUB_SERVICE_USER   [algofs]            system account the API server runs as
+  ALGOFS_HUB_API_PORT       [8731]              the API server's port on 127.0.0.1
+  ALGOFS_HUB_IP / _PORT     [127.0.0.1 / 8000]  where the proxy listens for browsers
+  ALGOFS_HUB_HUB_PORT       [8081]              the hub's internal API port (127.0.0.1)
+  ALGOFS_HUB_PROXY_API_PORT [8001]              configurable-http-proxy's API port (127.0.0.1)
+  ALGOFS_HUB_PROXY          [configurable-http-proxy]  path of the proxy executable
+
+Identity: the hub mints one random key per user in a pre-spawn hook, stores it in the API server's users
+file (re-read by the server on change) and writes it to the user's ~/.algofs/api-key (0600) as that user.
+The single-user server gets only the file's path. Authentication of people stays the hub's business
+(PAM here: local accounts and their passwords).
+"""
+
+import asyncio
+import os
+import pwd
+from pathlib import Path
+
+from algofs_jupyter.hub_keys import ensure_user_key, hand_over_key
+
+c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
+
+VENV = Path(os.environ.get("ALGOFS_HUB_VENV", "/opt/algofs/venv"))
+STATE = Path(os.environ.get("ALGOFS_HUB_STATE", "/srv/algofs"))
+SERVICE_USER = os.environ.get("ALGOFS_HUB_SERVICE_USER", "algofs")
+API_PORT = int(os.environ.get("ALGOFS_HUB_API_PORT", "8731"))
+API_ADDRESS = f"http://127.0.0.1:{API_PORT}"
+USERS_FILE = STATE / "api" / "users.json"
+API_ROOT = STATE / "api" / "root"
+
+
+def prepare_state() -> None:
+    """Hub files root-only; API files owned by the service account, unreadable by notebook users."""
+    service = pwd.getpwnam(SERVICE_USER)
+    STATE.mkdir(mode=0o755, parents=True, exist_ok=True)
+    for directory, owner in ((STATE / "hub", None), (STATE / "api", service), (API_ROOT, service),
+                             (STATE / "api" / "log", service)):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
+        if owner is not None:
+            os.chown(directory, owner.pw_uid, owner.pw_gid)
+    if not USERS_FILE.exists():
+        from algofs_jupyter.hub_keys import write_users
+
+        write_users(USERS_FILE, {}, SERVICE_USER)
+
+
+prepare_state()
+
+# ----- the hub and its proxy: loopback only; a TLS-terminating reverse proxy goes in front ----------------
+c.JupyterHub.ip = os.environ.get("ALGOFS_HUB_IP", "127.0.0.1")
+c.JupyterHub.port = int(os.environ.get("ALGOFS_HUB_PORT", "8000"))
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(os.environ.get("ALGOFS_HUB_HUB_PORT", "8081"))
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ.get('ALGOFS_HUB_PROXY_API_PORT', '8001')}"
+c.ConfigurableHTTPProxy.command = [os.environ.get("ALGOFS_HUB_PROXY", "configurable-http-proxy")]
+c.JupyterHub.db_url = f"sqlite:///{STATE / 'hub' / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(STATE / "hub" / "jupyterhub_cookie_secret")
+c.JupyterHub.authenticator_class = "pam"
+
+# ----- the shared API server, a hub-managed service (started and stopped with the hub) -------------------
+c.JupyterHub.services = [{
+    "name": "algofs-api",
+    "user": SERVICE_USER,
+    "cwd": str(API_ROOT),
+    "command": [str(VENV / "bin" / "python"), "-m", "algofs_jupyter", "serve",
+                "--root", str(API_ROOT), "--host", "127.0.0.1", "--port", str(API_PORT),
+                "--users-file", str(USERS_FILE), "--log-file", str(STATE / "api" / "log" / "serve.log")],
+}]
+
+# ----- single-user servers: one local process per user, as that user, from the shared venv ---------------
+c.JupyterHub.spawner_class = "localprocess"
+c.Spawner.cmd = [str(VENV / "bin" / "jupyterhub-singleuser")]
+c.Spawner.default_url = "/lab"
+c.Spawner.environment = {"ALGORITHMIA_API": API_ADDRESS}
+
+
+async def hand_user_their_key(spawner) -> None:
+    """Mint (first spawn) or reuse the user's key and put it in their 0600 key file; pass only the path.
+
+    Threads keep the hub's event loop free while the file lock and the as-the-user write are waited for.
+    """
+    name = spawner.user.name
+    key = await asyncio.to_thread(ensure_user_key, USERS_FILE, name, SERVICE_USER)
+    key_file = await asyncio.to_thread(hand_over_key, name, key)
+    spawner.args = [
+        f"--AlgofsApp.api_address={API_ADDRESS}",
+        f"--AlgofsApp.api_key_file={key_file}",
+        f"--AlgofsApp.username={name}",
+        "--AlgofsApp.embedded_server=False",
+        "--AlgofsApp.mountpoint=algofs",
+    ]
+
+
+c.Spawner.pre_spawn_hook = hand_user_their_key

@@ -1,0 +1,264 @@
+"""The pieces of a real single-machine JupyterHub for tests: local accounts, the shared venv, the hub.
+
+Everything started here is stopped by the context managers, also when a test fails: the hub and its
+children, every process left under a test account's uid, FUSE mounts under their homes, the accounts
+themselves (``userdel -r``) and the state directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+HUB_CONFIG = REPO / "deploy" / "jupyterhub_config.py"
+#: The world-readable venv is cached between runs (dependencies reinstalled only when pyproject changes).
+VENV_CACHE = Path(os.environ.get("ALGOFS_HUB_TEST_VENV", "/opt/algofs-hub/venv"))
+
+
+def user_venv() -> Path:
+    """deploy/user-venv.sh into the cache, with this checkout's sources (one copy per checkout)."""
+    src = VENV_CACHE.parent / f"src-{hashlib.sha256(str(REPO).encode()).hexdigest()[:10]}"
+    subprocess.run([str(REPO / "deploy" / "user-venv.sh"), str(VENV_CACHE), str(src)], check=True,
+                   stdout=subprocess.DEVNULL, timeout=900)
+    return VENV_CACHE
+
+
+def proxy_command() -> str | None:
+    """configurable-http-proxy as ./dev.sh setup installs it (inside the venv), else from PATH."""
+    in_venv = Path(sys.prefix) / "node_modules" / ".bin" / "configurable-http-proxy"
+    return str(in_venv) if in_venv.exists() else shutil.which("configurable-http-proxy")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ----- local accounts ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    uid: int
+    gid: int
+    home: Path
+
+
+def processes_of(uid: int) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["uids"]):
+        uids = proc.info["uids"]
+        if uids is not None and uid in (uids.real, uids.effective):
+            found.append(proc)
+    return found
+
+
+def algofs_mounts_under(directory: Path) -> list[str]:
+    prefix = str(directory).rstrip("/") + "/"
+    lines = Path("/proc/mounts").read_text().splitlines()
+    return [line.split()[1] for line in lines if (line.split()[1] + "/").startswith(prefix)]
+
+
+def remove_account(name: str) -> None:
+    """Kill what runs under the account, lazily unmount FUSE mounts in its home, delete it."""
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        return
+    for proc in processes_of(account.pw_uid):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(processes_of(account.pw_uid), timeout=10)
+    for mountpoint in algofs_mounts_under(Path(account.pw_dir)):
+        subprocess.run(["fusermount3", "-u", "-z", mountpoint], check=False, capture_output=True)
+    subprocess.run(["userdel", "-r", name], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def local_accounts(names: list[str], system: list[str] = ()) -> Iterator[dict[str, Account]]:
+    """Create login accounts (``useradd -m``) and system accounts; all removed on exit."""
+    created: list[str] = []
+    try:
+        for name in [*names, *system]:
+            remove_account(name)  # a leftover of an interrupted run
+            if name in system:
+                cmd = ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", name]
+            else:
+                cmd = ["useradd", "-m", "-s", "/bin/bash", name]
+            subprocess.run(cmd, check=True, capture_output=True)
+            created.append(name)
+        accounts = {}
+        for name in created:
+            entry = pwd.getpwnam(name)
+            accounts[name] = Account(name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
+        yield accounts
+    finally:
+        for name in created:
+            remove_account(name)
+
+
+def run_as(account: Account, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """A command as ``account`` (its uid and gid only), from its home, with a minimal environment."""
+    return subprocess.run(list(cmd), user=account.uid, group=account.gid, extra_groups=[],
+                          cwd=account.home, env={"HOME": str(account.home), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# ----- the hub -------------------------------------------------------------------------------------------
+
+@dataclass
+class Hub:
+    venv: Path
+    url: str
+    api_address: str
+    state: Path
+    admin_token: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def api(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"token {token or self.admin_token}"}
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs)
+
+    def user_request(self, user: str, path: str, token: str, method: str = "GET") -> requests.Response:
+        return requests.request(method, f"{self.url}/user/{user}{path}", timeout=30, allow_redirects=False,
+                                headers={"Authorization": f"token {token}"})
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def spawn(self, user: str, timeout: float = 240) -> None:
+        created = self.api("POST", f"/users/{user}")
+        assert created.status_code in (201, 409), created.text
+        started = self.api("POST", f"/users/{user}/server")
+        assert started.status_code in (201, 202), started.text
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.api("GET", f"/users/{user}").json().get("servers", {}).get("")
+            if server and server.get("ready"):
+                return
+            assert self.process.poll() is None, self.log()[-3000:]
+            time.sleep(0.5)
+        raise TimeoutError(f"{user}'s server not ready:\n{self.log()[-3000:]}")
+
+    def stop_server(self, user: str, timeout: float = 60) -> None:
+        response = self.api("DELETE", f"/users/{user}/server")
+        assert response.status_code in (202, 204), response.text
+        deadline = time.monotonic() + timeout
+        while self.api("GET", f"/users/{user}").json().get("servers"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{user}'s server did not stop")
+            time.sleep(0.3)
+
+    def user_token(self, user: str) -> str:
+        response = self.api("POST", f"/users/{user}/tokens", json={"expires_in": 3600})
+        assert response.status_code == 201, response.text
+        return response.json()["token"]
+
+
+TEST_OVERRIDES = """\
+# tests/hub: the repository's deploy/jupyterhub_config.py plus what only a test needs.
+load_subconfig({config!r})
+c.JupyterHub.authenticator_class = "dummy"  # no passwords in a test; the deployment uses PAM
+c.Authenticator.allowed_users = set({users!r})
+c.JupyterHub.services.append({{"name": "test-admin", "api_token": {token!r}}})
+c.JupyterHub.load_roles = [{{"name": "test-admin", "services": ["test-admin"],
+                            "scopes": ["admin:users", "admin:servers", "tokens", "list:users"]}}]
+c.Spawner.start_timeout = 240
+c.Spawner.http_timeout = 240
+"""
+
+
+@contextlib.contextmanager
+def running_hub(venv: Path, users: list[str], service_user: str) -> Iterator[Hub]:
+    """``jupyterhub -f`` the deployment config through a test overlay, on 127.0.0.1; stopped on exit."""
+    state = Path(tempfile.mkdtemp(prefix="algofs-hub-", dir="/var/tmp"))
+    os.chmod(state, 0o755)
+    token = secrets.token_hex(32)
+    overlay = state / "hub" / "test_config.py"
+    overlay.parent.mkdir(mode=0o700)
+    overlay.write_text(TEST_OVERRIDES.format(config=str(HUB_CONFIG), users=sorted(users), token=token))
+    ports = {name: free_port() for name in ("PORT", "HUB_PORT", "PROXY_API_PORT", "API_PORT")}
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PYTHONPATH", "ALGORITHMIA_API", "ALGORITHMIA_API_KEY", "JUPYTERHUB_API_TOKEN")}
+    env.update({f"ALGOFS_HUB_{name}": str(port) for name, port in ports.items()})
+    env.update(ALGOFS_HUB_VENV=str(venv), ALGOFS_HUB_STATE=str(state), ALGOFS_HUB_SERVICE_USER=service_user,
+               ALGOFS_HUB_PROXY=proxy_command() or "configurable-http-proxy", ALGOFS_HUB_IP="127.0.0.1",
+               PATH=f"{venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}")
+    log_path = state / "hub" / "hub.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([str(venv / "bin" / "jupyterhub"), "-f", str(overlay)], cwd=state / "hub",
+                                   env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   start_new_session=True)
+    hub = Hub(venv, f"http://127.0.0.1:{ports['PORT']}", f"http://127.0.0.1:{ports['API_PORT']}", state,
+              token, process, log_path)
+    try:
+        wait_until_up(hub)
+        yield hub
+    finally:
+        stop_process_group(process)
+        kill_leftover_proxy(state / "hub" / "jupyterhub-proxy.pid")
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def kill_leftover_proxy(pid_file: Path) -> None:
+    """The proxy runs in its own session; the hub stops it, unless the hub itself had to be killed."""
+    try:
+        proxy = psutil.Process(int(pid_file.read_text()))
+        if "configurable-http-proxy" in " ".join(proxy.cmdline()):
+            proxy.kill()
+    except (OSError, ValueError, psutil.Error):
+        pass
+
+
+def wait_until_up(hub: Hub, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert hub.process.poll() is None, f"jupyterhub exited:\n{hub.log()[-3000:]}"
+        try:
+            hub_up = hub.api("GET", "/users").status_code == 200
+            api_up = requests.get(hub.api_address + "/healthz", timeout=2).status_code == 200
+            if hub_up and api_up:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"hub not up:\n{hub.log()[-3000:]}")
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM (the hub stops its servers, service and proxy), then SIGKILL whatever is left of the group."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(10)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())

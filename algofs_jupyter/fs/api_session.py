@@ -5,15 +5,20 @@ Configuration (API address, API key or bearer token, CA bundle) is resolved by `
 our own ``requests.Session`` because the client has no ranged GETs, HEAD metadata or streamed uploads.
 
 Time is bounded per operation: every call gets a deadline (``timeout`` seconds); attempts use a short
-connect timeout and a read timeout that never runs past the deadline. Retries (exponential backoff) are
-made for idempotent requests (GET/HEAD) on transport errors and 502/503/504, and for any request whose
-connection could not even be opened (nothing was sent). After a transport failure the session fails
-fast (one attempt, no retries) for ``FAIL_FAST_SECONDS`` so a dead backend costs one timeout per
-operation, not one per retry; the first success ends that window.
+connect timeout and a read timeout that never runs past the deadline. Retries (exponential backoff, or
+the server's ``Retry-After`` when it fits in the deadline) are made on transport errors and on 429 and
+502/503/504 for requests the caller declares replayable (``retry=True``: GET/HEAD always; PUT with a
+body factory that reopens the bytes, DELETE, mkdir, move, copy, utime), and for any request whose
+connection could not even be opened (nothing was sent). A replayed request may find its first attempt
+applied (a 404 after a DELETE, a 409 after a mkdir): the raised error then carries ``retried=True`` so
+the caller can take it as success. After a transport failure the session fails fast (one attempt, no
+retries) for ``FAIL_FAST_SECONDS`` so a dead backend costs one timeout per operation, not one per
+retry; the first success ends that window.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +31,9 @@ from requests.adapters import HTTPAdapter
 from .api_errors import BackendUnavailable, error_for_status
 
 IDEMPOTENT = frozenset({"GET", "HEAD"})
-RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Longest ``Retry-After`` pause honoured (a longer one ends the retries: the deadline decides).
+MAX_RETRY_AFTER = 2.0
 CONNECT_TIMEOUT = 3.0
 FAIL_FAST_SECONDS = 2.0
 DEFAULT_TIMEOUT = 8.0
@@ -61,6 +68,7 @@ class ApiSession:
         self.last_error_at: float | None = None
         self.last_success_at: float | None = None
         self.requests_sent = 0
+        self.bytes_sent = 0  # request body bytes handed to the transport (unguarded: a statistic)
 
     @staticmethod
     def _authorization(api_key: str | None, bearer: str | None) -> str | None:
@@ -80,12 +88,14 @@ class ApiSession:
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
                 params: dict[str, str] | None = None, body: Callable[[], IO[bytes] | bytes] | None = None,
                 stream: bool = False, display: str = "", ok: tuple[int, ...] = (200,),
-                timeout: float | None = None) -> requests.Response:
+                timeout: float | None = None, retry: bool | None = None) -> requests.Response:
         """One API call with retries; returns a response whose status is in ``ok`` or raises OSError.
 
         ``body`` is a factory so a retry can reopen a file. ``display`` names the object in errors.
         ``timeout`` overrides the session's per-operation deadline (algorithm calls run for minutes).
+        ``retry`` says the request may be replayed (default: GET/HEAD only).
         """
+        replayable = method in IDEMPOTENT if retry is None else retry
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         all_headers = dict(headers or {})
         if self._auth_header:
@@ -98,6 +108,7 @@ class ApiSession:
             data = body() if body is not None else None
             try:
                 self.requests_sent += 1
+                self.bytes_sent += _body_size(data)
                 response = self.http.request(
                     method, url, headers=all_headers, params=params, data=data, stream=stream,
                     timeout=(min(CONNECT_TIMEOUT, max(remaining, 0.05)), max(remaining, 0.05)),
@@ -105,28 +116,29 @@ class ApiSession:
             except requests.RequestException as exc:
                 _close_body(data)
                 sent_nothing = isinstance(exc, (requests.ConnectTimeout,)) or _is_connect_error(exc)
-                retryable = method in IDEMPOTENT or sent_nothing
-                if retryable and self._may_retry(attempt, deadline):
+                if (replayable or sent_nothing) and self._may_retry(attempt, deadline):
                     continue
                 self._note_failure(f"{type(exc).__name__}: {exc}")
                 name = display or path
                 raise BackendUnavailable(f"{name}: API unreachable ({type(exc).__name__})") from exc
             _close_body(data)
-            if response.status_code in RETRY_STATUSES and method in IDEMPOTENT \
-                    and self._may_retry(attempt, deadline):
+            if response.status_code in RETRY_STATUSES and replayable \
+                    and self._may_retry(attempt, deadline, _retry_after(response)):
                 response.close()
                 continue
             self._note_success()
             if response.status_code in ok:
                 return response
-            message = error_message(response)
+            message, details = error_details(response)
             response.close()
-            raise error_for_status(response.status_code, message, display or path)
+            error = error_for_status(response.status_code, message, display or path, details)
+            error.retried = attempt > 1  # type: ignore[attr-defined]
+            raise error
 
-    def _may_retry(self, attempt: int, deadline: float) -> bool:
+    def _may_retry(self, attempt: int, deadline: float, retry_after: float | None = None) -> bool:
         if not self.reachable:  # failing fast after a transport failure (see the module docstring)
             return False
-        pause = min(0.1 * (2 ** (attempt - 1)), 1.0)
+        pause = min(0.05 * (2 ** (attempt - 1)), 1.0) if retry_after is None else retry_after
         if time.monotonic() + pause >= deadline:
             return False
         time.sleep(pause)
@@ -146,7 +158,7 @@ class ApiSession:
     def health(self) -> dict[str, Any]:
         return {"reachable": self.reachable, "last_error": self.last_error,
                 "last_error_at": self.last_error_at, "last_success_at": self.last_success_at,
-                "requests_sent": self.requests_sent}
+                "requests_sent": self.requests_sent, "bytes_sent": self.bytes_sent}
 
     def close(self) -> None:
         self.http.close()
@@ -160,22 +172,51 @@ def _is_connect_error(exc: BaseException) -> bool:
     return "NewConnectionError" in text or "Connection refused" in text
 
 
+def _body_size(data: object) -> int:
+    """Bytes a request body will send: its length, or for an open file what is left after its offset."""
+    if data is None:
+        return 0
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return len(data)
+    try:
+        return os.fstat(data.fileno()).st_size - data.tell()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 def _close_body(data: object) -> None:
     close = getattr(data, "close", None)
     if callable(close):
         close()
 
 
+def _retry_after(response: requests.Response) -> float | None:
+    """The server's ``Retry-After`` in seconds (capped at ``MAX_RETRY_AFTER``), None if absent/a date."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        return None
+
+
 def error_message(response: requests.Response) -> str:
     """The server's error text: the JSON ``error.message``, else ``X-Error-Message``, else the reason."""
+    return error_details(response)[0]
+
+
+def error_details(response: requests.Response) -> tuple[str, dict[str, Any]]:
+    """``(message, error object)``: the JSON ``error`` (``errno``, ``size``, ``etag``… of the extensions,
+    docs/api-extensions.md §7) or ``{}``; the message falls back to ``X-Error-Message``, then the reason."""
     try:
         if response.request.method != "HEAD" and response.content:
             body = response.json()
             error = body.get("error") if isinstance(body, dict) else None
             if isinstance(error, dict) and error.get("message"):
-                return str(error["message"])
+                return str(error["message"]), error
             if isinstance(error, str):
-                return error
+                return error, {}
     except (ValueError, requests.RequestException):
         pass
-    return response.headers.get("X-Error-Message") or response.reason or ""
+    return response.headers.get("X-Error-Message") or response.reason or "", {}

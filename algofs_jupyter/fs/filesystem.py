@@ -4,6 +4,10 @@ Paths use the layout shared with the mount: ``data/<user>/<collection>/…`` for
 is the caller) and ``<connector>/…`` (``s3/…``, ``dropbox+work/…``) for connectors. The root lists
 ``data`` and the connectors that answer a probe. Metadata comes from paged listings (one request per
 1000 entries) and HEAD; file bytes from ranged GETs; uploads stream a local file with one PUT.
+
+Against ``algofs serve`` the optional API extensions (docs/api-extensions.md, discovered once per
+filesystem by ``capabilities()``) add writes at an offset (appends send only the new bytes), server-side
+move/copy and setting mtimes; without them the same methods fall back to plain Data API calls.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from typing import Any
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from . import api_paths
-from .api_errors import StaleFile
+from .api_capabilities import Capabilities
+from .api_errors import NotSupported, PreconditionFailed, StaleFile
 from .api_session import DEFAULT_TIMEOUT, ApiSession
 
 DOWNLOAD_CHUNK = 1 << 20
+#: Bodies up to this size are sent from memory (with the headers, in one write), larger ones streamed.
+SMALL_BODY = 1 << 20
 
 
 def parse_listing_time(value: str | None) -> float:
@@ -47,8 +54,8 @@ def parse_http_time(value: str | None) -> float:
         return 0.0
 
 
-def directory_info(name: str) -> dict[str, Any]:
-    return {"name": name, "type": "directory", "size": 0, "mtime": 0.0, "etag": ""}
+def directory_info(name: str, mtime: float = 0.0) -> dict[str, Any]:
+    return {"name": name, "type": "directory", "size": 0, "mtime": mtime, "etag": ""}
 
 
 class AlgoFileSystem(AbstractFileSystem):
@@ -56,9 +63,15 @@ class AlgoFileSystem(AbstractFileSystem):
     root_marker = ""
 
     def __init__(self, api_address: str | None = None, api_key: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, **storage_options: Any):
+                 timeout: float = DEFAULT_TIMEOUT, auto_mkdir: bool = True, extensions: bool = True,
+                 **storage_options: Any):
+        """``auto_mkdir``: writing ``a/b/c.csv`` creates missing folders (as s3fs/gcsfs users expect).
+        ``extensions=False`` never uses the API extensions (behaves as against the hosted API)."""
         super().__init__(**storage_options)
         self.session = ApiSession(api_address, api_key, timeout=timeout)
+        self.auto_mkdir = auto_mkdir
+        self.use_extensions = extensions
+        self._capabilities: Capabilities | None = None
         self._username: str | None = None
 
     # -- names ------------------------------------------------------------------------------------
@@ -82,6 +95,38 @@ class AlgoFileSystem(AbstractFileSystem):
             else:
                 raise PermissionError(errno.EACCES, "the data root lists no user")
         return self._username
+
+    def capabilities(self) -> Capabilities:
+        """The server's extensions, asked once (``GET /v1/algofs/capabilities``; anything but a 200 with
+        a JSON object, including a transport error, means none; a failed probe is asked again later)."""
+        if self._capabilities is not None:
+            return self._capabilities
+        if not self.use_extensions:
+            self._capabilities = Capabilities.none()
+            return self._capabilities
+        try:
+            response = self.session.request("GET", "/v1/algofs/capabilities", display="capabilities",
+                                            ok=(200,))
+        except (FileNotFoundError, PermissionError, NotSupported):
+            self._capabilities = Capabilities.none()
+            return self._capabilities
+        except OSError:
+            return Capabilities.none()  # backend down: ask again next time
+        try:
+            self._capabilities = Capabilities.from_json(response.json())
+        except ValueError:
+            self._capabilities = Capabilities.none()
+        return self._capabilities
+
+    @property
+    def known_capabilities(self) -> Capabilities | None:
+        """What ``capabilities()`` found, without asking (None: not asked yet, or the backend was down)."""
+        return self._capabilities
+
+    def supports(self, extension: str, path: str) -> bool:
+        """True when the storage holding ``path`` offers ``extension`` (a name of capabilities.py)."""
+        parts = self._parts(path)
+        return bool(parts) and self.capabilities().supports(extension, parts[0])
 
     # -- metadata ---------------------------------------------------------------------------------
 
@@ -116,7 +161,8 @@ class AlgoFileSystem(AbstractFileSystem):
             except ValueError as exc:
                 raise OSError(errno.EIO, f"{api_paths.data_uri(parts)}: malformed listing") from exc
             for folder in body.get("folders") or []:
-                yield directory_info(f"{base}/{folder['name']}")
+                mtime = parse_listing_time(folder.get("last_modified"))
+                yield directory_info(f"{base}/{folder['name']}", mtime)
             for item in body.get("files") or []:
                 yield {"name": f"{base}/{item['filename']}", "type": "file", "size": int(item.get("size", 0)),
                        "mtime": parse_listing_time(item.get("last_modified")), "etag": ""}
@@ -255,75 +301,238 @@ class AlgoFileSystem(AbstractFileSystem):
     # -- writing ----------------------------------------------------------------------------------
 
     def put_file(self, lpath: str | os.PathLike, rpath: str, callback: Any = None,
-                 **kwargs: Any) -> dict[str, Any] | None:
+                 if_match: str | None = None, **kwargs: Any) -> dict[str, Any] | None:
         """Upload a local file with one streamed PUT (the server replaces the file atomically).
 
         Returns the stored file's ``info`` when the server's answer carries its validators (``ETag`` and
-        ``Last-Modified``, as ``algofs serve`` sends), else None (ask with ``head``).
+        ``Last-Modified``, as ``algofs serve`` sends), else None (ask with ``head``). The PUT is replayed
+        on transient errors (the body is reopened from ``lpath``). ``if_match``: only replace that version
+        (PreconditionFailed otherwise; a server without the extension ignores it).
         """
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
             return None
-        parts = self._parts(rpath)
         size = os.path.getsize(lpath)
 
         def body() -> Any:  # requests sizes a real file itself; an empty one must be b"" (not chunked)
-            return open(lpath, "rb") if size else b""  # closed by the session
+            if size <= SMALL_BODY:  # sent with the headers in one write: no Nagle/delayed-ACK stall
+                with open(lpath, "rb") as small:
+                    return small.read()
+            return open(lpath, "rb")  # closed by the session
 
-        response = self.session.request("PUT", api_paths.api_path(parts), body=body,
-                                        headers={"Content-Type": "application/octet-stream"},
-                                        display=api_paths.data_uri(parts))
+        headers = {"If-Match": if_match} if if_match else {}
+        return self._put(rpath, body, size, headers=headers)
+
+    def pipe_file(self, path: str, value: bytes, **kwargs: Any) -> dict[str, Any] | None:
+        return self._put(path, lambda: value, len(value))
+
+    def _put(self, rpath: str, body: Callable[[], Any], size: int, headers: dict[str, str] | None = None,
+             params: dict[str, str] | None = None) -> dict[str, Any] | None:
+        """One replayable PUT; a missing parent folder is created first when ``auto_mkdir`` is on."""
+        parts = self._parts(rpath)
+        all_headers = {"Content-Type": "application/octet-stream", **(headers or {})}
+        try:
+            response = self.session.request("PUT", api_paths.api_path(parts), body=body, headers=all_headers,
+                                            params=params, display=api_paths.data_uri(parts), retry=True)
+        except FileNotFoundError:
+            if not self.auto_mkdir or (params and params.get("offset") not in (None, "0")) \
+                    or not self._make_parents(parts):
+                raise
+            response = self.session.request("PUT", api_paths.api_path(parts), body=body, headers=all_headers,
+                                            params=params, display=api_paths.data_uri(parts), retry=True)
         response.close()
-        self.invalidate_cache(rpath)
-        etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
-        if not (etag and modified):
-            return None
-        return {"name": api_paths.join_path(parts), "type": "file", "size": size,
-                "mtime": parse_http_time(modified), "etag": etag}
+        self.invalidate_cache(api_paths.join_path(parts))
+        return _stored_info(api_paths.join_path(parts), response, size)
 
-    def pipe_file(self, path: str, value: bytes, **kwargs: Any) -> None:
-        parts = self._parts(path)
-        response = self.session.request("PUT", api_paths.api_path(parts), body=lambda: value,
-                                        headers={"Content-Type": "application/octet-stream"},
-                                        display=api_paths.data_uri(parts))
-        response.close()
+    def _make_parents(self, parts: tuple[str, ...]) -> bool:
+        """Create the missing folders above ``parts``; False when there is nothing that could be made."""
+        parent = parts[:-1]
+        if len(parent) < (3 if parts[0] == "data" else 2):
+            return False
+        try:
+            self.makedirs(api_paths.join_path(parent), exist_ok=True)
+        except (FileNotFoundError, PermissionError):
+            return False
+        return True
 
-    def mkdir(self, path: str, create_parents: bool = False, **kwargs: Any) -> None:
+    def write_at(self, path: str, offset: int, local: str | os.PathLike, *, expected_size: int | None = None,
+                 if_match: str | None = None, truncate: bool = False,
+                 at: int | None = None) -> dict[str, Any]:
+        """Write the bytes of ``local`` from ``offset`` on to the remote file at ``offset`` (or ``at``)
+        (write-at-offset extension): an append sends only the new bytes. ``expected_size``/``if_match`` are
+        preconditions (PreconditionFailed, nothing written, when the file changed); ``truncate`` cuts the
+        file after the written bytes. Raises NotSupported when the storage lacks the extension.
+        """
+        remote_offset = offset if at is None else at
+        if not self.supports("write-at-offset", path):
+            raise NotSupported(f"{path}: the server has no write-at-offset")
+        total = os.path.getsize(local)
+        length = max(total - offset, 0)
+
+        def body() -> Any:
+            if length <= SMALL_BODY:  # one send with the headers: no Nagle/delayed-ACK stall
+                with open(local, "rb") as small:
+                    small.seek(offset)
+                    return small.read(length)
+            handle = open(local, "rb")  # closed by the session
+            handle.seek(offset)  # requests sends from here to the end (Content-Length = size - offset)
+            return handle
+
+        params = {"offset": str(remote_offset)}
+        if expected_size is not None:
+            params["expected_size"] = str(expected_size)
+        if truncate:
+            params["truncate"] = "true"
+        headers = {"If-Match": if_match} if if_match else {}
+        try:
+            info = self._put(path, body, remote_offset + length, headers=headers, params=params)
+        except PreconditionFailed as exc:
+            # a replay may find its own first attempt applied: the file has exactly the new size then
+            if getattr(exc, "retried", False) and exc.size == remote_offset + length and not if_match:
+                return self.head(path)
+            raise
+        return info or self.head(path)
+
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        """Create a folder (a collection directly under ``data/<user>``); FileExistsError if it exists.
+
+        Replayed on transient errors; "already exists" after a replay is the first attempt's success.
+        """
         parts = self._parts(path)
         if len(parts) < 2:
             raise PermissionError(errno.EACCES, f"{path}: can't create a directory here")
-        if create_parents:
-            self.makedirs(path, exist_ok=False)
-            return
         parent = api_paths.api_path(parts[:-1])
-        response = self.session.request(
-            "POST", parent if parent.endswith("/") else parent + "/",
-            body=lambda: json.dumps({"name": parts[-1]}).encode(),
-            headers={"Content-Type": "application/json"}, display=api_paths.data_uri(parts))
+        try:
+            response = self.session.request(
+                "POST", parent if parent.endswith("/") else parent + "/",
+                body=lambda: json.dumps({"name": parts[-1]}).encode(),
+                headers={"Content-Type": "application/json"}, display=api_paths.data_uri(parts), retry=True)
+        except FileExistsError as exc:
+            if getattr(exc, "retried", False):
+                return
+            raise
+        except FileNotFoundError:
+            if not create_parents or not self._make_parents(parts):
+                raise
+            self.mkdir(path, create_parents=False)
+            return
         response.close()
+        self.invalidate_cache(api_paths.join_path(parts))
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         parts = self._parts(path)
         start = 3 if parts and parts[0] == "data" else 2
         for depth in range(start, len(parts) + 1):
             try:
-                self.mkdir(api_paths.join_path(parts[:depth]))
+                self.mkdir(api_paths.join_path(parts[:depth]), create_parents=False)
             except FileExistsError:
                 if depth == len(parts) and not exist_ok:
                     raise
 
-    def _delete(self, path: str, params: dict[str, str] | None = None) -> None:
-        """One DELETE: a file, an empty directory, or (``force``) a directory with its contents."""
+    # -- server-side operations (extensions, with fallbacks) ---------------------------------------
+
+    def _extension_call(self, operation: str, body: dict[str, Any], display: str) -> dict[str, Any]:
+        response = self.session.request(
+            "POST", f"/v1/algofs/{operation}", body=lambda: json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"}, display=display, retry=True)
+        try:
+            result = response.json().get("result")
+        except ValueError as exc:
+            raise OSError(errno.EIO, f"{display}: malformed {operation} answer") from exc
+        finally:
+            response.close()
+        if not isinstance(result, dict):
+            raise OSError(errno.EIO, f"{display}: malformed {operation} answer")
+        return {"type": result.get("type", "file"), "size": int(result.get("size") or 0),
+                "mtime": float(int(result.get("last_modified") or 0)),  # whole seconds, as HEAD says
+                "etag": response.headers.get("ETag", "")}
+
+    def move(self, path1: str, path2: str, overwrite: bool = True) -> dict[str, Any]:
+        """Server-side move of a file or a whole directory (atomic within one storage).
+
+        Raises NotSupported without the extension, OSError(EXDEV) across storages. A replayed move that
+        finds its source gone and its destination present was the first attempt's success.
+        """
+        src, dst = self._parts(path1), self._parts(path2)
+        if not self.supports("move", path1):
+            raise NotSupported(f"{path1}: the server has no move")
+        try:
+            body = {"from": api_paths.data_uri(src), "to": api_paths.data_uri(dst), "overwrite": overwrite}
+            info = self._extension_call("move", body, api_paths.data_uri(src))
+        except FileNotFoundError as exc:
+            if getattr(exc, "retried", False) and self.exists(path2) and not self.exists(path1):
+                return self.info(path2)
+            raise
+        self.invalidate_cache(api_paths.join_path(src))
+        self.invalidate_cache(api_paths.join_path(dst))
+        info["name"] = api_paths.join_path(dst)
+        return info
+
+    def set_mtime(self, path: str, mtime: float) -> dict[str, Any]:
+        """Set a file's or folder's modification time on the server (set-mtime extension)."""
         parts = self._parts(path)
-        response = self.session.request("DELETE", api_paths.api_path(parts), params=params,
-                                        display=api_paths.data_uri(parts))
-        response.close()
+        if not self.supports("set-mtime", path):
+            raise NotSupported(f"{path}: the server can't set mtimes")
+        info = self._extension_call("utime", {"path": api_paths.data_uri(parts), "mtime": float(mtime)},
+                                    api_paths.data_uri(parts))
+        info["name"] = api_paths.join_path(parts)
+        return info
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        """Copy one file: server-side when the storage can, else download + upload through a temp file."""
+        if self.supports("copy", path1) and self._parts(path1)[:1] == self._parts(path2)[:1]:
+            try:
+                source = api_paths.data_uri(self._parts(path1))
+                body = {"from": source, "to": api_paths.data_uri(self._parts(path2)), "overwrite": True}
+                self._extension_call("copy", body, source)
+                self.invalidate_cache(self._strip_protocol(path2))
+                return
+            except FileNotFoundError:
+                if not self.auto_mkdir or not self._make_parents(self._parts(path2)):
+                    raise
+                return self.cp_file(path1, path2)
+            except NotSupported:
+                pass
+        with tempfile.NamedTemporaryFile() as temp:
+            self.download_to(path1, temp.name)
+            self.put_file(temp.name, path2)
+
+    def mv(self, path1: str, path2: str, recursive: bool = False, maxdepth: int | None = None,
+           **kwargs: Any) -> None:
+        """One server-side move where the server can (files and directories); else copy + delete."""
+        if isinstance(path1, str) and isinstance(path2, str) and self.supports("move", path1) \
+                and self._parts(path1)[:1] == self._parts(path2)[:1]:
+            try:
+                self.move(path1, path2)
+                return
+            except FileNotFoundError:
+                if not self.exists(path1) or not self.auto_mkdir \
+                        or not self._make_parents(self._parts(path2)):
+                    raise
+                self.move(path1, path2)
+                return
+            except NotSupported:
+                pass
+        super().mv(path1, path2, recursive=recursive or self.isdir(path1), maxdepth=maxdepth, **kwargs)
 
     def rmdir(self, path: str) -> None:
         self._delete(path)
 
     def rm_file(self, path: str) -> None:
         self._delete(path)
+
+    def _delete(self, path: str, params: dict[str, str] | None = None) -> None:
+        """One DELETE, replayed on transient errors; "not found" after a replay is the first's success."""
+        parts = self._parts(path)
+        try:
+            response = self.session.request("DELETE", api_paths.api_path(parts), params=params,
+                                            display=api_paths.data_uri(parts), retry=True)
+        except FileNotFoundError as exc:
+            if getattr(exc, "retried", False):
+                return
+            raise
+        response.close()
+        self.invalidate_cache(api_paths.join_path(parts))
 
     def _rm(self, path: str) -> None:
         self.rm_file(path)
@@ -342,7 +551,11 @@ class AlgoFileSystem(AbstractFileSystem):
 
 
 class AlgoFile(AbstractBufferedFile):
-    """Reads by ranged GETs; writes spool to a temp file on disk, uploaded with one PUT on close."""
+    """Reads by ranged GETs; writes spool to a temp file on disk, uploaded with one PUT on close.
+
+    Mode ``ab`` sends only the appended bytes (write-at-offset, with the file's size at open as the
+    precondition) when the server can; else it downloads the file into the spool and uploads it whole.
+    """
 
     fs: AlgoFileSystem
 
@@ -351,6 +564,19 @@ class AlgoFile(AbstractBufferedFile):
 
     def _initiate_upload(self) -> None:
         self._spool = tempfile.TemporaryFile()  # closed after the final chunk
+        self._append_at: int | None = None
+        if self.mode == "ab":
+            try:
+                remote = self.fs.info(self.path)
+            except FileNotFoundError:
+                return
+            if self.fs.supports("write-at-offset", self.path):
+                self._append_at = int(remote["size"])
+                self._spool.truncate(self._append_at)  # sparse: only the tail is sent
+                self._spool.seek(self._append_at)
+            else:
+                self.fs.download_to(self.path, f"/proc/self/fd/{self._spool.fileno()}")
+                self._spool.seek(0, os.SEEK_END)
 
     def _upload_chunk(self, final: bool = False) -> bool:
         self.buffer.seek(0)
@@ -359,10 +585,23 @@ class AlgoFile(AbstractBufferedFile):
             self._spool.flush()
             try:
                 name = f"/proc/self/fd/{self._spool.fileno()}"
-                self.fs.put_file(name, self.path)
+                if self._append_at is not None:
+                    self.fs.write_at(self.path, self._append_at, name, expected_size=self._append_at)
+                else:
+                    self.fs.put_file(name, self.path)
             finally:
                 self._spool.close()
         return True
+
+
+def _stored_info(name: str, response: Any, size: int) -> dict[str, Any] | None:
+    """The info of a file just written, from the answer's validators (None when it lacks them)."""
+    etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+    if not (etag and modified):
+        return None
+    stored = response.headers.get("X-Algofs-Size")
+    return {"name": name, "type": "file", "size": int(stored) if stored and stored.isdigit() else size,
+            "mtime": parse_http_time(modified), "etag": etag}
 
 
 def _fast_readinto(response: Any) -> Callable[[memoryview], int]:

@@ -243,11 +243,14 @@ class AlgofsContentsManager(AsyncLargeFileManager):
         return model["content"].encode("utf-8")
 
     def _write(self, algo_path: str, data: bytes, chunk: int | None) -> None:
-        """Upload; a chunked upload (chunk 2..n, -1 = last) appends by re-uploading the whole file."""
+        """Upload; a chunked upload (chunk 2..n, -1 = last) appends: only the chunk is sent when the
+        server has the write-at-offset extension, else the file is re-uploaded whole."""
         fs = self._filesystem()
-        if chunk not in (None, 1) and fs.exists(algo_path):
-            data = fs.cat_file(algo_path) + data
-        fs.pipe_file(algo_path, data)
+        if chunk in (None, 1):
+            fs.pipe_file(algo_path, data)
+            return
+        with fs.open(algo_path, "ab") as handle:
+            handle.write(data)
 
     async def delete_file(self, path):
         algo_path = self._fallback_path(path)
@@ -275,10 +278,13 @@ class AlgofsContentsManager(AsyncLargeFileManager):
         await self._run(self._move, old_algo, new_algo)
 
     def _move(self, old: str, new: str) -> None:
-        """The Data API has no rename: copy every file, then delete the source."""
+        """One server-side move where the server can; else copy every file, then delete the source."""
         fs = self._filesystem()
         if fs.exists(new):
             raise HTTPError(409, f"File already exists: {new}")
+        if fs.supports("move", old) and old.split("/")[0] == new.split("/")[0]:
+            fs.move(old, new, overwrite=False)
+            return
         if fs.isdir(old):
             fs.makedirs(new, exist_ok=True)
             files = sorted(fs.find(old))

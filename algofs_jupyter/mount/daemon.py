@@ -60,14 +60,16 @@ class MountDaemon:
         self.options = options
         cache_dir = Path(options.cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.fs = AlgoFileSystem(api_address, api_key, timeout=options.timeout, skip_instance_cache=True)
+        self.fs = AlgoFileSystem(api_address, api_key, timeout=options.timeout, skip_instance_cache=True,
+                                 extensions=not options.no_extensions)
         self.blocks = BlockCache(cache_dir / "blocks", options.cache_size, options.block_size,
                                  options.readahead_blocks)
         self.metadata = MetadataCache(options.metadata_ttl, options.negative_ttl)
         self.recovery = RecoveryStore(cache_dir, self.fs.session.api_address)
         salvage_staging(cache_dir / "staging", self.recovery)  # files a dead daemon never uploaded
         self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery,
-                                    lambda local, remote: self.fs.put_file(local, remote))
+                                    lambda local, remote: self.fs.put_file(local, remote),
+                                    write_at=self.fs.write_at)
         self.operations = AlgoOperations(
             self.fs, self.blocks, self.metadata, self.staging,
             algorithms=PipeTree(self.fs, timeout=options.algo_timeout),
@@ -89,6 +91,7 @@ class MountDaemon:
             self.operations.username()
         except Exception as exc:  # best effort, status shows null
             log.info("could not learn the API user yet: %s", exc)
+        self.fs.capabilities()  # discovered once per mount (asked again while the backend is down)
 
     def status(self) -> dict:
         cache = self.blocks.stats()
@@ -103,6 +106,8 @@ class MountDaemon:
             "username": self.operations._username,
             "started_at": self.started_at,
             "backend": self.fs.session.health(),
+            "extensions": sorted(self.fs.known_capabilities.extensions) if self.fs.known_capabilities
+            else None,
             "options": {**self.options.as_status(), "read_ahead_kb": self.readahead_kb},
             "cache": cache,
             "metadata": self.metadata.stats(),

@@ -52,8 +52,21 @@ def is_connector_root(layout: str) -> bool:
     return "/" not in layout and api_paths.is_connector(layout)
 
 
+#: Longest name segment and path (below the mount root) in UTF-8 bytes, as statfs and the server say.
+NAME_MAX = 255
+PATH_MAX = 4095
+
+
+def check_lengths(layout: str) -> None:
+    """ENAMETOOLONG for a segment over NAME_MAX bytes or a path over PATH_MAX (never an EIO later)."""
+    encoded = layout.encode("utf-8", "surrogateescape")
+    if len(encoded) > PATH_MAX or any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+        raise FuseOSError(errno.ENAMETOOLONG)
+
+
 def check_new_name(layout: str) -> None:
-    """EINVAL for a last segment the API cannot carry (see ``names``)."""
+    """ENAMETOOLONG for overlong names, EINVAL for a last segment the API cannot carry (see ``names``)."""
+    check_lengths(layout)
     if invalid_name_reason(layout.rpartition("/")[2]):
         raise FuseOSError(errno.EINVAL)
 

@@ -35,7 +35,7 @@ class Attr:
     def from_info(cls, info: dict[str, Any]) -> Attr:
         """From an ``AlgoFileSystem`` info dict (``head``, a listing entry, ``put_file``'s answer)."""
         if info["type"] != "file":
-            return cls(DIRECTORY)
+            return cls(DIRECTORY, 0, info.get("mtime") or 0.0)  # folder-mtime listings carry one
         return cls(FILE, info["size"], info["mtime"], info.get("etag") or "")
 
     @property
@@ -146,6 +146,16 @@ class MetadataCache:
                     del listing.children[name]
                     self._listed_count -= 1
                 listing.expires = 0.0  # incomplete now: don't answer from it
+
+    def forget_tree(self, path: str) -> None:
+        """``path`` and everything below it moved away: forget their entries and listings."""
+        prefix = path + "/"
+        with self._lock:
+            for key in [k for k in self._entries if k == path or k.startswith(prefix)]:
+                del self._entries[key]
+            for key in [k for k in self._listings if k == path or k.startswith(prefix)]:
+                self._listed_count -= len(self._listings.pop(key).children)
+        self.remove(path)
 
     def clear(self) -> None:
         with self._lock:

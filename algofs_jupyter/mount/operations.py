@@ -11,9 +11,12 @@ Locks (take them only in this order; none is held across a FUSE reply):
 
 1. ``_listing_locks[directory]`` - one listing of a directory at a time (single flight); held across the
    paged listing requests. Nothing else of this module is taken under it.
-2. ``StagedFile.lock`` (staging.py) - held by ``rename`` across the destination's upload (a network call)
-   and while ``WriteStaging.rekey`` takes the replaced destination's ``StagedFile.lock`` and
-   ``WriteStaging._lock`` (see staging.py).
+2. ``StagedFile.lock`` (staging.py) - held by ``rename`` across the destination's upload or the
+   server-side move (network calls) and while ``WriteStaging.rekey`` takes the replaced destination's
+   ``StagedFile.lock`` and ``WriteStaging._lock`` (see staging.py); held by ``utimens`` of a staged file
+   to record ``pending_mtime`` (no network call), and by ``_apply_pending_mtime`` across the utime
+   request that follows an upload. A directory rename takes no StagedFile lock (``rekey_under`` takes only
+   ``WriteStaging._lock`` and then each moved file's lock, one at a time).
 3. ``MetadataCache._lock``, ``BlockCache._lock``, ``WriteStaging._lock`` - leaves of their modules,
    taken inside their methods only.
 4. ``_lock`` - guards ``_handles``, ``_handle_ids`` and ``_listing_locks`` (the dict, not the locks in
@@ -185,18 +188,34 @@ class AlgoOperations(Operations):
     def _owner_fields(self) -> dict[str, Any]:
         return {"st_uid": self.uid, "st_gid": self.gid, "st_blksize": STAT_BLOCK_SIZE}
 
-    def _dir_stat(self, mode: int = 0o755) -> dict[str, Any]:
-        return directory_stat(self.started, mode, st_size=0, **self._owner_fields())
+    def _dir_stat(self, mode: int = 0o755, mtime: float = 0.0, links: int = 2) -> dict[str, Any]:
+        return directory_stat(mtime or self.started, mode, st_size=0, st_nlink=links, **self._owner_fields())
 
     def _file_stat(self, size: int, mtime: float) -> dict[str, Any]:
         return file_stat(size, mtime, st_blocks=(size + 511) // 512, **self._owner_fields())
 
-    def _attr_stat(self, attr: Attr) -> dict[str, Any]:
+    def _attr_stat(self, attr: Attr, layout: str | None = None) -> dict[str, Any]:
         if attr.kind == DIRECTORY:
-            return self._dir_stat()
+            return self._dir_stat(mtime=attr.mtime, links=self._dir_links(layout))
         if attr.kind == RESTRICTED:
             return self._dir_stat(0o111)
         return self._file_stat(attr.size, attr.mtime or self.started)
+
+    def _dir_links(self, layout: str | None) -> int:
+        """2 + subdirectories when a fresh listing of ``layout`` is cached, else 2."""
+        children = self.metadata.listing(layout) if layout else None
+        if not children:
+            return 2
+        return 2 + sum(1 for attr in children.values() if attr.kind != FILE)
+
+    def _touch_directory(self, layout: str) -> None:
+        """Our own change of an entry in ``layout``: its mtime/ctime move now (the server's listing
+        says the same once re-read, when it has folder mtimes)."""
+        if layout in LOCAL_DIRECTORIES or layout.count("/") < 1:
+            return
+        known, attr = self.metadata.lookup(layout)
+        if known and attr is not None and attr.kind == DIRECTORY:
+            self.metadata.put(layout, Attr(DIRECTORY, 0, time.time()))
 
     def _staged_stat(self, staged: StagedFile) -> dict[str, Any]:
         """A file open for writing: its local size, and the time of its last write, or once uploaded
@@ -206,10 +225,13 @@ class AlgoOperations(Operations):
         uploaded = staged.uploaded
         if not staged.dirty and uploaded is not None and uploaded.get("size") == local.st_size:
             mtime = uploaded["mtime"]
+        elif staged.pending_mtime is not None:  # set by utimens, applied after the upload
+            mtime = staged.pending_mtime
         return self._file_stat(local.st_size, mtime)
 
     def _resolve(self, layout: str) -> Attr | None:
         """Attributes of a layout path (None = doesn't exist), from caches, else one HEAD."""
+        rules.check_lengths(layout)
         if not rules.may_exist_remotely(layout):
             return None  # no request
         known, attr = self.metadata.lookup(layout)
@@ -290,7 +312,7 @@ class AlgoOperations(Operations):
         staged = self.staging.get(layout)
         if staged is not None:
             return self._staged_stat(staged)
-        return self._attr_stat(self._require(layout))
+        return self._attr_stat(self._require(layout), layout)
 
     @fuse_errors
     def readlink(self, path: str) -> str:
@@ -401,6 +423,8 @@ class AlgoOperations(Operations):
         flags = fi.flags
         writing = (flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
         staged = self.staging.get(layout)
+        if writing and self._reopen_for_append(layout, fi, staged):
+            return 0
         if writing or (flags & os.O_TRUNC):
             attr = None if staged is not None else self._revalidate(layout)
             if attr is None and staged is None:
@@ -410,7 +434,8 @@ class AlgoOperations(Operations):
             fill = None
             if attr is not None and attr.size > 0:
                 fill = lambda local: self.fs.download_to(layout, local)  # noqa: E731
-            staged = self.staging.open(layout, fill, truncate=bool(flags & os.O_TRUNC))
+            remote = (attr.size, attr.etag) if attr is not None else None
+            staged = self.staging.open(layout, fill, truncate=bool(flags & os.O_TRUNC), remote=remote)
             fi.fh = self._new_handle(StagedHandle(layout, staged))
             return 0
         if staged is not None:  # someone is writing it: read the local bytes
@@ -425,6 +450,27 @@ class AlgoOperations(Operations):
         version = FileVersion(layout, attr.size, attr.etag or f"size{attr.size}-mtime{attr.mtime}")
         fi.fh = self._new_handle(ReadHandle(layout, version))
         return 0
+
+    def _reopen_for_append(self, layout: str, fi: Any, staged: StagedFile | None) -> bool:
+        """``open(p, "ab")`` (write-only, append, no truncate) of a file whose clean copy this mount
+        kept (or still has open, e.g. the previous handle's release is still on its way): no HEAD.
+        Nothing can be read through such a handle; the upload's precondition finds a change made
+        elsewhere meanwhile, and the new bytes are then appended to the current version."""
+        flags = fi.flags
+        if (flags & os.O_ACCMODE) != os.O_WRONLY or not flags & os.O_APPEND or flags & os.O_TRUNC \
+                or not self.fs.supports("write-at-offset", layout):
+            return False
+        if staged is not None:
+            if staged.dirty or staged.remote_size is None or not staged.remote_etag:
+                return False  # someone else is writing it: share the staged file as any open does
+            kept: tuple[int, str] | None = (staged.remote_size, staged.remote_etag)
+        else:
+            kept = self.staging.kept_version(layout)
+        if kept is None:
+            return False
+        staged = self.staging.open(layout, None, truncate=False, remote=kept, unverified=True)
+        fi.fh = self._new_handle(StagedHandle(layout, staged))
+        return True
 
     def _revalidate(self, layout: str) -> Attr | None:
         """Close-to-open consistency: HEAD at open so a remote change is seen and cached blocks dropped."""
@@ -486,6 +532,7 @@ class AlgoOperations(Operations):
         # A placeholder (getattr answers from the staged file until the upload): keeps the parent's
         # listing complete, so the next new name in it is known not to exist without a HEAD.
         self.metadata.put(layout, Attr(FILE, 0, time.time()))
+        self._touch_directory(rules.parent_of(layout))
         staged = self.staging.open(layout, None, truncate=True, new=True)
         fi.fh = self._new_handle(StagedHandle(layout, staged))
         return 0
@@ -531,7 +578,7 @@ class AlgoOperations(Operations):
         if attr.is_dir:
             raise FuseOSError(errno.EISDIR)
         fill = (lambda local: self.fs.download_to(layout, local)) if length > 0 and attr.size > 0 else None
-        staged = self.staging.open(layout, fill, truncate=False)
+        staged = self.staging.open(layout, fill, truncate=False, remote=(attr.size, attr.etag))
         try:
             staged.truncate(length)
             self._upload(staged)
@@ -548,6 +595,23 @@ class AlgoOperations(Operations):
             raise
         if uploaded:
             self._after_upload(staged)
+            try:
+                self._apply_pending_mtime(staged)
+            except OSError as exc:  # the bytes are on the server; only the time is the server's
+                log.warning("setting the mtime of %s after its upload failed: %s", staged.path, exc)
+
+    def _apply_pending_mtime(self, staged: StagedFile) -> None:
+        """A utimens that came while the file was dirty (``cp -p``, ``touch -d`` on an open file)."""
+        with staged.lock:
+            mtime, staged.pending_mtime = staged.pending_mtime, None
+            if mtime is None or staged.dirty:
+                staged.pending_mtime = mtime if staged.dirty else None
+                return
+            info = self.fs.set_mtime(staged.path, mtime)
+            staged.uploaded = {**(staged.uploaded or {}), "mtime": info["mtime"], "size": info["size"],
+                               "etag": info["etag"]}
+            staged.set_remote(info["size"], info["etag"])
+        self.metadata.put(staged.path, Attr(FILE, info["size"], info["mtime"], info["etag"]))
 
     @fuse_errors
     def flush(self, path: str, fi: Any) -> int:
@@ -592,9 +656,10 @@ class AlgoOperations(Operations):
         layout = layout_path(path)
         rules.check_new_name(layout)
         rules.check_writable_location(layout, directory=True)
-        self.fs.mkdir(layout)
-        self.metadata.put(layout, Attr(DIRECTORY))
+        self.fs.mkdir(layout, create_parents=False)
+        self.metadata.put(layout, Attr(DIRECTORY, 0, time.time()))  # new directories carry their birth
         self.metadata.put_listing(layout, {})
+        self._touch_directory(rules.parent_of(layout))
         return 0
 
     @fuse_errors
@@ -609,6 +674,7 @@ class AlgoOperations(Operations):
             raise FuseOSError(errno.ENOTEMPTY)
         self.fs.rmdir(layout)
         self.metadata.remove(layout)
+        self._touch_directory(rules.parent_of(layout))
         return 0
 
     @fuse_errors
@@ -630,30 +696,82 @@ class AlgoOperations(Operations):
                 raise
         self.metadata.remove(layout)
         self.blocks.invalidate(layout)
+        self._touch_directory(rules.parent_of(layout))
         return 0
 
     @fuse_errors
     def rename(self, old: str, new: str) -> int:
-        """Files only (copy + delete, destination written first); directories answer EXDEV so ``mv``
-        falls back to copying."""
+        """One server-side move (files and whole directories) when the server has the move extension;
+        else files are copied then the source deleted (destination written first) and directories
+        answer EXDEV so ``mv`` falls back to copying."""
         if virtual_path(old) is not None or virtual_path(new) is not None:
             raise FuseOSError(errno.EXDEV)
         src, dst = layout_path(old), layout_path(new)
         if src == dst:
             return 0
+        rules.check_lengths(src)
         rules.check_new_name(dst)
-        rules.check_writable_location(dst, directory=False)
         staged = self.staging.get(src)
         src_attr = None if staged is not None else self._require(src)
-        if src_attr is not None and src_attr.is_dir:
-            raise FuseOSError(errno.EXDEV)
+        is_dir = src_attr is not None and src_attr.is_dir
+        rules.check_writable_location(dst, directory=is_dir)
         dst_attr = None if self.staging.get(dst) else self._resolve(dst)
-        if dst_attr is not None and dst_attr.is_dir:
-            raise FuseOSError(errno.EISDIR)
+        server_move = self.fs.supports("move", src) and src.partition("/")[0] == dst.partition("/")[0]
+        if is_dir:
+            if not server_move:
+                raise FuseOSError(errno.EXDEV)
+            if dst_attr is not None and not dst_attr.is_dir:
+                raise FuseOSError(errno.ENOTDIR)
+            if (dst + "/").startswith(src + "/"):
+                raise FuseOSError(errno.EINVAL)
+            self._rename_directory(src, dst)
+        else:
+            if dst_attr is not None and dst_attr.is_dir:
+                raise FuseOSError(errno.EISDIR)
+            if server_move:
+                self._move_file(src, dst, staged)
+            else:
+                self._copy_file(src, dst, staged)
+        self._touch_directory(rules.parent_of(src))
+        self._touch_directory(rules.parent_of(dst))
+        self.blocks.invalidate(src)
+        self.blocks.invalidate(dst)
+        return 0
+
+    def _rename_directory(self, src: str, dst: str) -> None:
+        info = self.fs.move(src, dst, overwrite=True)
+        self.staging.rekey_under(src, dst)
+        self.metadata.forget_tree(src)
+        self.metadata.forget_tree(dst)
+        self.metadata.put(dst, Attr.from_info(info))
+
+    def _move_file(self, src: str, dst: str, staged: StagedFile | None) -> None:
+        """Server-side move; an open staged file follows (its unsent bytes go to ``dst`` at close)."""
+        self.staging.drop_retained(src)
+        self.staging.drop_retained(dst)
+        if staged is None:
+            info = self.fs.move(src, dst, overwrite=True)
+            self.metadata.remove(src)
+            self.metadata.put(dst, Attr.from_info(info))
+            return
+        with staged.lock:
+            try:
+                self.fs.move(src, dst, overwrite=True)
+            except FileNotFoundError:
+                staged.set_remote(None, "")  # never uploaded: the next upload is a whole PUT
+                if not staged.dirty:
+                    staged.mark_dirty()
+            self.staging.rekey(src, dst)
+        self.metadata.remove(src)
+        self.metadata.invalidate(dst)
+
+    def _copy_file(self, src: str, dst: str, staged: StagedFile | None) -> None:
+        """Without the move extension: destination written first, then the source deleted."""
         if staged is not None:
             with staged.lock:
-                self.fs.put_file(str(staged.local), dst)
+                staged.uploaded = self.fs.put_file(str(staged.local), dst)
                 staged.mark_clean()
+                staged.set_remote(None, "")
                 self._delete_quietly(src)
                 self.staging.rekey(src, dst)
         else:
@@ -666,9 +784,6 @@ class AlgoOperations(Operations):
             self.fs.rm_file(src)
         self.metadata.remove(src)
         self._refresh(dst)
-        self.blocks.invalidate(src)
-        self.blocks.invalidate(dst)
-        return 0
 
     def _delete_quietly(self, layout: str) -> None:
         try:
@@ -690,8 +805,29 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def utimens(self, path: str, times: Any = None) -> int:
+        """Sets the server's mtime when it has the set-mtime extension (``rsync -a``, ``cp -p``,
+        ``touch -d``); a dirty open file gets it right after its upload. Else an accepted no-op."""
         self.getattr(path)
-        return 0  # mtime is set by the server at upload time
+        layout = layout_path(path)
+        if virtual_path(path) is not None or layout in LOCAL_DIRECTORIES or layout == MY_ALIAS_PATH \
+                or not self.fs.supports("set-mtime", layout):
+            return 0
+        mtime = float(times[1]) if times else time.time()
+        staged = self.staging.get(layout)
+        if staged is not None:
+            with staged.lock:
+                if staged.dirty:
+                    staged.pending_mtime = mtime
+                    return 0
+        info = self.fs.set_mtime(layout, mtime)
+        if staged is not None:
+            with staged.lock:
+                staged.uploaded = {"type": "file", "size": info["size"], "mtime": info["mtime"],
+                                   "etag": info["etag"]}
+                staged.set_remote(info["size"], info["etag"])
+        self.metadata.put(layout, Attr.from_info(info))
+        self.staging.drop_retained(layout)
+        return 0
 
     def symlink(self, target: str, source: str) -> int:
         raise FuseOSError(errno.EPERM)

@@ -63,6 +63,9 @@ class MountOptions:
     allow_other: bool = field(default=False, metadata=_flag("let other users access the mount",
                                                             action="store_true"))
     debug: bool = field(default=False, metadata=_flag("libfuse debug output", action="store_true"))
+    no_extensions: bool = field(default=False, metadata=_flag(
+        "never use the server's API extensions (whole-file uploads, no server-side move or mtimes, as "
+        "against the hosted API)", action="store_true"))
 
     def with_overrides(self, **overrides: Any) -> MountOptions:
         """A copy with the given fields changed; None means "keep the default" (unknown names: TypeError)."""

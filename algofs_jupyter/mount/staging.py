@@ -2,10 +2,24 @@
 
 One ``StagedFile`` per remote path, shared by every handle open on it. Opening an existing file for
 writing without ``O_TRUNC`` downloads it first (appends and in-place edits need the old bytes). Writes,
-truncates and reads of that path then go to the local file. ``commit`` uploads it (one streamed PUT) when
-it is dirty; the daemon calls it from ``flush`` (every ``close()``), ``fsync`` and, as a last chance,
-``release``. A failed upload copies the bytes to the recovery folder and raises EIO, so ``close()``
-reports it and nothing is lost; the file stays dirty, so a later flush/fsync tries again.
+truncates and reads of that path then go to the local file. ``commit`` uploads it when it is dirty; the
+daemon calls it from ``flush`` (every ``close()``), ``fsync`` and, as a last chance, ``release``.
+
+*Tail uploads.* A staged file knows which prefix of it equals the server's file (``remote_size`` bytes of
+version ``remote_etag``) and the lowest offset changed since (``changed_from``). When the server has the
+write-at-offset extension, ``commit`` sends only the bytes from there on, with the server's size and ETag
+as preconditions: an append sends just the new bytes. A failed precondition (someone else changed the
+file) falls back to a whole-file PUT, as without the extension (last writer wins, never a mix).
+
+*Clean copies.* When the last handle of a clean, uploaded file is released, its local copy is kept
+(``RETAIN_FILES``/``RETAIN_BYTES``, least recently used out first): a reopen of the same server version
+(same ETag and size, checked by the HEAD every open makes) uses it instead of downloading the file again,
+so reopen-append cycles (JupyterLab's chunked upload, log writers) cost only their new bytes. A write-only
+``O_APPEND`` open of a kept file asks the server nothing (``unverified``): when the upload's precondition
+then fails, the bytes written since the open are appended to the server's current version.
+
+A failed upload copies the bytes to the recovery folder and raises EIO, so ``close()`` reports it and
+nothing is lost; the file stays dirty, so a later flush/fsync tries again.
 
 A daemon that dies (SIGKILL, OOM, power loss) before an upload cannot report anything, so a dirty
 staged file carries a *claim*: ``staged-N.claim`` next to it names the remote path and API. It is
@@ -19,12 +33,15 @@ Locks (take them only in this order):
    ``uploading``, ``uploaded``, ``recovery_id``/``recovery_generation``, the claim file, and the local
    bytes against concurrent writes and truncates (``pread`` takes no lock: offsets need none). **Held
    across network calls**: the download that fills the file at open, and ``commit``'s upload (one PUT,
-   up to the session's timeout), so a second ``close()`` of the same file waits for the first upload
+   up to the session's timeout; a tail upload and, after a failed precondition, its rebased append or the
+   whole-file fallback), so a second ``close()`` of the same file waits for the first upload
    instead of uploading again; ``getattr`` never takes it. ``rekey`` (called by a rename holding the
    source's lock) takes the replaced destination's lock under it: two renames onto each other's names at
    the same moment could deadlock.
-2. ``WriteStaging._lock`` - guards ``_files`` and every ``StagedFile.opens``; ``StagedFile.path`` is
-   changed under it (``rekey``). A leaf: no StagedFile lock is taken while it is held.
+   ``remote_size``/``remote_etag``/``changed_from``/``pending_mtime``/``unverified`` are guarded by it too.
+2. ``WriteStaging._lock`` - guards ``_files``, ``_retained`` and every ``StagedFile.opens``;
+   ``StagedFile.path`` is changed under it (``rekey``). A leaf: no StagedFile lock is taken while it is
+   held (files leaving ``_retained`` are closed after it is released).
 
 ``uploads_done``/``uploads_failed`` are bumped under one file's lock, not a shared one: concurrent uploads
 may miscount them (they are only reported). ``RecoveryStore`` takes no lock (each entry is its own folder).
@@ -38,10 +55,14 @@ import json
 import logging
 import os
 import secrets
+import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
+from ..fs.api_errors import NotSupported, PreconditionFailed
 from .recovery import RecoveryStore
 
 log = logging.getLogger(__name__)
@@ -51,6 +72,19 @@ RESERVED_FREE_BYTES = 64 << 20
 
 CLAIM_SUFFIX = ".claim"
 CRASH_ERROR = "the mount daemon stopped before this file was uploaded"
+#: Clean local copies kept after their last close (see "Clean copies" above).
+RETAIN_FILES = 16
+RETAIN_BYTES = 4 << 30
+#: ``changed_from`` of a file that equals the server's version everywhere.
+UNCHANGED = sys.maxsize
+
+
+class TailWriter(Protocol):
+    """``AlgoFileSystem.write_at``: write the local bytes from ``offset`` on at ``offset``, preconditioned."""
+
+    def __call__(self, path: str, offset: int, local: str, *, expected_size: int | None = None,
+                 if_match: str | None = None, truncate: bool = False,
+                 at: int | None = None) -> dict[str, Any]: ...
 
 
 class StagedFile:
@@ -70,6 +104,23 @@ class StagedFile:
         self.generation = 0  # bumped by every change
         self.uploading = False
         self.uploaded: dict | None = None  # the server's info about the last upload, when it gave one
+        self.remote_size: int | None = None  # bytes [0, remote_size) are the server's version remote_etag
+        self.remote_etag = ""
+        self.changed_from = 0  # lowest offset written or truncated since the server's version
+        self.pending_mtime: float | None = None  # utimens while dirty: applied after the upload
+        self.unverified = False  # reopened for append from a kept copy without asking the server
+
+    def set_remote(self, size: int | None, etag: str) -> None:
+        """The local bytes are exactly the server's version ``etag`` of ``size`` bytes (lock held)."""
+        self.remote_size, self.remote_etag = size, etag
+        self.changed_from = UNCHANGED if size is not None else 0
+
+    def tail_start(self, size: int) -> int | None:
+        """Where a tail upload would start, or None when only a whole-file PUT fits (lock held)."""
+        if self.remote_size is None or not self.remote_etag:
+            return None
+        start = min(self.changed_from, self.remote_size, size)
+        return start if start > 0 else None
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size
@@ -80,6 +131,8 @@ class StagedFile:
     def pwrite(self, data: bytes, offset: int) -> int:
         with self.lock:
             self.mark_dirty()
+            self.changed_from = min(self.changed_from, offset)
+            self.pending_mtime = None  # a write after utimens: the time of the write counts
             written = os.pwrite(self.fd, data, offset)
             self.generation += 1
             return written
@@ -87,6 +140,7 @@ class StagedFile:
     def truncate(self, length: int) -> None:
         with self.lock:
             self.mark_dirty()
+            self.changed_from = min(self.changed_from, length)
             os.ftruncate(self.fd, length)
             self.generation += 1
 
@@ -119,7 +173,7 @@ class StagedFile:
 
 class WriteStaging:
     def __init__(self, directory: Path, recovery: RecoveryStore,
-                 upload: Callable[[str, str], dict | None]):
+                 upload: Callable[[str, str], dict | None], write_at: TailWriter | None = None):
         self.directory = directory
         if directory.is_dir() and any(directory.iterdir()):
             # An earlier daemon with our pid left bytes that salvage_staging could not save: keep them
@@ -128,8 +182,12 @@ class WriteStaging:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.recovery = recovery
         self._upload = upload  # (local file, remote path) -> the stored file's info or None
+        self._write_at = write_at  # tail uploads (None: always whole-file PUTs)
         self._lock = threading.Lock()
         self._files: dict[str, StagedFile] = {}
+        self._retained: OrderedDict[str, StagedFile] = OrderedDict()  # clean copies, no handle open
+        self.tail_uploads = 0
+        self.reused_copies = 0
         self._ids = itertools.count(1)
         self.uploads_done = 0
         self.uploads_failed = 0
@@ -148,16 +206,41 @@ class WriteStaging:
     def temp_path(self) -> Path:
         return self.directory / f"tmp-{next(self._ids)}"
 
+    def kept_version(self, path: str) -> tuple[int, str] | None:
+        """(size, ETag) of the server version a kept clean copy of ``path`` equals, if there is one."""
+        with self._lock:
+            kept = self._retained.get(path)
+            if kept is None or kept.remote_size is None:
+                return None
+            return kept.remote_size, kept.remote_etag
+
     def open(self, path: str, fill: Callable[[Path], object] | None, truncate: bool,
-             new: bool = False) -> StagedFile:
-        """A handle's reference on ``path``'s staged file; ``fill`` downloads the current bytes."""
+             new: bool = False, remote: tuple[int, str] | None = None,
+             unverified: bool = False) -> StagedFile:
+        """A handle's reference on ``path``'s staged file; ``fill`` downloads the current bytes.
+
+        ``remote`` = (size, ETag) of the server's version (from the HEAD at open): a clean copy of that
+        version kept since an earlier close is used instead of ``fill``; after ``fill`` the staged file
+        knows it equals that version (tail uploads).
+        """
+        dropped: StagedFile | None = None
         with self._lock:
             staged = self._files.get(path)
             if staged is None:
-                staged = StagedFile(path, self.directory / f"staged-{next(self._ids)}",
-                                    self.recovery.api_address)
+                kept = self._retained.pop(path, None)
+                if kept is not None and remote is not None and remote[1] \
+                        and (kept.remote_size, kept.remote_etag) == remote:
+                    staged = kept
+                    staged.unverified = unverified
+                    self.reused_copies += 1
+                else:
+                    dropped = kept
+                    staged = StagedFile(path, self.directory / f"staged-{next(self._ids)}",
+                                        self.recovery.api_address)
                 self._files[path] = staged
             staged.opens += 1
+        if dropped is not None:
+            dropped.close()
         try:
             with staged.lock:
                 if not staged.ready:
@@ -166,6 +249,11 @@ class WriteStaging:
                     staged.ready = True
                     if new:
                         staged.mark_dirty()
+                    elif remote is not None and (fill is not None or remote[0] == 0) \
+                            and staged.size() == remote[0]:
+                        staged.set_remote(remote[0], remote[1])
+                if unverified and not staged.dirty:
+                    staged.unverified = True
                 if truncate:
                     staged.truncate(0)
         except BaseException:
@@ -176,7 +264,29 @@ class WriteStaging:
     def check_space(self, incoming: int) -> None:
         st = os.statvfs(self.directory)
         if st.f_bavail * st.f_frsize < incoming + RESERVED_FREE_BYTES:
+            if self.drop_retained():
+                return self.check_space(incoming)
             raise OSError(errno.ENOSPC, "staging disk is full")
+
+    def drop_retained(self, path: str | None = None) -> int:
+        """Delete kept clean copies (all, or ``path``'s); returns how many."""
+        with self._lock:
+            if path is None:
+                dropped = list(self._retained.values())
+                self._retained.clear()
+            else:
+                one = self._retained.pop(path, None)
+                dropped = [one] if one is not None else []
+        for staged in dropped:
+            staged.close()
+        return len(dropped)
+
+    def drop_retained_under(self, directory: str) -> None:
+        prefix = directory.rstrip("/") + "/"
+        with self._lock:
+            paths = [p for p in self._retained if p == directory or p.startswith(prefix)]
+        for path in paths:
+            self.drop_retained(path)
 
     def commit(self, staged: StagedFile) -> bool:
         """Upload ``staged`` if dirty; True when an upload happened. Raises EIO (bytes kept) on failure."""
@@ -185,7 +295,13 @@ class WriteStaging:
                 return False
             staged.uploading = True
             try:
-                staged.uploaded = self._upload(str(staged.local), staged.path)
+                staged.uploaded, exact = self._send(staged)
+                staged.unverified = False
+                size = staged.size()
+                if exact and staged.uploaded is not None and staged.uploaded.get("size") == size:
+                    staged.set_remote(size, staged.uploaded.get("etag") or "")
+                else:
+                    staged.set_remote(None, "")
             except OSError as exc:
                 self.uploads_failed += 1
                 self._keep_for_recovery(staged, exc)
@@ -201,6 +317,39 @@ class WriteStaging:
                 staged.recovery_id = None
             return True
 
+    def _send(self, staged: StagedFile) -> tuple[dict | None, bool]:
+        """The upload itself (lock held): the changed tail when the server can take it, else the file.
+
+        Returns the server's info and whether the server's file now equals the local one byte for byte.
+        """
+        start = staged.tail_start(staged.size())
+        if start is not None and self._write_at is not None:
+            try:
+                info = self._write_at(staged.path, start, str(staged.local), expected_size=staged.remote_size,
+                                      if_match=staged.remote_etag or None, truncate=True)
+                self.tail_uploads += 1
+                return info, True
+            except NotSupported:
+                pass
+            except PreconditionFailed as exc:
+                if staged.unverified:
+                    return self._rebase_append(staged, start, exc), False
+                log.warning("%s changed on the server since it was opened (%s); uploading the whole file",
+                            staged.path, exc)
+        return self._upload(str(staged.local), staged.path), True
+
+    def _rebase_append(self, staged: StagedFile, start: int, exc: PreconditionFailed) -> dict:
+        """A file reopened for append without asking the server changed there meanwhile: append what was
+        written since the open to the server's current version (O_APPEND's meaning). Anything but a pure
+        append is reported (ESTALE, bytes kept for recovery), never uploaded over the other change."""
+        if exc.size is None or staged.remote_size is None or start < staged.remote_size:
+            raise exc
+        assert self._write_at is not None
+        info = self._write_at(staged.path, staged.remote_size, str(staged.local), expected_size=exc.size,
+                              if_match=exc.etag or None, at=exc.size)
+        self.tail_uploads += 1
+        return info
+
     def _keep_for_recovery(self, staged: StagedFile, exc: OSError) -> None:
         if staged.recovery_id and staged.recovery_generation == staged.generation:
             return  # these exact bytes are saved already
@@ -214,16 +363,43 @@ class WriteStaging:
             log.critical("upload of %s failed and the recovery copy failed too: %s", staged.path, save_error)
 
     def release(self, staged: StagedFile) -> None:
+        evicted: list[StagedFile] = []
         with self._lock:
             staged.opens -= 1
             if staged.opens > 0:
                 return
             if self._files.get(staged.path) is staged:
                 del self._files[staged.path]
-        staged.close()
+                if self._retainable(staged):
+                    old = self._retained.pop(staged.path, None)
+                    if old is not None:
+                        evicted.append(old)
+                    self._retained[staged.path] = staged
+                    evicted += self._trim_retained_locked()
+                    staged = None  # type: ignore[assignment]
+        for old in evicted:
+            old.close()
+        if staged is not None:
+            staged.close()
+
+    @staticmethod
+    def _retainable(staged: StagedFile) -> bool:
+        """Clean and known to equal a server version (no lock: the last handle just went away)."""
+        return (not staged.dirty and not staged.unlinked and staged.remote_size is not None
+                and bool(staged.remote_etag) and staged.remote_size <= RETAIN_BYTES)
+
+    def _trim_retained_locked(self) -> list[StagedFile]:
+        evicted = []
+        total = sum(f.remote_size or 0 for f in self._retained.values())
+        while self._retained and (len(self._retained) > RETAIN_FILES or total > RETAIN_BYTES):
+            _path, old = self._retained.popitem(last=False)
+            total -= old.remote_size or 0
+            evicted.append(old)
+        return evicted
 
     def detach(self, path: str) -> StagedFile | None:
         """``path`` was unlinked: open handles keep writing locally, nothing is uploaded any more."""
+        self.drop_retained(path)
         with self._lock:
             staged = self._files.pop(path, None)
         if staged is not None:
@@ -234,6 +410,8 @@ class WriteStaging:
 
     def rekey(self, old: str, new: str) -> None:
         """``old`` was renamed to ``new``: its open handles now write to ``new``."""
+        self.drop_retained(old)
+        self.drop_retained(new)
         with self._lock:
             staged = self._files.pop(old, None)
             if staged is None:
@@ -249,13 +427,30 @@ class WriteStaging:
             if staged.dirty and not staged.unlinked:
                 staged.write_claim()
 
+    def rekey_under(self, old: str, new: str) -> None:
+        """Directory ``old`` was renamed to ``new``: every staged file below it follows."""
+        self.drop_retained_under(old)
+        prefix = old + "/"
+        with self._lock:
+            moved = [(p, f) for p, f in self._files.items() if p.startswith(prefix)]
+            for path, staged in moved:
+                del self._files[path]
+                staged.path = new + path[len(old):]
+                self._files[staged.path] = staged
+        for _path, staged in moved:
+            with staged.lock:
+                if staged.dirty and not staged.unlinked:
+                    staged.write_claim()
+
     def stats(self) -> dict:
         with self._lock:
             files = list(self._files.values())
         in_flight = [{"path": f.path, "bytes": f.size(), "uploading": f.uploading}
                      for f in files if f.dirty and not f.unlinked]
         return {"in_flight": len(in_flight), "dirty_files": in_flight, "done": self.uploads_done,
-                "failed": self.uploads_failed, "recovery": len(self.recovery.entries())}
+                "failed": self.uploads_failed, "recovery": len(self.recovery.entries()),
+                "tail_uploads": self.tail_uploads, "reused_copies": self.reused_copies,
+                "retained": len(self._retained)}
 
 
 def _daemon_gone(name: str) -> bool:

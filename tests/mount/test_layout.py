@@ -62,3 +62,18 @@ def test_attr_from_info() -> None:
     assert Attr.from_info({"type": "file", "size": 3, "mtime": 5.0, "etag": "e"}) == Attr(FILE, 3, 5.0, "e")
     assert Attr.from_info({"type": "file", "size": 3, "mtime": 5.0}) == Attr(FILE, 3, 5.0, "")
     assert Attr.from_info({"type": "directory", "size": 0, "mtime": 0.0, "etag": ""}) == Attr(DIRECTORY)
+
+
+def test_overlong_names_and_paths_answer_enametoolong() -> None:
+    layout.check_new_name("data/demo/coll/" + "n" * 255)
+    layout.check_lengths("data/demo/" + "/".join(["d" * 200] * 20))  # 4,030 bytes: fits
+    for bad in ("data/demo/coll/" + "n" * 256, "data/demo/coll/" + "ü" * 128,
+                "data/demo/" + "/".join(["d" * 200] * 21)):
+        with pytest.raises(FuseOSError) as caught:
+            layout.check_new_name(bad)
+        assert caught.value.errno == errno.ENAMETOOLONG
+
+
+def test_directory_attrs_keep_the_folder_mtime_of_listings() -> None:
+    listed = {"type": "directory", "size": 0, "mtime": 7.0, "etag": ""}
+    assert Attr.from_info(listed) == Attr(DIRECTORY, 0, 7.0)

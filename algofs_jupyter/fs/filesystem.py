@@ -164,15 +164,15 @@ class AlgoFileSystem(AbstractFileSystem):
         """Bytes ``[start, end)``; with ``etag``, raises StaleFile if the file changed meanwhile."""
         return bytes(self.read_block(path, start, end, etag))
 
-    def read_block(self, path: str, start: int, end: int, etag: str = "") -> bytearray:
+    def read_block(self, path: str, start: int, end: int, etag: str = "", size: int = -1) -> bytearray:
         """Like ``read_range`` but returns the receive buffer itself (no extra copy)."""
         out = bytearray(max(end - start, 0))
         with memoryview(out) as view:
-            filled = self.read_block_into(path, start, view, etag)
+            filled = self.read_block_into(path, start, view, etag, size)
         del out[filled:]
         return out
 
-    def read_block_into(self, path: str, start: int, out: memoryview, etag: str = "") -> int:
+    def read_block_into(self, path: str, start: int, out: memoryview, etag: str = "", size: int = -1) -> int:
         """Fill ``out`` with the bytes from ``start`` on; returns the count (short only at EOF).
 
         The mount's block cache passes reused, page-aligned buffers: receiving into memory touched once
@@ -180,18 +180,19 @@ class AlgoFileSystem(AbstractFileSystem):
         """
         if not len(out):
             return 0
-        with self.open_range(path, start, start + len(out), etag) as fill:
+        with self.open_range(path, start, start + len(out), etag, size) as fill:
             return fill(out)
 
     @contextlib.contextmanager
-    def open_range(self, path: str, start: int, end: int,
-                   etag: str = "") -> Iterator[Callable[[memoryview], int]]:
+    def open_range(self, path: str, start: int, end: int, etag: str = "",
+                   size: int = -1) -> Iterator[Callable[[memoryview], int]]:
         """One ranged GET of ``[start, end)``; yields ``fill(out) -> count`` that reads the next bytes of
         the body into ``out`` (short only at the end of the body).
 
         Sequential readers fetch many blocks with one request: per-request costs (a round trip, TCP slow
         start after idle, the server's set-up) halve single-stream throughput at 8 MiB per request.
-        With ``etag``, raises StaleFile if the file changed on the server.
+        With ``etag``, raises StaleFile if the file changed on the server; with ``size`` (the file's size
+        as a listing gave it, when no ETag is known), if the server's copy has another size.
         """
         parts = self._parts(path)
         response = self.session.request(
@@ -200,6 +201,8 @@ class AlgoFileSystem(AbstractFileSystem):
         try:
             if etag and response.headers.get("ETag") and response.headers["ETag"] != etag:
                 raise StaleFile(f"{paths.data_uri(parts)} changed on the server while being read")
+            if size >= 0 and _total_size(response) not in (None, size):
+                raise StaleFile(f"{paths.data_uri(parts)} changed on the server (size)")
             skip = start if response.status_code == 200 else 0  # server ignored the range
             direct = skip == 0
 
@@ -213,11 +216,21 @@ class AlgoFileSystem(AbstractFileSystem):
         finally:
             response.close()
 
+    def read_whole(self, path: str, etag: str = "") -> tuple[bytes, str]:
+        """One GET of the whole file: its bytes and the ETag the server answered ("" if none).
+
+        With ``etag``, raises StaleFile if the server holds another version.
+        """
+        parts = self._parts(path)
+        response = self.session.request("GET", paths.api_path(parts), display=paths.data_uri(parts))
+        answered = response.headers.get("ETag", "")
+        if etag and answered and answered != etag:
+            raise StaleFile(f"{paths.data_uri(parts)} changed on the server")
+        return response.content, answered
+
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         if start is None and end is None:
-            parts = self._parts(path)
-            response = self.session.request("GET", paths.api_path(parts), display=paths.data_uri(parts))
-            return response.content
+            return self.read_whole(path)[0]
         size = self.info(path)["size"]
         start = 0 if start is None else (start if start >= 0 else max(size + start, 0))
         end = size if end is None else (end if end >= 0 else max(size + end, 0))
@@ -362,6 +375,15 @@ class AlgoFile(AbstractBufferedFile):
             finally:
                 self._spool.close()
         return True
+
+
+def _total_size(response: Any) -> int | None:
+    """The file's size from ``Content-Range: bytes a-b/TOTAL`` (206) or ``Content-Length`` (200)."""
+    if response.status_code == 206:
+        total = (response.headers.get("Content-Range") or "").rpartition("/")[2]
+        return int(total) if total.isdigit() else None
+    length = response.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None
 
 
 def _fast_readinto(response: Any) -> Callable[[memoryview], int]:

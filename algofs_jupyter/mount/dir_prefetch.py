@@ -11,8 +11,8 @@ prefetcher fetches files of that directory's listing ahead, on ``workers`` threa
 * **how far**: the run may fetch at most ``files_ahead`` files more than its readers opened, and never
   more unread bytes than the small-file budget: the memory and the wasted requests after the reader
   stops are bounded by that;
-* **when it stops**: the run ends ``idle_seconds`` after the last open in the directory, or when the
-  listing is exhausted; queued fetches of an ended run are dropped without a request.
+* **when it stops**: the run ends ``idle_seconds`` after the last open in the directory (an exhausted
+  listing just leaves it idle); queued fetches of an ended run are dropped without a request.
 
 Attributes come from the listing, so a prefetched file costs one request and its open none.
 
@@ -82,7 +82,7 @@ class DirectoryPrefetcher:
         now = time.monotonic()
         with self._lock:
             run = self._runs.get(directory)
-            if run is not None and (run.ended or now - run.last_open > self.idle_seconds):
+            if run is not None and now - run.last_open > self.idle_seconds:
                 run = None
                 del self._runs[directory]
             if run is None:
@@ -162,9 +162,7 @@ class DirectoryPrefetcher:
             unread += attr.size
             run.scheduled += 1
             jobs.append((path, version, attr))
-        if run.cursor >= len(run.names) and not jobs:
-            run.ended = True
-        return jobs
+        return jobs  # an exhausted run stays until idle: no rescans of the listing per open
 
     def _prefetch(self, directory: str, run: _Run, path: str, version: FileVersion, attr: Attr) -> None:
         if run.ended or self._closed or time.monotonic() - run.last_open > self.idle_seconds:

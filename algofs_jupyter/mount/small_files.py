@@ -31,6 +31,18 @@ from .block_index import FileVersion
 WholeFetch = Callable[[], tuple[bytes, str]]
 
 
+class _Flight(Future["_Entry"]):
+    """A whole-file GET in progress; ``prefetch`` when no reader asked for it."""
+
+    def __init__(self, prefetch: bool = False):
+        super().__init__()
+        self.prefetch = prefetch
+
+
+class _PrefetchFailed(Exception):
+    """A reader waited for a prefetch that failed: it fetches the file itself."""
+
+
 @dataclass
 class _Entry:
     size: int
@@ -55,13 +67,20 @@ class SmallFiles:
         self.budget = budget
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # path -> entry, LRU order
-        self._flights: dict[FileVersion, Future[_Entry]] = {}
+        self._flights: dict[FileVersion, _Flight] = {}
         self.size_bytes = 0
         self.unread_bytes = 0
         self.counters = SmallFileCounters()
 
     def read(self, version: FileVersion, fetch: WholeFetch) -> bytes:
-        """The bytes of ``version``: from memory, from a GET already running, else one GET now."""
+        """The bytes of ``version``: from memory, from a GET already running, else one GET now (also when
+        the running GET was a prefetch that failed: its error is not the reader's)."""
+        try:
+            return self._read(version, fetch)
+        except _PrefetchFailed:
+            return self._read(version, fetch)
+
+    def _read(self, version: FileVersion, fetch: WholeFetch) -> bytes:
         with self._lock:
             entry = self._match_locked(version)
             if entry is not None:
@@ -74,13 +93,18 @@ class SmallFiles:
             flight = self._flights.get(version)
             owner = flight is None
             if owner:
-                flight = self._flights[version] = Future()
+                flight = self._flights[version] = _Flight()
                 self.counters.misses += 1
             else:
                 self.counters.joined += 1
         assert flight is not None
         if not owner:
-            entry = flight.result()
+            try:
+                entry = flight.result()
+            except Exception as exc:
+                if flight.prefetch:
+                    raise _PrefetchFailed from exc
+                raise
             with self._lock:
                 if not entry.read and self._entries.get(version.path) is entry:
                     entry.read = True
@@ -96,7 +120,7 @@ class SmallFiles:
                 return False
             if self.unread_bytes + version.size > self.budget:
                 return False
-            flight = self._flights[version] = Future()
+            flight = self._flights[version] = _Flight(prefetch=True)
             self.counters.prefetches += 1
         try:
             self._fetch(version, fetch, flight, read=False)
@@ -131,7 +155,7 @@ class SmallFiles:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _fetch(self, version: FileVersion, fetch: WholeFetch, flight: Future[_Entry], read: bool) -> _Entry:
+    def _fetch(self, version: FileVersion, fetch: WholeFetch, flight: _Flight, read: bool) -> _Entry:
         try:
             data, etag = fetch()
             if len(data) != version.size:

@@ -30,6 +30,14 @@ def unload_ipython_extension(ipython):
     unload(ipython)
 
 
+def get_session():
+    """The kernel's way to the backend (``jupyter/kernel_session.py``): the server's when the extension
+    runs, else a local one whose mount lives as long as the kernel."""
+    from .jupyter.kernel_session import get_session as session
+
+    return session()
+
+
 def widget(**kwargs):
     """The AlgoFS control panel (mount, cache, pipe) as an ipywidget."""
     from .jupyter.widget import AlgofsWidget

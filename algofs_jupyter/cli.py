@@ -13,7 +13,7 @@ import sys
 
 COMMAND_MODULES = (
     "algofs_jupyter.server.cli",  # serve
-    "algofs_jupyter.mount.cli",  # mount, unmount, status, recover
+    "algofs_jupyter.mount.commands",  # mount, unmount, status, recover
     "algofs_jupyter.demo_cli",  # demo
 )
 

@@ -31,7 +31,7 @@ class SupervisedChild(Protocol):
         """The exit status once the child has exited; None while it runs or before it starts."""
         ...
 
-    def start(self, timeout: float) -> object:
+    def start(self, timeout: float = ...) -> object:
         """Start the child and return once ``ready()``; raise (with the child stopped) otherwise."""
         ...
 
@@ -41,7 +41,7 @@ class SupervisedChild(Protocol):
 
     def alive(self) -> bool: ...
 
-    def stop(self, timeout: float) -> None:
+    def stop(self, timeout: float = ...) -> None:
         """Stop the child and everything it left behind; safe to call twice or after a crash."""
         ...
 
@@ -119,3 +119,43 @@ class ChildProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+class ChildOwner:
+    """What every ``SupervisedChild`` does the same way with its ``ChildProcess`` (``self._child``):
+    spawning until ready, and reporting. Subclasses provide ``ready`` and ``stop``."""
+
+    _child: ChildProcess
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def _spawn_until_ready(self, command: Sequence[str], env: Mapping[str, str], timeout: float) -> None:
+        """Spawn the child and poll ``ready()``; a child that does not get there is stopped (``stop()``)."""
+        self._child.spawn(command, env)
+        try:
+            self._child.wait_ready(self.ready, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self._child.popen
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._child.returncode
+
+    def alive(self) -> bool:
+        return self._child.alive()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return self._child.log_tail(lines)

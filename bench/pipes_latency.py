@@ -15,7 +15,7 @@ from pathlib import Path
 
 import Algorithmia
 
-from algofs_jupyter.mount.process import MountProcess
+from algofs_jupyter.mount.mount_process import MountProcess
 from algofs_jupyter.server.process import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "pipes_latency.md"

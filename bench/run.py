@@ -28,7 +28,6 @@ import random
 import resource
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from algofs_jupyter.mount.mount_table import entry_at
+from algofs_jupyter.supervise import ChildProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
 USER, COLLECTION, MANY = "bench", "bench", "many"
@@ -90,7 +92,7 @@ def attempt(results: Results, scenario: str, system: str, action: Callable[[], t
     try:
         seconds, nbytes = action()
         results.add(scenario, system, seconds, nbytes, note)
-    except Exception as exc:  # noqa: BLE001 - reported in the table
+    except Exception as exc:  # reported in the table
         results.add(scenario, system, None, None, f"{note} ({type(exc).__name__}: {exc})".strip())
 
 
@@ -241,28 +243,8 @@ def free_port() -> int:
 
 
 def mounted(mountpoint: Path) -> bool:
-    target = os.path.realpath(mountpoint)
-    with open("/proc/self/mounts") as handle:
-        return any(line.split()[1] == target for line in handle)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not ready after {timeout} s")
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """Any file system (algofs, rclone, fsspec's) at ``mountpoint``."""
+    return entry_at(mountpoint) is not None
 
 
 def unmount(mountpoint: Path) -> None:
@@ -273,20 +255,17 @@ def unmount(mountpoint: Path) -> None:
 
 @contextmanager
 def fuse_child(command: list[str], mountpoint: Path, env: dict[str, str],
-               log: Path) -> Iterator[subprocess.Popen]:
+               log: Path) -> Iterator[ChildProcess]:
     """A foreground FUSE daemon; unmounted and stopped on exit, whatever happened."""
     mountpoint.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
-                                start_new_session=True)
+    child = ChildProcess(command[0], log)
+    child.spawn(command, env)
     try:
-        wait_for(lambda: mounted(mountpoint) or proc.poll() is not None, 30, f"mount {mountpoint}")
-        if proc.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited: {log.read_text()[-500:]}")
-        yield proc
+        child.wait_ready(lambda: mounted(mountpoint), 30)
+        yield child
     finally:
         unmount(mountpoint)
-        stop_process(proc)
+        child.stop(term_timeout=15)
         unmount(mountpoint)
 
 
@@ -414,7 +393,7 @@ def bench_mounted(s: Setup, results: Results, system: str, root: Path, fresh: Ca
 
 def bench_algofs(s: Setup, results: Results) -> None:
     from algofs_jupyter.mount import control
-    from algofs_jupyter.mount.process import MountProcess
+    from algofs_jupyter.mount.mount_process import MountProcess
 
     mountpoint = s.work / "mnt-algofs"
     cache_dir = s.work / "algofs-cache"
@@ -487,12 +466,11 @@ def bench_rclone(s: Setup, results: Results) -> None:
     mountpoint = s.work / "mnt-rclone"
     config = s.work / "rclone.conf"
     config.write_text("")
-    serve = subprocess.Popen(
-        ["rclone", "serve", "webdav", str(s.server_root / "data" / USER), "--addr", f"127.0.0.1:{port}",
-         "--config", str(config)], stdout=subprocess.DEVNULL, stderr=open(s.work / "rclone-serve.log", "ab"),
-        start_new_session=True)
+    serve = ChildProcess("rclone serve webdav", s.work / "rclone-serve.log")
+    serve.spawn(["rclone", "serve", "webdav", str(s.server_root / "data" / USER), "--addr",
+                 f"127.0.0.1:{port}", "--config", str(config)])
     try:
-        wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/"), 30, "rclone serve webdav")
+        serve.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/"), 30)
         cache_dir = s.work / "rclone-cache"
 
         @contextmanager
@@ -506,7 +484,7 @@ def bench_rclone(s: Setup, results: Results) -> None:
         bench_mounted(s, results, "rclone mount", mountpoint / COLLECTION, fresh, ls_timeout=120,
                       note="vfs-cache-mode full")
     finally:
-        stop_process(serve)
+        serve.stop(term_timeout=15)
 
 
 def _http_ok(url: str) -> bool:
@@ -696,7 +674,7 @@ def main() -> int:
             print(f"[{name}]", flush=True)
             try:
                 steps[name](s, results)
-            except Exception as exc:  # noqa: BLE001 - keep measuring the others
+            except Exception as exc:  # keep measuring the others
                 print(f"  {name} failed: {type(exc).__name__}: {exc}", flush=True)
                 results.facts[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
         write_report(s, results, started)

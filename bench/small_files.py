@@ -216,7 +216,7 @@ class Bench:
 
     def algofs(self, api_url: str, latency: float, large: Path | None) -> None:
         from algofs_jupyter.mount import control
-        from algofs_jupyter.mount.process import MountProcess
+        from algofs_jupyter.mount.mount_process import MountProcess
 
         mountpoint, cache_dir = self.work / "mnt-algofs", self.work / "algofs-cache"
         current: list[MountProcess] = []

@@ -8,6 +8,9 @@ status=0
 echo "== ruff"
 ruff check algofs_jupyter tests bench || status=1
 
+echo "== mypy"
+mypy || status=1   # the packages and settings are in pyproject.toml [tool.mypy]
+
 echo "== pytest"
 python -m pytest "$@"
 rc=$?

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import fsspec
 
-from .errors import BackendUnavailable, StaleFile
+from .api_errors import BackendUnavailable, StaleFile
+from .api_session import ApiSession
 from .filesystem import AlgoFileSystem
-from .session import ApiSession
 
 fsspec.register_implementation("algo", AlgoFileSystem, clobber=True)
 

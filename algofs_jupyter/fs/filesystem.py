@@ -24,9 +24,9 @@ from typing import Any
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
-from . import paths
-from .errors import StaleFile
-from .session import DEFAULT_TIMEOUT, ApiSession
+from . import api_paths
+from .api_errors import StaleFile
+from .api_session import DEFAULT_TIMEOUT, ApiSession
 
 DOWNLOAD_CHUNK = 1 << 20
 #: Concurrent requests of one batched ``cat``/``get`` (the session's pool holds 32 connections).
@@ -73,11 +73,11 @@ class AlgoFileSystem(AbstractFileSystem):
     def _strip_protocol(cls, path: str) -> str:
         if isinstance(path, list):
             return [cls._strip_protocol(p) for p in path]
-        return paths.join_path(paths.split_path(str(path)))
+        return api_paths.join_path(api_paths.split_path(str(path)))
 
     @staticmethod
     def _parts(path: str) -> tuple[str, ...]:
-        return paths.split_path(path)
+        return api_paths.split_path(path)
 
     def username(self) -> str:
         """The caller: the first folder of the data root listing (as the official client does)."""
@@ -94,9 +94,9 @@ class AlgoFileSystem(AbstractFileSystem):
     def head(self, path: str) -> dict[str, Any]:
         """HEAD ``path``: ``{"name","type","size","mtime","etag"}``; 403 raises PermissionError."""
         parts = self._parts(path)
-        response = self.session.request("HEAD", paths.api_path(parts), display=paths.data_uri(parts))
+        response = self.session.request("HEAD", api_paths.api_path(parts), display=api_paths.data_uri(parts))
         response.close()
-        name = paths.join_path(parts)
+        name = api_paths.join_path(parts)
         if response.headers.get("X-Data-Type") == "directory":
             return directory_info(name)
         return {"name": name, "type": "file", "size": int(response.headers.get("Content-Length") or 0),
@@ -106,21 +106,21 @@ class AlgoFileSystem(AbstractFileSystem):
     def iter_dir(self, path: str) -> Iterator[dict[str, Any]]:
         """The entries of a directory, one API page (≤ 1000 entries) at a time."""
         parts = self._parts(path)
-        url = paths.api_path(parts)
+        url = api_paths.api_path(parts)
         if not url.endswith("/"):
             url += "/"
-        base = paths.join_path(parts)
+        base = api_paths.join_path(parts)
         marker: str | None = None
         while True:
             params = {"marker": marker} if marker else None
-            response = self.session.request("GET", url, params=params, display=paths.data_uri(parts))
+            response = self.session.request("GET", url, params=params, display=api_paths.data_uri(parts))
             if response.headers.get("X-Data-Type") == "file":
                 response.close()
-                raise NotADirectoryError(errno.ENOTDIR, f"{paths.data_uri(parts)}: not a directory")
+                raise NotADirectoryError(errno.ENOTDIR, f"{api_paths.data_uri(parts)}: not a directory")
             try:
                 body = json.loads(response.content or b"{}")
             except ValueError as exc:
-                raise OSError(errno.EIO, f"{paths.data_uri(parts)}: malformed listing") from exc
+                raise OSError(errno.EIO, f"{api_paths.data_uri(parts)}: malformed listing") from exc
             for folder in body.get("folders") or []:
                 yield directory_info(f"{base}/{folder['name']}")
             for item in body.get("files") or []:
@@ -130,7 +130,7 @@ class AlgoFileSystem(AbstractFileSystem):
             if not marker:
                 return
 
-    def connectors(self, candidates: tuple[str, ...] = paths.DEFAULT_CONNECTORS) -> list[str]:
+    def connectors(self, candidates: tuple[str, ...] = api_paths.DEFAULT_CONNECTORS) -> list[str]:
         """Connector ids the server knows among ``candidates`` (a 403 still means "configured")."""
         found = []
         for cid in candidates:
@@ -154,7 +154,7 @@ class AlgoFileSystem(AbstractFileSystem):
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         parts = self._parts(path)
         if not parts or parts == ("data",):
-            return directory_info(paths.join_path(parts))
+            return directory_info(api_paths.join_path(parts))
         return self.head(path)
 
     def exists(self, path: str, **kwargs: Any) -> bool:
@@ -202,13 +202,13 @@ class AlgoFileSystem(AbstractFileSystem):
         """
         parts = self._parts(path)
         response = self.session.request(
-            "GET", paths.api_path(parts), headers={"Range": f"bytes={start}-{end - 1}"},
-            display=paths.data_uri(parts), ok=(200, 206), stream=True)
+            "GET", api_paths.api_path(parts), headers={"Range": f"bytes={start}-{end - 1}"},
+            display=api_paths.data_uri(parts), ok=(200, 206), stream=True)
         try:
             if etag and response.headers.get("ETag") and response.headers["ETag"] != etag:
-                raise StaleFile(f"{paths.data_uri(parts)} changed on the server while being read")
+                raise StaleFile(f"{api_paths.data_uri(parts)} changed on the server while being read")
             if size >= 0 and _total_size(response) not in (None, size):
-                raise StaleFile(f"{paths.data_uri(parts)} changed on the server (size)")
+                raise StaleFile(f"{api_paths.data_uri(parts)} changed on the server (size)")
             skip = start if response.status_code == 200 else 0  # server ignored the range
             direct = skip == 0
 
@@ -228,10 +228,10 @@ class AlgoFileSystem(AbstractFileSystem):
         With ``etag``, raises StaleFile if the server holds another version.
         """
         parts = self._parts(path)
-        response = self.session.request("GET", paths.api_path(parts), display=paths.data_uri(parts))
+        response = self.session.request("GET", api_paths.api_path(parts), display=api_paths.data_uri(parts))
         answered = response.headers.get("ETag", "")
         if etag and answered and answered != etag:
-            raise StaleFile(f"{paths.data_uri(parts)} changed on the server")
+            raise StaleFile(f"{api_paths.data_uri(parts)} changed on the server")
         return response.content, answered
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
@@ -291,7 +291,7 @@ class AlgoFileSystem(AbstractFileSystem):
     def _get_one(self, rpath: str, lpath: str) -> None:
         """One GET: a file is written to ``lpath``, a directory (the server answers its listing) made."""
         parts = self._parts(rpath)
-        response = self.session.request("GET", paths.api_path(parts), display=paths.data_uri(parts),
+        response = self.session.request("GET", api_paths.api_path(parts), display=api_paths.data_uri(parts),
                                         stream=True)
         try:
             if response.headers.get("X-Data-Type") == "directory":
@@ -321,7 +321,7 @@ class AlgoFileSystem(AbstractFileSystem):
     def download_to(self, path: str, destination: str | os.PathLike) -> int:
         """Stream a whole file into ``destination``; returns the byte count."""
         parts = self._parts(path)
-        response = self.session.request("GET", paths.api_path(parts), display=paths.data_uri(parts),
+        response = self.session.request("GET", api_paths.api_path(parts), display=api_paths.data_uri(parts),
                                         stream=True)
         written = 0
         try:
@@ -331,13 +331,13 @@ class AlgoFileSystem(AbstractFileSystem):
                     written += len(chunk)
         except OSError as exc:
             if exc.errno is None:
-                raise OSError(errno.EIO, f"{paths.data_uri(parts)}: download interrupted") from exc
+                raise OSError(errno.EIO, f"{api_paths.data_uri(parts)}: download interrupted") from exc
             raise
         finally:
             response.close()
         expected = response.headers.get("Content-Length")
         if expected is not None and int(expected) != written:
-            raise OSError(errno.EIO, f"{paths.data_uri(parts)}: download ended after {written} bytes")
+            raise OSError(errno.EIO, f"{api_paths.data_uri(parts)}: download ended after {written} bytes")
         return written
 
     def get_file(self, rpath: str, lpath: str, callback: Any = None, **kwargs: Any) -> None:
@@ -366,24 +366,24 @@ class AlgoFileSystem(AbstractFileSystem):
         size = os.path.getsize(lpath)
 
         def body() -> Any:  # requests sizes a real file itself; an empty one must be b"" (not chunked)
-            return open(lpath, "rb") if size else b""  # noqa: SIM115 - closed by the session
+            return open(lpath, "rb") if size else b""  # closed by the session
 
-        response = self.session.request("PUT", paths.api_path(parts), body=body,
+        response = self.session.request("PUT", api_paths.api_path(parts), body=body,
                                         headers={"Content-Type": "application/octet-stream"},
-                                        display=paths.data_uri(parts))
+                                        display=api_paths.data_uri(parts))
         response.close()
         self.invalidate_cache(rpath)
         etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
         if not (etag and modified):
             return None
-        return {"name": paths.join_path(parts), "type": "file", "size": size,
+        return {"name": api_paths.join_path(parts), "type": "file", "size": size,
                 "mtime": parse_http_time(modified), "etag": etag}
 
     def pipe_file(self, path: str, value: bytes, **kwargs: Any) -> None:
         parts = self._parts(path)
-        response = self.session.request("PUT", paths.api_path(parts), body=lambda: value,
+        response = self.session.request("PUT", api_paths.api_path(parts), body=lambda: value,
                                         headers={"Content-Type": "application/octet-stream"},
-                                        display=paths.data_uri(parts))
+                                        display=api_paths.data_uri(parts))
         response.close()
 
     def mkdir(self, path: str, create_parents: bool = False, **kwargs: Any) -> None:
@@ -393,11 +393,11 @@ class AlgoFileSystem(AbstractFileSystem):
         if create_parents:
             self.makedirs(path, exist_ok=False)
             return
-        parent = paths.api_path(parts[:-1])
+        parent = api_paths.api_path(parts[:-1])
         response = self.session.request(
             "POST", parent if parent.endswith("/") else parent + "/",
             body=lambda: json.dumps({"name": parts[-1]}).encode(),
-            headers={"Content-Type": "application/json"}, display=paths.data_uri(parts))
+            headers={"Content-Type": "application/json"}, display=api_paths.data_uri(parts))
         response.close()
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
@@ -405,20 +405,23 @@ class AlgoFileSystem(AbstractFileSystem):
         start = 3 if parts and parts[0] == "data" else 2
         for depth in range(start, len(parts) + 1):
             try:
-                self.mkdir(paths.join_path(parts[:depth]))
+                self.mkdir(api_paths.join_path(parts[:depth]))
             except FileExistsError:
                 if depth == len(parts) and not exist_ok:
                     raise
 
-    def rmdir(self, path: str) -> None:
+    def _delete(self, path: str, params: dict[str, str] | None = None) -> None:
+        """One DELETE: a file, an empty directory, or (``force``) a directory with its contents."""
         parts = self._parts(path)
-        response = self.session.request("DELETE", paths.api_path(parts), display=paths.data_uri(parts))
+        response = self.session.request("DELETE", api_paths.api_path(parts), params=params,
+                                        display=api_paths.data_uri(parts))
         response.close()
 
+    def rmdir(self, path: str) -> None:
+        self._delete(path)
+
     def rm_file(self, path: str) -> None:
-        parts = self._parts(path)
-        response = self.session.request("DELETE", paths.api_path(parts), display=paths.data_uri(parts))
-        response.close()
+        self._delete(path)
 
     def _rm(self, path: str) -> None:
         self.rm_file(path)
@@ -426,10 +429,7 @@ class AlgoFileSystem(AbstractFileSystem):
     def rm(self, path: str, recursive: bool = False, maxdepth: int | None = None) -> None:
         for p in ([path] if isinstance(path, str) else path):
             if recursive and self.isdir(p):
-                parts = self._parts(p)
-                response = self.session.request("DELETE", paths.api_path(parts), params={"force": "true"},
-                                                display=paths.data_uri(parts))
-                response.close()
+                self._delete(p, params={"force": "true"})
             else:
                 self.rm_file(p)
 
@@ -448,7 +448,7 @@ class AlgoFile(AbstractBufferedFile):
         return self.fs.read_range(self.path, start, min(end, self.size))
 
     def _initiate_upload(self) -> None:
-        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed after the final chunk
+        self._spool = tempfile.TemporaryFile()  # closed after the final chunk
 
     def _upload_chunk(self, final: bool = False) -> bool:
         self.buffer.seek(0)

@@ -26,8 +26,8 @@ from jupyter_server.services.contents.manager import AsyncContentsManager
 from tornado.web import HTTPError
 from traitlets import Int
 
-from .fuse_check import is_algofs_mount
-from .session_file import SESSION_FILE_ENV, read_session_file
+from ..mount.mount_table import is_algofs_mount
+from .kernel_handoff import SESSION_FILE_ENV, read_session_file
 
 EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
 

@@ -16,8 +16,8 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
-from . import algorithms
-from .algorithms import AlgorithmFailed, UsageProblem
+from . import algorithm_calls
+from .algorithm_calls import AlgorithmFailed, UsageProblem
 
 
 class AlgofsHandler(ExtensionHandlerMixin, APIHandler):
@@ -93,9 +93,9 @@ class AlgorithmsHandler(AlgofsHandler):
         try:
             endpoint = await asyncio.to_thread(app.backend.endpoint)
             found = await asyncio.to_thread(
-                algorithms.list_algorithms, endpoint, app.algorithm_owner_list(endpoint)
+                algorithm_calls.list_algorithms, endpoint, app.algorithm_owner_list(endpoint)
             )
-        except Exception as exc:  # noqa: BLE001 - upstream API down or misconfigured
+        except Exception as exc:  # upstream API down or misconfigured
             raise tornado.web.HTTPError(502, f"could not list algorithms: {exc}") from None
         self.reply({"algorithms": found})
 
@@ -121,9 +121,9 @@ class PipeHandler(AlgofsHandler):
                     data = base64.b64decode(data, validate=True)
                 except binascii.Error:
                     raise UsageProblem("binary input must be base64") from None
-            value = algorithms.decode_input(data, content_type)
+            value = algorithm_calls.decode_input(data, content_type)
             endpoint = await asyncio.to_thread(self.extensionapp.backend.endpoint)
-            result = await asyncio.to_thread(algorithms.pipe, endpoint, ref, value, timeout)
+            result = await asyncio.to_thread(algorithm_calls.pipe, endpoint, ref, value, timeout)
         except UsageProblem as exc:
             raise tornado.web.HTTPError(400, str(exc)) from None
         except AlgorithmFailed as exc:

@@ -16,10 +16,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.display import HTML, Image, display
 
-from . import algorithms, formatting
-from .algorithms import AlgorithmFailed, UsageProblem
+from . import algorithm_calls, formatting
+from .algorithm_calls import AlgorithmFailed, UsageProblem
 from .files import Reader, normalise
-from .session import get_session
+from .kernel_session import get_session
 
 USAGE = (
     "%algofs mount [PATH] | unmount | status | cache [clear] | ls [PATH] | cat PATH | prefetch PATH | widget;"
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("algorithm")
     pipe.add_argument("--out", metavar="VAR")
     kind = pipe.add_mutually_exclusive_group()
-    for name in algorithms.CONTENT_TYPES:
+    for name in algorithm_calls.CONTENT_TYPES:
         kind.add_argument(f"--{name}", dest="content_type", action="store_const", const=name)
     pipe.add_argument("--timeout", type=float, metavar="S")
     return parser
@@ -157,7 +157,7 @@ class AlgofsMagics(Magics):
         data: str | bytes = body
         if content_type == "binary":
             data = self._binary_input(cell)
-        value = algorithms.decode_input(data, content_type)
+        value = algorithm_calls.decode_input(data, content_type)
         result = get_session().pipe(args.algorithm, value, args.timeout)
         if args.out:
             self.shell.user_ns[args.out] = result.result
@@ -175,7 +175,7 @@ class AlgofsMagics(Magics):
         return cell.encode()
 
 
-def show_pipe_result(result: algorithms.PipeResult) -> None:
+def show_pipe_result(result: algorithm_calls.PipeResult) -> None:
     value = result.result
     if result.content_type == "json":
         display(
@@ -199,6 +199,6 @@ def load_ipython_extension(ipython) -> None:
 
 
 def unload_ipython_extension(ipython) -> None:
-    from .session import close_session
+    from .kernel_session import close_session
 
     close_session()

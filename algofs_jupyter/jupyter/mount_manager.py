@@ -1,9 +1,13 @@
-"""Owns one FUSE mount: a child ``algofs mount --foreground`` process, supervised.
+"""Owns one FUSE mount: a child ``algofs mount --foreground`` process (``MountProcess``), supervised.
 
-Operations are serialised (a thread lock here, plus an asyncio lock for the server's coroutines), mounting
-waits for a readiness probe (the path shows in ``/proc/mounts`` and the control socket answers), a crashed
-child is restarted with exponential backoff, stale mounts are cleared before mounting, and :meth:`close`
-unmounts. Status reads never wait for a slow mount: they read a snapshot.
+Operations are serialised (a thread lock here, plus an asyncio lock for the server's coroutines). The child
+itself waits for its readiness probe, clears a stale mount before mounting and leaves none behind when
+stopped (``MountProcess.start``/``stop``); this module adds restarts of a crashed child with exponential
+backoff, and :meth:`close`. Status reads never wait for a slow mount: they read a snapshot.
+
+Locks: ``_op_lock`` (an RLock) guards ``_process``, ``_mountpoint``, ``_want_mounted``, ``_busy``,
+``_error`` and the restart counters; it is held across a child's start and stop (seconds). The asyncio
+lock only orders the server's coroutines before they take ``_op_lock`` in a thread.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from ..mount.mount_table import is_algofs_mount
 from ..mount.options import JUPYTER_DEFAULTS, cache_home
+from ..supervise import SupervisedChild
 from .backend import ApiEndpoint, Backend
 from .cache_stats import cache_stats_from_control, empty_cache_stats
-from .fuse_check import fuse_unavailable_reason, is_algofs_mount
+from .fuse_check import fuse_unavailable_reason
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +35,6 @@ log = logging.getLogger(__name__)
 def default_cache_root() -> Path:
     """Where the extension's mounts keep their caches, one folder per mountpoint."""
     return cache_home() / "algofs-jupyter"
-
-
-def _exit_code(process) -> int | None:
-    """The child's exit status if the MountProcess exposes it (None while running or unknown)."""
-    for name in ("returncode", "exitcode"):
-        value = getattr(process, name, None)
-        if isinstance(value, int):
-            return value
-    for name in ("process", "_process", "proc", "_proc", "popen", "_popen"):
-        popen = getattr(process, name, None)
-        if popen is not None and hasattr(popen, "poll"):
-            return popen.poll()
-    return None
-
-
-class MountError(RuntimeError):
-    pass
 
 
 class MountManager:
@@ -68,7 +56,6 @@ class MountManager:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         mount_options: dict | None = None,
-        process_factory: Callable | None = None,
     ):
         self.backend = backend
         self.root_dir = Path(root_dir).expanduser().resolve()
@@ -79,11 +66,10 @@ class MountManager:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.mount_options = dict(mount_options or {})
-        self._process_factory = process_factory
         self._mountpoint = self.resolve(mountpoint)
         self._op_lock = threading.RLock()
         self._async_lock: asyncio.Lock | None = None
-        self._process = None
+        self._process: SupervisedChild | None = None
         self._endpoint: ApiEndpoint | None = None
         self._want_mounted = False
         self._busy: str | None = None
@@ -139,15 +125,7 @@ class MountManager:
     @property
     def child_pid(self) -> int | None:
         process = self._process
-        for name in ("pid",):
-            value = getattr(process, name, None)
-            if isinstance(value, int):
-                return value
-        for name in ("process", "_process", "proc", "_proc", "popen", "_popen"):
-            popen = getattr(process, name, None)
-            if popen is not None and isinstance(getattr(popen, "pid", None), int):
-                return popen.pid
-        return None
+        return process.pid if process is not None else None
 
     def status(self) -> dict:
         fallback = fuse_unavailable_reason()
@@ -177,7 +155,7 @@ class MountManager:
         if self.backend.configured_remote or self.backend.embedded_running:
             try:
                 return self.backend.endpoint()
-            except Exception:  # noqa: BLE001 - status must not fail because of a bad key file
+            except Exception:  # status must not fail because of a bad key file
                 return None
         return None
 
@@ -188,7 +166,7 @@ class MountManager:
             from algofs_jupyter.mount import control
 
             raw = control.query(self._mountpoint, "status")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("algofs: cache status query failed: %s", exc)
             return empty_cache_stats(self.cache_size)
         return cache_stats_from_control(raw, self.cache_size)
@@ -230,7 +208,7 @@ class MountManager:
                 self._start_child()
                 self._want_mounted = True
                 self._consecutive_failures = 0
-            except Exception as exc:  # noqa: BLE001 - reported through status
+            except Exception as exc:  # reported through status
                 self._error = f"mount failed: {exc}"
                 log.error("algofs: %s", self._error)
             finally:
@@ -255,14 +233,11 @@ class MountManager:
         if supervisor is not None and supervisor is not threading.current_thread():
             supervisor.join(timeout=5)
 
-    def _new_process(self, endpoint: ApiEndpoint):
-        factory = self._process_factory
-        if factory is None:
-            from algofs_jupyter.mount.process import MountProcess
+    def _new_process(self, endpoint: ApiEndpoint) -> SupervisedChild:
+        from algofs_jupyter.mount.mount_process import MountProcess
 
-            factory = MountProcess
         overrides = {"cache_size": self.cache_size, **self.mount_options}
-        return factory(
+        return MountProcess(
             str(self._mountpoint),
             endpoint.api_address,
             endpoint.api_key,
@@ -272,54 +247,19 @@ class MountManager:
         )
 
     def _start_child(self) -> None:
-        from algofs_jupyter.mount.process import cleanup_stale
-
+        """Start a child and wait for its readiness probe (it stops itself, leaving no mount, on failure)."""
         endpoint = self.backend.endpoint()
         self._endpoint = endpoint
-        cleanup_stale(str(self._mountpoint))
-        self._mountpoint.mkdir(parents=True, exist_ok=True)
         self.cache_dir().mkdir(parents=True, exist_ok=True)
         process = self._new_process(endpoint)
-        try:
-            process.start(self.start_timeout)
-            self._wait_ready(process)
-        except BaseException:
-            try:
-                process.stop()
-            finally:
-                cleanup_stale(str(self._mountpoint))
-            raise
+        process.start(self.start_timeout)
         self._process = process
         self._started_at = time.monotonic()
 
-    def _wait_ready(self, process) -> None:
-        """Readiness probe: the kernel lists the mount and the daemon's control socket answers."""
-        from algofs_jupyter.mount import control
-
-        deadline = time.monotonic() + self.start_timeout
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            if not process.alive():
-                raise MountError(f"mount process exited with status {_exit_code(process)}")
-            if is_algofs_mount(self._mountpoint):
-                try:
-                    control.query(self._mountpoint, "status")
-                    return
-                except Exception as exc:  # noqa: BLE001
-                    last_error = exc
-            time.sleep(0.1)
-        raise MountError(f"mount not ready after {self.start_timeout:g}s ({last_error or 'not mounted'})")
-
     def _stop_child(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        try:
+        if process is not None:
             process.stop()
-        finally:
-            from algofs_jupyter.mount.process import cleanup_stale
-
-            cleanup_stale(str(self._mountpoint))
 
     # ----- supervision -------------------------------------------------------------------------------
     def _ensure_supervisor(self) -> None:
@@ -348,11 +288,8 @@ class MountManager:
                 if self._consecutive_failures and time.monotonic() - self._started_at > self.stable_after:
                     self._consecutive_failures = 0
                 return None
-            code = _exit_code(process)
-            self._process = None
-            from algofs_jupyter.mount.process import cleanup_stale
-
-            cleanup_stale(str(self._mountpoint))
+            code = process.returncode
+            self._stop_child()  # clears the dead child's stale mount
             if code == 0:
                 # `algofs unmount` / fusermount -u from outside: respect it, don't fight the user.
                 self._want_mounted = False
@@ -378,7 +315,7 @@ class MountManager:
                 self.restarts += 1
                 self._error = None
                 log.info("algofs: remounted %s (restart #%d)", self._mountpoint, self.restarts)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # reported through status
                 self._consecutive_failures += 1
                 self._error = f"restart failed: {exc}"
                 log.error("algofs: %s", self._error)
@@ -420,10 +357,22 @@ class MountManager:
 class _DeadProcess:
     """Stands in for a child that failed to restart, so the supervisor retries with backoff."""
 
-    returncode = 1
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    @property
+    def returncode(self) -> int | None:
+        return 1
+
+    def start(self, timeout: float) -> object:
+        raise RuntimeError("a placeholder is never started")
+
+    def ready(self) -> bool:
+        return False
 
     def alive(self) -> bool:
         return False
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 0.0) -> None:
         pass

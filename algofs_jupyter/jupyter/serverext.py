@@ -16,8 +16,8 @@ from traitlets import Bool, Float, Int, List, Unicode, default
 from ..mount.options import JUPYTER_DEFAULTS
 from .backend import DEMO_USERS, ApiEndpoint, Backend, default_data_dir
 from .handlers import route_table
+from .kernel_handoff import SESSION_FILE_ENV, SessionFile
 from .mount_manager import MountManager
-from .session_file import SESSION_FILE_ENV, SessionFile
 
 
 class AlgofsApp(ExtensionApp):
@@ -99,7 +99,7 @@ class AlgofsApp(ExtensionApp):
                 self.log.info(
                     "algofs: %s at %s (%s)", status["mode"], status["mountpoint_abs"], status["reason"]
                 )
-        except Exception as exc:  # noqa: BLE001 - the server must come up even when the API doesn't
+        except Exception as exc:  # the server must come up even when the API doesn't
             self.log.error("algofs: start-up failed: %s", exc)
             self.publish_session(None, error=f"AlgoFS start-up failed: {exc}")
 
@@ -114,7 +114,7 @@ class AlgofsApp(ExtensionApp):
             task.cancel()
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            except (asyncio.CancelledError, Exception):
                 pass
         try:
             await self.mount_manager.aclose()

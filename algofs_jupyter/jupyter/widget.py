@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 
-from . import algorithms, formatting
-from .algorithms import AlgorithmFailed, UsageProblem
+from . import algorithm_calls, formatting
+from .algorithm_calls import AlgorithmFailed, UsageProblem
 from .files import Reader, normalise
-from .session import BaseSession, get_session
+from .kernel_session import BaseSession, get_session
 
 
 class AlgofsWidget(widgets.VBox):
@@ -64,7 +64,7 @@ class AlgofsWidget(widgets.VBox):
         self.version_picker = widgets.Dropdown(
             description="Version", options=["latest"], layout={"width": "14em"}
         )
-        self.content_type = widgets.ToggleButtons(options=list(algorithms.CONTENT_TYPES), value="text")
+        self.content_type = widgets.ToggleButtons(options=list(algorithm_calls.CONTENT_TYPES), value="text")
         self.input_area = widgets.Textarea(placeholder="input", layout={"width": "40em", "height": "6em"})
         self.upload = widgets.FileUpload(description="binary file", accept="", multiple=False)
         self.timeout_input = widgets.BoundedFloatText(value=300, min=1, max=3000, description="Timeout (s)")
@@ -102,10 +102,10 @@ class AlgofsWidget(widgets.VBox):
             started = time.monotonic()
             try:
                 work()
-            except Exception as exc:  # noqa: BLE001 - shown in the widget, never lost in a thread
+            except Exception as exc:  # shown in the widget, never lost in a thread
                 self.activity.value = f'<span style="color:#c62828">{label} failed: {_escape(exc)}</span>'
             else:
-                if label not in ("status", "poll"):
+                if label != "status":
                     self.activity.value = f"{label} done in {time.monotonic() - started:.1f}s"
 
         thread = threading.Thread(target=run, name=f"algofs-widget-{label}", daemon=True)
@@ -132,7 +132,7 @@ class AlgofsWidget(widgets.VBox):
         while not self._closed.wait(interval):
             try:
                 self._refresh_now()
-            except Exception:  # noqa: BLE001 - keep polling; the next round may work
+            except Exception:  # keep polling; the next round may work
                 pass
 
     def close(self) -> None:
@@ -219,7 +219,7 @@ class AlgofsWidget(widgets.VBox):
         content_type = self.content_type.value
         if content_type == "binary" and self.upload.value:
             return bytes(self.upload.value[0]["content"])
-        return algorithms.decode_input(self.input_area.value, content_type)
+        return algorithm_calls.decode_input(self.input_area.value, content_type)
 
     def run_pipe(self) -> threading.Thread | None:
         ref = self.selected_algorithm()
@@ -254,7 +254,7 @@ class AlgofsWidget(widgets.VBox):
         self.output.outputs = (*self.output.outputs, {"output_type": "stream", "name": name, "text": text})
 
 
-def _result_bundle(result: algorithms.PipeResult) -> dict:
+def _result_bundle(result: algorithm_calls.PipeResult) -> dict:
     value = result.result
     if result.content_type == "json":
         return {"application/json": value, "text/plain": json.dumps(value, indent=2, ensure_ascii=False)}

@@ -89,7 +89,7 @@ class MountDaemon:
     def _learn_username(self) -> None:
         try:
             self.operations.username()
-        except Exception as exc:  # noqa: BLE001 - best effort, status shows null
+        except Exception as exc:  # best effort, status shows null
             log.info("could not learn the API user yet: %s", exc)
 
     def status(self) -> dict:

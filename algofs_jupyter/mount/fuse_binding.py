@@ -41,6 +41,7 @@ class DirectReadFUSE(mfusepy.FUSE):
             return super().read(path, buf, size, offset, fip)
         fh = fip.contents if self.raw_fi else fip.contents.fh
         address = ctypes.cast(buf, ctypes.c_void_p).value
+        assert address is not None, "libfuse passes a reply buffer with every read"
         with memoryview((ctypes.c_char * size).from_address(address)).cast("B") as out:
             count = read_into(None if path is None else path.decode(self.encoding, self.errors), out,
                               offset, fh)

@@ -16,7 +16,7 @@ import errno
 
 from mfusepy import FuseOSError
 
-from ..fs import paths
+from ..fs import api_paths
 from ..names import invalid_name_reason
 
 ALGORITHMS = "algorithms"
@@ -45,11 +45,11 @@ def may_exist_remotely(layout: str) -> bool:
     parts = layout.split("/")
     if any(invalid_name_reason(part) for part in parts if part != MY_ALIAS):
         return False
-    return parts[0] == "data" or paths.is_connector(parts[0])
+    return parts[0] == "data" or api_paths.is_connector(parts[0])
 
 
 def is_connector_root(layout: str) -> bool:
-    return "/" not in layout and paths.is_connector(layout)
+    return "/" not in layout and api_paths.is_connector(layout)
 
 
 def check_new_name(layout: str) -> None:
@@ -64,7 +64,7 @@ def check_writable_location(layout: str, directory: bool) -> None:
     if parts[0] == "data":
         if len(parts) < (3 if directory else 4):
             raise FuseOSError(errno.EACCES)
-    elif len(parts) < 2 or not paths.is_connector(parts[0]):
+    elif len(parts) < 2 or not api_paths.is_connector(parts[0]):
         raise FuseOSError(errno.EACCES)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from mfusepy import FuseOSError, fuse_get_context
 
+from ..fs.algorithm_api import AlgorithmError, algorithm_versions, call_algorithm, list_algorithms
 from ..fs.filesystem import AlgoFileSystem
 from ..names import invalid_name_reason
 from .stat_dicts import directory_stat, file_stat
@@ -41,7 +42,6 @@ LISTING_TTL = 30.0
 MAX_INPUT = 10 << 20  # the Algorithm API's request limit; refuse early with EFBIG
 KEEP_ANSWERS_PER_PATH = 64
 STREAM_POLL = 0.25
-ANY_STATUS = tuple(range(200, 600))  # algorithm errors arrive as JSON with any status: read them all
 
 
 @dataclass
@@ -68,10 +68,6 @@ class Conversation:
     error: str | None = None
     stream: deque[Answer] | None = None  # set for stream-mode readers
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class AlgorithmCallError(Exception):
-    pass
 
 
 class PipeTree(VirtualTree):
@@ -131,25 +127,16 @@ class PipeTree(VirtualTree):
         return value
 
     def _algorithms_of(self, user: str) -> dict[str, list[str]]:
-        def load() -> dict[str, list[str]]:
-            response = self.session.request("GET", f"/v1/algorithms/{user}", display=f"algo://{user}",
-                                            ok=(200,))
-            body = response.json()
-            return {item["name"]: list(item.get("versions", [])) for item in body.get("results", [])}
-
-        algorithms = self._cached(f"user:{user}", load)
+        algorithms = self._cached(f"user:{user}", lambda: list_algorithms(self.session, user))
         self._users_seen.add(user)
         return algorithms
 
     def _versions(self, user: str, algo: str) -> list[str]:
         def load() -> list[str]:
-            response = self.session.request("GET", f"/v1/algorithms/{user}/{algo}",
-                                            display=f"algo://{user}/{algo}", ok=(200,))
-            body = response.json()
-            versions = body.get("versions")
+            versions = algorithm_versions(self.session, user, algo)
             if versions is None:  # hosted API shape: ask the listing of the owner
                 versions = self._algorithms_of(user).get(algo, [])
-            return [v if isinstance(v, str) else v.get("version", "") for v in versions]
+            return versions
 
         return self._cached(f"algo:{user}/{algo}", load)
 
@@ -299,7 +286,7 @@ class PipeTree(VirtualTree):
         try:
             output = self._call(conversation.target, data, conversation.options)
             answer = Answer(seq, output=output)
-        except AlgorithmCallError as exc:
+        except AlgorithmError as exc:
             answer = Answer(seq, error=str(exc))
         except OSError as exc:
             answer = Answer(seq, error=f"{conversation.target}: {exc.strerror or exc}")
@@ -369,26 +356,8 @@ class PipeTree(VirtualTree):
     def _call(self, target: str, data: bytes, options: dict[str, str]) -> bytes:
         content_type, body = _encode_input(data)
         timeout = float(options.get("timeout", self.timeout))
-        params = {"timeout": str(int(max(1, round(timeout))))}
-        response = self.session.request(
-            "POST", f"/v1/algo/{target}", headers={"Content-Type": content_type}, params=params,
-            body=lambda: body, timeout=timeout + 10, display=f"algo://{target}", ok=ANY_STATUS)
-        try:
-            reply = response.json()
-        except ValueError:
-            raise AlgorithmCallError(f"{target}: the API answered HTTP {response.status_code} "
-                                     "with a body that is not JSON") from None
-        if not isinstance(reply, dict):
-            raise AlgorithmCallError(f"{target}: unexpected answer from the API")
-        if "error" in reply:
-            error = reply["error"]
-            if isinstance(error, dict):
-                kind = error.get("error_type") or "AlgorithmError"
-                raise AlgorithmCallError(f"{target}: {kind}: {error.get('message', 'failed')}")
-            raise AlgorithmCallError(f"{target}: {error}")
-        if response.status_code >= 400:
-            raise AlgorithmCallError(f"{target}: HTTP {response.status_code}")
-        return _encode_output(reply.get("result"), (reply.get("metadata") or {}).get("content_type"))
+        reply = call_algorithm(self.session, target, content_type, body, timeout)
+        return _encode_output(reply.result, reply.content_type)
 
     def stats(self) -> dict:
         with self._lock:
@@ -463,7 +432,7 @@ def _family_of_writer(pid: int) -> list[int]:
 @functools.cache
 def _fuse_interrupted() -> Callable[[], int] | None:
     try:
-        from mfusepy import _libfuse  # type: ignore[attr-defined]
+        from mfusepy import _libfuse
 
         function = _libfuse.fuse_interrupted
     except (ImportError, AttributeError):

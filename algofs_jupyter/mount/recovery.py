@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fs import paths
+from ..fs import api_paths
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class RecoveryEntry:
         return self.directory / "data"
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "path": self.path, "uri": paths.data_uri(paths.split_path(self.path)),
+        return {"id": self.id, "path": self.path, "uri": api_paths.data_uri(api_paths.split_path(self.path)),
                 "api_address": self.api_address, "size": self.size, "saved_at": self.saved_at,
                 "error": self.error, "data_file": str(self.data_file)}
 
@@ -54,7 +54,7 @@ class RecoveryStore:
         directory.mkdir(parents=True, mode=0o700)
         shutil.copyfile(source, directory / "data")
         size = (directory / "data").stat().st_size
-        meta = {"path": path, "uri": paths.data_uri(paths.split_path(path)),
+        meta = {"path": path, "uri": api_paths.data_uri(api_paths.split_path(path)),
                 "api_address": api_address or self.api_address, "size": size, "saved_at": time.time(),
                 "error": error}
         tmp = directory / "meta.json.tmp"

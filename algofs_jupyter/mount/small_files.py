@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from ..fs.errors import StaleFile
+from ..fs.api_errors import StaleFile
 from .block_index import FileVersion
 
 #: A whole-file GET: the body and the ETag the server answered with ("" if none).

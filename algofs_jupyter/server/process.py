@@ -10,18 +10,17 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 from pathlib import Path
 from types import TracebackType
 
 import requests
 
-from ..supervise import ChildProcess
+from ..supervise import ChildOwner, ChildProcess
 from .users import DEMO_USERS
 
 
-class EmbeddedServer:
+class EmbeddedServer(ChildOwner):
     def __init__(self, root: str | os.PathLike, port: int = 0, demo: bool = False,
                  users: dict[str, str] | None = None, host: str = "127.0.0.1",
                  large_file_mb: int | None = None):
@@ -44,18 +43,6 @@ class EmbeddedServer:
         self.ready_file = state / "embedded-ready.json"
         self.log_path = state / "embedded-serve.log"
         self._child = ChildProcess("algofs serve", self.log_path)
-
-    @property
-    def process(self) -> subprocess.Popen | None:
-        return self._child.popen
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self._child.returncode
 
     def _write_users_file(self) -> None:
         self.users_file.parent.mkdir(parents=True, exist_ok=True)
@@ -80,12 +67,7 @@ class EmbeddedServer:
         self.ready_file.unlink(missing_ok=True)
         secret_vars = ("ALGOFS_SERVE_API_KEY", "ALGORITHMIA_API_KEY")
         env = {k: v for k, v in os.environ.items() if k not in secret_vars}
-        self._child.spawn(self.command(), env)
-        try:
-            self._child.wait_ready(self.ready, timeout)
-        except BaseException:
-            self.stop()
-            raise
+        self._spawn_until_ready(self.command(), env, timeout)
         return self
 
     def ready(self) -> bool:
@@ -97,12 +79,6 @@ class EmbeddedServer:
             return requests.get(self.url + "/healthz", timeout=2).status_code == 200
         except requests.RequestException:
             return False
-
-    def log_tail(self, lines: int = 30) -> str:
-        return self._child.log_tail(lines)
-
-    def alive(self) -> bool:
-        return self._child.alive()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._child.stop(term_timeout=timeout)

@@ -48,7 +48,7 @@ class JupyterProcess:
         )
 
     def start(self, timeout: float = 120.0) -> JupyterProcess:
-        log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the child's lifetime
+        log = open(self.log_path, "wb")  # kept open for the child's lifetime
         extra = {}
         if self.user:
             extra = {"user": self.user[0], "group": self.user[1], "extra_groups": []}

@@ -16,7 +16,8 @@ import pytest
 from jupyter_process import CONTENTS_MANAGER, JupyterProcess
 
 import algofs_jupyter.server.demo
-from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason, is_algofs_mount
+from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason
+from algofs_jupyter.mount.mount_table import is_algofs_mount
 
 DEMO_CONTENT = Path(algofs_jupyter.server.demo.__file__).parent / "content"
 BASE = "/api/contents/algofs/data/demo"

@@ -9,7 +9,7 @@ import fsspec
 import pytest
 
 from algofs_jupyter.fs import AlgoFileSystem
-from algofs_jupyter.fs.errors import error_for_status
+from algofs_jupyter.fs.api_errors import error_for_status
 from algofs_jupyter.server.process import EmbeddedServer
 
 

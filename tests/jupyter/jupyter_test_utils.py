@@ -8,16 +8,14 @@ import subprocess
 import time
 from pathlib import Path
 
+from algofs_jupyter.mount.mount_table import mount_entries
+
 
 def algofs_mounts_under(directory: Path) -> list[str]:
     """Mount points of FUSE mounts at or below ``directory`` (what a leaked mount would look like)."""
     prefix = str(directory.resolve())
-    found = []
-    for line in Path("/proc/mounts").read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[2].startswith("fuse") and parts[1].startswith(prefix):
-            found.append(parts[1].replace("\\040", " "))
-    return found
+    return [entry.mountpoint for entry in mount_entries()
+            if entry.fs_type.startswith("fuse") and entry.mountpoint.startswith(prefix)]
 
 
 def assert_no_mounts_left(directory: Path) -> None:

@@ -13,7 +13,7 @@ import psutil
 import pytest
 import requests
 
-from algofs_jupyter.jupyter.fuse_check import is_algofs_mount
+from algofs_jupyter.mount.mount_table import is_algofs_mount
 
 
 def demo_env(tmp_path: Path) -> dict:
@@ -41,7 +41,7 @@ def test_demo_mounts_and_stops_cleanly(
     tmp_path, free_port, stop_signal, sigint_ignored, requires_fuse, no_stale_mounts
 ):
     root = tmp_path / "lab"
-    log = open(tmp_path / "demo.log", "wb")  # noqa: SIM115 - closed in finally
+    log = open(tmp_path / "demo.log", "wb")  # closed in finally
     command = [sys.executable, "-m", "algofs_jupyter", "demo", "--port", str(free_port)]
     command += ["--root-dir", str(root)]
     # `cmd &` in a non-interactive shell starts the command with SIGINT ignored.

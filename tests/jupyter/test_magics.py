@@ -10,10 +10,10 @@ from IPython.core.error import UsageError
 from IPython.testing.globalipapp import get_ipython
 from IPython.utils.capture import capture_output
 
-from algofs_jupyter.jupyter import session as session_module
+from algofs_jupyter.jupyter import kernel_session as session_module
 from algofs_jupyter.jupyter.backend import Backend
+from algofs_jupyter.jupyter.kernel_session import LocalSession
 from algofs_jupyter.jupyter.magics import AlgorithmError
-from algofs_jupyter.jupyter.session import LocalSession
 
 
 @pytest.fixture(scope="module")

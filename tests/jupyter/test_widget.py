@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from algofs_jupyter.jupyter.backend import Backend
-from algofs_jupyter.jupyter.session import LocalSession
+from algofs_jupyter.jupyter.kernel_session import LocalSession
 from algofs_jupyter.jupyter.widget import AlgofsWidget
 
 

@@ -14,10 +14,8 @@ import pytest
 
 from algofs_jupyter.fs import AlgoFileSystem
 from algofs_jupyter.mount import control
-from algofs_jupyter.mount.process import MountProcess, is_mounted
+from algofs_jupyter.mount.mount_process import MountProcess, is_mounted
 from algofs_jupyter.server.process import EmbeddedServer
-
-pytestmark = pytest.mark.fuse
 
 
 def fuse_available() -> bool:

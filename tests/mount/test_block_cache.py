@@ -56,7 +56,7 @@ class RangeServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:  # http.server API
                 data = server.files.get(self.path)
                 if data is None:
                     return self._reply(404, b"not found")

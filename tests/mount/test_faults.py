@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from algofs_jupyter.mount import control
-from algofs_jupyter.mount.process import MountProcess, cleanup_stale, is_mounted
+from algofs_jupyter.mount.mount_process import MountProcess, cleanup_stale, is_mounted
 from algofs_jupyter.mount.recovery import RecoveryStore
 from algofs_jupyter.server.process import EmbeddedServer
 
@@ -83,7 +83,7 @@ def test_server_down_at_close_keeps_bytes_for_recovery(restartable, tmp_path: Pa
     mnt = Path(process.mountpoint)
     (mnt / "data/demo/work").mkdir()
     payload = os.urandom(3 << 20)
-    handle = open(mnt / "data/demo/work/result.bin", "wb")  # noqa: SIM115 - closed below, on purpose
+    handle = open(mnt / "data/demo/work/result.bin", "wb")  # closed below, on purpose
     handle.write(payload)
     handle.flush()
     kill_server(server)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from algofs_jupyter.mount import cli
+from algofs_jupyter.mount import commands
+from algofs_jupyter.mount.mount_process import MountProcess
 from algofs_jupyter.mount.options import JUPYTER_DEFAULTS, MountOptions, default_cache_dir
-from algofs_jupyter.mount.process import MountProcess
 
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    cli.add_commands(parser.add_subparsers())
+    commands.add_commands(parser.add_subparsers())
     return parser.parse_args(["mount", "/tmp/mnt", *argv])
 
 

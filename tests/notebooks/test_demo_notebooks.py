@@ -18,7 +18,8 @@ import pytest
 from nbclient import NotebookClient
 
 import algofs_jupyter.server.demo
-from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason, is_algofs_mount
+from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason
+from algofs_jupyter.mount.mount_table import is_algofs_mount
 from algofs_jupyter.server.users import DEMO_USERS
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"

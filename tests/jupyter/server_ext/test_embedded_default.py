@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from jupyter_test_utils import pid_alive
 
-from algofs_jupyter.jupyter.session_file import SESSION_FILE_ENV
+from algofs_jupyter.jupyter.kernel_handoff import SESSION_FILE_ENV
 
 
 @pytest.fixture

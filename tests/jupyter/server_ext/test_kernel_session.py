@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from algofs_jupyter.jupyter.session import ServerSession
-from algofs_jupyter.jupyter.session_file import SESSION_FILE_ENV
+from algofs_jupyter.jupyter.kernel_handoff import SESSION_FILE_ENV
+from algofs_jupyter.jupyter.kernel_session import ServerSession
 
 
 async def start_and_attach(jp_serverapp, algofs_app) -> ServerSession:

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from algofs_jupyter.jupyter.session import ServerSession, SessionError
-from algofs_jupyter.jupyter.session_file import SESSION_FILE_ENV
+from algofs_jupyter.jupyter.kernel_handoff import SESSION_FILE_ENV
+from algofs_jupyter.jupyter.kernel_session import ServerSession, SessionError
 
 
 @pytest.fixture

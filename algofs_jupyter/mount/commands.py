@@ -64,7 +64,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return MountDaemon(args.mountpoint, args.api_address, api_key, options).run()
-    from .process import MountProcess
+    from .mount_process import MountProcess
 
     if not args.api_address:
         print("algofs mount: --api-address or $ALGORITHMIA_API is required", file=sys.stderr)
@@ -81,7 +81,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 
 def cmd_unmount(args: argparse.Namespace) -> int:
-    from .process import cleanup_stale, fusermount, is_mounted
+    from .mount_process import cleanup_stale, fusermount, is_mounted
 
     if cleanup_stale(args.mountpoint):
         print(f"removed stale mount {args.mountpoint}")

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..supervise import ChildProcess
+from ..supervise import ChildOwner, ChildProcess
 from . import control
 from .mount_table import algofs_mounts, is_algofs_mount, mount_path
 from .options import MountOptions
@@ -55,7 +55,7 @@ def cleanup_stale(mountpoint: str | os.PathLike) -> bool:
     return not is_mounted(mountpoint)
 
 
-class MountProcess:
+class MountProcess(ChildOwner):
     """A foreground ``algofs mount`` child (a ``supervise.SupervisedChild``). ``start`` returns once
     ``ready()``: the kernel lists the mount and the control socket answers; ``stop`` unmounts and waits,
     escalating to SIGTERM/SIGKILL."""
@@ -84,24 +84,6 @@ class MountProcess:
     def log_path(self) -> Path:
         return self._child.log_path
 
-    @property
-    def process(self) -> subprocess.Popen | None:
-        return self._child.popen
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self._child.returncode
-
-    def alive(self) -> bool:
-        return self._child.alive()
-
-    def log_tail(self, lines: int = 30) -> str:
-        return self._child.log_tail(lines)
-
     def command(self) -> list[str]:
         return [sys.executable, "-m", "algofs_jupyter", "mount", self.mountpoint, "--foreground",
                 "--api-address", self.api_address, *self.options.argv()]
@@ -118,12 +100,7 @@ class MountProcess:
         env.pop("ALGORITHMIA_API_KEY", None)
         if self._api_key:
             env["ALGORITHMIA_API_KEY"] = self._api_key
-        self._child.spawn(self.command(), env)
-        try:
-            self._child.wait_ready(self.ready, timeout)
-        except BaseException:
-            self.stop()
-            raise
+        self._spawn_until_ready(self.command(), env, timeout)
         return self
 
     def ready(self) -> bool:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import requests
 
-from . import algorithms
+from . import algorithm_calls
 from .backend import DEMO_USERS, ApiEndpoint, Backend
+from .kernel_handoff import SESSION_FILE_ENV, read_session_file
 from .mount_manager import MountManager
-from .session_file import SESSION_FILE_ENV, read_session_file
 
 
 class SessionError(RuntimeError):
@@ -75,10 +75,10 @@ class BaseSession:
         return owners
 
     def list_algorithms(self) -> list[dict]:
-        return algorithms.list_algorithms(self.endpoint(), self.algorithm_owners())
+        return algorithm_calls.list_algorithms(self.endpoint(), self.algorithm_owners())
 
-    def pipe(self, ref: str, value, timeout: float | None = None) -> algorithms.PipeResult:
-        return algorithms.pipe(self.endpoint(), ref, value, timeout)
+    def pipe(self, ref: str, value, timeout: float | None = None) -> algorithm_calls.PipeResult:
+        return algorithm_calls.pipe(self.endpoint(), ref, value, timeout)
 
 
 class LocalSession(BaseSession):

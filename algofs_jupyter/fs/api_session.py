@@ -23,7 +23,7 @@ import Algorithmia
 import requests
 from requests.adapters import HTTPAdapter
 
-from .errors import BackendUnavailable, error_for_status
+from .api_errors import BackendUnavailable, error_for_status
 
 IDEMPOTENT = frozenset({"GET", "HEAD"})
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -124,7 +124,7 @@ class ApiSession:
             raise error_for_status(response.status_code, message, display or path)
 
     def _may_retry(self, attempt: int, deadline: float) -> bool:
-        if not self.reachable and attempt >= 1:
+        if not self.reachable:  # failing fast after a transport failure (see the module docstring)
             return False
         pause = min(0.1 * (2 ** (attempt - 1)), 1.0)
         if time.monotonic() + pause >= deadline:

@@ -1,6 +1,6 @@
-"""Calling algorithms and listing them, through the official ``algorithmia`` client.
-
-Shared by the REST handlers, the magics and the widget so all three parse input and report errors alike.
+"""Calling algorithms and listing them for the REST handlers, the magics and the widget, so all three parse
+input and report errors alike. The requests themselves are ``fs/algorithm_api`` (shared with the mount's
+pipe files): the same retries and deadlines, and the official client's input encoding (``encode_value``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
+from ..fs.algorithm_api import DEFAULT_CALL_TIMEOUT, AlgorithmError, call_algorithm
+from ..fs.algorithm_api import list_algorithms as list_owner_algorithms
+from ..fs.api_session import ApiSession
 from .backend import ApiEndpoint
 
 CONTENT_TYPES = ("text", "json", "binary")
@@ -72,53 +73,60 @@ def decode_input(data: str | bytes, content_type: str) -> Any:
     return text
 
 
-def client_for(endpoint: ApiEndpoint):
-    import Algorithmia
+def encode_value(value: Any) -> tuple[str, bytes]:
+    """The Content-Type and body the official client's ``Algorithm.pipe`` sends for ``value``."""
+    if isinstance(value, (bytes, bytearray)):
+        return "application/octet-stream", bytes(value)
+    if isinstance(value, str):
+        return "text/plain", value.encode("utf-8")
+    return "application/json", json.dumps(value).encode("utf-8")
 
-    return Algorithmia.client(endpoint.api_key or None, endpoint.api_address)
+
+def _session(endpoint: ApiEndpoint, timeout: float | None = None) -> ApiSession:
+    if timeout is None:
+        return ApiSession(endpoint.api_address, endpoint.api_key or None)
+    return ApiSession(endpoint.api_address, endpoint.api_key or None, timeout=timeout)
 
 
 def pipe(endpoint: ApiEndpoint, ref: str, value: Any, timeout: float | None = None) -> PipeResult:
     """Run ``ref`` on ``value`` (already decoded with :func:`decode_input`)."""
-    from Algorithmia.errors import AlgorithmException
-
     owner, name, version = parse_algorithm(ref)
     path = f"{owner}/{name}" + (f"/{version}" if version else "")
-    algorithm = client_for(endpoint).algo(path)
-    if timeout is not None:
-        if timeout <= 0:
-            raise UsageProblem("timeout must be a positive number of seconds")
-        algorithm.set_options(timeout=int(max(1, round(timeout))))
+    if timeout is not None and timeout <= 0:
+        raise UsageProblem("timeout must be a positive number of seconds")
+    content_type, body = encode_value(value)
     started = time.monotonic()
+    session = _session(endpoint)
     try:
-        response = algorithm.pipe(value)
-    except AlgorithmException as exc:
-        message = getattr(exc, "message", None) or str(exc)
-        raise AlgorithmFailed(message, getattr(exc, "error_type", None)) from None
-    except Exception as exc:  # the client raises bare Exception for non-2xx answers
+        reply = call_algorithm(session, path, content_type, body,
+                               DEFAULT_CALL_TIMEOUT if timeout is None else timeout)
+    except AlgorithmError as exc:
+        if exc.error_type:  # the algorithm (or the API on its behalf) raised
+            raise AlgorithmFailed(exc.message, exc.error_type) from None
+        raise AlgorithmFailed(f"{path}: {exc.message}", "ApiError") from None
+    except OSError as exc:  # the API could not be reached, or refused the request
         raise AlgorithmFailed(f"{path}: {exc}", "ApiError") from None
-    metadata = response.metadata
-    duration = getattr(metadata, "duration", None)
-    content_type = getattr(metadata, "content_type", None) or "json"
-    return PipeResult(
-        response.result, content_type, float(duration if duration is not None else time.monotonic() - started)
-    )
+    finally:
+        session.close()
+    content_type = reply.content_type or "json"
+    result = base64.b64decode(reply.result or "") if content_type == "binary" else reply.result
+    duration = reply.duration if reply.duration is not None else time.monotonic() - started
+    return PipeResult(result, content_type, float(duration))
 
 
 def list_algorithms(endpoint: ApiEndpoint, owners: list[str], timeout: float = 10.0) -> list[dict]:
     """``{"user", "name", "versions": [..., "latest"]}`` for each algorithm of ``owners``."""
-    found = []
-    headers = {"Authorization": endpoint.api_key} if endpoint.api_key else {}
-    with requests.Session() as session:
+    found: list[dict] = []
+    session = _session(endpoint, timeout)
+    try:
         for owner in dict.fromkeys(owners):
-            response = session.get(
-                f"{endpoint.api_address}/v1/algorithms/{owner}", headers=headers, timeout=timeout
-            )
-            if response.status_code in (403, 404):
+            try:
+                listed = list_owner_algorithms(session, owner)
+            except (FileNotFoundError, PermissionError):
                 continue
-            response.raise_for_status()
-            for item in response.json().get("results", []):
-                versions = [str(version) for version in item.get("versions", [])]
-                found.append({"user": owner, "name": item["name"], "versions": [*versions, "latest"]})
+            for name, versions in listed.items():
+                found.append({"user": owner, "name": name, "versions": [*versions, "latest"]})
+    finally:
+        session.close()
     found.sort(key=lambda algo: (algo["user"], algo["name"].lower()))
     return found

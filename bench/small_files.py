@@ -133,8 +133,8 @@ def delay_proxy(target_url: str, delay_ms: float) -> Iterator[str]:
 
 
 class Bench:
-    def __init__(self, work: Path, server_root: Path, api_key: str, datasets: list[tuple[str, list[str], int]],
-                 results: base.Results):
+    def __init__(self, work: Path, server_root: Path, api_key: str,
+                 datasets: list[tuple[str, list[str], int]], results: base.Results):
         self.work, self.server_root, self.api_key = work, server_root, api_key
         self.datasets, self.results = datasets, results
 
@@ -142,7 +142,8 @@ class Bench:
         suffix = f" @{latency:g} ms" if latency else ""
         return f"{count} x {size // KiB} KiB {how}{suffix}"
 
-    def files_row(self, scenario: str, system: str, count: int, action: Callable[[], float], note: str = "") -> None:
+    def files_row(self, scenario: str, system: str, count: int, action: Callable[[], float],
+                  note: str = "") -> None:
         def measure() -> tuple[float, None]:
             return action(), None
 
@@ -171,14 +172,15 @@ class Bench:
         for name, names, size in self.datasets:
             uris = [f"data://{USER}/{COLLECTION}/{name}/{n}" for n in names]
             self.files_row(self.label(name, len(names), size, latency, "serial (cold)"), "official client",
-                           len(names), lambda u=uris: base.timed(lambda: [client.file(x).getBytes() for x in u])[0],
+                           len(names),
+                           lambda u=uris: base.timed(lambda: [client.file(x).getBytes() for x in u])[0],
                            "getBytes()")
             self.files_row(self.label(name, len(names), size, latency, "4 readers (cold)"), "official client",
                            len(names), lambda u=uris: parallel("client", u, self.work, env), "4 processes")
         first = self.datasets[0]
         base.attempt(self.results, f"ls -l {len(first[1])} files" + (f" @{latency:g} ms" if latency else ""),
-                     "official client", lambda: base.timed(lambda: [f.getName() for f in client.dir(
-                         f"data://{USER}/{COLLECTION}/{first[0]}").files()]), "dir().files()")
+                     "official client", lambda: (base.timed(lambda: [f.getName() for f in client.dir(
+                         f"data://{USER}/{COLLECTION}/{first[0]}").files()])[0], None), "dir().files()")
 
     def mounted(self, system: str, root: Path, fresh: Callable[[], object], latency: float,
                 status: Callable[[], dict] | None = None) -> None:
@@ -243,15 +245,16 @@ class Bench:
                 base.attempt(self.results, f"sequential read (cold) @{latency:g} ms", "algofs",
                              lambda: base.read_whole(path))
                 spent = base.process_cpu(mount.pid) - cpu
-                self.results.rows[-1].note = f"daemon {spent / (large.stat().st_size / base.GiB):.2f} core-s/GiB"
+                per_gib = spent / (large.stat().st_size / base.GiB)
+                self.results.rows[-1].note = f"daemon {per_gib:.2f} core-s/GiB"
 
     def rclone(self, latency: float, large: Path | None) -> None:
         port = base.free_port()
         config = self.work / "rclone.conf"
         config.write_text("")
         serve = subprocess.Popen(
-            ["rclone", "serve", "webdav", str(self.server_root / "data" / USER), "--addr", f"127.0.0.1:{port}",
-             "--config", str(config)], stdout=subprocess.DEVNULL,
+            ["rclone", "serve", "webdav", str(self.server_root / "data" / USER),
+             "--addr", f"127.0.0.1:{port}", "--config", str(config)], stdout=subprocess.DEVNULL,
             stderr=open(self.work / "rclone-serve.log", "ab"), start_new_session=True)  # noqa: SIM115
         try:
             base.wait_for(lambda: base._http_ok(f"http://127.0.0.1:{port}/"), 30, "rclone serve webdav")
@@ -263,7 +266,8 @@ class Bench:
                     shutil.rmtree(cache_dir, ignore_errors=True)
                     command = ["rclone", "mount", f":webdav,url='{url}/':", str(mountpoint), "--config",
                                str(config), "--vfs-cache-mode", "full", "--cache-dir", str(cache_dir)]
-                    with base.fuse_child(command, mountpoint, dict(os.environ), self.work / "rclone-mount.log"):
+                    log = self.work / "rclone-mount.log"
+                    with base.fuse_child(command, mountpoint, dict(os.environ), log):
                         yield
 
                 self.mounted("rclone mount", mountpoint / COLLECTION, fresh, latency)
@@ -331,7 +335,8 @@ def write_report(results: base.Results, started: float, load: list[str], args: a
              f"{time.time() - started:.0f} s, args `{' '.join(sys.argv[1:])}`.", "",
              "Load (`uptime`) before and after: " + " / ".join(f"`{x}`" for x in load), "",
              "## Targets", "", *target_lines(results), "",
-             "## Rows", "", "| Scenario | System | Seconds | files/s or MB/s | Note |", "|---|---|---|---|---|"]
+             "## Rows", "", "| Scenario | System | Seconds | files/s or MB/s | Note |",
+             "|---|---|---|---|---|"]
     for row in results.rows:
         seconds = "failed" if row.seconds is None else f"{row.seconds:.3f}"
         value = "" if row.value is None else f"{row.value:.0f}"

@@ -95,10 +95,11 @@ class DirectoryPrefetcher:
                 del self._first_open[directory]
                 run = self._start_run_locked(directory, listing, now)
                 run.recent.add(seed[0])
-            elif run.listing is not listing:  # listed again since: new attributes
+            elif run.listing is not listing:  # listed again since (the TTL ran out): new attributes
                 run.listing = listing
-                run.names = self._small_names(listing)
-                run.cursor = 0
+                names = self._small_names(listing)
+                if names != run.names:  # changed: start over (files already here are skipped)
+                    run.names, run.cursor = names, 0
             run.last_open = now
             if name not in run.recent:
                 run.opened += 1
@@ -111,6 +112,12 @@ class DirectoryPrefetcher:
             jobs = self._pick_locked(directory, run)
         for path, version, attr in jobs:
             self._pool.submit(self._prefetch, directory, run, path, version, attr)
+
+    def active(self, directory: str) -> bool:
+        """Whether readers are going through ``directory`` (a run that is not idle)."""
+        with self._lock:
+            run = self._runs.get(directory)
+            return run is not None and time.monotonic() - run.last_open <= self.idle_seconds
 
     def end_all(self) -> None:
         with self._lock:

@@ -239,6 +239,10 @@ class AlgoOperations(Operations):
         known, attr = self.metadata.lookup(layout)
         if known:
             return attr
+        if self._relisted(layout):
+            known, attr = self.metadata.lookup(layout)
+            if known:
+                return attr
         try:
             info = self.fs.head(layout)
         except FileNotFoundError:
@@ -252,6 +256,19 @@ class AlgoOperations(Operations):
             self._connectors.add(layout)
         self.metadata.put(layout, attr)
         return attr
+
+    def _relisted(self, layout: str) -> bool:
+        """A reader is going through the files of this name's directory (a prefetch run) but its listing
+        expired: list it again (one request per 1000 names) rather than one HEAD per file until the
+        pass ends. True if the directory was listed."""
+        parent = rules.parent_of(layout)
+        if not self.dir_prefetch.active(parent):
+            return False
+        try:
+            self._list(parent)
+        except OSError:
+            return False
+        return True
 
     def _require(self, layout: str) -> Attr:
         attr = self._resolve(layout)

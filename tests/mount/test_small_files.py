@@ -170,3 +170,21 @@ def _rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
+
+
+def test_a_pass_that_outlives_the_ttl_relists_instead_of_a_head_per_file(api_server: EmbeddedServer,
+                                                                        new_mount, collection: str) -> None:
+    files = make_files(api_server, collection, 60)
+    mnt = new_mount(metadata_ttl=1.0)
+    directory = mnt / collection
+    names = sorted(os.listdir(directory))
+    before = requests_sent(mnt)
+    started = time.monotonic()
+    for name in names:  # a slow reader: the pass takes longer than the TTL
+        assert (directory / name).read_bytes() == files[name]
+        time.sleep(0.05)
+    expiries = int((time.monotonic() - started) / 1.0) + 2
+    sent = requests_sent(mnt) - before
+    # one GET per file, and each time the TTL ran out one listing page plus a HEAD of each of the two
+    # directories above it (the kernel revalidates the path) - not a HEAD per file
+    assert sent <= len(files) + 3 * expiries, f"{sent} requests for {len(files)} files, {expiries} TTLs"

@@ -103,6 +103,25 @@ def parallel(mode: str, items: list[str], work: Path, env: dict[str, str] | None
 
 
 # --------------------------------------------------------------------------------------- set-up
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout} s")
+
+
 def make_small(collection: Path, name: str, count: int, size: int) -> list[str]:
     folder = collection / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -129,7 +148,7 @@ def delay_proxy(target_url: str, delay_ms: float) -> Iterator[str]:
         listen = int(proc.stdout.readline())
         yield f"http://127.0.0.1:{listen}"
     finally:
-        base.stop_process(proc)
+        stop_process(proc)
 
 
 class Bench:
@@ -257,7 +276,7 @@ class Bench:
              "--addr", f"127.0.0.1:{port}", "--config", str(config)], stdout=subprocess.DEVNULL,
             stderr=open(self.work / "rclone-serve.log", "ab"), start_new_session=True)  # noqa: SIM115
         try:
-            base.wait_for(lambda: base._http_ok(f"http://127.0.0.1:{port}/"), 30, "rclone serve webdav")
+            wait_for(lambda: base._http_ok(f"http://127.0.0.1:{port}/"), 30, "rclone serve webdav")
             with delay_proxy(f"http://127.0.0.1:{port}", latency) as url:
                 mountpoint, cache_dir = self.work / "mnt-rclone", self.work / "rclone-cache"
 
@@ -276,7 +295,7 @@ class Bench:
                         base.attempt(self.results, f"sequential read (cold) @{latency:g} ms", "rclone mount",
                                      lambda: base.read_whole(mountpoint / COLLECTION / large.name))
         finally:
-            base.stop_process(serve)
+            stop_process(serve)
 
     def client_sequential(self, api_url: str, latency: float, large: Path) -> None:
         import Algorithmia

@@ -467,8 +467,9 @@ class AlgoOperations(Operations):
         if attr.size <= self.small_file_size:
             # FOPEN_NOFLUSH (libfuse >= 3.11): the close() of a read-only handle has nothing to upload, so
             # the kernel skips its FLUSH request, one of the two synchronous round trips of a warm
-            # open+close. Small files only: with it, this kernel sent 128 KiB reads instead of 1 MiB
-            # for large files (8x the requests of a sequential read; measured).
+            # open+close. Small files only: large files gain nothing from it, and while it was set on
+            # every open a cold sequential read was seen in 128 KiB requests instead of 1 MiB. That was
+            # later also seen without it (run to run), so the cause is open; see the branch report.
             fi.noflush = 1
         if 0 < attr.size <= self.small_file_size and self.dir_prefetch.enabled:
             parent, _, name = layout.rpartition("/")

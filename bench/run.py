@@ -641,9 +641,16 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", choices=["baselines", "algofs", "fsspec", "rclone"],
                         help="run only these parts (the report then holds only them)")
     parser.add_argument("--fsspec-child", metavar="MOUNTPOINT", help=argparse.SUPPRESS)
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="run the small-file, ls -l and sequential rows on loopback and through a delay "
+                        "proxy of this many ms (bench/small_files.py)")
     args = parser.parse_args()
     if args.fsspec_child:
         return run_fsspec_child(args.fsspec_child)
+    if args.latency_ms:
+        import small_files
+
+        return small_files.run_bench(args.quick, args.latency_ms, ["local", "client", "algofs", "rclone"])
 
     from algofs_jupyter.server.process import EmbeddedServer
 

@@ -7,11 +7,16 @@ absolute paths inside the mount point are accepted too.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 1024 * 1024
+#: Files a prefetch reads at once: small files cost a round trip each, so one at a time is latency-bound;
+#: a few in parallel keep the mount's (or the API's) connections busy without flooding it.
+PREFETCH_THREADS = 8
 
 
 @dataclass
@@ -108,3 +113,31 @@ class Reader:
                 if not chunk:
                     return
                 yield len(chunk)
+
+    def prefetch(self, files: list[tuple[str, int]], progress: Callable[[int], None],
+                 threads: int = PREFETCH_THREADS) -> int:
+        """Read ``files`` to the end on ``threads`` threads (warming the mount's caches); ``progress(done)``
+        is called on this thread with the bytes read so far. Returns the bytes read; the first error
+        is raised once the files in flight have finished."""
+        done = 0
+        lock = threading.Lock()
+
+        def read(name: str) -> None:
+            nonlocal done
+            for count in self.stream(name):
+                with lock:
+                    done += count
+
+        with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="algofs-prefetch") as pool:
+            pending = {pool.submit(read, name) for name, _size in files}
+            while pending:
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                progress(done)
+                for future in finished:
+                    if future.exception() is not None:
+                        for other in pending:
+                            other.cancel()
+                        wait(pending)
+                        raise future.exception()  # type: ignore[misc]
+        progress(done)
+        return done

@@ -157,11 +157,7 @@ class AlgofsMagics(Magics):
         files = reader.files_under(path)
         total = sum(size for _name, size in files) or 1
         bar = formatting.ProgressDisplay(f"prefetch {path or '/'}", total)
-        done = 0
-        for name, _size in files:
-            for count in reader.stream(name):
-                done += count
-                bar.update(done)
+        done = reader.prefetch(files, bar.update)  # a few files at once: small files are latency-bound
         bar.finish(f"prefetched {len(files)} file(s), {formatting.human_bytes(done)} via {reader.via}")
 
     # ----- pipe --------------------------------------------------------------------------------------

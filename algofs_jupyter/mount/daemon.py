@@ -74,7 +74,9 @@ class MountDaemon:
             self.fs, self.blocks, self.metadata, self.staging,
             algorithms=PipeTree(self.fs, timeout=options.algo_timeout),
             extra_connectors=options.connectors, kernel_ttl=options.metadata_ttl,
-            negative_ttl=options.negative_ttl, on_init=self._after_mount)
+            negative_ttl=options.negative_ttl, on_init=self._after_mount, consistency=options.consistency,
+            small_file_size=options.small_file_size, prefetch_files=options.prefetch_files,
+            prefetch_memory=options.prefetch_memory)
         self.control = ControlServer(mountpoint, {"status": self.status, "clear_cache": self.clear})
         self.started_at = time.time()
         self.readahead_kb: int | None = None
@@ -111,6 +113,8 @@ class MountDaemon:
             "options": {**self.options.as_status(), "read_ahead_kb": self.readahead_kb},
             "cache": cache,
             "metadata": self.metadata.stats(),
+            "small_files": {**self.operations.small_files.stats(),
+                            "prefetch": self.operations.dir_prefetch.stats()},
             "uploads": uploads,
             "uploads_in_flight": uploads["in_flight"],
             "uploads_failed": uploads["failed"],
@@ -142,6 +146,7 @@ class MountDaemon:
             pass
         finally:
             self.control.stop()
+            self.operations.dir_prefetch.close()
             self.blocks.close()
             self.fs.session.close()
         return 0

@@ -47,9 +47,11 @@ from mfusepy import FuseOSError, Operations
 from ..fs import AlgoFileSystem
 from . import layout as rules
 from .block_cache import BlockCache, FileVersion
+from .dir_prefetch import DirectoryPrefetcher
 from .layout import ALGORITHMS, LOCAL_DIRECTORIES, MY_ALIAS, MY_ALIAS_PATH, layout_path, virtual_path
 from .metadata_cache import DIRECTORY, FILE, RESTRICTED, Attr, MetadataCache
 from .range_streams import Fill
+from .small_files import SmallFiles, WholeFetch
 from .staging import StagedFile, WriteStaging
 from .stat_dicts import directory_stat, file_stat
 from .virtual import VirtualTree
@@ -84,20 +86,30 @@ def fuse_errors(method: Callable) -> Callable:
 
 @dataclass(frozen=True)
 class RangeFetch:
-    """Ranged GETs of one file version for the block cache (``into`` fills the cache's own buffers)."""
+    """Ranged GETs of one file version for the block cache (``into`` fills the cache's own buffers).
+
+    ``etag`` is the server's ETag when known (from a HEAD or an upload); attributes from a listing carry
+    none, and then the server's size must match ``size``.
+    """
 
     fs: AlgoFileSystem
     path: str
     etag: str
+    size: int = -1
 
     def __call__(self, start: int, end: int) -> bytes | bytearray:
-        return self.fs.read_block(self.path, start, end, etag=self.etag)
+        return self.fs.read_block(self.path, start, end, etag=self.etag, size=self.size)
 
     def into(self, start: int, out: memoryview) -> int:
-        return self.fs.read_block_into(self.path, start, out, etag=self.etag)
+        return self.fs.read_block_into(self.path, start, out, etag=self.etag, size=self.size)
 
     def stream(self, start: int, end: int) -> AbstractContextManager[Fill]:
-        return self.fs.open_range(self.path, start, end, etag=self.etag)
+        return self.fs.open_range(self.path, start, end, etag=self.etag, size=self.size)
+
+
+def file_version(layout: str, attr: Attr) -> FileVersion:
+    """The version of a file's bytes: its ETag when known, else size and mtime (what a listing gives)."""
+    return FileVersion(layout, attr.size, attr.etag or f"size{attr.size}-mtime{attr.mtime}")
 
 
 @dataclass
@@ -106,6 +118,7 @@ class ReadHandle:
 
     path: str  # layout path; follows a rename of the open file
     version: FileVersion
+    etag: str = ""  # the server's ETag if known ("" for attributes from a listing)
 
 
 @dataclass
@@ -140,7 +153,9 @@ class AlgoOperations(Operations):
     def __init__(self, fs: AlgoFileSystem, block_cache: BlockCache, metadata: MetadataCache,
                  staging: WriteStaging, algorithms: VirtualTree | None = None,
                  extra_connectors: tuple[str, ...] = (), kernel_ttl: float = 60.0,
-                 negative_ttl: float = 5.0, on_init: Callable[[], None] | None = None):
+                 negative_ttl: float = 5.0, on_init: Callable[[], None] | None = None,
+                 consistency: str = "ttl", small_file_size: int = 1 << 20, prefetch_files: int = 64,
+                 prefetch_memory: int = 64 << 20):
         self.fs = fs
         self.blocks = block_cache
         self.metadata = metadata
@@ -149,6 +164,13 @@ class AlgoOperations(Operations):
         self.kernel_ttl = kernel_ttl
         self.negative_ttl = negative_ttl
         self.on_init = on_init
+        if consistency not in ("ttl", "strict"):
+            raise ValueError(f"consistency must be 'ttl' or 'strict', not {consistency!r}")
+        self.consistency = consistency
+        self.small_file_size = small_file_size
+        self.small_files = SmallFiles(prefetch_memory)
+        self.dir_prefetch = DirectoryPrefetcher(self.small_files, file_version, self._whole_fetch_of,
+                                                small_file_size, files_ahead=prefetch_files)
         self.uid, self.gid = os.getuid(), os.getgid()
         self.started = time.time()
         self._handles: dict[int, Handle] = {}
@@ -165,7 +187,9 @@ class AlgoOperations(Operations):
     def init_with_config(self, conn: Any, config: Any) -> None:
         if config is not None:
             config.entry_timeout = self.kernel_ttl
-            config.attr_timeout = self.kernel_ttl
+            # strict: the kernel asks for the attributes again at every open (each open HEADs anyway),
+            # so a size changed remotely is never clamped by a stale kernel copy
+            config.attr_timeout = self.kernel_ttl if self.consistency == "ttl" else 0.0
             config.negative_timeout = self.negative_ttl
             config.auto_cache = 1  # drop the kernel page cache on open when size/mtime changed
             config.kernel_cache = 0
@@ -237,6 +261,10 @@ class AlgoOperations(Operations):
         known, attr = self.metadata.lookup(layout)
         if known:
             return attr
+        if self._relisted(layout):
+            known, attr = self.metadata.lookup(layout)
+            if known:
+                return attr
         try:
             info = self.fs.head(layout)
         except FileNotFoundError:
@@ -250,6 +278,19 @@ class AlgoOperations(Operations):
             self._connectors.add(layout)
         self.metadata.put(layout, attr)
         return attr
+
+    def _relisted(self, layout: str) -> bool:
+        """A reader is going through the files of this name's directory (a prefetch run) but its listing
+        expired: list it again (one request per 1000 names) rather than one HEAD per file until the
+        pass ends. True if the directory was listed."""
+        parent = rules.parent_of(layout)
+        if not self.dir_prefetch.active(parent):
+            return False
+        try:
+            self._list(parent)
+        except OSError:
+            return False
+        return True
 
     def _require(self, layout: str) -> Attr:
         attr = self._resolve(layout)
@@ -269,8 +310,8 @@ class AlgoOperations(Operations):
             self._handles[fh] = handle
         return fh
 
-    def _fetcher(self, layout: str, etag: str) -> RangeFetch:
-        return RangeFetch(self.fs, layout, etag)
+    def _fetcher(self, layout: str, etag: str, size: int = -1) -> RangeFetch:
+        return RangeFetch(self.fs, layout, etag, size)
 
     def _after_upload(self, staged: StagedFile) -> None:
         info = staged.uploaded
@@ -442,13 +483,22 @@ class AlgoOperations(Operations):
             staged = self.staging.open(layout, None, truncate=False)
             fi.fh = self._new_handle(StagedHandle(layout, staged))
             return 0
-        attr = self._revalidate(layout)
+        attr = self._revalidate(layout) if self.consistency == "strict" else self._fresh_attr(layout)
         if attr is None:
             raise FuseOSError(errno.ENOENT)
         if attr.is_dir:
             raise FuseOSError(errno.EISDIR)
-        version = FileVersion(layout, attr.size, attr.etag or f"size{attr.size}-mtime{attr.mtime}")
-        fi.fh = self._new_handle(ReadHandle(layout, version))
+        fi.fh = self._new_handle(ReadHandle(layout, file_version(layout, attr), attr.etag))
+        if attr.size <= self.small_file_size:
+            # FOPEN_NOFLUSH (libfuse >= 3.11): the close() of a read-only handle has nothing to upload, so
+            # the kernel skips its FLUSH request, one of the two synchronous round trips of a warm
+            # open+close. Small files only: large files gain nothing from it, and while it was set on
+            # every open a cold sequential read was seen in 128 KiB requests instead of 1 MiB. That was
+            # later also seen without it (run to run), so the cause is open; see the branch report.
+            fi.noflush = 1
+        if 0 < attr.size <= self.small_file_size and self.dir_prefetch.enabled:
+            parent, _, name = layout.rpartition("/")
+            self.dir_prefetch.opened(parent, name, self.metadata.listing(parent))
         return 0
 
     def _reopen_for_append(self, layout: str, fi: Any, staged: StagedFile | None) -> bool:
@@ -472,6 +522,18 @@ class AlgoOperations(Operations):
         fi.fh = self._new_handle(StagedHandle(layout, staged))
         return True
 
+
+    def _fresh_attr(self, layout: str) -> Attr | None:
+        """TTL consistency: attributes from a fresh listing or lookup (no request), else one HEAD. The
+        kernel keeps the file's page cache across opens while size and mtime stay the same (auto_cache)."""
+        attr = self._resolve(layout)
+        if attr is not None and attr.kind == RESTRICTED:
+            raise FuseOSError(errno.EACCES)
+        return attr
+
+    def _whole_fetch_of(self, version: FileVersion, attr: Attr) -> WholeFetch:
+        return functools.partial(self.fs.read_whole, version.path, attr.etag)
+
     def _revalidate(self, layout: str) -> Attr | None:
         """Close-to-open consistency: HEAD at open so a remote change is seen and cached blocks dropped."""
         self.metadata.invalidate(layout)
@@ -490,7 +552,9 @@ class AlgoOperations(Operations):
         if isinstance(handle, StagedHandle):
             return handle.staged.pread(size, offset)
         version = self._read_version(handle, path)
-        return self.blocks.read(version, offset, size, self._fetcher(version.path, version.etag),
+        if version.size <= self.small_file_size:
+            return self._small_file(handle, version)[offset:offset + size]
+        return self.blocks.read(version, offset, size, self._fetcher(version.path, handle.etag, version.size),
                                 stream_id=_fh(fi))
 
     @fuse_errors
@@ -502,8 +566,19 @@ class AlgoOperations(Operations):
             out[:len(data)] = data
             return len(data)
         version = self._read_version(handle, path)
-        return self.blocks.read_into(version, offset, out, self._fetcher(version.path, version.etag),
+        if version.size <= self.small_file_size:
+            data = self._small_file(handle, version)
+            count = max(0, min(len(out), len(data) - offset))
+            out[:count] = data[offset:offset + count]
+            return count
+        return self.blocks.read_into(version, offset, out, self._fetcher(version.path, handle.etag,
+                                                                         version.size),
                                      stream_id=_fh(fi))
+
+    def _small_file(self, handle: ReadHandle, version: FileVersion) -> bytes:
+        """A small file's bytes: one whole-file GET per version, shared with the prefetcher."""
+        fetch = functools.partial(self.fs.read_whole, version.path, handle.etag)
+        return self.small_files.read(version, fetch)
 
     def _read_version(self, handle: ReadHandle, path: str) -> FileVersion:
         version = handle.version
@@ -840,6 +915,8 @@ class AlgoOperations(Operations):
     def clear_caches(self) -> None:
         self.blocks.clear()
         self.metadata.clear()
+        self.small_files.clear()
+        self.dir_prefetch.end_all()
 
     def open_handles(self) -> int:
         return len(self._handles)

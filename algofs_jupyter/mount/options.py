@@ -60,6 +60,16 @@ class MountOptions:
         dest="connector"))
     algo_timeout: float = field(default=300.0, metadata=_flag(
         "seconds an algorithm call via /algorithms may run (per call: NAME@timeout=S)", type=float))
+    consistency: str = field(default="ttl", metadata=_flag(
+        "ttl: open and read without a request while the attributes are fresh (--metadata-ttl); "
+        "strict: revalidate every open with a HEAD (close-to-open)", choices=["ttl", "strict"]))
+    small_file_size: int = field(default=1 << 20, metadata=_flag(
+        "files up to this size are fetched whole with one GET (and prefetched)", type=parse_size))
+    prefetch_files: int = field(default=64, metadata=_flag(
+        "files of a directory fetched ahead of a reader that reads its files one after another "
+        "(0 = off)", type=int))
+    prefetch_memory: int = field(default=64 << 20, metadata=_flag(
+        "bytes of whole small files held in memory (prefetched or recently read)", type=parse_size))
     allow_other: bool = field(default=False, metadata=_flag("let other users access the mount",
                                                             action="store_true"))
     debug: bool = field(default=False, metadata=_flag("libfuse debug output", action="store_true"))
@@ -109,7 +119,9 @@ class MountOptions:
         return {"cache_dir": str(self.cache_dir), "cache_size": self.cache_size,
                 "metadata_ttl": self.metadata_ttl, "negative_ttl": self.negative_ttl, "timeout": self.timeout,
                 "block_size": self.block_size, "readahead_blocks": self.readahead_blocks,
-                "algo_timeout": self.algo_timeout}
+                "algo_timeout": self.algo_timeout, "consistency": self.consistency,
+                "small_file_size": self.small_file_size, "prefetch_files": self.prefetch_files,
+                "prefetch_memory": self.prefetch_memory}
 
 
 #: A notebook server's mount shares the disk with the kernels' own data: a smaller cache cap by default

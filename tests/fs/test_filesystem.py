@@ -116,3 +116,44 @@ def test_proxy_settings_from_the_environment_still_apply(api_server: EmbeddedSer
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     direct = AlgoFileSystem(api_server.url, api_server.api_key, timeout=1.0, skip_instance_cache=True)
     assert any(entry["name"].endswith("/datasets") for entry in direct.ls("data/demo"))
+
+
+def _count_concurrency(fs: AlgoFileSystem, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Wraps the real session's ``request`` to record how many requests were in flight at once."""
+    import threading
+
+    seen = {"now": 0, "max": 0}
+    lock = threading.Lock()
+    original = fs.session.request
+
+    def request(*args, **kwargs):
+        with lock:
+            seen["now"] += 1
+            seen["max"] = max(seen["max"], seen["now"])
+        try:
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                seen["now"] -= 1
+
+    monkeypatch.setattr(fs.session, "request", request)
+    return seen
+
+
+def test_cat_and_get_of_many_paths_run_in_parallel(fs: AlgoFileSystem, collection: str, tmp_path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from algofs_jupyter.fs.filesystem import BATCH_THREADS
+
+    files = {f"{collection}/f{i:03d}": f"file {i}".encode() * 50 for i in range(40)}
+    for path, data in files.items():
+        fs.pipe_file(path, data)
+    seen = _count_concurrency(fs, monkeypatch)
+    assert fs.cat(sorted(files)) == files
+    assert 1 < seen["max"] <= BATCH_THREADS
+    assert fs.cat([f"{collection}/f000", f"{collection}/missing"], on_error="omit") == {
+        f"{collection}/f000": files[f"{collection}/f000"]}
+    seen["max"] = 0
+    fs.get(f"{collection}/", str(tmp_path / "copy") + "/", recursive=True)
+    assert 1 < seen["max"] <= BATCH_THREADS
+    assert {p.name: p.read_bytes() for p in (tmp_path / "copy").iterdir()} == {
+        k.rpartition("/")[2]: v for k, v in files.items()}

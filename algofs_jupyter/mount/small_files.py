@@ -1,0 +1,210 @@
+"""Whole small files in memory: one GET per cold file, shared by the reader and the directory prefetcher.
+
+A file up to ``--small-file-size`` is fetched whole with one GET (no ranged block fetch, no block file on
+disk: for a 4 KiB file those cost more than the bytes). The bytes stay here, least recently used first,
+within ``budget`` bytes: files fetched ahead and not read yet (``unread_bytes``) are what the prefetcher
+may add to, files already read are the first to go (the kernel's page cache keeps them across opens).
+
+An entry answers a ``FileVersion`` whose size matches and whose etag is one of the entry's validators:
+the ETag the GET answered and the version the listing described (size + mtime), so a strict-mode open
+(HEAD etag) and a ttl-mode open (listing attributes) both find the prefetched bytes.
+
+Single flight: a reader of a file whose GET is running (a prefetch, another reader) waits for it
+instead of asking again, so a cold file costs at most one request.
+
+Locks: ``_lock`` guards ``_entries``, ``_flights``, ``unread_bytes``, ``size_bytes`` and the counters; a
+leaf (never held across a fetch or a wait on a flight).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from ..fs.api_errors import StaleFile
+from .block_index import FileVersion
+
+#: A whole-file GET: the body and the ETag the server answered with ("" if none).
+WholeFetch = Callable[[], tuple[bytes, str]]
+
+
+class _Flight(Future["_Entry"]):
+    """A whole-file GET in progress; ``prefetch`` when no reader asked for it."""
+
+    def __init__(self, prefetch: bool = False):
+        super().__init__()
+        self.prefetch = prefetch
+
+
+class _PrefetchFailed(Exception):
+    """A reader waited for a prefetch that failed: it fetches the file itself."""
+
+
+@dataclass
+class _Entry:
+    size: int
+    validators: frozenset[str]
+    data: bytes
+    read: bool = False
+
+
+@dataclass
+class SmallFileCounters:
+    hits: int = 0
+    misses: int = 0
+    joined: int = 0  # readers that waited for a GET already running
+    fetches: int = 0
+    prefetches: int = 0
+    prefetch_hits: int = 0  # first reads served by a prefetch
+    evicted: int = 0
+
+
+class SmallFiles:
+    def __init__(self, budget: int):
+        self.budget = budget
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()  # path -> entry, LRU order
+        self._flights: dict[FileVersion, _Flight] = {}
+        self.size_bytes = 0
+        self.unread_bytes = 0
+        self.counters = SmallFileCounters()
+
+    def read(self, version: FileVersion, fetch: WholeFetch) -> bytes:
+        """The bytes of ``version``: from memory, from a GET already running, else one GET now (also when
+        the running GET was a prefetch that failed: its error is not the reader's)."""
+        try:
+            return self._read(version, fetch)
+        except _PrefetchFailed:
+            return self._read(version, fetch)
+
+    def _read(self, version: FileVersion, fetch: WholeFetch) -> bytes:
+        with self._lock:
+            entry = self._match_locked(version)
+            if entry is not None:
+                self.counters.hits += 1
+                if not entry.read:
+                    entry.read = True
+                    self.unread_bytes -= len(entry.data)
+                    self.counters.prefetch_hits += 1
+                return entry.data
+            flight = self._flights.get(version)
+            owner = flight is None
+            if owner:
+                flight = self._flights[version] = _Flight()
+                self.counters.misses += 1
+            else:
+                self.counters.joined += 1
+        assert flight is not None
+        if not owner:
+            try:
+                entry = flight.result()
+            except Exception as exc:
+                if flight.prefetch:
+                    raise _PrefetchFailed from exc
+                raise
+            with self._lock:
+                if not entry.read and self._entries.get(version.path) is entry:
+                    entry.read = True
+                    self.unread_bytes -= len(entry.data)
+                    self.counters.prefetch_hits += 1
+            return entry.data
+        return self._fetch(version, fetch, flight, read=True).data
+
+    def prefetch(self, version: FileVersion, fetch: WholeFetch) -> bool:
+        """Fetch ``version`` into memory unless it is here or coming; False if nothing was fetched."""
+        with self._lock:
+            if self._match_locked(version, touch=False) is not None or version in self._flights:
+                return False
+            if self.unread_bytes + version.size > self.budget:
+                return False
+            flight = self._flights[version] = _Flight(prefetch=True)
+            self.counters.prefetches += 1
+        try:
+            self._fetch(version, fetch, flight, read=False)
+        except OSError:
+            return False  # a reader that needs it fetches it itself
+        return True
+
+    def has(self, version: FileVersion) -> bool:
+        with self._lock:
+            return version in self._flights or self._match_locked(version, touch=False) is not None
+
+    def room_for(self, size: int) -> bool:
+        with self._lock:
+            return self.unread_bytes + size <= self.budget
+
+    def invalidate(self, path: str) -> None:
+        with self._lock:
+            self._drop_locked(path)
+
+    def clear(self) -> None:
+        with self._lock:
+            for path in list(self._entries):
+                self._drop_locked(path)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            c = self.counters
+            return {"files": len(self._entries), "bytes": self.size_bytes, "unread_bytes": self.unread_bytes,
+                    "budget": self.budget, "hits": c.hits, "misses": c.misses, "joined": c.joined,
+                    "fetches": c.fetches, "prefetches": c.prefetches, "prefetch_hits": c.prefetch_hits,
+                    "evicted": c.evicted, "in_flight": len(self._flights)}
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _fetch(self, version: FileVersion, fetch: WholeFetch, flight: _Flight, read: bool) -> _Entry:
+        try:
+            data, etag = fetch()
+            if len(data) != version.size:
+                raise StaleFile(f"{version.path}: {len(data)} bytes on the server, {version.size} expected "
+                                "(changed remotely)")
+        except BaseException as exc:
+            with self._lock:
+                self._flights.pop(version, None)
+            flight.set_exception(exc)
+            raise
+        entry = _Entry(version.size, frozenset(v for v in (etag, version.etag) if v), data, read)
+        with self._lock:
+            self._flights.pop(version, None)
+            self.counters.fetches += 1
+            self._drop_locked(version.path)
+            self._entries[version.path] = entry
+            self.size_bytes += len(data)
+            if not read:
+                self.unread_bytes += len(data)
+            self._trim_locked()
+        flight.set_result(entry)
+        return entry
+
+    def _match_locked(self, version: FileVersion, touch: bool = True) -> _Entry | None:
+        entry = self._entries.get(version.path)
+        if entry is None or entry.size != version.size or version.etag not in entry.validators:
+            return None
+        if touch:
+            self._entries.move_to_end(version.path)
+        return entry
+
+    def _drop_locked(self, path: str) -> None:
+        entry = self._entries.pop(path, None)
+        if entry is not None:
+            self.size_bytes -= len(entry.data)
+            if not entry.read:
+                self.unread_bytes -= len(entry.data)
+
+    def _trim_locked(self) -> None:
+        """Over budget: drop files already read (oldest first), then the oldest unread ones."""
+        for read in (True, False):
+            excess = self.size_bytes - self.budget
+            victims = []
+            for path, entry in self._entries.items():  # oldest first; stops at the first fit
+                if excess <= 0:
+                    break
+                if entry.read == read:
+                    victims.append(path)
+                    excess -= len(entry.data)
+            for path in victims:
+                self._drop_locked(path)
+            self.counters.evicted += len(victims)

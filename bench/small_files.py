@@ -1,0 +1,455 @@
+"""Small-file benchmark: many small files read whole, algofs vs its peers, side by side in one run.
+
+    python bench/small_files.py                    # 2,000 x 4 KiB and 10,000 x 16 KiB, loopback
+    python bench/small_files.py --latency-ms 20    # the same, then again through a 20 ms delay proxy
+    python bench/small_files.py --quick            # 2,000 x 4 KiB only
+    python bench/run.py --latency-ms 20            # the same as the second line
+
+Each dataset is read whole (``open``/``read``/``close`` per file, as a PyTorch ``Dataset`` does) after a
+listing, one after another in listing order by one process ("serial"), and in a shuffled order split
+over 4 reader processes ("4 readers"), cold (fresh mount, empty cache) and warm (again). Systems:
+``algofs mount`` (defaults), the official ``algorithmia`` client (``file().getBytes()``, serially and in
+4 processes), ``rclone mount --vfs-cache-mode full`` over ``rclone serve webdav`` of the server's data,
+and the files read from the server's disk. With ``--latency-ms N`` the ``ls -l``, small-file and a
+sequential read (cold) rows are repeated through ``bench/delay_proxy.py`` (every request's first byte
+delayed N ms), for algofs, the official client and rclone alike.
+
+Results: ``results/small_files.md`` (table, targets, load) and ``results/small_files.png`` (chart).
+Everything started or mounted here is stopped or unmounted in ``finally`` blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as base  # noqa: E402 - bench/run.py's helpers (mounts, processes, rows)
+
+USER, COLLECTION = base.USER, base.COLLECTION
+READERS = 4
+KiB = 1 << 10
+PROXY = Path(__file__).resolve().parent / "delay_proxy.py"
+
+
+# --------------------------------------------------------------------------------------- readers
+def read_list(paths: list[str]) -> int:
+    total = 0
+    for path in paths:
+        with open(path, "rb") as handle:
+            total += len(handle.read())
+    return total
+
+
+def client_read_list(uris: list[str]) -> int:
+    import Algorithmia
+
+    client = Algorithmia.client(api_key=os.environ.pop("ALGORITHMIA_API_KEY"),
+                                api_address=os.environ["ALGORITHMIA_API"])
+    return sum(len(client.file(uri).getBytes()) for uri in uris)
+
+
+def reader_child(mode: str, listing: str) -> int:
+    """A reader process: says ready, waits for "go" on stdin, reads its list, exits."""
+    items = Path(listing).read_text().splitlines()
+    if mode == "client":
+        import Algorithmia  # noqa: F401 - imported before "go", like the files are listed before
+
+    print("ready", flush=True)
+    sys.stdin.readline()
+    (client_read_list if mode == "client" else read_list)(items)
+    return 0
+
+
+def parallel(mode: str, items: list[str], work: Path, env: dict[str, str] | None = None) -> float:
+    """Wall time of ``READERS`` processes reading ``items`` shuffled and split between them."""
+    shuffled = items[:]
+    random.Random(7).shuffle(shuffled)
+    procs = []
+    try:
+        for index in range(READERS):
+            listing = work / f"readers-{index}.txt"
+            listing.write_text("\n".join(shuffled[index::READERS]))
+            procs.append(subprocess.Popen([sys.executable, __file__, "--reader", mode, str(listing)],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True))
+        for proc in procs:
+            if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("reader did not start")
+        start = time.perf_counter()
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        for proc in procs:
+            if proc.wait(600) != 0:
+                raise RuntimeError(f"reader exited with {proc.returncode}")
+        return time.perf_counter() - start
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+# --------------------------------------------------------------------------------------- set-up
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout} s")
+
+
+def make_small(collection: Path, name: str, count: int, size: int) -> list[str]:
+    folder = collection / name
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for index in range(count):
+        file_name = f"s{index:05d}.bin"
+        (folder / file_name).write_bytes(os.urandom(size))
+        names.append(file_name)
+    return names
+
+
+@contextmanager
+def delay_proxy(target_url: str, delay_ms: float) -> Iterator[str]:
+    """``target_url`` itself for 0 ms, else the URL of a delay proxy in front of it."""
+    if not delay_ms:
+        yield target_url
+        return
+    port = target_url.rpartition(":")[2].strip("/")
+    proc = subprocess.Popen([sys.executable, str(PROXY), "--target", f"127.0.0.1:{port}",
+                             "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        listen = int(proc.stdout.readline())
+        yield f"http://127.0.0.1:{listen}"
+    finally:
+        stop_process(proc)
+
+
+class Bench:
+    def __init__(self, work: Path, server_root: Path, api_key: str,
+                 datasets: list[tuple[str, list[str], int]], results: base.Results):
+        self.work, self.server_root, self.api_key = work, server_root, api_key
+        self.datasets, self.results = datasets, results
+
+    def label(self, name: str, count: int, size: int, latency: float, how: str) -> str:
+        suffix = f" @{latency:g} ms" if latency else ""
+        return f"{count} x {size // KiB} KiB {how}{suffix}"
+
+    def files_row(self, scenario: str, system: str, count: int, action: Callable[[], float],
+                  note: str = "") -> None:
+        def measure() -> tuple[float, None]:
+            return action(), None
+
+        base.attempt(self.results, scenario, system, measure, note)
+        row = self.results.rows[-1]
+        if row.seconds:
+            row.value = count / row.seconds  # files/s in the value column
+            row.note = (row.note + f" {row.value:.0f} files/s").strip()
+
+    # -- systems ----------------------------------------------------------------------------------
+    def local(self, latency: float) -> None:
+        for name, names, size in self.datasets:
+            folder = self.server_root / "data" / USER / COLLECTION / name
+            paths = [str(folder / n) for n in names]
+            read_list(paths)  # page cache
+            self.files_row(self.label(name, len(names), size, latency, "serial"), "local disk", len(names),
+                           lambda p=paths: base.timed(lambda: read_list(p))[0], "page cache")
+            self.files_row(self.label(name, len(names), size, latency, "4 readers"), "local disk", len(names),
+                           lambda p=paths: parallel("files", p, self.work), "page cache")
+
+    def client(self, api_url: str, latency: float) -> None:
+        import Algorithmia
+
+        client = Algorithmia.client(api_key=self.api_key, api_address=api_url)
+        env = {**os.environ, "ALGORITHMIA_API_KEY": self.api_key, "ALGORITHMIA_API": api_url}
+        for name, names, size in self.datasets:
+            uris = [f"data://{USER}/{COLLECTION}/{name}/{n}" for n in names]
+            self.files_row(self.label(name, len(names), size, latency, "serial (cold)"), "official client",
+                           len(names),
+                           lambda u=uris: base.timed(lambda: [client.file(x).getBytes() for x in u])[0],
+                           "getBytes()")
+            self.files_row(self.label(name, len(names), size, latency, "4 readers (cold)"), "official client",
+                           len(names), lambda u=uris: parallel("client", u, self.work, env), "4 processes")
+        first = self.datasets[0]
+        base.attempt(self.results, f"ls -l {len(first[1])} files" + (f" @{latency:g} ms" if latency else ""),
+                     "official client", lambda: (base.timed(lambda: [f.getName() for f in client.dir(
+                         f"data://{USER}/{COLLECTION}/{first[0]}").files()])[0], None), "dir().files()")
+
+    def mounted(self, system: str, root: Path, fresh: Callable[[], object], latency: float,
+                status: Callable[[], dict] | None = None) -> None:
+        for name, names, size in self.datasets:
+            folder = root / name
+            paths = [str(folder / n) for n in names]
+            for how in ("serial", "4 readers"):
+                with fresh():  # type: ignore[attr-defined]
+                    if how == "serial" and name == self.datasets[0][0]:
+                        base.attempt(self.results, f"ls -l {len(names)} files" +
+                                     (f" @{latency:g} ms" if latency else ""), system,
+                                     lambda f=folder, n=len(names): base.ls_l(f, n, 600))
+                    else:
+                        os.listdir(folder)  # the loader lists first: attributes for every file
+                    before = status()["backend"]["requests_sent"] if status else None
+
+                    def go(p: list[str] = paths, h: str = how) -> float:
+                        if h == "serial":
+                            return base.timed(lambda: read_list(p))[0]
+                        return parallel("files", p, self.work)
+
+                    self.files_row(self.label(name, len(names), size, latency, f"{how} (cold)"), system,
+                                   len(names), go)
+                    if status and before is not None:
+                        sent = status()["backend"]["requests_sent"] - before
+                        self.results.rows[-1].note += f", {sent} requests"
+                    if latency and how == "4 readers":
+                        continue
+                    before = status()["backend"]["requests_sent"] if status else None
+                    self.files_row(self.label(name, len(names), size, latency, f"{how} (warm)"), system,
+                                   len(names), go)
+                    if status and before is not None:
+                        sent = status()["backend"]["requests_sent"] - before
+                        self.results.rows[-1].note += f", {sent} requests"
+
+    def algofs(self, api_url: str, latency: float, large: Path | None) -> None:
+        from algofs_jupyter.mount import control
+        from algofs_jupyter.mount.mount_process import MountProcess
+
+        mountpoint, cache_dir = self.work / "mnt-algofs", self.work / "algofs-cache"
+        current: list[MountProcess] = []
+
+        @contextmanager
+        def fresh() -> Iterator[MountProcess]:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+            mount = MountProcess(mountpoint, api_url, self.api_key, cache_dir=cache_dir,
+                                 log_file=self.work / "algofs-mount.log", cache_size=4 << 30)
+            mount.start(60)
+            current.append(mount)
+            try:
+                yield mount
+            finally:
+                mount.stop()
+                current.pop()
+
+        self.mounted("algofs", mountpoint / "data" / USER / COLLECTION, fresh, latency,
+                     status=lambda: control.query(mountpoint, "status"))
+        if large is not None:
+            with fresh() as mount:
+                path = mountpoint / "data" / USER / COLLECTION / large.name
+                cpu = base.process_cpu(mount.pid)
+                base.attempt(self.results, f"sequential read (cold) @{latency:g} ms", "algofs",
+                             lambda: base.read_whole(path))
+                spent = base.process_cpu(mount.pid) - cpu
+                per_gib = spent / (large.stat().st_size / base.GiB)
+                self.results.rows[-1].note = f"daemon {per_gib:.2f} core-s/GiB"
+
+    def rclone(self, latency: float, large: Path | None) -> None:
+        port = base.free_port()
+        config = self.work / "rclone.conf"
+        config.write_text("")
+        serve = subprocess.Popen(
+            ["rclone", "serve", "webdav", str(self.server_root / "data" / USER),
+             "--addr", f"127.0.0.1:{port}", "--config", str(config)], stdout=subprocess.DEVNULL,
+            stderr=open(self.work / "rclone-serve.log", "ab"), start_new_session=True)  # noqa: SIM115
+        try:
+            wait_for(lambda: base._http_ok(f"http://127.0.0.1:{port}/"), 30, "rclone serve webdav")
+            with delay_proxy(f"http://127.0.0.1:{port}", latency) as url:
+                mountpoint, cache_dir = self.work / "mnt-rclone", self.work / "rclone-cache"
+
+                @contextmanager
+                def fresh() -> Iterator[None]:
+                    shutil.rmtree(cache_dir, ignore_errors=True)
+                    command = ["rclone", "mount", f":webdav,url='{url}/':", str(mountpoint), "--config",
+                               str(config), "--vfs-cache-mode", "full", "--cache-dir", str(cache_dir)]
+                    log = self.work / "rclone-mount.log"
+                    with base.fuse_child(command, mountpoint, dict(os.environ), log):
+                        yield
+
+                self.mounted("rclone mount", mountpoint / COLLECTION, fresh, latency)
+                if large is not None:
+                    with fresh():
+                        base.attempt(self.results, f"sequential read (cold) @{latency:g} ms", "rclone mount",
+                                     lambda: base.read_whole(mountpoint / COLLECTION / large.name))
+        finally:
+            stop_process(serve)
+
+    def client_sequential(self, api_url: str, latency: float, large: Path) -> None:
+        import Algorithmia
+
+        client = Algorithmia.client(api_key=self.api_key, api_address=api_url)
+        uri = f"data://{USER}/{COLLECTION}/{large.name}"
+
+        def fetch() -> tuple[float, int]:
+            seconds, local = base.timed(lambda: client.file(uri).getFile())
+            size = os.path.getsize(local.name)
+            os.unlink(local.name)
+            return seconds, size
+
+        base.attempt(self.results, f"sequential read (cold) @{latency:g} ms", "official client", fetch,
+                     "getFile()")
+
+
+# ---------------------------------------------------------------------------------------- report
+TARGETS = [
+    # label, scenario (algofs), scenario (peer), peer, goal, "files/s" or "ratio of seconds"
+    ("warm 4 KiB Python loop >= 5,000 files/s", "2000 x 4 KiB serial (warm)", None, None, 5000.0),
+    ("cold serial <= 0.5x official client serial (loopback)", "2000 x 4 KiB serial (cold)",
+     "2000 x 4 KiB serial (cold)", "official client", 0.5),
+    ("cold serial <= 0.2x official client serial @20 ms", "2000 x 4 KiB serial (cold) @20 ms",
+     "2000 x 4 KiB serial (cold) @20 ms", "official client", 0.2),
+    ("cold 4 readers >= 2x official client 4 processes (speed)", "2000 x 4 KiB 4 readers (cold)",
+     "2000 x 4 KiB 4 readers (cold)", "official client", 0.5),
+]
+
+
+def target_lines(results: base.Results) -> list[str]:
+    lines = ["| Target | Measured | Met |", "|---|---|---|"]
+    for label, scenario, peer_scenario, peer, goal in TARGETS:
+        row = results.get(scenario, "algofs")
+        if row is None or not row.seconds:
+            lines.append(f"| {label} | not measured | - |")
+            continue
+        if peer is None:
+            value = row.value or 0.0
+            lines.append(f"| {label} | {value:.0f} files/s | {'yes' if value >= goal else 'no'} |")
+            continue
+        other = results.get(peer_scenario or scenario, peer)
+        if other is None or not other.seconds:
+            lines.append(f"| {label} | peer not measured | - |")
+            continue
+        ratio = row.seconds / other.seconds
+        lines.append(f"| {label} | {ratio:.2f}x the time ({row.seconds:.2f} s vs {other.seconds:.2f} s) | "
+                     f"{'yes' if ratio <= goal else 'no'} |")
+    return lines
+
+
+def write_report(results: base.Results, started: float, load: list[str], args: argparse.Namespace) -> None:
+    base.RESULTS.mkdir(exist_ok=True)
+    lines = ["# Small files (bench/small_files.py)", "",
+             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
+             f"{time.time() - started:.0f} s, args `{' '.join(sys.argv[1:])}`.", "",
+             "Load (`uptime`) before and after: " + " / ".join(f"`{x}`" for x in load), "",
+             "## Targets", "", *target_lines(results), "",
+             "## Rows", "", "| Scenario | System | Seconds | files/s or MB/s | Note |",
+             "|---|---|---|---|---|"]
+    for row in results.rows:
+        seconds = "failed" if row.seconds is None else f"{row.seconds:.3f}"
+        value = "" if row.value is None else f"{row.value:.0f}"
+        lines.append(f"| {row.scenario} | {row.system} | {seconds} | {value} | {row.note} |")
+    (base.RESULTS / "small_files.md").write_text("\n".join(lines) + "\n")
+    (base.RESULTS / "small_files.json").write_text(json.dumps(
+        [row.__dict__ for row in results.rows], indent=1))
+    draw_chart(results, base.RESULTS / "small_files.png")
+
+
+def draw_chart(results: base.Results, target: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = [r for r in results.rows if r.seconds and "x" in r.scenario and "KiB" in r.scenario]
+    scenarios = list(dict.fromkeys(r.scenario for r in rows))
+    systems = list(dict.fromkeys(r.system for r in rows))
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(scenarios) + 1.5))
+    height = 0.8 / max(len(systems), 1)
+    for offset, system in enumerate(systems):
+        values = [next((r.value or 0 for r in rows if r.scenario == s and r.system == system), 0)
+                  for s in scenarios]
+        ax.barh([i + offset * height for i in range(len(scenarios))], values, height, label=system)
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(scenarios))], scenarios, fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("files/s (log)")
+    ax.invert_yaxis()
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+
+
+def run_bench(quick: bool, latency_ms: float, parts: list[str]) -> int:
+    from algofs_jupyter.server.process import EmbeddedServer
+
+    started = time.time()
+    load = [subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()]
+    work = Path(tempfile.mkdtemp(prefix="algofs-small-"))
+    server_root = work / "serve"
+    api_key = "bench-" + secrets.token_urlsafe(16)
+    collection = server_root / "data" / USER / COLLECTION
+    datasets = [("small4k", make_small(collection, "small4k", 2000, 4 * KiB), 4 * KiB)]
+    if not quick:
+        datasets.append(("small16k", make_small(collection, "small16k", 10_000, 16 * KiB), 16 * KiB))
+    large = collection / "large.bin"
+    with open(large, "wb") as handle:
+        for _ in range((64 if quick else 256) // 8):
+            handle.write(os.urandom(8 << 20))
+    server = EmbeddedServer(server_root, users={USER: api_key})
+    results = base.Results()
+    try:
+        server.start(60)
+        for latency in [0.0] + ([latency_ms] if latency_ms else []):
+            print(f"[latency {latency:g} ms]", flush=True)
+            sets = datasets if not latency else datasets[:1]
+            bench = Bench(work, server_root, api_key, sets, results)
+            with delay_proxy(server.url, latency) as url:
+                if "local" in parts and not latency:
+                    bench.local(latency)
+                if "client" in parts:
+                    bench.client(url, latency)
+                    if latency:
+                        bench.client_sequential(url, latency, large)
+                if "algofs" in parts:
+                    bench.algofs(url, latency, large if latency else None)
+            if "rclone" in parts:
+                bench.rclone(latency, large if latency else None)
+        load.append(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+        write_report(results, started, load, argparse.Namespace())
+        print("\n".join(target_lines(results)))
+    finally:
+        server.stop()
+        for leftover in work.glob("mnt-*"):
+            base.unmount(leftover)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2,000 x 4 KiB only, 64 MiB sequential file")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="also run through a delay proxy")
+    parser.add_argument("--only", nargs="*", choices=["local", "client", "algofs", "rclone"],
+                        default=["local", "client", "algofs", "rclone"])
+    parser.add_argument("--reader", nargs=2, metavar=("MODE", "LIST"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.reader:
+        return reader_child(*args.reader)
+    return run_bench(args.quick, args.latency_ms, args.only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

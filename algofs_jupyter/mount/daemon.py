@@ -97,6 +97,13 @@ class MountDaemon:
 
     def status(self) -> dict:
         cache = self.blocks.stats()
+        # Small files live in memory, not in blocks; the cache summary shows them too (one place to look):
+        # their entries, whole-file hits/misses and fetched bytes add to the block cache's.
+        small = self.operations.small_files
+        small_stats = small.stats()
+        cache["entries"] = sorted([*cache["entries"], *small.entries()], key=lambda e: str(e["path"]))
+        for counter in ("hits", "misses", "bytes_fetched"):
+            cache[counter] = cache.get(counter, 0) + small_stats[counter]
         hits, misses = cache.get("hits", 0), cache.get("misses", 0)
         cache["hit_ratio"] = hits / (hits + misses) if hits + misses else None
         uploads = self.staging.stats()
@@ -113,7 +120,7 @@ class MountDaemon:
             "options": {**self.options.as_status(), "read_ahead_kb": self.readahead_kb},
             "cache": cache,
             "metadata": self.metadata.stats(),
-            "small_files": {**self.operations.small_files.stats(),
+            "small_files": {**small_stats,
                             "prefetch": self.operations.dir_prefetch.stats()},
             "uploads": uploads,
             "uploads_in_flight": uploads["in_flight"],

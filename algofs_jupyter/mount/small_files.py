@@ -57,6 +57,7 @@ class SmallFileCounters:
     misses: int = 0
     joined: int = 0  # readers that waited for a GET already running
     fetches: int = 0
+    bytes_fetched: int = 0
     prefetches: int = 0
     prefetch_hits: int = 0  # first reads served by a prefetch
     evicted: int = 0
@@ -150,8 +151,15 @@ class SmallFiles:
             c = self.counters
             return {"files": len(self._entries), "bytes": self.size_bytes, "unread_bytes": self.unread_bytes,
                     "budget": self.budget, "hits": c.hits, "misses": c.misses, "joined": c.joined,
-                    "fetches": c.fetches, "prefetches": c.prefetches, "prefetch_hits": c.prefetch_hits,
+                    "fetches": c.fetches, "bytes_fetched": c.bytes_fetched, "prefetches": c.prefetches,
+                    "prefetch_hits": c.prefetch_hits,
                     "evicted": c.evicted, "in_flight": len(self._flights)}
+
+    def entries(self) -> list[dict[str, int | str]]:
+        """The files held, in the block cache's entry shape (``path``, ``cached_bytes``, ``size``)."""
+        with self._lock:
+            return [{"path": path, "cached_bytes": len(entry.data), "size": entry.size}
+                    for path, entry in self._entries.items()]
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -170,6 +178,7 @@ class SmallFiles:
         with self._lock:
             self._flights.pop(version, None)
             self.counters.fetches += 1
+            self.counters.bytes_fetched += len(data)
             self._drop_locked(version.path)
             self._entries[version.path] = entry
             self.size_bytes += len(data)

@@ -704,6 +704,7 @@ class AlgoOperations(Operations):
     def clear_caches(self) -> None:
         self.blocks.clear()
         self.metadata.clear()
+        self.algorithms.clear_caches()  # the pipes' algorithm listings
 
     def open_handles(self) -> int:
         return len(self._handles)

@@ -149,8 +149,8 @@ def _limits(policy: SandboxPolicy) -> list[str]:
     prlimit = shutil.which("prlimit")
     if prlimit is None:
         return lower
-    return [*lower, prlimit, f"--as={policy.memory_bytes}", f"--cpu={policy.cpu_seconds}", f"--nproc={policy.nproc}",
-            f"--fsize={policy.file_size_bytes}", "--"]
+    return [*lower, prlimit, f"--as={policy.memory_bytes}", f"--cpu={policy.cpu_seconds}",
+            f"--nproc={policy.nproc}", f"--fsize={policy.file_size_bytes}", "--"]
 
 
 def launch_spec(policy: SandboxPolicy, directory: Path, slot: int, api_address: str,

@@ -917,6 +917,7 @@ class AlgoOperations(Operations):
         self.metadata.clear()
         self.small_files.clear()
         self.dir_prefetch.end_all()
+        self.algorithms.clear_caches()  # the pipes' algorithm listings
 
     def open_handles(self) -> int:
         return len(self._handles)

@@ -115,30 +115,46 @@ class PipeTree(VirtualTree):
             options[key] = value
         return version, options, is_error
 
-    # -- listings (cached briefly; lookups never need them) ---------------------------------------
+    # -- listings -----------------------------------------------------------------------------------
+    #
+    # Listings are cached for LISTING_TTL so that ``ls -l`` (a readdir, then a getattr per entry) and a
+    # burst of opens cost one request. A published algorithm or version must show at once (issue 17),
+    # so the cache never answers "no": ``readdir`` always asks the API again (it is what ``ls`` shows),
+    # and a name that the cached listing lacks is looked up again once before it is ENOENT.
+    # ``clear_caches`` (the mount's ``clear_cache`` command) drops them all.
 
-    def _cached(self, key: str, load: Any) -> Any:
+    def _cached(self, key: str, load: Any, fresh: bool = False) -> Any:
         now = time.monotonic()
         hit = self._listings.get(key)
-        if hit and now - hit[0] < LISTING_TTL:
+        if hit and not fresh and now - hit[0] < LISTING_TTL:
             return hit[1]
         value = load()
-        self._listings[key] = (now, value)
+        self._listings[key] = (now, value)  # one dict store: atomic, no lock needed
         return value
 
-    def _algorithms_of(self, user: str) -> dict[str, list[str]]:
-        algorithms = self._cached(f"user:{user}", lambda: list_algorithms(self.session, user))
+    def clear_caches(self) -> None:
+        self._listings.clear()
+
+    def _algorithms_of(self, user: str, fresh: bool = False) -> dict[str, list[str]]:
+        algorithms = self._cached(f"user:{user}", lambda: list_algorithms(self.session, user), fresh)
         self._users_seen.add(user)
         return algorithms
 
-    def _versions(self, user: str, algo: str) -> list[str]:
+    def _versions(self, user: str, algo: str, fresh: bool = False) -> list[str]:
         def load() -> list[str]:
             versions = algorithm_versions(self.session, user, algo)
             if versions is None:  # hosted API shape: ask the listing of the owner
-                versions = self._algorithms_of(user).get(algo, [])
+                listing = self._algorithms_of(user)
+                if algo not in listing:
+                    listing = self._algorithms_of(user, fresh=True)
+                versions = listing.get(algo, [])
             return versions
 
-        return self._cached(f"algo:{user}/{algo}", load)
+        return self._cached(f"algo:{user}/{algo}", load, fresh)
+
+    def _has_version(self, user: str, algo: str, version: str) -> bool:
+        """Whether ``version`` is published; a miss in the cached listing asks the API once more."""
+        return version in self._versions(user, algo) or version in self._versions(user, algo, fresh=True)
 
     def _dir_stat(self) -> dict[str, Any]:
         return directory_stat(self.mounted_at, 0o555)
@@ -161,7 +177,7 @@ class PipeTree(VirtualTree):
             return self._dir_stat()
         if len(parts) == 3:
             version, _options, is_error = self._file_name(parts[2])
-            if version != LATEST and version not in self._versions(parts[0], parts[1]):
+            if version != LATEST and not self._has_version(parts[0], parts[1], version):
                 raise FuseOSError(errno.ENOENT)
             if is_error:
                 message = self._error_for(f"{parts[0]}/{parts[1]}/{version}", _context_pid())
@@ -178,9 +194,9 @@ class PipeTree(VirtualTree):
                 pass
             return sorted(self._users_seen)
         if len(parts) == 1:
-            return sorted(self._algorithms_of(parts[0]))
+            return sorted(self._algorithms_of(parts[0], fresh=True))
         if len(parts) == 2:
-            return [*self._versions(parts[0], parts[1]), LATEST]
+            return [*self._versions(parts[0], parts[1], fresh=True), LATEST]
         raise FuseOSError(errno.ENOTDIR)
 
     # -- handles ----------------------------------------------------------------------------------

@@ -57,3 +57,6 @@ class VirtualTree:
 
     def stats(self) -> dict:
         return {}
+
+    def clear_caches(self) -> None:
+        return None

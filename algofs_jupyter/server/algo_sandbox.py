@@ -13,6 +13,9 @@ Why (issue 15): algorithms ran with the server's uid and read ``ALGOFS_SERVE_API
   server's environ is not visible) and a copy of the algorithm at ``/run/algofs/algo``. The network is
   shared: code inside an algorithm calls this server with its per-call token.
 - Limits are set by ``prlimit`` before bwrap: address space, CPU time, processes, file size.
+- Workers run ``nice``d (``niceness``, default 10): on a 2-core box busy algorithms otherwise starve the
+  API server itself (bench/serve_load.py saw /healthz over 100 ms); a niced worker still gets the CPU
+  whenever the server does not want it.
 
 Without bwrap (or where user namespaces are refused) the worker runs as a plain child with the same
 rlimits (and, under root, the slot uid): no weaker than the per-call processes it replaces.
@@ -48,6 +51,7 @@ class SandboxPolicy:
     nproc: int = 64
     file_size_bytes: int = 256 << 20
     base_uid: int = 61000
+    niceness: int = 10  # added to the server's own; 0 leaves workers at the server's priority
     hidden_paths: tuple[Path, ...] = field(default_factory=tuple)
 
 
@@ -140,11 +144,13 @@ def _python_for(as_uid: int | None) -> tuple[str, list[str]]:
 
 
 def _limits(policy: SandboxPolicy) -> list[str]:
+    nice = shutil.which("nice")
+    lower = [nice, "-n", str(policy.niceness)] if nice and policy.niceness > 0 else []
     prlimit = shutil.which("prlimit")
     if prlimit is None:
-        return []
-    return [prlimit, f"--as={policy.memory_bytes}", f"--cpu={policy.cpu_seconds}", f"--nproc={policy.nproc}",
-            f"--fsize={policy.file_size_bytes}", "--"]
+        return lower
+    return [*lower, prlimit, f"--as={policy.memory_bytes}", f"--cpu={policy.cpu_seconds}",
+            f"--nproc={policy.nproc}", f"--fsize={policy.file_size_bytes}", "--"]
 
 
 def launch_spec(policy: SandboxPolicy, directory: Path, slot: int, api_address: str,

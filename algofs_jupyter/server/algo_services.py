@@ -24,6 +24,7 @@ class AlgorithmOptions:
     max_calls: int = 32
     pool: PoolLimits = field(default_factory=PoolLimits)
     hidden_paths: tuple[Path, ...] = ()
+    worker_nice: int = 10  # SandboxPolicy.niceness
 
 
 def make_executor(options: AlgorithmOptions, policy: SandboxPolicy) -> Executor:
@@ -39,7 +40,8 @@ def make_executor(options: AlgorithmOptions, policy: SandboxPolicy) -> Executor:
 def algorithm_settings(root: Path, options: AlgorithmOptions | None = None) -> dict:
     """Application settings: ``algorithms``, ``registry``, ``executor``, ``call_limiter``."""
     options = options or AlgorithmOptions()
-    policy = SandboxPolicy(mode=options.sandbox, hidden_paths=(root, *options.hidden_paths))
+    policy = SandboxPolicy(mode=options.sandbox, hidden_paths=(root, *options.hidden_paths),
+                           niceness=options.worker_nice)
     store = AlgorithmStore(root)
     return {
         "algorithms": store,

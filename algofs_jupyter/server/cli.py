@@ -65,6 +65,8 @@ def add_algorithm_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-workers", type=int, default=8, metavar="N", help="warm worker processes overall (default 8)")
     add("--worker-idle-seconds", type=float, default=300.0, metavar="S",
         help="reap workers idle this long (default 300)")
+    add("--worker-nice", type=int, default=10, choices=range(20), metavar="N",
+        help="run algorithm workers this much nicer than the server (default 10; 0: same priority)")
 
 
 def collect_users(args: argparse.Namespace) -> dict[str, str]:
@@ -96,7 +98,7 @@ def algorithm_options(args: argparse.Namespace):
     hidden = tuple(p.expanduser().resolve() for p in [args.users_file] if p is not None)
     return AlgorithmOptions(executor=args.executor, sandbox=args.sandbox,
                             max_calls_per_user=args.max_calls_per_user, max_calls=args.max_calls, pool=pool,
-                            hidden_paths=hidden)
+                            hidden_paths=hidden, worker_nice=args.worker_nice)
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -6,11 +6,15 @@ import hashlib
 import json
 import subprocess
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import Algorithmia
 import pytest
+import requests
+
+from algofs_jupyter.server.users import DEMO_USERS
 
 from .conftest import Mounted
 
@@ -127,3 +131,33 @@ def test_stream_reader_receives_answers_and_can_be_interrupted(mounted: Mounted)
     # the interrupt reached only the reader: the mount still answers
     echo = mounted.path / "algorithms/demo/echo/latest"
     assert sh(f"echo 'still here' > {echo}; cat {echo}").stdout.decode().strip() == "still here"
+
+
+def _publish(api_server, name: str, source: str, version_type: str) -> dict:
+    """Create (if needed), upload and publish ``demo/<name>`` with the official client."""
+    client = Algorithmia.client(api_key=DEMO_USERS["demo"], api_address=api_server.url)
+    algo = client.algo(f"demo/{name}")
+    if not algo.exists():
+        algo.create(details={"label": name}, settings={"algorithm_callability": "public"})
+    requests.put(f"{api_server.url}/v1/algorithms/demo/{name}/source", data=source.encode(), timeout=30,
+                 headers={"Authorization": DEMO_USERS["demo"], "Content-Type": "text/x-python"}
+                 ).raise_for_status()
+    return algo.publish(version_info={"version_type": version_type})
+
+
+def test_published_algorithm_and_version_show_at_once_despite_cached_listings(mounted: Mounted, api_server):
+    """Issue 17: a published algorithm or version appears at once, even in a folder listed a moment ago."""
+    demo = mounted.path / "algorithms/demo"
+    name = f"fresh_{uuid.uuid4().hex[:8]}"
+    assert name not in {p.name for p in demo.iterdir()}  # the owner's listing is now cached
+    first = _publish(api_server, name, "def apply(input):\n    return 'v1:' + input\n", "minor")
+    assert first["version_info"]["semantic_version"] == "0.1.0", first
+    assert name in {p.name for p in demo.iterdir()}  # `ls` right after publishing
+    assert {p.name for p in (demo / name).iterdir()} == {"0.1.0", "latest"}  # its versions are cached now
+    second = _publish(api_server, name, "def apply(input):\n    return 'v2:' + input\n", "major")
+    assert second["version_info"]["semantic_version"] == "1.0.0", second
+    pipe = demo / name / "1.0.0"  # opened by name at once, before any new listing
+    result = sh(f"printf hi > {pipe} && cat {pipe}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == b"v2:hi"
+    assert {p.name for p in (demo / name).iterdir()} == {"0.1.0", "1.0.0", "latest"}

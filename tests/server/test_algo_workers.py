@@ -84,6 +84,16 @@ def test_warm_worker_is_reused_killed_on_timeout_and_replaced_on_new_version(rea
     assert pinned.result["token"] != after.result["token"]  # the old version's worker was retired
 
 
+def test_workers_run_at_a_lower_cpu_priority_than_the_server(reaping_server):
+    """Busy algorithms must not starve the API server of CPU (issue 15's /healthz over 100 ms)."""
+    name = unique("n")
+    source = "import os\n\ndef apply(input):\n    return os.nice(0)\n"
+    publish_source(reaping_server.url, "demo", name, source)
+    worker = demo_client(reaping_server).algo(f"demo/{name}").pipe("x").result
+    server = os.nice(0)  # the server inherits the test's priority
+    assert worker == min(19, server + 10) and worker > server
+
+
 def test_idle_workers_are_reaped(reaping_server):
     name = unique("r")
     publish_source(reaping_server.url, "demo", name, stateful(1))

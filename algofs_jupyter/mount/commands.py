@@ -63,7 +63,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         from .daemon import MountDaemon
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        from .parent_watch import watch_parent
+        from ..parent_watch import watch_parent
 
         watch_parent()
         return MountDaemon(args.mountpoint, args.api_address, api_key, options).run()

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..parent_watch import PARENT_PID_ENV
 from ..supervise import ChildOwner, ChildProcess
 from . import control
 from .mount_table import algofs_mounts, is_algofs_mount, mount_path
 from .options import MountOptions
-from .parent_watch import PARENT_PID_ENV
 
 __all__ = ["MountProcess", "algofs_mounts", "cleanup_stale", "fusermount", "is_mounted", "mount_path"]
 

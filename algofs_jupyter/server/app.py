@@ -15,6 +15,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.netutil import bind_sockets
 from tornado.web import Application
 
+from ..parent_watch import watch_parent
 from .access_log import log_request
 from .algo_handlers import AlgoCallHandler
 from .algo_manage_handlers import ROUTES as ALGORITHM_ROUTES
@@ -104,6 +105,7 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watch_parent()  # started by EmbeddedServer: stop (SIGTERM) once that process is gone
     try:
         await stop.wait()
     finally:

@@ -17,6 +17,7 @@ from types import TracebackType
 
 import requests
 
+from ..parent_watch import PARENT_PID_ENV
 from ..supervise import ChildOwner, ChildProcess
 from .users import DEMO_USERS
 
@@ -26,9 +27,12 @@ class EmbeddedServer(ChildOwner):
                  users: dict[str, str] | None = None, host: str = "127.0.0.1",
                  large_file_mb: int | None = None, storage: str | None = None,
                  s3_endpoint: str | None = None, s3_region: str | None = None,
-                 env: dict[str, str] | None = None, many_files: int | None = None):
+                 env: dict[str, str] | None = None, many_files: int | None = None,
+                 exit_with_parent: bool = True):
         """``storage``/``s3_*``: ``--storage s3://…`` and its endpoint/region; ``env``: extra variables for
-        the child (e.g. ``AWS_SHARED_CREDENTIALS_FILE``: credentials never go into argv)."""
+        the child (e.g. ``AWS_SHARED_CREDENTIALS_FILE``: credentials never go into argv).
+        ``exit_with_parent``: the server stops once this process is gone (``parent_watch``), so a killed
+        Jupyter server or kernel leaves no ``algofs serve`` behind."""
         self.root = Path(root).resolve()
         self.port = port
         self.host = host
@@ -39,6 +43,7 @@ class EmbeddedServer(ChildOwner):
         self.s3_endpoint = s3_endpoint
         self.s3_region = s3_region
         self.extra_env = dict(env or {})
+        self.exit_with_parent = exit_with_parent
         if users is None:
             names = list(DEMO_USERS) if demo else ["user"]
             users = {name: "algofs-" + secrets.token_urlsafe(24) for name in names}
@@ -87,6 +92,8 @@ class EmbeddedServer(ChildOwner):
         secret_vars = ("ALGOFS_SERVE_API_KEY", "ALGORITHMIA_API_KEY")
         env = {k: v for k, v in os.environ.items() if k not in secret_vars}
         env.update(self.extra_env)
+        if self.exit_with_parent:
+            env[PARENT_PID_ENV] = str(os.getpid())
         self._spawn_until_ready(self.command(), env, timeout)
         return self
 

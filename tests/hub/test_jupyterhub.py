@@ -124,7 +124,7 @@ def test_each_user_gets_their_own_mount_and_identity_and_nothing_of_the_others(d
     hub.stop_server(c.name)
     next(p for p in processes_of(b.uid) if "jupyterhub-singleuser" in " ".join(p.cmdline())).kill()
     for user in users:
-        # the mount daemon follows its server out and unmounts (mount/parent_watch.py)
+        # the mount daemon follows its server out and unmounts (parent_watch.py)
         assert eventually(lambda home=user.home: algofs_mounts_under(home) == []), user.name
         assert psutil.wait_procs(processes_of(user.uid), timeout=30)[1] == [], f"{user.name}: processes left"
     hub.stop_server(b.name)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from .supervised import SupervisedProcess, free_ports
+from ..supervise import ChildOwner, ChildProcess
+from .ports import free_ports
 
 #: The AWS variables a child must not inherit from the caller (they would override the files).
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
@@ -87,7 +88,7 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-class SeaweedFS:
+class SeaweedFS(ChildOwner):
     """``weed server -s3`` in ``directory`` (created, and removed by ``stop``), with ``buckets`` made."""
 
     def __init__(self, directory: Path, buckets: Iterable[str] = (), keep_directory: bool = False,
@@ -103,7 +104,7 @@ class SeaweedFS:
                                  secrets.token_urlsafe(30))
         self.accounts = {name: S3Account(self.account.endpoint, "AK" + secrets.token_hex(8).upper(),
                                          secrets.token_urlsafe(30)) for name in self.scoped}
-        self._process: SupervisedProcess | None = None
+        self._child = ChildProcess("weed server", self.directory / "weed.log")
 
     @property
     def endpoint(self) -> str:
@@ -154,27 +155,28 @@ class SeaweedFS:
             "s3", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id=self.account.access_key,
             aws_secret_access_key=self.account.secret_key,
             config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10))
-        self._process = SupervisedProcess(self.command(), log_path=self.directory / "weed.log",
-                                          probe=self._ready, env=child_env({}), grace=2.0)
         try:
-            self._process.start(timeout)
+            self._spawn_until_ready(self.command(), child_env({}), timeout)
         except BaseException:
             self._cleanup()
             raise
         return self
 
+    def ready(self) -> bool:
+        try:
+            return self._ready()
+        except Exception:  # not ready yet, whatever the probe ran into
+            return False
+
     def create_bucket(self, name: str) -> None:
         self._client.create_bucket(Bucket=name)
         self.buckets.append(name)
 
-    def log_tail(self, lines: int = 30) -> str:
-        return self._process.log_tail(lines) if self._process else ""
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
+    def stop(self, timeout: float = 2.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` (SIGTERM alone takes SeaweedFS 17-25 s; its data goes
+        anyway); the directory and gRPC sockets are removed."""
         try:
-            if process is not None:
-                process.stop()
+            self._child.stop(term_timeout=timeout)
         finally:
             self._cleanup()
 

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
-    "algofs_jupyter.server.cli",  # serve
+    "algofs_jupyter.server.serve_command",  # serve
     "algofs_jupyter.mount.commands",  # mount, unmount, status, recover
     "algofs_jupyter.demo_cli",  # demo
 )

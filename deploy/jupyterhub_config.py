@@ -96,6 +96,8 @@ async def hand_user_their_key(spawner) -> None:
         f"--AlgofsApp.username={name}",
         "--AlgofsApp.embedded_server=False",
         "--AlgofsApp.mountpoint=algofs",
+        # answers 403, not jupyter_server's 500, for a path the API refuses (shown as d--x--x--x)
+        "--ServerApp.contents_manager_class=algofs_jupyter.jupyter.contents.AlgofsContentsManager",
     ]
 
 

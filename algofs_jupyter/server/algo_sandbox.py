@@ -143,6 +143,14 @@ def _python_for(as_uid: int | None) -> tuple[str, list[str]]:
     return sys.executable, []
 
 
+def _under_private_dirs(python: str, site: list[str]) -> list[str]:
+    """What the interpreter needs that the sandbox's private ``/tmp`` and ``/run`` would hide: the
+    venv (``sys.prefix``) when it runs our own interpreter, and the site-packages on its PYTHONPATH."""
+    needed = [*site, sys.prefix] if python == sys.executable else list(site)
+    private = (("tmp",), ("run",))
+    return sorted({p for p in needed if Path(p).is_dir() and Path(p).resolve().parts[1:2] in private})
+
+
 def _limits(policy: SandboxPolicy) -> list[str]:
     nice = shutil.which("nice")
     lower = [nice, "-n", str(policy.niceness)] if nice and policy.niceness > 0 else []
@@ -173,6 +181,8 @@ def launch_spec(policy: SandboxPolicy, directory: Path, slot: int, api_address: 
     bwrap = shutil.which("bwrap") or "bwrap"
     argv = [*_limits(policy), bwrap, "--unshare-all", "--share-net", "--die-with-parent", "--new-session",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+    for path in _under_private_dirs(python, site):  # a checkout or venv under /tmp stays importable
+        argv += ["--ro-bind", path, path]
     for hidden in policy.hidden_paths:
         if as_uid is not None and not _traversable(hidden):
             continue

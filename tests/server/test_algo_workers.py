@@ -326,3 +326,23 @@ def test_pool_is_bounded_per_algorithm_and_per_owner(bounded_server):
     assert seen_total <= 6  # per owner (and under the overall 8)
     # anowell's calls are not starved by demo's full share: 2 slots of the overall 8 are left
     assert call(bounded_server, "anowell", "anowell/Pinky", "narf?").status_code == 200
+
+
+def test_a_venv_under_tmp_stays_importable_in_the_sandbox(tmp_path, monkeypatch):
+    """bwrap gives workers a private /tmp; a checkout or venv cloned under /tmp (as CI may) would vanish
+    with it and every algorithm importing the client failed with "No module named 'Algorithmia'"."""
+    from algofs_jupyter.server import algo_sandbox
+    from algofs_jupyter.server.algo_sandbox import SandboxPolicy, launch_spec
+
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    # the interpreter a root server gives a dropped uid: the system Python plus our site-packages
+    monkeypatch.setattr(algo_sandbox, "_python_for", lambda as_uid: (algo_sandbox.SYSTEM_PYTHON, [str(site)]))
+    algo = tmp_path / "algo"
+    algo.mkdir()
+    (algo / "algorithm.py").write_text("def apply(input):\n    return input\n")
+    argv = launch_spec(SandboxPolicy(mode="bwrap"), algo, slot=0, api_address="http://127.0.0.1:1").argv
+    assert str(tmp_path).startswith("/tmp/")
+    tmpfs = max(i for i, arg in enumerate(argv) if arg == "--tmpfs" and argv[i + 1] == "/tmp")
+    binds = [i for i in range(len(argv) - 2) if argv[i] == "--ro-bind" and argv[i + 1] == str(site)]
+    assert binds and binds[0] > tmpfs and argv[binds[0] + 2] == str(site), argv

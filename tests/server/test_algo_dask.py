@@ -25,7 +25,7 @@ def cluster():
 def dask_server(cluster, tmp_path_factory):
     address = cluster.scheduler_address.replace("tcp://", "dask://")
     with ServerWithOptions(tmp_path_factory.mktemp("algo-dask"), ["--executor", address], demo=True,
-                           large_file_mb=0) as server:
+                           large_file_mb=0, users=dict(DEMO_USERS)) as server:
         yield server
 
 

@@ -66,8 +66,10 @@ def test_embedded_demo_server_uses_random_keys_in_private_files(tmp_path):
         assert oct(server.users_file.parent.stat().st_mode & 0o777) == "0o700"
         argv = " ".join(psutil.Process(server.pid).cmdline())
         environ = psutil.Process(server.pid).environ()
-        log = server.log_path.read_text()
-        assert "GET /v1/data/.my alice" in log
+        deadline = time.monotonic() + 10  # tornado logs a request after answering it
+        while "GET /v1/data/.my alice" not in (log := server.log_path.read_text()):
+            assert time.monotonic() < deadline, log
+            time.sleep(0.05)
         for key in server.users.values():
             assert key not in argv and key not in " ".join(environ.values()) and key not in log
 

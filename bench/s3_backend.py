@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from algofs_jupyter.server.process import EmbeddedServer  # noqa: E402
+from algofs_jupyter.testing.rss import RssSampler  # noqa: E402
 from algofs_jupyter.testing.seaweedfs import SeaweedFS, write_private  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -83,28 +83,6 @@ def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
-
-
-class RssPeak(threading.Thread):
-    """Peak RSS of a process while a transfer runs (sampled every 50 ms)."""
-
-    def __init__(self, pid: int):
-        import psutil
-
-        super().__init__(daemon=True)
-        self.process = psutil.Process(pid)
-        self.baseline = self.process.memory_info().rss
-        self.peak = self.baseline
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(0.05):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def growth(self) -> int:
-        self.stopped.set()
-        self.join()
-        return self.peak - self.baseline
 
 
 def curl(*args: str) -> None:
@@ -232,12 +210,12 @@ def main() -> int:
                 for name, action in (("PUT boto3", put_boto3), ("PUT curl presigned", put_curl_presigned),
                                      ("PUT server", put_server), ("GET boto3", get_boto3),
                                      ("GET curl presigned", get_curl_presigned), ("GET server", get_server)):
-                    sampler = RssPeak(server_pid) if name.endswith("server") else None
+                    sampler = RssSampler(server_pid) if name.endswith("server") else None
                     if sampler:
                         sampler.start()
                     runs.setdefault(name, []).append(timed(action))
                     if sampler:
-                        rss[name.split()[0]].append(sampler.growth())
+                        rss[name.split()[0]].append(sampler.stop())
             assert s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] == size
             for op in ("GET", "PUT"):
                 scenario = f"{op} {size_mb} MiB"

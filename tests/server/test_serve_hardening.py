@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,26 +16,12 @@ import requests
 from algofs_jupyter.server.process import EmbeddedServer
 from algofs_jupyter.server.users import DEMO_USERS
 
+from .test_cli import start_serve, stop
+
 
 def serve(root: Path, port: int, *args: str) -> subprocess.Popen:
     """`algofs serve` as a child, ready once its ready file exists."""
-    ready = root / "ready.json"
-    ready.unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "algofs_jupyter", "serve", "--root", str(root / "srv"),
-                             "--port", str(port), "--ready-file", str(ready), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(proc.communicate()[0].decode())
-        time.sleep(0.05)
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> str:
-    proc.terminate()
-    return proc.communicate(timeout=15)[0].decode()
+    return start_serve(list(args), root, port, {})
 
 
 def eventually(condition, timeout: float = 15.0) -> bool:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psutil
 import pytest
 import requests
 
 from algofs_jupyter.server.process import EmbeddedServer
 from algofs_jupyter.server.users import DEMO_USERS
+from algofs_jupyter.testing.rss import RssSampler
 
 MiB = 1024 * 1024
 
@@ -70,26 +69,6 @@ def test_leftover_temp_files_are_swept_at_start(tmp_path):
     with EmbeddedServer(tmp_path, demo=True, large_file_mb=0):
         assert not leftover.exists()
         assert (collection / "cities.csv").exists()
-
-
-class RssSampler(threading.Thread):
-    """Peak resident memory of a process, sampled every 50 ms while a transfer runs."""
-
-    def __init__(self, pid: int):
-        super().__init__(daemon=True)
-        self.process = psutil.Process(pid)
-        self.baseline = self.process.memory_info().rss
-        self.peak = self.baseline
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(0.05):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def stop(self) -> int:
-        self.stopped.set()
-        self.join()
-        return self.peak - self.baseline
 
 
 def write_test_file(path: Path, size: int) -> str:

@@ -39,11 +39,16 @@ class WorkerProcess:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.last_used = time.monotonic()
         self.calls = 0
+        self._killed = False  # set by kill(): the process may not be reaped (returncode) for a while
         self._stderr_task: asyncio.Task | None = None
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.returncode is None
+        """Started, not killed by us and not exited. ``returncode`` alone is not enough: it is set only
+        when the event loop's child watcher has reaped the process, so a worker killed on a timeout
+        still looked alive and went back to the idle list (CI: the next call got "exited with status
+        -9")."""
+        return self.process is not None and not self._killed and self.process.returncode is None
 
     async def start(self, timeout: float) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -102,6 +107,7 @@ class WorkerProcess:
         """SIGKILL the process group; the sandbox's PID namespace takes every descendant with it."""
         if self.process is None or self.process.returncode is not None:
             return
+        self._killed = True
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

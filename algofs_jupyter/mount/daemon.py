@@ -69,7 +69,7 @@ class MountDaemon:
         salvage_staging(cache_dir / "staging", self.recovery)  # files a dead daemon never uploaded
         self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery,
                                     lambda local, remote: self.fs.put_file(local, remote),
-                                    write_at=self.fs.write_at)
+                                    write_at=self.fs.write_at, download=self.fs.download_to)
         self.operations = AlgoOperations(
             self.fs, self.blocks, self.metadata, self.staging,
             algorithms=PipeTree(self.fs, timeout=options.algo_timeout),

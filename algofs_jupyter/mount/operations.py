@@ -127,6 +127,7 @@ class StagedHandle:
 
     path: str
     staged: StagedFile
+    append: bool = False  # O_APPEND: every write goes to the end of the staged bytes
 
 
 @dataclass
@@ -477,7 +478,7 @@ class AlgoOperations(Operations):
                 fill = lambda local: self.fs.download_to(layout, local)  # noqa: E731
             remote = (attr.size, attr.etag) if attr is not None else None
             staged = self.staging.open(layout, fill, truncate=bool(flags & os.O_TRUNC), remote=remote)
-            fi.fh = self._new_handle(StagedHandle(layout, staged))
+            fi.fh = self._new_handle(StagedHandle(layout, staged, append=bool(flags & os.O_APPEND)))
             return 0
         if staged is not None:  # someone is writing it: read the local bytes
             staged = self.staging.open(layout, None, truncate=False)
@@ -519,7 +520,7 @@ class AlgoOperations(Operations):
         if kept is None:
             return False
         staged = self.staging.open(layout, None, truncate=False, remote=kept, unverified=True)
-        fi.fh = self._new_handle(StagedHandle(layout, staged))
+        fi.fh = self._new_handle(StagedHandle(layout, staged, append=True))
         return True
 
 
@@ -609,7 +610,7 @@ class AlgoOperations(Operations):
         self.metadata.put(layout, Attr(FILE, 0, time.time()))
         self._touch_directory(rules.parent_of(layout))
         staged = self.staging.open(layout, None, truncate=True, new=True)
-        fi.fh = self._new_handle(StagedHandle(layout, staged))
+        fi.fh = self._new_handle(StagedHandle(layout, staged, append=bool(fi.flags & os.O_APPEND)))
         return 0
 
     @fuse_errors
@@ -634,6 +635,8 @@ class AlgoOperations(Operations):
         if not isinstance(handle, StagedHandle):
             raise FuseOSError(errno.EBADF)
         self.staging.check_space(len(data))
+        if handle.append:
+            return handle.staged.append(data)
         return handle.staged.pwrite(data, offset)
 
     @fuse_errors

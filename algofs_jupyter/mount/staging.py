@@ -137,6 +137,12 @@ class StagedFile:
             self.generation += 1
             return written
 
+    def append(self, data: bytes) -> int:
+        """An ``O_APPEND`` write: at the end of the local bytes, whatever offset the kernel computed from
+        its cached size (which misses bytes a rebased append took from the server)."""
+        with self.lock:
+            return self.pwrite(data, self.size())
+
     def truncate(self, length: int) -> None:
         with self.lock:
             self.mark_dirty()
@@ -173,7 +179,8 @@ class StagedFile:
 
 class WriteStaging:
     def __init__(self, directory: Path, recovery: RecoveryStore,
-                 upload: Callable[[str, str], dict | None], write_at: TailWriter | None = None):
+                 upload: Callable[[str, str], dict | None], write_at: TailWriter | None = None,
+                 download: Callable[[str, Path], object] | None = None):
         self.directory = directory
         if directory.is_dir() and any(directory.iterdir()):
             # An earlier daemon with our pid left bytes that salvage_staging could not save: keep them
@@ -183,6 +190,7 @@ class WriteStaging:
         self.recovery = recovery
         self._upload = upload  # (local file, remote path) -> the stored file's info or None
         self._write_at = write_at  # tail uploads (None: always whole-file PUTs)
+        self._download = download  # (remote path, local file): refreshes a copy after a rebased append
         self._lock = threading.Lock()
         self._files: dict[str, StagedFile] = {}
         self._retained: OrderedDict[str, StagedFile] = OrderedDict()  # clean copies, no handle open
@@ -333,12 +341,13 @@ class WriteStaging:
                 pass
             except PreconditionFailed as exc:
                 if staged.unverified:
-                    return self._rebase_append(staged, start, exc), False
+                    return self._rebase_append(staged, start, exc)
                 log.warning("%s changed on the server since it was opened (%s); uploading the whole file",
                             staged.path, exc)
         return self._upload(str(staged.local), staged.path), True
 
-    def _rebase_append(self, staged: StagedFile, start: int, exc: PreconditionFailed) -> dict:
+    def _rebase_append(self, staged: StagedFile, start: int,
+                       exc: PreconditionFailed) -> tuple[dict | None, bool]:
         """A file reopened for append without asking the server changed there meanwhile: append what was
         written since the open to the server's current version (O_APPEND's meaning). Anything but a pure
         append is reported (ESTALE, bytes kept for recovery), never uploaded over the other change."""
@@ -348,7 +357,21 @@ class WriteStaging:
         info = self._write_at(staged.path, staged.remote_size, str(staged.local), expected_size=exc.size,
                               if_match=exc.etag or None, at=exc.size)
         self.tail_uploads += 1
-        return info
+        return info, self._refresh_local(staged, info)
+
+    def _refresh_local(self, staged: StagedFile, info: dict | None) -> bool:
+        """After a rebased append the local bytes are ours, not the server's: fetch the server's (in place,
+        the descriptor stays valid), so readers, stat and further appends through open handles see the
+        file as it is. False when that is not possible; the copy is then not trusted (no tail uploads)."""
+        if self._download is None or not info or "size" not in info:
+            return False
+        try:
+            self._download(staged.path, staged.local)
+        except OSError as exc:
+            log.warning("%s: could not refresh the local copy after appending to a newer version: %s",
+                        staged.path, exc)
+            return False
+        return staged.size() == info["size"]
 
     def _keep_for_recovery(self, staged: StagedFile, exc: OSError) -> None:
         if staged.recovery_id and staged.recovery_generation == staged.generation:

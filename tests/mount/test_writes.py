@@ -120,6 +120,26 @@ def test_append_after_a_change_elsewhere_appends_to_the_new_version(mnt: Proxied
     assert target.read_bytes() == b"someone else wrote this\nmore\n"
 
 
+def test_a_handle_that_appended_to_a_newer_version_sees_it_and_appends_after_it(
+        mnt: Proxied, scratch: Path, server: EmbeddedServer) -> None:
+    """After fsync rebased the append onto another writer's version, the still-open handle's file is
+    that version: a reader sees it (not the mount's stale copy) and the next append lands after it."""
+    target = scratch / "rebased.txt"
+    target.write_bytes(b"mine\n")
+    other = AlgoFileSystem(server.url, server.api_key, skip_instance_cache=True)
+    with open(target, "ab") as handle:
+        handle.write(b"more\n")
+        other.pipe(str(target.relative_to(mnt.path)), b"someone else wrote this\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+        assert target.read_bytes() == b"someone else wrote this\nmore\n"
+        assert target.stat().st_size == len(b"someone else wrote this\nmore\n")
+        handle.write(b"again\n")
+    expected = b"someone else wrote this\nmore\nagain\n"
+    assert mnt.server_path(target).read_bytes() == expected
+    assert target.read_bytes() == expected
+
+
 def test_edit_after_a_change_elsewhere_never_mixes_versions(mnt: Proxied, scratch: Path,
                                                            server: EmbeddedServer) -> None:
     target = scratch / "edited.txt"

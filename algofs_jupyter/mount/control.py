@@ -56,14 +56,15 @@ class ControlServer:
         os.chmod(self.path, 0o600)
         sock.listen(16)
         self._sock = sock
-        self._thread = threading.Thread(target=self._serve, name="algofs-control", daemon=True)
+        self._thread = threading.Thread(target=self._serve, args=(sock,), name="algofs-control",
+                                        daemon=True)
         self._thread.start()
 
-    def _serve(self) -> None:
-        assert self._sock is not None
+    def _serve(self, sock: socket.socket) -> None:
+        """Accept until ``stop`` closes ``sock`` (passed in: ``stop`` clears ``_sock`` meanwhile)."""
         while True:
             try:
-                conn, _ = self._sock.accept()
+                conn, _ = sock.accept()
             except OSError:
                 return  # closed
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()

@@ -6,7 +6,8 @@ one FUSE mount of each. For each of the four paths:
 
 * cold: the first call after publishing a new version (a new worker process must start and load the
   code; the build is not timed), ``--cold`` times;
-* warm: ``--calls`` calls of ``demo/echo`` (interleaved across the four paths, so all see the same load);
+* warm: ``--calls`` calls of ``demo/echo`` per path, in blocks of ``WARM_BLOCK`` that the four paths take
+  turns with (so all see the same load, and no call is timed right after another path's);
 * throughput: calls/s with 8 concurrent callers (processes, each with its own client), direct only.
 
 Written to ``bench/results/pipes_latency.md``. ``python bench/pipes_latency.py [--calls 200] [--cold 8]``
@@ -33,6 +34,10 @@ from algofs_jupyter.server.process import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "pipes_latency.md"
 CALLERS = 8
+#: Warm calls are timed in blocks of this many per path, the paths taking turns, so each call follows a
+#: call of its own path (as in a user's loop) and not another path's, whose background work (the mount's
+#: FUSE release, Dask's bookkeeping) would still be running; over the run all paths see the same load.
+WARM_BLOCK = 20
 TARGETS = {"warm_direct_p50_ms": 5.0, "mount_over_direct": 1.2, "calls_per_s": 200.0}
 
 
@@ -164,10 +169,11 @@ def main() -> int:
             for call in paths.values():  # warm every worker and the mounts' listings
                 for _ in range(5):
                     call("warm")
-            for i in range(args.calls):
+            for first in range(0, args.calls, WARM_BLOCK):  # the paths take turns, a block each
                 for name, call in paths.items():
-                    message = f"message {i}"
-                    rows[name]["warm"].append(timed(lambda c=call, m=message: c(m)))
+                    for i in range(first, min(first + WARM_BLOCK, args.calls)):
+                        message = f"message {i}"
+                        rows[name]["warm"].append(timed(lambda c=call, m=message: c(m)))
             for engine, (server, _mnt) in engines.items():
                 rates[engine] = throughput(server, args.seconds)
     write_report(args, rows, rates)
@@ -181,8 +187,9 @@ def write_report(args: argparse.Namespace, rows: dict[str, dict[str, list[float]
         "# Algorithm call latency and throughput", "",
         f"Command: `python bench/pipes_latency.py --calls {args.calls} --cold {args.cold} --seconds "
         f"{args.seconds:g}` — {time.strftime('%Y-%m-%d %H:%M')}. `demo/echo` (text); cold = first call "
-        "after publishing a new version (worker start + code load); warm calls interleaved over the four "
-        "paths; one run, one machine (2 cores, shared). Before the warm pool: ~48 ms p50 direct (issue 17).",
+        "after publishing a new version (worker start + code load); warm calls in blocks of "
+        f"{WARM_BLOCK} per path, the four paths taking turns; one run, one machine (2 cores, shared). "
+        "Before the warm pool: ~48 ms p50 direct (issue 17).",
         "",
         "| Path | cold p50 (ms) | cold p95 (ms) | warm p50 (ms) | warm p95 (ms) | warm mean (ms) |",
         "|---|---|---|---|---|---|",

@@ -132,8 +132,12 @@ def client_loop(url: str, user: str, key: str, worker: int,
     return samples
 
 
-def user_process(url: str, user: str, key: str, clients: int, stop_at_wall: float) -> list:
-    """One user's clients (threads) in their own process, so the client's GIL is not the bottleneck."""
+def user_process(url: str, user: str, key: str, clients: int, stop_at_wall: float, niceness: int = 0) -> list:
+    """One user's clients (threads) in their own process, so the client's GIL is not the bottleneck.
+    ``niceness``: the clients stand for users on other machines; on this 2-core box, at the server's
+    priority they take CPU from the server and from the /healthz probe, which is then what gets measured."""
+    if niceness:
+        os.nice(niceness)
     stop_at = time.monotonic() + (stop_at_wall - time.time())
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(client_loop, url, user, key, worker, stop_at) for worker in range(clients)]
@@ -206,7 +210,11 @@ def report(args: argparse.Namespace, samples: list, monitor: Monitor, elapsed: f
         "",
         f"{args.users} users × {args.clients} concurrent clients for {elapsed:.0f} s, one request at a "
         "time each; mix " + ", ".join(f"{op} {weight}%" for op, weight in MIX)
-        + f". Reads {READ_SIZE // 1024} KiB, writes {WRITE_SIZE // 1024} KiB, demo/sleep 0.2 s.",
+        + f". Reads {READ_SIZE // 1024} KiB, writes {WRITE_SIZE // 1024} KiB, demo/sleep 0.2 s. "
+        + (f"The clients run at nice {args.clients_nice}: they stand for users on other machines, and at "
+           "the server's priority on these 2 cores they take the CPU the server and the /healthz probe need "
+           "(`--clients-nice 0` measures that)." if args.clients_nice else
+           "The clients run at the server's priority, on the same 2 cores."),
         "",
         "| request | count | errors | p50 ms | p99 ms |",
         "|---|---|---|---|---|",
@@ -248,6 +256,8 @@ def main() -> int:
     parser.add_argument("--serve-arg", action="append", default=[], help="extra `algofs serve` option")
     parser.add_argument("--label", default="this checkout", help="what the server is, for the report")
     parser.add_argument("--note", default="", help="a sentence appended to the report")
+    parser.add_argument("--clients-nice", type=int, default=10,
+                        help="niceness of the load clients (0: they compete with the server for CPU)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--append", action="store_true", help="append to the output instead of replacing it")
     args = parser.parse_args()
@@ -263,8 +273,8 @@ def main() -> int:
             started = time.monotonic()
             stop_at_wall = time.time() + args.duration
             with concurrent.futures.ProcessPoolExecutor(len(users)) as pool:
-                futures = [pool.submit(user_process, url, user, keys[user], args.clients, stop_at_wall)
-                           for user in users]
+                futures = [pool.submit(user_process, url, user, keys[user], args.clients, stop_at_wall,
+                                       args.clients_nice) for user in users]
                 samples = [sample for future in futures for sample in future.result()]
             elapsed = time.monotonic() - started
             monitor.stopping.set()

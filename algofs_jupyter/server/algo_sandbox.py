@@ -23,6 +23,7 @@ rlimits (and, under root, the slot uid): no weaker than the per-call processes i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +90,31 @@ def stage_root() -> Path:
     return root
 
 
+#: A staged copy unused (no worker started from it) for this long is removed; workers are reaped when
+#: idle and replaced on a new version long before, so no live worker still reads from such a copy.
+STALE_CODE_SECONDS = 7 * 86400
+#: At most one sweep of stale copies per this many seconds (each stage_code call would otherwise list).
+PRUNE_INTERVAL_SECONDS = 3600.0
+_last_prune = [float("-inf")]
+
+
+def prune_stale_code(now: float | None = None) -> int:
+    """Remove staged copies not used for ``STALE_CODE_SECONDS`` (every publish leaves one); returns how
+    many. Without this every version ever run kept a copy under /tmp for the life of the machine."""
+    now = time.time() if now is None else now
+    removed = 0
+    for entry in stage_root().iterdir():
+        marker = entry / ".complete"
+        try:
+            stale = now - marker.stat().st_mtime > STALE_CODE_SECONDS
+        except FileNotFoundError:  # a staging in progress, or a copy without marker
+            stale = entry.name.startswith(".staging-") and now - entry.stat().st_mtime > STALE_CODE_SECONDS
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def stage_code(directory: Path) -> Path:
     """A world-readable copy of an algorithm directory, named by its content's hash, plus the runner.
 
@@ -99,7 +126,13 @@ def stage_code(directory: Path) -> Path:
     for path in files:
         digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes() + b"\0")
     target = stage_root() / digest.hexdigest()[:32]
-    if (target / ".complete").exists():
+    if time.monotonic() - _last_prune[0] > PRUNE_INTERVAL_SECONDS:
+        _last_prune[0] = time.monotonic()
+        prune_stale_code()
+    marker = target / ".complete"
+    if marker.exists():
+        with contextlib.suppress(OSError):
+            os.utime(marker)  # in use: not stale
         return target
     tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=stage_root()))
     for path in files:

@@ -76,7 +76,7 @@ class MountDaemon:
             extra_connectors=options.connectors, kernel_ttl=options.metadata_ttl,
             negative_ttl=options.negative_ttl, on_init=self._after_mount, consistency=options.consistency,
             small_file_size=options.small_file_size, prefetch_files=options.prefetch_files,
-            prefetch_memory=options.prefetch_memory)
+            prefetch_memory=options.prefetch_memory, write_back=options.write_back)
         self.control = ControlServer(mountpoint, {"status": self.status, "clear_cache": self.clear})
         self.started_at = time.time()
         self.readahead_kb: int | None = None
@@ -123,6 +123,7 @@ class MountDaemon:
             "small_files": {**small_stats,
                             "prefetch": self.operations.dir_prefetch.stats()},
             "uploads": uploads,
+            "write_back": self.operations.write_back.stats() if self.operations.write_back else None,
             "uploads_in_flight": uploads["in_flight"],
             "uploads_failed": uploads["failed"],
             "recovery": {"directory": str(self.recovery.directory),
@@ -152,8 +153,10 @@ class MountDaemon:
         except KeyboardInterrupt:
             pass
         finally:
+            self.operations.drain_write_back()  # if libfuse did not call destroy (a no-op when it did)
             self.control.stop()
             self.operations.dir_prefetch.close()
+            self.staging.close()
             self.blocks.close()
             self.fs.session.close()
         return 0

@@ -55,10 +55,13 @@ from .small_files import SmallFiles, WholeFetch
 from .staging import StagedFile, WriteStaging
 from .stat_dicts import directory_stat, file_stat
 from .virtual import VirtualTree
+from .write_back import WriteBack
 
 log = logging.getLogger(__name__)
 
 CONNECTOR_PROBE_TTL = 60.0
+#: Seconds unmount waits for write-back uploads (within MountProcess's wait for the daemon to exit).
+WRITE_BACK_DRAIN_SECONDS = 10.0
 #: Block size the mount reports to stat (tools size their reads by it).
 STAT_BLOCK_SIZE = 1 << 20
 
@@ -156,7 +159,7 @@ class AlgoOperations(Operations):
                  extra_connectors: tuple[str, ...] = (), kernel_ttl: float = 60.0,
                  negative_ttl: float = 5.0, on_init: Callable[[], None] | None = None,
                  consistency: str = "ttl", small_file_size: int = 1 << 20, prefetch_files: int = 64,
-                 prefetch_memory: int = 64 << 20):
+                 prefetch_memory: int = 64 << 20, write_back: float = 0.0):
         self.fs = fs
         self.blocks = block_cache
         self.metadata = metadata
@@ -172,6 +175,8 @@ class AlgoOperations(Operations):
         self.small_files = SmallFiles(prefetch_memory)
         self.dir_prefetch = DirectoryPrefetcher(self.small_files, file_version, self._whole_fetch_of,
                                                 small_file_size, files_ahead=prefetch_files)
+        #: ``--write-back SECONDS``: close() leaves the upload to this (None: upload at close, the default)
+        self.write_back = WriteBack(staging, self._upload, write_back) if write_back > 0 else None
         self.uid, self.gid = os.getuid(), os.getgid()
         self.started = time.time()
         self._handles: dict[int, Handle] = {}
@@ -202,6 +207,11 @@ class AlgoOperations(Operations):
 
     def destroy(self, path: str) -> None:
         log.info("unmounting")
+        self.drain_write_back()
+
+    def drain_write_back(self, timeout: float = WRITE_BACK_DRAIN_SECONDS) -> int:
+        """Upload what write-back still holds (unmount); the number of files left (kept for recovery)."""
+        return self.write_back.drain(timeout) if self.write_back is not None else 0
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -693,12 +703,17 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def flush(self, path: str, fi: Any) -> int:
-        """Every close(): upload a dirty staged file now, so close() reports a failed upload."""
+        """Every close(): upload a dirty staged file now, so close() reports a failed upload (with
+        write-back: leave it to the write-back, which uploads it a few seconds after the last close)."""
         handle = self._handle(fi)
         if isinstance(handle, VirtualHandle):
             self.algorithms.flush(handle.path, handle.tree_fh)
         elif isinstance(handle, StagedHandle):
-            self._upload(handle.staged)
+            if self.write_back is not None:
+                if handle.staged.dirty and not handle.staged.unlinked:
+                    self.write_back.closed(handle.staged)
+            else:
+                self._upload(handle.staged)
         return 0
 
     @fuse_errors
@@ -718,7 +733,11 @@ class AlgoOperations(Operations):
             self.algorithms.release(handle.path, handle.tree_fh)
         elif isinstance(handle, StagedHandle):
             try:
-                self._upload(handle.staged)  # last chance (e.g. the writer was killed before close)
+                if self.write_back is not None:  # e.g. the writer was killed before close
+                    if handle.staged.dirty and not handle.staged.unlinked:
+                        self.write_back.closed(handle.staged)
+                else:
+                    self._upload(handle.staged)  # last chance (e.g. the writer was killed before close)
             except OSError as exc:
                 log.error("release of %s: %s", handle.path, exc)
             finally:

@@ -73,6 +73,10 @@ class MountOptions:
     allow_other: bool = field(default=False, metadata=_flag("let other users access the mount",
                                                             action="store_true"))
     debug: bool = field(default=False, metadata=_flag("libfuse debug output", action="store_true"))
+    write_back: float = field(default=0.0, metadata=_flag(
+        "seconds after a file's last close() before it is uploaded (0: upload at close, so close() "
+        "returning 0 means the bytes are on the server; > 0: close() returns once they are staged "
+        "locally, fsync() still uploads at once; see docs/filesystem.md)", type=float))
     no_extensions: bool = field(default=False, metadata=_flag(
         "never use the server's API extensions (whole-file uploads, no server-side move or mtimes, as "
         "against the hosted API)", action="store_true"))
@@ -121,7 +125,7 @@ class MountOptions:
                 "block_size": self.block_size, "readahead_blocks": self.readahead_blocks,
                 "algo_timeout": self.algo_timeout, "consistency": self.consistency,
                 "small_file_size": self.small_file_size, "prefetch_files": self.prefetch_files,
-                "prefetch_memory": self.prefetch_memory}
+                "prefetch_memory": self.prefetch_memory, "write_back": self.write_back}
 
 
 #: A notebook server's mount shares the disk with the kernels' own data: a smaller cache cap by default

@@ -43,6 +43,8 @@ Locks (take them only in this order):
    ``StagedFile.path`` is changed under it (``rekey``). A leaf: no StagedFile lock is taken while it is
    held (files leaving ``_retained`` are closed after it is released).
 
+3. ``SpareFiles._lock`` - guards the spare files; a leaf (file creations run outside it).
+
 ``uploads_done``/``uploads_failed`` are bumped under one file's lock, not a shared one: concurrent uploads
 may miscount them (they are only reported). ``RecoveryStore`` takes no lock (each entry is its own folder).
 """
@@ -58,7 +60,7 @@ import secrets
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -88,12 +90,13 @@ class TailWriter(Protocol):
 
 
 class StagedFile:
-    def __init__(self, path: str, local: Path, api_address: str = ""):
+    def __init__(self, path: str, local: Path, api_address: str = "", fd: int | None = None):
+        """``fd``: ``local`` already open and empty (a spare, see ``SpareFiles``)."""
         self.path = path  # remote path in the layout (data/<user>/…); changes on rename
         self.local = local
         self.claim = local.with_name(local.name + CLAIM_SUFFIX)
         self.api_address = api_address
-        self.fd = os.open(local, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.fd = os.open(local, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600) if fd is None else fd
         self.lock = threading.RLock()
         self.ready = False  # initial contents in place
         self.dirty = False
@@ -157,8 +160,13 @@ class StagedFile:
         self.dirty = True
 
     def mark_clean(self) -> None:
+        """The bytes are on the server: drop the claim. Emptied, not removed: the next ``write_claim``
+        then rewrites a file instead of creating one (see ``SpareFiles``); an empty claim claims nothing."""
         self.dirty = False
-        self.claim.unlink(missing_ok=True)
+        try:
+            os.truncate(self.claim, 0)
+        except FileNotFoundError:
+            pass
 
     def write_claim(self) -> None:
         """Name the remote path of these bytes on disk (see the module docstring)."""
@@ -169,12 +177,99 @@ class StagedFile:
         finally:
             os.close(fd)
 
-    def close(self) -> None:
+    def close(self, spares: SpareFiles | None = None) -> None:
+        """Done with the local copy: emptied and handed to ``spares`` for the next staged file when it
+        holds nothing to keep (clean), else closed and removed."""
+        if self.fd < 0:
+            return  # closed already (its descriptor may belong to another staged file now)
+        fd, self.fd = self.fd, -1
+        if spares is not None and not self.dirty and spares.give(self.local, fd, self.claim):
+            return
         try:
-            os.close(self.fd)
+            os.close(fd)
         finally:
             self.local.unlink(missing_ok=True)
             self.claim.unlink(missing_ok=True)
+
+
+class SpareFiles:
+    """Empty staging files with an empty claim beside them, made ahead of time or recycled from released
+    staged files, so ``create()`` does not wait for two file creations. Measured on this machine kind:
+    a file creation under /tmp costs 0.7–1.5 ms (30 µs under /var/tmp), two per new file, on the
+    critical path of every ``open(..., "w")`` of a new name.
+
+    Locks: ``_lock`` guards ``_free`` and ``_closed``; a leaf. Creations run outside it (refill thread).
+    """
+
+    def __init__(self, directory: Path, ids: Iterator[int], keep: int = 16):
+        self.directory = directory
+        self.ids = ids
+        self.keep = keep
+        self._free: list[tuple[Path, int]] = []
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._closed = False
+        self._wanted.set()
+        threading.Thread(target=self._refill, name="algofs-spare-files", daemon=True).start()
+
+    def take(self) -> tuple[Path, int] | None:
+        with self._lock:
+            spare = self._free.pop() if self._free else None
+        self._wanted.set()
+        return spare
+
+    def give(self, local: Path, fd: int, claim: Path) -> bool:
+        """Keep a released (clean) staged file's ``local`` copy, open as ``fd``, and its ``claim`` for reuse;
+        False (nothing taken) when full or closed."""
+        with self._lock:
+            if self._closed or len(self._free) >= self.keep:
+                return False
+        try:
+            os.ftruncate(fd, 0)
+            os.truncate(claim, 0)
+        except FileNotFoundError:  # no claim (never dirty): make the empty one the next file expects
+            try:
+                os.close(os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            except OSError:
+                return False
+        except OSError:
+            return False
+        with self._lock:
+            if self._closed or len(self._free) >= self.keep:
+                return False
+            self._free.append((local, fd))
+        return True
+
+    def _refill(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            while True:
+                with self._lock:
+                    if self._closed:
+                        return
+                    if len(self._free) >= self.keep // 2:
+                        break
+                local = self.directory / f"staged-{next(self.ids)}"
+                try:
+                    fd = os.open(local, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                    os.close(os.open(local.with_name(local.name + CLAIM_SUFFIX),
+                                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+                except OSError as exc:
+                    log.warning("could not make a spare staging file: %s", exc)
+                    break
+                with self._lock:
+                    self._free.append((local, fd))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            free, self._free = self._free, []
+        self._wanted.set()
+        for local, fd in free:
+            os.close(fd)
+            local.unlink(missing_ok=True)
+            local.with_name(local.name + CLAIM_SUFFIX).unlink(missing_ok=True)
 
 
 class WriteStaging:
@@ -197,6 +292,7 @@ class WriteStaging:
         self.tail_uploads = 0
         self.reused_copies = 0
         self._ids = itertools.count(1)
+        self.spares = SpareFiles(directory, self._ids)
         self.uploads_done = 0
         self.uploads_failed = 0
 
@@ -243,8 +339,12 @@ class WriteStaging:
                     self.reused_copies += 1
                 else:
                     dropped = kept
-                    staged = StagedFile(path, self.directory / f"staged-{next(self._ids)}",
-                                        self.recovery.api_address)
+                    spare = self.spares.take()
+                    if spare is None:
+                        staged = StagedFile(path, self.directory / f"staged-{next(self._ids)}",
+                                            self.recovery.api_address)
+                    else:
+                        staged = StagedFile(path, spare[0], self.recovery.api_address, fd=spare[1])
                 self._files[path] = staged
             staged.opens += 1
         if dropped is not None:
@@ -275,6 +375,11 @@ class WriteStaging:
             if self.drop_retained():
                 return self.check_space(incoming)
             raise OSError(errno.ENOSPC, "staging disk is full")
+
+    def close(self) -> None:
+        """The daemon is done: spare and kept clean copies are removed (dirty files stay, claimed)."""
+        self.drop_retained()
+        self.spares.close()
 
     def drop_retained(self, path: str | None = None) -> int:
         """Delete kept clean copies (all, or ``path``'s); returns how many."""
@@ -385,6 +490,12 @@ class WriteStaging:
         except OSError as save_error:
             log.critical("upload of %s failed and the recovery copy failed too: %s", staged.path, save_error)
 
+    def hold(self, staged: StagedFile) -> None:
+        """One more reference on an open ``staged`` without a handle (write-back: kept as the path's staged
+        file until its upload is done); dropped with ``release``."""
+        with self._lock:
+            staged.opens += 1
+
     def release(self, staged: StagedFile) -> None:
         evicted: list[StagedFile] = []
         with self._lock:
@@ -401,9 +512,9 @@ class WriteStaging:
                     evicted += self._trim_retained_locked()
                     staged = None  # type: ignore[assignment]
         for old in evicted:
-            old.close()
+            old.close(self.spares)
         if staged is not None:
-            staged.close()
+            staged.close(self.spares)
 
     @staticmethod
     def _retainable(staged: StagedFile) -> bool:
@@ -509,7 +620,10 @@ def salvage_staging(base: Path, recovery: RecoveryStore) -> list[str]:
         for claim in sorted(folder.glob("*" + CLAIM_SUFFIX)):
             data = claim.with_name(claim.name[:-len(CLAIM_SUFFIX)])
             try:
-                record = json.loads(claim.read_text())
+                text = claim.read_text()
+                if not text:
+                    continue  # an empty claim claims nothing (a spare, or a file already uploaded)
+                record = json.loads(text)
                 path = record["path"]
             except (OSError, ValueError, KeyError, TypeError):
                 log.critical("unreadable staging claim %s; its bytes stay in %s", claim, data)
@@ -526,7 +640,10 @@ def salvage_staging(base: Path, recovery: RecoveryStore) -> list[str]:
             saved.append(path)
             log.warning("%s: %s; bytes saved in %s", path, CRASH_ERROR, entry.directory)
         if complete:
-            for child in folder.iterdir():
-                child.unlink(missing_ok=True)
-            folder.rmdir()
+            try:
+                for child in folder.iterdir():
+                    child.unlink(missing_ok=True)
+                folder.rmdir()
+            except OSError as exc:  # e.g. files appearing meanwhile: the next salvage tries again
+                log.warning("could not remove the staging folder %s: %s", folder, exc)
     return saved

@@ -16,19 +16,24 @@ def dead_pid() -> int:
     return child.pid
 
 
+def claimed(staged) -> bool:
+    """A claim file with content (an empty one, as spares and uploaded files keep, claims nothing)."""
+    return staged.claim.exists() and staged.claim.stat().st_size > 0
+
+
 def test_a_dirty_file_is_claimed_until_its_upload_succeeds(tmp_path: Path) -> None:
     uploads: list[str] = []
     recovery = RecoveryStore(tmp_path, "http://api")
     staging = WriteStaging(tmp_path / "staging" / str(dead_pid()), recovery,
                            lambda local, remote: uploads.append(remote))
     staged = staging.open("data/u/c/a.txt", None, truncate=False, new=False)
-    assert not staged.claim.exists()  # opened, nothing changed yet
+    assert not claimed(staged)  # opened, nothing changed yet
     staged.pwrite(b"hello", 0)
-    assert staged.claim.exists()
+    assert claimed(staged)
     staging.rekey("data/u/c/a.txt", "data/u/c/b.txt")
     assert '"data/u/c/b.txt"' in staged.claim.read_text()
     assert staging.commit(staged) and uploads == ["data/u/c/b.txt"]
-    assert not staged.claim.exists()
+    assert not claimed(staged)
     staged.pwrite(b"again", 0)
     saved = salvage_staging(tmp_path / "staging", recovery)  # as if this daemon had died now
     assert saved == ["data/u/c/b.txt"]
@@ -76,6 +81,7 @@ def test_bytes_salvage_could_not_save_are_kept_aside_not_reused(tmp_path: Path) 
     [aside] = [p for p in base.iterdir() if p != mine]
     assert (aside / "staged-1").read_bytes() == b"unsaved"
     staging.release(staged)  # this daemon's own file is done with (salvage would count our pid as gone)
+    staging.close()
     recovery.directory.unlink()
     assert salvage_staging(base, recovery) == ["data/u/c/kept.txt"]
     assert [e.data_file.read_bytes() for e in recovery.entries()] == [b"unsaved"]

@@ -49,12 +49,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]
         yield running
 
 
-def _mount(server: EmbeddedServer, base: Path, **proxy_options: object) -> Iterator[Proxied]:
+def _mount(server: EmbeddedServer, base: Path, mount_options: dict | None = None,
+           **proxy_options: object) -> Iterator[Proxied]:
     if not fuse_available():
         pytest.skip("needs /dev/fuse and fusermount3")
     proxy = FaultProxy(server.url, **proxy_options).start()  # type: ignore[arg-type]
     # a mountpoint no shorter than the server's root: a 4095-byte path in the mount fits on its disk
-    process = MountProcess(base / "mountpoint", proxy.url, server.api_key, cache_dir=base / "cache")
+    process = MountProcess(base / "mountpoint", proxy.url, server.api_key, cache_dir=base / "cache",
+                           **(mount_options or {}))
     try:
         process.start(60)
         yield Proxied(Path(process.mountpoint), proxy, server, process)

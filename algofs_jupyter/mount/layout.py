@@ -13,6 +13,7 @@ A *layout path* is a FUSE path without its slashes at either end (``data/demo/x.
 from __future__ import annotations
 
 import errno
+import functools
 
 from mfusepy import FuseOSError
 
@@ -40,6 +41,11 @@ def virtual_path(path: str) -> str | None:
     return None
 
 
+#: The checks below run on every open and lookup of a warm file (a data loader's loop): cached per path.
+PATH_RULE_CACHE = 1 << 16
+
+
+@functools.lru_cache(maxsize=PATH_RULE_CACHE)
 def may_exist_remotely(layout: str) -> bool:
     """False for paths the API cannot hold (bad names, neither ``data`` nor a connector): no request."""
     parts = layout.split("/")
@@ -59,9 +65,14 @@ PATH_MAX = 4095
 
 def check_lengths(layout: str) -> None:
     """ENAMETOOLONG for a segment over NAME_MAX bytes or a path over PATH_MAX (never an EIO later)."""
-    encoded = layout.encode("utf-8", "surrogateescape")
-    if len(encoded) > PATH_MAX or any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+    if _too_long(layout):
         raise FuseOSError(errno.ENAMETOOLONG)
+
+
+@functools.lru_cache(maxsize=PATH_RULE_CACHE)
+def _too_long(layout: str) -> bool:
+    encoded = layout.encode("utf-8", "surrogateescape")
+    return len(encoded) > PATH_MAX or any(len(part) > NAME_MAX for part in encoded.split(b"/"))
 
 
 def check_new_name(layout: str) -> None:

@@ -44,15 +44,12 @@ S3_CORE_TESTS = {
 #: The S3 demo's data://demo/many_files: over one listing page, and seeded in seconds (~200 PUTs/s here)
 S3_MANY_FILES = 1200
 #: s3 runs skipped by name, with why
-S3_NO_EXTENSION = "the S3 backend has no write-at-offset, set-mtime or folder-mtime (advertised per backend)"
+S3_NO_EXTENSION = "the S3 backend has no set-mtime or folder-mtime (advertised per backend)"
 S3_OPEN = "fails on the S3 backend, not yet investigated (see the issue 14/16 notes)"
 S3_SKIP = {
     "test_demo_directory_with_5000_files": f"the S3 demo seeds {S3_MANY_FILES} many_files, not 5,000",
     # tests written against the local backend's extensions, before the S3 backend joined the parametrisation
     "test_capabilities_are_advertised_to_authenticated_callers": S3_NO_EXTENSION,
-    "test_append_and_overwrite_at_offsets": S3_NO_EXTENSION,
-    "test_offset_write_creates_only_at_zero_and_never_past_the_end": S3_NO_EXTENSION,
-    "test_preconditions_refuse_writes_based_on_a_stale_view": S3_NO_EXTENSION,
     "test_set_mtime": S3_NO_EXTENSION,
     "test_mount_behaves_like_local_disk": S3_NO_EXTENSION + " (the machine applies utime)",
     "test_mount_behaves_like_local_disk_long": S3_NO_EXTENSION + " (the machine applies utime)",

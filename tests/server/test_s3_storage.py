@@ -105,7 +105,9 @@ def test_interrupted_upload_keeps_the_old_object_and_no_upload_lingers(two_serve
         chunk = os.urandom(MiB)
         for _ in range(20):  # half the body: two multipart parts are on the server already
             sock.sendall(chunk)
-    assert wait_until(lambda: not s3_store.client().list_multipart_uploads(Bucket=DATA_BUCKET).get("Uploads"))
+    # parts in flight finish before the abort (up to MAX_PARTS_IN_FLIGHT of them): give a loaded box time
+    assert wait_until(lambda: not s3_store.client().list_multipart_uploads(Bucket=DATA_BUCKET).get("Uploads"),
+                      timeout=60)
     assert client.file("data://.my/atomic/doc.bin").getBytes() == b"version one"
     client.dir("data://.my/atomic").delete(force=True)
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from algofs_jupyter.server.storage import NotFound, StorageError
-from algofs_jupyter.server.storage.s3 import PART_SIZE, S3Backend, S3Location, make_client
+from algofs_jupyter.server.storage.s3 import MIN_PART_SIZE, PART_SIZE, S3Backend, S3Location, make_client
 
 from .storage_contract import *  # noqa: F403
 from .storage_contract import content, names, store
@@ -98,6 +98,25 @@ def test_a_part_that_fails_aborts_the_upload(backend, s3_client, prefix):
     with pytest.raises(StorageError):
         upload.commit()
     assert content(backend, ("f",)) == b"kept"
+
+
+def test_writes_at_an_offset_of_a_large_object_copy_the_prefix_inside_the_store(backend, s3_client, prefix):
+    """An append to (or a patch of) an object of more than one part sends only the new bytes: the
+    unchanged prefix becomes part 1 by UploadPartCopy, the old tail after a patch is kept."""
+    old = os.urandom(MIN_PART_SIZE + 4321)
+    store(backend, ("log.bin",), old)
+    tail = b"one more line\n"
+    appended = store(backend, ("log.bin",), tail, offset=len(old), expected_size=len(old))
+    assert appended.size == len(old) + len(tail) and appended.etag.endswith('-2"')  # copied part + body
+    assert content(backend, ("log.bin",)) == old + tail
+    at = MIN_PART_SIZE + 10
+    patched = store(backend, ("log.bin",), b"PATCH", offset=at)
+    assert patched.size == len(old) + len(tail)
+    assert content(backend, ("log.bin",)) == old[:at] + b"PATCH" + (old + tail)[at + 5:]
+    small = store(backend, ("small.txt",), b"0123456789")
+    store(backend, ("small.txt",), b"ab", offset=3, if_match=small.etag)  # a prefix under one part: streamed
+    assert content(backend, ("small.txt",)) == b"012ab56789"
+    assert not s3_client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads")
 
 
 def test_server_side_copy_and_directory_move(backend):

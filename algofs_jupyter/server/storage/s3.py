@@ -14,7 +14,12 @@ Where S3 differs from the local backend (docs/server.md, "S3 storage"):
 - Listings are in S3 key order (folders and files interleaved by name), paged with the same markers:
   a page continues after the last name looked at. Folder entries carry no mtime.
 - ETags are the store's (an MD5 for single PUTs, ``md5-N`` for multipart); Last-Modified has whole seconds
-  and is the upload time. ``set_mtime`` and writes at an offset are unsupported (S3 can't patch objects).
+  and is the upload time. ``set_mtime`` is unsupported.
+- Writes at an offset (appends, patches) are a new version of the object built next to the store: the
+  unchanged prefix is copied inside the store (``UploadPartCopy``) when it is at least one part, else
+  read back and streamed into the new upload with the body and the old tail; the client sends only the
+  new bytes. It lands like any upload (whole, atomically, at ``CompleteMultipartUpload``/``PutObject``),
+  built from the version whose ETag the commit checked again; a reader never sees the tail grow.
 - Copy is server-side (``CopyObject``, ``UploadPartCopy`` above 5 GiB). A file move is copy + delete;
   a directory move copies every object, then deletes the source: not atomic for readers (they may see
   both trees for a moment) and a failure midway leaves the source whole.
@@ -25,6 +30,7 @@ Where S3 differs from the local backend (docs/server.md, "S3 storage"):
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +46,7 @@ from ...names import invalid_name_reason
 from .base import (
     COPY,
     MOVE,
+    WRITE_AT_OFFSET,
     AlreadyExists,
     DirectoryNotEmpty,
     EntryInfo,
@@ -49,11 +56,11 @@ from .base import (
     ListingPage,
     NotADirectory,
     NotFound,
+    OffsetBeyondEnd,
     PreconditionFailed,
     SortKey,
     StorageBackend,
     StorageError,
-    Unsupported,
     Upload,
     check_key,
 )
@@ -63,7 +70,9 @@ from .local import check_preconditions
 READ_CHUNK = 4 * 1024 * 1024
 #: Multipart part size and parts uploading at once: an upload holds at most (MAX_PARTS_IN_FLIGHT + 1) parts.
 PART_SIZE = 8 * 1024 * 1024
-MAX_PARTS_IN_FLIGHT = 2
+MAX_PARTS_IN_FLIGHT = 4
+#: S3's smallest part other than the last: a prefix shorter than this is streamed, not copied.
+MIN_PART_SIZE = 5 * 1024 * 1024
 #: CopyObject's limit; larger objects are copied in UploadPartCopy parts of COPY_PART_SIZE.
 COPY_LIMIT = 5 * 1024**3
 COPY_PART_SIZE = 512 * 1024**2
@@ -191,7 +200,7 @@ def return_part_buffers_to_the_os() -> None:
 class S3Backend(StorageBackend):
     """Objects under ``root`` (an S3Location), metadata under ``meta``; ``client`` is a boto3 S3 client."""
 
-    capabilities = frozenset({MOVE, COPY})
+    capabilities = frozenset({MOVE, COPY, WRITE_AT_OFFSET})
     #: Calls block on the network: handlers run them off the event loop.
     blocking = True
 
@@ -358,8 +367,19 @@ class S3Backend(StorageBackend):
         if current is not None and current.is_dir:
             raise IsADirectory("a directory with that name exists")
         check_preconditions(current, if_match, expected_size)
-        if offset not in (None, 0) or (offset == 0 and current is not None and not truncate):
-            raise Unsupported("object storage can't write at an offset: upload the whole file")
+        if offset is not None and offset < 0:
+            raise InvalidOperation("offset must not be negative")
+        if offset is not None and offset > 0:
+            if current is None:
+                raise NotFound("path not found")
+            if offset > current.size:
+                raise OffsetBeyondEnd(f"offset {offset} is past the end of the file "
+                                      f"({current.size} bytes)", size=current.size)
+        patch = offset is not None and current is not None and not (offset == 0 and truncate)
+        if patch:
+            assert offset is not None
+            return S3PatchUpload(self, name, key, offset, truncate, if_match.strip() if if_match else None,
+                                 expected_size)
         return S3Upload(self, name, key, if_match.strip() if if_match else None, expected_size)
 
     def mkdir(self, key: Key) -> EntryInfo:
@@ -645,6 +665,24 @@ class S3Upload(Upload):
             raise
         self.parts.append(future)
 
+    def copy_first_part(self, source: str, length: int, source_etag: str | None) -> None:
+        """Part 1 is bytes [0, length) of the object ``source`` (this very version), copied inside the
+        store; ``length`` must be at least ``MIN_PART_SIZE`` and nothing written yet."""
+        assert self.upload_id is None and not self.parts and not self.pending
+        with storage_errors("starting the upload failed"):
+            self.upload_id = self.client.create_multipart_upload(
+                Bucket=self.backend.bucket, Key=self.name)["UploadId"]
+        condition = {"CopySourceIfMatch": source_etag} if source_etag else {}
+        with storage_errors("copying the unchanged part failed"):
+            answer = self.client.upload_part_copy(
+                Bucket=self.backend.bucket, Key=self.name, UploadId=self.upload_id, PartNumber=1,
+                CopySource={"Bucket": self.backend.bucket, "Key": source},
+                CopySourceRange=f"bytes=0-{length - 1}", **condition)
+        done: Future = Future()
+        done.set_result({"PartNumber": 1, "ETag": answer["CopyPartResult"]["ETag"]})
+        self.parts.append(done)
+        self.bytes_written += length
+
     def _upload_part(self, number: int, data: bytes) -> dict:
         try:
             with storage_errors("uploading a part failed"):
@@ -699,6 +737,75 @@ class S3Upload(Upload):
                 future.result(timeout=120)
         with contextlib.suppress(Exception):
             self.client.abort_multipart_upload(Bucket=self.backend.bucket, Key=self.name, UploadId=upload_id)
+
+
+class S3PatchUpload(Upload):
+    """A write at ``offset`` of an existing object: the body is spooled (memory up to one part, then a
+    temp file), and ``commit`` builds the new version in one ``S3Upload`` from the current version's
+    prefix, the body and (without ``truncate``) the old tail, conditional on that version's ETag."""
+
+    def __init__(self, backend: S3Backend, name: str, key: Key, offset: int, truncate: bool,
+                 if_match: str | None, expected_size: int | None):
+        self.backend = backend
+        self.name = name
+        self.key = key
+        self.offset = offset
+        self.truncate = truncate
+        self.if_match = if_match
+        self.expected_size = expected_size
+        self.body = tempfile.SpooledTemporaryFile(max_size=PART_SIZE)
+        self.bytes_written = 0
+        self._upload: S3Upload | None = None
+
+    def write(self, chunk: bytes) -> None:
+        self.body.write(chunk)
+        self.bytes_written += len(chunk)
+
+    def commit(self) -> EntryInfo:
+        backend = self.backend
+        try:
+            current = backend._current(self.key)
+            if current is None:
+                raise NotFound("the file was removed meanwhile")
+            if current.is_dir:
+                raise IsADirectory("a directory with that name exists")
+            check_preconditions(current, self.if_match, self.expected_size)
+            if self.offset > current.size:
+                raise OffsetBeyondEnd(f"offset {self.offset} is past the end of the file "
+                                      f"({current.size} bytes)", size=current.size)
+            # the new version is built from exactly this one: the upload lands only if it is still there
+            upload = self._upload = S3Upload(backend, self.name, self.key, current.etag, None)
+            if self.offset >= MIN_PART_SIZE:
+                upload.copy_first_part(self.name, self.offset, current.etag)
+            else:
+                self._stream_old(upload, 0, self.offset)
+            self.body.seek(0)
+            while chunk := self.body.read(READ_CHUNK):
+                upload.write(chunk)
+            end = self.offset + self.bytes_written
+            if not self.truncate and end < current.size:
+                self._stream_old(upload, end, current.size - end)
+            return upload.commit()
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self.body.close()
+
+    def _stream_old(self, upload: S3Upload, start: int, length: int) -> None:
+        if length <= 0:
+            return
+        copied = 0
+        for chunk in self.backend.read(self.key, start, length):
+            upload.write(chunk)
+            copied += len(chunk)
+        if copied != length:
+            raise PreconditionFailed("the file changed while it was being patched", etag=None, size=copied)
+
+    def abort(self) -> None:
+        self.body.close()
+        if self._upload is not None:
+            self._upload.abort()
 
 
 def s3_backend(url: str, endpoint: str | None = None, region: str | None = None,

@@ -45,7 +45,6 @@ S3_CORE_TESTS = {
 S3_MANY_FILES = 1200
 #: s3 runs skipped by name, with why
 S3_NO_EXTENSION = "the S3 backend has no set-mtime or folder-mtime (advertised per backend)"
-S3_OPEN = "fails on the S3 backend, not yet investigated (see the issue 14/16 notes)"
 S3_SKIP = {
     "test_demo_directory_with_5000_files": f"the S3 demo seeds {S3_MANY_FILES} many_files, not 5,000",
     # tests written against the local backend's extensions, before the S3 backend joined the parametrisation
@@ -53,12 +52,10 @@ S3_SKIP = {
     "test_set_mtime": S3_NO_EXTENSION,
     "test_mount_behaves_like_local_disk": S3_NO_EXTENSION + " (the machine applies utime)",
     "test_mount_behaves_like_local_disk_long": S3_NO_EXTENSION + " (the machine applies utime)",
-    "test_a_4095_byte_path_works_and_a_longer_one_is_enametoolong": S3_OPEN,
+    "test_a_4095_byte_path_works_and_a_longer_one_is_enametoolong": "S3 keys hold 1024 bytes, so on S3 the "
+    "limit is lower (test_storage_s3/test_s3_storage test that it answers ENAMETOOLONG, not a 500)",
     "test_reads_and_listings_do_not_follow_links_out": "plants a symlink on the server's disk",
     "test_writes_and_deletes_do_not_follow_links_out": "plants a symlink on the server's disk",
-    "test_cold_pass_costs_one_request_per_file_and_warm_pass_none": S3_OPEN,
-    "test_ttl_mode_sees_a_remote_change_after_the_ttl_and_own_writes_at_once": S3_OPEN,
-    "test_strict_mode_sees_a_remote_change_at_once": S3_OPEN,
 }
 #: What in a test's source means it looks at the server's disk (meaningless with S3 storage).
 DISK_MARKERS = ("server_path", ".root", "server.root")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
+from .access_log import bounded_uri
 from .errors import ApiError, api_error_for, bad_request
 from .storage import StorageError
 from .users import Identity, UserRegistry
+
+storage_log = logging.getLogger("algofs.serve.storage")
 
 T = TypeVar("T")
 
@@ -89,6 +93,9 @@ class ApiHandler(RequestHandler):
             try:
                 raise api_error_for(e) from e
             except ApiError as translated:
+                if translated.status_code >= 500:  # the storage failed, not the request: say why, once
+                    storage_log.error("%s %s: %s", self.request.method, bounded_uri(self.request.uri), e,
+                                      exc_info=e.__cause__ or e)
                 super()._handle_request_exception(translated)
                 return
         super()._handle_request_exception(e)

@@ -36,15 +36,20 @@ def collection(api_server: EmbeddedServer, api_fs: AlgoFileSystem) -> Iterator[s
 
 
 def make_files(server: EmbeddedServer, layout: str, count: int, size: int = 4096) -> dict[str, bytes]:
-    """``count`` files placed on the server's disk directly (fast; the server serves them at once)."""
-    folder = server.root / layout
-    folder.mkdir(parents=True, exist_ok=True)
+    """``count`` files placed on the server's disk directly (fast; the server serves them at once), or
+    through the API when the server keeps its data in a bucket (``--storage s3://…``)."""
     files = {}
     for i in range(count):
         name = f"f{i:05d}.bin"
-        data = (name.encode() * (size // len(name) + 1))[:size]
+        files[name] = (name.encode() * (size // len(name) + 1))[:size]
+    if server.storage:
+        AlgoFileSystem(server.url, server.api_key, skip_instance_cache=True).pipe(
+            {f"{layout}/{name}": data for name, data in files.items()})
+        return files
+    folder = server.root / layout
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
         (folder / name).write_bytes(data)
-        files[name] = data
     return files
 
 

@@ -106,8 +106,10 @@ def test_interrupted_upload_keeps_the_old_object_and_no_upload_lingers(two_serve
         for _ in range(20):  # half the body: two multipart parts are on the server already
             sock.sendall(chunk)
     # parts in flight finish before the abort (up to MAX_PARTS_IN_FLIGHT of them): give a loaded box time
-    assert wait_until(lambda: not s3_store.client().list_multipart_uploads(Bucket=DATA_BUCKET).get("Uploads"),
-                      timeout=60)
+    def lingering() -> list:
+        uploads = s3_store.client().list_multipart_uploads(Bucket=DATA_BUCKET).get("Uploads") or []
+        return [u["Key"] for u in uploads]
+    assert wait_until(lambda: not lingering(), timeout=60), lingering()
     assert client.file("data://.my/atomic/doc.bin").getBytes() == b"version one"
     client.dir("data://.my/atomic").delete(force=True)
 
@@ -186,3 +188,28 @@ def test_bad_storage_urls_and_credentials_on_the_command_line_are_refused(tmp_pa
                            "--user", "u", "--port", "0"], env={**os.environ, "ALGOFS_SERVE_API_KEY": "k"},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "profile" in done.stderr
+
+
+def test_a_path_past_the_stores_key_limit_is_a_400_enametoolong_not_a_500(two_servers):
+    """Names within the API's limits (255 per name, 4095 per path) but past S3's 1024-byte keys: every
+    verb answers 400 ENAMETOOLONG (it was a 500 from the store's KeyTooLongError) and nothing is made."""
+    server = two_servers[0]
+    base = f"{server.url}/v1/data/.my/deep-{uuid.uuid4().hex[:6]}"
+    headers = {"Authorization": USERS["demo"], "Host": "127.0.0.1"}
+    assert requests.post(f"{server.url}/v1/data/.my", json={"name": base.rsplit("/", 1)[1]},
+                         headers=headers).status_code == 200
+    path = base
+    for _ in range(6):  # 6 x 201 bytes: past 1024 with the bucket prefix, far within 4095
+        answer = requests.post(path, json={"name": "d" * 200}, headers=headers)
+        if answer.status_code != 200:
+            break
+        path += "/" + "d" * 200
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["errno"] == "ENAMETOOLONG"
+    deeper = f"{path}/{'d' * 200}"
+    for method, kwargs in (("PUT", {"data": b"x"}), ("GET", {}), ("HEAD", {}), ("DELETE", {})):
+        answer = requests.request(method, deeper, headers=headers, **kwargs)
+        assert answer.status_code in (400, 404), (method, answer.status_code, answer.text)
+        assert answer.status_code != 500
+    assert requests.put(deeper, data=b"x", headers=headers).status_code == 400
+    requests.delete(base, params={"force": "true"}, headers=headers)

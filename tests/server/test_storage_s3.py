@@ -9,8 +9,15 @@ import uuid
 
 import pytest
 
-from algofs_jupyter.server.storage import NotFound, StorageError
-from algofs_jupyter.server.storage.s3 import MIN_PART_SIZE, PART_SIZE, S3Backend, S3Location, make_client
+from algofs_jupyter.server.storage import NameTooLong, NotFound, StorageError
+from algofs_jupyter.server.storage.s3 import (
+    MIN_PART_SIZE,
+    PART_SIZE,
+    S3_KEY_MAX,
+    S3Backend,
+    S3Location,
+    make_client,
+)
 
 from .storage_contract import *  # noqa: F403
 from .storage_contract import content, names, store
@@ -93,11 +100,14 @@ def test_a_part_that_fails_aborts_the_upload(backend, s3_client, prefix):
     store(backend, ("f",), b"kept")
     upload = backend.write(("f",))
     upload.write(os.urandom(PART_SIZE))  # the first part is in flight
-    upload.upload_id = "no-such-upload"  # the store refuses the next part and the completion
+    real_id, upload.upload_id = upload.upload_id, "no-such-upload"  # the store refuses the next part
     upload.write(os.urandom(PART_SIZE))
     with pytest.raises(StorageError):
         upload.commit()
     assert content(backend, ("f",)) == b"kept"
+    for part in upload.parts:  # the real upload, hidden from the code under test: not left in the bucket
+        part.exception()
+    backend.client.abort_multipart_upload(Bucket=BUCKET, Key=upload.name, UploadId=real_id)
 
 
 def test_writes_at_an_offset_of_a_large_object_copy_the_prefix_inside_the_store(backend, s3_client, prefix):
@@ -117,6 +127,25 @@ def test_writes_at_an_offset_of_a_large_object_copy_the_prefix_inside_the_store(
     store(backend, ("small.txt",), b"ab", offset=3, if_match=small.etag)  # a prefix under one part: streamed
     assert content(backend, ("small.txt",)) == b"012ab56789"
     assert not s3_client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads")
+
+
+def test_paths_past_the_stores_key_limit_are_name_too_long_and_create_nothing(backend, prefix):
+    """S3 keys hold 1024 bytes (the store answered KeyTooLongError, which the API turned into a 500):
+    a path that fits with the root prefix and a folder marker's "/" works, one byte more is NameTooLong."""
+    room = S3_KEY_MAX - len((prefix + "data/").encode()) - 1
+    folders = ("d" * 200,) * (room // 201)
+    for depth in range(1, len(folders) + 1):
+        backend.mkdir(folders[:depth])
+    used = sum(len(f) + 1 for f in folders)
+    fits = folders + ("f" * (room - used),)
+    assert store(backend, fits, b"deep").size == 4
+    too_long = folders + ("f" * (room - used + 1),)
+    for attempt in (lambda: backend.write(too_long), lambda: backend.mkdir(too_long),
+                    lambda: backend.info(too_long)):
+        with pytest.raises(NameTooLong) as failure:
+            attempt()
+        assert failure.value.details["max"] == room
+    assert names(backend, folders) == ["f" * (room - used)]
 
 
 def test_server_side_copy_and_directory_move(backend):

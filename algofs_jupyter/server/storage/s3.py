@@ -54,6 +54,7 @@ from .base import (
     IsADirectory,
     Key,
     ListingPage,
+    NameTooLong,
     NotADirectory,
     NotFound,
     OffsetBeyondEnd,
@@ -71,6 +72,9 @@ READ_CHUNK = 4 * 1024 * 1024
 #: Multipart part size and parts uploading at once: an upload holds at most (MAX_PARTS_IN_FLIGHT + 1) parts.
 PART_SIZE = 8 * 1024 * 1024
 MAX_PARTS_IN_FLIGHT = 4
+#: Longest object key S3 (AWS, SeaweedFS) accepts, in UTF-8 bytes: with the root prefix and a folder
+#: marker's "/", below the API's PATH_MAX of 4095.
+S3_KEY_MAX = 1024
 #: S3's smallest part other than the last: a prefix shorter than this is streamed, not copied.
 MIN_PART_SIZE = 5 * 1024 * 1024
 #: CopyObject's limit; larger objects are copied in UploadPartCopy parts of COPY_PART_SIZE.
@@ -173,6 +177,8 @@ def storage_errors(what: str = "object storage request failed") -> Iterator[None
             raise NotFound("path not found") from exc
         if code in ("412", "PreconditionFailed"):
             raise PreconditionFailed("the object changed meanwhile", etag=None) from exc
+        if code == "KeyTooLongError":
+            raise NameTooLong(f"the object store refuses a key this long ({code})") from exc
         raise StorageError(f"{what}: {code}") from exc
     except BotoCoreError as exc:
         raise StorageError(f"{what}: {type(exc).__name__}") from exc
@@ -221,7 +227,13 @@ class S3Backend(StorageBackend):
 
     def object_name(self, key: Key) -> str:
         check_key(key)
-        return self.root + "/".join(key)
+        name = self.root + "/".join(key)
+        room = S3_KEY_MAX - len(self.root.encode()) - 1  # a folder's marker adds "/"
+        if len(name.encode("utf-8", "surrogateescape")) + 1 > S3_KEY_MAX:
+            raise NameTooLong(f"object storage holds paths of up to {room} bytes here "
+                              f"(S3 keys are at most {S3_KEY_MAX} bytes, with the prefix "
+                              f"{self.root!r})", max=room)
+        return name
 
     def folder_prefix(self, key: Key) -> str:
         return self.object_name(key) + "/" if key else self.root

@@ -93,7 +93,7 @@ def curl(*args: str) -> None:
 
 @contextmanager
 def mounted(work: Path, name: str, server: EmbeddedServer) -> Iterator[Path]:
-    from algofs_jupyter.mount.process import MountProcess
+    from algofs_jupyter.mount.mount_process import MountProcess
 
     cache = work / f"cache-{name}"
     shutil.rmtree(cache, ignore_errors=True)

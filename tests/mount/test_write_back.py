@@ -13,18 +13,14 @@ import pytest
 
 from algofs_jupyter.server.process import EmbeddedServer
 
+from .test_block_cache import wait_until
 from .test_writes import Proxied, _mount, server  # noqa: F401 - the module's server fixture
 
 pytestmark = pytest.mark.fuse
 
 
-def wait_for(condition, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+def wait_for(condition) -> bool:
+    return wait_until(condition, timeout=15.0)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
@@ -27,6 +28,21 @@ MAX_JSON_BODY = 1024 * 1024
 MAX_UPLOAD = 1 << 42  # 4 TiB: effectively unlimited, uploads stream to storage
 #: Network storage: body chunks (64 KiB from tornado) are handed to a storage thread in 1 MiB batches.
 PENDING_FLUSH = 1024 * 1024
+#: Network storage: a download thread hop gathers chunks up to this many bytes (each hop is one pass of
+#: the event loop; the chunks themselves stay small, see ``storage.s3.READ_CHUNK``).
+DOWNLOAD_BATCH = 4 * 1024 * 1024
+
+
+def next_batch(chunks: Iterator[bytes], limit: int = DOWNLOAD_BATCH) -> list[bytes]:
+    """The next chunks of ``chunks`` up to ``limit`` bytes (at least one chunk); [] at the end."""
+    batch: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        batch.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return batch
 
 
 def int_argument(handler: ApiHandler, name: str) -> int | None:
@@ -209,13 +225,15 @@ class DataHandler(ApiHandler):
                 for chunk in chunks:
                     self.write(chunk)
                     await self.flush()
-            else:  # network storage: fetch the next chunk while this one goes out
+            else:  # network storage: fetch the next batch while this one goes out
                 loop = asyncio.get_running_loop()
-                ahead = loop.run_in_executor(threads, next, chunks, None)
-                while (chunk := await ahead) is not None:
-                    ahead = loop.run_in_executor(threads, next, chunks, None)
-                    self.write(chunk)
-                    await self.flush()
+                ahead = loop.run_in_executor(threads, next_batch, chunks)
+                while batch := await ahead:
+                    ahead = loop.run_in_executor(threads, next_batch, chunks)
+                    for chunk in batch:  # one flush per chunk: a joined batch would be a fresh mmap
+                        self.write(chunk)
+                        await self.flush()
+                    del batch
             self.finish()
         except StreamClosedError:
             pass  # client went away

@@ -5,6 +5,7 @@ in the store's order, foreign buckets."""
 from __future__ import annotations
 
 import os
+import resource
 import uuid
 
 import pytest
@@ -94,6 +95,20 @@ def test_large_upload_is_multipart_and_an_abort_leaves_the_old_object(backend, s
     info = store(backend, ("big.bin",), body)
     assert info.size == len(body) and info.etag.endswith('-3"')  # three parts
     assert content(backend, ("big.bin",), PART_SIZE - 5, 10) == body[PART_SIZE - 5:PART_SIZE + 5]
+
+
+def test_a_large_read_reuses_its_memory_instead_of_faulting_in_fresh_pages(backend):
+    """Chunks bigger than the pinned mmap threshold were each a fresh mmap: one page fault per 4 KiB read,
+    which was most of the server's system time on a GET (bench/results/s3_backend.md)."""
+    size = 32 << 20
+    store(backend, ("big.bin",), os.urandom(size))
+    for chunk in backend.read(("big.bin",), 0, 1 << 20):  # warm the heap up
+        assert chunk
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    read = sum(len(chunk) for chunk in backend.read(("big.bin",), 0, size))
+    faults = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+    assert read == size
+    assert faults < size // 4096 // 8, f"{faults} page faults reading {size >> 20} MiB"
 
 
 def test_a_part_that_fails_aborts_the_upload(backend, s3_client, prefix):

@@ -3,10 +3,14 @@
 A call takes an idle worker of its version, or starts one if the bounds allow (per algorithm version,
 per algorithm owner, overall = the number of sandbox slots); when a bound is in the way an idle worker of
 another version is evicted (least recently used), otherwise the call waits (within its own timeout) for a
-worker to come back. Workers that time out or crash are killed and not reused; workers of an algorithm
-are retired when it gets a new version; idle ones are reaped after ``idle_seconds``.
+worker to come back. A version that already has a worker evicts only workers idle for ``evict_after``:
+evicting at once made two busy algorithms of one owner take each other's workers on every call
+(bench/serve_load.py: 186 process starts in 30 s). Workers that time out or crash are killed and not
+reused; workers of an algorithm are retired when it gets a new version; idle ones are reaped after
+``idle_seconds``.
 
-Concurrency: everything runs on the server's event loop; there are no threads.
+Concurrency: everything runs on the server's event loop (a worker's start hands its blocking parts to a
+thread, ``algo_worker_process``).
 Lock order: one lock only, ``_changed`` (an ``asyncio.Condition``). It guards ``_idle``, ``_workers``,
 ``_free_slots`` and ``_retired``; it is never held across a worker start or a call.
 """
@@ -32,6 +36,8 @@ class PoolLimits:
     total: int = 8
     idle_seconds: float = 300.0
     start_timeout: float = 30.0
+    evict_after: float = 1.0  # idle seconds before a worker may make way for a version that has one
+    starts_at_once: int = 2  # a burst of starts (a cold server under load) shares 2 cores with the server
 
 
 class WarmPool:
@@ -46,6 +52,7 @@ class WarmPool:
         self._free_slots: list[int] = list(range(self.limits.total))
         self._retired: set[WorkerProcess] = set()
         self._reaper: asyncio.Task | None = None
+        self._starting = asyncio.Semaphore(self.limits.starts_at_once)
         self.started_workers = 0  # for tests and the bench: how many processes were ever started
 
     # -- bookkeeping (caller holds _changed) ------------------------------------------------------
@@ -77,6 +84,9 @@ class WarmPool:
         if self._count(key=key) >= self.limits.per_algorithm:
             return False  # only a worker of this very version coming back helps
         candidates = [w for k, ws in self._idle.items() if k != key for w in ws]
+        if self._count(key=key):  # its own workers come back: take only workers nobody is using
+            settled = time.monotonic() - self.limits.evict_after
+            candidates = [w for w in candidates if w.last_used <= settled]
         if self._count(owner=owner) >= self.limits.per_user:
             candidates = [w for w in candidates if w.owner == owner]
         elif self._free_slots:
@@ -126,9 +136,15 @@ class WarmPool:
                     break
                 if self._evict_for(key, key[0]):
                     continue
-                await asyncio.wait_for(self._changed.wait(), max(0.001, deadline - time.monotonic()))
+                # woken by a release; at the latest after evict_after, when an idle worker may be taken
+                wait = min(self.limits.evict_after, max(0.001, deadline - time.monotonic()))
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), wait)
+                if time.monotonic() >= deadline:
+                    raise asyncio.TimeoutError
         try:
-            await worker.start(min(self.limits.start_timeout, max(0.001, deadline - time.monotonic())))
+            async with self._starting:
+                await worker.start(min(self.limits.start_timeout, max(0.001, deadline - time.monotonic())))
             self.started_workers += 1
         except BaseException:
             async with self._changed:

@@ -64,9 +64,10 @@ class LaunchSpec:
     cwd: str
     user: int | None = None
     sandboxed: bool = False
+    argv_switches_user: bool = False  # argv starts with setpriv, which drops to ``user`` itself
 
 
-@functools.lru_cache(maxsize=4)
+@functools.cache  # one entry per sandbox slot: a cache of 4 re-probed on most starts of 8 slots
 def bwrap_works(as_uid: int | None) -> bool:
     """One probe per uid: is there a bwrap that can make its namespaces here?"""
     bwrap = shutil.which("bwrap")
@@ -194,6 +195,16 @@ def _limits(policy: SandboxPolicy) -> list[str]:
             f"--nproc={policy.nproc}", f"--fsize={policy.file_size_bytes}", "--"]
 
 
+def _switch_user(as_uid: int | None) -> list[str]:
+    """``setpriv`` drops to the slot uid in the child, so ``Popen`` needs no ``user=``: with one, Python
+    cannot use vfork, and a fork of the (threaded) server copies its page tables and makes its pages
+    copy-on-write until the child execs, which stalled the event loop under load."""
+    setpriv = shutil.which("setpriv") if as_uid is not None else None
+    if setpriv is None:
+        return []
+    return [setpriv, f"--reuid={as_uid}", f"--regid={as_uid}", "--clear-groups", "--"]
+
+
 def launch_spec(policy: SandboxPolicy, directory: Path, slot: int, api_address: str,
                 check: bool = False) -> LaunchSpec:
     """The command that starts the runner for the algorithm in ``directory`` (``check``: the build step)."""
@@ -208,12 +219,14 @@ def launch_spec(policy: SandboxPolicy, directory: Path, slot: int, api_address: 
     if site:
         env["PYTHONPATH"] = os.pathsep.join(site)
     mode = ["--check"] if check else []
+    switch = _switch_user(as_uid)
     if not use_bwrap:
-        argv = [*_limits(policy), python, str(runner), *mode, str(code / entry)]
-        return LaunchSpec(argv, env, str(code), as_uid, sandboxed=False)
+        argv = [*switch, *_limits(policy), python, str(runner), *mode, str(code / entry)]
+        return LaunchSpec(argv, env, str(code), as_uid, sandboxed=False, argv_switches_user=bool(switch))
     bwrap = shutil.which("bwrap") or "bwrap"
-    argv = [*_limits(policy), bwrap, "--unshare-all", "--share-net", "--die-with-parent", "--new-session",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+    argv = [*switch, *_limits(policy), bwrap, "--unshare-all", "--share-net", "--die-with-parent",
+            "--new-session", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--tmpfs", "/run"]
     for path in _under_private_dirs(python, site):  # a checkout or venv under /tmp stays importable
         argv += ["--ro-bind", path, path]
     for hidden in policy.hidden_paths:
@@ -227,12 +240,12 @@ def launch_spec(policy: SandboxPolicy, directory: Path, slot: int, api_address: 
     for name, value in env.items():
         argv += ["--setenv", name, value]
     argv += [python, SANDBOX_RUNNER, *mode, f"{SANDBOX_ALGO}/{entry}"]
-    return LaunchSpec(argv, {}, "/", as_uid, sandboxed=True)
+    return LaunchSpec(argv, {}, "/", as_uid, sandboxed=True, argv_switches_user=bool(switch))
 
 
 def popen_kwargs(spec: LaunchSpec) -> dict:
     """Keyword arguments for ``subprocess``/``asyncio`` process creation (no preexec_fn: we have threads)."""
     kwargs: dict = {"env": spec.env, "cwd": spec.cwd, "start_new_session": True}
-    if spec.user is not None:
+    if spec.user is not None and not spec.argv_switches_user:
         kwargs.update(user=spec.user, group=spec.user, extra_groups=[])
     return kwargs

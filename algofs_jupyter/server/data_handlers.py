@@ -262,7 +262,7 @@ class DataHandler(ApiHandler):
             Namespace.require_delete(target)
         return target.backend.write(target.key, offset=offset, truncate=bool_argument(self, "truncate"),
                                     if_match=self.request.headers.get("If-Match"),
-                                    expected_size=expected_size)
+                                    expected_size=expected_size, current=existing)
 
     async def put(self) -> None:
         if self.upload is None:

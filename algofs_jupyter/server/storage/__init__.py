@@ -5,6 +5,7 @@ from .base import (
     FOLDER_MTIME,
     MOVE,
     NAME_MAX,
+    NOT_LOOKED_UP,
     PATH_MAX,
     SET_MTIME,
     WRITE_AT_OFFSET,
@@ -16,6 +17,7 @@ from .base import (
     IsADirectory,
     Key,
     ListingPage,
+    Lookup,
     NameTooLong,
     NotADirectory,
     NotFound,
@@ -32,9 +34,10 @@ from .base import (
 from .local import LocalBackend
 
 __all__ = [
-    "COPY", "FOLDER_MTIME", "MOVE", "NAME_MAX", "PATH_MAX", "SET_MTIME", "WRITE_AT_OFFSET", "AlreadyExists",
+    "COPY", "FOLDER_MTIME", "MOVE", "NAME_MAX", "NOT_LOOKED_UP", "PATH_MAX", "SET_MTIME", "WRITE_AT_OFFSET",
+    "AlreadyExists",
     "CrossBackend", "DirectoryNotEmpty", "EntryInfo", "InvalidOperation", "IsADirectory", "Key",
-    "ListingPage", "LocalBackend", "NameTooLong", "NotADirectory", "NotFound", "OffsetBeyondEnd",
+    "ListingPage", "LocalBackend", "Lookup", "NameTooLong", "NotADirectory", "NotFound", "OffsetBeyondEnd",
     "OutsideRoot", "PreconditionFailed", "SortKey", "StorageBackend", "StorageError", "Unsupported",
     "Upload", "check_key",
 ]

@@ -31,6 +31,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
 
 #: Longest name segment in bytes (UTF-8), as on POSIX file systems.
 NAME_MAX = 255
@@ -176,6 +178,13 @@ class ListingPage:
     last_key: SortKey | None = None
 
 
+class Lookup(Enum):
+    NOT_DONE = "not looked up"  # ``write(current=...)``: the caller has not asked ``info`` for the key
+
+
+NOT_LOOKED_UP: Literal[Lookup.NOT_DONE] = Lookup.NOT_DONE
+
+
 class Upload(ABC):
     """A write in progress. Nothing is visible until :meth:`commit`; :meth:`abort` (also called after a
     commit, harmlessly) leaves the object exactly as it was before the upload started."""
@@ -238,7 +247,8 @@ class StorageBackend(ABC):
 
     @abstractmethod
     def write(self, key: Key, *, offset: int | None = None, truncate: bool = False,
-              if_match: str | None = None, expected_size: int | None = None) -> Upload:
+              if_match: str | None = None, expected_size: int | None = None,
+              current: EntryInfo | None | Literal[Lookup.NOT_DONE] = NOT_LOOKED_UP) -> Upload:
         """Start a streamed write of file ``key``; bytes go to the returned :class:`Upload`.
 
         ``offset=None``: the body becomes the whole content (creates or replaces the file).
@@ -247,6 +257,8 @@ class StorageBackend(ABC):
         at ``N + len(body)``. A missing file may only be written at offset 0 (it is created).
         ``if_match`` / ``expected_size``: the write only lands if the file's ETag / size are still
         these, checked now and again at commit (PreconditionFailed); a missing file has no ETag and size 0.
+        ``current``: what ``info(key)`` answered the caller just before (None: NotFound), so a network
+        backend need not ask the store again; preconditions are still checked against the store at commit.
 
         Atomic: until ``commit`` runs, readers see the old content, and an aborted or interrupted
         write leaves it unchanged; a replace or an overwrite inside the file lands at once. An append's

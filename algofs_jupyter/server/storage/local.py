@@ -26,12 +26,14 @@ import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from ...names import RESERVED_PREFIX
 from .base import (
     COPY,
     FOLDER_MTIME,
     MOVE,
+    NOT_LOOKED_UP,
     SET_MTIME,
     WRITE_AT_OFFSET,
     AlreadyExists,
@@ -42,6 +44,7 @@ from .base import (
     IsADirectory,
     Key,
     ListingPage,
+    Lookup,
     NameTooLong,
     NotADirectory,
     NotFound,
@@ -305,7 +308,9 @@ class LocalBackend(StorageBackend):
     # -- writing -------------------------------------------------------------------------------------
 
     def write(self, key: Key, *, offset: int | None = None, truncate: bool = False,
-              if_match: str | None = None, expected_size: int | None = None) -> LocalUpload:
+              if_match: str | None = None, expected_size: int | None = None,
+              current: EntryInfo | None | Literal[Lookup.NOT_DONE] = NOT_LOOKED_UP) -> LocalUpload:
+        # ``current`` is not needed: the disk answers at once, under the lock that makes the write safe
         if not key:
             raise IsADirectory("the root is a directory")
         if offset is not None and offset < 0:

@@ -39,13 +39,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ...names import invalid_name_reason
 from .base import (
     COPY,
     MOVE,
+    NOT_LOOKED_UP,
     WRITE_AT_OFFSET,
     AlreadyExists,
     DirectoryNotEmpty,
@@ -54,6 +55,7 @@ from .base import (
     IsADirectory,
     Key,
     ListingPage,
+    Lookup,
     NameTooLong,
     NotADirectory,
     NotFound,
@@ -373,12 +375,14 @@ class S3Backend(StorageBackend):
     # -- writing -------------------------------------------------------------------------------------
 
     def write(self, key: Key, *, offset: int | None = None, truncate: bool = False,
-              if_match: str | None = None, expected_size: int | None = None) -> Upload:
+              if_match: str | None = None, expected_size: int | None = None,
+              current: EntryInfo | None | Literal[Lookup.NOT_DONE] = NOT_LOOKED_UP) -> Upload:
         if not key:
             raise InvalidOperation("the root is a directory")
         name = self.object_name(key)
         self._require_folder(key[:-1])
-        current = self._current(key)
+        if current is NOT_LOOKED_UP:
+            current = self._current(key)
         if current is not None and current.is_dir:
             raise IsADirectory("a directory with that name exists")
         check_preconditions(current, if_match, expected_size)
@@ -739,7 +743,8 @@ class S3Upload(Upload):
             self.abort()
             raise
         self._done = True
-        return backend.info(self.key)
+        head = backend._head(self.name)  # what was just stored is a file: no folder listing needed
+        return backend._file_info(self.key[-1], head) if head is not None else backend.info(self.key)
 
     def abort(self) -> None:
         self._done = True

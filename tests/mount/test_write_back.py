@@ -83,3 +83,31 @@ def test_fsync_uploads_at_once_and_unmount_uploads_the_rest(slow_mnt: Proxied) -
     assert slow_mnt.status()["write_back"]["pending"] == 1
     slow_mnt.process.stop()
     assert slow_mnt.server_path(later).read_bytes() == b"not yet"
+
+
+@pytest.fixture
+def flaky_mnt(server: EmbeddedServer, tmp_path: Path) -> Iterator[Proxied]:  # noqa: F811
+    yield from _mount(server, tmp_path, {"write_back": 0.3})
+
+
+def test_a_failing_background_upload_keeps_the_bytes_and_lands_once_the_server_answers(
+        flaky_mnt: Proxied) -> None:
+    """close() returned 0 before the upload: when that upload fails, the bytes must stay readable here,
+    be kept for recovery, and reach the server on a retry once the API answers again."""
+    folder = collection(flaky_mnt)
+    target = folder / "results.csv"
+    data = b"epoch,loss\n" + b"".join(f"{i},{1 / (i + 1):.5f}\n".encode() for i in range(500))
+    flaky_mnt.proxy.fail_ratio = 1.0  # every API request answers 503 from now on
+    try:
+        target.write_bytes(data)  # close() returns: the upload is the write-back's
+        assert wait_for(lambda: flaky_mnt.status()["write_back"]["failed_attempts"] >= 1)
+        on_server = flaky_mnt.server_path(target)
+        assert not on_server.exists()
+        assert flaky_mnt.status()["write_back"]["pending"] == 1
+        assert flaky_mnt.status()["uploads"]["recovery"] >= 1  # a copy is kept while it is retried
+        assert target.read_bytes() == data  # this mount still reads what was written
+    finally:
+        flaky_mnt.proxy.fail_ratio = 0.0
+    assert wait_until(lambda: on_server.exists() and on_server.read_bytes() == data, timeout=60.0)
+    assert wait_for(lambda: flaky_mnt.status()["write_back"]["pending"] == 0)
+    assert flaky_mnt.status()["uploads"]["recovery"] == 0  # landed: nothing left to recover

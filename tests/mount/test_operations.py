@@ -244,6 +244,21 @@ def test_layout_root_data_and_my(mounted: Mounted) -> None:
         os.mkdir(mounted.path / "data" / "newuser")
 
 
+def test_the_kernel_keeps_data_my_instead_of_asking_at_every_path_walk(mounted: Mounted,
+                                                                       scratch: Path) -> None:
+    """Every path through ``data/.my`` made the kernel send a READLINK (one more round trip into Python
+    per open of ``data/.my/c/f``); with FUSE_CAP_CACHE_SYMLINKS it asks once."""
+    (scratch / "f.txt").write_text("x")
+    via_my = mounted.path / "data" / ".my" / scratch.name / "f.txt"
+    via_my.read_text()
+    kernel = mounted.status()["kernel"]
+    assert kernel["caches_symlinks"]
+    before = kernel["readlink_requests"]
+    for _ in range(50):
+        assert via_my.read_text() == "x"
+    assert mounted.status()["kernel"]["readlink_requests"] - before <= 1
+
+
 def test_path_restricted_connector(mounted: Mounted) -> None:
     connector = mounted.path / "s3+images"
     with pytest.raises(PermissionError):

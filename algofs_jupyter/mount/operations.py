@@ -242,7 +242,9 @@ class AlgoOperations(Operations):
             return self._dir_stat(mtime=attr.mtime, links=self._dir_links(layout))
         if attr.kind == RESTRICTED:
             return self._dir_stat(0o111)
-        return self._file_stat(attr.size, attr.mtime or self.started)
+        # a file always has its time from the server (Last-Modified, a listing's last_modified), and 0
+        # is a time like any other (`touch -d @0`); directories may have none (a folder S3 only implies)
+        return self._file_stat(attr.size, attr.mtime)
 
     def _dir_links(self, layout: str | None) -> int:
         """2 + subdirectories when a fresh listing of ``layout`` is cached, else 2."""

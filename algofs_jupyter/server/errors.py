@@ -40,6 +40,7 @@ def _storage_statuses() -> dict[type, int]:
     return {
         s.NotFound: 404, s.AlreadyExists: 409, s.NotADirectory: 400, s.IsADirectory: 409,
         s.DirectoryNotEmpty: 400, s.NameTooLong: 400, s.InvalidOperation: 400, s.OffsetBeyondEnd: 416,
+        s.Unsatisfiable: 416,
         s.PreconditionFailed: 412, s.OutsideRoot: 403, s.CrossBackend: 400, s.Unsupported: 501,
     }
 

@@ -40,6 +40,19 @@ def if_range_allows(header: str | None, info: EntryInfo) -> bool:
         return False
 
 
+def simple_range(header: str | None) -> tuple[int, int | None] | None:
+    """``(first, last or None)`` of no ``Range`` (the whole file) or one ``bytes=A-`` / ``bytes=A-B`` with
+    A <= B: what can be asked of a store without knowing the size. None for anything else (suffix
+    ranges, invalid ones), which ``parse_range`` answers once the size is known."""
+    if not header:
+        return 0, None
+    match = _RANGE.match(header)
+    if not match or not match.group(1):
+        return None
+    first, last = int(match.group(1)), int(match.group(2)) if match.group(2) else None
+    return None if last is not None and last < first else (first, last)
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The inclusive byte range of a single-range ``Range`` header, None to send the whole file.
 

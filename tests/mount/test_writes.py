@@ -248,6 +248,10 @@ def test_cp_p_and_touch_d_keep_times(mnt: Proxied, scratch: Path, tmp_path: Path
     os.utime(scratch, (1_100_000_000, 1_100_000_000))  # directories too
     control.query(mnt.path, "clear_cache")
     assert os.stat(scratch).st_mtime == 1_100_000_000
+    os.utime(scratch / "dated.txt", (0, 0))  # the epoch is a time (`touch -d @0`, reproducible builds)
+    assert os.stat(scratch / "dated.txt").st_mtime == 0  # it showed the mount's start time
+    control.query(mnt.path, "clear_cache")
+    assert os.stat(scratch / "dated.txt").st_mtime == 0
 
 
 def test_names_over_255_bytes_are_enametoolong(mnt: Proxied, scratch: Path) -> None:

@@ -31,6 +31,7 @@ from algofs_jupyter.server.storage import (
     OffsetBeyondEnd,
     PreconditionFailed,
     StorageBackend,
+    Unsatisfiable,
 )
 
 
@@ -71,6 +72,24 @@ def test_write_read_info(backend):
     assert content(backend, ("f",), 6) == b"world"
     assert content(backend, ("f",), 0, 5) == b"hello"
     assert backend.info(()).is_dir
+
+
+def test_read_file_gives_the_info_and_the_bytes_together(backend):
+    backend.mkdir(("c",))
+    info = store(backend, ("c", "f.bin"), b"0123456789")
+    got, start, chunks = backend.read_file(("c", "f.bin"), 2, 5)
+    assert (b"".join(chunks), start) == (b"2345", 2)
+    assert (got.size, got.etag, got.is_dir) == (info.size, info.etag, False)
+    assert b"".join(backend.read_file(("c", "f.bin"), 8)[2]) == b"89"
+    assert b"".join(backend.read_file(("c", "f.bin"), 8, 100)[2]) == b"89"  # clamped to the end
+    store(backend, ("c", "empty"), b"")
+    for key, first in ((("c", "f.bin"), 10), (("c", "empty"), 0)):
+        with pytest.raises(Unsatisfiable):
+            backend.read_file(key, first)
+    with pytest.raises(IsADirectory):
+        backend.read_file(("c",))
+    with pytest.raises(NotFound):
+        backend.read_file(("c", "missing"))
 
 
 def test_replacing_changes_the_etag_and_abort_keeps_the_old(backend):

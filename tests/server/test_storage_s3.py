@@ -125,6 +125,19 @@ def test_a_small_upload_asks_the_store_only_what_the_caller_does_not_know(backen
     assert info.size == 5 and content(backend, ("c", "new.txt")) == b"small"
 
 
+def test_a_plain_read_is_one_store_request_with_the_files_validators(backend, s3_client):
+    """A GET of a small file was a HEAD and a GetObject: twice the store's round trip per file (the
+    contract's test_read_file_gives_the_info_and_the_bytes_together checks what it answers)."""
+    backend.mkdir(("c",))
+    info = store(backend, ("c", "f.bin"), b"0123456789")
+    calls: list[str] = []
+    s3_client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    got, start, chunks = backend.read_file(("c", "f.bin"), 2, 5)
+    assert (b"".join(chunks), start) == (b"2345", 2)
+    assert calls == ["GetObject"]
+    assert got == info  # the same validators a HEAD gives
+
+
 def test_a_part_that_fails_aborts_the_upload(backend, s3_client, prefix):
     store(backend, ("f",), b"kept")
     upload = backend.write(("f",))

@@ -27,6 +27,7 @@ from .base import (
     SortKey,
     StorageBackend,
     StorageError,
+    Unsatisfiable,
     Unsupported,
     Upload,
     check_key,
@@ -38,6 +39,6 @@ __all__ = [
     "AlreadyExists",
     "CrossBackend", "DirectoryNotEmpty", "EntryInfo", "InvalidOperation", "IsADirectory", "Key",
     "ListingPage", "LocalBackend", "Lookup", "NameTooLong", "NotADirectory", "NotFound", "OffsetBeyondEnd",
-    "OutsideRoot", "PreconditionFailed", "SortKey", "StorageBackend", "StorageError", "Unsupported",
-    "Upload", "check_key",
+    "OutsideRoot", "PreconditionFailed", "SortKey", "StorageBackend", "StorageError", "Unsatisfiable",
+    "Unsupported", "Upload", "check_key",
 ]

@@ -125,6 +125,12 @@ class PreconditionFailed(StorageError):
     errno = "ESTALE"
 
 
+class Unsatisfiable(StorageError):
+    """``read_file`` from at or past the end of the file (HTTP 416)."""
+
+    errno = "EINVAL"
+
+
 class OutsideRoot(StorageError):
     """The key resolves (through a link) to a location outside the backend's root."""
 
@@ -233,6 +239,26 @@ class StorageBackend(ABC):
         Raises NotFound, IsADirectory, OutsideRoot when called (before the first chunk). A file
         truncated meanwhile yields fewer bytes; the caller must ``close()`` the iterator if it stops early.
         """
+
+    #: ``read_file`` costs one request to the store, where ``info`` + ``read`` cost two (object storage):
+    #: the data handler then answers a plain GET with it.
+    reads_in_one_request = False
+
+    def read_file(self, key: Key, first: int = 0, last: int | None = None
+                  ) -> tuple[EntryInfo, int, Iterator[bytes]]:
+        """A file's info and its bytes from ``first`` to ``last`` (inclusive, clamped to the end; None:
+        to the end): ``(info, start, chunks)`` with ``start`` the first byte the chunks hold.
+
+        Raises what ``info`` and ``read`` raise, and Unsatisfiable when ``first`` is at or past the end
+        (also for an empty file): the caller then answers from ``info``.
+        """
+        info = self.info(key)
+        if info.is_dir:
+            raise IsADirectory("path is a directory")
+        if first >= info.size:
+            raise Unsatisfiable(f"byte {first} is past the end ({info.size} bytes)")
+        end = info.size - 1 if last is None else min(last, info.size - 1)
+        return info, first, self.read(key, first, end - first + 1)
 
     @abstractmethod
     def list_page(self, key: Key, after: SortKey | None = None, limit: int = 1000) -> ListingPage:

@@ -215,6 +215,7 @@ class S3Backend(StorageBackend):
     capabilities = frozenset({MOVE, COPY, WRITE_AT_OFFSET})
     #: Calls block on the network: handlers run them off the event loop.
     blocking = True
+    reads_in_one_request = True  # read_file: one ranged GetObject
 
     def __init__(self, client: Any, root: S3Location, meta: S3Location):
         if root.bucket != meta.bucket:
@@ -299,31 +300,18 @@ class S3Backend(StorageBackend):
         name = self.object_name(key)
         if length == 0:
             return iter(())
-        span = f"bytes={start}-" + (str(start + length - 1) if length is not None else "")
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=name, Range=span)
-        except Exception as exc:
-            if is_missing(exc):
-                if self._first_below(name + "/") is not None:
-                    raise IsADirectory("path is a directory") from exc
-                raise NotFound("path not found") from exc
-            if error_code(exc) in ("416", "InvalidRange"):
-                return iter(())
-            with storage_errors():
-                raise
+            response = self._get_object(name, start, start + length - 1 if length is not None else None)
+        except Unsatisfiable:
+            return iter(())
         return self._chunks(response["Body"])
 
-    reads_in_one_request = True
-
-    def read_file(self, key: Key, first: int = 0, last: int | None = None
-                  ) -> tuple[EntryInfo, int, Iterator[bytes]]:
-        """One ranged GetObject: its answer carries the size, ETag and Last-Modified a HEAD would."""
-        if not key:
-            raise IsADirectory("the root is a directory")
-        name = self.object_name(key)
+    def _get_object(self, name: str, first: int, last: int | None) -> dict:
+        """GetObject of bytes ``first``-``last`` (None: to the end). Raises NotFound, IsADirectory (a
+        folder of that name), Unsatisfiable (``first`` at or past the end, an empty object)."""
         span = f"bytes={first}-" + (str(last) if last is not None else "")
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=name, Range=span)
+            return self.client.get_object(Bucket=self.bucket, Key=name, Range=span)
         except Exception as exc:
             if is_missing(exc):
                 if self._first_below(name + "/") is not None:
@@ -333,6 +321,13 @@ class S3Backend(StorageBackend):
                 raise Unsatisfiable(f"byte {first} is past the end") from exc
             with storage_errors():
                 raise
+
+    def read_file(self, key: Key, first: int = 0, last: int | None = None
+                  ) -> tuple[EntryInfo, int, Iterator[bytes]]:
+        """One ranged GetObject: its answer carries the size, ETag and Last-Modified a HEAD would."""
+        if not key:
+            raise IsADirectory("the root is a directory")
+        response = self._get_object(self.object_name(key), first, last)
         start, size = first, int(response["ContentLength"])
         content_range = response.get("ContentRange") or ""  # "bytes START-END/SIZE"
         if "/" in content_range:

@@ -30,7 +30,7 @@ import Algorithmia
 
 from algofs_jupyter.mount.mount_process import MountProcess
 from algofs_jupyter.publish import publish
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "pipes_latency.md"
 CALLERS = 8

@@ -652,7 +652,7 @@ def main() -> int:
 
         return small_files.run_bench(args.quick, args.latency_ms, ["local", "client", "algofs", "rclone"])
 
-    from algofs_jupyter.server.process import EmbeddedServer
+    from algofs_jupyter.server.embedded_server import EmbeddedServer
 
     started = time.time()
     work = Path(tempfile.mkdtemp(prefix="algofs-bench-"))

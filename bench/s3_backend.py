@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from algofs_jupyter.server.process import EmbeddedServer  # noqa: E402
+from algofs_jupyter.server.embedded_server import EmbeddedServer  # noqa: E402
 from algofs_jupyter.testing.rss import RssSampler  # noqa: E402
 from algofs_jupyter.testing.seaweedfs import SeaweedFS, write_private  # noqa: E402
 

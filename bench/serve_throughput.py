@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 RESULTS = Path(__file__).parent / "results" / "serve_throughput.md"
 

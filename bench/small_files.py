@@ -393,7 +393,7 @@ def draw_chart(results: base.Results, target: Path) -> None:
 
 
 def run_bench(quick: bool, latency_ms: float, parts: list[str]) -> int:
-    from algofs_jupyter.server.process import EmbeddedServer
+    from algofs_jupyter.server.embedded_server import EmbeddedServer
 
     started = time.time()
     load = [subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()]

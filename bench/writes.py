@@ -320,7 +320,7 @@ def main() -> int:
     size = (128 if args.quick else 1024) * MiB
     cycles = 200 if args.quick else 1000
     small = 200 if args.quick else 1000
-    from algofs_jupyter.server.process import EmbeddedServer
+    from algofs_jupyter.server.embedded_server import EmbeddedServer
 
     started, results = time.time(), Results()
     work = Path(tempfile.mkdtemp(prefix="algofs-writes-"))

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 #: SeaweedFS, ``algofs serve --storage s3://…`` and the local|s3 parametrisation (tests/s3_fixtures.py)
 pytest_plugins = ["s3_fixtures"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 from algofs_jupyter.server.users import DEMO_USERS
 from algofs_jupyter.testing.seaweedfs import S3Account, SeaweedFS
 

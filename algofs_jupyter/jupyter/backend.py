@@ -92,7 +92,7 @@ class Backend:
         return os.environ.get(self._api_key_env, "")
 
     def _start_embedded(self):
-        from algofs_jupyter.server.process import EmbeddedServer
+        from algofs_jupyter.server.embedded_server import EmbeddedServer
 
         self._embedded_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self._embedded_root, 0o700)  # its files are the demo users' data: not for other accounts

@@ -20,7 +20,7 @@ from jupyter_process import CONTENTS_MANAGER, JupyterProcess
 
 from algofs_jupyter.fs import AlgoFileSystem
 from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 CHUNK = 1 << 20
 CHUNKS = 12

@@ -9,7 +9,7 @@ import pytest
 from algofs_jupyter.fs.algorithm_api import AlgorithmError, call_algorithm
 from algofs_jupyter.fs.api_errors import BackendUnavailable
 from algofs_jupyter.fs.api_session import ApiSession
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 
 def test_calls_survive_a_server_restart_and_fail_cleanly_while_it_is_down(tmp_path):

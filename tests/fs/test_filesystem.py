@@ -10,7 +10,7 @@ import pytest
 
 from algofs_jupyter.fs import AlgoFileSystem
 from algofs_jupyter.fs.api_errors import error_for_status
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 
 @pytest.fixture(scope="module")

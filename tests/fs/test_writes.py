@@ -13,7 +13,7 @@ import pytest
 from fault_proxy import FaultProxy
 
 from algofs_jupyter.fs import AlgoFileSystem
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 
 @pytest.fixture(scope="module")

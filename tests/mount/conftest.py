@@ -15,7 +15,7 @@ import pytest
 from algofs_jupyter.fs import AlgoFileSystem
 from algofs_jupyter.mount import control
 from algofs_jupyter.mount.mount_process import MountProcess, is_mounted
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 
 def fuse_available() -> bool:

@@ -15,7 +15,7 @@ import pytest
 from algofs_jupyter.mount import control
 from algofs_jupyter.mount.mount_process import MountProcess, cleanup_stale, is_mounted
 from algofs_jupyter.mount.recovery import RecoveryStore
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 from .conftest import fuse_available, mount_server
 

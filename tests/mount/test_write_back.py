@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 from .test_block_cache import wait_until
 from .test_writes import Proxied, _mount, server  # noqa: F401 - the module's server fixture

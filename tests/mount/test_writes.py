@@ -21,7 +21,7 @@ from fault_proxy import FaultProxy
 from algofs_jupyter.fs import AlgoFileSystem
 from algofs_jupyter.mount import control
 from algofs_jupyter.mount.mount_process import MountProcess, is_mounted
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 from .conftest import fuse_available
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import Algorithmia
 import requests
 
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 from algofs_jupyter.server.users import DEMO_USERS
 
 DEMO_ALGORITHMS = Path(__file__).resolve().parents[2] / "algofs_jupyter" / "server" / "demo" / "algorithms"

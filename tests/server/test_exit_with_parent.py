@@ -14,7 +14,7 @@ import pytest
 
 OWNER = """
 import sys, time
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 server = EmbeddedServer(sys.argv[1], large_file_mb=0).start(60)
 print(server.pid, flush=True)
 time.sleep(600)

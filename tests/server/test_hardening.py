@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 from algofs_jupyter.server.users import DEMO_USERS
 
 

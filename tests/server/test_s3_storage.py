@@ -19,7 +19,7 @@ import requests
 from Algorithmia.errors import DataApiError
 from s3_fixtures import DATA_BUCKET, TEAM_BUCKET, TEAM_PROFILE, s3_server
 
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 from algofs_jupyter.testing.rss import RssSampler
 
 from .test_uploads import wait_until

@@ -13,7 +13,7 @@ import psutil
 import pytest
 import requests
 
-from algofs_jupyter.server.process import EmbeddedServer
+from algofs_jupyter.server.embedded_server import EmbeddedServer
 from algofs_jupyter.server.users import DEMO_USERS
 
 from .test_cli import start_serve, stop

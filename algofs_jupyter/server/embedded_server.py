@@ -37,13 +37,14 @@ class EmbeddedServer(ChildOwner):
         self.port = port
         self.host = host
         self.demo = demo
-        self.large_file_mb = large_file_mb
-        self.many_files = many_files
-        self.storage = storage
-        self.s3_endpoint = s3_endpoint
-        self.s3_region = s3_region
         self.extra_env = dict(env or {})
         self.exit_with_parent = exit_with_parent
+        optional = {"--storage": storage, "--s3-endpoint": s3_endpoint, "--s3-region": s3_region}
+        if demo:
+            optional |= {"--demo-large-file-mb": large_file_mb, "--demo-many-files": many_files}
+        #: the flags given a value, in ``algofs serve``'s own spelling
+        self.serve_flags = [part for flag, value in optional.items() if value not in (None, "")
+                            for part in (flag, str(value))]
         if users is None:
             names = list(DEMO_USERS) if demo else ["user"]
             users = {name: "algofs-" + secrets.token_urlsafe(24) for name in names}
@@ -72,17 +73,9 @@ class EmbeddedServer(ChildOwner):
                "--host", self.host, "--port", str(self.port),
                "--users-file", str(self.users_file), "--ready-file", str(self.ready_file),
                "--log-file", str(self.log_path)]
-        for flag, value in (("--storage", self.storage), ("--s3-endpoint", self.s3_endpoint),
-                            ("--s3-region", self.s3_region)):
-            if value:
-                cmd += [flag, value]
         if self.demo:
             cmd.append("--demo")
-            if self.large_file_mb is not None:
-                cmd += ["--demo-large-file-mb", str(self.large_file_mb)]
-            if self.many_files is not None:
-                cmd += ["--demo-many-files", str(self.many_files)]
-        return cmd
+        return cmd + self.serve_flags
 
     def start(self, timeout: float = 60.0) -> EmbeddedServer:
         if self._child.popen is not None:

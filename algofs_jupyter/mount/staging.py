@@ -40,10 +40,10 @@ Locks (take them only in this order):
    the same moment could deadlock.
    ``remote_size``/``remote_etag``/``changed_from``/``pending_mtime``/``unverified`` are guarded by it too.
 2. ``WriteStaging._lock`` - guards ``_files``, ``_retained`` and every ``StagedFile.opens``;
-   ``StagedFile.path`` is changed under it (``rekey``). A leaf: no StagedFile lock is taken while it is
-   held (files leaving ``_retained`` are closed after it is released).
-
-3. ``SpareFiles._lock`` - guards the spare files; a leaf (file creations run outside it).
+   ``StagedFile.path`` is changed under it (``rekey``). No StagedFile lock is taken while it is held
+   (files leaving ``_retained`` are closed after it is released); only 3 is.
+3. ``SpareFiles._lock`` - guards the spare files; a leaf, taken under 2 by ``open`` (a new staged file takes
+   a spare); file creations run outside it.
 
 ``uploads_done``/``uploads_failed`` are bumped under one file's lock, not a shared one: concurrent uploads
 may miscount them (they are only reported). ``RecoveryStore`` takes no lock (each entry is its own folder).

@@ -9,7 +9,7 @@ import pytest
 
 from algofs_jupyter.mount import commands
 from algofs_jupyter.mount.mount_process import MountProcess
-from algofs_jupyter.mount.options import JUPYTER_DEFAULTS, MountOptions, default_cache_dir
+from algofs_jupyter.mount.options import JUPYTER_DEFAULTS, MountOptions, add_arguments, default_cache_dir
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -50,3 +50,14 @@ def test_the_cache_dir_honours_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, t
 def test_jupyter_differs_only_in_the_cache_cap() -> None:
     assert JUPYTER_DEFAULTS.cache_size == 2 << 30 < MountOptions().cache_size
     assert JUPYTER_DEFAULTS.with_overrides(cache_size=MountOptions().cache_size) == MountOptions()
+
+
+@pytest.mark.parametrize("doc", ["docs/architecture.md", "docs/filesystem.md"])
+def test_every_mount_flag_is_documented(doc: str) -> None:
+    """A new MountOptions field is one flag; the docs that list the flags must name it too."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = {flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")}
+    text = (Path(__file__).resolve().parents[2] / doc).read_text()
+    assert {"--cache-size", "--write-back"} <= flags
+    assert sorted(flag for flag in flags - {"--help"} if flag not in text) == []

@@ -6,6 +6,10 @@ the server builds it first (imports it in a sandboxed worker). A failed build is
 exception: :class:`PublishResult` with ``ok=False`` and the build log, shown readably by the
 ``%%algofs publish`` magic. Problems that are not the code's (no such user, not the owner, server
 unreachable) raise :class:`PublishError`, which IPython shows as one line.
+
+The requests are ``fs/algorithm_api``'s management calls on an ``ApiSession``: the same auth, deadlines
+and retries as the mount's pipe files (a transient 503 on the GET or the source upload is retried; the
+POSTs that create and publish are never sent twice once they may have reached the server).
 """
 
 from __future__ import annotations
@@ -13,7 +17,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import requests
+from .fs.algorithm_api import (
+    PUBLISH_TIMEOUT,
+    BuildFailed,
+    algorithm_info,
+    create_algorithm,
+    publish_version,
+    upload_source,
+)
+from .fs.api_errors import BackendUnavailable
+from .fs.api_session import DEFAULT_TIMEOUT, ApiSession
 
 VERSION_TYPES = ("major", "minor", "revision")
 _REF = re.compile(r"^(?:algo://)?(\w+)/([A-Za-z_]\w{0,63})$")
@@ -55,20 +68,20 @@ def _endpoint(api_address: str | None, api_key: str | None) -> tuple[str, str]:
     return (api_address or endpoint.api_address).rstrip("/"), api_key or endpoint.api_key
 
 
-def _error_message(response: requests.Response) -> str:
-    try:
-        error = response.json().get("error")
-    except ValueError:
-        return f"HTTP {response.status_code}"
-    if isinstance(error, dict):
-        return str(error.get("message") or f"HTTP {response.status_code}")
-    return str(error or f"HTTP {response.status_code}")
+def _reason(exc: OSError, algorithm: str) -> str:
+    """The API's words from a session error (``algo://user/name: <message>``), without the name."""
+    text = exc.strerror or str(exc)
+    return text.removeprefix(f"algo://{algorithm}").removeprefix(": ").strip() or text
 
 
 def publish(algorithm: str, source: str, version: str = "minor", *, files: dict[str, str] | None = None,
             release_notes: str = "", private: bool = False, api_address: str | None = None,
-            api_key: str | None = None, timeout: float = 120.0) -> PublishResult:
-    """Create ``user/name`` if needed, upload ``source`` as algorithm.py (plus ``files``), publish it."""
+            api_key: str | None = None, timeout: float = PUBLISH_TIMEOUT) -> PublishResult:
+    """Create ``user/name`` if needed, upload ``source`` as algorithm.py (plus ``files``), publish it.
+
+    ``timeout`` (seconds) bounds the source upload and the build-and-publish call; looking the
+    algorithm up and creating it have the session's shorter deadline (at most ``timeout``).
+    """
     match = _REF.match(algorithm.strip())
     if not match:
         raise PublishError(f"expected user/name (name: letters, digits, _), got {algorithm!r}")
@@ -76,38 +89,29 @@ def publish(algorithm: str, source: str, version: str = "minor", *, files: dict[
         raise PublishError(f"version must be one of {', '.join(VERSION_TYPES)}, got {version!r}")
     owner, name = match.groups()
     address, key = _endpoint(api_address, api_key)
-    session = requests.Session()
-    session.headers["Authorization"] = key
-    base = f"{address}/v1/algorithms/{owner}/{name}"
-
-    def call(method: str, url: str, **kwargs) -> requests.Response:
-        try:
-            return session.request(method, url, timeout=timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise PublishError(f"cannot reach the API at {address}: {type(exc).__name__}") from None
-
-    found = call("GET", base)
-    if found.status_code == 404:
-        created = call("POST", f"{address}/v1/algorithms/{owner}", json={
-            "name": name, "details": {"label": name},
-            "settings": {"algorithm_callability": "private" if private else "public"}})
-        if created.status_code != 200:
-            raise PublishError(f"cannot create {owner}/{name}: {_error_message(created)}")
-    elif found.status_code != 200:
-        raise PublishError(f"cannot publish {owner}/{name}: {_error_message(found)}")
-    uploaded = call("PUT", f"{base}/source", json={"files": {**(files or {}), "algorithm.py": source}})
-    if uploaded.status_code != 200:
-        raise PublishError(f"cannot upload the source of {owner}/{name}: {_error_message(uploaded)}")
-    published = call("POST", f"{base}/versions",
-                     json={"version_info": {"version_type": version, "release_notes": release_notes}})
-    if published.status_code == 200:
-        info = published.json().get("version_info", {})
-        return PublishResult(f"{owner}/{name}", True, info.get("semantic_version"), info.get("git_hash"),
-                             api_address=address)
+    target = f"{owner}/{name}"
+    session = ApiSession(address, key or None, timeout=min(timeout, DEFAULT_TIMEOUT))
+    step = "publish"
     try:
-        error = published.json().get("error", {})
-    except ValueError:
-        error = {}
-    if isinstance(error, dict) and error.get("error_type") == "BuildFailed":
-        return PublishResult(f"{owner}/{name}", False, logs=str(error.get("logs", "")), api_address=address)
-    raise PublishError(f"cannot publish {owner}/{name}: {_error_message(published)}")
+        try:
+            algorithm_info(session, owner, name)
+        except FileNotFoundError:
+            step = "create"
+            try:
+                create_algorithm(session, owner, name, private=private)
+            except FileExistsError:
+                pass  # created meanwhile (another kernel publishing it): the upload checks the owner
+        step = "upload the source of"
+        upload_source(session, owner, name, {**(files or {}), "algorithm.py": source}, timeout=timeout)
+        step = "publish"
+        published = publish_version(session, owner, name, version, release_notes, timeout=timeout)
+    except BuildFailed as failed:
+        return PublishResult(target, False, logs=failed.logs, api_address=address)
+    except BackendUnavailable as exc:
+        cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "no answer"
+        raise PublishError(f"cannot reach the API at {address}: {cause}") from None
+    except OSError as exc:
+        raise PublishError(f"cannot {step} {target}: {_reason(exc, target)}") from None
+    finally:
+        session.close()
+    return PublishResult(target, True, published.semantic_version, published.git_hash, api_address=address)

@@ -1,8 +1,10 @@
-"""The Algorithm API on the client side: list an owner's algorithms and versions, call one.
+"""The Algorithm API on the client side: list an owner's algorithms and versions, call one, manage one.
 
-Both users of algorithms go through here, with the session's auth, retries and deadlines: the mount's
-pipe files (``mount/pipes.py``, which turns bytes into input and answers into bytes) and the Jupyter
-layer (``jupyter/algorithm_calls.py``: REST handlers, magics, widget).
+Every user of algorithms goes through here, with the session's auth, retries and deadlines: the mount's
+pipe files (``mount/pipes.py``, which turns bytes into input and answers into bytes), the Jupyter
+layer (``jupyter/algorithm_calls.py``: REST handlers, magics, widget) and publishing from a notebook
+(``publish.py``: :func:`algorithm_info`, :func:`create_algorithm`, :func:`upload_source`,
+:func:`publish_version`). Errors are the session's OSErrors, named ``algo://user/name``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from .api_errors import BackendUnavailable
-from .api_session import CONNECT_TIMEOUT, ApiSession
+from .api_errors import BackendUnavailable, error_for_status
+from .api_session import CONNECT_TIMEOUT, ApiSession, error_details
 
 #: Algorithm errors arrive as JSON with any status: read them all.
 ANY_STATUS = tuple(range(200, 600))
@@ -24,6 +26,8 @@ ANY_STATUS = tuple(range(200, 600))
 DEFAULT_CALL_TIMEOUT = 300.0
 #: Time allowed on top of the algorithm's timeout for the request itself.
 CALL_MARGIN = 10.0
+#: Deadline of a publish: the server builds the source first (its build limit is 60 s).
+PUBLISH_TIMEOUT = 120.0
 
 
 class AlgorithmError(Exception):
@@ -59,13 +63,100 @@ def list_algorithms(session: ApiSession, owner: str) -> dict[str, list[str]]:
             for item in body.get("results", [])}
 
 
+def algorithm_info(session: ApiSession, owner: str, name: str) -> dict[str, Any]:
+    """The algorithm object of ``owner/name`` (id, details, settings; ``versions`` on our server).
+
+    The way to ask whether it exists: a missing one raises FileNotFoundError, a private one of another
+    user PermissionError. A GET, so transient failures (transport, 429/5xx) are retried in the deadline.
+    """
+    response = session.request("GET", f"/v1/algorithms/{owner}/{name}", display=f"algo://{owner}/{name}",
+                               ok=(200,))
+    body = response.json()
+    return body if isinstance(body, dict) else {}
+
+
 def algorithm_versions(session: ApiSession, owner: str, name: str) -> list[str] | None:
     """The published versions of ``owner/name``; None when the answer has no list (the hosted API's
     shape: ask ``list_algorithms`` of the owner)."""
-    response = session.request("GET", f"/v1/algorithms/{owner}/{name}", display=f"algo://{owner}/{name}",
-                               ok=(200,))
-    versions = response.json().get("versions")
+    versions = algorithm_info(session, owner, name).get("versions")
     return None if versions is None else [_version_name(v) for v in versions]
+
+
+class BuildFailed(Exception):
+    """The server built the uploaded source and the build failed, so nothing was published.
+
+    Not an OSError: the API worked, the code didn't; ``logs`` is the build's output (the traceback of
+    importing algorithm.py) for the author to read.
+    """
+
+    def __init__(self, target: str, logs: str):
+        self.target = target
+        self.logs = logs
+        super().__init__(f"{target}: build failed")
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    semantic_version: str | None  # e.g. "0.1.0"
+    git_hash: str | None  # the commit published (the source's SHA, docs/algorithm-source.md)
+
+
+def _json_body(payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+    return {"Content-Type": "application/json"}, json.dumps(payload).encode("utf-8")
+
+
+def create_algorithm(session: ApiSession, owner: str, name: str, *, private: bool = False) -> dict[str, Any]:
+    """Create ``owner/name`` (label = name; callable by anyone unless ``private``); returns its object.
+
+    A POST the session never replays once it may have reached the server (only a connection that
+    could not be opened is tried again): a 503 raises OSError rather than risk creating twice. It
+    exists already: FileExistsError; not the caller's namespace: PermissionError.
+    """
+    headers, data = _json_body({"name": name, "details": {"label": name},
+                                "settings": {"algorithm_callability": "private" if private else "public"}})
+    response = session.request("POST", f"/v1/algorithms/{owner}", headers=headers, body=lambda: data,
+                               display=f"algo://{owner}/{name}", ok=(200,))
+    body = response.json()
+    return body if isinstance(body, dict) else {}
+
+
+def upload_source(session: ApiSession, owner: str, name: str, files: dict[str, str],
+                  timeout: float | None = None) -> dict[str, Any]:
+    """Replace the working source of ``owner/name`` with ``files`` ({file name: text}, needs
+    algorithm.py; the server's extension, docs/algorithm-source.md). Returns ``commit_sha`` and ``files``.
+
+    The whole source in one PUT, so sending it twice leaves the same source: it is retried on transport
+    errors and 429/5xx within ``timeout`` (default: the session's deadline).
+    """
+    headers, data = _json_body({"files": files})
+    response = session.request("PUT", f"/v1/algorithms/{owner}/{name}/source", headers=headers,
+                               body=lambda: data, display=f"algo://{owner}/{name}", ok=(200,),
+                               timeout=timeout, retry=True)
+    body = response.json()
+    return body if isinstance(body, dict) else {}
+
+
+def publish_version(session: ApiSession, owner: str, name: str, version_type: str = "minor",
+                    release_notes: str = "", timeout: float = PUBLISH_TIMEOUT) -> PublishedVersion:
+    """Build the uploaded source if needed and publish it as the next ``version_type`` version.
+
+    Raises BuildFailed (with the log) when the code does not build, OSError when the API refuses or
+    can't be reached. Never replayed once it may have reached the server (a second POST would publish a
+    second version); ``timeout`` leaves room for the server's build.
+    """
+    display = f"algo://{owner}/{name}"
+    headers, data = _json_body({"version_info": {"version_type": version_type,
+                                                 "release_notes": release_notes}})
+    response = session.request("POST", f"/v1/algorithms/{owner}/{name}/versions", headers=headers,
+                               body=lambda: data, display=display, ok=(200, 400), timeout=timeout)
+    if response.status_code == 400:  # a failed build is a 400 with error_type BuildFailed and the logs
+        message, details = error_details(response)
+        response.close()
+        if details.get("error_type") == "BuildFailed":
+            raise BuildFailed(f"{owner}/{name}", str(details.get("logs", "")))
+        raise error_for_status(400, message, display, details)
+    info = response.json().get("version_info") or {}
+    return PublishedVersion(info.get("semantic_version"), info.get("git_hash"))
 
 
 class _LeanPost:

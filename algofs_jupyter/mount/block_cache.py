@@ -3,8 +3,9 @@
 Files are cut into fixed blocks (8 MiB by default) fetched with one ranged GET each: one HTTP request per
 FUSE read is 10-50x slower. A block is cached under a hash of (path, size, etag, block index), so a remote
 change (a new ``FileVersion``) makes the old blocks unreachable; they are deleted as soon as the new
-version is seen. The last block of a file is an ordinary (shorter) block, so reading a parquet/zip footer
-fetches one block, not the file.
+version is seen. The last block of a file is an ordinary (shorter) block. A random read (a parquet/zip
+footer, a seek) of a block nobody fetched gets only the pages it covers (``_read_piece``, uncached here)
+until random reads have fetched a quarter of that block; then the block is fetched whole.
 
 Design choices:
 

@@ -19,9 +19,9 @@ from tornado.web import stream_request_body
 
 from .algo_limits import CallLimiter
 from .algorithms import AlgorithmStore, ResolvedAlgorithm
-from .base import ApiHandler
 from .errors import ApiError, bad_request
 from .executor import CallOutcome, CallRequest, Executor, encode_payload
+from .handler_base import ApiHandler
 
 MAX_ALGO_BODY = 10 * 1024 * 1024
 DEFAULT_TIMEOUT = 300.0

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .algo_registry import AlgorithmRegistry, NoSuchAlgorithm
-from .base import ApiHandler, parse_json_object
 from .errors import ApiError, bad_request
+from .handler_base import ApiHandler, parse_json_object
 
 MAX_MANAGE_BODY = 11 * 1024 * 1024
 

@@ -22,10 +22,10 @@ from .access_log import log_request
 from .algo_handlers import AlgoCallHandler
 from .algo_manage_handlers import ROUTES as ALGORITHM_ROUTES
 from .algo_services import AlgorithmOptions, algorithm_settings
-from .base import HealthHandler, NotFoundHandler
 from .connectors import load_connectors
 from .data_handlers import DataHandler
 from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, UtimeHandler
+from .handler_base import HealthHandler, NotFoundHandler
 from .hosts import ForbiddenHostHandler, HostAllowList
 from .namespace import Namespace
 from .storage.select import StorageConfig, hosted_storage

@@ -18,8 +18,8 @@ from tornado.web import stream_request_body
 
 from . import http_files, listing
 from .acl import DEFAULT_READ, AclError, validate_acl
-from .base import ApiHandler, parse_json_object
 from .errors import ApiError, api_error_for, bad_request
+from .handler_base import ApiHandler, parse_json_object
 from .namespace import Namespace, Target
 from .paths import BadPath, DataAddress, decode_segment, parse_connector_path, parse_data_path
 from .storage import (

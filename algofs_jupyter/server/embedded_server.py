@@ -39,7 +39,8 @@ class EmbeddedServer(ChildOwner):
         self.demo = demo
         self.extra_env = dict(env or {})
         self.exit_with_parent = exit_with_parent
-        optional = {"--storage": storage, "--s3-endpoint": s3_endpoint, "--s3-region": s3_region}
+        optional: dict[str, object] = {"--storage": storage, "--s3-endpoint": s3_endpoint,
+                                       "--s3-region": s3_region}
         if demo:
             optional |= {"--demo-large-file-mb": large_file_mb, "--demo-many-files": many_files}
         #: the flags given a value, in ``algofs serve``'s own spelling

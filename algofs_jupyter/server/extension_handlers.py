@@ -12,8 +12,8 @@ from collections.abc import Callable
 from tornado.ioloop import IOLoop
 
 from . import http_files
-from .base import ApiHandler, parse_json_object
 from .errors import ApiError, bad_request
+from .handler_base import ApiHandler, parse_json_object
 from .namespace import Namespace, Target
 from .paths import BadPath, parse_data_path
 from .storage import (

@@ -1,0 +1,39 @@
+"""Each package's README has a File | Job map; a module missing from it, or a row naming a file that is gone,
+is a map a newcomer can no longer trust."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "algofs_jupyter"
+ROW = re.compile(r"^\| `([^`]+)` \|", re.MULTILINE)
+
+
+def mapped_names(package: Path) -> set[str]:
+    return set(ROW.findall((package / "README.md").read_text()))
+
+
+def modules(package: Path) -> set[str]:
+    """Modules and subpackages below ``package`` as the map names them (``storage/s3.py``, ``demo/``)."""
+    names = set()
+    for path in package.rglob("*.py"):
+        relative = path.relative_to(package)
+        if relative.name == "__init__.py" and len(relative.parts) == 1:
+            continue
+        if "demo" in relative.parts[:1]:
+            names.add("demo/")
+        elif relative.name != "__init__.py":
+            names.add(relative.as_posix())
+    return names
+
+
+@pytest.mark.parametrize("name", ["mount", "jupyter", "server"])
+def test_the_module_map_names_every_module_and_only_those(name: str) -> None:
+    package = PACKAGE / name
+    mapped = mapped_names(package) - {"__init__.py"}
+    assert len(mapped) >= 10
+    assert sorted(modules(package) - mapped) == [], "modules missing from the map"
+    assert sorted(mapped - modules(package)) == [], "rows naming no module"

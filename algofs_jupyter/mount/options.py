@@ -119,13 +119,11 @@ class MountOptions:
         return cls().with_overrides(**values)
 
     def as_status(self) -> dict[str, Any]:
-        """What ``algofs status`` shows under ``options`` (docs/control.md)."""
-        return {"cache_dir": str(self.cache_dir), "cache_size": self.cache_size,
-                "metadata_ttl": self.metadata_ttl, "negative_ttl": self.negative_ttl, "timeout": self.timeout,
-                "block_size": self.block_size, "readahead_blocks": self.readahead_blocks,
-                "algo_timeout": self.algo_timeout, "consistency": self.consistency,
-                "small_file_size": self.small_file_size, "prefetch_files": self.prefetch_files,
-                "prefetch_memory": self.prefetch_memory, "write_back": self.write_back}
+        """What ``algofs status`` shows under ``options`` (docs/control.md): every field, as JSON values."""
+        values = dataclasses.asdict(self)
+        values["cache_dir"] = str(self.cache_dir)
+        values["connectors"] = list(self.connectors)
+        return values
 
 
 #: A notebook server's mount shares the disk with the kernels' own data: a smaller cache cap by default

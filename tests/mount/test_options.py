@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,11 @@ def test_every_mount_flag_is_documented(doc: str) -> None:
     text = (Path(__file__).resolve().parents[2] / doc).read_text()
     assert {"--cache-size", "--write-back"} <= flags
     assert sorted(flag for flag in flags - {"--help"} if flag not in text) == []
+
+
+def test_the_status_reports_every_option_as_json() -> None:
+    options = MountOptions(connectors=("dropbox+work",), write_back=2.0)
+    status = options.as_status()
+    assert set(status) == {spec.name for spec in dataclasses.fields(MountOptions)}
+    assert json.loads(json.dumps(status)) == status
+    assert status["connectors"] == ["dropbox+work"] and status["write_back"] == 2.0

@@ -10,9 +10,6 @@ from IPython.core.error import UsageError
 from IPython.testing.globalipapp import get_ipython
 from IPython.utils.capture import capture_output
 
-from algofs_jupyter.jupyter import kernel_session as session_module
-from algofs_jupyter.jupyter.backend import Backend
-from algofs_jupyter.jupyter.kernel_session import LocalSession
 from algofs_jupyter.jupyter.magics import AlgorithmError
 
 
@@ -21,24 +18,6 @@ def ip():
     shell = get_ipython()
     shell.extension_manager.load_extension("algofs_jupyter")
     return shell
-
-
-@pytest.fixture
-def local_session(no_stale_mounts, api_server, tmp_path):
-    backend = Backend(api_address=api_server.url, api_key=api_server.api_key, username=api_server.username)
-    session = LocalSession(
-        backend,
-        root_dir=tmp_path,
-        algorithm_owners=["demo", "anowell"],
-        cache_dir=tmp_path / "cache",
-        cache_size=32 * 1024**2,
-    )
-    session_module.set_session(session)
-    try:
-        yield session
-    finally:
-        session_module.set_session(None)
-        session.close()
 
 
 def run(ip, line: str, cell: str | None = None):

@@ -15,6 +15,7 @@ import nbformat
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
+from notebook_outputs import cell_output_text
 
 import algofs_jupyter.server.demo
 from algofs_jupyter.server.users import DEMO_USERS
@@ -50,18 +51,6 @@ def kernel_env(tmp_path: Path) -> dict:
     return env
 
 
-def outputs_text(cell) -> str:
-    parts = []
-    for output in cell.get("outputs", []):
-        if output["output_type"] == "stream":
-            parts.append(output["text"])
-        elif "data" in output:
-            parts.append(output["data"].get("text/plain", ""))
-        elif output["output_type"] == "error":
-            parts.append(f"{output['ename']}: {output['evalue']}")
-    return "\n".join(parts)
-
-
 @pytest.mark.fuse
 def test_notebook_mounts_lists_reads_and_pipes(tmp_path, requires_fuse, no_stale_mounts, monkeypatch):
     notebook = nbformat.v4.new_notebook()
@@ -78,7 +67,7 @@ def test_notebook_mounts_lists_reads_and_pipes(tmp_path, requires_fuse, no_stale
     client.execute()
     expected = pd.read_csv(DEMO_CSV)
 
-    texts = [outputs_text(cell) for cell in notebook.cells]
+    texts = [cell_output_text(cell) for cell in notebook.cells]
     assert "mode: fuse" in texts[1] and str(workdir / "algofs") in texts[1], texts[1]
     assert "embedded demo server" in texts[1]
     assert "cities.csv" in texts[2] and "via mount" in texts[2]

@@ -13,6 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from notebook_outputs import cell_output_text
 
 from algofs_jupyter.mount.mount_process import MountProcess, is_mounted
 from algofs_jupyter.publish import PublishError, publish
@@ -22,18 +23,6 @@ def notebook(*cells: tuple[str, list[str]]) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source, metadata={"tags": tags}) for source, tags in cells]
     return nb
-
-
-def outputs_text(cell) -> str:
-    parts = []
-    for output in cell.get("outputs", []):
-        if output["output_type"] == "stream":
-            parts.append(output["text"])
-        elif output["output_type"] == "error":
-            parts.append("\n".join(output["traceback"]))
-        else:
-            parts.append(output.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
 
 
 def test_publish_magic_in_a_real_kernel(api_server, api_key_file, tmp_path):
@@ -57,7 +46,7 @@ def test_publish_magic_in_a_real_kernel(api_server, api_key_file, tmp_path):
     )
     NotebookClient(nb, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
-    texts = [outputs_text(cell) for cell in nb.cells]
+    texts = [cell_output_text(cell) for cell in nb.cells]
     assert f"Published algo://demo/{name}/0.1.0" in texts[1]
     assert "doubled = 42" in texts[3]
     for text, expected in [(texts[4], "SyntaxError"), (texts[5], "ModuleNotFoundError"),

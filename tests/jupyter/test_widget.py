@@ -9,25 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from algofs_jupyter.jupyter.backend import Backend
-from algofs_jupyter.jupyter.kernel_session import LocalSession
 from algofs_jupyter.jupyter.widget import AlgofsWidget
-
-
-@pytest.fixture
-def local_session(no_stale_mounts, api_server, tmp_path):
-    backend = Backend(api_address=api_server.url, api_key=api_server.api_key, username=api_server.username)
-    session = LocalSession(
-        backend,
-        root_dir=tmp_path,
-        algorithm_owners=["demo", "anowell"],
-        cache_dir=tmp_path / "cache",
-        cache_size=32 * 1024**2,
-    )
-    try:
-        yield session
-    finally:
-        session.close()
 
 
 @pytest.fixture

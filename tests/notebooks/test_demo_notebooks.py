@@ -16,6 +16,7 @@ import nbformat
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
+from notebook_outputs import cell_output_text
 
 import algofs_jupyter.server.demo
 from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason
@@ -51,21 +52,11 @@ def run_notebook(
     saved = json.dumps(notebook)
     for key in DEMO_USERS.values():
         assert key not in saved, "an API key leaked into the notebook"
-    texts = [cell_text(cell) for cell in notebook.cells if cell.cell_type == "code"]
+    texts = [cell_output_text(cell) for cell in notebook.cells if cell.cell_type == "code"]
     reason = "FUSE disabled by ALGOFS_DISABLE_FUSE"
     expected_mode = "AlgoFS mode: fuse at algofs/" if mode == "fuse" else f"AlgoFS mode: fallback ({reason})"
     assert any(expected_mode in text for text in texts), texts[:3]
     return texts, notebook
-
-
-def cell_text(cell) -> str:
-    parts = []
-    for output in cell.get("outputs", []):
-        if output["output_type"] == "stream":
-            parts.append(output["text"])
-        elif "data" in output:
-            parts.append(output["data"].get("text/plain", ""))
-    return "\n".join(parts)
 
 
 def find(texts: list[str], needle: str) -> str:

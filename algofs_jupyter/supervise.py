@@ -65,13 +65,20 @@ class ChildProcess:
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
-    def spawn(self, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    def spawn(self, command: Sequence[str], env: Mapping[str, str] | None = None, *,
+              cwd: str | os.PathLike | None = None, user: int | None = None,
+              group: int | None = None) -> None:
+        """``cwd``: the child's working directory; ``user``/``group``: run it as that uid/gid with no
+        supplementary groups (a test's local account started by root), as ``Popen(extra_groups=[])``."""
         if self.popen is not None:
             raise RuntimeError("already started")
+        as_account = user is not None or group is not None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.popen = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                          env=dict(env) if env is not None else None, start_new_session=True)
+                                          env=dict(env) if env is not None else None, start_new_session=True,
+                                          cwd=cwd, user=user, group=group,
+                                          extra_groups=[] if as_account else None)
 
     def wait_ready(self, probe: Callable[[], bool], timeout: float) -> None:
         """Poll ``probe`` until it is true; RuntimeError if the child exits first, TimeoutError after
@@ -88,37 +95,57 @@ class ChildProcess:
             time.sleep(READY_POLL_SECONDS)
         raise TimeoutError(f"{self.name} not ready after {timeout} s:\n{self.log_tail()}")
 
-    def stop(self, grace: float = 0.0, term_timeout: float = 10.0) -> None:
+    def stop(self, grace: float = 0.0, term_timeout: float = 10.0, *, term_group: bool = False,
+             kill_leftovers: bool = False) -> None:
         """Wait up to ``grace`` seconds for the child to exit by itself (it was asked another way, e.g. its
-        mount was unmounted), then SIGTERM and ``term_timeout`` seconds, then SIGKILL to its group."""
+        mount was unmounted), then SIGTERM and ``term_timeout`` seconds, then SIGKILL to its group.
+
+        ``term_group``: SIGTERM goes to the whole group, so helpers a launcher started in the background
+        (``binder/start``'s demo server) are asked too, not only the leader. ``kill_leftovers``: SIGKILL
+        the group once the leader is gone, however it went, for helpers that may outlive their leader
+        (a hub that had to be killed leaves its children)."""
         popen, self.popen = self.popen, None
         if popen is None:
             return
-        if popen.poll() is not None:
-            return  # exited (crashed, or stopped from outside)
-        if grace > 0:
-            try:
-                popen.wait(grace)
-                return
-            except subprocess.TimeoutExpired:
-                pass
-        popen.send_signal(signal.SIGTERM)
         try:
-            popen.wait(term_timeout)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        popen.wait()
+            if popen.poll() is None:  # else it exited (crashed, or stopped from outside)
+                _terminate(popen, grace, term_timeout, term_group)
+        finally:
+            if kill_leftovers:
+                _signal_group(popen.pid, signal.SIGKILL)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _terminate(popen: subprocess.Popen, grace: float, term_timeout: float, term_group: bool) -> None:
+    if grace > 0:
+        try:
+            popen.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    if term_group:
+        _signal_group(popen.pid, signal.SIGTERM)
+    else:
+        popen.send_signal(signal.SIGTERM)
+    try:
+        popen.wait(term_timeout)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(popen.pid, signal.SIGKILL)
+    popen.wait()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
 
 
 class ChildOwner:

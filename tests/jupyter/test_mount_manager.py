@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from waiting import wait_until
 
 from algofs_jupyter.jupyter.backend import Backend
 from algofs_jupyter.jupyter.mount_manager import MountManager
@@ -27,18 +28,11 @@ def manager(no_stale_mounts, requires_fuse, api_server, tmp_path):
         manager.close()
 
 
-def wait_until(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_unmount_from_outside_is_not_undone(manager):
     assert manager.mount()["mounted"]
     pid = manager.child_pid
     subprocess.run([sys.executable, "-m", "algofs_jupyter", "unmount", str(manager.mountpoint)], check=True)
-    wait_until(lambda: manager._process is None)
+    assert wait_until(lambda: manager._process is None, 30.0), "timed out"
     time.sleep(0.5)  # several supervisor rounds
     status = manager.status()
     assert status["mode"] == "unmounted" and not status["mounted"]
@@ -52,7 +46,7 @@ def test_repeated_crashes_are_repaired(manager):
     for round_number in (1, 2):
         pid = manager.child_pid
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda pid=pid: manager.mounted and manager.child_pid not in (None, pid))
+        assert wait_until(lambda pid=pid: manager.mounted and manager.child_pid not in (None, pid), 30.0)
         assert manager.restarts == round_number
     assert os.listdir(manager.mountpoint / "data" / "demo")
     manager.close()

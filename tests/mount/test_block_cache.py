@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from waiting import wait_until
 
 from algofs_jupyter.mount.block_cache import BlockCache, FileVersion
 
@@ -180,15 +181,6 @@ def make_cache(tmp_path: Path) -> Iterator[Callable[..., BlockCache]]:
 
 def block_files(cache_dir: Path) -> list[Path]:
     return [p for p in cache_dir.rglob("*") if p.is_file() and p.name != ".lock"]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def test_concurrent_random_reads_match_source_and_fetch_each_block_once(range_server, make_cache):

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from algofs_jupyter.server.embedded_server import EmbeddedServer
 
-from .test_block_cache import wait_until
 from .test_writes import Proxied, _mount, server  # noqa: F401 - the module's server fixture
 
 pytestmark = pytest.mark.fuse

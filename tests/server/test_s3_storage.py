@@ -18,11 +18,10 @@ import pytest
 import requests
 from Algorithmia.errors import DataApiError
 from s3_fixtures import DATA_BUCKET, TEAM_BUCKET, TEAM_PROFILE, s3_server
+from waiting import wait_until
 
 from algofs_jupyter.server.embedded_server import EmbeddedServer
 from algofs_jupyter.testing.rss import RssSampler
-
-from .test_uploads import wait_until
 
 MiB = 1024 * 1024
 USERS = {"demo": "sim-k-demo-s3", "alice": "sim-k-alice-s3"}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from waiting import wait_until
 
 from algofs_jupyter.server.embedded_server import EmbeddedServer
 from algofs_jupyter.server.users import DEMO_USERS
@@ -23,15 +23,6 @@ def partial_files(directory: Path) -> list[str]:
     return [p.name for p in directory.iterdir() if p.name.startswith(".algofs-partial-")]
 
 
-def wait_until(condition, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def test_interrupted_upload_keeps_previous_version(api_server, http, scratch):
     path = f"/v1/data/.my/{scratch}/doc.bin"
     directory = api_server.root / "data" / "demo" / scratch
@@ -42,13 +33,13 @@ def test_interrupted_upload_keeps_previous_version(api_server, http, scratch):
                       f"Content-Length: {64 * MiB}\r\n\r\n").encode())
         sock.sendall(b"\x00" * (4 * MiB))
         # the body is being streamed to a hidden temp file next to the destination ...
-        assert wait_until(lambda: partial_files(directory))
+        assert wait_until(lambda: partial_files(directory), 15.0)
         # ... that no listing shows, while readers still get the previous version
         listing = http("GET", f"/v1/data/.my/{scratch}").json()
         assert [f["filename"] for f in listing["files"]] == ["doc.bin"]
         assert http("GET", path).content == b"version one"
     # connection dropped mid-body: previous version intact, temp file gone
-    assert wait_until(lambda: not partial_files(directory))
+    assert wait_until(lambda: not partial_files(directory), 15.0)
     assert http("GET", path).content == b"version one"
     assert sorted(p.name for p in directory.iterdir()) == ["doc.bin"]
 

@@ -1,18 +1,19 @@
-"""A real Jupyter server as a child process (own session), stopped with SIGTERM so the extension cleans up.
+"""A real Jupyter server as a child process (``supervise.ChildProcess``: own session, log file), stopped with
+SIGTERM to its group so the extension cleans up.
 
 Shared by tests/jupyter and tests/binder: tests/ is on ``sys.path`` because its conftest.py sits there.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import requests
+
+from algofs_jupyter.supervise import ChildProcess
 
 CONTENTS_MANAGER = "algofs_jupyter.jupyter.contents.AlgofsContentsManager"
 
@@ -38,7 +39,11 @@ class JupyterProcess:
         self.command, self.port, self.token, self.env, self.log_path = command, port, token, env, log_path
         self.user = preexec_user
         self.cwd = cwd
-        self.process: subprocess.Popen | None = None
+        self._child = ChildProcess("jupyter", log_path)
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self._child.popen
 
     @property
     def url(self) -> str:
@@ -59,30 +64,21 @@ class JupyterProcess:
         )
 
     def start(self, timeout: float = 120.0) -> JupyterProcess:
-        log = open(self.log_path, "wb")  # kept open for the child's lifetime
-        extra = {}
-        if self.user:
-            extra = {"user": self.user[0], "group": self.user[1], "extra_groups": []}
-        self.process = subprocess.Popen(
-            self.command,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=self.cwd,
-            **extra,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter exited ({self.process.returncode}):\n{self.log()}")
-            try:
-                if self.get("/api/status").status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"jupyter did not answer in {timeout}s:\n{self.log()}")
+        self.log_path.unlink(missing_ok=True)  # this run's output only
+        uid, gid = self.user or (None, None)
+        self._child.spawn(self.command, self.env, cwd=self.cwd, user=uid, group=gid)
+        try:
+            self._child.wait_ready(self._answers, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            return self.get("/api/status").status_code == 200
+        except requests.ConnectionError:
+            return False
 
     def wait_for(self, predicate, timeout: float = 60.0, what: str = "condition"):
         deadline = time.monotonic() + timeout
@@ -98,12 +94,4 @@ class JupyterProcess:
         return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
 
     def stop(self, timeout: float = 30.0) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        self._child.stop(term_timeout=timeout, term_group=True)

@@ -11,26 +11,29 @@ import time
 import psutil
 import requests
 
+from algofs_jupyter.supervise import ChildProcess
 
-def start_serve(args: list[str], root, port: int, env_extra: dict[str, str]) -> subprocess.Popen:
-    env = {**os.environ, **env_extra}
+
+def start_serve(args: list[str], root, port: int, env_extra: dict[str, str]) -> ChildProcess:
+    """``algofs serve`` as a child, ready once its ready file exists; its stdout and stderr go to a log."""
     ready = root / "ready.json"
     ready.unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "algofs_jupyter", "serve", "--root", str(root / "srv"),
-                             "--port", str(port), "--ready-file", str(ready), *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(proc.communicate()[0].decode())
-        time.sleep(0.05)
-    return proc
+    child = ChildProcess("algofs serve", root / "serve-output.log")
+    child.log_path.unlink(missing_ok=True)  # this run's output only
+    child.spawn([sys.executable, "-m", "algofs_jupyter", "serve", "--root", str(root / "srv"),
+                 "--port", str(port), "--ready-file", str(ready), *args], {**os.environ, **env_extra})
+    try:
+        child.wait_ready(ready.exists, 30)
+    except BaseException:
+        child.stop()
+        raise
+    return child
 
 
-def stop(proc: subprocess.Popen) -> str:
-    proc.terminate()
-    return proc.communicate(timeout=15)[0].decode()
+def stop(child: ChildProcess) -> str:
+    """SIGTERM; what the server wrote to stdout and stderr."""
+    child.stop(term_timeout=15)
+    return child.log_path.read_text(errors="replace")
 
 
 def test_single_user_key_from_environment(tmp_path, free_port):

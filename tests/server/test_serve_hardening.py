@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,11 +14,12 @@ import requests
 
 from algofs_jupyter.server.embedded_server import EmbeddedServer
 from algofs_jupyter.server.users import DEMO_USERS
+from algofs_jupyter.supervise import ChildProcess
 
 from .test_cli import start_serve, stop
 
 
-def serve(root: Path, port: int, *args: str) -> subprocess.Popen:
+def serve(root: Path, port: int, *args: str) -> ChildProcess:
     """`algofs serve` as a child, ready once its ready file exists."""
     return start_serve(list(args), root, port, {})
 

@@ -14,7 +14,6 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,9 @@ from pathlib import Path
 
 import psutil
 import requests
+
+from algofs_jupyter.mount.mount_table import algofs_mounts
+from algofs_jupyter.supervise import ChildProcess
 
 REPO = Path(__file__).resolve().parents[2]
 HUB_CONFIG = REPO / "deploy" / "jupyterhub_config.py"
@@ -75,8 +77,7 @@ def processes_of(uid: int) -> list[psutil.Process]:
 
 def algofs_mounts_under(directory: Path) -> list[str]:
     prefix = str(directory).rstrip("/") + "/"
-    lines = Path("/proc/mounts").read_text().splitlines()
-    return [line.split()[1] for line in lines if (line.split()[1] + "/").startswith(prefix)]
+    return [mountpoint for mountpoint in algofs_mounts() if (mountpoint + "/").startswith(prefix)]
 
 
 def remove_account(name: str) -> None:
@@ -133,8 +134,7 @@ class Hub:
     api_address: str
     state: Path
     admin_token: str
-    process: subprocess.Popen
-    log_path: Path
+    child: ChildProcess
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
         headers = {"Authorization": f"token {token or self.admin_token}"}
@@ -143,6 +143,10 @@ class Hub:
     def user_request(self, user: str, path: str, token: str, method: str = "GET") -> requests.Response:
         return requests.request(method, f"{self.url}/user/{user}{path}", timeout=30, allow_redirects=False,
                                 headers={"Authorization": f"token {token}"})
+
+    @property
+    def log_path(self) -> Path:
+        return self.child.log_path
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -157,7 +161,7 @@ class Hub:
             server = self.api("GET", f"/users/{user}").json().get("servers", {}).get("")
             if server and server.get("ready"):
                 return
-            assert self.process.poll() is None, self.log()[-3000:]
+            assert self.child.alive(), self.log()[-3000:]
             time.sleep(0.5)
         raise TimeoutError(f"{user}'s server not ready:\n{self.log()[-3000:]}")
 
@@ -205,18 +209,16 @@ def running_hub(venv: Path, users: list[str], service_user: str) -> Iterator[Hub
     env.update(ALGOFS_HUB_VENV=str(venv), ALGOFS_HUB_STATE=str(state), ALGOFS_HUB_SERVICE_USER=service_user,
                ALGOFS_HUB_PROXY=proxy_command() or "configurable-http-proxy", ALGOFS_HUB_IP="127.0.0.1",
                PATH=f"{venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}")
-    log_path = state / "hub" / "hub.log"
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen([str(venv / "bin" / "jupyterhub"), "-f", str(overlay)], cwd=state / "hub",
-                                   env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                   start_new_session=True)
+    child = ChildProcess("jupyterhub", state / "hub" / "hub.log")
     hub = Hub(venv, f"http://127.0.0.1:{ports['PORT']}", f"http://127.0.0.1:{ports['API_PORT']}", state,
-              token, process, log_path)
+              token, child)
     try:
-        wait_until_up(hub)
+        child.spawn([str(venv / "bin" / "jupyterhub"), "-f", str(overlay)], env, cwd=state / "hub")
+        child.wait_ready(lambda: hub_up(hub), 120)
         yield hub
     finally:
-        stop_process_group(process)
+        # SIGTERM (the hub stops its servers, service and proxy), then SIGKILL whatever is left of the group
+        child.stop(term_timeout=60, kill_leftovers=True)
         kill_leftover_proxy(state / "hub" / "jupyterhub-proxy.pid")
         shutil.rmtree(state, ignore_errors=True)
 
@@ -231,33 +233,13 @@ def kill_leftover_proxy(pid_file: Path) -> None:
         pass
 
 
-def wait_until_up(hub: Hub, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert hub.process.poll() is None, f"jupyterhub exited:\n{hub.log()[-3000:]}"
-        try:
-            hub_up = hub.api("GET", "/users").status_code == 200
-            api_up = requests.get(hub.api_address + "/healthz", timeout=2).status_code == 200
-            if hub_up and api_up:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"hub not up:\n{hub.log()[-3000:]}")
-
-
-def stop_process_group(process: subprocess.Popen, timeout: float = 60) -> None:
-    """SIGTERM (the hub stops its servers, service and proxy), then SIGKILL whatever is left of the group."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(10)
+def hub_up(hub: Hub) -> bool:
+    """The hub's REST API and the shared API server both answer."""
+    try:
+        hub_answers = hub.api("GET", "/users").status_code == 200
+        return hub_answers and requests.get(hub.api_address + "/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def read_json(path: Path) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -26,6 +25,8 @@ from hub_deployment import (
     running_hub,
     user_venv,
 )
+
+from algofs_jupyter.mount.mount_table import is_algofs_mount
 
 USERS = ["algofshub1", "algofshub2", "algofshub3"]
 SERVICE_USER = "algofshubsvc"
@@ -92,9 +93,11 @@ def test_each_user_gets_their_own_mount_and_identity_and_nothing_of_the_others(d
         assert status["username"] == user.name and status["embedded_server"] is False
         assert status["api_address"] == hub.api_address
         assert status["mountpoint_abs"] == str(user.home / "algofs")
-        mount_line = next(line for line in Path("/proc/mounts").read_text().splitlines()
-                          if line.split()[1] == str(user.home / "algofs"))
-        assert "fuse.algofs" in mount_line and f"user_id={user.uid}," in mount_line
+        assert is_algofs_mount(user.home / "algofs")
+        # mounted by the user (mount_table carries no options: psutil's partitions do)
+        options = next(part.opts for part in psutil.disk_partitions(all=True)
+                       if part.mountpoint == str(user.home / "algofs"))
+        assert f"user_id={user.uid}," in f"{options},"
         # the server and its FUSE daemon run as the user, not as root
         cmdlines = [" ".join(proc.cmdline()) for proc in processes_of(user.uid)]
         assert any("jupyterhub-singleuser" in line for line in cmdlines), cmdlines

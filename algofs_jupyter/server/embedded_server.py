@@ -37,6 +37,7 @@ class EmbeddedServer(ChildOwner):
         self.port = port
         self.host = host
         self.demo = demo
+        self.storage = storage  # "s3://BUCKET/PREFIX", None: the root's own directory
         self.extra_env = dict(env or {})
         self.exit_with_parent = exit_with_parent
         optional: dict[str, object] = {"--storage": storage, "--s3-endpoint": s3_endpoint,

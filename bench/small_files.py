@@ -37,6 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as base  # noqa: E402 - bench/run.py's helpers (mounts, processes, rows)
 
+from algofs_jupyter.supervise import ChildProcess  # noqa: E402
+
 USER, COLLECTION = base.USER, base.COLLECTION
 READERS = 4
 KiB = 1 << 10
@@ -103,25 +105,6 @@ def parallel(mode: str, items: list[str], work: Path, env: dict[str, str] | None
 
 
 # --------------------------------------------------------------------------------------- set-up
-def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not ready after {timeout} s")
-
-
 def make_small(collection: Path, name: str, count: int, size: int) -> list[str]:
     folder = collection / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,21 +117,25 @@ def make_small(collection: Path, name: str, count: int, size: int) -> list[str]:
 
 
 @contextmanager
-def delay_proxy(target_url: str, delay_ms: float) -> Iterator[str]:
-    """``target_url`` itself for 0 ms, else the URL of a delay proxy in front of it."""
+def delay_proxy(target_url: str, delay_ms: float, work: Path) -> Iterator[str]:
+    """``target_url`` itself for 0 ms, else the URL of a delay proxy in front of it (it prints its port)."""
     if not delay_ms:
         yield target_url
         return
     port = target_url.rpartition(":")[2].strip("/")
-    proc = subprocess.Popen([sys.executable, str(PROXY), "--target", f"127.0.0.1:{port}",
-                             "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proxy = ChildProcess("delay proxy", work / f"delay-proxy-{port}.log")
+    proxy.log_path.unlink(missing_ok=True)  # its first line is this run's port
+    proxy.spawn([sys.executable, str(PROXY), "--target", f"127.0.0.1:{port}", "--delay-ms", str(delay_ms)])
+
+    def listening() -> str | None:
+        first, newline, _ = proxy.log_path.read_text().partition("\n")
+        return first if newline and first.isdigit() else None
+
     try:
-        assert proc.stdout is not None
-        listen = int(proc.stdout.readline())
-        yield f"http://127.0.0.1:{listen}"
+        proxy.wait_ready(lambda: listening() is not None, 30)
+        yield f"http://127.0.0.1:{listening()}"
     finally:
-        stop_process(proc)
+        proxy.stop(term_timeout=15)
 
 
 class Bench:
@@ -271,13 +258,12 @@ class Bench:
         port = base.free_port()
         config = self.work / "rclone.conf"
         config.write_text("")
-        serve = subprocess.Popen(
-            ["rclone", "serve", "webdav", str(self.server_root / "data" / USER),
-             "--addr", f"127.0.0.1:{port}", "--config", str(config)], stdout=subprocess.DEVNULL,
-            stderr=open(self.work / "rclone-serve.log", "ab"), start_new_session=True)  # noqa: SIM115
+        serve = ChildProcess("rclone serve webdav", self.work / "rclone-serve.log")
+        serve.spawn(["rclone", "serve", "webdav", str(self.server_root / "data" / USER),
+                     "--addr", f"127.0.0.1:{port}", "--config", str(config)])
         try:
-            wait_for(lambda: base._http_ok(f"http://127.0.0.1:{port}/"), 30, "rclone serve webdav")
-            with delay_proxy(f"http://127.0.0.1:{port}", latency) as url:
+            serve.wait_ready(lambda: base._http_ok(f"http://127.0.0.1:{port}/"), 30)
+            with delay_proxy(f"http://127.0.0.1:{port}", latency, self.work) as url:
                 mountpoint, cache_dir = self.work / "mnt-rclone", self.work / "rclone-cache"
 
                 @contextmanager
@@ -295,7 +281,7 @@ class Bench:
                         base.attempt(self.results, f"sequential read (cold) @{latency:g} ms", "rclone mount",
                                      lambda: base.read_whole(mountpoint / COLLECTION / large.name))
         finally:
-            stop_process(serve)
+            serve.stop(term_timeout=15)
 
     def client_sequential(self, api_url: str, latency: float, large: Path) -> None:
         import Algorithmia
@@ -416,7 +402,7 @@ def run_bench(quick: bool, latency_ms: float, parts: list[str]) -> int:
             print(f"[latency {latency:g} ms]", flush=True)
             sets = datasets if not latency else datasets[:1]
             bench = Bench(work, server_root, api_key, sets, results)
-            with delay_proxy(server.url, latency) as url:
+            with delay_proxy(server.url, latency, work) as url:
                 if "local" in parts and not latency:
                     bench.local(latency)
                 if "client" in parts:

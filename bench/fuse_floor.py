@@ -18,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+from algofs_jupyter.supervise import ChildProcess
 
 FILES, SIZE = 2000, 4096
 
@@ -65,15 +68,13 @@ def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--serve":
         serve(sys.argv[2])
         return 0
-    with tempfile.TemporaryDirectory() as mountpoint:
-        child = subprocess.Popen([sys.executable, __file__, "--serve", mountpoint],
-                                 stderr=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory() as work:
+        mountpoint = os.path.join(work, "mnt")
+        os.mkdir(mountpoint)
+        child = ChildProcess("the null filesystem", Path(work) / "nullfs.log")
+        child.spawn([sys.executable, __file__, "--serve", mountpoint])
         try:
-            deadline = time.monotonic() + 30
-            while not os.path.ismount(mountpoint):
-                if time.monotonic() > deadline or child.poll() is not None:
-                    raise RuntimeError("the null filesystem did not mount")
-                time.sleep(0.05)
+            child.wait_ready(lambda: os.path.ismount(mountpoint), 30)
             names = sorted(os.listdir(mountpoint))
             for name in names:  # cold pass fills the page cache
                 with open(os.path.join(mountpoint, name), "rb") as handle:
@@ -86,7 +87,7 @@ def main() -> int:
                 print(f"warm pass {rep + 1}: {len(names) / (time.perf_counter() - started):.0f} files/s")
         finally:
             subprocess.run(["fusermount3", "-u", mountpoint], check=False)
-            child.wait(15)
+            child.stop(grace=15)  # it exits once unmounted
     return 0
 
 

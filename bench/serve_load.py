@@ -19,7 +19,6 @@ import os
 import random
 import secrets
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import psutil
 import requests
+
+from algofs_jupyter.supervise import ChildProcess
 
 RESULTS = Path(__file__).parent / "results" / "serve_load.md"
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def free_port() -> int:
 
 
 def start_server(base: Path, keys: dict[str, str], source: Path,
-                 extra: list[str]) -> tuple[subprocess.Popen, str]:
+                 extra: list[str]) -> tuple[ChildProcess, str]:
     users_file = base / "users.json"
     fd = os.open(users_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -61,16 +62,14 @@ def start_server(base: Path, keys: dict[str, str], source: Path,
            "--host", "127.0.0.1", "--port", str(port), "--users-file", str(users_file),
            "--ready-file", str(ready), "--demo", "--demo-large-file-mb", "0",
            "--log-level", "WARNING", *extra]
-    with open(base / "serve.log", "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=source, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError((base / "serve.log").read_text()[-2000:])
-        time.sleep(0.1)
-    return proc, f"http://127.0.0.1:{port}"
+    server = ChildProcess("algofs serve", base / "serve.log")
+    server.spawn(cmd, env, cwd=source)
+    try:
+        server.wait_ready(ready.exists, 120)
+    except BaseException:
+        server.stop()
+        raise
+    return server, f"http://127.0.0.1:{port}"
 
 
 def seed_files(url: str, user: str, key: str) -> None:
@@ -264,11 +263,12 @@ def main() -> int:
     users = USERS[: args.users]
     keys = {user: "load-" + secrets.token_urlsafe(24) for user in USERS}
     with tempfile.TemporaryDirectory(prefix="algofs-bench-load-") as tmp:
-        proc, url = start_server(Path(tmp), keys, args.server_src.resolve(), args.serve_arg)
+        server, url = start_server(Path(tmp), keys, args.server_src.resolve(), args.serve_arg)
         try:
             for user in users:
                 seed_files(url, user, keys[user])
-            monitor = Monitor(url, proc.pid)
+            assert server.pid is not None
+            monitor = Monitor(url, server.pid)
             monitor.start()
             started = time.monotonic()
             stop_at_wall = time.time() + args.duration
@@ -280,12 +280,7 @@ def main() -> int:
             monitor.stopping.set()
             monitor.join()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
+            server.stop(term_timeout=15)
     text = report(args, samples, monitor, elapsed)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.append and args.output.exists():

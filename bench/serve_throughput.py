@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from algofs_jupyter.server.embedded_server import EmbeddedServer
+from algofs_jupyter.supervise import ChildProcess
 
 RESULTS = Path(__file__).parent / "results" / "serve_throughput.md"
 
@@ -36,15 +37,12 @@ def curl_mb_per_s(url: str, header_file: Path | None) -> float:
     return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout) / 1e6
 
 
-def wait_listening(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on {port}")
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
 
 
 def main() -> int:
@@ -65,11 +63,11 @@ def main() -> int:
             header.write_text(f"Authorization: {server.api_key}\n")
             header.chmod(0o600)
             port = free_port()
-            static = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                                       "--directory", str(collection)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            static = ChildProcess("python -m http.server", base / "http-server.log")
+            static.spawn([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                          "--directory", str(collection)])
             try:
-                wait_listening(port)
+                static.wait_ready(lambda: listening(port), 15)
                 api_url = f"{server.url}/v1/data/.my/bench/big.bin"
                 static_url = f"http://127.0.0.1:{port}/big.bin"
                 curl_mb_per_s(api_url, header)  # warm the page cache once for both
@@ -78,8 +76,7 @@ def main() -> int:
                     algofs.append(curl_mb_per_s(api_url, header))
                     plain.append(curl_mb_per_s(static_url, None))
             finally:
-                static.terminate()
-                static.wait(10)
+                static.stop(term_timeout=10)
     a, p = statistics.median(algofs), statistics.median(plain)
     lines = [
         "# `algofs serve` GET throughput", "",

@@ -40,12 +40,11 @@ def gone(pid: int) -> bool:
 
 
 def eventually(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return True
         time.sleep(0.02)
-    return True
+    return condition()
 
 
 @pytest.fixture

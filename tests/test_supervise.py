@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from waiting import wait_until
 
 from algofs_jupyter.supervise import ChildProcess
 
@@ -37,14 +38,6 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-def eventually(condition, timeout: float = 10.0) -> bool:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 @pytest.fixture
@@ -119,20 +112,20 @@ def test_stop_escalates_to_sigkill_for_a_child_that_ignores_sigterm(child, tmp_p
 def test_stop_kills_grandchildren_in_the_group_when_it_escalates(child, tmp_path):
     grandchild = start_with_grandchild(child, tmp_path, leader_ignores_term=True)
     child.stop(term_timeout=0.5)
-    assert eventually(lambda: gone(grandchild)), "the grandchild outlived the SIGKILL of the group"
+    assert wait_until(lambda: gone(grandchild)), "the grandchild outlived the SIGKILL of the group"
 
 
 def test_kill_leftovers_kills_a_grandchild_the_exited_leader_left(child, tmp_path):
     grandchild = start_with_grandchild(child, tmp_path)
     child.stop(term_timeout=5, kill_leftovers=True)  # the leader dies of SIGTERM at once
-    assert eventually(lambda: gone(grandchild)), "the grandchild outlived its leader"
+    assert wait_until(lambda: gone(grandchild)), "the grandchild outlived its leader"
     assert not (tmp_path / "got-term").exists(), "SIGTERM went to the leader only, the grandchild was killed"
 
 
 def test_term_group_sends_sigterm_to_the_whole_group(child, tmp_path):
     grandchild = start_with_grandchild(child, tmp_path)
     child.stop(term_timeout=5, term_group=True)
-    assert eventually(lambda: gone(grandchild))
+    assert wait_until(lambda: gone(grandchild))
     assert (tmp_path / "got-term").read_text() == "TERM"
 
 
@@ -145,7 +138,7 @@ def test_stop_is_safe_twice_before_start_and_after_the_child_exited(child):
     child.stop(term_timeout=5)
     assert popen.returncode == -signal.SIGTERM
     child.spawn(python("pass"))  # stopped children can be started again
-    assert eventually(lambda: not child.alive())
+    assert wait_until(lambda: not child.alive())
     child.stop()
     child.stop()
     assert child.popen is None and child.returncode is None
@@ -162,7 +155,7 @@ def test_spawn_in_a_working_directory_with_an_environment(child, tmp_path):
     workdir.mkdir()
     child.spawn(python("import os; print(os.getcwd(), os.environ.get('MARK'), flush=True)"),
                 {**os.environ, "MARK": "m-42"}, cwd=workdir)
-    assert eventually(lambda: not child.alive())
+    assert wait_until(lambda: not child.alive())
     assert child.log_tail().strip() == f"{workdir} m-42"
 
 
@@ -176,7 +169,7 @@ def test_spawn_as_another_account_without_the_parents_groups(child):
                     group=nobody.pw_gid)
     finally:
         os.setgroups(before)
-    assert eventually(lambda: not child.alive())
+    assert wait_until(lambda: not child.alive())
     assert child.returncode == 0, child.log_tail()
     ids = str(nobody.pw_uid), str(nobody.pw_gid)
     assert child.log_tail().split() == [*ids, ids[1]]

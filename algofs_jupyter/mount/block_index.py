@@ -48,7 +48,8 @@ class Block:
 class PathState:
     """The version of a path whose blocks are cached, and the keys of those blocks."""
 
-    __slots__ = ("version", "keys", "cached_bytes", "flights", "piece_bytes", "stream_queue")
+    __slots__ = ("version", "keys", "cached_bytes", "flights", "piece_bytes", "stream_queue",
+                 "stream_next")
 
     def __init__(self, version: FileVersion):
         self.version = version
@@ -58,6 +59,8 @@ class PathState:
         self.piece_bytes: dict[int, int] = {}  # block index -> bytes fetched piecewise
         #: Blocks the file's stream worker fetches next, in order; None when no worker runs.
         self.stream_queue: deque[PrefetchJob] | None = None
+        #: The block after the last one queued for the worker: where its request goes on from.
+        self.stream_next = -1
 
 
 class Flight:

@@ -81,10 +81,14 @@ class Prefetcher:
                 queue = state.stream_queue
                 if queue is None:
                     state.stream_queue = deque(run)
+                    state.stream_next = run[-1][1] + 1
                     start_worker = True
                     run = []
-                elif queue and queue[-1][1] + 1 == start:
-                    queue.extend(run)  # the running worker continues its request with these
+                elif state.stream_next == start:
+                    # the running worker continues its request with these (also when it has taken its
+                    # last job and the queue is empty: it looks again before it stops)
+                    queue.extend(run)
+                    state.stream_next = run[-1][1] + 1
                     run = []
                 # else: not where the worker is heading (another reader of the file): fetch block by block
         jobs: list[tuple[Callable[..., None], tuple]] = [(self._prefetch, (version, job, fetch))

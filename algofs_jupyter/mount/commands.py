@@ -136,7 +136,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("no algofs mounts")
     else:
         for status in results:
-            print(_summary(status) if status["state"] == "mounted"
+            print(_summary(status) if status["state"] in ("mounted", "starting")
                   else f"{status['mountpoint']}: {status['state']} ({status.get('error')})")
     return code
 

@@ -80,10 +80,22 @@ class MountDaemon:
         self.control = ControlServer(mountpoint, {"status": self.status, "clear_cache": self.clear})
         self.started_at = time.time()
         self.readahead_kb: int | None = None
+        #: the post-mount set-up (``_after_mount``) is done; until then ``status`` says "starting"
+        self.set_up = False
 
     def _after_mount(self) -> None:
+        """Runs in a thread started while libfuse answers the kernel's INIT. Raising read_ahead_kb has
+        to wait until the kernel has processed that answer: processing it clamps the bdi's readahead to
+        the INIT's max_readahead (128 KiB), so a value written earlier was silently undone (seen under CPU
+        load: random 8-byte reads came as nine 128 KiB requests, enough to look sequential and prefetch
+        32 MiB each). A stat of the mountpoint returns only once the connection is initialised."""
+        try:
+            os.stat(self.mountpoint)
+        except OSError as exc:
+            log.info("mountpoint not answering after INIT: %s", exc)
         if os.geteuid() == 0 and raise_readahead(self.mountpoint):
             self.readahead_kb = READ_AHEAD_KB
+        self.set_up = True
         # Learn who we are now, off the FUSE init thread, so `algofs status` names the user without a
         # network call of its own; a backend that is down leaves it unknown until `.my` is first used.
         threading.Thread(target=self._learn_username, name="algofs-whoami", daemon=True).start()
@@ -108,7 +120,7 @@ class MountDaemon:
         cache["hit_ratio"] = hits / (hits + misses) if hits + misses else None
         uploads = self.staging.stats()
         return {
-            "state": "mounted",
+            "state": "mounted" if self.set_up else "starting",
             "mountpoint": mount_path(self.mountpoint),
             "pid": os.getpid(),
             "api_address": self.fs.session.api_address,

@@ -111,9 +111,8 @@ class MountProcess(ChildOwner):
     def ready(self) -> bool:
         if not is_mounted(self.mountpoint):
             return False
-        try:
-            control.query(self.mountpoint, "status", timeout=2)
-            return True
+        try:  # "starting" until the daemon's post-mount set-up (the kernel's readahead) is done
+            return control.query(self.mountpoint, "status", timeout=2).get("state") == "mounted"
         except (ConnectionError, OSError, RuntimeError):
             return False
 

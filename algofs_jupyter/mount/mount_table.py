@@ -22,6 +22,8 @@ class MountEntry:
     mountpoint: str
     fs_type: str
     device: str  # major:minor
+    #: the file system's own options (``rw,user_id=1001,group_id=1001``): who mounted a FUSE mount
+    super_options: str = ""
 
 
 def mount_path(mountpoint: str | os.PathLike) -> str:
@@ -40,7 +42,8 @@ def parse_mountinfo_line(line: str) -> MountEntry | None:
     fields = line.split()
     try:
         separator = fields.index("-", 6)
-        return MountEntry(_unescape(fields[4]), fields[separator + 1], fields[2])
+        options = fields[separator + 3] if len(fields) > separator + 3 else ""
+        return MountEntry(_unescape(fields[4]), fields[separator + 1], fields[2], options)
     except (ValueError, IndexError):
         return None
 

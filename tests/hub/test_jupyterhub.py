@@ -26,7 +26,7 @@ from hub_deployment import (
     user_venv,
 )
 
-from algofs_jupyter.mount.mount_table import is_algofs_mount
+from algofs_jupyter.mount.mount_table import entry_at, is_algofs_mount
 
 USERS = ["algofshub1", "algofshub2", "algofshub3"]
 SERVICE_USER = "algofshubsvc"
@@ -94,10 +94,9 @@ def test_each_user_gets_their_own_mount_and_identity_and_nothing_of_the_others(d
         assert status["api_address"] == hub.api_address
         assert status["mountpoint_abs"] == str(user.home / "algofs")
         assert is_algofs_mount(user.home / "algofs")
-        # mounted by the user (mount_table carries no options: psutil's partitions do)
-        options = next(part.opts for part in psutil.disk_partitions(all=True)
-                       if part.mountpoint == str(user.home / "algofs"))
-        assert f"user_id={user.uid}," in f"{options},"
+        entry = entry_at(user.home / "algofs")
+        assert entry is not None, "no mount table entry"
+        assert f"user_id={user.uid}," in f"{entry.super_options},", "not mounted by the user"
         # the server and its FUSE daemon run as the user, not as root
         cmdlines = [" ".join(proc.cmdline()) for proc in processes_of(user.uid)]
         assert any("jupyterhub-singleuser" in line for line in cmdlines), cmdlines

@@ -10,9 +10,10 @@ from algofs_jupyter.mount.mount_table import MountEntry, parse_mountinfo_line
 
 def test_mountinfo_lines_with_and_without_optional_fields() -> None:
     line = "36 35 0:41 / /tmp/my\\040mount rw,nosuid shared:1 master:2 - fuse.algofs algofs rw,user_id=0"
-    assert parse_mountinfo_line(line) == MountEntry("/tmp/my mount", "fuse.algofs", "0:41")
+    assert parse_mountinfo_line(line) == MountEntry("/tmp/my mount", "fuse.algofs", "0:41",
+                                                                  "rw,user_id=0")
     assert parse_mountinfo_line("22 27 0:21 / /proc rw,relatime - proc proc rw") == \
-        MountEntry("/proc", "proc", "0:21")
+        MountEntry("/proc", "proc", "0:21", "rw")
     assert parse_mountinfo_line("garbage") is None
 
 

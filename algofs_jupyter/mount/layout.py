@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import re
 
 from mfusepy import FuseOSError
 
@@ -25,6 +26,17 @@ MY_ALIAS = ".my"
 MY_ALIAS_PATH = "data/" + MY_ALIAS
 #: Layout paths that always exist and are not on the API: the root and the list of users.
 LOCAL_DIRECTORIES = ("", "data")
+
+
+#: libfuse "hides" a file unlinked while it thinks a handle is open by renaming it to
+#: ``.fuse_hidden<node><counter>`` (16 hex digits) and deleting that at the last release. RELEASE reaches
+#: the daemon after close() returns, so an unlink right after a close is hidden too: listings leave these
+#: names out (lookups still answer, libfuse works on the hidden path).
+LIBFUSE_HIDDEN_NAME = re.compile(r"\.fuse_hidden[0-9a-f]{16}")
+
+
+def hidden_by_libfuse(name: str) -> bool:
+    return LIBFUSE_HIDDEN_NAME.fullmatch(name) is not None
 
 
 def layout_path(path: str) -> str:

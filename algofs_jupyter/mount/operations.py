@@ -423,9 +423,11 @@ class AlgoOperations(Operations):
         # of each kernel request into stat dicts (``entry_attrs``), so a listing of 50,000 entries
         # holds 50,000 small objects, not 50,000 dicts.
         for name, attr in children.items():
-            entries.append((name, staged.get(name, attr), 0))
+            if not rules.hidden_by_libfuse(name):
+                entries.append((name, staged.get(name, attr), 0))
         for name in staged.keys() - children.keys():
-            entries.append((name, staged[name], 0))
+            if not rules.hidden_by_libfuse(name):
+                entries.append((name, staged[name], 0))
         return entries
 
     def entry_attrs(self, source: Attr | StagedFile) -> dict[str, Any]:

@@ -77,3 +77,10 @@ def test_overlong_names_and_paths_answer_enametoolong() -> None:
 def test_directory_attrs_keep_the_folder_mtime_of_listings() -> None:
     listed = {"type": "directory", "size": 0, "mtime": 7.0, "etag": ""}
     assert Attr.from_info(listed) == Attr(DIRECTORY, 0, 7.0)
+
+
+def test_libfuses_hidden_names() -> None:
+    assert layout.hidden_by_libfuse(".fuse_hidden0000001a00000003")
+    for name in (".fuse_hidden", ".fuse_hidden0000001a0000000", "x.fuse_hidden0000001a00000003",
+                 ".fuse_hidden0000001a00000003.txt", ".fuse_hiddenXXXXXXXXXXXXXXXX", "notes.txt"):
+        assert not layout.hidden_by_libfuse(name), name

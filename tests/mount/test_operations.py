@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from waiting import wait_until
 
 from algofs_jupyter.fs import AlgoFileSystem
 from algofs_jupyter.mount import control
@@ -390,3 +391,23 @@ def test_writing_new_files_costs_one_request_each_and_stat_matches_the_server(
         local = (scratch / f"small-{index:02d}.txt").stat()
         remote = api_fs.head(f"{layout}/small-{index:02d}.txt")
         assert (local.st_size, local.st_mtime) == (remote["size"], remote["mtime"])
+
+
+@pytest.mark.parametrize("mode", ["rb", "r+b"])
+def test_a_file_unlinked_while_open_stays_readable_and_out_of_listings(mounted: Mounted, scratch: Path,
+                                                                       mode: str) -> None:
+    """libfuse keeps a file unlinked while open under a ``.fuse_hidden…`` name until the last release (and
+    also when the unlink overtakes the RELEASE of an already closed handle): no listing shows it."""
+    path = scratch / "open.bin"
+    data = os.urandom(100_000)
+    path.write_bytes(data)
+    on_server = mounted.server_path(str(scratch.relative_to(mounted.path)))
+    with open(path, mode) as handle:
+        os.unlink(path)
+        assert not path.exists()
+        assert os.listdir(scratch) == []
+        control.query(mounted.path, "clear_cache")  # a fresh listing from the server: still not shown
+        assert os.listdir(scratch) == []
+        assert [p.name for p in on_server.iterdir()][0].startswith(".fuse_hidden")  # what libfuse did
+        assert handle.read() == data
+    assert wait_until(lambda: list(on_server.iterdir()) == [], 15.0), "the hidden file outlived the release"

@@ -30,6 +30,7 @@ from .base import (
     Unsatisfiable,
     Unsupported,
     Upload,
+    WriteRequest,
     check_key,
 )
 from .local import LocalBackend
@@ -40,5 +41,5 @@ __all__ = [
     "CrossBackend", "DirectoryNotEmpty", "EntryInfo", "InvalidOperation", "IsADirectory", "Key",
     "ListingPage", "LocalBackend", "Lookup", "NameTooLong", "NotADirectory", "NotFound", "OffsetBeyondEnd",
     "OutsideRoot", "PreconditionFailed", "SortKey", "StorageBackend", "StorageError", "Unsatisfiable",
-    "Unsupported", "Upload", "check_key",
+    "Unsupported", "Upload", "WriteRequest", "check_key",
 ]

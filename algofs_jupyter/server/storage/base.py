@@ -191,6 +191,50 @@ class Lookup(Enum):
 NOT_LOOKED_UP: Literal[Lookup.NOT_DONE] = Lookup.NOT_DONE
 
 
+@dataclass(frozen=True)
+class WriteRequest:
+    """What a :meth:`StorageBackend.write` asks for besides the bytes: where the body goes (``offset``,
+    ``truncate``) and what the file must still be (``if_match``, ``expected_size``). Every backend's
+    uploads keep one of these and check it twice, when the write starts and again at commit."""
+
+    offset: int | None = None
+    truncate: bool = False
+    if_match: str | None = None
+    expected_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.offset is not None and self.offset < 0:
+            raise InvalidOperation("offset must not be negative")
+        if self.if_match is not None:
+            object.__setattr__(self, "if_match", self.if_match.strip())
+
+    @property
+    def conditional(self) -> bool:
+        return self.if_match is not None or self.expected_size is not None
+
+    def check(self, current: EntryInfo | None) -> None:
+        """Whether the write can land on ``current`` (None: no file there): IsADirectory, PreconditionFailed
+        (ETag or size changed; ``details`` has the current ones), NotFound (a write at an offset past 0
+        needs the file), OffsetBeyondEnd (no holes)."""
+        if current is not None and current.is_dir:
+            raise IsADirectory("a directory with that name exists")
+        etag = current.etag if current else None
+        size = current.size if current else 0
+        if self.if_match == "*" and current is None:
+            raise PreconditionFailed("the file does not exist (If-Match: *)", etag=None, size=0)
+        if self.if_match not in (None, "*") and self.if_match.removeprefix("W/") != etag:
+            raise PreconditionFailed("the file changed (ETag does not match If-Match)", etag=etag, size=size)
+        if self.expected_size is not None and self.expected_size != size:
+            raise PreconditionFailed(f"the file is {size} bytes, not the expected {self.expected_size}",
+                                     etag=etag, size=size)
+        if self.offset:
+            if current is None:
+                raise NotFound("path not found")
+            if self.offset > current.size:
+                raise OffsetBeyondEnd(f"offset {self.offset} is past the end of the file "
+                                      f"({current.size} bytes)", size=current.size)
+
+
 class Upload(ABC):
     """A write in progress. Nothing is visible until :meth:`commit`; :meth:`abort` (also called after a
     commit, harmlessly) leaves the object exactly as it was before the upload started."""

@@ -48,13 +48,12 @@ from .base import (
     NameTooLong,
     NotADirectory,
     NotFound,
-    OffsetBeyondEnd,
     OutsideRoot,
-    PreconditionFailed,
     SortKey,
     StorageBackend,
     StorageError,
     Upload,
+    WriteRequest,
     check_key,
 )
 from .scan import DirectoryIndex
@@ -313,22 +312,12 @@ class LocalBackend(StorageBackend):
         # ``current`` is not needed: the disk answers at once, under the lock that makes the write safe
         if not key:
             raise IsADirectory("the root is a directory")
-        if offset is not None and offset < 0:
-            raise InvalidOperation("offset must not be negative")
+        request = WriteRequest(offset, truncate, if_match, expected_size)
         where = self.locate(key)
         try:
             with storage_errors():
-                current = _current(where)
-            if current is not None and current.is_dir:
-                raise IsADirectory("a directory with that name exists")
-            check_preconditions(current, if_match, expected_size)
-            if offset is not None and offset > 0:
-                if current is None:
-                    raise NotFound("path not found")
-                if offset > current.size:
-                    raise OffsetBeyondEnd(f"offset {offset} is past the end of the file "
-                                          f"({current.size} bytes)", size=current.size)
-            return LocalUpload(self, where, offset, truncate, if_match, expected_size)
+                request.check(_current(where))
+            return LocalUpload(self, where, request)
         except BaseException:
             where.close()
             raise
@@ -480,19 +469,6 @@ def _current(where: Located) -> EntryInfo | None:
     return None if st is None else entry_of(where.name, st)
 
 
-def check_preconditions(current: EntryInfo | None, if_match: str | None, expected_size: int | None) -> None:
-    """PreconditionFailed unless the file still has the ETag / size a writer based its change on."""
-    etag = current.etag if current else None
-    size = current.size if current else 0
-    if if_match is not None and if_match.strip() != "*" and if_match.strip().removeprefix("W/") != etag:
-        raise PreconditionFailed("the file changed (ETag does not match If-Match)", etag=etag, size=size)
-    if if_match is not None and if_match.strip() == "*" and current is None:
-        raise PreconditionFailed("the file does not exist (If-Match: *)", etag=None, size=0)
-    if expected_size is not None and expected_size != size:
-        raise PreconditionFailed(f"the file is {size} bytes, not the expected {expected_size}",
-                                 etag=etag, size=size)
-
-
 class LocalUpload(Upload):
     """The body is staged in a temp file next to the destination; ``commit`` lands it.
 
@@ -503,14 +479,10 @@ class LocalUpload(Upload):
     The upload owns ``where`` (its parent directory's descriptor) until commit or abort.
     """
 
-    def __init__(self, backend: LocalBackend, where: Located, offset: int | None, truncate: bool,
-                 if_match: str | None, expected_size: int | None):
+    def __init__(self, backend: LocalBackend, where: Located, request: WriteRequest):
         self.backend = backend
         self.where = where
-        self.offset = offset
-        self.truncate = truncate
-        self.if_match = if_match
-        self.expected_size = expected_size
+        self.request = request
         self.temp_name = f"{RESERVED_PREFIX}{secrets.token_hex(8)}"
         with storage_errors():
             fd = os.open(self.temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -530,17 +502,10 @@ class LocalUpload(Upload):
             self.file.close()
         with self.backend._commit_lock, storage_errors():
             current = _current(where)
-            if current is not None and current.is_dir:
-                raise IsADirectory("a directory with that name exists")
-            check_preconditions(current, self.if_match, self.expected_size)
-            if self.offset is None or (current is None and self.offset == 0):
+            self.request.check(current)  # again: another writer may have got there first
+            if self.request.offset is None or current is None:  # a whole file, or a new one at offset 0
                 os.rename(self.temp_name, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd)
-            elif current is None:
-                raise NotFound("the file was removed meanwhile")
-            elif self.offset > current.size:
-                raise OffsetBeyondEnd(f"offset {self.offset} is past the end of the file "
-                                      f"({current.size} bytes)", size=current.size)
-            elif self.offset == current.size:
+            elif self.request.offset == current.size:
                 self._append_in_place(current.size)
             else:
                 self._patch_copy()
@@ -565,7 +530,8 @@ class LocalUpload(Upload):
         os.unlink(self.temp_name, dir_fd=self.where.dir_fd)
 
     def _patch_copy(self) -> None:
-        assert self.offset is not None
+        offset = self.request.offset
+        assert offset is not None
         where = self.where
         patched = f"{RESERVED_PREFIX}{secrets.token_hex(8)}"
         try:
@@ -573,10 +539,10 @@ class LocalUpload(Upload):
                     open(self._open_temp(patched, os.O_RDWR | os.O_CREAT | os.O_EXCL), "r+b") as target, \
                     open(self._open_temp(self.temp_name, os.O_RDONLY), "rb") as body:
                 shutil.copyfileobj(old, target, READ_CHUNK)
-                target.seek(self.offset)
+                target.seek(offset)
                 shutil.copyfileobj(body, target, READ_CHUNK)
-                if self.truncate:
-                    target.truncate(self.offset + self.bytes_written)
+                if self.request.truncate:
+                    target.truncate(offset + self.bytes_written)
                 os.fchmod(target.fileno(), stat.S_IMODE(os.fstat(old.fileno()).st_mode))
             os.rename(patched, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd)
         finally:

@@ -59,16 +59,15 @@ from .base import (
     NameTooLong,
     NotADirectory,
     NotFound,
-    OffsetBeyondEnd,
     PreconditionFailed,
     SortKey,
     StorageBackend,
     StorageError,
     Unsatisfiable,
     Upload,
+    WriteRequest,
     check_key,
 )
-from .local import check_preconditions
 
 #: Download chunks: below the 1 MiB mmap threshold that ``return_part_buffers_to_the_os`` pins, so they
 #: are reused heap memory. A 4 MiB chunk was a fresh mmap each time: 262,000 page faults and 1.1 s of
@@ -409,25 +408,13 @@ class S3Backend(StorageBackend):
             raise InvalidOperation("the root is a directory")
         name = self.object_name(key)
         self._require_folder(key[:-1])
+        request = WriteRequest(offset, truncate, if_match, expected_size)
         if current is NOT_LOOKED_UP:
             current = self._current(key)
-        if current is not None and current.is_dir:
-            raise IsADirectory("a directory with that name exists")
-        check_preconditions(current, if_match, expected_size)
-        if offset is not None and offset < 0:
-            raise InvalidOperation("offset must not be negative")
-        if offset is not None and offset > 0:
-            if current is None:
-                raise NotFound("path not found")
-            if offset > current.size:
-                raise OffsetBeyondEnd(f"offset {offset} is past the end of the file "
-                                      f"({current.size} bytes)", size=current.size)
-        patch = offset is not None and current is not None and not (offset == 0 and truncate)
-        if patch:
-            assert offset is not None
-            return S3PatchUpload(self, name, key, offset, truncate, if_match.strip() if if_match else None,
-                                 expected_size)
-        return S3Upload(self, name, key, if_match.strip() if if_match else None, expected_size)
+        request.check(current)
+        if offset is not None and current is not None and not (offset == 0 and truncate):
+            return S3PatchUpload(self, name, key, request)
+        return S3Upload(self, name, key, request)
 
     def mkdir(self, key: Key) -> EntryInfo:
         if not key:
@@ -653,13 +640,12 @@ class S3Upload(Upload):
     """The body in ``PART_SIZE`` pieces: one PUT when it fits in one, else a multipart upload whose parts
     go up in the background (``MAX_PARTS_IN_FLIGHT`` at most; ``write`` waits beyond that)."""
 
-    def __init__(self, backend: S3Backend, name: str, key: Key, if_match: str | None,
-                 expected_size: int | None):
+    def __init__(self, backend: S3Backend, name: str, key: Key, request: WriteRequest):
+        """``request``: only its preconditions matter here (the body is the whole new content)."""
         self.backend = backend
         self.name = name
         self.key = key
-        self.if_match = if_match
-        self.expected_size = expected_size
+        self.request = request
         self.pending: list[bytes] = []  # received, not yet in a part: joined once per part (one copy)
         self.pending_size = 0
         self.upload_id: str | None = None
@@ -741,15 +727,15 @@ class S3Upload(Upload):
 
     def _recheck(self) -> None:
         """Preconditions against the object as it is now (another server may have written meanwhile)."""
-        if self.if_match is None and self.expected_size is None:
-            return
-        check_preconditions(self.backend._current(self.key), self.if_match, self.expected_size)
+        if self.request.conditional:
+            self.request.check(self.backend._current(self.key))
 
     def commit(self) -> EntryInfo:
         if self._done:
             raise StorageError("the upload is finished")
         backend, bucket = self.backend, self.backend.bucket
-        conditional = {"IfMatch": self.if_match} if self.if_match and self.if_match != "*" else {}
+        if_match = self.request.if_match
+        conditional = {"IfMatch": if_match} if if_match and if_match != "*" else {}
         try:
             backend._require_folder(self.key[:-1])  # the parent may have been deleted meanwhile
             if self.upload_id is None:
@@ -792,15 +778,13 @@ class S3PatchUpload(Upload):
     temp file), and ``commit`` builds the new version in one ``S3Upload`` from the current version's
     prefix, the body and (without ``truncate``) the old tail, conditional on that version's ETag."""
 
-    def __init__(self, backend: S3Backend, name: str, key: Key, offset: int, truncate: bool,
-                 if_match: str | None, expected_size: int | None):
+    def __init__(self, backend: S3Backend, name: str, key: Key, request: WriteRequest):
         self.backend = backend
         self.name = name
         self.key = key
-        self.offset = offset
-        self.truncate = truncate
-        self.if_match = if_match
-        self.expected_size = expected_size
+        assert request.offset is not None
+        self.offset: int = request.offset
+        self.request = request
         self.body = tempfile.SpooledTemporaryFile(max_size=PART_SIZE)
         self.bytes_written = 0
         self._upload: S3Upload | None = None
@@ -815,14 +799,10 @@ class S3PatchUpload(Upload):
             current = backend._current(self.key)
             if current is None:
                 raise NotFound("the file was removed meanwhile")
-            if current.is_dir:
-                raise IsADirectory("a directory with that name exists")
-            check_preconditions(current, self.if_match, self.expected_size)
-            if self.offset > current.size:
-                raise OffsetBeyondEnd(f"offset {self.offset} is past the end of the file "
-                                      f"({current.size} bytes)", size=current.size)
+            self.request.check(current)
             # the new version is built from exactly this one: the upload lands only if it is still there
-            upload = self._upload = S3Upload(backend, self.name, self.key, current.etag, None)
+            same_version = WriteRequest(if_match=current.etag)
+            upload = self._upload = S3Upload(backend, self.name, self.key, same_version)
             if self.offset >= MIN_PART_SIZE:
                 upload.copy_first_part(self.name, self.offset, current.etag)
             else:
@@ -831,7 +811,7 @@ class S3PatchUpload(Upload):
             while chunk := self.body.read(READ_CHUNK):
                 upload.write(chunk)
             end = self.offset + self.bytes_written
-            if not self.truncate and end < current.size:
+            if not self.request.truncate and end < current.size:
                 self._stream_old(upload, end, current.size - end)
             return upload.commit()
         except BaseException:

@@ -69,10 +69,8 @@ def algorithm_info(session: ApiSession, owner: str, name: str) -> dict[str, Any]
     The way to ask whether it exists: a missing one raises FileNotFoundError, a private one of another
     user PermissionError. A GET, so transient failures (transport, 429/5xx) are retried in the deadline.
     """
-    response = session.request("GET", f"/v1/algorithms/{owner}/{name}", display=f"algo://{owner}/{name}",
-                               ok=(200,))
-    body = response.json()
-    return body if isinstance(body, dict) else {}
+    return _object_of(session.request("GET", f"/v1/algorithms/{owner}/{name}",
+                                      display=f"algo://{owner}/{name}", ok=(200,)))
 
 
 def algorithm_versions(session: ApiSession, owner: str, name: str) -> list[str] | None:
@@ -101,8 +99,10 @@ class PublishedVersion:
     git_hash: str | None  # the commit published (the source's SHA, docs/algorithm-source.md)
 
 
-def _json_body(payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
-    return {"Content-Type": "application/json"}, json.dumps(payload).encode("utf-8")
+def _object_of(response: Any) -> dict[str, Any]:
+    """The JSON object a management call answers with ({} for anything else)."""
+    body = response.json()
+    return body if isinstance(body, dict) else {}
 
 
 def create_algorithm(session: ApiSession, owner: str, name: str, *, private: bool = False) -> dict[str, Any]:
@@ -112,12 +112,10 @@ def create_algorithm(session: ApiSession, owner: str, name: str, *, private: boo
     could not be opened is tried again): a 503 raises OSError rather than risk creating twice. It
     exists already: FileExistsError; not the caller's namespace: PermissionError.
     """
-    headers, data = _json_body({"name": name, "details": {"label": name},
-                                "settings": {"algorithm_callability": "private" if private else "public"}})
-    response = session.request("POST", f"/v1/algorithms/{owner}", headers=headers, body=lambda: data,
-                               display=f"algo://{owner}/{name}", ok=(200,))
-    body = response.json()
-    return body if isinstance(body, dict) else {}
+    payload = {"name": name, "details": {"label": name},
+               "settings": {"algorithm_callability": "private" if private else "public"}}
+    return _object_of(session.request("POST", f"/v1/algorithms/{owner}", json_body=payload,
+                                      display=f"algo://{owner}/{name}", ok=(200,)))
 
 
 def upload_source(session: ApiSession, owner: str, name: str, files: dict[str, str],
@@ -128,12 +126,9 @@ def upload_source(session: ApiSession, owner: str, name: str, files: dict[str, s
     The whole source in one PUT, so sending it twice leaves the same source: it is retried on transport
     errors and 429/5xx within ``timeout`` (default: the session's deadline).
     """
-    headers, data = _json_body({"files": files})
-    response = session.request("PUT", f"/v1/algorithms/{owner}/{name}/source", headers=headers,
-                               body=lambda: data, display=f"algo://{owner}/{name}", ok=(200,),
-                               timeout=timeout, retry=True)
-    body = response.json()
-    return body if isinstance(body, dict) else {}
+    return _object_of(session.request("PUT", f"/v1/algorithms/{owner}/{name}/source",
+                                      json_body={"files": files}, display=f"algo://{owner}/{name}",
+                                      ok=(200,), timeout=timeout, retry=True))
 
 
 def publish_version(session: ApiSession, owner: str, name: str, version_type: str = "minor",
@@ -145,10 +140,9 @@ def publish_version(session: ApiSession, owner: str, name: str, version_type: st
     second version); ``timeout`` leaves room for the server's build.
     """
     display = f"algo://{owner}/{name}"
-    headers, data = _json_body({"version_info": {"version_type": version_type,
-                                                 "release_notes": release_notes}})
-    response = session.request("POST", f"/v1/algorithms/{owner}/{name}/versions", headers=headers,
-                               body=lambda: data, display=display, ok=(200, 400), timeout=timeout)
+    payload = {"version_info": {"version_type": version_type, "release_notes": release_notes}}
+    response = session.request("POST", f"/v1/algorithms/{owner}/{name}/versions", json_body=payload,
+                               display=display, ok=(200, 400), timeout=timeout)
     if response.status_code == 400:  # a failed build is a 400 with error_type BuildFailed and the logs
         message, details = error_details(response)
         response.close()

@@ -18,6 +18,7 @@ retry; the first success ends that window.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -87,17 +88,25 @@ class ApiSession:
 
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
                 params: dict[str, str] | None = None, body: Callable[[], IO[bytes] | bytes] | None = None,
-                stream: bool = False, display: str = "", ok: tuple[int, ...] = (200,),
+                json_body: Any = None, stream: bool = False, display: str = "", ok: tuple[int, ...] = (200,),
                 timeout: float | None = None, retry: bool | None = None) -> requests.Response:
         """One API call with retries; returns a response whose status is in ``ok`` or raises OSError.
 
-        ``body`` is a factory so a retry can reopen a file. ``display`` names the object in errors.
+        ``body`` is a factory so a retry can reopen a file; ``json_body`` instead sends that value as JSON.
+        ``display`` names the object in errors.
         ``timeout`` overrides the session's per-operation deadline (algorithm calls run for minutes).
         ``retry`` says the request may be replayed (default: GET/HEAD only).
         """
         replayable = method in IDEMPOTENT if retry is None else retry
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         all_headers = dict(headers or {})
+        if json_body is not None:
+            encoded = json.dumps(json_body).encode("utf-8")
+
+            def body() -> bytes:  # the same bytes for every attempt
+                return encoded
+
+            all_headers["Content-Type"] = "application/json"
         if self._auth_header:
             all_headers["Authorization"] = self._auth_header
         url = self.api_address + path

@@ -502,9 +502,8 @@ class AlgoFileSystem(AbstractFileSystem):
         parent = api_paths.api_path(parts[:-1])
         try:
             response = self.session.request(
-                "POST", parent if parent.endswith("/") else parent + "/",
-                body=lambda: json.dumps({"name": parts[-1]}).encode(),
-                headers={"Content-Type": "application/json"}, display=api_paths.data_uri(parts), retry=True)
+                "POST", parent if parent.endswith("/") else parent + "/", json_body={"name": parts[-1]},
+                display=api_paths.data_uri(parts), retry=True)
         except FileExistsError as exc:
             if getattr(exc, "retried", False):
                 return
@@ -531,8 +530,7 @@ class AlgoFileSystem(AbstractFileSystem):
 
     def _extension_call(self, operation: str, body: dict[str, Any], display: str) -> dict[str, Any]:
         response = self.session.request(
-            "POST", f"/v1/algofs/{operation}", body=lambda: json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"}, display=display, retry=True)
+            "POST", f"/v1/algofs/{operation}", json_body=body, display=display, retry=True)
         try:
             result = response.json().get("result")
         except ValueError as exc:

@@ -7,6 +7,10 @@ sandbox, the per-call stdout and the timeout kill are the same code as the local
 waits a little longer than the call's timeout; if the Dask worker itself is lost, the call fails as a
 timeout instead of hanging.
 
+Isolation: the task runs in an :class:`~.algo_box.AlgorithmBox` of the Dask worker's own (sandbox, owner
+caps, uids as that host allows), but with the host's network, since the API server is reached over TCP
+there, and the server's own refusal (``algo_box.py``) is checked before any task is sent.
+
 Concurrency: on the server, used from its event loop only. On a Dask worker, ``_pool_lock`` (a
 ``threading.Lock``) guards the creation of the process-wide pool and its loop (``_worker_pool``); the
 pool itself runs on that loop only.
@@ -23,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .algo_box import AlgorithmBox
+from .algo_cgroups import CapsTable, OwnerCaps
 from .algo_pool import PoolLimits, WarmPool
 from .algo_sandbox import SandboxPolicy
 from .algorithms import ResolvedAlgorithm
@@ -34,9 +40,9 @@ MAX_SOURCE_CACHE = 256
 
 
 class DaskExecutor:
-    def __init__(self, address: str, policy: SandboxPolicy, api_address: str = ""):
+    def __init__(self, address: str, box: AlgorithmBox, api_address: str = ""):
         self.address = address
-        self.policy = policy
+        self.box = box  # its policy and caps travel with each task; its refusal holds here too
         self.api_address = api_address
         self._client: Any = None
         self._sources: dict[Path, dict[str, bytes]] = {}
@@ -61,12 +67,16 @@ class DaskExecutor:
 
     async def call(self, request: CallRequest) -> CallOutcome:
         started = time.monotonic()
+        if self.box.refusal:
+            return CallOutcome(0.0, "", error={"message": self.box.refusal, "stacktrace": "",
+                                               "error_type": "AlgorithmError"})
         algo = request.algo
+        policy = dataclasses.asdict(self.box.policy) | {"secret_paths": []}  # paths of this host only
         task = {"owner": algo.owner, "name": algo.name, "version": algo.version,
                 "files": self._files(algo.directory), "content_type": request.content_type,
                 "data": request.data, "timeout": request.timeout, "token": request.token,
                 "caller": request.caller, "api_address": self.api_address,
-                "policy": dataclasses.asdict(self.policy)}
+                "policy": policy, "caps": self.box.caps.for_owner(algo.owner).as_dict()}
         client = await self._dask()
         future = client.submit(run_on_dask_worker, task, pure=False)
         try:
@@ -93,27 +103,28 @@ _pool_lock = threading.Lock()
 _worker_pool: tuple[asyncio.AbstractEventLoop, WarmPool] | None = None
 
 
-def _pool(policy: dict) -> tuple[asyncio.AbstractEventLoop, WarmPool]:
+def _pool(policy: dict, caps: dict) -> tuple[asyncio.AbstractEventLoop, WarmPool]:
     global _worker_pool
     with _pool_lock:
         if _worker_pool is None:
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="algofs-warm-pool", daemon=True).start()
-            fields = {k: v for k, v in policy.items() if k != "hidden_paths"}
-            sandbox = SandboxPolicy(**fields, hidden_paths=tuple(Path(p) for p in policy["hidden_paths"]))
-            _worker_pool = (loop, WarmPool(sandbox, PoolLimits(per_algorithm=2, per_user=4, total=4)))
+            sandbox = SandboxPolicy(**{**policy, "secret_paths": ()})
+            box = AlgorithmBox(sandbox, CapsTable(OwnerCaps(**caps)), multi_user=False)
+            _worker_pool = (loop, WarmPool(box, PoolLimits(per_algorithm=2, per_user=4, total=4)))
         return _worker_pool
 
 
-def _materialise(files: dict[str, bytes]) -> tuple[Path, str]:
+def _materialise(files: dict[str, bytes], base: Path) -> tuple[Path, str]:
+    """The task's files under ``base`` (the box's private runtime directory: no shared, guessable path)."""
     digest = hashlib.sha256()
     for name, content in sorted(files.items()):
         digest.update(name.encode() + b"\0" + content + b"\0")
     key = digest.hexdigest()[:32]
-    directory = Path(tempfile.gettempdir()) / "algofs-dask-code" / key
+    base.mkdir(mode=0o700, exist_ok=True)
+    directory = base / key
     if not (directory / "algorithm.py").exists():
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=directory.parent if directory.parent.exists()
-                                    else _mkdir(directory.parent)))
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=base))
         for name, content in files.items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_bytes(content)
@@ -124,19 +135,14 @@ def _materialise(files: dict[str, bytes]) -> tuple[Path, str]:
     return directory, key
 
 
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def run_on_dask_worker(task: dict) -> dict:
     """The Dask task: run one call in this worker process's warm pool; returns a plain dict."""
-    loop, pool = _pool(task["policy"])
+    loop, pool = _pool(task["policy"], task["caps"])
     pool.api_address = task["api_address"]
-    directory, key = _materialise(task["files"])
+    directory, key = _materialise(task["files"], pool.box.runtime / "sources")
     algo = ResolvedAlgorithm(task["owner"], task["name"], f"{task['version']}@{key[:12]}", directory)
     request = CallRequest(algo, task["content_type"], task["data"], task["timeout"], task["token"],
-                          task["caller"])
+                          task["caller"], network=True)  # the API is reached over TCP from here
     outcome = asyncio.run_coroutine_threadsafe(pool.call(request), loop).result()
     return {"stdout": outcome.stdout, "result": outcome.result, "content_type": outcome.content_type,
             "error": outcome.error}

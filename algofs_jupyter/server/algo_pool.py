@@ -1,7 +1,12 @@
-"""The local executor: warm, long-lived worker processes per algorithm version.
+"""The local executor: warm, long-lived worker processes per algorithm version and caller.
 
-A call takes an idle worker of its version, or starts one if the bounds allow (per algorithm version,
-per algorithm owner, overall = the number of sandbox slots); when a bound is in the way an idle worker of
+A worker serves one caller only (issue 22): a warm process keeps module state, ``/tmp`` and whatever the
+code stashed between calls, so one caller's token, input or files must never reach the next caller's
+call; one user's repeated calls still find their worker warm. Every worker runs in the server's
+:class:`~.algo_box.AlgorithmBox` (sandbox, the owner's uid and cgroup).
+
+A call takes an idle worker of its version and caller, or starts one if the bounds allow (per algorithm
+version, per algorithm owner, overall = the number of slots); when a bound is in the way an idle worker of
 another version is evicted (least recently used), otherwise the call waits (within its own timeout) for a
 worker to come back. A version that already has a worker evicts only workers idle for ``evict_after``:
 evicting at once made two busy algorithms of one owner take each other's workers on every call
@@ -19,14 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from dataclasses import dataclass
 
-from .algo_sandbox import SandboxPolicy
+from .algo_box import AlgorithmBox
 from .algo_worker_process import WorkerProcess, WorkerStartError
 from .executor import CallOutcome, CallRequest, timeout_outcome
 
-WorkerKey = tuple[str, str, str]  # owner, name, version
+WorkerKey = tuple[str, str, str, str, bool]  # owner, name, version, caller, network access
 
 
 @dataclass(frozen=True)
@@ -41,11 +47,9 @@ class PoolLimits:
 
 
 class WarmPool:
-    def __init__(self, policy: SandboxPolicy | None = None, limits: PoolLimits | None = None,
-                 api_address: str = ""):
-        self.policy = policy or SandboxPolicy()
+    def __init__(self, box: AlgorithmBox, limits: PoolLimits | None = None):
+        self.box = box
         self.limits = limits or PoolLimits()
-        self.api_address = api_address
         self._changed = asyncio.Condition()
         self._idle: dict[WorkerKey, list[WorkerProcess]] = {}
         self._workers: set[WorkerProcess] = set()  # idle, busy and starting
@@ -54,6 +58,15 @@ class WarmPool:
         self._reaper: asyncio.Task | None = None
         self._starting = asyncio.Semaphore(self.limits.starts_at_once)
         self.started_workers = 0  # for tests and the bench: how many processes were ever started
+        self._names = itertools.count()  # workers' cgroup leaves: never reused while one is swept
+
+    @property
+    def api_address(self) -> str:
+        return self.box.api_address
+
+    @api_address.setter
+    def api_address(self, value: str) -> None:
+        self.box.api_address = value
 
     # -- bookkeeping (caller holds _changed) ------------------------------------------------------
     def _count(self, key: WorkerKey | None = None, owner: str | None = None) -> int:
@@ -105,7 +118,11 @@ class WarmPool:
         started = time.monotonic()
         deadline = started + request.timeout
         self._ensure_reaper()
-        key: WorkerKey = (request.algo.owner, request.algo.name, request.algo.version)
+        if self.box.refusal:
+            return CallOutcome(0.0, "", error={"message": self.box.refusal, "stacktrace": "",
+                                               "error_type": "AlgorithmError"})
+        key: WorkerKey = (request.algo.owner, request.algo.name, request.algo.version, request.caller,
+                          request.network)
         try:
             worker = await self._acquire(key, request, deadline)
         except asyncio.TimeoutError:
@@ -130,8 +147,8 @@ class WarmPool:
                     return worker
                 if self._can_start(key, key[0]):
                     slot = self._free_slots.pop(0)
-                    worker = WorkerProcess(key, key[0], request.algo.directory, slot, self.policy,
-                                           self.api_address)
+                    worker = WorkerProcess(key, key[0], request.algo.directory, slot, self.box,
+                                           network=request.network, name=f"w{next(self._names)}")
                     self._workers.add(worker)
                     break
                 if self._evict_for(key, key[0]):

@@ -30,7 +30,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .algo_sandbox import SandboxPolicy, launch_spec, popen_kwargs
+from .algo_box import AlgorithmBox
+from .algo_sandbox import popen_kwargs
 from .algorithms import AlgorithmStore, version_key
 from .errors import ApiError, bad_request
 
@@ -41,7 +42,7 @@ BUILD_TIMEOUT = 60.0
 VERSION_TYPES = ("major", "minor", "revision")
 DEFAULT_SETTINGS = {"algorithm_callability": "public", "source_visibility": "closed", "language": "python3",
                     "environment": "cpu", "package_set": "python3", "license": "apl",
-                    "network_access": "full", "pipeline_enabled": True, "insights_enabled": False}
+                    "network_access": "isolated", "pipeline_enabled": True, "insights_enabled": False}
 SCM = {"scm": {"id": "internal", "provider": "internal", "default": True, "enabled": True}}
 
 
@@ -85,11 +86,11 @@ def _write_json(path: Path, body: dict) -> None:
 
 
 class AlgorithmRegistry:
-    def __init__(self, store: AlgorithmStore, policy: SandboxPolicy, build_slot: int, api_address: str = ""):
+    def __init__(self, store: AlgorithmStore, box: AlgorithmBox, api_address: str = ""):
         self.store = store
-        self.policy = policy
-        self.build_slot = build_slot
+        self.box = box  # builds run the owner's code: in the owner's box, as the owner's uid and cgroup
         self.api_address = api_address
+        self._builds_started = 0
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     # -- paths and records ------------------------------------------------------------------------
@@ -270,24 +271,32 @@ class AlgorithmRegistry:
                  "logs": ""}
         (meta / "builds").mkdir(exist_ok=True)
         _write_json(meta / "builds" / f"{build['build_id']}.json", build)
-        ok, logs = await self._check(commit)
+        ok, logs = await self._check(owner, commit)
         build.update(status="succeeded" if ok else "failed", finished_at=now_iso(), logs=logs)
         _write_json(meta / "builds" / f"{build['build_id']}.json", build)
         return build
 
-    async def _check(self, commit: Path) -> tuple[bool, str]:
-        """Import the code in a sandboxed worker (``algorithm_runner.py --check``)."""
-        spec = launch_spec(self.policy, commit, self.build_slot, self.api_address, check=True)
+    async def _check(self, owner: str, commit: Path) -> tuple[bool, str]:
+        """Import the code in its owner's box (``algorithm_runner.py --check``), with no network."""
+        if self.box.refusal:
+            return False, self.box.refusal
+        self._builds_started += 1
+        launch = await asyncio.to_thread(self.box.prepare, owner, f"build{self._builds_started}", commit,
+                                         False, True)
         started = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(*spec.argv, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE, **popen_kwargs(spec))
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), BUILD_TIMEOUT)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            return False, f"build timed out after {BUILD_TIMEOUT:g} s while importing algorithm.py"
+            proc = await asyncio.create_subprocess_exec(*launch.argv, stdin=asyncio.subprocess.DEVNULL,
+                                                        stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.PIPE,
+                                                        **popen_kwargs(launch.spec))
+            try:
+                out, err = await asyncio.wait_for(proc.communicate(), BUILD_TIMEOUT)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+                return False, f"build timed out after {BUILD_TIMEOUT:g} s while importing algorithm.py"
+        finally:
+            await asyncio.to_thread(self.box.finish, launch)
         took = f"(build took {time.monotonic() - started:.2f} s)"
         lines = [line for line in out.decode("utf-8", "replace").splitlines() if line.startswith("{")]
         try:
@@ -405,7 +414,7 @@ def _strings(values: dict) -> dict:
 
 
 def _settings(values: dict) -> dict:
-    allowed = {"algorithm_callability": ("public", "private")}
+    allowed = {"algorithm_callability": ("public", "private"), "network_access": ("isolated", "full")}
     out = {}
     for key, value in values.items():
         if key in allowed and value not in allowed[key]:

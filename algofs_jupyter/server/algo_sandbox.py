@@ -1,60 +1,73 @@
-"""How a worker process is started: which Python, which uid, which sandbox, which resource limits.
+"""The command that starts a worker inside its box: an allow-list bubblewrap sandbox, rlimits, a uid.
 
-Why (issue 15): algorithms ran with the server's uid and read ``ALGOFS_SERVE_API_KEY`` from
-``/proc/<ppid>/environ`` and the users file. Measured on this machine kind (shared/notes/scale.md §c):
+Why an allow-list (issue 22): the sandbox used to bind ``/`` and mask the secrets it knew of (the server
+root, the users file) with ``/dev/null``; the kernel drops such a mask when the file is replaced by
+``rename(2)``, and anything new (the access log, a config) was visible anyway. Now the box's root is an
+empty tmpfs holding only:
 
-- bubblewrap run *as root* keeps real uid 0 (root's 0600 files stay readable, RLIMIT_NPROC is void),
-  so a root server first drops to an unprivileged uid, one per pool slot (RLIMIT_NPROC counts per uid),
-  and that uid starts ``bwrap`` through an unprivileged user namespace.
-- bwrap's own PID 1 keeps the caller's environment, so bwrap is started with an empty environment and
-  nothing secret goes into argv or ``--setenv``; per-call tokens travel on the worker's stdin.
-- The sandbox sees ``/`` read-only, with the server root (data of every user, the users file, the ready
-  file) and any outside users file masked, a private ``/tmp``, ``/proc`` of a new PID namespace (the
-  server's environ is not visible) and a copy of the algorithm at ``/run/algofs/algo``. The network is
-  shared: code inside an algorithm calls this server with its per-call token.
-- Limits are set by ``prlimit`` before bwrap: address space, CPU time, processes, file size.
-- Workers run ``nice``d (``niceness``, default 10): on a 2-core box busy algorithms otherwise starve the
-  API server itself (bench/serve_load.py saw /healthz over 100 ms); a niced worker still gets the CPU
-  whenever the server does not want it.
+- ``/usr`` (and the ``/bin``, ``/lib``… links or binds of the host), a few named files of ``/etc``
+  (the loader cache, Python's site config, time zone; DNS and CA files only with network access);
+- the interpreter's own prefix and the site-packages the worker is given, when they live outside ``/usr``;
+- the algorithm's staged copy and the runner at ``/run/algofs`` (read-only), the API socket at
+  ``/run/algofs-api.sock``;
+- a private ``/tmp`` capped at ``scratch_bytes`` (tmpfs: charged to the owner's memory cgroup too),
+  ``/dev`` and the ``/proc`` of a new PID namespace.
 
-Without bwrap (or where user namespaces are refused) the worker runs as a plain child with the same
-rlimits (and, under root, the slot uid): no weaker than the per-call processes it replaces.
+No path that holds a secret of the server (its root, users file, logs, caps file) may be inside or above
+anything bound: :func:`check_binds` refuses such a launch, whatever the files are called.
+
+Namespaces: all of them (user, mount, PID, IPC, UTS, cgroup, network). The network namespace has only a
+loopback; the runner forwards ``127.0.0.1:<port>`` inside it to the API socket, so code can call this
+API server and nothing else (no other users' Jupyter servers, no storage server, no internet) unless the
+algorithm's ``network_access`` is ``full``.
+
+bwrap's own PID 1 keeps the caller's environment, so bwrap is started with an empty environment and
+nothing secret goes into argv or ``--setenv``; per-call tokens travel on the worker's stdin. A root server
+first drops to the owner's leased uid with ``setpriv`` (``algo_uids.py``); bwrap then builds its namespaces
+unprivileged. Workers run ``nice``d: on a 2-core box busy algorithms otherwise starve the API server.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RUNNER = Path(__file__).with_name("algorithm_runner.py")
-SANDBOX_STAGE = "/run/algofs"  # under a private tmpfs /run: the read-only / has no room for mount points
+SANDBOX_STAGE = "/run/algofs"  # under a private tmpfs /run
 SANDBOX_RUNNER = f"{SANDBOX_STAGE}/algorithm_runner.py"
 SANDBOX_ALGO = f"{SANDBOX_STAGE}/algo"
+SANDBOX_API_SOCKET = "/run/algofs-api.sock"
 SYSTEM_PYTHON = "/usr/bin/python3"
+#: Files of /etc a Python worker needs; the network ones only with network access.
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives",
+             f"python{sys.version_info.major}.{sys.version_info.minor}", f"python{sys.version_info.major}")
+ETC_NETWORK = ("resolv.conf", "hosts", "nsswitch.conf", "host.conf", "gai.conf", "ssl", "ca-certificates")
+HOST_LINKS = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
 
 
 @dataclass(frozen=True)
 class SandboxPolicy:
-    """Resource limits and isolation of every worker; ``mode`` is ``auto``, ``bwrap`` or ``none``."""
+    """Limits of every worker process and how it is isolated; ``mode`` is ``auto``, ``bwrap`` or ``none``.
+
+    Owner-wide caps (tasks, memory, CPU bandwidth) are cgroups, ``algo_cgroups.OwnerCaps``; these are the
+    per-process rlimits under them.
+    """
 
     mode: str = "auto"
-    memory_bytes: int = 1 << 30
-    cpu_seconds: int = 3600  # hard cap over a worker's life; each call also gets its own soft budget
-    nproc: int = 64
+    memory_bytes: int = 1 << 30  # RLIMIT_AS of each process
+    cpu_seconds: int = 3600  # RLIMIT_CPU over a worker's life; each call also gets its own soft budget
+    nproc: int = 64  # RLIMIT_NPROC: only where the uid is the owner's own (root servers)
     file_size_bytes: int = 256 << 20
-    base_uid: int = 61000
+    scratch_bytes: int = 256 << 20  # the private /tmp
+    base_uid: int = 61000  # root servers: owners' uids are leased from base_uid .. base_uid + uid_count - 1
+    uid_count: int = 1000
     niceness: int = 10  # added to the server's own; 0 leaves workers at the server's priority
-    hidden_paths: tuple[Path, ...] = field(default_factory=tuple)
+    secret_paths: tuple[Path, ...] = field(default_factory=tuple)
 
 
 @dataclass
@@ -64,188 +77,135 @@ class LaunchSpec:
     cwd: str
     user: int | None = None
     sandboxed: bool = False
-    argv_switches_user: bool = False  # argv starts with setpriv, which drops to ``user`` itself
 
 
-@functools.cache  # one entry per sandbox slot: a cache of 4 re-probed on most starts of 8 slots
+class UnsafeBind(RuntimeError):
+    """A path the box would show contains (or is inside) one of the server's secrets."""
+
+
+@functools.cache  # one probe per uid
 def bwrap_works(as_uid: int | None) -> bool:
-    """One probe per uid: is there a bwrap that can make its namespaces here?"""
+    """Can a bwrap here (run as ``as_uid``) make every namespace the box uses?"""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return False
-    extra: dict = {"user": as_uid, "group": as_uid, "extra_groups": []} if as_uid is not None else {}
+    switch = _switch_user(as_uid)
+    probe = [*switch, bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr",
+             *_host_links(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "true"]
     try:
-        probe = [bwrap, "--unshare-all", "--share-net", "--ro-bind", "/", "/", "--proc", "/proc",
-                 "--dev", "/dev", "true"]
-        done = subprocess.run(probe, env={}, capture_output=True, timeout=10, **extra)
+        done = subprocess.run(probe, env={}, capture_output=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0
 
 
-def stage_root() -> Path:
-    """Where code is copied for workers: a 0711 directory another uid can traverse but not list."""
-    root = Path(tempfile.gettempdir()) / f"algofs-code-{os.geteuid()}"
-    root.mkdir(mode=0o711, exist_ok=True)
-    os.chmod(root, 0o711)
-    return root
-
-
-#: A staged copy unused (no worker started from it) for this long is removed; workers are reaped when
-#: idle and replaced on a new version long before, so no live worker still reads from such a copy.
-STALE_CODE_SECONDS = 7 * 86400
-#: At most one sweep of stale copies per this many seconds (each stage_code call would otherwise list).
-PRUNE_INTERVAL_SECONDS = 3600.0
-_last_prune = [float("-inf")]
-
-
-def prune_stale_code(now: float | None = None) -> int:
-    """Remove staged copies not used for ``STALE_CODE_SECONDS`` (every publish leaves one); returns how
-    many. Without this every version ever run kept a copy under /tmp for the life of the machine."""
-    now = time.time() if now is None else now
-    removed = 0
-    for entry in stage_root().iterdir():
-        marker = entry / ".complete"
-        try:
-            stale = now - marker.stat().st_mtime > STALE_CODE_SECONDS
-        except FileNotFoundError:  # a staging in progress, or a copy without marker
-            stale = entry.name.startswith(".staging-") and now - entry.stat().st_mtime > STALE_CODE_SECONDS
-        if stale:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def stage_code(directory: Path) -> Path:
-    """A world-readable copy of an algorithm directory, named by its content's hash, plus the runner.
-
-    The server root may sit below directories the slot uid cannot traverse (pytest's 0700 tmp, /root),
-    and the copy cannot change under a running worker.
-    """
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    digest = hashlib.sha256(RUNNER.read_bytes())
-    for path in files:
-        digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes() + b"\0")
-    target = stage_root() / digest.hexdigest()[:32]
-    if time.monotonic() - _last_prune[0] > PRUNE_INTERVAL_SECONDS:
-        _last_prune[0] = time.monotonic()
-        prune_stale_code()
-    marker = target / ".complete"
-    if marker.exists():
-        with contextlib.suppress(OSError):
-            os.utime(marker)  # in use: not stale
-        return target
-    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=stage_root()))
-    for path in files:
-        dest = tmp / "algo" / path.relative_to(directory)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
-    (tmp / "algo").mkdir(exist_ok=True)
-    shutil.copyfile(RUNNER, tmp / "algorithm_runner.py")
-    (tmp / ".complete").touch()
-    for path in [tmp, *tmp.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    try:
-        os.rename(tmp, target)
-    except OSError:  # another worker staged the same code first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _traversable(path: Path) -> bool:
-    """Can any uid reach ``path`` (o+x on every parent)? Else a slot uid cannot see it to begin with."""
-    for parent in path.parents:
-        try:
-            if not os.stat(parent).st_mode & 0o001:
-                return False
-        except OSError:
-            return False
-    return True
-
-
-def _python_for(as_uid: int | None) -> tuple[str, list[str]]:
+def python_for(as_uid: int | None) -> tuple[str, list[str]]:
     """The interpreter a worker runs, and the site-packages it needs on PYTHONPATH.
 
-    Our own interpreter may live where another uid cannot execute it (a pyenv under a 0700 /root), so
-    a dropped uid uses the system Python of the same minor version, given our site-packages.
+    Our own interpreter may live where another uid cannot execute it (a pyenv under a 0700 /root), so a
+    leased uid uses the system Python of the same minor version, given our site-packages.
     """
-    if as_uid is None:
+    if as_uid is None or not Path(SYSTEM_PYTHON).exists():
         return sys.executable, []
-    if Path(SYSTEM_PYTHON).exists():
-        site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
-        return SYSTEM_PYTHON, site
-    return sys.executable, []
+    return SYSTEM_PYTHON, sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
 
 
-def _under_private_dirs(python: str, site: list[str]) -> list[str]:
-    """What the interpreter needs that the sandbox's private ``/tmp`` and ``/run`` would hide: the
-    venv (``sys.prefix``) when it runs our own interpreter, and the site-packages on its PYTHONPATH."""
-    needed = [*site, sys.prefix] if python == sys.executable else list(site)
-    private = (("tmp",), ("run",))
-    return sorted({p for p in needed if Path(p).is_dir() and Path(p).resolve().parts[1:2] in private})
+def _host_links() -> list[str]:
+    """``/bin``, ``/lib``…: links into ``/usr`` on a merged-/usr host, directories elsewhere."""
+    argv: list[str] = []
+    for name in HOST_LINKS:
+        path = Path("/") / name
+        if path.is_symlink():
+            argv += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            argv += ["--ro-bind", str(path), str(path)]
+    return argv
 
 
-def _limits(policy: SandboxPolicy) -> list[str]:
+def runtime_binds(python: str, site: list[str]) -> list[str]:
+    """What the interpreter needs outside ``/usr``: its prefixes (a venv, a pyenv) and site-packages."""
+    needed = {*site}
+    if python != SYSTEM_PYTHON:
+        needed.update({sys.prefix, sys.base_prefix, str(Path(python).resolve().parent.parent)})
+    found = {str(Path(p).resolve()) for p in needed if Path(p).is_dir()}
+    outside_usr = [p for p in found if not (p == "/usr" or p.startswith("/usr/"))]
+    return sorted(p for p in outside_usr if not any(p.startswith(q + "/") for q in outside_usr))
+
+
+def check_binds(sources: list[str], secrets: tuple[Path, ...]) -> None:
+    """Refuse a box that would show a secret: no source may be a secret, hold one, or sit inside one."""
+    for source in sources:
+        shown = Path(source).resolve()
+        for secret in secrets:
+            hidden = secret.resolve()
+            if shown == hidden or hidden.is_relative_to(shown) or shown.is_relative_to(hidden):
+                raise UnsafeBind(f"the algorithm sandbox would show {shown}, which holds {hidden}: move the "
+                                 "server's root, users file and logs out of the Python installation")
+
+
+def _limits(policy: SandboxPolicy, per_owner_uid: bool) -> list[str]:
     nice = shutil.which("nice")
     lower = [nice, "-n", str(policy.niceness)] if nice and policy.niceness > 0 else []
     prlimit = shutil.which("prlimit")
     if prlimit is None:
         return lower
-    return [*lower, prlimit, f"--as={policy.memory_bytes}", f"--cpu={policy.cpu_seconds}",
-            f"--nproc={policy.nproc}", f"--fsize={policy.file_size_bytes}", "--"]
+    # RLIMIT_NPROC counts per uid: where every owner shares the server's uid it would be a shared budget
+    # that one owner can exhaust for all (issue 22, finding 3); the owner's cgroup caps tasks instead.
+    nproc = [f"--nproc={policy.nproc}"] if per_owner_uid else []
+    return [*lower, prlimit, f"--as={policy.memory_bytes}", f"--cpu={policy.cpu_seconds}", *nproc,
+            f"--fsize={policy.file_size_bytes}", "--"]
 
 
 def _switch_user(as_uid: int | None) -> list[str]:
-    """``setpriv`` drops to the slot uid in the child, so ``Popen`` needs no ``user=``: with one, Python
-    cannot use vfork, and a fork of the (threaded) server copies its page tables and makes its pages
-    copy-on-write until the child execs, which stalled the event loop under load."""
+    """``setpriv`` drops to the uid in the child, so ``Popen`` needs no ``user=``: with one, Python cannot
+    use vfork, and a fork of the (threaded) server copies its page tables, which stalled the event loop."""
     setpriv = shutil.which("setpriv") if as_uid is not None else None
-    if setpriv is None:
-        return []
-    return [setpriv, f"--reuid={as_uid}", f"--regid={as_uid}", "--clear-groups", "--"]
+    if as_uid is not None and setpriv is None:
+        raise RuntimeError("setpriv (util-linux) is needed to run workers under their own uid")
+    return [] if as_uid is None else [setpriv, f"--reuid={as_uid}", f"--regid={as_uid}",  # type: ignore[list-item]
+                                      "--clear-groups", "--"]
 
 
-def launch_spec(policy: SandboxPolicy, directory: Path, slot: int, api_address: str,
-                check: bool = False) -> LaunchSpec:
-    """The command that starts the runner for the algorithm in ``directory`` (``check``: the build step)."""
-    as_uid = policy.base_uid + slot if os.geteuid() == 0 else None
-    python, site = _python_for(as_uid)
-    staged = stage_code(directory)
+def launch_spec(policy: SandboxPolicy, staged: Path, as_uid: int | None, api_socket: Path | None,
+                api_address: str, sandboxed: bool, network: bool = False, check: bool = False) -> LaunchSpec:
+    """The command that starts the runner for the staged copy ``staged`` (``check``: the build step)."""
+    python, site = python_for(as_uid)
     runner, code = staged / "algorithm_runner.py", staged / "algo"
-    use_bwrap = policy.mode == "bwrap" or (policy.mode == "auto" and bwrap_works(as_uid))
-    entry = "algorithm.py"
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
-           "HOME": "/tmp", "LANG": "C.UTF-8", "ALGORITHMIA_API": api_address}
+           "HOME": "/tmp", "LANG": "C.UTF-8"}
     if site:
         env["PYTHONPATH"] = os.pathsep.join(site)
     mode = ["--check"] if check else []
-    switch = _switch_user(as_uid)
-    if not use_bwrap:
-        argv = [*switch, *_limits(policy), python, str(runner), *mode, str(code / entry)]
-        return LaunchSpec(argv, env, str(code), as_uid, sandboxed=False, argv_switches_user=bool(switch))
-    bwrap = shutil.which("bwrap") or "bwrap"
-    argv = [*switch, *_limits(policy), bwrap, "--unshare-all", "--share-net", "--die-with-parent",
-            "--new-session", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--tmpfs", "/run"]
-    for path in _under_private_dirs(python, site):  # a checkout or venv under /tmp stays importable
+    front = [*_switch_user(as_uid), *_limits(policy, per_owner_uid=as_uid is not None)]
+    if not sandboxed:
+        env["ALGORITHMIA_API"] = api_address
+        argv = [*front, python, str(runner), *mode, str(code / "algorithm.py")]
+        return LaunchSpec(argv, env, str(code), as_uid, sandboxed=False)
+    binds = runtime_binds(python, site)
+    check_binds([*binds, str(staged)], policy.secret_paths)
+    # the private /tmp and /run first: binds that follow may land below them (a venv cloned under /tmp)
+    argv = [*front, shutil.which("bwrap") or "bwrap", "--unshare-all", *(["--share-net"] if network else []),
+            "--die-with-parent", "--new-session", "--dev", "/dev", "--proc", "/proc",
+            "--size", str(policy.scratch_bytes), "--tmpfs", "/tmp", "--tmpfs", "/run",
+            "--ro-bind", "/usr", "/usr", *_host_links()]
+    for name in ETC_FILES + (ETC_NETWORK if network else ()):
+        if (Path("/etc") / name).exists():
+            argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    for path in binds:
         argv += ["--ro-bind", path, path]
-    for hidden in policy.hidden_paths:
-        if as_uid is not None and not _traversable(hidden):
-            continue
-        if hidden.is_dir():
-            argv += ["--tmpfs", str(hidden)]
-        elif hidden.exists():
-            argv += ["--ro-bind", "/dev/null", str(hidden)]
-    argv += ["--ro-bind", str(staged), SANDBOX_STAGE, "--chdir", SANDBOX_ALGO, "--clearenv"]
+    argv += ["--ro-bind", str(staged), SANDBOX_STAGE]
+    if api_socket is not None:
+        argv += ["--ro-bind", str(api_socket), SANDBOX_API_SOCKET]
+        env["ALGOFS_API_SOCKET"] = SANDBOX_API_SOCKET  # the runner forwards 127.0.0.1 to it
+    else:
+        env["ALGORITHMIA_API"] = api_address
+    argv += ["--chdir", SANDBOX_ALGO, "--clearenv"]
     for name, value in env.items():
         argv += ["--setenv", name, value]
-    argv += [python, SANDBOX_RUNNER, *mode, f"{SANDBOX_ALGO}/{entry}"]
-    return LaunchSpec(argv, {}, "/", as_uid, sandboxed=True, argv_switches_user=bool(switch))
+    argv += [python, SANDBOX_RUNNER, *mode, f"{SANDBOX_ALGO}/algorithm.py"]
+    return LaunchSpec(argv, {}, "/", as_uid, sandboxed=True)
 
 
 def popen_kwargs(spec: LaunchSpec) -> dict:
     """Keyword arguments for ``subprocess``/``asyncio`` process creation (no preexec_fn: we have threads)."""
-    kwargs: dict = {"env": spec.env, "cwd": spec.cwd, "start_new_session": True}
-    if spec.user is not None and not spec.argv_switches_user:
-        kwargs.update(user=spec.user, group=spec.user, extra_groups=[])
-    return kwargs
+    return {"env": spec.env, "cwd": spec.cwd, "start_new_session": True}

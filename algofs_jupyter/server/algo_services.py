@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .algo_box import AlgorithmBox
+from .algo_cgroups import CapsTable, OwnerCaps
 from .algo_limits import CallLimiter
 from .algo_pool import PoolLimits, WarmPool
 from .algo_registry import AlgorithmRegistry
@@ -23,29 +25,42 @@ class AlgorithmOptions:
     max_calls_per_user: int = 8
     max_calls: int = 32
     pool: PoolLimits = field(default_factory=PoolLimits)
-    hidden_paths: tuple[Path, ...] = ()
+    secret_paths: tuple[Path, ...] = ()  # besides the root: the users file, logs, caps file
     worker_nice: int = 10  # SandboxPolicy.niceness
+    owner_caps: OwnerCaps = field(default_factory=OwnerCaps)
+    caps_file: Path | None = None
+    cgroups: str = "auto"  # auto | none
+    cgroup_parent: str | None = None  # a cgroup delegated to the server (algo_cgroups.py)
+    scratch_bytes: int = SandboxPolicy.scratch_bytes
+    multi_user: bool = True
+    allow_unisolated: bool = False
 
 
-def make_executor(options: AlgorithmOptions, policy: SandboxPolicy) -> Executor:
+def make_executor(options: AlgorithmOptions, box: AlgorithmBox) -> Executor:
     if options.executor.startswith("dask://"):
         from .algo_dask import DaskExecutor
 
-        return DaskExecutor("tcp://" + options.executor[len("dask://"):], policy)
+        return DaskExecutor("tcp://" + options.executor[len("dask://"):], box)
     if options.executor not in ("", "local"):
         raise SystemExit(f"algofs serve: unknown executor {options.executor!r} (local or dask://HOST:PORT)")
-    return WarmPool(policy, options.pool)
+    return WarmPool(box, options.pool)
 
 
 def algorithm_settings(root: Path, options: AlgorithmOptions | None = None) -> dict:
-    """Application settings: ``algorithms``, ``registry``, ``executor``, ``call_limiter``."""
+    """Application settings: ``algorithms``, ``registry``, ``executor``, ``call_limiter``,
+    ``algorithm_box``."""
     options = options or AlgorithmOptions()
-    policy = SandboxPolicy(mode=options.sandbox, hidden_paths=(root, *options.hidden_paths),
-                           niceness=options.worker_nice)
+    secrets = tuple(p for p in (root, options.caps_file, *options.secret_paths) if p is not None)
+    policy = SandboxPolicy(mode=options.sandbox, secret_paths=secrets, niceness=options.worker_nice,
+                           scratch_bytes=options.scratch_bytes)
+    box = AlgorithmBox(policy, CapsTable(options.owner_caps, options.caps_file), options.cgroups,
+                       multi_user=options.multi_user, allow_unisolated=options.allow_unisolated,
+                       cgroup_parent=options.cgroup_parent)
     store = AlgorithmStore(root)
     return {
         "algorithms": store,
-        "registry": AlgorithmRegistry(store, policy, build_slot=options.pool.total),
-        "executor": make_executor(options, policy),
+        "registry": AlgorithmRegistry(store, box),
+        "executor": make_executor(options, box),
         "call_limiter": CallLimiter(options.max_calls_per_user, options.max_calls),
+        "algorithm_box": box,
     }

@@ -4,16 +4,18 @@
 A worker serves one call at a time (the pool guarantees it). A timeout or a broken protocol kills it;
 the pool then starts a fresh one for the next call.
 
-Starting one happens off the event loop: staging the code reads and hashes its files, and ``Popen`` with a
-slot uid cannot use vfork, so it copies the server's page tables and waits for the child's exec. On the
-loop that was 30-60 ms per start on a loaded 2-core box, and a burst of starts held /healthz for 220 ms
-(bench/serve_load.py).
+Starting one happens off the event loop: the box (``algo_box.py``) stages the code, leases the owner's
+uid and makes the worker's cgroup leaf, all blocking. On the loop that was 30-60 ms per start on a loaded
+2-core box, and a burst of starts held /healthz for 220 ms (bench/serve_load.py). Once the process is gone
+(exited or killed), :meth:`WorkerProcess.kill` hands the launch back to the box, which kills whatever the
+worker left behind in its cgroup (a double-forked daemon too) before the owner's uid can be reused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import json
 import os
@@ -22,7 +24,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .algo_sandbox import LaunchSpec, SandboxPolicy, launch_spec, popen_kwargs
+from .algo_box import AlgorithmBox, Launch
+from .algo_sandbox import popen_kwargs
 from .algorithm_runner import READY
 from .executor import CallOutcome, CallRequest, crash_outcome, outcome_from_reply, timeout_outcome
 
@@ -89,15 +92,17 @@ class PipedProcess:
 
 
 class WorkerProcess:
-    def __init__(self, key: tuple[str, str, str], owner: str, directory: Path, slot: int,
-                 policy: SandboxPolicy, api_address: str):
+    def __init__(self, key: tuple[str, str, str, str, bool], owner: str, directory: Path, slot: int,
+                 box: AlgorithmBox, network: bool = False, name: str = ""):
         self.key = key
         self.owner = owner
         self.slot = slot
+        self.name = name or f"w{slot}"  # its cgroup leaf
         self.directory = directory
-        self.policy = policy
-        self.api_address = api_address
-        self.spec: LaunchSpec | None = None  # made by start(), in a thread: it stages the code
+        self.box = box
+        self.network = network
+        self.launch: Launch | None = None  # made by start(), in a thread: it stages the code
+        self._finished: asyncio.Future | None = None  # the box's clean-up after the process is gone
         self.process: PipedProcess | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.last_used = time.monotonic()
@@ -114,9 +119,14 @@ class WorkerProcess:
         return self.process is not None and not self._killed and self.process.returncode is None
 
     async def start(self, timeout: float) -> None:
-        self.spec = await asyncio.to_thread(launch_spec, self.policy, self.directory, self.slot,
-                                            self.api_address)
-        self.process = await PipedProcess.start(self.spec.argv, MAX_LINE, **popen_kwargs(self.spec))
+        self.launch = await asyncio.to_thread(self.box.prepare, self.owner, self.name, self.directory,
+                                              self.network)
+        try:
+            self.process = await PipedProcess.start(self.launch.argv, MAX_LINE,
+                                                    **popen_kwargs(self.launch.spec))
+        except BaseException:
+            self._hand_back()
+            raise
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
         try:
             line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
@@ -168,18 +178,32 @@ class WorkerProcess:
             return None
 
     def kill(self) -> None:
-        """SIGKILL the process group; the sandbox's PID namespace takes every descendant with it."""
-        if self.process is None or self.process.returncode is not None:
-            return
+        """SIGKILL the process group (the sandbox's PID namespace takes every descendant with it), then hand
+        the launch back to the box, which empties the worker's cgroup leaf and releases the owner's uid."""
+        if self.process is not None and self.process.returncode is None and not self._killed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         self._killed = True
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        self._hand_back()
+
+    def _hand_back(self) -> None:
+        if self.launch is None or self._finished is not None:
+            return
+        launch, process = self.launch, self.process
+
+        async def finish() -> None:
+            if process is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(process.wait(), 5)
+            await asyncio.to_thread(self.box.finish, launch)
+
+        self._finished = asyncio.ensure_future(finish())
 
     async def stop(self) -> None:
         self.kill()
         if self.process is not None:
             await self._exit_code()
+        if self._finished is not None:
+            await self._finished
         if self._stderr_task is not None:
             self._stderr_task.cancel()

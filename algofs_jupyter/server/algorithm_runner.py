@@ -13,6 +13,10 @@ processes); the protocol uses a private duplicate of the original stdout. A load
 as a ``LoadingError`` for every request, as the hosted runner did.
 
 ``--check`` is the build step: load, confirm a callable ``apply``, print one JSON report and exit.
+
+In the box (``algo_sandbox.py``) the network namespace has only a loopback; with ``ALGOFS_API_SOCKET`` set,
+:class:`ApiForwarder` listens on ``127.0.0.1:<port>`` inside it and pipes each connection to the API
+server's Unix socket, and ``ALGORITHMIA_API`` names that port: code reaches this API and nothing else.
 """
 
 from __future__ import annotations
@@ -22,13 +26,61 @@ import importlib.util
 import json
 import os
 import resource
+import socket
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
 
 READY = "PIPE_INIT_COMPLETE"
 MAX_STDOUT = 1 << 20
+
+
+class ApiForwarder:
+    """``127.0.0.1:<port>`` -> the API's Unix socket, two threads per connection (calls back into the API
+    are few; a simple pump keeps the runner free of imports)."""
+
+    def __init__(self, unix_path: str):
+        self.unix_path = unix_path
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, name="api-forwarder", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.connect(self.unix_path)
+            except OSError:
+                client.close()
+                upstream.close()
+                continue
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock, how in ((sink, socket.SHUT_WR), (source, socket.SHUT_RD)):
+                try:
+                    sock.shutdown(how)
+                except OSError:
+                    pass
+
+
+def start_api_forwarder() -> None:
+    path = os.environ.pop("ALGOFS_API_SOCKET", None)
+    if path:
+        os.environ["ALGORITHMIA_API"] = f"http://127.0.0.1:{ApiForwarder(path).port}"
 
 
 def decode_input(content_type: str, data: object) -> object:
@@ -158,6 +210,7 @@ def run_one(apply: Any, request: dict) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    start_api_forwarder()
     if len(argv) >= 2 and argv[0] == "--check":
         return check(Path(argv[1]))
     if len(argv) != 1:

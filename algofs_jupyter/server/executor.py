@@ -32,6 +32,7 @@ class CallRequest:
     timeout: float
     token: str
     caller: str
+    network: bool = False  # the algorithm's network_access is "full": its box shares the host's network
 
     def line(self, cpu_seconds: float) -> bytes:
         """The runner protocol's request line (contract §5.3)."""

@@ -336,12 +336,12 @@ def test_a_venv_under_tmp_stays_importable_in_the_sandbox(tmp_path, monkeypatch)
 
     site = tmp_path / "venv" / "lib" / "site-packages"
     site.mkdir(parents=True)
-    # the interpreter a root server gives a dropped uid: the system Python plus our site-packages
-    monkeypatch.setattr(algo_sandbox, "_python_for", lambda as_uid: (algo_sandbox.SYSTEM_PYTHON, [str(site)]))
-    algo = tmp_path / "algo"
-    algo.mkdir()
-    (algo / "algorithm.py").write_text("def apply(input):\n    return input\n")
-    argv = launch_spec(SandboxPolicy(mode="bwrap"), algo, slot=0, api_address="http://127.0.0.1:1").argv
+    # the interpreter a root server gives a leased uid: the system Python plus our site-packages
+    monkeypatch.setattr(algo_sandbox, "python_for", lambda as_uid: (algo_sandbox.SYSTEM_PYTHON, [str(site)]))
+    staged = tmp_path / "staged"
+    (staged / "algo").mkdir(parents=True)
+    argv = launch_spec(SandboxPolicy(mode="bwrap"), staged, 61000, None, "http://127.0.0.1:1",
+                       sandboxed=True).argv
     assert str(tmp_path).startswith("/tmp/")
     tmpfs = max(i for i, arg in enumerate(argv) if arg == "--tmpfs" and argv[i + 1] == "/tmp")
     binds = [i for i in range(len(argv) - 2) if argv[i] == "--ro-bind" and argv[i + 1] == str(site)]

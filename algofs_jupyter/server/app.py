@@ -22,7 +22,7 @@ from .access_log import log_request
 from .algo_handlers import AlgoCallHandler
 from .algo_manage_handlers import ROUTES as ALGORITHM_ROUTES
 from .algo_services import AlgorithmOptions, algorithm_settings
-from .connectors import load_connectors
+from .connectors import load_connectors, multi_user_server, read_only_warning
 from .data_handlers import DataHandler
 from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, UtimeHandler
 from .handler_base import HealthHandler, NotFoundHandler
@@ -50,11 +50,12 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
              algorithm_options: AlgorithmOptions | None = None,
              storage: StorageConfig | None = None) -> Application:
     root.mkdir(parents=True, exist_ok=True)
-    connectors = load_connectors(root, default_owner=next(iter(users)) if len(users) == 1 else None)
-    shared = sorted(cid for cid, c in connectors.items() if c.owner is None)
-    if shared and len(users) > 1:
-        log.warning("connectors without an owner (%s): every user may replace and delete their data; "
-                    "set \"owner\" in %s (docs/server.md)", ", ".join(shared), root / "connectors.json")
+    connectors = load_connectors(root, default_owner=next(iter(users)) if len(users) == 1 else None,
+                                 multi_user=multi_user_server(users, users_file))
+    warnings: list[str] = []  # what an operator must hear at start: logged, and listed by /healthz
+    if (warning := read_only_warning(connectors)) is not None:
+        log.warning("%s [%s]", warning, root / "connectors.json")
+        warnings.append(warning)
     namespace = Namespace(hosted_storage(root, storage or StorageConfig()), connectors, sorted(users))
     removed = sum(backend.sweep() for backend in namespace.backends().values())
     if removed:
@@ -77,6 +78,7 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
         allowed_hosts=allowed_hosts or HostAllowList("127.0.0.1"),
         users=UserRegistry(users, users_file, on_new_users=namespace.add_users),
         namespace=namespace,
+        warnings=warnings,
         **algorithm_settings(root, algorithm_options),
         # network storage (S3) blocks: its calls run on these threads, never on the event loop
         storage_threads=ThreadPoolExecutor(32, thread_name_prefix="storage") if any(

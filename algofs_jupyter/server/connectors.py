@@ -18,9 +18,16 @@ be neither deleted nor moved (the connector would be dead).
 
 Who may do what: ``read`` (download, list), ``write`` (create new files and folders) and ``delete``
 (remove, and also replace, change, move or re-date what exists: each destroys the old data) are lists of
-user names, ``"*"`` meaning every user. With an ``owner``, the defaults are read ``["*"]``, write and
-delete ``[owner]``; without one the connector is shared by all users for everything (the behaviour of
-earlier versions; only for servers whose users trust each other). The owner is always allowed everything.
+user names, ``"*"`` meaning every user. The owner is always allowed everything. A right without a list
+defaults to:
+- with an ``owner``: read ``["*"]``, write and delete ``[owner]``;
+- ``"shared": true``: ``["*"]``, every user may do everything (only for users who trust each other);
+- neither, on a multi-user server (``multi_user_server``): read ``["*"]``, write and delete nobody: the
+  connector is read-only until the operator names an owner, lists or ``shared``; the server warns at start
+  (``read_only_warning``: in the log and in ``/healthz``);
+- neither, on a one-person server (one ``--user``, or a bare ``--demo`` with the published keys):
+  ``["*"]``, as in earlier versions.
+A fresh root gets ``DEFAULT_CONNECTORS``, owned by the server's user when it starts with exactly one.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from pathlib import Path
 
 from .paths import CONNECTOR_ID
 from .storage import LocalBackend, StorageBackend
+from .users import DEMO_USERS
 
 DEFAULT_CONNECTORS = {
     "s3": {"path": "connectors/s3"},
@@ -65,6 +73,8 @@ class Connector:
     owner: str | None = None
     #: right ("read" / "write" / "delete") -> user names, or ("*",)
     rights: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: rights nobody has because nobody said (no owner, not shared, no list, on a multi-user server)
+    unclaimed: tuple[str, ...] = ()
 
     @property
     def restricted(self) -> bool:
@@ -90,20 +100,38 @@ def _split(path: str) -> tuple[str, ...]:
     return tuple(part for part in path.split("/") if part)
 
 
-def _rights(config_file: Path, cid: str, spec: dict, owner: str | None) -> dict[str, tuple[str, ...]]:
-    defaults = {"read": [EVERYONE], "write": [owner], "delete": [owner]} if owner else {}
+def multi_user_server(users: dict[str, str], users_file: Path | None) -> bool:
+    """Whether several people use the server: it has a users file (which may gain users while it runs;
+    JupyterHub's starts empty) or several users. A bare ``--demo`` (the published demo keys, no users
+    file) is one person's: anyone may act as any demo user there."""
+    return users_file is not None or (len(users) > 1 and users != DEMO_USERS)
+
+
+def _rights(config_file: Path, cid: str, spec: dict, owner: str | None,
+            multi_user: bool) -> dict[str, tuple[str, ...]]:
+    shared = spec.get("shared", False)
+    if not isinstance(shared, bool):
+        raise ValueError(f"{config_file}: {cid}: 'shared' must be true or false")
+    if owner and not shared:
+        defaults: dict[str, list[str]] = {"read": [EVERYONE], "write": [owner], "delete": [owner]}
+    elif shared or not multi_user:
+        defaults = {right: [EVERYONE] for right in RIGHTS}
+    else:  # nobody said who may change it: read-only (read_only_warning)
+        defaults = {"read": [EVERYONE], "write": [], "delete": []}
     rights = {}
     for right in RIGHTS:
-        users = spec.get(right, defaults.get(right, [EVERYONE]))
+        users = spec.get(right, defaults[right])
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
             raise ValueError(f"{config_file}: {cid}: {right!r} must be a list of user names or '*'")
         rights[right] = tuple(users)
     return rights
 
 
-def load_connectors(root: Path, default_owner: str | None = None) -> dict[str, Connector]:
+def load_connectors(root: Path, default_owner: str | None = None,
+                    multi_user: bool = False) -> dict[str, Connector]:
     """Read the connectors file, writing the default one (s3 and dropbox, owned by ``default_owner``
-    when given) when there is none."""
+    when given) when there is none. ``multi_user``: connectors without an owner or ``shared`` are
+    read-only (``multi_user_server``)."""
     config_file = root / "connectors.json"
     if not config_file.exists():
         defaults = {cid: {**spec, **({"owner": default_owner} if default_owner else {})}
@@ -123,6 +151,20 @@ def load_connectors(root: Path, default_owner: str | None = None) -> dict[str, C
         owner = spec.get("owner")
         if owner is not None and not isinstance(owner, str):
             raise ValueError(f"{config_file}: {cid}: owner must be a user name")
-        connectors[cid] = Connector(cid, factory(cid, spec, root), allowed, owner,
-                                    _rights(config_file, cid, spec, owner))
+        rights = _rights(config_file, cid, spec, owner, multi_user)
+        unclaimed = () if owner or spec.get("shared") or not multi_user else tuple(
+            right for right in ("write", "delete") if right not in spec)
+        connectors[cid] = Connector(cid, factory(cid, spec, root), allowed, owner, rights, unclaimed)
     return connectors
+
+
+def read_only_warning(connectors: dict[str, Connector]) -> str | None:
+    """What the operator of a multi-user server should hear about connectors nobody claimed, or None."""
+    names = [f"{cid} ({'read-only' if len(c.unclaimed) == 2 else 'nobody may ' + c.unclaimed[0]})"
+             for cid, c in sorted(connectors.items()) if c.unclaimed]
+    if not names:
+        return None
+    return (f"connectors without an owner on this multi-user server: {', '.join(names)}. "
+            'To let users write, give each in connectors.json an "owner", "write"/"delete" lists, or '
+            '"shared": true (then every user may replace and delete every user\'s files there); '
+            '"write": [], "delete": [] keeps it read-only without this warning (docs/server.md)')

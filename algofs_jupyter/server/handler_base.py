@@ -145,11 +145,13 @@ class NotFoundHandler(ApiHandler):
 
 
 class HealthHandler(ApiHandler):
-    """``GET /healthz``: unauthenticated readiness probe (extension)."""
+    """``GET /healthz``: unauthenticated readiness probe (extension). ``warnings``: what the server said
+    at start that its operator must act on (the application setting of that name), when there is any."""
 
     requires_auth = False
 
     def get(self) -> None:
-        self.write_json({"status": "ok"})
+        warnings = self.application.settings.get("warnings")
+        self.write_json({"status": "ok", **({"warnings": list(warnings)} if warnings else {})})
 
     head = get

@@ -2,8 +2,9 @@
 
 Each user's single-user server runs as that user and mounts ~/algofs as that user with their own API key
 (minted by the hub, docs/deploy.md). User A must not reach B's private collection or B's key through the
-mount, the single-user server's routes, the shared API server or the files on disk; stopping a server
-unmounts and leaves no process behind.
+mount, the single-user server's routes, the shared API server or the files on disk, nor change A's files
+in the deployment's connectors (read-only: nobody owns them); stopping a server unmounts and leaves no
+process behind.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def test_each_user_gets_their_own_mount_and_identity_and_nothing_of_the_others(d
         check_disk_isolation(hub, intruder, owner, keys[owner.name])
         check_rest_isolation(hub, intruder, owner, tokens)
         check_api_isolation(hub, intruder, owner, keys)
+    check_connectors_are_read_only(hub, a, b, keys)
     check_keys_stay_private(hub, users, keys, tokens)
 
     # A's and C's servers stopped through the hub; B's killed outright (SIGKILL: no cleanup code runs in it)
@@ -179,6 +181,33 @@ def check_api_isolation(hub, a: Account, b: Account, keys: dict[str, str]) -> No
         response = get(path, keys[a.name])
         assert response.status_code == 403 and secret_of(b.name) not in response.text
     assert get(f"/v1/data/{b.name}/private/s.txt", "sim-demo-key").status_code == 401
+
+
+def check_connectors_are_read_only(hub, a: Account, b: Account, keys: dict[str, str]) -> None:
+    """The deployment's default connectors have no owner: on this multi-user server nobody may write,
+    replace or delete there (issue 22: they were open to every user), and /healthz says so."""
+    api_root = hub.state / "api" / "root"
+    service = (api_root / "connectors.json").stat()
+    for cid in ("s3", "dropbox"):  # a file the operator put there, "A's"
+        placed = api_root / "connectors" / cid / f"{a.name}.txt"
+        placed.write_text(f"{a.name}'s {cid} file")
+        os.chown(placed, service.st_uid, service.st_gid)
+    for cid in ("s3", "dropbox"):
+        for user in (a, b):
+            def call(method: str, name: str, user: Account = user, cid: str = cid) -> requests.Response:
+                return requests.request(method, f"{hub.api_address}/v1/connector/{cid}/{name}", data=b"x",
+                                        headers={"Authorization": keys[user.name]}, timeout=10)
+
+            assert call("GET", f"{a.name}.txt").text == f"{a.name}'s {cid} file"
+            for method, name in (("PUT", f"{user.name}-new.txt"), ("PUT", f"{a.name}.txt"),
+                                 ("DELETE", f"{a.name}.txt")):
+                assert call(method, name).status_code == 403, (user.name, method, cid, name)
+        # and through B's own mount
+        assert denied(run_as(b, "rm", "-f", str(b.home / "algofs" / cid / f"{a.name}.txt")))
+        assert (api_root / "connectors" / cid / f"{a.name}.txt").read_text() == f"{a.name}'s {cid} file"
+        assert not (api_root / "connectors" / cid / f"{b.name}-new.txt").exists()
+    warnings = requests.get(hub.api_address + "/healthz", timeout=10).json().get("warnings", [])
+    assert any("dropbox (read-only), s3 (read-only)" in warning for warning in warnings), warnings
 
 
 def check_keys_stay_private(hub, users: list[Account], keys: dict[str, str], tokens: dict[str, str]) -> None:

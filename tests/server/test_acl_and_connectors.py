@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from algofs_jupyter.server.acl import AclStore
-from algofs_jupyter.server.connectors import load_connectors
+from algofs_jupyter.server.connectors import load_connectors, multi_user_server, read_only_warning
 from algofs_jupyter.server.storage import LocalBackend
+from algofs_jupyter.server.users import DEMO_USERS
 
 
 @pytest.fixture
@@ -59,6 +61,48 @@ def test_the_default_connectors_of_a_single_user_server_are_owned_by_that_user(t
     connectors = load_connectors(tmp_path, default_owner="me")
     assert {c.owner for c in connectors.values()} == {"me"}
     assert not connectors["s3"].may("write", "someone-else")
+
+
+def test_who_counts_as_several_people():
+    assert multi_user_server({}, Path("users.json"))  # JupyterHub's users file starts empty
+    assert multi_user_server({"me": "k"}, Path("users.json"))  # and gains users while the server runs
+    assert multi_user_server({"ann": "k1", "bob": "k2"}, None)
+    assert not multi_user_server({"me": "k"}, None)  # --user
+    assert not multi_user_server(dict(DEMO_USERS), None)  # a bare --demo: anyone may act as anyone
+
+
+def test_on_a_multi_user_server_connectors_nobody_claimed_are_read_only(tmp_path):
+    (tmp_path / "connectors.json").write_text(json.dumps({"connectors": {
+        "s3": {"path": "c/s3"},  # written by an earlier version: no owner, no lists
+        "dropbox+drop": {"path": "c/drop", "write": ["*"]},  # anyone adds; delete unsaid
+        "dropbox+team": {"path": "c/team", "shared": True},
+        "s3+mine": {"path": "c/mine", "owner": "ann"},
+        "s3+ro": {"path": "c/ro", "write": [], "delete": []},
+    }}))
+    connectors = load_connectors(tmp_path, multi_user=True)
+    rights = {cid: [c.may(r, "bob") for r in ("read", "write", "delete")] for cid, c in connectors.items()}
+    assert rights == {"s3": [True, False, False], "dropbox+drop": [True, True, False],
+                      "dropbox+team": [True, True, True], "s3+mine": [True, False, False],
+                      "s3+ro": [True, False, False]}
+    warning = read_only_warning(connectors)
+    assert warning is not None and "dropbox+drop (nobody may delete), s3 (read-only)." in warning
+    assert not any(f"{cid} (" in warning for cid in ("team", "mine", "ro")) and '"owner"' in warning
+    # the same file on a one-person server: shared, as before, and nothing to warn about
+    single = load_connectors(tmp_path)
+    assert all(single["s3"].may(r, "bob") for r in ("read", "write", "delete"))
+    assert read_only_warning(single) is None
+    (tmp_path / "connectors.json").write_text(json.dumps({"connectors": {"s3": {"path": "x", "shared": 1}}}))
+    with pytest.raises(ValueError, match="shared"):
+        load_connectors(tmp_path, multi_user=True)
+
+
+def test_the_default_connectors_of_a_fresh_multi_user_root_are_read_only(tmp_path):
+    connectors = load_connectors(tmp_path, multi_user=True)
+    assert sorted(connectors) == ["dropbox", "s3"]
+    for connector in connectors.values():
+        assert connector.owner is None and connector.may("read", "anyone")
+        assert not connector.may("write", "anyone") and not connector.may("delete", "anyone")
+    assert "dropbox (read-only), s3 (read-only)" in (read_only_warning(connectors) or "")
 
 
 def test_seeding_a_root_of_an_earlier_version_gives_its_demo_connectors_an_owner(tmp_path):

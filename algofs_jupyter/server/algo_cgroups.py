@@ -345,3 +345,17 @@ def open_cgroups(mode: str = "auto", parent: str | None = None) -> CgroupTree:
             errors.append(f"{driver.kind}: {exc}")
     return NoCgroups("no cgroup this server may manage (" + "; ".join(errors) + "): run it as root, or "
                      "delegate a cgroup to it (--owner-caps-cgroup; systemd Delegate=yes on cgroup v2)")
+
+
+def delegate_v1(name: str, uid: int, gid: int) -> bool:
+    """As root on a v1 host: give ``name`` (in each of pids, memory, cpu) to a service account, for its
+    ``--owner-caps-cgroup name``; what the account creates below it is its own. Returns False where there
+    is no v1 hierarchy (on cgroup v2, delegate with systemd instead: docs/deploy.md)."""
+    if not all((CGROUP_ROOT / c / "cgroup.procs").exists() for c in V1_CONTROLLERS):
+        return False
+    for controller in V1_CONTROLLERS:
+        directory = CGROUP_ROOT / controller / name
+        directory.mkdir(exist_ok=True)
+        for path in (directory, directory / "cgroup.procs", directory / "tasks"):
+            os.chown(path, uid, gid)
+    return True

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from .private_dirs import make_private_dirs, open_private_log
+
 READY_POLL_SECONDS = 0.05
 
 
@@ -73,8 +75,9 @@ class ChildProcess:
         if self.popen is not None:
             raise RuntimeError("already started")
         as_account = user is not None or group is not None
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+        make_private_dirs(self.log_path.parent, check_existing=False)
+        # 0600 whatever the umask: logs hold paths and error messages that echo input (issue 22)
+        with open(open_private_log(self.log_path), "ab") as log:  # the child keeps its own descriptor
             self.popen = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                           env=dict(env) if env is not None else None, start_new_session=True,
                                           cwd=cwd, user=user, group=group,

@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..private_dirs import make_private_dirs
+
 DEMO_USERS = ("demo", "anowell", "alice")
 
 
@@ -94,9 +96,9 @@ class Backend:
     def _start_embedded(self):
         from algofs_jupyter.server.embedded_server import EmbeddedServer
 
-        self._embedded_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self._embedded_root, 0o700)  # its files are the demo users' data: not for other accounts
-        server = EmbeddedServer(self._embedded_root, demo=True)
+        # its files are the demo users' data: not for other accounts (made 0700, or checked to be ours)
+        make_private_dirs(self._embedded_root)
+        server = EmbeddedServer(self._embedded_root, demo=True, one_person=True)  # its keys are only ours
         server.start(self._start_timeout)
         return server
 

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..private_dirs import make_private_dirs
 from .backend import ApiEndpoint
 
 SESSION_FILE_ENV = "ALGOFS_SESSION_FILE"
@@ -44,9 +45,9 @@ class SessionFile:
                 username=endpoint.username,
                 embedded_server=endpoint.embedded,
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.path.parent, check_existing=False)  # Jupyter's runtime dir, made 0700 by it
         tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle)
         os.replace(tmp, self.path)

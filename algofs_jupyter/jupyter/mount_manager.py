@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..mount.mount_table import is_algofs_mount
 from ..mount.options import JUPYTER_DEFAULTS, cache_home
+from ..private_dirs import make_private_dirs
 from ..supervise import SupervisedChild
 from .backend import ApiEndpoint, Backend
 from .cache_stats import cache_stats_from_control, empty_cache_stats
@@ -250,7 +251,7 @@ class MountManager:
         """Start a child and wait for its readiness probe (it stops itself, leaving no mount, on failure)."""
         endpoint = self.backend.endpoint()
         self._endpoint = endpoint
-        self.cache_dir().mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.cache_dir())
         process = self._new_process(endpoint)
         process.start(self.start_timeout)
         self._process = process

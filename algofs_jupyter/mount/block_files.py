@@ -17,6 +17,7 @@ import secrets
 import shutil
 from pathlib import Path
 
+from ..private_dirs import make_private_dirs
 from .block_buffers import Buffer
 
 INSTANCE_PREFIX = "blocks-"
@@ -29,7 +30,7 @@ class BlockFiles:
     """Block files in a private, locked directory: ``<dir>/<name[:2]>/<name>``."""
 
     def __init__(self, cache_dir: Path):
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(cache_dir)
         remove_abandoned_instances(cache_dir)
         self.root = cache_dir / f"{INSTANCE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         self.root.mkdir(mode=0o700)

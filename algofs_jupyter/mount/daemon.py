@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..fs import AlgoFileSystem
+from ..private_dirs import make_private_dirs
 from .block_cache import BlockCache
 from .control import ControlServer
 from .metadata_cache import MetadataCache
@@ -59,7 +60,7 @@ class MountDaemon:
         self.mountpoint = mountpoint
         self.options = options
         cache_dir = Path(options.cache_dir)
-        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(cache_dir)
         self.fs = AlgoFileSystem(api_address, api_key, timeout=options.timeout, skip_instance_cache=True,
                                  extensions=not options.no_extensions)
         self.blocks = BlockCache(cache_dir / "blocks", options.cache_size, options.block_size,

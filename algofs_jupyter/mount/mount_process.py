@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..parent_watch import PARENT_PID_ENV
+from ..private_dirs import make_private_dirs
 from ..supervise import ChildOwner, ChildProcess
 from . import control
 from .mount_table import algofs_mounts, is_algofs_mount, mount_path
@@ -52,7 +53,7 @@ def cleanup_stale(mountpoint: str | os.PathLike) -> bool:
         if exc.errno not in (errno.ENOTCONN, errno.ECONNABORTED, errno.EIO):
             return False
     fusermount(mountpoint, lazy=True)
-    control.socket_path(mountpoint).unlink(missing_ok=True)
+    control.remove_sockets(mountpoint)
     return not is_mounted(mountpoint)
 
 
@@ -98,7 +99,7 @@ class MountProcess(ChildOwner):
         if is_mounted(self.mountpoint):
             raise RuntimeError(f"{self.mountpoint} is already an algofs mount")
         Path(self.mountpoint).mkdir(parents=True, exist_ok=True)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.cache_dir)  # the daemon's log, blocks and staged writes go there
         env = dict(os.environ)
         env.pop("ALGORITHMIA_API_KEY", None)
         if self._api_key:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fs import api_paths
+from ..private_dirs import make_private_dirs
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class RecoveryStore:
         by default this store's)."""
         entry_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
         directory = self.directory / entry_id
-        directory.mkdir(parents=True, mode=0o700)
+        make_private_dirs(self.directory)
+        directory.mkdir(mode=0o700)
         shutil.copyfile(source, directory / "data")
         size = (directory / "data").stat().st_size
         meta = {"path": path, "uri": api_paths.data_uri(api_paths.split_path(path)),

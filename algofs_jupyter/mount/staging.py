@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..fs.api_errors import NotSupported, PreconditionFailed
+from ..private_dirs import make_private_dirs
 from .recovery import RecoveryStore
 
 log = logging.getLogger(__name__)
@@ -281,7 +282,7 @@ class WriteStaging:
             # An earlier daemon with our pid left bytes that salvage_staging could not save: keep them
             # aside (a later salvage retries them) rather than reuse, or delete, their names.
             directory.rename(directory.with_name(f"{directory.name}-{secrets.token_hex(4)}"))
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(directory)
         self.recovery = recovery
         self._upload = upload  # (local file, remote path) -> the stored file's info or None
         self._write_at = write_at  # tail uploads (None: always whole-file PUTs)

@@ -18,6 +18,7 @@ from types import TracebackType
 import requests
 
 from ..parent_watch import PARENT_PID_ENV
+from ..private_dirs import make_private_dirs
 from ..supervise import ChildOwner, ChildProcess
 from .users import DEMO_USERS
 
@@ -64,9 +65,9 @@ class EmbeddedServer(ChildOwner):
         self._child = ChildProcess("algofs serve", self.log_path)
 
     def _write_users_file(self) -> None:
-        self.users_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.users_file.parent, 0o700)  # the log and the ready file live here too
-        fd = os.open(self.users_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        make_private_dirs(self.users_file.parent)  # the log and the ready file live here too
+        fd = os.open(self.users_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"users": self.users}, handle)
 

@@ -73,9 +73,9 @@ class AclStore:
 
     def may_read(self, owner: str, collection: str, username: str, algo_owner: str | None) -> bool:
         """Owners always read; others per the ACL (algorithms of the owner for ``algo://.my/*``)."""
-        if username == owner:
-            return True
+        return username == owner or self.shared(owner, collection, algo_owner)
+
+    def shared(self, owner: str, collection: str, algo_owner: str | None) -> bool:
+        """Readable without being the owner: public, or ``algo://.my/*`` and an algorithm of the owner."""
         read = self.read_list(owner, collection)
-        if read == PUBLIC:
-            return True
-        return read == MY_ALGORITHMS and algo_owner == owner
+        return read == PUBLIC or (read == MY_ALGORITHMS and algo_owner == owner)

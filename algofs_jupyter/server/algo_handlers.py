@@ -5,6 +5,8 @@ requests that are malformed (bad options, bodies over 10 MiB, malformed JSON) or
 get 4xx. ``output=raw`` returns the bare result (400 on algorithm errors); ``output=void`` returns at
 once and runs the call in the background. Concurrent calls are capped per caller and overall (429).
 Only the algorithm's owner sees stack traces and absolute paths in its errors (and its stdout).
+The per-call token acts as the caller within the call's scope (call_scope.py): what the input names, the
+call tree's ``data://.session``; a nested call's scope is at most its parent's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tornado.web import stream_request_body
 
 from .algo_limits import CallLimiter
 from .algorithms import AlgorithmStore, ResolvedAlgorithm
+from .call_scope import CallScope, CallSession, close_session, pointed_at
 from .errors import ApiError, bad_request
 from .executor import CallOutcome, CallRequest, Executor, encode_payload
 from .handler_base import ApiHandler
@@ -150,8 +153,10 @@ class AlgoCallHandler(ApiHandler):
 
     async def _run(self, algo: ResolvedAlgorithm, content_type: str, data: object,
                    timeout: float) -> CallOutcome:
-        users = self.users
-        token = users.issue_algorithm_token(self.identity.username, algo.owner)
+        users, caller, parent = self.users, self.identity.username, self.identity.scope
+        named = pointed_at(content_type, data, caller)
+        scope = CallScope(CallSession(), named) if parent is None else parent.nested(named)
+        token = users.issue_algorithm_token(caller, algo.owner, scope)
         try:
             if not self.executor.api_address:
                 self.executor.api_address = f"{self.request.protocol}://{self.request.host}"
@@ -160,6 +165,9 @@ class AlgoCallHandler(ApiHandler):
             return await self.executor.call(request)
         finally:
             users.revoke_algorithm_token(token)
+            if parent is None:  # the top-level call ended: so do its data://.session and its tree's tokens
+                await self.offload(close_session, self.application.settings["namespace"].data,
+                                   scope.session)
 
     def _answer(self, outcome: CallOutcome, include_stdout: bool) -> None:
         metadata: dict = {"duration": round(outcome.duration, 6)}

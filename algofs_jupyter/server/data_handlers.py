@@ -198,9 +198,9 @@ class DataHandler(ApiHandler):
             return listing.virtual_page([EntryInfo(name, True) for name in [me, *users]], after, sort=False)
         page = target.backend.list_page(target.key, after, listing.PAGE_SIZE)
         if target.level == "user":  # collections only, and only those the caller may read
-            acl, who = self.namespace.acl, self.identity
-            readable = [e for e in page.entries if e.is_dir and acl.may_read(
-                target.owner, e.name, who.username, who.algo_owner)]
+            namespace, who = self.namespace, self.identity
+            readable = [e for e in page.entries if e.is_dir and namespace.lists_collection(
+                target.owner, e.name, who)]
             page = ListingPage(readable, page.last_key)
         return page
 
@@ -300,7 +300,7 @@ class DataHandler(ApiHandler):
         # creating needs "write"; replacing or changing what exists destroys the old bytes: "delete" too
         Namespace.require_write(target)
         if existing is not None and not existing.is_dir:
-            Namespace.require_delete(target)
+            Namespace.require_replace(target)
         return target.backend.write(target.key, offset=offset, truncate=bool_argument(self, "truncate"),
                                     if_match=self.request.headers.get("If-Match"),
                                     expected_size=expected_size, current=existing)
@@ -373,7 +373,7 @@ class DataHandler(ApiHandler):
         target = self.target
         if not target.is_collection:
             raise bad_request("ACLs can only be set on collections (data://<user>/<collection>)")
-        Namespace.require_write(target)
+        Namespace.require_acl_change(target)
         if not target.backend.info(target.key).is_dir:
             raise NotFound("path not found")
         self.namespace.acl.set_read_list(*target.collection_id, read)

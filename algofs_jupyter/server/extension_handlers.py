@@ -69,7 +69,7 @@ class ExtensionHandler(ApiHandler):
         Namespace.require_write(destination)
         layout_check(source.backend.info(source.key), destination)
         if overwrite and exists(destination):
-            Namespace.require_delete(destination)
+            Namespace.require_replace(destination)
         return source, destination, overwrite
 
     def flag(self, body: dict, field: str) -> bool:

@@ -9,14 +9,16 @@ backend, and keys are the path below the connector.
 Rights: ``readable`` (download, list), ``writable`` (create new entries) and ``deletable`` (remove,
 replace, change, move away or re-date existing data). Hosted data: owners have all three, others read
 per the collection ACL. Connectors: their ``read``/``write``/``delete`` lists and path restriction.
+A called algorithm's token (``Identity.scope``) gets less: ``_for_call`` and ``call_scope.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .acl import AclStore
+from .call_scope import SESSION_ROOT, CallSession, everyone_may_read, open_session
 from .connectors import Connector
 from .errors import ApiError, forbidden, not_found
 from .paths import DataAddress
@@ -44,6 +46,10 @@ class Target:
     owner: str = ""
     collection: str | None = None
     connector: Connector | None = None
+    #: replace or change an existing file; None: as ``deletable`` (a called algorithm: where it may write)
+    replaceable: bool | None = None
+    #: resolved for a called algorithm's token (call_scope.py): never an ACL change
+    in_call: bool = False
 
     @property
     def collection_id(self) -> tuple[str, str]:
@@ -85,7 +91,7 @@ class Namespace:
         after = None
         while True:
             page = self.data.list_page((), after)
-            on_storage.update(e.name for e in page.entries if e.is_dir)
+            on_storage.update(e.name for e in page.entries if e.is_dir and not e.name.startswith("."))
             if page.last_key is None:
                 break
             after = page.last_key
@@ -94,7 +100,7 @@ class Namespace:
     def resolve(self, address: DataAddress, who: Identity) -> Target:
         check_key(address.segments)  # a name over 255 bytes is a 400 (ENAMETOOLONG) on every verb
         if address.connector == "data":
-            return self._resolve_data(address, who)
+            return self._for_call(self._resolve_data(address, who), who)
         connector = self.connectors.get(address.connector)
         if connector is None:
             raise not_found(f"connector {address.connector!r} is not configured")
@@ -102,14 +108,17 @@ class Namespace:
         allowed = connector.allows(key)
         user = who.username
         keeps_connector_alive = connector.is_allowed_root(key)
-        return Target(address, "path", connector.backend, key,
-                      readable=allowed and connector.may("read", user),
-                      writable=allowed and connector.may("write", user),
-                      deletable=allowed and connector.may("delete", user) and not keeps_connector_alive,
-                      connector=connector)
+        return self._for_call(Target(address, "path", connector.backend, key,
+                                     readable=allowed and connector.may("read", user),
+                                     writable=allowed and connector.may("write", user),
+                                     deletable=allowed and connector.may("delete", user)
+                                     and not keeps_connector_alive,
+                                     connector=connector), who)
 
     def _resolve_data(self, address: DataAddress, who: Identity) -> Target:
         segments = address.segments
+        if segments and segments[0] == SESSION_ROOT and who.scope is not None:
+            return self._session_target(address, who.scope.session)
         if segments and segments[0] == ".my":
             segments = (who.username, *segments[1:])
         if not segments:
@@ -127,6 +136,41 @@ class Namespace:
         return Target(address, "path", self.data, segments, readable, is_owner, is_owner,
                       owner=owner, collection=collection)
 
+    def _session_target(self, address: DataAddress, session: CallSession) -> Target:
+        """``data://.session/…`` of a call tree: its own, everything allowed inside, nothing to others."""
+        key = (*open_session(self.data, session), *address.segments[1:])
+        check_key(key)
+        inside = len(key) > 2  # the session folder itself is neither deleted nor moved
+        return Target(address, "path", self.data, key, True, True, inside, in_call=True)
+
+    def _for_call(self, target: Target, who: Identity) -> Target:
+        """Narrow the caller's rights to a called algorithm's scope: at and below a location its input
+        names, the caller's rights (never delete: replace instead); elsewhere what is shared with any
+        user or the algorithm's owner (ACLs, connector read lists). No collection is created there."""
+        scope = who.scope
+        if scope is None or target.in_call:
+            return target
+        if target.level != "path":
+            return replace(target, writable=False, deletable=False, in_call=True)
+        named = scope.covers(target.address.connector, target.key)
+        if target.connector is not None:
+            shared = target.readable and everyone_may_read(target.connector)
+        elif target.owner != who.username:
+            shared = target.readable  # the ACL already said
+        else:
+            shared = self.acl.shared(*target.collection_id, who.algo_owner)
+        return replace(target, readable=shared or (target.readable and named),
+                       writable=target.writable and named, deletable=False,
+                       replaceable=target.deletable and named, in_call=True)
+
+    def lists_collection(self, owner: str, collection: str, who: Identity) -> bool:
+        """Whether a listing of ``owner``'s folder shows ``collection`` to ``who``: one it may read (a
+        called algorithm: shared with it, or holding a location its input names)."""
+        if who.scope is None:
+            return self.acl.may_read(owner, collection, who.username, who.algo_owner)
+        return self.acl.shared(owner, collection, who.algo_owner) or (
+            owner == who.username and who.scope.names_something_in("data", (owner, collection)))
+
     def _user_exists(self, owner: str) -> bool:
         try:
             return self.data.info((owner,)).is_dir
@@ -137,9 +181,13 @@ class Namespace:
 
     @staticmethod
     def _refuse(target: Target, what: str) -> ApiError:
+        if target.connector is not None and not target.connector.allows(target.key):
+            return forbidden("path is outside the connector's path restriction")
+        if target.in_call:
+            return forbidden(f"a called algorithm may not {what} here: it reads what its input names and "
+                             "what is shared, writes only at locations its input names and in "
+                             "data://.session, and never deletes or changes ACLs")
         if target.connector is not None:
-            if not target.connector.allows(target.key):
-                return forbidden("path is outside the connector's path restriction")
             if target.connector.is_allowed_root(target.key) and what == "delete":
                 return forbidden("the connector's allowed path itself can't be deleted or moved")
             return forbidden(f"you may not {what} in connector {target.connector.cid!r}")
@@ -150,7 +198,7 @@ class Namespace:
     @classmethod
     def require_read(cls, target: Target) -> None:
         if not target.readable:
-            if target.connector is not None:
+            if target.connector is not None or target.in_call:
                 raise cls._refuse(target, "read")
             raise forbidden()
 
@@ -163,3 +211,15 @@ class Namespace:
     def require_delete(cls, target: Target) -> None:
         if not target.deletable:
             raise cls._refuse(target, "delete")
+
+    @classmethod
+    def require_replace(cls, target: Target) -> None:
+        """Replace or change an existing file (``deletable``; for a called algorithm ``replaceable``)."""
+        if not (target.deletable if target.replaceable is None else target.replaceable):
+            raise cls._refuse(target, "replace")
+
+    @classmethod
+    def require_acl_change(cls, target: Target) -> None:
+        cls.require_write(target)
+        if target.in_call:
+            raise cls._refuse(target, "change an ACL")

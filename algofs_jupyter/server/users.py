@@ -2,8 +2,10 @@
 
 Keys come from a users file (JSON or TOML) or a single ``--user``/``--api-key`` pair. They are compared
 in constant time and never logged. Algorithm calls additionally get short-lived per-call tokens so
-that code running inside an algorithm acts as the caller *and* is known to be an algorithm of its
-owner (needed for the ``algo://.my/*`` ACL).
+that code running inside an algorithm acts as the caller, narrowed to the call's scope
+(``call_scope.py``: what its input names, its ``data://.session``), *and* is known to be an algorithm of
+its owner (needed for the ``algo://.my/*`` ACL). A token dies with its call, and every token of a call
+tree with the top-level call.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # call_scope imports connectors, which imports this module
+    from .call_scope import CallScope
 
 log = logging.getLogger("algofs.serve")
 #: How often (seconds) a watched users file is checked for changes; see ``UserRegistry``.
@@ -27,10 +33,12 @@ DEMO_USERS = {"demo": "sim-demo-key", "anowell": "sim-anowell-key", "alice": "si
 
 @dataclass(frozen=True)
 class Identity:
-    """Who is calling; ``algo_owner`` is set when the call comes from inside an algorithm."""
+    """Who is calling; ``algo_owner`` and ``scope`` are set when the call comes from inside an algorithm
+    (a per-call token): it acts as ``username`` within ``scope`` only."""
 
     username: str
     algo_owner: str | None = None
+    scope: CallScope | None = None
 
 
 def _load_toml(path: str | Path, text: str) -> object:
@@ -131,16 +139,19 @@ class UserRegistry:
         self.reload_if_changed()
         token_identity = self._algo_tokens.get(credential)
         if token_identity is not None:
-            return token_identity
+            scope = token_identity.scope
+            return None if scope is not None and scope.session.closed else token_identity
         found = None
         for name, key in self._keys.items():  # no early exit: timing must not reveal which key matched
             if hmac.compare_digest(key.encode(), credential.encode()):
                 found = name
         return Identity(found) if found else None
 
-    def issue_algorithm_token(self, caller: str, algo_owner: str) -> str:
+    def issue_algorithm_token(self, caller: str, algo_owner: str, scope: CallScope) -> str:
+        """A token acting as ``caller`` within ``scope``, for a call of an algorithm of ``algo_owner``;
+        refused once revoked or once its call tree's top-level call ended (``scope.session.closed``)."""
         token = "algo-" + secrets.token_urlsafe(24)
-        self._algo_tokens[token] = Identity(caller, algo_owner)
+        self._algo_tokens[token] = Identity(caller, algo_owner, scope)
         return token
 
     def revoke_algorithm_token(self, token: str) -> None:

@@ -6,8 +6,13 @@ For a fixed time every client loops over a weighted mix (read a 64 KiB file, lis
 runs on 127.0.0.1 and stops at the end. Writes ``bench/results/serve_load.md``.
 
 ``python bench/serve_load.py [--duration 60] [--users 3] [--clients 20] [--server-src DIR]
-[--serve-arg=--max-calls-per-user=8 ...] [--label TEXT]``: ``--server-src`` runs the server from another
-source tree (e.g. ``git archive`` of a branch), ``--serve-arg`` passes options to ``algofs serve``.
+[--serve-arg=--max-calls-per-user=8 ...] [--label TEXT] [--baseline-src DIR]``: ``--server-src`` runs the
+server from another source tree (e.g. ``git archive`` of a branch), ``--serve-arg`` passes options to
+``algofs serve``; ``--baseline-src`` runs the same load against that tree first, in the same run, and
+writes the ratio of the two (warm call p50 above all: issue 22's box must stay within 1.5x).
+
+With the algorithm box (issue 22) the report also shows what ``/healthz`` says isolates the workers and,
+per algorithm owner, the peak tasks and memory of the owner's cgroup against its caps.
 """
 
 from __future__ import annotations
@@ -149,6 +154,7 @@ class Monitor(threading.Thread):
     def __init__(self, url: str, pid: int):
         super().__init__(daemon=True)
         self.url, self.process = url, psutil.Process(pid)
+        self.owner_peaks: dict[str, dict[str, int]] = {}  # owner -> peak tasks and memory of its cgroup
         self.health_ms: list[float] = []
         self.health_failures = 0
         self.rss: list[int] = []
@@ -181,6 +187,21 @@ class Monitor(threading.Thread):
                 self.rss_total.append(own + children)
             except psutil.Error:
                 pass
+            self.sample_owner_cgroups()
+
+    def sample_owner_cgroups(self) -> None:
+        """Peak tasks and memory of each owner's cgroup (``algo_cgroups.py``, v1 layout), if there are any."""
+        name = f"algofs-serve-{self.process.pid}"
+        for controller, field in (("pids", "pids.current"), ("memory", "memory.usage_in_bytes")):
+            for base in Path("/sys/fs/cgroup", controller).rglob(name):
+                for owner in (p for p in base.iterdir() if p.is_dir()):
+                    try:
+                        value = int((owner / field).read_text())
+                    except (OSError, ValueError):
+                        continue
+                    peaks = self.owner_peaks.setdefault(owner.name, {})
+                    peaks[controller] = max(peaks.get(controller, 0), value)
+                break
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -188,7 +209,28 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
-def report(args: argparse.Namespace, samples: list, monitor: Monitor, elapsed: float) -> str:
+def box_lines(details: dict, monitor: Monitor) -> list[str]:
+    """What isolates the algorithms (from /healthz) and each owner's peak use against its caps."""
+    box = details.get("algorithms")
+    if not box:
+        return ["", "Algorithm box: none reported (a server from before issue 22)."]
+    caps = box.get("default_caps", {})
+    lines = ["", f"Algorithm box: sandbox {box.get('sandbox')}, owner caps {box.get('owner_caps')} "
+                 f"({caps.get('processes')} tasks, {caps.get('memory_bytes', 0) >> 20} MiB, "
+                 f"{caps.get('cpus')} CPUs per owner), per-owner uids {box.get('per_owner_uids')}, "
+                 f"/tmp {box.get('scratch_bytes', 0) >> 20} MiB per worker, "
+                 f"algorithms {box.get('algorithms')}."]
+    if monitor.owner_peaks:
+        lines += ["", "| owner | peak tasks | task cap | peak memory MiB | memory cap MiB |",
+                  "|---|---|---|---|---|"]
+        for owner, peaks in sorted(monitor.owner_peaks.items()):
+            lines.append(f"| {owner} | {peaks.get('pids', 0)} | {caps.get('processes')} | "
+                         f"{peaks.get('memory', 0) / (1 << 20):.0f} | {caps.get('memory_bytes', 0) >> 20} |")
+    return lines
+
+
+def report(args: argparse.Namespace, samples: list, monitor: Monitor, elapsed: float,
+           details: dict | None = None) -> str:
     by_op: dict[str, list[float]] = defaultdict(list)
     errors: Counter = Counter()
     per_op_errors: Counter = Counter()
@@ -241,32 +283,22 @@ def report(args: argparse.Namespace, samples: list, monitor: Monitor, elapsed: f
                   f"{100 * cpu / elapsed:.0f}% of one core; load average at the end "
                   f"{os.getloadavg()[0]:.1f} (other users of the machine included).",
               "", "Clients wait as long as a 429's `Retry-After` says before their next request."]
+    lines += box_lines(details or {}, monitor)
     if args.note:
         lines += ["", args.note]
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=60.0)
-    parser.add_argument("--users", type=int, default=3, choices=range(1, len(USERS) + 1))
-    parser.add_argument("--clients", type=int, default=20, help="concurrent clients per user")
-    parser.add_argument("--server-src", type=Path, default=REPO, help="source tree the server runs from")
-    parser.add_argument("--serve-arg", action="append", default=[], help="extra `algofs serve` option")
-    parser.add_argument("--label", default="this checkout", help="what the server is, for the report")
-    parser.add_argument("--note", default="", help="a sentence appended to the report")
-    parser.add_argument("--clients-nice", type=int, default=10,
-                        help="niceness of the load clients (0: they compete with the server for CPU)")
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    parser.add_argument("--append", action="store_true", help="append to the output instead of replacing it")
-    args = parser.parse_args()
+def run_once(args: argparse.Namespace, source: Path) -> tuple[list, Monitor, float, dict]:
+    """One server from ``source`` under the load: the samples, the monitor, the time, /healthz's details."""
     users = USERS[: args.users]
     keys = {user: "load-" + secrets.token_urlsafe(24) for user in USERS}
     with tempfile.TemporaryDirectory(prefix="algofs-bench-load-") as tmp:
-        server, url = start_server(Path(tmp), keys, args.server_src.resolve(), args.serve_arg)
+        server, url = start_server(Path(tmp), keys, source.resolve(), args.serve_arg)
         try:
             for user in users:
                 seed_files(url, user, keys[user])
+            details = requests.get(url + "/healthz", timeout=10).json().get("details", {})
             assert server.pid is not None
             monitor = Monitor(url, server.pid)
             monitor.start()
@@ -281,7 +313,45 @@ def main() -> int:
             monitor.join()
         finally:
             server.stop(term_timeout=15)
-    text = report(args, samples, monitor, elapsed)
+    return samples, monitor, elapsed, details
+
+
+def comparison(baseline: list, current: list, label: str, baseline_label: str) -> str:
+    """Side by side p50s of the two runs, with the ratio (this / baseline)."""
+    def p50(samples: list, op: str) -> float:
+        return percentile([seconds * 1000 for o, seconds, kind in samples if o == op and not kind], 0.5)
+
+    lines = ["", f"Side by side in this run: {baseline_label} (baseline) vs {label}, "
+                 "p50 of successful requests.",
+             "", "| request | baseline p50 ms | this p50 ms | ratio |", "|---|---|---|---|"]
+    for op, _ in MIX:
+        before, after = p50(baseline, op), p50(current, op)
+        lines.append(f"| {op} | {before:.1f} | {after:.1f} | {after / before:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--users", type=int, default=3, choices=range(1, len(USERS) + 1))
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients per user")
+    parser.add_argument("--server-src", type=Path, default=REPO, help="source tree the server runs from")
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="another source tree to run first, for a side-by-side ratio")
+    parser.add_argument("--baseline-label", default="baseline", help="what the baseline is, for the report")
+    parser.add_argument("--serve-arg", action="append", default=[], help="extra `algofs serve` option")
+    parser.add_argument("--label", default="this checkout", help="what the server is, for the report")
+    parser.add_argument("--note", default="", help="a sentence appended to the report")
+    parser.add_argument("--clients-nice", type=int, default=10,
+                        help="niceness of the load clients (0: they compete with the server for CPU)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--append", action="store_true", help="append to the output instead of replacing it")
+    args = parser.parse_args()
+    baseline = run_once(args, args.baseline_src) if args.baseline_src else None
+    samples, monitor, elapsed, details = run_once(args, args.server_src)
+    text = report(args, samples, monitor, elapsed, details)
+    if baseline is not None:
+        text += comparison(baseline[0], samples, args.label, args.baseline_label)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.append and args.output.exists():
         text = args.output.read_text() + "\n---\n\n" + text

@@ -206,9 +206,10 @@ def running_hub(venv: Path, users: list[str], service_user: str) -> Iterator[Hub
     env = {key: value for key, value in os.environ.items()
            if key not in ("PYTHONPATH", "ALGORITHMIA_API", "ALGORITHMIA_API_KEY", "JUPYTERHUB_API_TOKEN")}
     env.update({f"ALGOFS_HUB_{name}": str(port) for name, port in ports.items()})
+    cgroup = f"algofs-hubtest-{secrets.token_hex(4)}"  # delegated to the service by the config: removed below
     env.update(ALGOFS_HUB_VENV=str(venv), ALGOFS_HUB_STATE=str(state), ALGOFS_HUB_SERVICE_USER=service_user,
                ALGOFS_HUB_PROXY=proxy_command() or "configurable-http-proxy", ALGOFS_HUB_IP="127.0.0.1",
-               PATH=f"{venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}")
+               ALGOFS_HUB_CGROUP=cgroup, PATH=f"{venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}")
     child = ChildProcess("jupyterhub", state / "hub" / "hub.log")
     hub = Hub(venv, f"http://127.0.0.1:{ports['PORT']}", f"http://127.0.0.1:{ports['API_PORT']}", state,
               token, child)
@@ -220,7 +221,15 @@ def running_hub(venv: Path, users: list[str], service_user: str) -> Iterator[Hub
         # SIGTERM (the hub stops its servers, service and proxy), then SIGKILL whatever is left of the group
         child.stop(term_timeout=60, kill_leftovers=True)
         kill_leftover_proxy(state / "hub" / "jupyterhub-proxy.pid")
+        remove_cgroup(cgroup)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def remove_cgroup(name: str) -> None:
+    """A delegated cgroup and whatever the server made below it (each level emptied, then removed)."""
+    from algofs_jupyter.server.algo_cgroups import CGROUP_ROOT, V1_CONTROLLERS, remove_tree
+
+    remove_tree([CGROUP_ROOT / c / name for c in V1_CONTROLLERS])
 
 
 def kill_leftover_proxy(pid_file: Path) -> None:

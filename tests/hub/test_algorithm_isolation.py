@@ -6,7 +6,7 @@ Each test failed on the code before the allow-list box: a warm worker read the u
 replaced it (finding 1); a squatted ``/tmp/algofs-code-<uid>`` made every call answer 500 (finding 2); one
 owner's unreaped children took the uid's whole ``RLIMIT_NPROC`` and other owners' workers and builds
 failed to start (finding 3); one owner's processes and ``/tmp`` took memory without an owner-wide cap
-(finding 5).
+(finding 5); a public algorithm read, re-shared, deleted and planted its caller's private data (finding 4).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from pathlib import Path
 import Algorithmia
 import pytest
 import requests
-from hub_deployment import Account, local_accounts, run_as, user_venv
+from hub_deployment import Account, local_accounts, remove_cgroup, run_as, user_venv
 
 from algofs_jupyter.hub_keys import write_users
-from algofs_jupyter.server.algo_cgroups import CGROUP_ROOT, V1_CONTROLLERS, delegate_v1
+from algofs_jupyter.server.algo_cgroups import CGROUP_ROOT, delegate_v1
 from algofs_jupyter.supervise import ChildProcess
 
 SERVICE = "algofsisosvc"
@@ -61,8 +61,8 @@ def readable(path):
 def apply(input):
     import glob
     environs = {p: readable(p) for p in glob.glob("/proc/[0-9]*/environ")}
-    return {"worker": WORKER, "seen": {p: readable(p) for p in input["paths"]}, "root": sorted(os.listdir("/")),
-            "environs": environs}
+    return {"worker": WORKER, "seen": {p: readable(p) for p in input["paths"]},
+            "root": sorted(os.listdir("/")), "environs": environs}
 """
 
 ECHO = "def apply(input):\n    return input\n"
@@ -154,13 +154,18 @@ def chown_tree(path: Path, account: Account) -> None:
         os.chown(item, account.uid, account.gid)
 
 
+def planted_names(service: Account) -> list[str]:
+    """The names an earlier version (or a guess) would use in /tmp for the service account."""
+    return [f"algofs-code-{service.uid}", f"algofs-{service.uid}", f"algofs-serve-{service.uid}"]
+
+
 @pytest.fixture(scope="module")
 def shared_server() -> Iterator[SharedServer]:
     venv = user_venv()
     with local_accounts([INTRUDER], system=[SERVICE]) as accounts:
         service, intruder = accounts[SERVICE], accounts[INTRUDER]
         # what another account plants before the server starts: the old predictable staging and runtime dirs
-        for name in (f"algofs-code-{service.uid}", f"algofs-{service.uid}", f"algofs-serve-{service.uid}"):
+        for name in planted_names(service):
             done = run_as(intruder, "/bin/sh", "-c", f"mkdir -p /tmp/{name}/planted && chmod 777 /tmp/{name}")
             assert done.returncode == 0, done.stderr
         # not under /tmp (the box's /tmp is its own anyway): where deploy/jupyterhub_config.py keeps its state
@@ -179,8 +184,9 @@ def shared_server() -> Iterator[SharedServer]:
             assert delegate_v1(cgroup, service.uid, service.gid)
             ready = state / "api" / "ready.json"
             log_file = state / "log" / "serve.log"
-            command = [str(venv / "bin" / "python"), "-m", "algofs_jupyter", "serve", "--root", str(state / "root"),
-                       "--port", "0", "--users-file", str(users_file), "--log-file", str(log_file),
+            command = [str(venv / "bin" / "python"), "-m", "algofs_jupyter", "serve",
+                       "--root", str(state / "root"), "--port", "0", "--users-file", str(users_file),
+                       "--log-file", str(log_file),
                        "--ready-file", str(ready), "--owner-caps-cgroup", cgroup,
                        "--owner-max-processes", str(OWNER_TASKS), "--owner-max-memory", str(OWNER_MEMORY),
                        "--worker-scratch", "64M"]
@@ -191,11 +197,9 @@ def shared_server() -> Iterator[SharedServer]:
             yield SharedServer(url, state / "root", users_file, log_file, keys, service, intruder, cgroup)
         finally:
             child.stop(kill_leftovers=True)
-            from algofs_jupyter.server.algo_cgroups import _remove_tree
-
-            _remove_tree([CGROUP_ROOT / c / cgroup for c in V1_CONTROLLERS])
+            remove_cgroup(cgroup)
             shutil.rmtree(state, ignore_errors=True)
-            for name in (f"algofs-code-{service.uid}", f"algofs-{service.uid}", f"algofs-serve-{service.uid}"):
+            for name in planted_names(service):
                 shutil.rmtree(f"/tmp/{name}", ignore_errors=True)
 
 
@@ -228,8 +232,7 @@ def test_a_warm_worker_never_sees_the_users_file_even_after_the_hub_replaces_it(
 def test_predictable_paths_planted_by_another_account_are_never_used(shared_server):
     shared_server.publish("bob", "echo", ECHO)
     assert shared_server.call("bob", "bob/echo", "hello").json()["result"] == "hello"
-    for name in (f"algofs-code-{shared_server.service.uid}", f"algofs-{shared_server.service.uid}",
-                 f"algofs-serve-{shared_server.service.uid}"):
+    for name in planted_names(shared_server.service):
         planted = Path("/tmp") / name
         assert sorted(p.name for p in planted.iterdir()) == ["planted"]  # nothing of ours went in
         info = planted.lstat()
@@ -269,3 +272,43 @@ def test_one_owners_memory_is_capped_across_its_processes_and_its_tmp(shared_ser
     peak = int((owner_group / "memory.max_usage_in_bytes").read_text())
     assert peak <= OWNER_MEMORY + (8 << 20), peak
     assert shared_server.call("bob", "bob/echo", "fine").json()["result"] == "fine"
+
+
+PROBE = """
+import Algorithmia
+
+def attempt(action):
+    try:
+        return repr(action())[:80]
+    except Exception as exc:
+        return "refused: " + type(exc).__name__ + " " + str(exc)[:80]
+
+def apply(input):
+    client = Algorithmia.client()
+    private = input["named"].rsplit("/", 1)[0]
+    return {
+        "named": attempt(lambda: client.file(input["named"]).getString()),
+        "unnamed": attempt(lambda: client.file(private + "/diary.txt").getString()),
+        "make_public": attempt(lambda: client.dir(private).update_permissions(Algorithmia.acl.ReadAcl.public)),
+        "delete": attempt(lambda: client.file(input["named"]).delete()),
+        "plant": attempt(lambda: client.file(private + "/planted.txt").put("gotcha")),
+    }
+"""
+
+
+def test_a_public_algorithm_gets_only_what_its_caller_names(shared_server):
+    bob = shared_server.client("bob")
+    private = bob.dir("data://.my/private_notes")
+    if not private.exists():
+        private.create()
+    bob.file("data://.my/private_notes/diary.txt").put("bob's diary")
+    bob.file("data://.my/private_notes/input.txt").put("for the algorithm")
+    shared_server.publish("mallory", "probe", PROBE)
+    seen = shared_server.call("bob", "mallory/probe", {"named": "data://.my/private_notes/input.txt"}).json()
+    result = seen["result"]
+    assert result["named"] == "'for the algorithm'", result
+    for action in ("unnamed", "make_public", "delete", "plant"):
+        assert result[action].startswith("refused") and "AttributeError" not in result[action], (action, result)
+    assert bob.file("data://.my/private_notes/input.txt").getString() == "for the algorithm"
+    assert not bob.file("data://.my/private_notes/planted.txt").exists()
+    assert bob.dir("data://.my/private_notes").get_permissions().read_acl != Algorithmia.acl.AclType.public

@@ -289,7 +289,8 @@ def apply(input):
     return {
         "named": attempt(lambda: client.file(input["named"]).getString()),
         "unnamed": attempt(lambda: client.file(private + "/diary.txt").getString()),
-        "make_public": attempt(lambda: client.dir(private).update_permissions(Algorithmia.acl.ReadAcl.public)),
+        "make_public": attempt(lambda: client.dir(private).update_permissions(
+            Algorithmia.acl.ReadAcl.public)),
         "delete": attempt(lambda: client.file(input["named"]).delete()),
         "plant": attempt(lambda: client.file(private + "/planted.txt").put("gotcha")),
     }
@@ -308,7 +309,8 @@ def test_a_public_algorithm_gets_only_what_its_caller_names(shared_server):
     result = seen["result"]
     assert result["named"] == "'for the algorithm'", result
     for action in ("unnamed", "make_public", "delete", "plant"):
-        assert result[action].startswith("refused") and "AttributeError" not in result[action], (action, result)
+        refused = result[action].startswith("refused") and "AttributeError" not in result[action]
+        assert refused, (action, result)
     assert bob.file("data://.my/private_notes/input.txt").getString() == "for the algorithm"
     assert not bob.file("data://.my/private_notes/planted.txt").exists()
     assert bob.dir("data://.my/private_notes").get_permissions().read_acl != Algorithmia.acl.AclType.public

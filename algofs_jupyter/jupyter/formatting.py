@@ -10,16 +10,7 @@ import time
 
 from IPython.display import Image, display
 
-
-def human_bytes(count: int | float | None) -> str:
-    if count is None:
-        return "?"
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+from ..sizes import human_bytes as human_bytes  # the widget and magics import it from here
 
 
 def ratio_text(ratio: float | None) -> str:

@@ -14,18 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """``1073741824``, ``512M``, ``10G`` (binary units; a trailing ``B``/``iB`` is accepted)."""
-    value = text.strip().upper().removesuffix("IB").removesuffix("B")
-    suffix = value[-1] if value and value[-1] in SIZE_SUFFIXES else ""
-    number = value[: len(value) - len(suffix)]
-    try:
-        return int(float(number) * SIZE_SUFFIXES[suffix])
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from exc
+from ..sizes import parse_size as parse_size  # the flags' size parser (commands.py imports it from here)
 
 
 def cache_home() -> Path:

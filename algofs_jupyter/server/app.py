@@ -25,10 +25,12 @@ from .algo_services import AlgorithmOptions, algorithm_settings
 from .call_scope import sweep_sessions
 from .connectors import load_connectors, multi_user_server, read_only_warning
 from .data_handlers import DataHandler
-from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, UtimeHandler
+from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, QuotaHandler, UtimeHandler
 from .handler_base import HealthHandler, NotFoundHandler
 from .hosts import ForbiddenHostHandler, HostAllowList
 from .namespace import Namespace
+from .quota import QuotaTable, quota_warning
+from .quota_backend import QuotaBackend
 from .storage.select import StorageConfig, hosted_storage
 from .users import UserRegistry
 
@@ -52,7 +54,7 @@ class ApiApplication(Application):
 def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
              allowed_hosts: HostAllowList | None = None,
              algorithm_options: AlgorithmOptions | None = None,
-             storage: StorageConfig | None = None) -> Application:
+             storage: StorageConfig | None = None, quotas: QuotaTable | None = None) -> Application:
     root.mkdir(parents=True, exist_ok=True)
     connectors = load_connectors(root, default_owner=next(iter(users)) if len(users) == 1 else None,
                                  multi_user=multi_user_server(users, users_file))
@@ -60,7 +62,12 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
     if (warning := read_only_warning(connectors)) is not None:
         log.warning("%s [%s]", warning, root / "connectors.json")
         warnings.append(warning)
-    namespace = Namespace(hosted_storage(root, storage or StorageConfig()), connectors, sorted(users))
+    data = QuotaBackend(hosted_storage(root, storage or StorageConfig()), quotas or QuotaTable())
+    if (warning := quota_warning(data.book.table, multi_user_server(users, users_file))) is not None:
+        log.warning("%s", warning)
+        warnings.append(warning)
+    namespace = Namespace(data, connectors, sorted(users))
+    data.book.count_in_background(namespace.known_users())  # so first writes under a quota need no count
     removed = sum(backend.sweep() for backend in namespace.backends().values())
     if removed:
         log.info("removed %d partial uploads left by an earlier run", removed)
@@ -76,6 +83,7 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
         (r"/v1/algofs/move", MoveHandler),
         (r"/v1/algofs/copy", CopyHandler),
         (r"/v1/algofs/utime", UtimeHandler),
+        (r"/v1/algofs/quota", QuotaHandler),
         (r"/v1/algo/.*", AlgoCallHandler),
         *ALGORITHM_ROUTES,
     ]
@@ -86,6 +94,7 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
         allowed_hosts=allowed_hosts or HostAllowList("127.0.0.1"),
         users=UserRegistry(users, users_file, on_new_users=namespace.add_users),
         namespace=namespace,
+        quotas=data.book,
         warnings=warnings,
         **algorithm_settings(root, algorithm_options),
         # network storage (S3) blocks: its calls run on these threads, never on the event loop
@@ -103,8 +112,9 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
                         ready_file: Path | None = None, users_file: Path | None = None,
                         allowed_hosts: list[str] | tuple[str, ...] = (),
                         algorithm_options: AlgorithmOptions | None = None,
-                        storage: StorageConfig | None = None) -> None:
-    app = make_app(root, users, users_file, HostAllowList(host, allowed_hosts), algorithm_options, storage)
+                        storage: StorageConfig | None = None, quotas: QuotaTable | None = None) -> None:
+    app = make_app(root, users, users_file, HostAllowList(host, allowed_hosts), algorithm_options, storage,
+                   quotas)
     sockets = bind_sockets(port, address=host)
     server = HTTPServer(app, max_body_size=MAX_BUFFERED_BODY, idle_connection_timeout=300)
     server.add_sockets(sockets)

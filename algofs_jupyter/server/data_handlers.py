@@ -114,17 +114,25 @@ class DataHandler(ApiHandler):
         if self.deferred_error is not None:
             return  # the request is refused: drain the body without storing it
         if self.upload is not None:
-            if self.application.settings.get("storage_threads") is None:
-                self.upload.write(chunk)
-                return
-            self.pending.append(chunk)
-            self.pending_size += len(chunk)
-            if self.pending_size >= PENDING_FLUSH:
-                await self._flush_pending()
+            try:
+                await self._store(chunk)
+            except StorageError as error:  # e.g. past the user's quota: nothing of the body remains
+                self._abort_upload()
+                self.defer_if_body_follows(api_error_for(error), always=True)
             return
         self.body_size += len(chunk)
         if self.body_size <= MAX_JSON_BODY:
             self.body_parts.append(chunk)
+
+    async def _store(self, chunk: bytes) -> None:
+        if self.application.settings.get("storage_threads") is None:
+            assert self.upload is not None
+            self.upload.write(chunk)
+            return
+        self.pending.append(chunk)
+        self.pending_size += len(chunk)
+        if self.pending_size >= PENDING_FLUSH:
+            await self._flush_pending()
 
     async def _flush_pending(self) -> None:
         """Hand the gathered chunks to the upload on a storage thread; tornado reads no more body
@@ -301,9 +309,17 @@ class DataHandler(ApiHandler):
         Namespace.require_write(target)
         if existing is not None and not existing.is_dir:
             Namespace.require_replace(target)
-        return target.backend.write(target.key, offset=offset, truncate=bool_argument(self, "truncate"),
-                                    if_match=self.request.headers.get("If-Match"),
-                                    expected_size=expected_size, current=existing)
+        upload = target.backend.write(target.key, offset=offset, truncate=bool_argument(self, "truncate"),
+                                      if_match=self.request.headers.get("If-Match"),
+                                      expected_size=expected_size, current=existing)
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.isdigit() and "Transfer-Encoding" not in self.request.headers:
+            try:
+                upload.expect(int(declared))  # a body past the user's quota: refused before a byte lands
+            except BaseException:
+                upload.abort()
+                raise
+        return upload
 
     async def put(self) -> None:
         if self.upload is None:

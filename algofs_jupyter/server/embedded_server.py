@@ -29,11 +29,13 @@ class EmbeddedServer(ChildOwner):
                  large_file_mb: int | None = None, storage: str | None = None,
                  s3_endpoint: str | None = None, s3_region: str | None = None,
                  env: dict[str, str] | None = None, many_files: int | None = None,
-                 exit_with_parent: bool = True):
+                 exit_with_parent: bool = True, quota_bytes: int | None = None,
+                 quota_files: int | None = None, quotas_file: str | os.PathLike | None = None):
         """``storage``/``s3_*``: ``--storage s3://…`` and its endpoint/region; ``env``: extra variables for
         the child (e.g. ``AWS_SHARED_CREDENTIALS_FILE``: credentials never go into argv).
         ``exit_with_parent``: the server stops once this process is gone (``parent_watch``), so a killed
-        Jupyter server or kernel leaves no ``algofs serve`` behind."""
+        Jupyter server or kernel leaves no ``algofs serve`` behind. ``quota_*``: ``--quota-bytes``,
+        ``--quota-files`` and ``--quotas-file`` (per-user storage quotas; none by default)."""
         self.root = Path(root).resolve()
         self.port = port
         self.host = host
@@ -42,7 +44,8 @@ class EmbeddedServer(ChildOwner):
         self.extra_env = dict(env or {})
         self.exit_with_parent = exit_with_parent
         optional: dict[str, object] = {"--storage": storage, "--s3-endpoint": s3_endpoint,
-                                       "--s3-region": s3_region}
+                                       "--s3-region": s3_region, "--quota-bytes": quota_bytes,
+                                       "--quota-files": quota_files, "--quotas-file": quotas_file}
         if demo:
             optional |= {"--demo-large-file-mb": large_file_mb, "--demo-many-files": many_files}
         #: the flags given a value, in ``algofs serve``'s own spelling

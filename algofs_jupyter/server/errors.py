@@ -42,6 +42,7 @@ def _storage_statuses() -> dict[type, int]:
         s.DirectoryNotEmpty: 400, s.NameTooLong: 400, s.InvalidOperation: 400, s.OffsetBeyondEnd: 416,
         s.Unsatisfiable: 416,
         s.PreconditionFailed: 412, s.OutsideRoot: 403, s.CrossBackend: 400, s.Unsupported: 501,
+        s.QuotaExceeded: 403,  # a 4xx: the caller's request is refused, the server is fine (not 507)
     }
 
 

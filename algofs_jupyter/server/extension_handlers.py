@@ -16,6 +16,7 @@ from .errors import ApiError, bad_request
 from .handler_base import ApiHandler, parse_json_object
 from .namespace import Namespace, Target
 from .paths import BadPath, parse_data_path
+from .quota import QUOTA
 from .storage import (
     COPY,
     FOLDER_MTIME,
@@ -31,7 +32,7 @@ from .storage import (
 )
 
 #: extension name -> version; bump a version when its wire format changes incompatibly
-EXTENSIONS = {WRITE_AT_OFFSET: 1, MOVE: 1, COPY: 1, SET_MTIME: 1, FOLDER_MTIME: 1, "errno": 1}
+EXTENSIONS = {WRITE_AT_OFFSET: 1, MOVE: 1, COPY: 1, SET_MTIME: 1, FOLDER_MTIME: 1, "errno": 1, QUOTA: 1}
 API_VERSION = 1
 
 
@@ -109,6 +110,17 @@ class CapabilitiesHandler(ExtensionHandler):
                     for name, backend in self.namespace.backends().items()}
         self.write_json({"algofs": API_VERSION, "extensions": EXTENSIONS, "backends": backends,
                          "limits": {"name_max": NAME_MAX, "path_max": PATH_MAX}})
+
+
+class QuotaHandler(ExtensionHandler):
+    """``GET /v1/algofs/quota``: the caller's storage quota of the hosted data and what they use of it
+    (``quota.QuotaBook.report``; the first ask counts their data)."""
+
+    async def get(self) -> None:
+        # a thread whatever the storage: the first ask may count a large folder
+        report = self.application.settings["quotas"].report
+        threads = self.application.settings.get("storage_threads")
+        self.write_json(await IOLoop.current().run_in_executor(threads, report, self.identity.username))
 
 
 def same_backend(source: Target, destination: Target) -> None:

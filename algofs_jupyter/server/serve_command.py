@@ -48,6 +48,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
              "clients use behind a proxy or a Kubernetes Service; '*' = any, which gives up the DNS "
              "rebinding check)")
     add_algorithm_arguments(parser)
+    add_quota_arguments(parser)
     parser.set_defaults(func=run_serve)
 
 
@@ -101,6 +102,28 @@ def algorithm_options(args: argparse.Namespace):
                             hidden_paths=hidden, worker_nice=args.worker_nice)
 
 
+def add_quota_arguments(parser: argparse.ArgumentParser) -> None:
+    """Per-user storage quotas of the hosted data (docs/server.md, "Storage quotas")."""
+    from .quota import DEFAULT_LIMITS, parse_byte_limit, parse_file_limit
+
+    add = parser.add_argument
+    add("--quota-bytes", type=parse_byte_limit, default=DEFAULT_LIMITS.bytes, metavar="SIZE",
+        help="how much each user's data:// may hold, e.g. 10G (default: unlimited)")
+    add("--quota-files", type=parse_file_limit, default=DEFAULT_LIMITS.files, metavar="N",
+        help="how many files and folders each user's data:// may hold (default: unlimited)")
+    add("--quotas-file", type=Path, metavar="FILE",
+        help="JSON per-user quotas overriding those two, re-read on change (docs/server.md)")
+
+
+def quota_table(args: argparse.Namespace):
+    from .quota import QuotaLimits, QuotaTable
+
+    try:
+        return QuotaTable(QuotaLimits(args.quota_bytes, args.quota_files), args.quotas_file)
+    except ValueError as exc:
+        raise SystemExit(f"algofs serve: --quotas-file: {exc}") from exc
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from .access_log import configure_logging
     from .app import serve_forever
@@ -126,5 +149,6 @@ def run_serve(args: argparse.Namespace) -> int:
             seed_storage(root, hosted_storage(root, storage))
     asyncio.run(serve_forever(root, users, args.host, args.port, args.ready_file,
                               users_file=args.users_file, allowed_hosts=args.allowed_host,
-                              algorithm_options=algorithm_options(args), storage=storage))
+                              algorithm_options=algorithm_options(args), storage=storage,
+                              quotas=quota_table(args)))
     return 0

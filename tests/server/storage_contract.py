@@ -32,6 +32,7 @@ from algofs_jupyter.server.storage import (
     PreconditionFailed,
     StorageBackend,
     Unsatisfiable,
+    Usage,
 )
 
 
@@ -279,6 +280,29 @@ def test_set_mtime_and_folder_mtimes(backend):
         assert backend.info(("d",)).mtime > 978307200.0
         listed = {e.name: e.mtime for e in backend.list_page(()).entries}
         assert listed["d"] > 978307200.0
+
+
+def test_usage_counts_what_is_below_and_file_at_tells_files(backend):
+    backend.mkdir(("a",))
+    backend.mkdir(("a", "b"))
+    store(backend, ("a", "x"), b"abc")
+    store(backend, ("a", "b", "y"), b"hello")
+    in_flight = backend.write(("a", "b", "z"))
+    try:
+        in_flight.write(b"not counted until it lands")
+        assert backend.usage(("a",)) == Usage(8, 3)  # b, x, b/y
+        assert backend.usage(()) == Usage(8, 4)
+        assert backend.usage(("a", "b")) == Usage(5, 1)
+    finally:
+        in_flight.abort()
+    # the interface's own count (by listing every folder) agrees with the backend's faster one
+    assert StorageBackend.usage(backend, ("a",)) == backend.usage(("a",))
+    with pytest.raises(NotFound):
+        backend.usage(("nothing",))
+    with pytest.raises(NotADirectory):
+        backend.usage(("a", "x"))
+    assert backend.file_at(("a", "x")).size == 3
+    assert backend.file_at(("a", "b")) is None and backend.file_at(("a", "nothing")) is None
 
 
 def test_metadata(backend):

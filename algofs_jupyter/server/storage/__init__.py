@@ -24,12 +24,14 @@ from .base import (
     OffsetBeyondEnd,
     OutsideRoot,
     PreconditionFailed,
+    QuotaExceeded,
     SortKey,
     StorageBackend,
     StorageError,
     Unsatisfiable,
     Unsupported,
     Upload,
+    Usage,
     WriteRequest,
     check_key,
 )
@@ -40,6 +42,6 @@ __all__ = [
     "AlreadyExists",
     "CrossBackend", "DirectoryNotEmpty", "EntryInfo", "InvalidOperation", "IsADirectory", "Key",
     "ListingPage", "LocalBackend", "Lookup", "NameTooLong", "NotADirectory", "NotFound", "OffsetBeyondEnd",
-    "OutsideRoot", "PreconditionFailed", "SortKey", "StorageBackend", "StorageError", "Unsatisfiable",
-    "Unsupported", "Upload", "WriteRequest", "check_key",
+    "OutsideRoot", "PreconditionFailed", "QuotaExceeded", "SortKey", "StorageBackend", "StorageError",
+    "Unsatisfiable", "Unsupported", "Upload", "Usage", "WriteRequest", "check_key",
 ]

@@ -149,6 +149,13 @@ class Unsupported(StorageError):
     errno = "ENOTSUP"
 
 
+class QuotaExceeded(StorageError):
+    """The change would take its user's data past their storage quota (bytes, or files and folders);
+    nothing of it was stored. ``details`` has the ``quota`` and the ``usage`` (``server/quota.py``)."""
+
+    errno = "EDQUOT"
+
+
 # -- values --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -189,6 +196,14 @@ class Lookup(Enum):
 
 
 NOT_LOOKED_UP: Literal[Lookup.NOT_DONE] = Lookup.NOT_DONE
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a directory holds below it: ``bytes`` of its files and ``files``, its files and folders."""
+
+    bytes: int = 0
+    files: int = 0
 
 
 @dataclass(frozen=True)
@@ -243,6 +258,12 @@ class Upload(ABC):
     def write(self, chunk: bytes) -> None:
         """Stage the next bytes of the body (streamed: never the whole body in memory)."""
 
+    def expect(self, length: int) -> None:
+        """The body will be ``length`` bytes (the request's Content-Length), told before the first
+        :meth:`write`: a storage that can't take them raises now (QuotaExceeded), before any byte lands.
+        Backends need not care (the default does nothing)."""
+        return None
+
     @abstractmethod
     def commit(self) -> EntryInfo:
         """Make the staged bytes the object's content, atomically for readers, and return its new info.
@@ -284,6 +305,15 @@ class StorageBackend(ABC):
         truncated meanwhile yields fewer bytes; the caller must ``close()`` the iterator if it stops early.
         """
 
+    def file_at(self, key: Key) -> EntryInfo | None:
+        """The file at ``key``; None when there is none (nothing, or a folder). One request where ``info``
+        may take two on object storage (a HEAD, then a listing to tell a folder from nothing)."""
+        try:
+            info = self.info(key)
+        except NotFound:
+            return None
+        return None if info.is_dir else info
+
     #: ``read_file`` costs one request to the store, where ``info`` + ``read`` cost two (object storage):
     #: the data handler then answers a plain GET with it.
     reads_in_one_request = False
@@ -312,6 +342,27 @@ class StorageBackend(ABC):
         entries resolving outside the root are skipped. Raises NotFound, NotADirectory, OutsideRoot.
         Names added or removed between pages show on the next page (no snapshot is promised).
         """
+
+    def usage(self, key: Key) -> Usage:
+        """What directory ``key`` holds below it (the first count of a user's data for ``server/quota.py``):
+        the sizes of its files and the number of its files and folders, at every depth; uploads in flight
+        are not counted. Raises NotFound, NotADirectory, OutsideRoot. Backends that can count faster than
+        by listing every folder override it."""
+        total = count = 0
+        folders = [key]
+        while folders:
+            folder, after = folders.pop(), None
+            while True:
+                page = self.list_page(folder, after)
+                for entry in page.entries:
+                    count += 1
+                    if entry.is_dir:
+                        folders.append((*folder, entry.name))
+                    total += entry.size
+                if page.last_key is None:
+                    break
+                after = page.last_key
+        return Usage(total, count)
 
     # -- writing -------------------------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ from .base import (
     StorageBackend,
     StorageError,
     Upload,
+    Usage,
     WriteRequest,
     check_key,
 )
@@ -290,6 +291,28 @@ class LocalBackend(StorageBackend):
             os.close(fd)
         more = start + limit < len(keys)
         return ListingPage(entries, chunk[-1] if more and chunk else None)
+
+    def usage(self, key: Key) -> Usage:
+        """One walk with a ``stat`` per file: every regular file and real folder below ``key`` (links and
+        uploads in flight are not counted), names the API can't carry included (they take space too)."""
+        fd = self.open_dir(key)
+        total = count = 0
+        try:
+            with storage_errors():
+                for _top, dirs, files, top_fd in os.fwalk(".", dir_fd=fd):
+                    for name in files:
+                        if name.startswith(RESERVED_PREFIX):
+                            continue
+                        with contextlib.suppress(FileNotFoundError):
+                            st = os.stat(name, dir_fd=top_fd, follow_symlinks=False)
+                            if stat.S_ISREG(st.st_mode):
+                                total, count = total + st.st_size, count + 1
+                    for name in dirs:  # links to directories are listed here too, never walked into
+                        with contextlib.suppress(FileNotFoundError):
+                            count += stat.S_ISDIR(os.stat(name, dir_fd=top_fd, follow_symlinks=False).st_mode)
+        finally:
+            os.close(fd)
+        return Usage(total, count)
 
     def _listable(self, dir_fd: int, key: Key, name: str) -> EntryInfo | None:
         """The entry of a listing, or None for what isn't shown (vanished, special, link leading out)."""

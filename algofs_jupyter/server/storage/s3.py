@@ -65,6 +65,7 @@ from .base import (
     StorageError,
     Unsatisfiable,
     Upload,
+    Usage,
     WriteRequest,
     check_key,
 )
@@ -295,6 +296,10 @@ class S3Backend(StorageBackend):
         mtime = parse_time(first["LastModified"]) if first["Key"] == name + "/" else 0.0
         return EntryInfo(key[-1], True, 0, mtime, None)
 
+    def file_at(self, key: Key) -> EntryInfo | None:
+        head = self._head(self.object_name(key)) if key else None
+        return self._file_info(key[-1], head) if head is not None else None
+
     def read(self, key: Key, start: int = 0, length: int | None = None) -> Iterator[bytes]:
         name = self.object_name(key)
         if length == 0:
@@ -393,6 +398,19 @@ class S3Backend(StorageBackend):
                                                 StartAfter=prefix + file)
         after_file = [item["Prefix"] for item in later.get("CommonPrefixes") or []]
         return (0, folder) if prefix + folder + "/" in after_file else (1, file)
+
+    def usage(self, key: Key) -> Usage:
+        """One flat listing of the prefix (1000 objects a request): objects and folder markers below it."""
+        prefix = self.folder_prefix(key)
+        self._require_folder(key)
+        total = count = 0
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        with storage_errors():
+            for page in pages:
+                for item in page.get("Contents") or []:
+                    if item["Key"] != prefix:
+                        total, count = total + int(item["Size"]), count + 1
+        return Usage(total, count)
 
     @staticmethod
     def _listable(name: str) -> bool:

@@ -11,6 +11,9 @@ environment variables (defaults in brackets):
   ALGOFS_HUB_HUB_PORT       [8081]              the hub's internal API port (127.0.0.1)
   ALGOFS_HUB_PROXY_API_PORT [8001]              configurable-http-proxy's API port (127.0.0.1)
   ALGOFS_HUB_PROXY          [configurable-http-proxy]  path of the proxy executable
+  ALGOFS_HUB_CGROUP         [algofs]            cgroup delegated to the API server for algorithm caps
+  ALGOFS_HUB_QUOTA_BYTES    [10G]               every user's storage quota (overrides: api/quotas.json)
+  ALGOFS_HUB_QUOTA_FILES    [1000000]           every user's file-count quota
 
 Identity: the hub mints one random key per user in a pre-spawn hook, stores it in the API server's users
 file (re-read by the server on change) and writes it to the user's ~/.algofs/api-key (0600) as that user.
@@ -34,6 +37,14 @@ API_PORT = int(os.environ.get("ALGOFS_HUB_API_PORT", "8731"))
 API_ADDRESS = f"http://127.0.0.1:{API_PORT}"
 USERS_FILE = STATE / "api" / "users.json"
 API_ROOT = STATE / "api" / "root"
+#: per-owner caps on algorithm workers and per-user storage quotas (optional overrides; docs/server.md),
+#: both re-read on change
+CAPS_FILE = STATE / "api" / "owner-caps.json"
+QUOTAS_FILE = STATE / "api" / "quotas.json"
+QUOTA_BYTES = os.environ.get("ALGOFS_HUB_QUOTA_BYTES", "10G")
+QUOTA_FILES = os.environ.get("ALGOFS_HUB_QUOTA_FILES", "1000000")
+#: the cgroup (v1: in pids, memory and cpu) handed to the service account for its owners' caps
+CGROUP = os.environ.get("ALGOFS_HUB_CGROUP", "algofs")
 
 
 def prepare_state() -> None:
@@ -50,6 +61,12 @@ def prepare_state() -> None:
         from algofs_jupyter.hub_keys import write_users
 
         write_users(USERS_FILE, {}, SERVICE_USER)
+    # Kernel-enforced caps per algorithm owner need a cgroup the (non-root) service may manage. On a cgroup
+    # v1 host the hub (root) delegates one; on cgroup v2 run the service under systemd with Delegate=yes
+    # (docs/deploy.md). Without one the server refuses to run algorithms and /healthz says why.
+    from algofs_jupyter.server.algo_cgroups import delegate_v1
+
+    delegate_v1(CGROUP, service.pw_uid, service.pw_gid)
 
 
 prepare_state()
@@ -72,7 +89,10 @@ c.JupyterHub.services = [{
     "cwd": str(API_ROOT),
     "command": [str(VENV / "bin" / "python"), "-m", "algofs_jupyter", "serve",
                 "--root", str(API_ROOT), "--host", "127.0.0.1", "--port", str(API_PORT),
-                "--users-file", str(USERS_FILE), "--log-file", str(STATE / "api" / "log" / "serve.log")],
+                "--users-file", str(USERS_FILE), "--log-file", str(STATE / "api" / "log" / "serve.log"),
+                "--owner-caps-cgroup", CGROUP, "--owner-caps-file", str(CAPS_FILE),
+                "--quota-bytes", QUOTA_BYTES, "--quota-files", QUOTA_FILES,
+                "--quotas-file", str(QUOTAS_FILE)],
 }]
 
 # ----- single-user servers: one local process per user, as that user, from the shared venv ---------------

@@ -255,7 +255,7 @@ class CgroupV1:
         return _Leaf(dirs)
 
     def close(self) -> None:
-        _remove_tree(list(self.bases.values()))
+        remove_tree(list(self.bases.values()))
 
 
 class CgroupV2:
@@ -314,10 +314,10 @@ class CgroupV2:
         return _Leaf([leaf], leaf / "cgroup.kill")
 
     def close(self) -> None:
-        _remove_tree([self.base])
+        remove_tree([self.base])
 
 
-def _remove_tree(bases: list[Path]) -> None:
+def remove_tree(bases: list[Path]) -> None:
     """Remove leaves, then owners, then the bases; each rmdir fails harmlessly while a task is inside."""
     for base in bases:
         for owner in [p for p in base.iterdir() if p.is_dir()] if base.is_dir() else []:

@@ -127,6 +127,9 @@ class AlgoCallHandler(ApiHandler):
             raise ApiError(404, f"algorithm {ref} not found", error_type="AlgorithmNotFound")
         caller = self.identity.username
         is_owner = algo.owner == caller
+        refusal = self.application.settings["algorithm_box"].refusal
+        if refusal:  # this server cannot keep users' code apart (algo_box.py): say so, run nothing
+            raise ApiError(503, refusal, error_type="AlgorithmIsolationUnavailable")
         self.limiter.acquire(caller)
         if output == "void":
             request_id = "req-" + secrets.token_hex(8)
@@ -160,8 +163,9 @@ class AlgoCallHandler(ApiHandler):
         try:
             if not self.executor.api_address:
                 self.executor.api_address = f"{self.request.protocol}://{self.request.host}"
+            network = self.store.settings(algo.owner, algo.name).get("network_access") == "full"
             request = CallRequest(algo, content_type, encode_payload(content_type, data), timeout, token,
-                                  self.identity.username)
+                                  self.identity.username, network=network)
             return await self.executor.call(request)
         finally:
             users.revoke_algorithm_token(token)

@@ -118,6 +118,8 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
     sockets = bind_sockets(port, address=host)
     server = HTTPServer(app, max_body_size=MAX_BUFFERED_BODY, idle_connection_timeout=300)
     server.add_sockets(sockets)
+    box = app.settings["algorithm_box"]
+    server.add_socket(box.bind_api_socket())  # what algorithms in their box reach the API through
     actual_port = sockets[0].getsockname()[1]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{actual_port}"
     app.settings["executor"].api_address = url
@@ -144,6 +146,7 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
         log.info("algofs serve: shutting down")
         server.stop()
         await app.settings["executor"].close()
+        await asyncio.to_thread(box.close)
         await asyncio.wait_for(server.close_all_connections(), 5)
         if ready_file is not None:
             ready_file.unlink(missing_ok=True)

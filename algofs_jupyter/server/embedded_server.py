@@ -30,12 +30,16 @@ class EmbeddedServer(ChildOwner):
                  s3_endpoint: str | None = None, s3_region: str | None = None,
                  env: dict[str, str] | None = None, many_files: int | None = None,
                  exit_with_parent: bool = True, quota_bytes: int | None = None,
-                 quota_files: int | None = None, quotas_file: str | os.PathLike | None = None):
+                 quota_files: int | None = None, quotas_file: str | os.PathLike | None = None,
+                 one_person: bool = False):
         """``storage``/``s3_*``: ``--storage s3://…`` and its endpoint/region; ``env``: extra variables for
         the child (e.g. ``AWS_SHARED_CREDENTIALS_FILE``: credentials never go into argv).
         ``exit_with_parent``: the server stops once this process is gone (``parent_watch``), so a killed
         Jupyter server or kernel leaves no ``algofs serve`` behind. ``quota_*``: ``--quota-bytes``,
-        ``--quota-files`` and ``--quotas-file`` (per-user storage quotas; none by default)."""
+        ``--quota-files`` and ``--quotas-file`` (per-user storage quotas; none by default). ``one_person``:
+        every user of this server is whoever started it (the Jupyter extension's demo server, whose keys only
+        it holds), so its algorithms may run where the box cannot be fully enforced
+        (``--allow-unisolated-algorithms``, docs/server.md)."""
         self.root = Path(root).resolve()
         self.port = port
         self.host = host
@@ -43,6 +47,7 @@ class EmbeddedServer(ChildOwner):
         self.storage = storage  # "s3://BUCKET/PREFIX", None: the root's own directory
         self.extra_env = dict(env or {})
         self.exit_with_parent = exit_with_parent
+        self.one_person = one_person
         optional: dict[str, object] = {"--storage": storage, "--s3-endpoint": s3_endpoint,
                                        "--s3-region": s3_region, "--quota-bytes": quota_bytes,
                                        "--quota-files": quota_files, "--quotas-file": quotas_file}
@@ -81,6 +86,8 @@ class EmbeddedServer(ChildOwner):
                "--log-file", str(self.log_path)]
         if self.demo:
             cmd.append("--demo")
+        if self.one_person:
+            cmd.append("--allow-unisolated-algorithms")
         return cmd + self.serve_flags
 
     def start(self, timeout: float = 60.0) -> EmbeddedServer:

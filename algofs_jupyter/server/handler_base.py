@@ -146,12 +146,16 @@ class NotFoundHandler(ApiHandler):
 
 class HealthHandler(ApiHandler):
     """``GET /healthz``: unauthenticated readiness probe (extension). ``warnings``: what the server said
-    at start that its operator must act on (the application setting of that name), when there is any."""
+    at start that its operator must act on (the application setting of that name), when there is any;
+    ``details.algorithms``: what isolates algorithms here and whether they run at all (``algo_box.py``)."""
 
     requires_auth = False
 
     def get(self) -> None:
         warnings = self.application.settings.get("warnings")
-        self.write_json({"status": "ok", **({"warnings": list(warnings)} if warnings else {})})
+        box = self.application.settings.get("algorithm_box")
+        details = {"algorithms": box.report()} if box is not None else {}
+        self.write_json({"status": "ok", **({"warnings": list(warnings)} if warnings else {}),
+                         **({"details": details} if details else {})})
 
     head = get

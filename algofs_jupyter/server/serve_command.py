@@ -7,7 +7,10 @@ import asyncio
 import os
 from pathlib import Path
 
+from ..sizes import parse_size
 from .access_log import DEFAULT_LOG_MAX_BYTES, LOG_BACKUPS
+from .algo_cgroups import OwnerCaps
+from .algo_sandbox import SandboxPolicy
 
 DEFAULT_PORT = 8899
 DEFAULT_ROOT = Path.home() / ".local" / "share" / "algofs" / "serve"
@@ -68,6 +71,26 @@ def add_algorithm_arguments(parser: argparse.ArgumentParser) -> None:
         help="reap workers idle this long (default 300)")
     add("--worker-nice", type=int, default=10, choices=range(20), metavar="N",
         help="run algorithm workers this much nicer than the server (default 10; 0: same priority)")
+    caps = OwnerCaps()
+    add("--owner-max-processes", type=int, default=caps.processes, metavar="N",
+        help=f"tasks of all of one owner's algorithm workers together (cgroup; default {caps.processes}, "
+             "0 = no cap)")
+    add("--owner-max-memory", type=parse_size, default=caps.memory_bytes, metavar="SIZE",
+        help="memory of all of one owner's workers together, their /tmp included (cgroup; default 1G)")
+    add("--owner-cpus", type=float, default=caps.cpus, metavar="N",
+        help=f"CPU bandwidth of one owner's workers together, in cores (cgroup; default {caps.cpus:g})")
+    add("--owner-caps-file", type=Path, metavar="FILE",
+        help="JSON per-owner caps overriding those three, re-read on change (docs/server.md)")
+    add("--owner-caps", default="auto", choices=["auto", "none"],
+        help="enforce owner caps with cgroups (auto: v2 delegated or root, v1 as root; none: off)")
+    add("--owner-caps-cgroup", metavar="PATH",
+        help="a cgroup delegated to this server, relative to the hierarchy root (e.g. algofs): where a "
+             "non-root server makes the owners' cgroups (default: its own cgroup; docs/deploy.md)")
+    add("--worker-scratch", type=parse_size, default=SandboxPolicy.scratch_bytes, metavar="SIZE",
+        help="size of each worker's private /tmp (default 256M)")
+    add("--allow-unisolated-algorithms", action="store_true",
+        help="on a server with several users, run algorithms even where the sandbox or the owner caps "
+             "cannot be enforced here (otherwise calls and builds answer 503 and /healthz says why)")
 
 
 def collect_users(args: argparse.Namespace) -> dict[str, str]:
@@ -90,16 +113,23 @@ def collect_users(args: argparse.Namespace) -> dict[str, str]:
     return users
 
 
-def algorithm_options(args: argparse.Namespace):
+def algorithm_options(args: argparse.Namespace, multi_user: bool = True):
     from .algo_pool import PoolLimits
     from .algo_services import AlgorithmOptions
 
     pool = PoolLimits(total=args.max_workers, per_user=max(1, min(args.max_workers, 6)),
                       per_algorithm=max(1, min(args.max_workers, 4)), idle_seconds=args.worker_idle_seconds)
-    hidden = tuple(p.expanduser().resolve() for p in [args.users_file] if p is not None)
+    secrets = tuple(p.expanduser().resolve() for p in [args.users_file, args.log_file, args.owner_caps_file]
+                    if p is not None)
+    caps = OwnerCaps(processes=args.owner_max_processes, memory_bytes=args.owner_max_memory,
+                     cpus=args.owner_cpus)
     return AlgorithmOptions(executor=args.executor, sandbox=args.sandbox,
                             max_calls_per_user=args.max_calls_per_user, max_calls=args.max_calls, pool=pool,
-                            hidden_paths=hidden, worker_nice=args.worker_nice)
+                            secret_paths=secrets, worker_nice=args.worker_nice, owner_caps=caps,
+                            caps_file=args.owner_caps_file, cgroups=args.owner_caps,
+                            cgroup_parent=args.owner_caps_cgroup,
+                            scratch_bytes=args.worker_scratch, multi_user=multi_user,
+                            allow_unisolated=args.allow_unisolated_algorithms)
 
 
 def add_quota_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +157,7 @@ def quota_table(args: argparse.Namespace):
 def run_serve(args: argparse.Namespace) -> int:
     from .access_log import configure_logging
     from .app import serve_forever
+    from .connectors import multi_user_server
     from .demo.seed import DEFAULT_LARGE_FILE_MB, MANY_FILES, seed
     from .storage.select import StorageConfig
 
@@ -149,6 +180,7 @@ def run_serve(args: argparse.Namespace) -> int:
             seed_storage(root, hosted_storage(root, storage))
     asyncio.run(serve_forever(root, users, args.host, args.port, args.ready_file,
                               users_file=args.users_file, allowed_hosts=args.allowed_host,
-                              algorithm_options=algorithm_options(args), storage=storage,
-                              quotas=quota_table(args)))
+                              algorithm_options=algorithm_options(args, multi_user_server(users,
+                                                                                          args.users_file)),
+                              storage=storage, quotas=quota_table(args)))
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+from algofs_jupyter.server.algo_box import AlgorithmBox
+from algofs_jupyter.server.algo_cgroups import CapsTable
 from algofs_jupyter.server.algo_pool import PoolLimits, WarmPool
 from algofs_jupyter.server.algo_sandbox import SandboxPolicy
 from algofs_jupyter.server.algorithms import ResolvedAlgorithm
@@ -20,6 +22,11 @@ def apply(input):
 """
 
 
+def box(mode: str = "none") -> AlgorithmBox:
+    """A box of this process's own (a single-user server's: it runs code even without caps)."""
+    return AlgorithmBox(SandboxPolicy(mode=mode), CapsTable(), multi_user=False)
+
+
 def request(algo: ResolvedAlgorithm, data: str, timeout: float) -> CallRequest:
     return CallRequest(algo=algo, content_type="text", data=data, timeout=timeout, token="t", caller="demo")
 
@@ -33,7 +40,7 @@ def test_a_worker_killed_on_timeout_is_never_handed_to_the_next_call(tmp_path):
     algo = ResolvedAlgorithm("demo", "sleeper", "1.0.0", directory)
 
     async def scenario():
-        pool = WarmPool(SandboxPolicy(mode="none"), PoolLimits(per_algorithm=1, per_user=1, total=1))
+        pool = WarmPool(box(), PoolLimits(per_algorithm=1, per_user=1, total=1))
         try:
             first = await pool.call(request(algo, "x", 20))
             assert first.error is None, first.error
@@ -45,6 +52,7 @@ def test_a_worker_killed_on_timeout_is_never_handed_to_the_next_call(tmp_path):
             return pool.started_workers
         finally:
             await pool.close()
+            pool.box.close()
 
     assert asyncio.run(scenario()) == 2
 
@@ -61,7 +69,7 @@ def test_two_busy_algorithms_of_one_owner_do_not_take_each_others_workers(tmp_pa
         algos.append(ResolvedAlgorithm("demo", name, "1.0.0", directory))
 
     async def scenario():
-        pool = WarmPool(SandboxPolicy(mode="none"), PoolLimits(per_algorithm=2, per_user=2, total=4))
+        pool = WarmPool(box(), PoolLimits(per_algorithm=2, per_user=2, total=4))
         try:
             async def caller(algo):
                 for _ in range(5):
@@ -71,46 +79,48 @@ def test_two_busy_algorithms_of_one_owner_do_not_take_each_others_workers(tmp_pa
             return pool.started_workers
         finally:
             await pool.close()
+            pool.box.close()
 
     assert asyncio.run(scenario()) <= 4  # 30 calls: at most one worker start per slot and version
 
 
 def test_a_worker_start_leaves_the_event_loop_thread_free(tmp_path, monkeypatch):
-    """Staging the code and making the process (a fork of the server when it must switch uid) happen in
-    a thread: on the loop they stalled every other request for 30-60 ms per start under load."""
+    """Staging the code, the owner's uid and cgroup, and making the process happen in a thread: on the
+    loop they stalled every other request for 30-60 ms per start under load."""
     import subprocess
     import threading
-
-    from algofs_jupyter.server import algo_worker_process
 
     directory = tmp_path / "who"
     directory.mkdir()
     (directory / "algorithm.py").write_text("import os\n\ndef apply(input):\n    return os.getuid()\n")
     algo = ResolvedAlgorithm("demo", "who", "1.0.0", directory)
     threads: dict[str, str] = {}
-    real_spec, real_popen = algo_worker_process.launch_spec, subprocess.Popen
+    real_prepare, real_popen = AlgorithmBox.prepare, subprocess.Popen
 
-    def spec(*args, **kwargs):
-        threads["launch_spec"] = threading.current_thread().name
-        return real_spec(*args, **kwargs)
+    def prepare(*args, **kwargs):
+        threads["prepare"] = threading.current_thread().name
+        return real_prepare(*args, **kwargs)
 
     def popen(*args, **kwargs):
         threads["Popen"] = threading.current_thread().name
         threads["Popen user"] = kwargs.get("user")
         return real_popen(*args, **kwargs)
 
-    monkeypatch.setattr(algo_worker_process, "launch_spec", spec)
+    monkeypatch.setattr(AlgorithmBox, "prepare", prepare)
     monkeypatch.setattr(subprocess, "Popen", popen)
 
     async def scenario():
-        pool = WarmPool(SandboxPolicy(), PoolLimits(per_algorithm=1, per_user=1, total=1))
+        pool = WarmPool(box("auto"), PoolLimits(per_algorithm=1, per_user=1, total=1))
         try:
             return threading.current_thread().name, await pool.call(request(algo, "x", 60))
         finally:
             await pool.close()
+            pool.box.close()
 
     loop_thread, outcome = asyncio.run(scenario())
     assert outcome.error is None, outcome.error
-    assert threads["launch_spec"] != loop_thread and threads["Popen"] != loop_thread
-    if os.geteuid() == 0:  # dropped to the slot's uid by setpriv in the child, not by Popen (no vfork)
-        assert outcome.result == SandboxPolicy().base_uid and threads["Popen user"] is None
+    assert threads["prepare"] != loop_thread and threads["Popen"] != loop_thread
+    if os.geteuid() == 0:  # dropped to the owner's uid by setpriv in the child, not by Popen (no vfork)
+        policy = SandboxPolicy()
+        assert policy.base_uid <= outcome.result < policy.base_uid + policy.uid_count
+        assert threads["Popen user"] is None

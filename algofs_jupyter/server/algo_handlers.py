@@ -158,7 +158,7 @@ class AlgoCallHandler(ApiHandler):
                    timeout: float) -> CallOutcome:
         users, caller, parent = self.users, self.identity.username, self.identity.scope
         named = pointed_at(content_type, data, caller)
-        scope = CallScope(CallSession(), named) if parent is None else parent.nested(named)
+        scope = CallScope(CallSession(caller), named) if parent is None else parent.nested(named)
         token = users.issue_algorithm_token(caller, algo.owner, scope)
         try:
             if not self.executor.api_address:

@@ -23,7 +23,7 @@ from .algo_handlers import AlgoCallHandler
 from .algo_manage_handlers import ROUTES as ALGORITHM_ROUTES
 from .algo_services import AlgorithmOptions, algorithm_settings
 from .call_scope import sweep_sessions
-from .connectors import load_connectors, multi_user_server, read_only_warning
+from .connectors import load_connectors, read_only_warning
 from .data_handlers import DataHandler
 from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, QuotaHandler, UtimeHandler
 from .handler_base import HealthHandler, NotFoundHandler
@@ -32,7 +32,7 @@ from .namespace import Namespace
 from .quota import QuotaTable, quota_warning
 from .quota_backend import QuotaBackend
 from .storage.select import StorageConfig, hosted_storage
-from .users import UserRegistry
+from .users import UserRegistry, multi_user_server
 
 log = logging.getLogger("algofs.serve")
 #: Bodies of non-streaming requests are capped; uploads raise their own limit per request.

@@ -51,10 +51,16 @@ Location = tuple[str, Key]
 
 
 class CallSession:
-    """The ``data://.session`` of one call tree: created on first use, closed when the top-level call ends."""
+    """The ``data://.session`` of one call tree: created on first use, closed when the top-level call ends.
 
-    def __init__(self) -> None:
-        self.id = secrets.token_hex(16)
+    Its folder is named ``<caller>.<random>`` so that the storage quota charges what a called algorithm
+    puts there to the caller whose call it is (``session_owner``; user names never hold a dot): without
+    that, an algorithm could fill the disk through ``.session`` for as long as its call runs.
+    """
+
+    def __init__(self, caller: str) -> None:
+        self.id = f"{caller}.{secrets.token_hex(16)}"
+        self.caller = caller
         self.created = False
         self.closed = False
 
@@ -150,6 +156,14 @@ def _location(connector: str, path: str, caller: str) -> Location | None:
     if len(key) < 2 or key[0].startswith("."):
         return None
     return ("data", key)
+
+
+def session_owner(key: Key) -> str | None:
+    """The caller a session folder, and what is in it, is charged to (``CallSession``), else None."""
+    if len(key) < 2 or key[0] != SESSION_ROOT:
+        return None
+    owner, dot, _ = key[1].partition(".")
+    return owner if dot and owner else None
 
 
 def everyone_may_read(connector: Connector) -> bool:

@@ -39,7 +39,6 @@ from pathlib import Path
 
 from .paths import CONNECTOR_ID
 from .storage import LocalBackend, StorageBackend
-from .users import DEMO_USERS
 
 DEFAULT_CONNECTORS = {
     "s3": {"path": "connectors/s3"},
@@ -98,13 +97,6 @@ class Connector:
 
 def _split(path: str) -> tuple[str, ...]:
     return tuple(part for part in path.split("/") if part)
-
-
-def multi_user_server(users: dict[str, str], users_file: Path | None) -> bool:
-    """Whether several people use the server: it has a users file (which may gain users while it runs;
-    JupyterHub's starts empty) or several users. A bare ``--demo`` (the published demo keys, no users
-    file) is one person's: anyone may act as any demo user there."""
-    return users_file is not None or (len(users) > 1 and users != DEMO_USERS)
 
 
 def _rights(config_file: Path, cid: str, spec: dict, owner: str | None,

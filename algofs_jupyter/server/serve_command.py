@@ -157,9 +157,9 @@ def quota_table(args: argparse.Namespace):
 def run_serve(args: argparse.Namespace) -> int:
     from .access_log import configure_logging
     from .app import serve_forever
-    from .connectors import multi_user_server
     from .demo.seed import DEFAULT_LARGE_FILE_MB, MANY_FILES, seed
     from .storage.select import StorageConfig
+    from .users import multi_user_server
 
     configure_logging(args.log_level, args.log_file, args.log_max_bytes)
     users = collect_users(args)

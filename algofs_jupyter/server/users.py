@@ -156,3 +156,10 @@ class UserRegistry:
 
     def revoke_algorithm_token(self, token: str) -> None:
         self._algo_tokens.pop(token, None)
+
+
+def multi_user_server(users: dict[str, str], users_file: Path | None) -> bool:
+    """Whether several people use the server: it has a users file (which may gain users while it runs;
+    JupyterHub's starts empty) or several users. A bare ``--demo`` (the published demo keys, no users
+    file) is one person's: anyone may act as any demo user there."""
+    return users_file is not None or (len(users) > 1 and users != DEMO_USERS)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from algofs_jupyter.server.acl import AclStore
-from algofs_jupyter.server.connectors import load_connectors, multi_user_server, read_only_warning
+from algofs_jupyter.server.connectors import load_connectors, read_only_warning
 from algofs_jupyter.server.storage import LocalBackend
-from algofs_jupyter.server.users import DEMO_USERS
+from algofs_jupyter.server.users import DEMO_USERS, multi_user_server
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def test_the_input_names_data_and_connector_locations():
 
 
 def test_a_nested_call_gets_at_most_its_parents_locations():
-    parent = CallScope(CallSession(), frozenset({("data", ("alice", "drop")), ("s3", ("a", "b"))}))
+    parent = CallScope(CallSession("alice"), frozenset({("data", ("alice", "drop")), ("s3", ("a", "b"))}))
     child = parent.nested(frozenset({("data", ("alice", "drop", "x")), ("data", ("alice", "secrets")),
                                      ("s3", ("a",)), ("dropbox", ("a", "b"))}))
     assert child.named == {("data", ("alice", "drop", "x")), ("s3", ("a", "b"))}

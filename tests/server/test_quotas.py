@@ -329,3 +329,32 @@ def test_bad_quota_options_stop_the_start(tmp_path: Path) -> None:
     assert result.returncode != 0 and "--quotas-file" in result.stderr and "lots" in result.stderr
     result = serve("--quota-files", "many")
     assert result.returncode != 0 and "not a number of files" in result.stderr
+
+
+FILLER = """
+import Algorithmia
+
+def apply(input):
+    client, answers = Algorithmia.client(), []
+    for n in range(2):
+        try:
+            client.file(f"data://.session/fill{n}.bin").put(b"x" * input)
+            answers.append("stored")
+        except Exception as exc:
+            answers.append("refused: " + str(exc)[:200])
+    return answers
+"""
+
+
+def test_what_a_called_algorithm_puts_in_its_session_counts_against_its_caller(quotas: QuotaServer) -> None:
+    """data://.session belongs to no user folder; charged to nobody, a called algorithm (anyone's, one's own
+    included) could fill the disk through it for as long as its call runs."""
+    bob = quotas.client("bob")
+    algo = bob.algo("bob/filler")
+    algo.create(details={"label": "filler"}, settings={"algorithm_callability": "public"})
+    quotas.http("PUT", "/v1/algorithms/bob/filler/source", "bob", data=FILLER.encode()).raise_for_status()
+    algo.publish(version_info={"version_type": "minor"})
+    answers = quotas.client("alice").algo("bob/filler").pipe(600 * KIB).result
+    assert answers[0] == "stored" and answers[1].startswith("refused"), answers
+    assert quotas.quota("alice")["usage"]["bytes"] == 0  # the session is gone, and so is its charge
+    assert quotas.quota("bob")["usage"]["bytes"] == 0  # the algorithm's owner was never charged

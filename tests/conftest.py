@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -33,3 +35,13 @@ def find_free_port() -> int:
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     return find_free_port()
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask, so a test sees what a file's mode is when the code does not set it itself."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)

@@ -6,29 +6,15 @@ processes, under umask 022, in a Jupyter data directory and a cache home that do
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from file_modes import mode
 
 from algofs_jupyter.jupyter.backend import Backend
 from algofs_jupyter.jupyter.mount_manager import MountManager
 
 pytestmark = pytest.mark.fuse
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def test_the_extensions_servers_and_mounts_logs_and_directories_are_private(

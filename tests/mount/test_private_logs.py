@@ -5,13 +5,12 @@ is 0600 whatever the umask, and the directories the mount makes for itself are 0
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from file_modes import mode
 
 from algofs_jupyter.mount.mount_process import MountProcess, fusermount, is_mounted
 from algofs_jupyter.server.embedded_server import EmbeddedServer
@@ -19,19 +18,6 @@ from algofs_jupyter.server.embedded_server import EmbeddedServer
 from .conftest import fuse_available
 
 pytestmark = [pytest.mark.fuse, pytest.mark.skipif(not fuse_available(), reason="needs /dev/fuse")]
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def test_the_mount_log_and_cache_directory_are_private(umask_022: None, local_api_server: EmbeddedServer,

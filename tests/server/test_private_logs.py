@@ -5,27 +5,12 @@ is 0700. A real ``algofs serve`` under umask 022."""
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
+from file_modes import mode
 
 from .test_cli import start_serve, stop
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def test_the_serve_log_and_its_rotated_backups_are_0600(umask_022: None, tmp_path: Path,

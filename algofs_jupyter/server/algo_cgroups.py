@@ -39,6 +39,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Protocol
 
+from .watched_file import WatchedFile
+
 log = logging.getLogger("algofs.serve")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -68,30 +70,28 @@ class CapsTable:
     def __init__(self, default: OwnerCaps | None = None, path: Path | None = None):
         self.default = default or OwnerCaps()
         self.path = path
-        self._state: tuple[int, int] | None = None
+        self._watch = WatchedFile(path) if path is not None else None
         self._users: dict[str, OwnerCaps] = {}
         self._file_default: OwnerCaps | None = None
-        self.reload()
+        if self._watch is not None and self._watch.exists:
+            self._file_default, self._users = self._load()  # a broken file at start: ValueError
+
+    def _load(self) -> tuple[OwnerCaps, dict[str, OwnerCaps]]:
+        assert self.path is not None
+        data = json.loads(self.path.read_text(encoding="utf-8"))
+        file_default = _caps(self.default, data.get("default", {}))
+        return file_default, {name: _caps(file_default, spec) for name, spec in data.get("users", {}).items()}
 
     def reload(self) -> None:
-        if self.path is None:
+        if self._watch is None or not self._watch.poll():
             return
         try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            self._state, self._users, self._file_default = None, {}, None
-            return
-        state = (st.st_mtime_ns, st.st_size)
-        if state == self._state:
-            return
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            file_default = _caps(self.default, data.get("default", {}))
-            users = {name: _caps(file_default, spec) for name, spec in data.get("users", {}).items()}
+            file_default, users = self._load() if self._watch.exists else (None, {})
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             log.warning("caps file %s not (re)loaded, keeping the previous caps: %s", self.path, exc)
             return
-        self._state, self._users, self._file_default = state, users, file_default
+        self._watch.accept()
+        self._file_default, self._users = file_default, users
 
     def for_owner(self, owner: str) -> OwnerCaps:
         self.reload()

@@ -44,13 +44,12 @@ from pathlib import Path
 
 from ..sizes import human_bytes, parse_size
 from .storage import QuotaExceeded, Usage
+from .watched_file import WatchedFile
 
 log = logging.getLogger("algofs.serve")
 
 #: The extension's name in ``GET /v1/algofs/capabilities`` (docs/api-extensions.md §8).
 QUOTA = "quota"
-#: How often (seconds) a quotas file is checked for changes.
-QUOTAS_FILE_CHECK_INTERVAL = 1.0
 UNLIMITED = ("unlimited", "none")
 
 
@@ -131,13 +130,10 @@ class QuotaTable:
         self.path = path
         self._file_default = default
         self._users: dict[str, QuotaLimits] = {}
-        self._state: tuple[int, int, int] | None = None
-        self._next_check = 0.0
+        self._watch = WatchedFile(path) if path is not None else None
         self._lock = threading.Lock()
-        if path is not None:
-            self._state = self._stat()
-            if self._state is not None:
-                self._file_default, self._users = self._load()
+        if self._watch is not None and self._watch.exists:
+            self._file_default, self._users = self._load()
 
     @property
     def configured(self) -> bool:
@@ -147,14 +143,6 @@ class QuotaTable:
     def for_user(self, user: str) -> QuotaLimits:
         self.reload_if_changed()
         return self._users.get(user, self._file_default)
-
-    def _stat(self) -> tuple[int, int, int] | None:
-        assert self.path is not None
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
 
     def _load(self) -> tuple[QuotaLimits, dict[str, QuotaLimits]]:
         assert self.path is not None
@@ -172,19 +160,18 @@ class QuotaTable:
                               for name, spec in users.items()}
 
     def reload_if_changed(self) -> None:
-        if self.path is None or time.monotonic() < self._next_check or not self._lock.acquire(blocking=False):
+        if self._watch is None or not self._lock.acquire(blocking=False):
             return
         try:
-            self._next_check = time.monotonic() + QUOTAS_FILE_CHECK_INTERVAL
-            state = self._stat()
-            if state == self._state:
+            if not self._watch.poll():
                 return
             try:
-                file_default, users = self._load() if state is not None else (self.default, {})
+                file_default, users = self._load() if self._watch.exists else (self.default, {})
             except (OSError, ValueError) as exc:
                 log.warning("quotas file not reloaded, keeping the previous limits: %s", exc)
                 return
-            self._state, self._file_default, self._users = state, file_default, users
+            self._watch.accept()
+            self._file_default, self._users = file_default, users
             log.info("quotas file %s reloaded: %d users with their own limits", self.path, len(users))
         finally:
             self._lock.release()

@@ -15,18 +15,17 @@ import json
 import logging
 import secrets
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # call_scope imports connectors, which imports this module
+from .watched_file import WatchedFile
+
+if TYPE_CHECKING:  # only for a type: the call scope is the handlers' business
     from .call_scope import CallScope
 
 log = logging.getLogger("algofs.serve")
-#: How often (seconds) a watched users file is checked for changes; see ``UserRegistry``.
-USERS_FILE_CHECK_INTERVAL = 1.0
 
 DEMO_USERS = {"demo": "sim-demo-key", "anowell": "sim-anowell-key", "alice": "sim-alice-key"}
 
@@ -90,41 +89,26 @@ class UserRegistry:
         self._keys = dict(users)
         self._algo_tokens: dict[str, Identity] = {}
         self._users_file = users_file
+        self._watch = WatchedFile(users_file) if users_file is not None else None
         self._on_new_users = on_new_users
-        self._file_state: tuple[int, int, int] | None = None
-        self._next_check = 0.0
         self._fixed = dict(users)
-        if users_file is not None:
-            self._file_state = self._stat_users_file()
-            from_file = load_users_file(users_file) if self._file_state else {}
+        if users_file is not None and self._watch is not None:
+            from_file = load_users_file(users_file) if self._watch.exists else {}
             self._fixed = {n: k for n, k in users.items() if from_file.get(n) != k}
 
     @property
     def usernames(self) -> list[str]:
         return sorted(self._keys)
 
-    def _stat_users_file(self) -> tuple[int, int, int] | None:
-        if self._users_file is None:
-            return None
-        try:
-            st = self._users_file.stat()
-        except OSError:
-            return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
-
     def reload_if_changed(self) -> None:
-        if self._users_file is None or time.monotonic() < self._next_check:
-            return
-        self._next_check = time.monotonic() + USERS_FILE_CHECK_INTERVAL
-        state = self._stat_users_file()
-        if state == self._file_state:
+        if self._watch is None or not self._watch.poll():
             return
         try:
-            from_file = load_users_file(self._users_file) if state else {}
+            from_file = load_users_file(self._watch.path) if self._watch.exists else {}
         except (OSError, ValueError) as exc:
-            log.warning("users file %s not reloaded, keeping the previous keys: %s", self._users_file, exc)
+            log.warning("users file %s not reloaded, keeping the previous keys: %s", self._watch.path, exc)
             return
-        self._file_state = state
+        self._watch.accept()
         keys = {**from_file, **self._fixed}
         added = sorted(set(keys) - set(self._keys))
         log.info("users file reloaded: %d users (%d new)", len(keys), len(added))

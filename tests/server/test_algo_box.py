@@ -11,6 +11,7 @@ import os
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import psutil
 import pytest
@@ -154,3 +155,16 @@ def test_a_multi_user_server_that_cannot_isolate_refuses_to_run_code(tmp_path, f
         assert reply.status_code == 503, reply.text
         assert "cannot keep their algorithms apart" in reply.json()["error"]["message"]
         assert "cannot keep their algorithms apart" in server.log_path.read_text()
+
+
+def test_an_owners_caps_from_the_operators_file_are_the_kernels(tmp_path):
+    caps_file = tmp_path / "owner-caps.json"
+    caps_file.write_text('{"users": {"anowell": {"processes": 7, "memory_bytes": 268435456}}}')
+    with ServerWithOptions(tmp_path / "root", ["--owner-caps-file", str(caps_file)], light=True) as server:
+        assert call(server, "anowell", "anowell/Pinky", "narf").status_code == 200
+        assert call(server, "demo", "demo/echo", "x").status_code == 200
+        name = f"algofs-serve-{server.pid}"
+        tree = {c: next(Path("/sys/fs/cgroup", c).rglob(name)) for c in ("pids", "memory")}
+        assert (tree["pids"] / "anowell" / "pids.max").read_text().strip() == "7"
+        assert int((tree["memory"] / "anowell" / "memory.limit_in_bytes").read_text()) == 256 << 20
+        assert (tree["pids"] / "demo" / "pids.max").read_text().strip() == "64"  # the default

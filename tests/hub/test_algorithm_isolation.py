@@ -179,7 +179,7 @@ def shared_server() -> Iterator[SharedServer]:
                 (state / sub).mkdir(mode=0o700)
             chown_tree(state, service)
             users_file = state / "api" / "users.json"
-            keys = {name: secrets.token_urlsafe(24) for name in ("bob", "mallory", "trudy")}
+            keys = {name: secrets.token_urlsafe(24) for name in ("bob", "mallory", "trudy", "oscar")}
             write_users(users_file, keys, SERVICE)
             assert delegate_v1(cgroup, service.uid, service.gid)
             ready = state / "api" / "ready.json"
@@ -304,8 +304,8 @@ def test_a_public_algorithm_gets_only_what_its_caller_names(shared_server):
         private.create()
     bob.file("data://.my/private_notes/diary.txt").put("bob's diary")
     bob.file("data://.my/private_notes/input.txt").put("for the algorithm")
-    shared_server.publish("mallory", "probe", PROBE)
-    seen = shared_server.call("bob", "mallory/probe", {"named": "data://.my/private_notes/input.txt"}).json()
+    shared_server.publish("oscar", "probe", PROBE)  # an owner whose tasks no earlier test holds
+    seen = shared_server.call("bob", "oscar/probe", {"named": "data://.my/private_notes/input.txt"}).json()
     result = seen["result"]
     assert result["named"] == "'for the algorithm'", result
     for action in ("unnamed", "make_public", "delete", "plant"):

@@ -17,18 +17,37 @@ the uid leases take their own lock, cgroup directories are per worker.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..private_dirs import fresh_private_dir
-from .algo_cgroups import CapsTable, CgroupTree, WorkerGroup, open_cgroups
+from ..private_dirs import fresh_private_dir, runtime_base
+from .algo_cgroups import SERVER_PREFIX, CapsTable, CgroupTree, WorkerGroup, open_cgroups, pid_alive
 from .algo_sandbox import LaunchSpec, SandboxPolicy, bwrap_works, launch_spec
 from .algo_staging import CodeStage
 from .algo_uids import UidLeases, running_as_root
 
 log = logging.getLogger("algofs.serve")
+
+
+def sweep_dead_runtimes() -> int:
+    """Remove runtime directories of ours (``algofs-serve-<pid>-*``, owned by this uid, not links) whose
+    server is gone: a server killed with SIGKILL leaves its staged code behind. Returns how many."""
+    removed = 0
+    for entry in runtime_base().glob(f"{SERVER_PREFIX}*-*"):
+        pid = entry.name[len(SERVER_PREFIX):].split("-", 1)[0]
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        if (pid.isdigit() and not pid_alive(int(pid)) and stat.S_ISDIR(info.st_mode)
+                and info.st_uid == os.geteuid()):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 @dataclass
@@ -51,7 +70,8 @@ class AlgorithmBox:
         self.caps = caps
         self.api_address = api_address
         root = running_as_root()
-        self.runtime = fresh_private_dir("algofs-serve-", mode=0o711 if root else 0o700)
+        sweep_dead_runtimes()
+        self.runtime = fresh_private_dir(f"{SERVER_PREFIX}{os.getpid()}-", mode=0o711 if root else 0o700)
         self.stage = CodeStage(self.runtime, shared_with_other_uids=root)
         self.api_socket: Path | None = None  # set by the app once it listens there (bind_api_socket)
         self.uids = UidLeases(policy.base_uid, policy.uid_count) if root else None

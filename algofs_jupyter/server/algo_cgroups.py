@@ -223,6 +223,7 @@ class CgroupV1:
             if own is None:
                 raise OSError(f"no v1 {controller} controller")
             base = CGROUP_ROOT / controller / own.lstrip("/") / name
+            sweep_dead_servers(base.parent)
             base.mkdir(exist_ok=True)
             bases[controller] = base
         with contextlib.suppress(OSError):  # inherited as 1 on most hosts; needed for owner-wide memory
@@ -293,6 +294,7 @@ class CgroupV2:
             own_dir = own_dir.parent
         _write(own_dir / "cgroup.subtree_control", "+pids +memory +cpu")
         base = own_dir / name
+        sweep_dead_servers(own_dir)
         base.mkdir(exist_ok=True)
         _write(base / "cgroup.subtree_control", "+pids +memory +cpu")
         return cls(base)
@@ -317,6 +319,25 @@ class CgroupV2:
         remove_tree([self.base])
 
 
+SERVER_PREFIX = "algofs-serve-"
+
+
+def pid_alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def sweep_dead_servers(parent: Path) -> int:
+    """Remove ``algofs-serve-<pid>`` trees under ``parent`` whose server is gone (killed before it could
+    clean up: SIGKILL, a crash at start); each is emptied first. Returns how many."""
+    removed = 0
+    for entry in parent.glob(f"{SERVER_PREFIX}*") if parent.is_dir() else []:
+        pid = entry.name[len(SERVER_PREFIX):]
+        if pid.isdigit() and not pid_alive(int(pid)) and entry.is_dir():
+            remove_tree([entry])
+            removed += not entry.exists()
+    return removed
+
+
 def remove_tree(bases: list[Path]) -> None:
     """Remove leaves, then owners, then the bases; each rmdir fails harmlessly while a task is inside."""
     for base in bases:
@@ -336,7 +357,7 @@ def open_cgroups(mode: str = "auto", parent: str | None = None) -> CgroupTree:
     (relative to each hierarchy's root) delegated to this server, instead of its own cgroup."""
     if mode == "none":
         return NoCgroups("turned off (--owner-caps none)")
-    name = f"algofs-serve-{os.getpid()}"
+    name = f"{SERVER_PREFIX}{os.getpid()}"
     errors = []
     for driver in (CgroupV2, CgroupV1):
         try:

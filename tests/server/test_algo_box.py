@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -168,3 +169,19 @@ def test_an_owners_caps_from_the_operators_file_are_the_kernels(tmp_path):
         assert (tree["pids"] / "anowell" / "pids.max").read_text().strip() == "7"
         assert int((tree["memory"] / "anowell" / "memory.limit_in_bytes").read_text()) == 256 << 20
         assert (tree["pids"] / "demo" / "pids.max").read_text().strip() == "64"  # the default
+
+
+def test_what_a_killed_server_left_is_swept_by_the_next_one(tmp_path):
+    """SIGKILL gives a server no chance to remove its cgroups and staged code; the next server does."""
+    first = ServerWithOptions(tmp_path / "first", [], light=True).start()
+    try:
+        assert call(first, "anowell", "anowell/Pinky", "narf").status_code == 200
+        name = f"algofs-serve-{first.pid}"
+        cgroups = [p for c in ("pids", "memory", "cpu") for p in Path("/sys/fs/cgroup", c).rglob(name)]
+        runtimes = [p for p in Path(tempfile.gettempdir()).glob(f"{name}-*")]
+        assert cgroups and runtimes
+        os.kill(first.pid, 9)
+    finally:
+        first.stop()  # reaps it: a zombie still has its /proc entry
+    with ServerWithOptions(tmp_path / "second", [], light=True):
+        assert not [p for p in cgroups if p.exists()] and not [p for p in runtimes if p.exists()]

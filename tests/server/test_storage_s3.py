@@ -11,14 +11,9 @@ import uuid
 import pytest
 
 from algofs_jupyter.server.storage import NameTooLong, NotFound, StorageError
-from algofs_jupyter.server.storage.s3 import (
-    MIN_PART_SIZE,
-    PART_SIZE,
-    S3_KEY_MAX,
-    S3Backend,
-    S3Location,
-    make_client,
-)
+from algofs_jupyter.server.storage.s3 import S3_KEY_MAX, S3Backend
+from algofs_jupyter.server.storage.s3_client import S3Location, make_client
+from algofs_jupyter.server.storage.s3_uploads import MIN_PART_SIZE, PART_SIZE
 
 from .storage_contract import *  # noqa: F403
 from .storage_contract import content, names, store

@@ -4,7 +4,8 @@ Layout: a key ``(a, b, c)`` is the object ``<root>a/b/c``; a directory is the pr
 kept alive by a zero-byte *marker* object with that name (``mkdir`` writes it; a delete that would leave
 a parent without objects writes the parent's first), so empty directories exist as on a disk. Metadata
 blobs (ACLs) are objects under ``<meta>``, a prefix user keys never reach. Nothing else is kept per
-process: several servers on one bucket see the same tree.
+process: several servers on one bucket see the same tree. The client, its errors and ``S3Location`` are in
+``s3_client.py``; multipart uploads, patches, copies in parts and the sweep in ``s3_uploads.py``.
 
 Where S3 differs from the local backend (docs/server.md, "S3 storage"):
 
@@ -29,18 +30,10 @@ Where S3 differs from the local backend (docs/server.md, "S3 storage"):
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from ...names import invalid_name_reason
 from .base import (
@@ -59,7 +52,6 @@ from .base import (
     NameTooLong,
     NotADirectory,
     NotFound,
-    PreconditionFailed,
     SortKey,
     StorageBackend,
     StorageError,
@@ -69,144 +61,30 @@ from .base import (
     WriteRequest,
     check_key,
 )
+from .s3_client import (
+    READ_CHUNK,
+    S3Location,
+    error_code,
+    is_missing,
+    make_client,
+    parse_time,
+    quoted,
+    storage_errors,
+)
+from .s3_uploads import (
+    PART_SIZE,
+    S3PatchUpload,
+    S3Upload,
+    abort_stale_uploads,
+    copy_object,
+    return_part_buffers_to_the_os,
+)
 
-#: Download chunks: below the 1 MiB mmap threshold that ``return_part_buffers_to_the_os`` pins, so they
-#: are reused heap memory. A 4 MiB chunk was a fresh mmap each time: 262,000 page faults and 1.1 s of
-#: system time per GiB, which made a GET 69 % slower than boto3's (the server batches chunks per thread
-#: hop instead, ``data_handlers.DOWNLOAD_BATCH``).
-READ_CHUNK = 512 * 1024
-#: Multipart part size and parts uploading at once: an upload holds at most (MAX_PARTS_IN_FLIGHT + 1) parts.
-PART_SIZE = 8 * 1024 * 1024
-MAX_PARTS_IN_FLIGHT = 4
 #: Longest object key S3 (AWS, SeaweedFS) accepts, in UTF-8 bytes: with the root prefix and a folder
 #: marker's "/", below the API's PATH_MAX of 4095.
 S3_KEY_MAX = 1024
-#: S3's smallest part other than the last: a prefix shorter than this is streamed, not copied.
-MIN_PART_SIZE = 5 * 1024 * 1024
-#: CopyObject's limit; larger objects are copied in UploadPartCopy parts of COPY_PART_SIZE.
-COPY_LIMIT = 5 * 1024**3
-COPY_PART_SIZE = 512 * 1024**2
-#: Multipart uploads older than this are a killed server's leftovers (younger ones may be another
-#: server's uploads in flight, so they are left alone).
-STALE_UPLOAD_SECONDS = 24 * 3600
 #: Upper bound of every key below a folder: StartAfter=<folder>/ + this skips the folder's subtree.
 PAST_FOLDER = "/\U0010ffff"
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """``s3://BUCKET/PREFIX``; ``prefix`` is empty or ends with ``/``."""
-
-    bucket: str
-    prefix: str = ""
-
-    @classmethod
-    def parse(cls, url: str) -> S3Location:
-        parts = urlsplit(url)
-        if parts.scheme != "s3" or not parts.netloc:
-            raise ValueError(f"not an s3://BUCKET/PREFIX URL: {url!r}")
-        prefix = parts.path.strip("/")
-        return cls(parts.netloc, prefix + "/" if prefix else "")
-
-    def join(self, *names: str) -> S3Location:
-        extra = "/".join(n.strip("/") for n in names if n.strip("/"))
-        return S3Location(self.bucket, self.prefix + extra + "/" if extra else self.prefix)
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
-
-
-def make_client(endpoint: str | None = None, region: str | None = None, profile: str | None = None) -> Any:
-    """A boto3 S3 client; credentials the standard AWS ways (env, shared files, ``profile``), never args.
-
-    Its botocore session keeps timestamps as strings: dateutil parsing of ``LastModified`` is ~85 % of a
-    1000-key listing page (0.40 s -> 0.07 s; bench/results/s3_library.md).
-    """
-    import boto3
-    import botocore.session
-    from botocore.config import Config
-
-    session = botocore.session.Session(profile=profile)
-    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
-    # checksums only where the API requires them: TLS or the store's MD5/ETag already guard the bytes,
-    # and a CRC over every part costs CPU the 2-core machines here don't have
-    config = Config(max_pool_connections=32, retries={"mode": "standard", "max_attempts": 4},
-                    connect_timeout=10, read_timeout=60, s3={"addressing_style": "path"},
-                    request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required")
-    return boto3.Session(botocore_session=session).client("s3", endpoint_url=endpoint, region_name=region,
-                                                          config=config)
-
-
-def parse_time(value: Any) -> float:
-    """LastModified as epoch seconds: an ISO string (listings), an HTTP date (HEAD) or a datetime."""
-    if isinstance(value, datetime):
-        moment = value
-    elif "," in str(value):
-        moment = parsedate_to_datetime(str(value))
-    else:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
-
-
-def quoted(etag: str | None) -> str | None:
-    """ETags as HTTP wants them; SeaweedFS returns some without quotes."""
-    if not etag:
-        return None
-    return etag if etag.startswith('"') or etag.startswith("W/") else f'"{etag}"'
-
-
-def error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", "")) or str(
-        response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-
-
-def is_missing(exc: Exception) -> bool:
-    return error_code(exc) in ("404", "NoSuchKey", "NotFound")
-
-
-@contextlib.contextmanager
-def storage_errors(what: str = "object storage request failed") -> Iterator[None]:
-    """botocore errors as StorageErrors (never a bare ClientError upwards); 412 -> PreconditionFailed."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except StorageError:
-        raise
-    except ClientError as exc:
-        code = error_code(exc)
-        if code in ("404", "NoSuchKey", "NotFound"):
-            raise NotFound("path not found") from exc
-        if code in ("412", "PreconditionFailed"):
-            raise PreconditionFailed("the object changed meanwhile", etag=None) from exc
-        if code == "KeyTooLongError":
-            raise NameTooLong(f"the object store refuses a key this long ({code})") from exc
-        raise StorageError(f"{what}: {code}") from exc
-    except BotoCoreError as exc:
-        raise StorageError(f"{what}: {type(exc).__name__}") from exc
-
-
-def return_part_buffers_to_the_os() -> None:
-    """Make glibc serve every allocation of 1 MiB or more with its own mmap, returned to the OS on free.
-
-    By default glibc raises that threshold (up to 32 MiB) after the first large buffers are freed, and the
-    8 MiB part buffers of later uploads then stay in per-thread heaps: measured +116 MiB of RSS during the
-    first 1 GiB upload instead of ~40 (bench/results/s3_backend.md). Setting it explicitly pins it.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    try:
-        ctypes.CDLL(name).mallopt(-3, 1024 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to pin
 
 
 class S3Backend(StorageBackend):
@@ -224,7 +102,7 @@ class S3Backend(StorageBackend):
         self.bucket = root.bucket
         self.root = root.prefix
         self.meta = meta.prefix
-        self._parts = ThreadPoolExecutor(8, thread_name_prefix="s3-parts")
+        self.part_pool = ThreadPoolExecutor(8, thread_name_prefix="s3-parts")
         return_part_buffers_to_the_os()
 
     def __repr__(self) -> str:
@@ -265,13 +143,13 @@ class S3Backend(StorageBackend):
         return EntryInfo(name, False, int(head["ContentLength"]), parse_time(head["LastModified"]),
                          quoted(head.get("ETag")))
 
-    def _current(self, key: Key) -> EntryInfo | None:
+    def current(self, key: Key) -> EntryInfo | None:
         try:
             return self.info(key)
         except NotFound:
             return None
 
-    def _require_folder(self, key: Key) -> None:
+    def require_folder(self, key: Key) -> None:
         """NotFound / NotADirectory unless ``key`` is a directory. Its marker answers in one HEAD (every
         folder the API made has one; SeaweedFS answers for any folder); else the full ``info``."""
         if not key:
@@ -368,7 +246,7 @@ class S3Backend(StorageBackend):
         folders = [item["Prefix"][len(prefix):-1] for item in found.get("CommonPrefixes") or []]
         files = found.get("Contents") or []
         if not folders and not files and after is None:
-            self._require_folder(key)  # an empty result: a missing folder or a file, or truly empty
+            self.require_folder(key)  # an empty result: a missing folder or a file, or truly empty
         entries = [EntryInfo(name, True) for name in folders if self._listable(name)]
         for item in files:
             name = item["Key"][len(prefix):]
@@ -402,7 +280,7 @@ class S3Backend(StorageBackend):
     def usage(self, key: Key) -> Usage:
         """One flat listing of the prefix (1000 objects a request): objects and folder markers below it."""
         prefix = self.folder_prefix(key)
-        self._require_folder(key)
+        self.require_folder(key)
         total = count = 0
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         with storage_errors():
@@ -425,10 +303,10 @@ class S3Backend(StorageBackend):
         if not key:
             raise InvalidOperation("the root is a directory")
         name = self.object_name(key)
-        self._require_folder(key[:-1])
+        self.require_folder(key[:-1])
         request = WriteRequest(offset, truncate, if_match, expected_size)
         if current is NOT_LOOKED_UP:
-            current = self._current(key)
+            current = self.current(key)
         request.check(current)
         if offset is not None and current is not None and not (offset == 0 and truncate):
             return S3PatchUpload(self, name, key, request)
@@ -437,8 +315,8 @@ class S3Backend(StorageBackend):
     def mkdir(self, key: Key) -> EntryInfo:
         if not key:
             raise AlreadyExists("the root exists")
-        self._require_folder(key[:-1])
-        if self._current(key) is not None:
+        self.require_folder(key[:-1])
+        if self.current(key) is not None:
             raise AlreadyExists("a file or directory with that name exists")
         marker = self.folder_prefix(key)
         with storage_errors():
@@ -509,32 +387,10 @@ class S3Backend(StorageBackend):
     # -- extensions ----------------------------------------------------------------------------------
 
     def _copy_object(self, source: str, destination: str, size: int, if_match: str | None = None) -> None:
-        copy_source = {"Bucket": self.bucket, "Key": source}
-        with storage_errors():
-            if size <= COPY_LIMIT:
-                extra = {"CopySourceIfMatch": if_match} if if_match else {}
-                self.client.copy_object(Bucket=self.bucket, Key=destination, CopySource=copy_source, **extra)
-                return
-            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=destination)["UploadId"]
-            try:
-                parts = []
-                for number, first in enumerate(range(0, size, COPY_PART_SIZE), start=1):
-                    last = min(first + COPY_PART_SIZE, size) - 1
-                    answer = self.client.upload_part_copy(
-                        Bucket=self.bucket, Key=destination, UploadId=upload_id, PartNumber=number,
-                        CopySource=copy_source, CopySourceRange=f"bytes={first}-{last}")
-                    parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
-                self.client.complete_multipart_upload(Bucket=self.bucket, Key=destination, UploadId=upload_id,
-                                                      MultipartUpload={"Parts": parts})
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=destination,
-                                                       UploadId=upload_id)
-                raise
-
+        copy_object(self.client, self.bucket, source, destination, size, if_match)
     def _check_destination(self, source: EntryInfo, destination: Key, overwrite: bool) -> EntryInfo | None:
-        self._require_folder(destination[:-1])
-        existing = self._current(destination)
+        self.require_folder(destination[:-1])
+        existing = self.current(destination)
         if existing is None:
             return None
         if not overwrite:
@@ -641,217 +497,7 @@ class S3Backend(StorageBackend):
 
     def sweep(self) -> int:
         """Abort multipart uploads under the root older than a day (a killed server's leftovers)."""
-        removed = 0
-        cutoff = time.time() - STALE_UPLOAD_SECONDS
-        with storage_errors():
-            found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.root)
-        for upload in found.get("Uploads") or []:
-            if parse_time(upload["Initiated"]) < cutoff:
-                with contextlib.suppress(Exception):
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
-                                                       UploadId=upload["UploadId"])
-                    removed += 1
-        return removed
-
-
-class S3Upload(Upload):
-    """The body in ``PART_SIZE`` pieces: one PUT when it fits in one, else a multipart upload whose parts
-    go up in the background (``MAX_PARTS_IN_FLIGHT`` at most; ``write`` waits beyond that)."""
-
-    def __init__(self, backend: S3Backend, name: str, key: Key, request: WriteRequest):
-        """``request``: only its preconditions matter here (the body is the whole new content)."""
-        self.backend = backend
-        self.name = name
-        self.key = key
-        self.request = request
-        self.pending: list[bytes] = []  # received, not yet in a part: joined once per part (one copy)
-        self.pending_size = 0
-        self.upload_id: str | None = None
-        self.parts: list[Future] = []
-        self.bytes_written = 0
-        self._slots = threading.BoundedSemaphore(MAX_PARTS_IN_FLIGHT)
-        self._done = False
-
-    @property
-    def client(self) -> Any:
-        return self.backend.client
-
-    def write(self, chunk: bytes) -> None:
-        if self._done:
-            raise StorageError("the upload is finished")
-        self.pending.append(chunk)
-        self.pending_size += len(chunk)
-        self.bytes_written += len(chunk)
-        if self.pending_size < PART_SIZE:
-            return
-        data = self._take()
-        if len(data) == PART_SIZE:  # the usual case: chunks much smaller than a part
-            self._send_part(data)
-            return
-        full = len(data) - len(data) % PART_SIZE
-        for start in range(0, full, PART_SIZE):
-            self._send_part(data[start:start + PART_SIZE])
-        if full < len(data):
-            self.pending, self.pending_size = [data[full:]], len(data) - full
-
-    def _take(self) -> bytes:
-        data = b"".join(self.pending)
-        self.pending, self.pending_size = [], 0
-        return data
-
-    def _send_part(self, data: bytes) -> None:
-        if self.upload_id is None:
-            with storage_errors("starting the upload failed"):
-                self.upload_id = self.client.create_multipart_upload(
-                    Bucket=self.backend.bucket, Key=self.name)["UploadId"]
-        failed = next((f for f in self.parts if f.done() and f.exception()), None)
-        if failed is not None:
-            raise StorageError("uploading a part failed") from failed.exception()
-        self._slots.acquire()
-        number = len(self.parts) + 1
-        try:
-            future = self.backend._parts.submit(self._upload_part, number, data)
-        except BaseException:
-            self._slots.release()
-            raise
-        self.parts.append(future)
-
-    def copy_first_part(self, source: str, length: int, source_etag: str | None) -> None:
-        """Part 1 is bytes [0, length) of the object ``source`` (this very version), copied inside the
-        store; ``length`` must be at least ``MIN_PART_SIZE`` and nothing written yet."""
-        assert self.upload_id is None and not self.parts and not self.pending
-        with storage_errors("starting the upload failed"):
-            self.upload_id = self.client.create_multipart_upload(
-                Bucket=self.backend.bucket, Key=self.name)["UploadId"]
-        condition = {"CopySourceIfMatch": source_etag} if source_etag else {}
-        with storage_errors("copying the unchanged part failed"):
-            answer = self.client.upload_part_copy(
-                Bucket=self.backend.bucket, Key=self.name, UploadId=self.upload_id, PartNumber=1,
-                CopySource={"Bucket": self.backend.bucket, "Key": source},
-                CopySourceRange=f"bytes=0-{length - 1}", **condition)
-        done: Future = Future()
-        done.set_result({"PartNumber": 1, "ETag": answer["CopyPartResult"]["ETag"]})
-        self.parts.append(done)
-        self.bytes_written += length
-
-    def _upload_part(self, number: int, data: bytes) -> dict:
-        try:
-            with storage_errors("uploading a part failed"):
-                answer = self.client.upload_part(Bucket=self.backend.bucket, Key=self.name,
-                                                 UploadId=self.upload_id, PartNumber=number, Body=data)
-            return {"PartNumber": number, "ETag": answer["ETag"]}
-        finally:
-            self._slots.release()
-
-    def _recheck(self) -> None:
-        """Preconditions against the object as it is now (another server may have written meanwhile)."""
-        if self.request.conditional:
-            self.request.check(self.backend._current(self.key))
-
-    def commit(self) -> EntryInfo:
-        if self._done:
-            raise StorageError("the upload is finished")
-        backend, bucket = self.backend, self.backend.bucket
-        if_match = self.request.if_match
-        conditional = {"IfMatch": if_match} if if_match and if_match != "*" else {}
-        try:
-            backend._require_folder(self.key[:-1])  # the parent may have been deleted meanwhile
-            if self.upload_id is None:
-                self._recheck()
-                with storage_errors("storing the file failed"):
-                    self.client.put_object(Bucket=bucket, Key=self.name, Body=self._take(),
-                                           **conditional)
-            else:
-                if self.pending:
-                    self._send_part(self._take())
-                parts = [future.result() for future in self.parts]
-                self._recheck()
-                with storage_errors("storing the file failed"):
-                    self.client.complete_multipart_upload(
-                        Bucket=bucket, Key=self.name, UploadId=self.upload_id,
-                        MultipartUpload={"Parts": parts}, **conditional)
-                self.upload_id = None
-        except BaseException:
-            self.abort()
-            raise
-        self._done = True
-        head = backend._head(self.name)  # what was just stored is a file: no folder listing needed
-        return backend._file_info(self.key[-1], head) if head is not None else backend.info(self.key)
-
-    def abort(self) -> None:
-        self._done = True
-        self.pending, self.pending_size = [], 0
-        upload_id, self.upload_id = self.upload_id, None
-        if upload_id is None:
-            return
-        for future in self.parts:  # let parts in flight finish, so the abort removes them all
-            with contextlib.suppress(BaseException):
-                future.result(timeout=120)
-        with contextlib.suppress(Exception):
-            self.client.abort_multipart_upload(Bucket=self.backend.bucket, Key=self.name, UploadId=upload_id)
-
-
-class S3PatchUpload(Upload):
-    """A write at ``offset`` of an existing object: the body is spooled (memory up to one part, then a
-    temp file), and ``commit`` builds the new version in one ``S3Upload`` from the current version's
-    prefix, the body and (without ``truncate``) the old tail, conditional on that version's ETag."""
-
-    def __init__(self, backend: S3Backend, name: str, key: Key, request: WriteRequest):
-        self.backend = backend
-        self.name = name
-        self.key = key
-        assert request.offset is not None
-        self.offset: int = request.offset
-        self.request = request
-        self.body = tempfile.SpooledTemporaryFile(max_size=PART_SIZE)
-        self.bytes_written = 0
-        self._upload: S3Upload | None = None
-
-    def write(self, chunk: bytes) -> None:
-        self.body.write(chunk)
-        self.bytes_written += len(chunk)
-
-    def commit(self) -> EntryInfo:
-        backend = self.backend
-        try:
-            current = backend._current(self.key)
-            if current is None:
-                raise NotFound("the file was removed meanwhile")
-            self.request.check(current)
-            # the new version is built from exactly this one: the upload lands only if it is still there
-            same_version = WriteRequest(if_match=current.etag)
-            upload = self._upload = S3Upload(backend, self.name, self.key, same_version)
-            if self.offset >= MIN_PART_SIZE:
-                upload.copy_first_part(self.name, self.offset, current.etag)
-            else:
-                self._stream_old(upload, 0, self.offset)
-            self.body.seek(0)
-            while chunk := self.body.read(READ_CHUNK):
-                upload.write(chunk)
-            end = self.offset + self.bytes_written
-            if not self.request.truncate and end < current.size:
-                self._stream_old(upload, end, current.size - end)
-            return upload.commit()
-        except BaseException:
-            self.abort()
-            raise
-        finally:
-            self.body.close()
-
-    def _stream_old(self, upload: S3Upload, start: int, length: int) -> None:
-        if length <= 0:
-            return
-        copied = 0
-        for chunk in self.backend.read(self.key, start, length):
-            upload.write(chunk)
-            copied += len(chunk)
-        if copied != length:
-            raise PreconditionFailed("the file changed while it was being patched", etag=None, size=copied)
-
-    def abort(self) -> None:
-        self.body.close()
-        if self._upload is not None:
-            self._upload.abort()
+        return abort_stale_uploads(self.client, self.bucket, self.root)
 
 
 def s3_backend(url: str, endpoint: str | None = None, region: str | None = None,

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as base  # noqa: E402 - bench/run.py's helpers (mounts, processes, rows)
+import harness as base  # noqa: E402 - the bench harness (mounts, processes, rows)
 
 from algofs_jupyter.supervise import ChildProcess  # noqa: E402
 
@@ -262,7 +262,7 @@ class Bench:
         serve.spawn(["rclone", "serve", "webdav", str(self.server_root / "data" / USER),
                      "--addr", f"127.0.0.1:{port}", "--config", str(config)])
         try:
-            serve.wait_ready(lambda: base._http_ok(f"http://127.0.0.1:{port}/"), 30)
+            serve.wait_ready(lambda: base.http_ok(f"http://127.0.0.1:{port}/"), 30)
             with delay_proxy(f"http://127.0.0.1:{port}", latency, self.work) as url:
                 mountpoint, cache_dir = self.work / "mnt-rclone", self.work / "rclone-cache"
 

@@ -35,12 +35,12 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (  # noqa: E402 - bench/ is not a package
+from harness import (  # noqa: E402 - bench/ is not a package
     RESULTS,
     Results,
-    _http_ok,
     free_port,
     fuse_child,
+    http_ok,
     timed,
     write_small_files,
 )
@@ -100,7 +100,7 @@ def jupyter_server(work: Path, api_url: str, api_key: str) -> Iterator[tuple[str
     child.spawn(command, env=env)
     url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"token {token}"}
     try:
-        child.wait_ready(lambda: _http_ok(f"{url}/api/status?token={token}"), 120)
+        child.wait_ready(lambda: http_ok(f"{url}/api/status?token={token}"), 120)
         child.wait_ready(lambda: requests.get(f"{url}/algofs/status", headers=headers, timeout=10).json()
                          .get("mounted", False), 120)
         yield url, headers, root
@@ -233,7 +233,7 @@ def rclone_writes(server_root: Path, work: Path, count: int) -> float:
     serve.spawn(["rclone", "serve", "webdav", str(server_root / "data" / USER), "--addr", f"127.0.0.1:{port}",
                  "--config", str(config)])
     try:
-        serve.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{port}/"), 30)
+        serve.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/"), 30)
         mountpoint = work / "mnt-rclone"
         command = ["rclone", "mount", f":webdav,url='http://127.0.0.1:{port}/':", str(mountpoint),
                    "--config", str(config), "--vfs-cache-mode", "full", "--cache-dir", str(work / "rc")]

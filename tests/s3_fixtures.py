@@ -30,7 +30,7 @@ TEAM_PROFILE = "team"
 BACKENDS = ("local", "s3")
 #: The default-tier s3 runs: the official client's whole Data API, the wire extensions the mount uses,
 #: and the mount's basic reads and writes.
-S3_CORE_MODULES = {"test_client_data.py", "test_s3_storage.py"}
+S3_CORE_MODULES = {"test_client_data.py", "test_s3_deployment.py"}
 S3_CORE_TESTS = {
     # tests/server/test_http_data.py
     "test_head_file_and_directory", "test_listing_format", "test_range_requests",
@@ -53,7 +53,7 @@ S3_SKIP = {
     "test_mount_behaves_like_local_disk": S3_NO_EXTENSION + " (the machine applies utime)",
     "test_mount_behaves_like_local_disk_long": S3_NO_EXTENSION + " (the machine applies utime)",
     "test_a_4095_byte_path_works_and_a_longer_one_is_enametoolong": "S3 keys hold 1024 bytes, so on S3 the "
-    "limit is lower (test_storage_s3/test_s3_storage test that it answers ENAMETOOLONG, not a 500)",
+    "limit is lower (test_s3_backend/test_s3_deployment test that it answers ENAMETOOLONG, not a 500)",
     "test_reads_and_listings_do_not_follow_links_out": "plants a symlink on the server's disk",
     "test_writes_and_deletes_do_not_follow_links_out": "plants a symlink on the server's disk",
 }

@@ -29,51 +29,50 @@ Design choices:
 * **Size cap:** LRU by last access, evicted inline after each insert (one ``unlink`` per evicted block,
   done outside the lock). Pinned blocks may push the size over the cap briefly.
 * **Single flight:** concurrent readers of a missing block wait for one fetch. The error of a demand
-  fetch propagates to every reader waiting on it; prefetch errors are swallowed (a reader that waited on
-  a failed prefetch fetches the block itself).
+  fetch propagates to every reader waiting on it; readahead errors are swallowed (a reader that waited on
+  a failed readahead block fetches the block itself).
 * **Readahead:** per ``stream_id`` (an open file handle; the path when None) sequential detection
-  (``readahead.SequentialDetector``) schedules the next ``readahead_blocks`` blocks on a small thread
-  pool, with a global cap on prefetches in flight so memory stays bounded (``block_prefetch``).
+  (``sequential.SequentialDetector``) schedules the next ``readahead_blocks`` blocks on a small thread
+  pool, with a global cap on readahead blocks in flight so memory stays bounded (``block_readahead``).
 
-Modules: ``block_cache`` (reads, fetches, eviction, control), ``block_index`` (versions, blocks, flights),
-``block_buffers`` (memory), ``block_files`` (disk), ``block_prefetch`` (readahead), ``range_source`` (what a
-fetch offers), ``range_streams`` (open requests between readahead runs), ``readahead`` (sequential
-detection).
+Modules: ``block_cache`` (reads, fetches, eviction, control), ``block_index`` (``BlockIndex``: versions,
+blocks, flights and their lock, shared with readahead), ``block_buffers`` (memory), ``block_files`` (disk),
+``block_readahead`` (readahead), ``range_source`` (``RangeSource``: the one fetch contract),
+``range_streams`` (open requests between readahead runs), ``sequential`` (sequential detection).
 
 Locks (take them only in this order):
 
-1. ``BlockCache._lock`` - guards the index (``_blocks``, ``_ram``, ``_paths``, ``_flights``, ``_size``),
-   ``counters``, ``Prefetcher.inflight``, every field of ``Block``/``PathState``/``Flight`` and
+1. ``BlockIndex.lock`` - guards the index (``blocks``, ``ram``, ``paths``, ``flights``, ``size``),
+   ``counters``, ``Readahead.inflight``, every field of ``Block``/``PathState``/``Flight`` and
    ``Buffer.refs``. Held for dictionary work only: never across a fetch, a disk read or write, a wait on
    a flight's future or a pool submit.
 2. ``BufferPool._lock`` - ``_idle`` and ``allocated``; taken under 1 when a buffer's last reference goes.
 
-Leaves never taken under 1: ``SequentialDetector._lock`` (readahead.py), ``ParkedStreams._lock``
+Leaves never taken under 1: ``SequentialDetector._lock`` (sequential.py), ``ParkedStreams._lock``
 (range_streams.py), the ``_pending_writes`` semaphore (bounds the blocks queued for the writer thread).
-``_closed`` and ``_last_read`` are written without a lock (flags: a stale read costs one extra fetch or
-one late memory release).
+``BlockIndex.closed`` and ``_last_read`` are written without a lock (flags: a stale read costs one extra
+fetch or one late memory release).
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
 import logging
-import mmap
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Hashable
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from .block_buffers import Buffer, BufferPool, copy_out
 from .block_files import BlockFiles
-from .block_index import Block, BlockFetchError, FileVersion, Flight, PathState, block_key
-from .block_prefetch import Prefetcher
-from .range_source import BufferFiller, RangeReader
-from .readahead import SequentialDetector
+from .block_index import Block, BlockFetchError, BlockIndex, CacheCounters, FileVersion, Flight, block_key
+from .block_readahead import Readahead
+from .range_source import RangeSource
+from .range_streams import Fill
+from .sequential import SequentialDetector
 
 __all__ = ["BlockCache", "BlockFetchError", "CacheCounters", "FileVersion"]
 
@@ -86,22 +85,6 @@ PAGE_SIZE = 4096
 #: Fetched blocks waiting for the writer thread (each holds block_size bytes of memory).
 MAX_PENDING_WRITES = 4
 
-
-@dataclass
-class CacheCounters:
-    """What ``stats()`` reports as counts since start (field names are the status keys)."""
-
-    hits: int = 0
-    memory_hits: int = 0
-    misses: int = 0
-    bytes_fetched: int = 0
-    fetches: int = 0
-    piece_fetches: int = 0
-    piece_bytes: int = 0
-    prefetch_scheduled: int = 0
-    prefetched_blocks: int = 0
-    evicted_blocks: int = 0
-    memory_releases: int = 0
 
 
 class BlockCache:
@@ -117,20 +100,13 @@ class BlockCache:
         #: Fetched blocks kept in memory: a sequential reader's block and the up to 2 x readahead ahead of it.
         self.ram_blocks = 2 * readahead_blocks + 1 if ram_blocks is None else ram_blocks
         self._files = BlockFiles(Path(cache_dir))
-        self._lock = threading.Lock()
-        self._blocks: OrderedDict[str, Block] = OrderedDict()  # LRU order: oldest first
-        self._ram: OrderedDict[str, Block] = OrderedDict()  # the memory tier, LRU order
-        self._paths: dict[str, PathState] = {}
-        self._flights: dict[str, Flight] = {}
-        self._size = 0
-        self.counters = CacheCounters()
         self._buffers = BufferPool(block_size, keep=self.ram_blocks + 2)
+        self._index = BlockIndex(limit_bytes, self.ram_blocks, self._buffers)
+        self.counters = self._index.counters
         self._detector = SequentialDetector()
-        self._serial = itertools.count()
-        self._prefetcher = Prefetcher(self, readahead_blocks)
+        self._readahead = Readahead(self._index, self.fetch_block, block_size, readahead_blocks)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="algofs-block-writer")
         self._pending_writes = threading.BoundedSemaphore(MAX_PENDING_WRITES)
-        self._closed = False
         self.memory_idle_seconds = memory_idle_seconds
         self._last_read = time.monotonic()
         self._stop = threading.Event()
@@ -139,21 +115,20 @@ class BlockCache:
                              daemon=True).start()
 
     # ----------------------------------------------------------------------------------------- reading
-    def read(self, version: FileVersion, offset: int, size: int, fetch: RangeReader,
+    def read(self, version: FileVersion, offset: int, size: int, source: RangeSource,
              stream_id: Hashable | None = None) -> bytes:
         """Bytes [offset, offset+size) clamped to version.size; short only at EOF.
 
-        ``fetch(start, end_exclusive)`` performs the ranged GET; its errors reach the readers that needed
-        the block.
+        ``source`` performs the ranged GETs; its errors reach the readers that needed the block.
         """
         if offset < 0 or size < 0:
             raise ValueError("offset and size must be >= 0")
         out = bytearray(max(0, min(offset + size, version.size) - offset))
         with memoryview(out) as view:
-            self.read_into(version, offset, view, fetch, stream_id)
+            self.read_into(version, offset, view, source, stream_id)
         return bytes(out)
 
-    def read_into(self, version: FileVersion, offset: int, out: memoryview, fetch: RangeReader,
+    def read_into(self, version: FileVersion, offset: int, out: memoryview, source: RangeSource,
                   stream_id: Hashable | None = None) -> int:
         """Fill ``out`` with the bytes from ``offset`` on, clamped to version.size; returns the count.
 
@@ -165,44 +140,45 @@ class BlockCache:
         if offset >= end:
             return 0
         self._last_read = time.monotonic()
-        self._note_version(version)
+        self._remove_files(self._index.note_version(version))
         bs = self.block_size
         first, last = offset // bs, (end - 1) // bs
         access = self._detector.observe(version.path if stream_id is None else stream_id, offset, end)
-        if access.sequential and self._prefetcher.enabled:
-            self._prefetcher.schedule(version, first, last, fetch)
+        if access.sequential and self._readahead.enabled:
+            self._readahead.schedule(version, first, last, source)
         piecewise = not access.sequential and not access.from_start
         filled = 0
         for index in range(first, last + 1):
             base = index * bs
             lo, hi = max(offset, base) - base, min(end, base + bs) - base
             part = out[filled:filled + hi - lo]
-            if not (piecewise and self._read_piece(version, index, lo, hi, part, fetch)):
-                self._read_block_into(version, index, lo, hi, part, fetch)
+            if not (piecewise and self._read_piece(version, index, lo, hi, part, source)):
+                self._read_block_into(version, index, lo, hi, part, source)
             filled += hi - lo
         return filled
 
     def _read_piece(self, version: FileVersion, index: int, lo: int, hi: int, out: memoryview,
-                    fetch: RangeReader) -> bool:
+                    source: RangeSource) -> bool:
         """A random read of a block nobody has: fetch only its pages. False = read the block instead
         (it is cached or coming, or random reads already fetched a good part of it piecewise)."""
         key = block_key(version, index)
         base = index * self.block_size
         start = base + lo - lo % PAGE_SIZE
         stop = min(base + -(-hi // PAGE_SIZE) * PAGE_SIZE, version.size)
-        with self._lock:
-            state = self._paths.get(version.path)
-            if key in self._blocks or key in self._flights or state is None or state.version != version:
+        idx = self._index
+        with idx.lock:
+            state = idx.current_locked(version)
+            if state is None or not idx.missing_locked(key):
                 return False
             used = state.piece_bytes.get(index, 0) + stop - start
             if used > self.block_size * PIECE_BUDGET_FRACTION:
                 return False
             state.piece_bytes[index] = used
-        data = fetch(start, stop)
+        data = source(start, stop)
         if len(data) != stop - start:
             raise BlockFetchError(f"{version.path}: asked for bytes {start}-{stop - 1}, got {len(data)} "
                                   "bytes (file changed remotely?)")
-        with self._lock:
+        with idx.lock:
             self.counters.piece_fetches += 1
             self.counters.piece_bytes += len(data)
             self.counters.bytes_fetched += len(data)
@@ -214,27 +190,28 @@ class BlockCache:
         return min(self.block_size, version.size - index * self.block_size)
 
     def _read_block_into(self, version: FileVersion, index: int, lo: int, hi: int, out: memoryview,
-                         fetch: RangeReader) -> None:
+                         source: RangeSource) -> None:
         key = block_key(version, index)
-        retried_prefetch = False
+        idx = self._index
+        retried_readahead = False
         while True:
             buffer = None
-            with self._lock:
-                block = self._blocks.get(key)
+            with idx.lock:
+                block = idx.blocks.get(key)
                 if block is not None and not block.stale:
                     block.pins += 1
-                    self._blocks.move_to_end(key)
+                    idx.blocks.move_to_end(key)
                     self.counters.hits += 1
                     buffer = block.ram
                     if buffer is not None:
                         buffer.refs += 1
-                        self._ram.move_to_end(key)
+                        idx.ram.move_to_end(key)
                         self.counters.memory_hits += 1
                 else:
                     block = None
-                    found = self._flights.get(key)
+                    found = idx.flights.get(key)
                     owner = found is None
-                    flight = found or self._start_flight_locked(key, version, prefetch=False)
+                    flight = found or idx.start_flight_locked(key, version, readahead=False)
                     if not owner and flight.buffer is not None:  # fetched, its disk write still queued
                         flight.buffer.refs += 1
                         self.counters.hits += 1
@@ -248,25 +225,27 @@ class BlockCache:
                     return
                 continue  # block file vanished or was cut short: fetch again
             if owner:
-                buffer = self._fetch_block(key, version, index, fetch, flight, reader=True)
+                fill = functools.partial(source.into, index * self.block_size)
+                buffer = self.fetch_block(key, version, index, fill, flight, reader=True)
             else:
                 try:
                     buffer = flight.future.result()
                 except Exception:
-                    if not flight.prefetch or retried_prefetch:
+                    if not flight.readahead or retried_readahead:
                         raise
-                    retried_prefetch = True  # the prefetch failed; try once with our own fetch
+                    retried_readahead = True  # the readahead failed; try once with our own fetch
                     continue
             try:
                 copy_out(buffer, lo, hi, out)
             finally:
-                with self._lock:
-                    self._unref_locked(buffer)
+                with idx.lock:
+                    idx.unref_locked(buffer)
             return
 
     def _copy_cached(self, block: Block, buffer: Buffer | None, lo: int, hi: int, out: memoryview) -> bool:
         """Copy a pinned block's bytes (memory, else its file) and unpin it; False if the file is gone."""
         ok = False
+        idx = self._index
         try:
             if buffer is not None:
                 copy_out(buffer, lo, hi, out)
@@ -276,54 +255,40 @@ class BlockCache:
         except FileNotFoundError:
             pass
         finally:
-            with self._lock:
+            with idx.lock:
                 block.pins -= 1
                 if buffer is not None:
-                    self._unref_locked(buffer)
-                if not ok and self._blocks.get(block.key) is block:
+                    idx.unref_locked(buffer)
+                if not ok and idx.blocks.get(block.key) is block:
                     log.warning("block file %s missing or short; fetching it again", block.name)
-                    self._drop_block_locked(block)
-                victims = self._collect_victims_locked()
+                    idx.drop_block_locked(block)
+                victims = idx.collect_victims_locked()
                 if block.pins == 0 and block.stale:
                     victims.append(block.name)
             self._remove_files(victims)
         return ok
 
     # ---------------------------------------------------------------------------------------- fetching
-    def _start_flight_locked(self, key: str, version: FileVersion, prefetch: bool) -> Flight:
-        state = self._paths.get(version.path)
-        if state is None:  # evicted since read() noted the version
-            state = self._paths[version.path] = PathState(version)
-        elif state.version != version:  # another reader saw a different version last: don't cache ours
-            state = PathState(version)
-        flight = Flight(state, prefetch, f"{key}-{next(self._serial)}")
-        state.flights += 1
-        self._flights[key] = flight
-        return flight
-
-    def _receive(self, fetch: RangeReader, start: int, length: int) -> Buffer:
-        """One ranged GET into a pooled buffer (or the fetch's own bytes when it cannot fill one)."""
-        if not isinstance(fetch, BufferFiller):
-            data = fetch(start, start + length)
-            buffer = Buffer(data, len(data), pooled=False)
-        else:
-            mem = self._buffers.take()
-            try:
-                with memoryview(mem) as view:
-                    got = fetch.into(start, view[:length])
-            except BaseException:
-                self._buffers.give(mem)
-                raise
-            buffer = Buffer(mem, got, pooled=True)
+    def _receive(self, fill: Fill, start: int, length: int) -> Buffer:
+        """One block into a pooled buffer through ``fill`` (a ranged GET's, or an open stream's)."""
+        mem = self._buffers.take()
+        try:
+            with memoryview(mem) as view:
+                got = fill(view[:length])
+        except BaseException:
+            self._buffers.give(mem)
+            raise
+        buffer = Buffer(mem, got, pooled=True)
         if buffer.length != length:
-            self._release(buffer)
+            self._index.release(buffer)
             raise BlockFetchError(f"asked for bytes {start}-{start + length - 1}, got {buffer.length} bytes "
                                   "(file changed remotely?)")
         return buffer
 
-    def _fetch_block(self, key: str, version: FileVersion, index: int, fetch: RangeReader,
-                     flight: Flight, reader: bool = False) -> Buffer:
-        """Fetch a block, hand it to waiters at once, then write it to disk.
+    def fetch_block(self, key: str, version: FileVersion, index: int, fill: Fill, flight: Flight,
+                    reader: bool = False) -> Buffer:
+        """Fetch a block through ``fill``, hand it to waiters at once, then write it to disk (the
+        ``FetchBlock`` of ``block_readahead``).
 
         The flight stays registered until the block is on disk, so readers arriving meanwhile copy the
         bytes from memory instead of fetching again. A demand reader (``reader``: it gets one reference
@@ -331,14 +296,14 @@ class BlockCache:
         """
         try:
             try:
-                buffer = self._receive(fetch, index * self.block_size, self._block_length(version, index))
+                buffer = self._receive(fill, index * self.block_size, self._block_length(version, index))
             except BlockFetchError as exc:
                 raise BlockFetchError(f"{version.path}: {exc.strerror}") from None
         except BaseException as exc:
-            self._finish_flight(key, flight, None, False)
+            self._index.finish_flight(key, flight, None, False)
             flight.future.set_exception(exc)
             raise
-        with self._lock:
+        with self._index.lock:
             self.counters.fetches += 1
             self.counters.bytes_fetched += buffer.length
             buffer.refs = 1 + reader + flight.joined  # the flight's own, the reader's, the waiters'
@@ -355,7 +320,8 @@ class BlockCache:
 
     def _store_and_finish(self, key: str, flight: Flight, buffer: Buffer, pending: bool) -> None:
         try:
-            self._finish_flight(key, flight, buffer, self._store(flight.name, buffer))
+            stored = self._store(flight.name, buffer)
+            self._remove_files(self._index.finish_flight(key, flight, buffer, stored))
         finally:
             if pending:
                 self._pending_writes.release()
@@ -369,126 +335,25 @@ class BlockCache:
             self._files.remove(name)
             return False
 
-    def _finish_flight(self, key: str, flight: Flight, buffer: Buffer | None, stored: bool) -> None:
-        """Retire a flight; a stored block joins the index and the memory tier with the flight's reference."""
-        victims: list[str] = []
-        with self._lock:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-            state = flight.state
-            state.flights -= 1
-            current = self._paths.get(state.version.path) is state
-            if stored and current and key not in self._blocks and buffer is not None:
-                block = Block(key, flight.name, state.version.path, buffer.length)
-                self._blocks[key] = block
-                state.keys.add(key)
-                state.cached_bytes += block.length
-                self._size += block.length
-                block.ram = buffer
-                self._ram[key] = block
-                while len(self._ram) > self.ram_blocks:
-                    self._leave_ram_locked(next(iter(self._ram.values())))
-                victims = self._collect_victims_locked()
-            else:
-                if stored:
-                    victims.append(flight.name)  # invalidated meanwhile: don't keep it
-                if buffer is not None:
-                    self._unref_locked(buffer)
-            if not state.keys and not state.flights and current:
-                del self._paths[state.version.path]
-        self._remove_files(victims)
-
-    # ------------------------------------------------------------------------------- memory buffers
-    def _unref_locked(self, buffer: Buffer) -> None:
-        buffer.refs -= 1
-        if buffer.refs == 0:
-            self._release(buffer)
-
-    def _release(self, buffer: Buffer) -> None:
-        if buffer.pooled and isinstance(buffer.mem, mmap.mmap):
-            self._buffers.give(buffer.mem)
-        buffer.mem = b""
-
-    def _leave_ram_locked(self, block: Block) -> None:
-        """Drop a block from the memory tier (its file still serves it)."""
-        self._ram.pop(block.key, None)
-        if block.ram is not None:
-            buffer, block.ram = block.ram, None
-            self._unref_locked(buffer)
-
-    # ---------------------------------------------------------------------------- versions, eviction
-    def _note_version(self, version: FileVersion) -> None:
-        with self._lock:
-            state = self._paths.get(version.path)
-            if state is not None and state.version == version:
-                return
-            victims = self._drop_path_locked(version.path) if state is not None else []
-            self._paths[version.path] = PathState(version)
-        self._remove_files(victims)
-
-    def _drop_path_locked(self, path: str) -> list[str]:
-        """Forget a path's blocks; return the files that can go now (pinned ones go on unpin)."""
-        state = self._paths.pop(path, None)
-        if state is None:
-            return []
-        victims = []
-        for key in state.keys:
-            block = self._blocks.get(key)
-            if block is not None:
-                self._drop_block_locked(block)
-                if block.pins == 0:
-                    victims.append(block.name)
-        for key in [k for k, f in self._flights.items() if f.state is state]:
-            del self._flights[key]  # later readers fetch afresh; the running fetch won't insert
-        return victims
-
-    def _drop_block_locked(self, block: Block) -> None:
-        del self._blocks[block.key]
-        self._leave_ram_locked(block)
-        block.stale = True
-        self._size -= block.length
-        state = self._paths.get(block.path)
-        if state is not None and block.key in state.keys:
-            state.keys.discard(block.key)
-            state.cached_bytes -= block.length
-            if not state.keys and not state.flights:
-                del self._paths[block.path]
-
-    def _collect_victims_locked(self) -> list[str]:
-        """Evict least recently used unpinned blocks until the size fits the cap; return their files."""
-        excess = self._size - self.limit_bytes
-        if excess <= 0:
-            return []
-        picked = []
-        for block in self._blocks.values():
-            if excess <= 0:
-                break
-            if not block.pins:
-                picked.append(block)
-                excess -= block.length
-        for block in picked:
-            self._drop_block_locked(block)
-        self.counters.evicted_blocks += len(picked)
-        return [block.name for block in picked]
-
     def _remove_files(self, names: list[str]) -> None:
         for name in names:
             self._files.remove(name)
 
     # --------------------------------------------------------------------------------------- control
     def invalidate(self, path: str) -> None:
-        """Drop every cached block of ``path`` (all versions); running fetches won't be cached."""
-        with self._lock:
-            victims = self._drop_path_locked(path)
+        """Drop every cached block of ``path`` (all versions) and its parked streams; running fetches
+        won't be cached."""
+        with self._index.lock:
+            victims = self._index.drop_path_locked(path)
         self._remove_files(victims)
-        self._detector.forget(path)
-        self._prefetcher.forget(path)
+        self._readahead.forget(path)
 
     def release_memory(self) -> None:
         """Let the memory tier and the idle block buffers go; the blocks stay on disk."""
-        with self._lock:
-            for block in list(self._ram.values()):
-                self._leave_ram_locked(block)
+        idx = self._index
+        with idx.lock:
+            for block in list(idx.ram.values()):
+                idx.leave_ram_locked(block)
         if self._buffers.drop_idle():
             self.counters.memory_releases += 1
 
@@ -496,20 +361,14 @@ class BlockCache:
         interval = min(self.memory_idle_seconds / 2, 5.0)
         while not self._stop.wait(interval):
             idle_for = time.monotonic() - self._last_read
-            if idle_for >= self.memory_idle_seconds and (self._ram or self._buffers.idle()):
+            if idle_for >= self.memory_idle_seconds and (self._index.ram or self._buffers.idle()):
                 self.release_memory()
 
     def clear(self) -> None:
-        with self._lock:
-            victims = []
-            for path in list(self._paths):
-                victims += self._drop_path_locked(path)
-            for block in list(self._blocks.values()):  # blocks of paths already forgotten
-                self._drop_block_locked(block)
-                if block.pins == 0:
-                    victims.append(block.name)
+        with self._index.lock:
+            victims = self._index.clear_locked()
         self._remove_files(victims)
-        self._prefetcher.forget()
+        self._readahead.forget()
 
     def stats(self) -> dict:
         """Counters and per-file entries, counting blocks whose disk write is still queued.
@@ -518,18 +377,17 @@ class BlockCache:
         write, so a caller who just read a file sees it in ``entries``.
         """
         self._drain_writes()
-        with self._lock:
-            entries = [{"path": path, "cached_bytes": state.cached_bytes, "size": state.version.size}
-                       for path, state in self._paths.items() if state.cached_bytes]
-            streams = self._prefetcher.streams
+        idx = self._index
+        with idx.lock:
+            streams = self._readahead.streams
             return {
                 **asdict(self.counters),
-                "size_bytes": self._size, "limit_bytes": self.limit_bytes, "blocks": len(self._blocks),
-                "block_size": self.block_size, "memory_blocks": len(self._ram),
+                "size_bytes": idx.size, "limit_bytes": self.limit_bytes, "blocks": len(idx.blocks),
+                "block_size": self.block_size, "memory_blocks": len(idx.ram),
                 "memory_buffers": self._buffers.allocated, "direct_io": self._files.direct_io,
-                "pending_blocks": len(self._flights),
+                "pending_blocks": len(idx.flights),
                 "streams_resumed": streams.resumed, "streams_parked": len(streams),
-                "entries": sorted(entries, key=lambda e: e["path"]),
+                "entries": idx.entries_locked(),
             }
 
     def _drain_writes(self, timeout: float = 5.0) -> None:
@@ -540,18 +398,19 @@ class BlockCache:
 
     def close(self) -> None:
         """Stop readahead and delete the block files (the index does not outlive the process)."""
-        if self._closed:
+        idx = self._index
+        if idx.closed:
             return
-        self._closed = True
+        idx.closed = True
         self._stop.set()
-        self._prefetcher.close()  # queued prefetches fail fast once _closed is set
+        self._readahead.close()  # queued readahead fails fast once the index is closed
         self._writer.shutdown(wait=True)
-        with self._lock:
-            for block in list(self._ram.values()):
-                self._leave_ram_locked(block)
-            self._blocks.clear()
-            self._paths.clear()
-            self._size = 0
+        with idx.lock:
+            for block in list(idx.ram.values()):
+                idx.leave_ram_locked(block)
+            idx.blocks.clear()
+            idx.paths.clear()
+            idx.size = 0
         self._files.close()
 
     def __enter__(self) -> BlockCache:
@@ -559,7 +418,6 @@ class BlockCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
 
 
 def _no_op() -> None:

@@ -1,51 +1,63 @@
-"""What the block cache fetches file bytes through: a ranged GET, optionally into its own buffers, and
-optionally as an open stream (``RangeFetch`` in ``operations`` offers all three; a plain function
-``fetch(start, end) -> bytes`` is enough for tests and simple callers)."""
+"""The block cache's one fetch contract: ``RangeSource``, ranged reads of one file version.
+
+Its first method is fsspec ``caching.py``'s ``Fetcher(start, end) -> bytes``; ``into`` and ``stream`` are
+the same reads without an allocation per block and as one open request for a run of blocks (readahead).
+The data client's range reader (``fs/data_api.RangeReader``) is one; ``FetcherSource`` makes one of a plain
+``Fetcher`` (tests, simple callers): it copies what the fetcher returns and asks it once per piece.
+"""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
 from .range_streams import Fill
 
+#: fsspec's ``Fetcher``: the bytes ``[start, end)`` of one file version.
+Fetcher = Callable[[int, int], bytes | bytearray]
 
-class RangeReader(Protocol):
+
+class RangeSource(Protocol):
     def __call__(self, start: int, end: int) -> bytes | bytearray:
-        """The bytes ``[start, end)`` of the file version."""
+        """The bytes ``[start, end)`` (short only at EOF)."""
         ...
-
-
-@runtime_checkable
-class BufferFiller(Protocol):
-    """A reader that can fill a buffer the cache provides (no allocation per block)."""
-
-    def __call__(self, start: int, end: int) -> bytes | bytearray: ...
 
     def into(self, start: int, out: memoryview) -> int:
-        """Fill ``out`` with the bytes from ``start`` on; returns the count."""
+        """Fill ``out`` (a buffer of the cache's) with the bytes from ``start`` on; returns the count."""
         ...
-
-
-@runtime_checkable
-class RangeStreamer(Protocol):
-    """A reader that can keep one request open for a run of blocks (see ``range_streams``)."""
-
-    def __call__(self, start: int, end: int) -> bytes | bytearray: ...
 
     def stream(self, start: int, end: int) -> AbstractContextManager[Fill]:
-        """An open ranged GET of ``[start, end)``: ``fill(out)`` reads its next bytes."""
+        """One open request for ``[start, end)``: ``fill(out)`` reads its next bytes (``range_streams``)."""
         ...
 
 
-class StreamPart:
-    """The next block of a streamed run, in the shape ``BlockCache._receive`` expects of a fetch."""
+class FetcherSource:
+    """A ``RangeSource`` over a plain ``Fetcher``: one fetcher call per ``into`` and per ``fill``."""
 
-    def __init__(self, fill: Fill):
-        self._fill = fill
+    def __init__(self, fetch: Fetcher):
+        self.fetch = fetch
+
+    def __call__(self, start: int, end: int) -> bytes | bytearray:
+        return self.fetch(start, end)
 
     def into(self, start: int, out: memoryview) -> int:
-        return self._fill(out)
+        if not len(out):
+            return 0
+        data = self.fetch(start, start + len(out))
+        count = min(len(data), len(out))
+        with memoryview(data) as view:
+            out[:count] = view[:count]
+        return count
 
-    def __call__(self, start: int, end: int) -> bytes:
-        raise TypeError("stream parts fill buffers")
+    @contextmanager
+    def stream(self, start: int, end: int) -> Iterator[Fill]:
+        position = start
+
+        def fill(out: memoryview) -> int:
+            nonlocal position
+            count = self.into(position, out[:max(0, end - position)])
+            position += count
+            return count
+
+        yield fill

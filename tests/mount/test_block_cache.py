@@ -22,6 +22,7 @@ import requests
 from waiting import wait_until
 
 from algofs_jupyter.mount.block_cache import BlockCache, FileVersion
+from algofs_jupyter.mount.range_source import FetcherSource
 
 KiB = 1 << 10
 BLOCK = 64 * KiB
@@ -92,7 +93,8 @@ class RangeServer:
         self.files[path] = data
         return FileVersion(path, len(data), hashlib.md5(data).hexdigest())
 
-    def fetcher(self, path: str, http: requests.Session | None = None) -> Callable[[int, int], bytes]:
+    def fetcher(self, path: str, http: requests.Session | None = None) -> FetcherSource:
+        """One ranged GET per call: a plain ``Fetcher`` as a ``RangeSource``."""
         http = http or requests.Session()
 
         def fetch(start: int, end: int) -> bytes:
@@ -100,7 +102,7 @@ class RangeServer:
             response.raise_for_status()
             return response.content
 
-        return fetch
+        return FetcherSource(fetch)
 
     def stream_fetcher(self, path: str) -> StreamingFetch:
         return StreamingFetch(self.url + path)
@@ -111,7 +113,7 @@ class RangeServer:
 
 
 class StreamingFetch:
-    """A fetch with the optional ``into`` and ``stream`` the mount's RangeFetch offers."""
+    """A ``RangeSource`` whose ``into`` and ``stream`` are real streamed GETs, as the data client's."""
 
     def __init__(self, url: str):
         self.url = url
@@ -356,7 +358,8 @@ def test_fetch_errors_reach_every_waiting_reader_and_are_not_cached(range_server
 
     range_server.failing["/x.bin"] = lambda start: True
     with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(cache.read, version, 100 * i, 10, slow_failing_fetch, i) for i in range(4)]
+        futures = [pool.submit(cache.read, version, 100 * i, 10, FetcherSource(slow_failing_fetch), i)
+                   for i in range(4)]
         time.sleep(0.2)  # let all four queue up behind one fetch
         gate.set()
         errors = [f.exception(timeout=10) for f in futures]
@@ -430,12 +433,13 @@ def test_reads_from_the_embedded_api_server(api_server, tmp_path):
         return FileVersion(url, int(head.headers["Content-Length"]), head.headers.get("ETag", ""))
 
     cache = BlockCache(tmp_path / "cache", 64 << 20, block_size=256 * KiB)
+    source = FetcherSource(fetch)
     try:
         first = os.urandom(3 << 20)
         client.file(f"data://.my/{name}/blob.bin").putFile(_write(tmp_path / "a", first))
         v1 = current_version()
         with ThreadPoolExecutor(8) as pool:
-            chunks = list(pool.map(lambda off: cache.read(v1, off, 100_000, fetch, off),
+            chunks = list(pool.map(lambda off: cache.read(v1, off, 100_000, source, off),
                                    range(0, len(first), 100_000)))
         assert b"".join(chunks) == first
 
@@ -443,7 +447,7 @@ def test_reads_from_the_embedded_api_server(api_server, tmp_path):
         client.file(f"data://.my/{name}/blob.bin").putFile(_write(tmp_path / "b", second))
         v2 = current_version()
         assert v2 != v1
-        assert cache.read(v2, 0, 2 << 20, fetch) == second
+        assert cache.read(v2, 0, 2 << 20, source) == second
         assert cache.stats()["entries"][0]["size"] == len(second)
     finally:
         cache.close()

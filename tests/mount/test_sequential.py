@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from algofs_jupyter.mount.readahead import SequentialDetector
+from algofs_jupyter.mount.sequential import SequentialDetector
 
 KiB = 1 << 10
 

@@ -1,4 +1,4 @@
-"""Sequential-access detection per read stream (one open file handle), for the block cache's prefetch.
+"""Sequential-access detection per read stream (one open file handle), for the block cache's readahead.
 
 A stream counts as sequential while each read starts near where the previous one ended. "Near" allows a
 little reordering, because a multi-threaded FUSE daemon receives the kernel's concurrent readahead requests
@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import NamedTuple
 
-#: Reads needed in a row before prefetching starts again (a new stream at offset 0 already counts one).
+#: Reads needed in a row before readahead starts again (a new stream at offset 0 already counts one).
 SEQUENTIAL_TRIGGER = 2
 #: How far (bytes) a read may start from the previous end and still count as sequential: a few times the
 #: read size, at least this much.
@@ -33,7 +33,7 @@ class _Stream:
 
 
 class Access(NamedTuple):
-    sequential: bool  # reads follow each other: prefetch ahead
+    sequential: bool  # reads follow each other: read ahead
     from_start: bool  # the stream began at offset 0 and never jumped (a whole-file read, most likely)
 
 

@@ -133,10 +133,6 @@ class SmallFiles:
         with self._lock:
             return version in self._flights or self._match_locked(version, touch=False) is not None
 
-    def room_for(self, size: int) -> bool:
-        with self._lock:
-            return self.unread_bytes + size <= self.budget
-
     def invalidate(self, path: str) -> None:
         with self._lock:
             self._drop_locked(path)

@@ -1,0 +1,141 @@
+"""The mount's file contents behind one front: ``ContentCache``.
+
+Two caches hold what remote files contain, chosen by size here and nowhere else:
+
+* a file up to ``small_file_size`` is read whole with one GET and kept in memory (``small_files``), and
+  the directory prefetcher (``dir_prefetch``) fetches the next small files of a directory a reader goes
+  through;
+* a larger file is read through the on-disk block cache (``block_cache``) with ranged GETs and
+  readahead.
+
+The mount tells the front about its own changes with one step, ``invalidate(path)`` (after an upload, an
+unlink, at both ends of a rename): it reaches every content cache (the block cache's blocks and parked
+streams, the small file's bytes). ``clear``, ``stats`` and ``close`` likewise cover both. Whoever only
+reports changes (the uploader) needs no more than ``ContentChanges``.
+
+What the front fetches through is given to it: ``ranges(path, etag, size)`` makes the ``RangeSource`` of
+one file version (the data client's range reader) and ``whole(path, etag)`` does a whole-file GET
+(``(body, etag)``). Locks: none of its own; each cache's are leaves taken inside its methods (see
+``block_cache``, ``small_files``, ``dir_prefetch``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from functools import partial
+from typing import Any, Protocol
+
+from .block_cache import BlockCache
+from .block_index import FileVersion
+from .dir_prefetch import DirectoryPrefetcher
+from .metadata_cache import Attr
+from .range_source import RangeSource
+from .small_files import SmallFiles, WholeFetch
+
+#: ``ranges(path, etag, size)``: the range source of one file version (etag "" when unknown).
+RangesOf = Callable[[str, str, int], RangeSource]
+#: ``whole(path, etag)``: one GET of the whole file, its body and the server's ETag.
+WholeGet = Callable[[str, str], tuple[bytes, str]]
+#: ``listing(directory)``: the directory's fresh cached listing, or None.
+ListingOf = Callable[[str], "dict[str, Attr] | None"]
+
+
+class ContentChanges(Protocol):
+    def invalidate(self, path: str) -> None:
+        """``path`` changed: no content cache may serve what it held of it."""
+        ...
+
+
+def file_version(layout: str, attr: Attr) -> FileVersion:
+    """The version of a file's bytes: its ETag when known, else size and mtime (what a listing gives)."""
+    return FileVersion(layout, attr.size, attr.etag or f"size{attr.size}-mtime{attr.mtime}")
+
+
+class ContentCache:
+    def __init__(self, blocks: BlockCache, ranges: RangesOf, whole: WholeGet, listing: ListingOf,
+                 small_file_size: int = 1 << 20, small_files_memory: int = 64 << 20,
+                 prefetch_files: int = 64):
+        self.blocks = blocks
+        self.ranges = ranges
+        self.whole = whole
+        self.listing = listing
+        self.small_file_size = small_file_size
+        self.small_files = SmallFiles(small_files_memory)
+        self.dir_prefetch = DirectoryPrefetcher(self.small_files, file_version, self._whole_of,
+                                                small_file_size, files_ahead=prefetch_files)
+
+    def is_small(self, size: int) -> bool:
+        """Whether a file of ``size`` bytes is read whole and kept in memory."""
+        return size <= self.small_file_size
+
+    # ----------------------------------------------------------------------------------------- reading
+    def read(self, version: FileVersion, etag: str, offset: int, size: int,
+             stream_id: Hashable | None = None) -> bytes:
+        """Bytes ``[offset, offset + size)`` of ``version`` (short only at EOF). ``etag`` is the server's
+        ETag when known ("" for attributes from a listing); ``stream_id`` names the reader (its handle)."""
+        if self.is_small(version.size):
+            return self._small(version, etag)[offset:offset + size]
+        return self.blocks.read(version, offset, size, self.ranges(version.path, etag, version.size),
+                                stream_id=stream_id)
+
+    def read_into(self, version: FileVersion, etag: str, offset: int, out: memoryview,
+                  stream_id: Hashable | None = None) -> int:
+        """``read`` straight into ``out`` (the kernel's reply buffer); returns the count."""
+        if self.is_small(version.size):
+            data = self._small(version, etag)
+            count = max(0, min(len(out), len(data) - offset))
+            out[:count] = data[offset:offset + count]
+            return count
+        return self.blocks.read_into(version, offset, out, self.ranges(version.path, etag, version.size),
+                                     stream_id=stream_id)
+
+    def _small(self, version: FileVersion, etag: str) -> bytes:
+        """A small file's bytes: one whole-file GET per version, shared with the directory prefetcher."""
+        return self.small_files.read(version, partial(self.whole, version.path, etag))
+
+    def _whole_of(self, version: FileVersion, attr: Attr) -> WholeFetch:
+        return partial(self.whole, version.path, attr.etag)
+
+    def opened(self, version: FileVersion) -> None:
+        """A reader opened ``version``: a small file may start or feed a directory prefetch run."""
+        if 0 < version.size <= self.small_file_size and self.dir_prefetch.enabled:
+            parent, _, name = version.path.rpartition("/")
+            self.dir_prefetch.opened(parent, name, self.listing(parent))
+
+    def reading_directory(self, directory: str) -> bool:
+        """Whether readers are going through the small files of ``directory`` (a prefetch run is active)."""
+        return self.dir_prefetch.active(directory)
+
+    # ---------------------------------------------------------------------------------------- changes
+    def invalidate(self, path: str) -> None:
+        """The mount changed ``path`` itself (uploaded, removed, renamed away or onto): no cache keeps
+        bytes of it. Every content cache is told here, and only here."""
+        self.blocks.invalidate(path)
+        self.small_files.invalidate(path)
+
+    def clear(self) -> None:
+        self.blocks.clear()
+        self.small_files.clear()
+        self.dir_prefetch.end_all()
+
+    # ----------------------------------------------------------------------------------------- status
+    def stats(self) -> dict[str, Any]:
+        """The status's ``cache``: the block cache's, with the small files' entries, whole-file hits,
+        misses and fetched bytes added (one place to look), and the hit ratio of both."""
+        cache = self.blocks.stats()
+        small = self.small_files.stats()
+        entries = [*cache["entries"], *self.small_files.entries()]
+        cache["entries"] = sorted(entries, key=lambda e: str(e["path"]))
+        for counter in ("hits", "misses", "bytes_fetched"):
+            cache[counter] = cache.get(counter, 0) + small[counter]
+        hits, misses = cache.get("hits", 0), cache.get("misses", 0)
+        cache["hit_ratio"] = hits / (hits + misses) if hits + misses else None
+        return cache
+
+    def small_files_stats(self) -> dict[str, Any]:
+        """The status's ``small_files``: the store's counters and the directory prefetcher's."""
+        return {**self.small_files.stats(), "prefetch": self.dir_prefetch.stats()}
+
+    def close(self) -> None:
+        self.dir_prefetch.close()
+        self.blocks.close()

@@ -1,0 +1,158 @@
+"""``DirectoryPrefetcher`` on its own (no FUSE, no HTTP): when a run starts, which files it fetches, how
+far ahead, within which memory, and that it stops with its reader."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from waiting import wait_until
+
+from algofs_jupyter.mount.block_index import FileVersion
+from algofs_jupyter.mount.content_cache import file_version
+from algofs_jupyter.mount.dir_prefetch import DirectoryPrefetcher
+from algofs_jupyter.mount.metadata_cache import DIRECTORY, FILE, Attr
+from algofs_jupyter.mount.small_files import SmallFiles, WholeFetch
+
+SMALL = 1000
+
+
+class Fetches:
+    """Whole-file GETs of files whose bytes are their name; records each request; ``gate`` holds them."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.lock = threading.Lock()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def of(self, version: FileVersion, attr: Attr) -> WholeFetch:
+        def fetch() -> tuple[bytes, str]:
+            self.gate.wait(5)
+            with self.lock:
+                self.requests.append(version.path)
+            return b"x" * version.size, ""
+
+        return fetch
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.requests)
+
+
+def listing(count: int, size: int = 10) -> dict[str, Attr]:
+    return {f"{i:03d}": Attr(FILE, size, 1.0) for i in range(count)}
+
+
+@pytest.fixture
+def fetches() -> Fetches:
+    return Fetches()
+
+
+def make(fetches: Fetches, budget: int = 1 << 20, files_ahead: int = 4,
+         idle_seconds: float = 2.0) -> tuple[SmallFiles, DirectoryPrefetcher]:
+    store = SmallFiles(budget)
+    prefetcher = DirectoryPrefetcher(store, file_version, fetches.of, SMALL, files_ahead=files_ahead,
+                                     workers=2, idle_seconds=idle_seconds)
+    return store, prefetcher
+
+
+@pytest.fixture
+def closing() -> Iterator[list[DirectoryPrefetcher]]:
+    made: list[DirectoryPrefetcher] = []
+    yield made
+    for prefetcher in made:
+        prefetcher.close()
+
+
+def test_one_open_starts_nothing_a_second_one_starts_a_run_ahead_in_listing_order(
+        fetches: Fetches, closing: list[DirectoryPrefetcher]) -> None:
+    store, prefetcher = make(fetches, files_ahead=4)
+    closing.append(prefetcher)
+    files = listing(20)
+    prefetcher.opened("d", "000", files)
+    prefetcher.opened("d", "000", files)  # the same file again is no run
+    time.sleep(0.2)
+    assert fetches.count() == 0 and not prefetcher.active("d")
+    prefetcher.opened("d", "001", files)
+    assert prefetcher.active("d")
+    # the run may fetch files_ahead more than its readers opened (2): 6, the files after 001
+    assert wait_until(lambda: fetches.count() == 6)
+    time.sleep(0.2)
+    assert sorted(fetches.requests) == [f"d/{i:03d}" for i in range(2, 8)]
+    assert prefetcher.stats()["runs_started"] == 1 and prefetcher.stats()["requests"] == 6
+    for i in range(2, 8):
+        assert store.has(file_version(f"d/{i:03d}", files[f"{i:03d}"]))
+
+    prefetcher.opened("d", "002", files)  # the reader goes on: one more ahead
+    assert wait_until(lambda: fetches.count() == 7)
+    assert fetches.requests[-1] == "d/008"
+
+
+def test_large_files_directories_and_files_held_are_skipped(fetches: Fetches,
+                                                            closing: list[DirectoryPrefetcher]) -> None:
+    store, prefetcher = make(fetches, files_ahead=8)
+    closing.append(prefetcher)
+    files = {"a": Attr(FILE, 10, 1.0), "b": Attr(FILE, 10, 1.0), "c": Attr(FILE, SMALL + 1, 1.0),
+             "d": Attr(DIRECTORY), "e": Attr(FILE, 0, 1.0), "f": Attr(FILE, 10, 1.0),
+             "g": Attr(FILE, 10, 1.0)}
+    store.read(file_version("dir/f", files["f"]), lambda: (b"x" * 10, ""))  # already here
+    prefetcher.opened("dir", "a", files)
+    prefetcher.opened("dir", "b", files)
+    assert wait_until(lambda: fetches.count() == 1)
+    time.sleep(0.2)
+    assert fetches.requests == ["dir/g"]
+
+
+def test_unread_prefetched_bytes_stay_within_the_store_budget(fetches: Fetches,
+                                                              closing: list[DirectoryPrefetcher]) -> None:
+    store, prefetcher = make(fetches, budget=35, files_ahead=50)
+    closing.append(prefetcher)
+    files = listing(30)
+    prefetcher.opened("d", "000", files)
+    prefetcher.opened("d", "001", files)
+    assert wait_until(lambda: fetches.count() == 3)
+    time.sleep(0.2)
+    assert fetches.count() == 3 and store.unread_bytes <= 35
+
+    store.read(file_version("d/002", files["002"]), lambda: (b"?", ""))  # read: room again
+    prefetcher.opened("d", "002", files)
+    assert wait_until(lambda: fetches.count() == 4)
+    assert store.unread_bytes <= 35
+
+
+def test_a_run_ends_with_its_reader_and_queued_fetches_are_dropped_without_a_request(
+        fetches: Fetches, closing: list[DirectoryPrefetcher]) -> None:
+    store, prefetcher = make(fetches, files_ahead=10, idle_seconds=0.3)
+    closing.append(prefetcher)
+    files = listing(40)
+    fetches.gate.clear()  # the two workers hold their first fetch; the rest wait in the queue
+    prefetcher.opened("d", "000", files)
+    prefetcher.opened("d", "001", files)
+    time.sleep(0.5)  # the reader stopped: the run is idle
+    assert not prefetcher.active("d")
+    fetches.gate.set()
+    time.sleep(0.3)
+    assert fetches.count() <= 2, f"{fetches.requests}: fetches of an idle run went out"
+    assert prefetcher.stats()["runs"] == 1  # ended runs are replaced on the next open, not swept
+
+    prefetcher.opened("d", "030", files)  # after the idle time: a first open again, no run
+    time.sleep(0.2)
+    assert fetches.count() <= 2
+
+
+def test_shuffled_readers_get_files_from_where_the_prefetcher_got_to(
+        fetches: Fetches, closing: list[DirectoryPrefetcher]) -> None:
+    store, prefetcher = make(fetches, files_ahead=3)
+    closing.append(prefetcher)
+    files = listing(50)
+    prefetcher.opened("d", "020", files)
+    prefetcher.opened("d", "005", files)  # further than files_ahead from the cursor: not followed
+    assert wait_until(lambda: fetches.count() == 5)
+    time.sleep(0.2)
+    assert sorted(fetches.requests) == [f"d/{i:03d}" for i in range(5)]
+    prefetcher.opened("d", "040", files)  # again: the run goes on from its cursor, skipping opened files
+    assert wait_until(lambda: fetches.count() == 6)
+    assert fetches.requests[-1] == "d/006"

@@ -1,8 +1,9 @@
 """A real HTTP proxy on 127.0.0.1 between a client (mount, fsspec, Jupyter) and ``algofs serve``.
 
 It counts what the client sends (requests and body bytes per method) and can inject faults: a share of
-API requests answered 503 before they reach the server, and ``hide_extensions`` answers 404 for
-``/v1/algofs/*`` (a server without the extensions, like the hosted API). Used by the write tests and
+API requests answered 503 before they reach the server, a share dropped (the connection closed after the
+request was read, with no answer: a transport error after sending), and ``hide_extensions`` answers 404
+for ``/v1/algofs/*`` (a server without the extensions, like the hosted API). Used by the write tests and
 bench/writes.py as an independent measure of the bytes sent.
 """
 
@@ -37,7 +38,7 @@ class _LimitedReader:
 
 class FaultProxy:
     def __init__(self, upstream: str, fail_ratio: float = 0.0, hide_extensions: bool = False,
-                 seed: int = 12):
+                 seed: int = 12, drop_ratio: float = 0.0, port: int = 0):
         parts = urlsplit(upstream)
         self.upstream_host, self.upstream_port = parts.hostname or "127.0.0.1", parts.port or 80
         self.fail_ratio = fail_ratio
@@ -47,8 +48,10 @@ class FaultProxy:
         self.requests: Counter[str] = Counter()  # method -> requests that reached the server
         self.body_bytes: Counter[str] = Counter()  # method -> request body bytes that reached it
         self.injected = 0
+        self.drop_ratio = drop_ratio
+        self.dropped = 0
         self.paths: list[tuple[str, str]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
 
@@ -75,6 +78,7 @@ class FaultProxy:
             self.requests.clear()
             self.body_bytes.clear()
             self.injected = 0
+            self.dropped = 0
             self.paths.clear()
 
     def _should_fail(self, path: str) -> bool:
@@ -84,6 +88,14 @@ class FaultProxy:
             failing = self.random.random() < self.fail_ratio
             self.injected += failing
             return failing
+
+    def _should_drop(self, path: str) -> bool:
+        if not self.drop_ratio or not path.startswith("/v1/"):
+            return False
+        with self.lock:
+            dropping = self.random.random() < self.drop_ratio
+            self.dropped += dropping
+            return dropping
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -100,6 +112,10 @@ class FaultProxy:
                 if proxy.hide_extensions and self.path.startswith("/v1/algofs/"):
                     self.rfile.read(length)
                     return self._answer(404, b'{"error": {"message": "not found"}}')
+                if proxy._should_drop(self.path):
+                    self.rfile.read(length)
+                    self.close_connection = True  # no answer at all
+                    return None
                 if proxy._should_fail(self.path):
                     self.rfile.read(length)
                     return self._answer(503, b'{"error": {"message": "injected"}}')

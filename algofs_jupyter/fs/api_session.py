@@ -210,11 +210,6 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def error_message(response: requests.Response) -> str:
-    """The server's error text: the JSON ``error.message``, else ``X-Error-Message``, else the reason."""
-    return error_details(response)[0]
-
-
 def error_details(response: requests.Response) -> tuple[str, dict[str, Any]]:
     """``(message, error object)``: the JSON ``error`` (``errno``, ``size``, ``etag``… of the extensions,
     docs/api-extensions.md §7) or ``{}``; the message falls back to ``X-Error-Message``, then the reason."""

@@ -1,9 +1,9 @@
-"""`_read_exactly_into` is what every cold block read goes through, including servers that ignore Range."""
+"""`read_exactly_into` is what every cold block read goes through, including servers that ignore Range."""
 
 import io
 from types import SimpleNamespace
 
-from algofs_jupyter.fs.filesystem import _read_exactly_into
+from algofs_jupyter.fs.http_body import read_exactly_into
 
 
 def _response(body: bytes) -> SimpleNamespace:
@@ -12,7 +12,7 @@ def _response(body: bytes) -> SimpleNamespace:
 
 def _read(body: bytes, count: int, skip: int) -> bytes:
     out = bytearray(b"\xee" * count)  # stale bytes from an earlier use of the buffer
-    filled = _read_exactly_into(_response(body), memoryview(out), skip=skip)
+    filled = read_exactly_into(_response(body), memoryview(out), skip=skip)
     return bytes(out[:filled])
 
 

@@ -1,5 +1,6 @@
 """The bench harness every scenario shares: where results go, rows and their timing, whole-file reads and
-small-file writes, CPU of a process, FUSE daemons started and unmounted, free ports.
+small-file writes, CPU of a process, FUSE daemons started and unmounted (free ports come from
+``algofs_jupyter.testing.ports``).
 
 The scenarios (``run.py``: the filesystem, ``small_files.py``, ``writes.py``) import this module and
 nothing of each other; each writes its own report (``results/<scenario>.md``)."""
@@ -18,7 +19,6 @@ import requests
 
 from algofs_jupyter.mount.mount_table import entry_at
 from algofs_jupyter.supervise import ChildProcess
-from algofs_jupyter.testing.ports import free_ports
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The user and collection whose data a scenario's ``algofs serve`` holds.
@@ -119,10 +119,6 @@ def write_small_files(directory: Path, count: int) -> tuple[float, int]:
 
 
 # ------------------------------------------------------------------------------------ infrastructure
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
 def mounted(mountpoint: Path) -> bool:
     """Any file system (algofs, rclone, fsspec's) at ``mountpoint``."""
     return entry_at(mountpoint) is not None

@@ -46,7 +46,6 @@ from harness import (  # noqa: E402 - bench/ is not a package
     MiB,
     Results,
     attempt,
-    free_port,
     fuse_child,
     http_ok,
     ls_l,
@@ -58,6 +57,7 @@ from harness import (  # noqa: E402 - bench/ is not a package
 )
 
 from algofs_jupyter.supervise import ChildProcess  # noqa: E402
+from algofs_jupyter.testing.ports import free_ports  # noqa: E402
 
 MANY = "many"
 RANDOM_READS, RANDOM_SIZE = 1000, 4096
@@ -351,7 +351,7 @@ def run_fsspec_child(mountpoint: str) -> int:
 
 
 def bench_rclone(s: Setup, results: Results) -> None:
-    port = free_port()
+    port = free_ports(1)[0]
     mountpoint = s.work / "mnt-rclone"
     config = s.work / "rclone.conf"
     config.write_text("")

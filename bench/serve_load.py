@@ -23,7 +23,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import sys
 import tempfile
 import threading
@@ -35,6 +34,7 @@ import psutil
 import requests
 
 from algofs_jupyter.supervise import ChildProcess
+from algofs_jupyter.testing.ports import free_ports
 
 RESULTS = Path(__file__).parent / "results" / "serve_load.md"
 REPO = Path(__file__).resolve().parents[1]
@@ -47,12 +47,6 @@ MIX = [("read", 35), ("list", 15), ("write", 15), ("algo_echo", 30), ("algo_slee
 HEALTH_LIMIT_MS = 100.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(base: Path, keys: dict[str, str], source: Path,
                  extra: list[str]) -> tuple[ChildProcess, str]:
     users_file = base / "users.json"
@@ -60,7 +54,7 @@ def start_server(base: Path, keys: dict[str, str], source: Path,
     with os.fdopen(fd, "w") as handle:
         json.dump({"users": keys}, handle)
     ready = base / "ready.json"
-    port = free_port()
+    port = free_ports(1)[0]
     env = {k: v for k, v in os.environ.items() if k not in ("ALGORITHMIA_API_KEY", "ALGOFS_SERVE_API_KEY")}
     env["PYTHONPATH"] = str(source)
     cmd = [sys.executable, "-m", "algofs_jupyter", "serve", "--root", str(base / "root"),

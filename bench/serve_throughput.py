@@ -20,14 +20,9 @@ from pathlib import Path
 
 from algofs_jupyter.server.embedded_server import EmbeddedServer
 from algofs_jupyter.supervise import ChildProcess
+from algofs_jupyter.testing.ports import free_ports
 
 RESULTS = Path(__file__).parent / "results" / "serve_throughput.md"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def curl_mb_per_s(url: str, header_file: Path | None) -> float:
@@ -62,7 +57,7 @@ def main() -> int:
             header = base / "auth-header"
             header.write_text(f"Authorization: {server.api_key}\n")
             header.chmod(0o600)
-            port = free_port()
+            port = free_ports(1)[0]
             static = ChildProcess("python -m http.server", base / "http-server.log")
             static.spawn([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                           "--directory", str(collection)])

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as base  # noqa: E402 - the bench harness (mounts, processes, rows)
 
 from algofs_jupyter.supervise import ChildProcess  # noqa: E402
+from algofs_jupyter.testing.ports import free_ports  # noqa: E402
 
 USER, COLLECTION = base.USER, base.COLLECTION
 READERS = 4
@@ -255,7 +256,7 @@ class Bench:
                 self.results.rows[-1].note = f"daemon {per_gib:.2f} core-s/GiB"
 
     def rclone(self, latency: float, large: Path | None) -> None:
-        port = base.free_port()
+        port = free_ports(1)[0]
         config = self.work / "rclone.conf"
         config.write_text("")
         serve = ChildProcess("rclone serve webdav", self.work / "rclone-serve.log")

@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402 - bench/ is not a package
     RESULTS,
     Results,
-    free_port,
     fuse_child,
     http_ok,
     timed,
@@ -46,6 +45,7 @@ from harness import (  # noqa: E402 - bench/ is not a package
 )
 
 from algofs_jupyter.supervise import ChildProcess  # noqa: E402
+from algofs_jupyter.testing.ports import free_ports  # noqa: E402
 
 MiB, GiB, KiB = 1 << 20, 1 << 30, 1 << 10
 USER = "demo"
@@ -87,7 +87,7 @@ def write_back_settled(mountpoint: Path, timeout: float = 300.0) -> float:
 def jupyter_server(work: Path, api_url: str, api_key: str) -> Iterator[tuple[str, dict[str, str], Path]]:
     root = work / "jupyter-root"
     (root / "local").mkdir(parents=True)
-    port, token = free_port(), "bench-token"
+    port, token = free_ports(1)[0], "bench-token"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALGORITHMIA_", "ALGOFS_"))}
     env.update(ALGORITHMIA_API=api_url, ALGORITHMIA_API_KEY=api_key, JUPYTER_DATA_DIR=str(work / "jd"),
                JUPYTER_RUNTIME_DIR=str(work / "jr"), XDG_CACHE_HOME=str(work / "jupyter-cache"))
@@ -226,7 +226,7 @@ def bench_small_files(mountpoint: Path, api_url: str, api_key: str, server_root:
 def rclone_writes(server_root: Path, work: Path, count: int) -> float:
     if not shutil.which("rclone"):
         raise RuntimeError("rclone not installed")
-    port = free_port()
+    port = free_ports(1)[0]
     config = work / "rclone.conf"
     config.write_text("")
     serve = ChildProcess("rclone serve webdav", work / "rclone-serve.log")

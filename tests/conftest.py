@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 
 import pytest
 
 from algofs_jupyter.server.embedded_server import EmbeddedServer
+from algofs_jupyter.testing.ports import free_ports
 
 #: SeaweedFS, ``algofs serve --storage s3://…`` and the local|s3 parametrisation (tests/s3_fixtures.py)
 pytest_plugins = ["s3_fixtures"]
@@ -25,16 +25,10 @@ def api_server(local_api_server: EmbeddedServer) -> EmbeddedServer:
     return local_api_server
 
 
-def find_free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    return find_free_port()
+    """A TCP port on 127.0.0.1 that was free a moment ago (``testing.ports.free_ports``)."""
+    return free_ports(1)[0]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ Shared by tests/jupyter and tests/binder: tests/ is on ``sys.path`` because its 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,13 +15,6 @@ import requests
 from algofs_jupyter.supervise import ChildProcess
 
 CONTENTS_MANAGER = "algofs_jupyter.jupyter.contents.AlgofsContentsManager"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class JupyterProcess:

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from jupyter_process import JupyterProcess, free_port
+from jupyter_process import JupyterProcess
 from remote_kernel import run_notebook_on_server
+
+from algofs_jupyter.testing.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 BINDER_USER = "algofsbinder"
@@ -101,7 +103,7 @@ def test_binder_launch(binder_dir):
     uid, gid = binder_user()
     run(["chown", "-R", f"{uid}:{gid}", str(binder_dir)])
 
-    port, demo_port = free_port(), free_port()
+    port, demo_port = free_ports(2)
     launch_env = {**env, "ALGOFS_DEMO_PORT": str(demo_port), "ALGOFS_DEMO_LARGE_MB": "8"}
     if fuse_usable_by_others():
         # This host's /dev/fuse is world-writable; on mybinder.org there is none. Force what Binder gets.

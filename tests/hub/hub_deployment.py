@@ -27,6 +27,7 @@ import requests
 
 from algofs_jupyter.mount.mount_table import algofs_mounts
 from algofs_jupyter.supervise import ChildProcess
+from algofs_jupyter.testing.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 HUB_CONFIG = REPO / "deploy" / "jupyterhub_config.py"
@@ -46,14 +47,6 @@ def proxy_command() -> str | None:
     """configurable-http-proxy as ./dev.sh setup installs it (inside the venv), else from PATH."""
     in_venv = Path(sys.prefix) / "node_modules" / ".bin" / "configurable-http-proxy"
     return str(in_venv) if in_venv.exists() else shutil.which("configurable-http-proxy")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ----- local accounts ------------------------------------------------------------------------------------
@@ -202,7 +195,8 @@ def running_hub(venv: Path, users: list[str], service_user: str) -> Iterator[Hub
     overlay = state / "hub" / "test_config.py"
     overlay.parent.mkdir(mode=0o700)
     overlay.write_text(TEST_OVERRIDES.format(config=str(HUB_CONFIG), users=sorted(users), token=token))
-    ports = {name: free_port() for name in ("PORT", "HUB_PORT", "PROXY_API_PORT", "API_PORT")}
+    names = ("PORT", "HUB_PORT", "PROXY_API_PORT", "API_PORT")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = {key: value for key, value in os.environ.items()
            if key not in ("PYTHONPATH", "ALGORITHMIA_API", "ALGORITHMIA_API_KEY", "JUPYTERHUB_API_TOKEN")}
     env.update({f"ALGOFS_HUB_{name}": str(port) for name, port in ports.items()})

@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from jupyter_process import CONTENTS_MANAGER, JupyterProcess, free_port
+from jupyter_process import CONTENTS_MANAGER, JupyterProcess
 
 import algofs_jupyter.server.demo
 from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason
 from algofs_jupyter.mount.mount_table import is_algofs_mount
+from algofs_jupyter.testing.ports import free_ports
 
 DEMO_CONTENT = Path(algofs_jupyter.server.demo.__file__).parent / "content"
 BASE = "/api/contents/algofs/data/demo"
@@ -29,7 +30,7 @@ def start_server(tmp: Path, fuse: bool) -> JupyterProcess:
     if not fuse:
         env["ALGOFS_DISABLE_FUSE"] = "1"
     (tmp / "root").mkdir()
-    port = free_port()
+    port = free_ports(1)[0]
     command = [sys.executable, "-m", "jupyter_server", "--no-browser", f"--ServerApp.port={port}",
                "--IdentityProvider.token=test-token", f"--ServerApp.root_dir={tmp / 'root'}",
                f"--ServerApp.contents_manager_class={CONTENTS_MANAGER}",

@@ -27,6 +27,7 @@ from .options import MountOptions
 from .pipes import PipeTree
 from .recovery import RecoveryStore
 from .staging import WriteStaging, salvage_staging
+from .uploads import Uploader
 
 log = logging.getLogger(__name__)
 READ_AHEAD_KB = 4096
@@ -68,16 +69,16 @@ class MountDaemon:
         self.metadata = MetadataCache(options.metadata_ttl, options.negative_ttl)
         self.recovery = RecoveryStore(cache_dir, self.fs.session.api_address)
         salvage_staging(cache_dir / "staging", self.recovery)  # files a dead daemon never uploaded
-        self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery,
-                                    lambda local, remote: self.fs.put_file(local, remote),
-                                    write_at=self.fs.write_at, download=self.fs.download_to)
+        self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery)
+        self.uploader = Uploader(self.fs, self.staging, self.metadata, self.blocks,
+                                 write_back=options.write_back)
         self.operations = AlgoOperations(
-            self.fs, self.blocks, self.metadata, self.staging,
+            self.fs, self.blocks, self.metadata, self.staging, self.uploader,
             algorithms=PipeTree(self.fs, timeout=options.algo_timeout),
             extra_connectors=options.connectors, kernel_ttl=options.metadata_ttl,
             negative_ttl=options.negative_ttl, on_init=self._after_mount, consistency=options.consistency,
             small_file_size=options.small_file_size, prefetch_files=options.prefetch_files,
-            prefetch_memory=options.prefetch_memory, write_back=options.write_back)
+            prefetch_memory=options.prefetch_memory)
         self.control = ControlServer(mountpoint, {"status": self.status, "clear_cache": self.clear})
         self.started_at = time.time()
         self.readahead_kb: int | None = None
@@ -119,7 +120,7 @@ class MountDaemon:
             cache[counter] = cache.get(counter, 0) + small_stats[counter]
         hits, misses = cache.get("hits", 0), cache.get("misses", 0)
         cache["hit_ratio"] = hits / (hits + misses) if hits + misses else None
-        uploads = self.staging.stats()
+        uploads = {**self.staging.stats(), **self.uploader.stats()}
         return {
             "state": "mounted" if self.set_up else "starting",
             "mountpoint": mount_path(self.mountpoint),
@@ -136,7 +137,7 @@ class MountDaemon:
             "small_files": {**small_stats,
                             "prefetch": self.operations.dir_prefetch.stats()},
             "uploads": uploads,
-            "write_back": self.operations.write_back.stats() if self.operations.write_back else None,
+            "write_back": self.uploader.write_back.stats() if self.uploader.write_back else None,
             "uploads_in_flight": uploads["in_flight"],
             "uploads_failed": uploads["failed"],
             "recovery": {"directory": str(self.recovery.directory),
@@ -168,7 +169,7 @@ class MountDaemon:
         except KeyboardInterrupt:
             pass
         finally:
-            self.operations.drain_write_back()  # if libfuse did not call destroy (a no-op when it did)
+            self.uploader.drain()  # if libfuse did not call destroy (a no-op when it did)
             self.control.stop()
             self.operations.dir_prefetch.close()
             self.staging.close()

@@ -14,8 +14,8 @@ Locks (take them only in this order; none is held across a FUSE reply):
 2. ``StagedFile.lock`` (staging.py) - held by ``rename`` across the destination's upload or the
    server-side move (network calls) and while ``WriteStaging.rekey`` takes the replaced destination's
    ``StagedFile.lock`` and ``WriteStaging._lock`` (see staging.py); held by ``utimens`` of a staged file
-   to record ``pending_mtime`` (no network call), and by ``_apply_pending_mtime`` across the utime
-   request that follows an upload. A directory rename takes no StagedFile lock (``rekey_under`` takes only
+   to record ``pending_mtime`` or the server version after a set-mtime (no network call); uploads take
+   it in uploads.py. A directory rename takes no StagedFile lock (``rekey_under`` takes only
    ``WriteStaging._lock`` and then each moved file's lock, one at a time).
 3. ``MetadataCache._lock``, ``BlockCache._lock``, ``WriteStaging._lock`` - leaves of their modules,
    taken inside their methods only.
@@ -54,16 +54,14 @@ from .range_streams import Fill
 from .small_files import SmallFiles, WholeFetch
 from .staging import StagedFile, WriteStaging
 from .stat_dicts import directory_stat, file_stat
+from .uploads import Uploader
 from .virtual import VirtualTree
-from .write_back import WriteBack
 
 log = logging.getLogger(__name__)
 #: libfuse's ``FUSE_CAP_CACHE_SYMLINKS`` (fuse_common.h, libfuse 3.10+): the kernel caches symlink targets.
 FUSE_CAP_CACHE_SYMLINKS = 1 << 23
 
 CONNECTOR_PROBE_TTL = 60.0
-#: Seconds unmount waits for write-back uploads (within MountProcess's wait for the daemon to exit).
-WRITE_BACK_DRAIN_SECONDS = 10.0
 #: Block size the mount reports to stat (tools size their reads by it).
 STAT_BLOCK_SIZE = 1 << 20
 
@@ -157,15 +155,17 @@ class AlgoOperations(Operations):
     use_ns = False
 
     def __init__(self, fs: AlgoFileSystem, block_cache: BlockCache, metadata: MetadataCache,
-                 staging: WriteStaging, algorithms: VirtualTree | None = None,
+                 staging: WriteStaging, uploader: Uploader, algorithms: VirtualTree | None = None,
                  extra_connectors: tuple[str, ...] = (), kernel_ttl: float = 60.0,
                  negative_ttl: float = 5.0, on_init: Callable[[], None] | None = None,
                  consistency: str = "ttl", small_file_size: int = 1 << 20, prefetch_files: int = 64,
-                 prefetch_memory: int = 64 << 20, write_back: float = 0.0):
+                 prefetch_memory: int = 64 << 20):
         self.fs = fs
         self.blocks = block_cache
         self.metadata = metadata
         self.staging = staging
+        #: every upload: flush, fsync and release call it; it owns the opt-in write-back
+        self.uploader = uploader
         self.algorithms = algorithms or VirtualTree()
         self.kernel_ttl = kernel_ttl
         self.kernel_caches_symlinks = False  # set by init_with_config when the kernel offers it
@@ -179,8 +179,6 @@ class AlgoOperations(Operations):
         self.small_files = SmallFiles(prefetch_memory)
         self.dir_prefetch = DirectoryPrefetcher(self.small_files, file_version, self._whole_fetch_of,
                                                 small_file_size, files_ahead=prefetch_files)
-        #: ``--write-back SECONDS``: close() leaves the upload to this (None: upload at close, the default)
-        self.write_back = WriteBack(staging, self._upload, write_back) if write_back > 0 else None
         self.uid, self.gid = os.getuid(), os.getgid()
         self.started = time.time()
         self._handles: dict[int, Handle] = {}
@@ -215,11 +213,7 @@ class AlgoOperations(Operations):
 
     def destroy(self, path: str) -> None:
         log.info("unmounting")
-        self.drain_write_back()
-
-    def drain_write_back(self, timeout: float = WRITE_BACK_DRAIN_SECONDS) -> int:
-        """Upload what write-back still holds (unmount); the number of files left (kept for recovery)."""
-        return self.write_back.drain(timeout) if self.write_back is not None else 0
+        self.uploader.drain()
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -333,24 +327,6 @@ class AlgoOperations(Operations):
 
     def _fetcher(self, layout: str, etag: str, size: int = -1) -> RangeFetch:
         return RangeFetch(self.fs, layout, etag, size)
-
-    def _after_upload(self, staged: StagedFile) -> None:
-        info = staged.uploaded
-        if info is not None and info.get("size") == staged.size():  # not written to since the upload
-            self.metadata.put(staged.path, Attr.from_info(info))
-        else:
-            self._refresh(staged.path)
-        self.blocks.invalidate(staged.path)
-
-    def _refresh(self, layout: str) -> None:
-        """After our own upload: the server chose mtime/etag, so record what one HEAD says (tools like
-        tar compare mtimes before and after reading); if that fails, forget the entry."""
-        try:
-            info = self.fs.head(layout)
-        except OSError:
-            self.metadata.invalidate(layout)
-            return
-        self.metadata.put(layout, Attr.from_info(info))
 
     # -- metadata operations ----------------------------------------------------------------------
 
@@ -645,7 +621,7 @@ class AlgoOperations(Operations):
         rules.check_writable_location(layout, directory=False)
         staged = self.staging.open(layout, None, truncate=True, new=True)
         try:
-            self._upload(staged)
+            self.uploader.upload(staged)
         finally:
             self.staging.release(staged)
         return 0
@@ -682,37 +658,10 @@ class AlgoOperations(Operations):
         staged = self.staging.open(layout, fill, truncate=False, remote=(attr.size, attr.etag))
         try:
             staged.truncate(length)
-            self._upload(staged)
+            self.uploader.upload(staged)
         finally:
             self.staging.release(staged)
         return 0
-
-    def _upload(self, staged: StagedFile) -> None:
-        """Upload if dirty and update the caches; a failure leaves the server's state unknown to us."""
-        try:
-            uploaded = self.staging.commit(staged)
-        except OSError:
-            self.metadata.invalidate(staged.path)
-            raise
-        if uploaded:
-            self._after_upload(staged)
-            try:
-                self._apply_pending_mtime(staged)
-            except OSError as exc:  # the bytes are on the server; only the time is the server's
-                log.warning("setting the mtime of %s after its upload failed: %s", staged.path, exc)
-
-    def _apply_pending_mtime(self, staged: StagedFile) -> None:
-        """A utimens that came while the file was dirty (``cp -p``, ``touch -d`` on an open file)."""
-        with staged.lock:
-            mtime, staged.pending_mtime = staged.pending_mtime, None
-            if mtime is None or staged.dirty:
-                staged.pending_mtime = mtime if staged.dirty else None
-                return
-            info = self.fs.set_mtime(staged.path, mtime)
-            staged.uploaded = {**(staged.uploaded or {}), "mtime": info["mtime"], "size": info["size"],
-                               "etag": info["etag"]}
-            staged.set_remote(info["size"], info["etag"])
-        self.metadata.put(staged.path, Attr(FILE, info["size"], info["mtime"], info["etag"]))
 
     @fuse_errors
     def flush(self, path: str, fi: Any) -> int:
@@ -722,11 +671,7 @@ class AlgoOperations(Operations):
         if isinstance(handle, VirtualHandle):
             self.algorithms.flush(handle.path, handle.tree_fh)
         elif isinstance(handle, StagedHandle):
-            if self.write_back is not None:
-                if handle.staged.dirty and not handle.staged.unlinked:
-                    self.write_back.closed(handle.staged)
-            else:
-                self._upload(handle.staged)
+            self.uploader.closed(handle.staged)
         return 0
 
     @fuse_errors
@@ -735,7 +680,7 @@ class AlgoOperations(Operations):
         if isinstance(handle, VirtualHandle):
             self.algorithms.fsync(handle.path, datasync, handle.tree_fh)
         elif isinstance(handle, StagedHandle):
-            self._upload(handle.staged)
+            self.uploader.upload(handle.staged)
         return 0
 
     @fuse_errors
@@ -746,11 +691,7 @@ class AlgoOperations(Operations):
             self.algorithms.release(handle.path, handle.tree_fh)
         elif isinstance(handle, StagedHandle):
             try:
-                if self.write_back is not None:  # e.g. the writer was killed before close
-                    if handle.staged.dirty and not handle.staged.unlinked:
-                        self.write_back.closed(handle.staged)
-                else:
-                    self._upload(handle.staged)  # last chance (e.g. the writer was killed before close)
+                self.uploader.closed(handle.staged)  # last chance (e.g. the writer was killed before close)
             except OSError as exc:
                 log.error("release of %s: %s", handle.path, exc)
             finally:
@@ -868,7 +809,7 @@ class AlgoOperations(Operations):
             try:
                 self.fs.move(src, dst, overwrite=True)
             except FileNotFoundError:
-                staged.set_remote(None, "")  # never uploaded: the next upload is a whole PUT
+                staged.record_server_version(None)  # never uploaded: the next upload is a whole PUT
                 if not staged.dirty:
                     staged.mark_dirty()
             self.staging.rekey(src, dst)
@@ -879,9 +820,8 @@ class AlgoOperations(Operations):
         """Without the move extension: destination written first, then the source deleted."""
         if staged is not None:
             with staged.lock:
-                staged.uploaded = self.fs.put_file(str(staged.local), dst)
+                staged.record_server_version(self.fs.put_file(str(staged.local), dst), exact=False)
                 staged.mark_clean()
-                staged.set_remote(None, "")
                 self._delete_quietly(src)
                 self.staging.rekey(src, dst)
         else:
@@ -893,7 +833,7 @@ class AlgoOperations(Operations):
                 Path(temp).unlink(missing_ok=True)
             self.fs.rm_file(src)
         self.metadata.remove(src)
-        self._refresh(dst)
+        self.uploader.refresh(dst)
 
     def _delete_quietly(self, layout: str) -> None:
         try:
@@ -932,9 +872,7 @@ class AlgoOperations(Operations):
         info = self.fs.set_mtime(layout, mtime)
         if staged is not None:
             with staged.lock:
-                staged.uploaded = {"type": "file", "size": info["size"], "mtime": info["mtime"],
-                                   "etag": info["etag"]}
-                staged.set_remote(info["size"], info["etag"])
+                staged.record_server_version(info, exact=staged.remote_size is not None)
         self.metadata.put(layout, Attr.from_info(info))
         self.staging.drop_retained(layout)
         return 0

@@ -2,14 +2,15 @@
 
 One ``StagedFile`` per remote path, shared by every handle open on it. Opening an existing file for
 writing without ``O_TRUNC`` downloads it first (appends and in-place edits need the old bytes). Writes,
-truncates and reads of that path then go to the local file. ``commit`` uploads it when it is dirty; the
-daemon calls it from ``flush`` (every ``close()``), ``fsync`` and, as a last chance, ``release``.
+truncates and reads of that path then go to the local file. ``Uploader`` (uploads.py) uploads it when it
+is dirty, from ``flush`` (every ``close()``), ``fsync`` and, as a last chance, ``release``.
 
 *Tail uploads.* A staged file knows which prefix of it equals the server's file (``remote_size`` bytes of
-version ``remote_etag``) and the lowest offset changed since (``changed_from``). When the server has the
-write-at-offset extension, ``commit`` sends only the bytes from there on, with the server's size and ETag
-as preconditions: an append sends just the new bytes. A failed precondition (someone else changed the
-file) falls back to a whole-file PUT, as without the extension (last writer wins, never a mix).
+version ``remote_etag``, set by ``record_server_version``) and the lowest offset changed since
+(``changed_from``). When the server has the write-at-offset extension, the upload sends only the bytes
+from there on, with the server's size and ETag as preconditions: an append sends just the new bytes. A
+failed precondition (someone else changed the file) falls back to a whole-file PUT, as without the
+extension (last writer wins, never a mix).
 
 *Clean copies.* When the last handle of a clean, uploaded file is released, its local copy is kept
 (``RETAIN_FILES``/``RETAIN_BYTES``, least recently used out first): a reopen of the same server version
@@ -17,9 +18,6 @@ file) falls back to a whole-file PUT, as without the extension (last writer wins
 so reopen-append cycles (JupyterLab's chunked upload, log writers) cost only their new bytes. A write-only
 ``O_APPEND`` open of a kept file asks the server nothing (``unverified``): when the upload's precondition
 then fails, the bytes written since the open are appended to the server's current version.
-
-A failed upload copies the bytes to the recovery folder and raises EIO, so ``close()`` reports it and
-nothing is lost; the file stays dirty, so a later flush/fsync tries again.
 
 A daemon that dies (SIGKILL, OOM, power loss) before an upload cannot report anything, so a dirty
 staged file carries a *claim*: ``staged-N.claim`` next to it names the remote path and API. It is
@@ -32,10 +30,9 @@ Locks (take them only in this order):
 1. ``StagedFile.lock`` (an RLock per staged file) - guards ``ready``, ``dirty``, ``generation``,
    ``uploading``, ``uploaded``, ``recovery_id``/``recovery_generation``, the claim file, and the local
    bytes against concurrent writes and truncates (``pread`` takes no lock: offsets need none). **Held
-   across network calls**: the download that fills the file at open, and ``commit``'s upload (one PUT,
-   up to the session's timeout; a tail upload and, after a failed precondition, its rebased append or the
-   whole-file fallback), so a second ``close()`` of the same file waits for the first upload
-   instead of uploading again; ``getattr`` never takes it. ``rekey`` (called by a rename holding the
+   across network calls**: the download that fills the file at open, and the upload (uploads.py), so a
+   second ``close()`` of the same file waits for the first upload instead of uploading again;
+   ``getattr`` never takes it. ``rekey`` (called by a rename holding the
    source's lock) takes the replaced destination's lock under it: two renames onto each other's names at
    the same moment could deadlock.
    ``remote_size``/``remote_etag``/``changed_from``/``pending_mtime``/``unverified`` are guarded by it too.
@@ -45,8 +42,7 @@ Locks (take them only in this order):
 3. ``SpareFiles._lock`` - guards the spare files; a leaf, taken under 2 by ``open`` (a new staged file takes
    a spare); file creations run outside it.
 
-``uploads_done``/``uploads_failed`` are bumped under one file's lock, not a shared one: concurrent uploads
-may miscount them (they are only reported). ``RecoveryStore`` takes no lock (each entry is its own folder).
+``RecoveryStore`` takes no lock (each entry is its own folder).
 """
 
 from __future__ import annotations
@@ -62,9 +58,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
 
-from ..fs.api_errors import NotSupported, PreconditionFailed
 from ..private_dirs import make_private_dirs
 from .recovery import RecoveryStore
 
@@ -80,14 +74,6 @@ RETAIN_FILES = 16
 RETAIN_BYTES = 4 << 30
 #: ``changed_from`` of a file that equals the server's version everywhere.
 UNCHANGED = sys.maxsize
-
-
-class TailWriter(Protocol):
-    """``AlgoFileSystem.write_at``: write the local bytes from ``offset`` on at ``offset``, preconditioned."""
-
-    def __call__(self, path: str, offset: int, local: str, *, expected_size: int | None = None,
-                 if_match: str | None = None, truncate: bool = False,
-                 at: int | None = None) -> dict[str, Any]: ...
 
 
 class StagedFile:
@@ -118,6 +104,18 @@ class StagedFile:
         """The local bytes are exactly the server's version ``etag`` of ``size`` bytes (lock held)."""
         self.remote_size, self.remote_etag = size, etag
         self.changed_from = UNCHANGED if size is not None else 0
+
+    def record_server_version(self, info: dict | None, *, exact: bool = True) -> None:
+        """The server's file at ``path`` is now ``info``: its answer to our upload, set-mtime or copy
+        (None: it gave none, or holds no version of these bytes). ``exact``: the local bytes equal that
+        version byte for byte (checked against the local size too), so the next upload may send only a
+        changed tail; else it is a whole-file PUT (lock held)."""
+        self.uploaded = info
+        size = self.size()
+        if exact and info is not None and info.get("size") == size:
+            self.set_remote(size, info.get("etag") or "")
+        else:
+            self.set_remote(None, "")
 
     def tail_start(self, size: int) -> int | None:
         """Where a tail upload would start, or None when only a whole-file PUT fits (lock held)."""
@@ -274,9 +272,7 @@ class SpareFiles:
 
 
 class WriteStaging:
-    def __init__(self, directory: Path, recovery: RecoveryStore,
-                 upload: Callable[[str, str], dict | None], write_at: TailWriter | None = None,
-                 download: Callable[[str, Path], object] | None = None):
+    def __init__(self, directory: Path, recovery: RecoveryStore):
         self.directory = directory
         if directory.is_dir() and any(directory.iterdir()):
             # An earlier daemon with our pid left bytes that salvage_staging could not save: keep them
@@ -284,18 +280,12 @@ class WriteStaging:
             directory.rename(directory.with_name(f"{directory.name}-{secrets.token_hex(4)}"))
         make_private_dirs(directory)
         self.recovery = recovery
-        self._upload = upload  # (local file, remote path) -> the stored file's info or None
-        self._write_at = write_at  # tail uploads (None: always whole-file PUTs)
-        self._download = download  # (remote path, local file): refreshes a copy after a rebased append
         self._lock = threading.Lock()
         self._files: dict[str, StagedFile] = {}
         self._retained: OrderedDict[str, StagedFile] = OrderedDict()  # clean copies, no handle open
-        self.tail_uploads = 0
         self.reused_copies = 0
         self._ids = itertools.count(1)
         self.spares = SpareFiles(directory, self._ids)
-        self.uploads_done = 0
-        self.uploads_failed = 0
 
     def get(self, path: str) -> StagedFile | None:
         with self._lock:
@@ -402,95 +392,6 @@ class WriteStaging:
         for path in paths:
             self.drop_retained(path)
 
-    def commit(self, staged: StagedFile) -> bool:
-        """Upload ``staged`` if dirty; True when an upload happened. Raises EIO (bytes kept) on failure."""
-        with staged.lock:
-            if not staged.dirty or staged.unlinked:
-                return False
-            staged.uploading = True
-            try:
-                staged.uploaded, exact = self._send(staged)
-                staged.unverified = False
-                size = staged.size()
-                if exact and staged.uploaded is not None and staged.uploaded.get("size") == size:
-                    staged.set_remote(size, staged.uploaded.get("etag") or "")
-                else:
-                    staged.set_remote(None, "")
-            except OSError as exc:
-                self.uploads_failed += 1
-                self._keep_for_recovery(staged, exc)
-                raise OSError(exc.errno or errno.EIO,
-                              f"upload of {staged.path} failed ({exc}); bytes kept in "
-                              f"{self.recovery.directory}") from exc
-            finally:
-                staged.uploading = False
-            staged.mark_clean()
-            self.uploads_done += 1
-            if staged.recovery_id:
-                self.recovery.discard(staged.recovery_id)
-                staged.recovery_id = None
-            return True
-
-    def _send(self, staged: StagedFile) -> tuple[dict | None, bool]:
-        """The upload itself (lock held): the changed tail when the server can take it, else the file.
-
-        Returns the server's info and whether the server's file now equals the local one byte for byte.
-        """
-        start = staged.tail_start(staged.size())
-        if start is not None and self._write_at is not None:
-            try:
-                info = self._write_at(staged.path, start, str(staged.local), expected_size=staged.remote_size,
-                                      if_match=staged.remote_etag or None, truncate=True)
-                self.tail_uploads += 1
-                return info, True
-            except NotSupported:
-                pass
-            except PreconditionFailed as exc:
-                if staged.unverified:
-                    return self._rebase_append(staged, start, exc)
-                log.warning("%s changed on the server since it was opened (%s); uploading the whole file",
-                            staged.path, exc)
-        return self._upload(str(staged.local), staged.path), True
-
-    def _rebase_append(self, staged: StagedFile, start: int,
-                       exc: PreconditionFailed) -> tuple[dict | None, bool]:
-        """A file reopened for append without asking the server changed there meanwhile: append what was
-        written since the open to the server's current version (O_APPEND's meaning). Anything but a pure
-        append is reported (ESTALE, bytes kept for recovery), never uploaded over the other change."""
-        if exc.size is None or staged.remote_size is None or start < staged.remote_size:
-            raise exc
-        assert self._write_at is not None
-        info = self._write_at(staged.path, staged.remote_size, str(staged.local), expected_size=exc.size,
-                              if_match=exc.etag or None, at=exc.size)
-        self.tail_uploads += 1
-        return info, self._refresh_local(staged, info)
-
-    def _refresh_local(self, staged: StagedFile, info: dict | None) -> bool:
-        """After a rebased append the local bytes are ours, not the server's: fetch the server's (in place,
-        the descriptor stays valid), so readers, stat and further appends through open handles see the
-        file as it is. False when that is not possible; the copy is then not trusted (no tail uploads)."""
-        if self._download is None or not info or "size" not in info:
-            return False
-        try:
-            self._download(staged.path, staged.local)
-        except OSError as exc:
-            log.warning("%s: could not refresh the local copy after appending to a newer version: %s",
-                        staged.path, exc)
-            return False
-        return staged.size() == info["size"]
-
-    def _keep_for_recovery(self, staged: StagedFile, exc: OSError) -> None:
-        if staged.recovery_id and staged.recovery_generation == staged.generation:
-            return  # these exact bytes are saved already
-        try:
-            entry = self.recovery.save(staged.local, staged.path, str(exc))
-            if staged.recovery_id:  # replace the older copy only once the new one exists
-                self.recovery.discard(staged.recovery_id)
-            staged.recovery_id, staged.recovery_generation = entry.id, staged.generation
-            log.error("upload of %s failed: %s; bytes saved in %s", staged.path, exc, entry.directory)
-        except OSError as save_error:
-            log.critical("upload of %s failed and the recovery copy failed too: %s", staged.path, save_error)
-
     def hold(self, staged: StagedFile) -> None:
         """One more reference on an open ``staged`` without a handle (write-back: kept as the path's staged
         file until its upload is done); dropped with ``release``."""
@@ -582,9 +483,8 @@ class WriteStaging:
             files = list(self._files.values())
         in_flight = [{"path": f.path, "bytes": f.size(), "uploading": f.uploading}
                      for f in files if f.dirty and not f.unlinked]
-        return {"in_flight": len(in_flight), "dirty_files": in_flight, "done": self.uploads_done,
-                "failed": self.uploads_failed, "recovery": len(self.recovery.entries()),
-                "tail_uploads": self.tail_uploads, "reused_copies": self.reused_copies,
+        return {"in_flight": len(in_flight), "dirty_files": in_flight,
+                "recovery": len(self.recovery.entries()), "reused_copies": self.reused_copies,
                 "retained": len(self._retained)}
 
 

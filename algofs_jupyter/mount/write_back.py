@@ -18,6 +18,10 @@ What a user gives up, and what stays (docs/filesystem.md, "Write-back"):
 A pending file holds one reference on its ``StagedFile`` (``WriteStaging.hold``), so it stays the path's
 staged file (reads, stat, reopen share it) until the upload is done.
 
+This module only schedules: the upload itself, and everything it updates, is the ``upload`` it is given
+(``Uploader.upload``, uploads.py, which also owns the ``WriteBack``), as rclone's writeback calls its
+cache item's ``PutFn``.
+
 Locks: ``WriteBack._lock`` guards ``_pending`` and ``_closing``; it is a leaf (never held while a
 ``StagedFile.lock`` or ``WriteStaging._lock`` is taken, nor across an upload).
 """
@@ -52,8 +56,8 @@ class Pending:
 
 class WriteBack:
     def __init__(self, staging: WriteStaging, upload: Callable[[StagedFile], None], delay: float):
-        """``upload(staged)`` is the mount's own upload-and-update-caches step; it raises OSError (bytes
-        kept for recovery) on failure."""
+        """``upload(staged)``: ``Uploader.upload``, the whole upload (bytes, server version, caches); it
+        raises OSError (bytes kept for recovery) on failure."""
         if delay <= 0:
             raise ValueError("write-back delay must be > 0 seconds")
         self.staging = staging

@@ -16,31 +16,6 @@ def dead_pid() -> int:
     return child.pid
 
 
-def claimed(staged) -> bool:
-    """A claim file with content (an empty one, as spares and uploaded files keep, claims nothing)."""
-    return staged.claim.exists() and staged.claim.stat().st_size > 0
-
-
-def test_a_dirty_file_is_claimed_until_its_upload_succeeds(tmp_path: Path) -> None:
-    uploads: list[str] = []
-    recovery = RecoveryStore(tmp_path, "http://api")
-    staging = WriteStaging(tmp_path / "staging" / str(dead_pid()), recovery,
-                           lambda local, remote: uploads.append(remote))
-    staged = staging.open("data/u/c/a.txt", None, truncate=False, new=False)
-    assert not claimed(staged)  # opened, nothing changed yet
-    staged.pwrite(b"hello", 0)
-    assert claimed(staged)
-    staging.rekey("data/u/c/a.txt", "data/u/c/b.txt")
-    assert '"data/u/c/b.txt"' in staged.claim.read_text()
-    assert staging.commit(staged) and uploads == ["data/u/c/b.txt"]
-    assert not claimed(staged)
-    staged.pwrite(b"again", 0)
-    saved = salvage_staging(tmp_path / "staging", recovery)  # as if this daemon had died now
-    assert saved == ["data/u/c/b.txt"]
-    [entry] = recovery.entries()
-    assert entry.data_file.read_bytes() == b"again" and entry.api_address == "http://api"
-
-
 def test_a_live_daemons_folder_is_left_alone(tmp_path: Path) -> None:
     live = tmp_path / "staging" / str(os.getppid())
     live.mkdir(parents=True)
@@ -75,7 +50,7 @@ def test_bytes_salvage_could_not_save_are_kept_aside_not_reused(tmp_path: Path) 
     recovery.directory.parent.mkdir(parents=True, exist_ok=True)
     recovery.directory.write_text("not a directory")  # saving fails
     assert salvage_staging(base, recovery) == []
-    staging = WriteStaging(mine, recovery, lambda local, remote: None)
+    staging = WriteStaging(mine, recovery)
     staged = staging.open("data/u/c/new.txt", None, truncate=False, new=True)
     staged.pwrite(b"new", 0)  # staged-1 again, in a fresh folder: the kept bytes are untouched
     [aside] = [p for p in base.iterdir() if p != mine]

@@ -157,13 +157,13 @@ def cmd_recover(args: argparse.Namespace) -> int:
         if not entries and not args.json:
             print(f"nothing to recover in {store.directory}")
         return 0
-    from ..fs import AlgoFileSystem
+    from ..fs.data_api import DataClient
 
     api_key, failed = read_api_key(args), 0
     for entry in entries:
-        fs = AlgoFileSystem(args.api_address or entry.api_address or None, api_key, skip_instance_cache=True)
+        client = DataClient(args.api_address or entry.api_address or None, api_key)
         try:
-            store.upload(entry, fs)
+            store.upload(entry, client)
             print(f"uploaded {entry.path} ({entry.size} bytes)")
         except OSError as exc:
             failed += 1

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..fs import AlgoFileSystem
+from ..fs.data_api import DataClient
 from ..private_dirs import make_private_dirs
 from .block_cache import BlockCache
 from .control import ControlServer
@@ -62,8 +62,8 @@ class MountDaemon:
         self.options = options
         cache_dir = Path(options.cache_dir)
         make_private_dirs(cache_dir)
-        self.fs = AlgoFileSystem(api_address, api_key, timeout=options.timeout, skip_instance_cache=True,
-                                 extensions=not options.no_extensions)
+        self.fs = DataClient(api_address, api_key, timeout=options.timeout,
+                             extensions=not options.no_extensions)
         self.blocks = BlockCache(cache_dir / "blocks", options.cache_size, options.block_size,
                                  options.readahead_blocks)
         self.metadata = MetadataCache(options.metadata_ttl, options.negative_ttl)

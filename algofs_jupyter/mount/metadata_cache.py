@@ -33,7 +33,7 @@ class Attr:
 
     @classmethod
     def from_info(cls, info: dict[str, Any]) -> Attr:
-        """From an ``AlgoFileSystem`` info dict (``head``, a listing entry, ``put_file``'s answer)."""
+        """From a ``DataClient`` info dict (``head``, a listing entry, ``put_file``'s answer)."""
         if info["type"] != "file":
             return cls(DIRECTORY, 0, info.get("mtime") or 0.0)  # folder-mtime listings carry one
         return cls(FILE, info["size"], info["mtime"], info.get("etag") or "")

@@ -37,20 +37,18 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mfusepy import FuseOSError, Operations
 
-from ..fs import AlgoFileSystem
+from ..fs.data_api import DataClient, RangeReader
 from . import layout as rules
 from .block_cache import BlockCache, FileVersion
 from .dir_prefetch import DirectoryPrefetcher
 from .layout import ALGORITHMS, LOCAL_DIRECTORIES, MY_ALIAS, MY_ALIAS_PATH, layout_path, virtual_path
 from .metadata_cache import DIRECTORY, FILE, RESTRICTED, Attr, MetadataCache
-from .range_streams import Fill
 from .small_files import SmallFiles, WholeFetch
 from .staging import StagedFile, WriteStaging
 from .stat_dicts import directory_stat, file_stat
@@ -85,29 +83,6 @@ def fuse_errors(method: Callable) -> Callable:
             raise FuseOSError(errno.EIO) from exc
 
     return wrapper
-
-
-@dataclass(frozen=True)
-class RangeFetch:
-    """Ranged GETs of one file version for the block cache (``into`` fills the cache's own buffers).
-
-    ``etag`` is the server's ETag when known (from a HEAD or an upload); attributes from a listing carry
-    none, and then the server's size must match ``size``.
-    """
-
-    fs: AlgoFileSystem
-    path: str
-    etag: str
-    size: int = -1
-
-    def __call__(self, start: int, end: int) -> bytes | bytearray:
-        return self.fs.read_block(self.path, start, end, etag=self.etag, size=self.size)
-
-    def into(self, start: int, out: memoryview) -> int:
-        return self.fs.read_block_into(self.path, start, out, etag=self.etag, size=self.size)
-
-    def stream(self, start: int, end: int) -> AbstractContextManager[Fill]:
-        return self.fs.open_range(self.path, start, end, etag=self.etag, size=self.size)
 
 
 def file_version(layout: str, attr: Attr) -> FileVersion:
@@ -154,7 +129,7 @@ def _fh(fi: Any) -> int:
 class AlgoOperations(Operations):
     use_ns = False
 
-    def __init__(self, fs: AlgoFileSystem, block_cache: BlockCache, metadata: MetadataCache,
+    def __init__(self, fs: DataClient, block_cache: BlockCache, metadata: MetadataCache,
                  staging: WriteStaging, uploader: Uploader, algorithms: VirtualTree | None = None,
                  extra_connectors: tuple[str, ...] = (), kernel_ttl: float = 60.0,
                  negative_ttl: float = 5.0, on_init: Callable[[], None] | None = None,
@@ -325,8 +300,8 @@ class AlgoOperations(Operations):
             self._handles[fh] = handle
         return fh
 
-    def _fetcher(self, layout: str, etag: str, size: int = -1) -> RangeFetch:
-        return RangeFetch(self.fs, layout, etag, size)
+    def _fetcher(self, layout: str, etag: str, size: int = -1) -> RangeReader:
+        return self.fs.range_reader(layout, etag, size)
 
     # -- metadata operations ----------------------------------------------------------------------
 
@@ -723,7 +698,7 @@ class AlgoOperations(Operations):
             raise FuseOSError(errno.ENOTDIR)
         if self.staging.paths_under(layout):
             raise FuseOSError(errno.ENOTEMPTY)
-        self.fs.rmdir(layout)
+        self.fs.delete(layout)
         self.metadata.remove(layout)
         self._touch_directory(rules.parent_of(layout))
         return 0
@@ -738,7 +713,7 @@ class AlgoOperations(Operations):
             attr = self._require(layout)
             if attr.is_dir:
                 raise FuseOSError(errno.EISDIR)
-            self.fs.rm_file(layout)
+            self.fs.delete(layout)
         except FuseOSError as exc:
             if staged is None or exc.errno != errno.ENOENT:  # a never-uploaded file is gone already
                 raise
@@ -831,13 +806,13 @@ class AlgoOperations(Operations):
                 self.fs.put_file(str(temp), dst)
             finally:
                 Path(temp).unlink(missing_ok=True)
-            self.fs.rm_file(src)
+            self.fs.delete(src)
         self.metadata.remove(src)
         self.uploader.refresh(dst)
 
     def _delete_quietly(self, layout: str) -> None:
         try:
-            self.fs.rm_file(layout)
+            self.fs.delete(layout)
         except FileNotFoundError:
             pass  # never uploaded
 

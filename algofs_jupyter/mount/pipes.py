@@ -28,7 +28,7 @@ from typing import Any
 from mfusepy import FuseOSError, fuse_get_context
 
 from ..fs.algorithm_api import AlgorithmError, algorithm_versions, call_algorithm, list_algorithms
-from ..fs.filesystem import AlgoFileSystem
+from ..fs.data_api import DataClient
 from ..names import invalid_name_reason
 from .stat_dicts import directory_stat, file_stat
 from .virtual import VirtualTree
@@ -71,7 +71,7 @@ class Conversation:
 
 
 class PipeTree(VirtualTree):
-    def __init__(self, fs: AlgoFileSystem, timeout: float = 300.0) -> None:
+    def __init__(self, fs: DataClient, timeout: float = 300.0) -> None:
         super().__init__()
         self.fs = fs
         self.session = fs.session

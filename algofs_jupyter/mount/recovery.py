@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fs import api_paths
+from ..fs.data_api import DataClient
 from ..private_dirs import make_private_dirs
 
 
@@ -84,7 +85,7 @@ class RecoveryStore:
     def discard(self, entry_id: str) -> None:
         shutil.rmtree(self.directory / entry_id, ignore_errors=True)
 
-    def upload(self, entry: RecoveryEntry, fs) -> None:
-        """Put the entry's bytes back at its path (``fs``: an AlgoFileSystem); delete it on success."""
-        fs.put_file(str(entry.data_file), entry.path)
+    def upload(self, entry: RecoveryEntry, client: DataClient) -> None:
+        """Put the entry's bytes back at its path; delete it on success."""
+        client.put_file(str(entry.data_file), entry.path)
         self.discard(entry.id)

@@ -54,7 +54,7 @@ WRITE_BACK_DRAIN_SECONDS = 10.0
 
 
 class UploadClient(Protocol):
-    """What an upload asks of the Data API client (``AlgoFileSystem``)."""
+    """What an upload asks of the Data API client (``fs/data_api.DataClient``)."""
 
     def put_file(self, lpath: str, rpath: str) -> dict[str, Any] | None: ...
 

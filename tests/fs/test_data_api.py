@@ -181,3 +181,23 @@ def test_the_range_reader_gives_a_cache_bytes_buffers_and_streams(direct: DataCl
         with pytest.raises(StaleFile) as changed:
             stale(0, 4)
         assert changed.value.errno == errno.ESTALE
+
+
+def test_the_data_client_and_its_users_send_through_the_one_funnel() -> None:
+    """Only ``DataClient._call`` hands a request to the session: the fsspec face and the mount build none."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "algofs_jupyter"
+    senders = []
+    for path in [package / "fs" / "data_api.py", package / "fs" / "filesystem.py",
+                 *sorted((package / "mount").rglob("*.py"))]:
+        tree = ast.parse(path.read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                        and node.func.attr == "request":
+                    senders.append(f"{path.relative_to(package)}:{function.name}")
+    assert sorted(set(senders)) == ["fs/data_api.py:_call"]

@@ -104,7 +104,7 @@ class MountDaemon:
 
     def _learn_username(self) -> None:
         try:
-            self.operations.username()
+            self.operations.resolver.username()
         except Exception as exc:  # best effort, status shows null
             log.info("could not learn the API user yet: %s", exc)
         self.fs.capabilities()  # discovered once per mount (asked again while the backend is down)
@@ -126,7 +126,7 @@ class MountDaemon:
             "mountpoint": mount_path(self.mountpoint),
             "pid": os.getpid(),
             "api_address": self.fs.session.api_address,
-            "username": self.operations._username,
+            "username": self.operations.resolver.known_username,
             "started_at": self.started_at,
             "backend": self.fs.session.health(),
             "extensions": sorted(self.fs.known_capabilities.extensions) if self.fs.known_capabilities

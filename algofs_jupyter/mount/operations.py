@@ -7,23 +7,20 @@ are addressed purely by offset, and every failure leaves as an ``OSError`` with 
 An open file is one of three handle kinds (``ReadHandle``, ``StagedHandle``, ``VirtualHandle``); each
 operation dispatches on the kind, never on which optional field happens to be set.
 
+Name resolution is in ``resolver``, stat dicts in ``attributes``, renames in ``renames``, uploads in
+``uploads``: each operation here checks the path's kind and hands over.
+
 Locks (take them only in this order; none is held across a FUSE reply):
 
-1. ``_listing_locks[directory]`` - one listing of a directory at a time (single flight); held across the
-   paged listing requests. Nothing else of this module is taken under it.
-2. ``StagedFile.lock`` (staging.py) - held by ``rename`` across the destination's upload or the
-   server-side move (network calls) and while ``WriteStaging.rekey`` takes the replaced destination's
-   ``StagedFile.lock`` and ``WriteStaging._lock`` (see staging.py); held by ``utimens`` of a staged file
-   to record ``pending_mtime`` or the server version after a set-mtime (no network call); uploads take
-   it in uploads.py. A directory rename takes no StagedFile lock (``rekey_under`` takes only
-   ``WriteStaging._lock`` and then each moved file's lock, one at a time).
+1. ``Resolver._listing_locks[directory]`` (resolver.py) - one listing of a directory at a time.
+2. ``StagedFile.lock`` (staging.py) - held by ``utimens`` of a staged file to record ``pending_mtime`` or
+   the server version after a set-mtime (no network call); renames (renames.py) and uploads (uploads.py)
+   hold it across their network calls.
 3. ``MetadataCache._lock``, ``BlockCache._lock``, ``WriteStaging._lock`` - leaves of their modules,
    taken inside their methods only.
-4. ``_lock`` - guards ``_handles``, ``_handle_ids`` and ``_listing_locks`` (the dict, not the locks in
-   it); a leaf: nothing is called while it is held.
+4. ``_lock`` - guards ``_handles`` and ``_handle_ids``; a leaf: nothing is called while it is held.
 
-Unguarded on purpose: ``_connectors`` and ``_connectors_probed_at`` (a root listing may probe twice),
-``_username`` (learned once; any thread may set the same value), ``errors``.
+Unguarded on purpose: ``errors``.
 """
 
 from __future__ import annotations
@@ -38,20 +35,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mfusepy import FuseOSError, Operations
 
 from ..fs.data_api import DataClient, RangeReader
 from . import layout as rules
+from .attributes import Attributes
 from .block_cache import BlockCache, FileVersion
 from .dir_prefetch import DirectoryPrefetcher
 from .layout import ALGORITHMS, LOCAL_DIRECTORIES, MY_ALIAS, MY_ALIAS_PATH, layout_path, virtual_path
 from .metadata_cache import DIRECTORY, FILE, RESTRICTED, Attr, MetadataCache
+from .renames import Renames
+from .resolver import Resolver
 from .small_files import SmallFiles, WholeFetch
 from .staging import StagedFile, WriteStaging
-from .stat_dicts import directory_stat, file_stat
 from .uploads import Uploader
 from .virtual import VirtualTree
 
@@ -59,9 +57,6 @@ log = logging.getLogger(__name__)
 #: libfuse's ``FUSE_CAP_CACHE_SYMLINKS`` (fuse_common.h, libfuse 3.10+): the kernel caches symlink targets.
 FUSE_CAP_CACHE_SYMLINKS = 1 << 23
 
-CONNECTOR_PROBE_TTL = 60.0
-#: Block size the mount reports to stat (tools size their reads by it).
-STAT_BLOCK_SIZE = 1 << 20
 
 
 def fuse_errors(method: Callable) -> Callable:
@@ -154,15 +149,12 @@ class AlgoOperations(Operations):
         self.small_files = SmallFiles(prefetch_memory)
         self.dir_prefetch = DirectoryPrefetcher(self.small_files, file_version, self._whole_fetch_of,
                                                 small_file_size, files_ahead=prefetch_files)
-        self.uid, self.gid = os.getuid(), os.getgid()
-        self.started = time.time()
+        self.attributes = Attributes(metadata)
+        self.resolver = Resolver(fs, metadata, self.dir_prefetch.active, extra_connectors)
+        self.renames = Renames(fs, metadata, block_cache, staging, uploader, self.resolver, self.attributes)
         self._handles: dict[int, Handle] = {}
         self._handle_ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._listing_locks: dict[str, threading.Lock] = {}
-        self._connectors: set[str] = set(extra_connectors)
-        self._connectors_probed_at = 0.0
-        self._username: str | None = None
         self.errors = 0
 
     # -- mount set-up -----------------------------------------------------------------------------
@@ -192,102 +184,6 @@ class AlgoOperations(Operations):
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def username(self) -> str:
-        if self._username is None:
-            self._username = self.fs.username()
-        return self._username
-
-    def _owner_fields(self) -> dict[str, Any]:
-        return {"st_uid": self.uid, "st_gid": self.gid, "st_blksize": STAT_BLOCK_SIZE}
-
-    def _dir_stat(self, mode: int = 0o755, mtime: float = 0.0, links: int = 2) -> dict[str, Any]:
-        return directory_stat(mtime or self.started, mode, st_size=0, st_nlink=links, **self._owner_fields())
-
-    def _file_stat(self, size: int, mtime: float) -> dict[str, Any]:
-        return file_stat(size, mtime, st_blocks=(size + 511) // 512, **self._owner_fields())
-
-    def _attr_stat(self, attr: Attr, layout: str | None = None) -> dict[str, Any]:
-        if attr.kind == DIRECTORY:
-            return self._dir_stat(mtime=attr.mtime, links=self._dir_links(layout))
-        if attr.kind == RESTRICTED:
-            return self._dir_stat(0o111)
-        # a file always has its time from the server (Last-Modified, a listing's last_modified), and 0
-        # is a time like any other (`touch -d @0`); directories may have none (a folder S3 only implies)
-        return self._file_stat(attr.size, attr.mtime)
-
-    def _dir_links(self, layout: str | None) -> int:
-        """2 + subdirectories when a fresh listing of ``layout`` is cached, else 2."""
-        children = self.metadata.listing(layout) if layout else None
-        if not children:
-            return 2
-        return 2 + sum(1 for attr in children.values() if attr.kind != FILE)
-
-    def _touch_directory(self, layout: str) -> None:
-        """Our own change of an entry in ``layout``: its mtime/ctime move now (the server's listing
-        says the same once re-read, when it has folder mtimes)."""
-        if layout in LOCAL_DIRECTORIES or layout.count("/") < 1:
-            return
-        known, attr = self.metadata.lookup(layout)
-        if known and attr is not None and attr.kind == DIRECTORY:
-            self.metadata.put(layout, Attr(DIRECTORY, 0, time.time()))
-
-    def _staged_stat(self, staged: StagedFile) -> dict[str, Any]:
-        """A file open for writing: its local size, and the time of its last write, or once uploaded
-        and unchanged, the server's mtime (what every later stat reports)."""
-        local = os.fstat(staged.fd)
-        mtime = local.st_mtime
-        uploaded = staged.uploaded
-        if not staged.dirty and uploaded is not None and uploaded.get("size") == local.st_size:
-            mtime = uploaded["mtime"]
-        elif staged.pending_mtime is not None:  # set by utimens, applied after the upload
-            mtime = staged.pending_mtime
-        return self._file_stat(local.st_size, mtime)
-
-    def _resolve(self, layout: str) -> Attr | None:
-        """Attributes of a layout path (None = doesn't exist), from caches, else one HEAD."""
-        rules.check_lengths(layout)
-        if not rules.may_exist_remotely(layout):
-            return None  # no request
-        known, attr = self.metadata.lookup(layout)
-        if known:
-            return attr
-        if self._relisted(layout):
-            known, attr = self.metadata.lookup(layout)
-            if known:
-                return attr
-        try:
-            info = self.fs.head(layout)
-        except FileNotFoundError:
-            self.metadata.put(layout, None)
-            return None
-        except PermissionError:
-            attr = Attr(RESTRICTED)
-        else:
-            attr = Attr.from_info(info)
-        if rules.is_connector_root(layout):
-            self._connectors.add(layout)
-        self.metadata.put(layout, attr)
-        return attr
-
-    def _relisted(self, layout: str) -> bool:
-        """A reader is going through the files of this name's directory (a prefetch run) but its listing
-        expired: list it again (one request per 1000 names) rather than one HEAD per file until the
-        pass ends. True if the directory was listed."""
-        parent = rules.parent_of(layout)
-        if not self.dir_prefetch.active(parent):
-            return False
-        try:
-            self._list(parent)
-        except OSError:
-            return False
-        return True
-
-    def _require(self, layout: str) -> Attr:
-        attr = self._resolve(layout)
-        if attr is None:
-            raise FuseOSError(errno.ENOENT)
-        return attr
-
     def _handle(self, fi: Any) -> Handle:
         handle = self._handles.get(_fh(fi))
         if handle is None:
@@ -310,28 +206,28 @@ class AlgoOperations(Operations):
         if fh is not None:
             handle = self._handles.get(_fh(fh))
             if isinstance(handle, StagedHandle):
-                return self._staged_stat(handle.staged)
+                return self.attributes.staged_stat(handle.staged)
         sub = virtual_path(path)
         if sub is not None:
             return self.algorithms.getattr(sub, None)
         layout = layout_path(path)
         if layout in LOCAL_DIRECTORIES:
-            return self._dir_stat()
+            return self.attributes.dir_stat()
         if layout == MY_ALIAS_PATH:
-            target = self.username()
-            st = self._dir_stat(0o777)
+            target = self.resolver.username()
+            st = self.attributes.dir_stat(0o777)
             st.update(st_mode=stat.S_IFLNK | 0o777, st_size=len(target))
             return st
         staged = self.staging.get(layout)
         if staged is not None:
-            return self._staged_stat(staged)
-        return self._attr_stat(self._require(layout), layout)
+            return self.attributes.staged_stat(staged)
+        return self.attributes.attr_stat(self.resolver.require(layout), layout)
 
     @fuse_errors
     def readlink(self, path: str) -> str:
         self.readlink_requests += 1  # unlocked: a statistic, and the GIL makes each += whole enough
         if layout_path(path) == MY_ALIAS_PATH:
-            return self.username()
+            return self.resolver.username()
         raise FuseOSError(errno.EINVAL)
 
     @fuse_errors
@@ -344,7 +240,7 @@ class AlgoOperations(Operations):
         if virtual_path(path) is None:
             layout = layout_path(path)
             if layout not in LOCAL_DIRECTORIES:
-                attr = self._require(layout)
+                attr = self.resolver.require(layout)
                 if attr.kind == RESTRICTED:
                     raise FuseOSError(errno.EACCES)
                 if attr.kind == FILE:
@@ -360,14 +256,14 @@ class AlgoOperations(Operations):
         layout = layout_path(path)
         entries: list[Any] = [".", ".."]
         if layout == "":
-            entries += ["data", ALGORITHMS, *sorted(self._known_connectors())]
+            entries += ["data", ALGORITHMS, *sorted(self.resolver.known_connectors())]
             return entries
         if layout == "data":
             users = [e["name"].rpartition("/")[2] for e in self.fs.iter_dir("data")]
-            if users and self._username is None:
-                self._username = users[0]
+            if users and self.resolver.known_username is None:
+                self.resolver.known_username = users[0]
             return entries + [(MY_ALIAS, {"st_mode": stat.S_IFLNK}, 0)] + users
-        children = self._list(layout)
+        children = self.resolver.listing(layout)
         staged = self.staging.paths_under(layout)
         # Attributes for READDIRPLUS (see fuse_binding: the kernel caches them, and `ls -l` needs no
         # lookup per entry), as the Attr/StagedFile they come from: the binding turns the few entries
@@ -384,40 +280,11 @@ class AlgoOperations(Operations):
     def entry_attrs(self, source: Attr | StagedFile) -> dict[str, Any]:
         """The stat dict of a ``readdir`` entry (see ``readdir``)."""
         if isinstance(source, Attr):
-            return self._attr_stat(source)
+            return self.attributes.attr_stat(source)
         try:
-            return self._staged_stat(source)
+            return self.attributes.staged_stat(source)
         except OSError:  # closed since the listing: the kernel will look it up
             return {"st_mode": stat.S_IFREG | 0o644}
-
-    def _list(self, layout: str) -> dict[str, Attr]:
-        """The children of a directory: a fresh cached listing, else one paged listing (single flight)."""
-        cached = self.metadata.listing(layout)
-        if cached is not None:
-            return dict(cached)
-        with self._lock:
-            lock = self._listing_locks.setdefault(layout, threading.Lock())
-        with lock:
-            cached = self.metadata.listing(layout)
-            if cached is not None:
-                return dict(cached)
-            children: dict[str, Attr] = {}
-            for entry in self.fs.iter_dir(layout):
-                children[entry["name"].rpartition("/")[2]] = Attr.from_info(entry)
-            self.metadata.put_listing(layout, children)
-        with self._lock:
-            self._listing_locks.pop(layout, None)
-        return dict(children)
-
-    def _known_connectors(self) -> set[str]:
-        now = time.monotonic()
-        if now - self._connectors_probed_at > CONNECTOR_PROBE_TTL:
-            try:
-                self._connectors.update(self.fs.connectors())
-                self._connectors_probed_at = now
-            except OSError as exc:  # root listing must work with the backend down
-                log.info("connector probe failed: %s", exc)
-        return set(self._connectors)
 
     @fuse_errors
     def statfs(self, path: str) -> dict[str, int]:
@@ -442,7 +309,7 @@ class AlgoOperations(Operations):
         if writing and self._reopen_for_append(layout, fi, staged):
             return 0
         if writing or (flags & os.O_TRUNC):
-            attr = None if staged is not None else self._revalidate(layout)
+            attr = None if staged is not None else self.resolver.revalidate(layout)
             if attr is None and staged is None:
                 raise FuseOSError(errno.ENOENT)
             if attr is not None and attr.is_dir:
@@ -458,7 +325,8 @@ class AlgoOperations(Operations):
             staged = self.staging.open(layout, None, truncate=False)
             fi.fh = self._new_handle(StagedHandle(layout, staged))
             return 0
-        attr = self._revalidate(layout) if self.consistency == "strict" else self._fresh_attr(layout)
+        attr = self.resolver.revalidate(layout) if self.consistency == "strict" \
+            else self.resolver.fresh(layout)
         if attr is None:
             raise FuseOSError(errno.ENOENT)
         if attr.is_dir:
@@ -498,26 +366,8 @@ class AlgoOperations(Operations):
         return True
 
 
-    def _fresh_attr(self, layout: str) -> Attr | None:
-        """TTL consistency: attributes from a fresh listing or lookup (no request), else one HEAD. The
-        kernel keeps the file's page cache across opens while size and mtime stay the same (auto_cache)."""
-        attr = self._resolve(layout)
-        if attr is not None and attr.kind == RESTRICTED:
-            raise FuseOSError(errno.EACCES)
-        return attr
-
     def _whole_fetch_of(self, version: FileVersion, attr: Attr) -> WholeFetch:
         return functools.partial(self.fs.read_whole, version.path, attr.etag)
-
-    def _revalidate(self, layout: str) -> Attr | None:
-        """Close-to-open consistency: HEAD at open so a remote change is seen and cached blocks dropped."""
-        self.metadata.invalidate(layout)
-        attr = self._resolve(layout)
-        if attr is None:
-            return None
-        if attr.kind == RESTRICTED:
-            raise FuseOSError(errno.EACCES)
-        return attr
 
     @fuse_errors
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
@@ -574,7 +424,7 @@ class AlgoOperations(Operations):
         layout = layout_path(path)
         rules.check_new_name(layout)
         rules.check_writable_location(layout, directory=False)
-        parent = self._resolve(rules.parent_of(layout))
+        parent = self.resolver.resolve(rules.parent_of(layout))
         if parent is None:
             raise FuseOSError(errno.ENOENT)
         if not parent.is_dir:
@@ -582,7 +432,7 @@ class AlgoOperations(Operations):
         # A placeholder (getattr answers from the staged file until the upload): keeps the parent's
         # listing complete, so the next new name in it is known not to exist without a HEAD.
         self.metadata.put(layout, Attr(FILE, 0, time.time()))
-        self._touch_directory(rules.parent_of(layout))
+        self.attributes.touch_directory(rules.parent_of(layout))
         staged = self.staging.open(layout, None, truncate=True, new=True)
         fi.fh = self._new_handle(StagedHandle(layout, staged, append=bool(fi.flags & os.O_APPEND)))
         return 0
@@ -626,7 +476,7 @@ class AlgoOperations(Operations):
                 self.staging.check_space(length - staged.size())
             staged.truncate(length)
             return 0
-        attr = self._require(layout)  # truncate(2) on a file nobody has open: apply and upload now
+        attr = self.resolver.require(layout)  # truncate(2) on a file nobody has open: apply and upload now
         if attr.is_dir:
             raise FuseOSError(errno.EISDIR)
         fill = (lambda local: self.fs.download_to(layout, local)) if length > 0 and attr.size > 0 else None
@@ -685,7 +535,7 @@ class AlgoOperations(Operations):
         self.fs.mkdir(layout, create_parents=False)
         self.metadata.put(layout, Attr(DIRECTORY, 0, time.time()))  # new directories carry their birth
         self.metadata.put_listing(layout, {})
-        self._touch_directory(rules.parent_of(layout))
+        self.attributes.touch_directory(rules.parent_of(layout))
         return 0
 
     @fuse_errors
@@ -693,14 +543,14 @@ class AlgoOperations(Operations):
         if virtual_path(path) is not None or layout_path(path) in LOCAL_DIRECTORIES:
             raise FuseOSError(errno.EACCES)
         layout = layout_path(path)
-        attr = self._require(layout)
+        attr = self.resolver.require(layout)
         if attr.kind == FILE:
             raise FuseOSError(errno.ENOTDIR)
         if self.staging.paths_under(layout):
             raise FuseOSError(errno.ENOTEMPTY)
         self.fs.delete(layout)
         self.metadata.remove(layout)
-        self._touch_directory(rules.parent_of(layout))
+        self.attributes.touch_directory(rules.parent_of(layout))
         return 0
 
     @fuse_errors
@@ -710,7 +560,7 @@ class AlgoOperations(Operations):
         layout = layout_path(path)
         staged = self.staging.detach(layout)
         try:
-            attr = self._require(layout)
+            attr = self.resolver.require(layout)
             if attr.is_dir:
                 raise FuseOSError(errno.EISDIR)
             self.fs.delete(layout)
@@ -722,7 +572,7 @@ class AlgoOperations(Operations):
                 raise
         self.metadata.remove(layout)
         self.blocks.invalidate(layout)
-        self._touch_directory(rules.parent_of(layout))
+        self.attributes.touch_directory(rules.parent_of(layout))
         return 0
 
     @fuse_errors
@@ -735,86 +585,8 @@ class AlgoOperations(Operations):
         src, dst = layout_path(old), layout_path(new)
         if src == dst:
             return 0
-        rules.check_lengths(src)
-        rules.check_new_name(dst)
-        staged = self.staging.get(src)
-        src_attr = None if staged is not None else self._require(src)
-        is_dir = src_attr is not None and src_attr.is_dir
-        rules.check_writable_location(dst, directory=is_dir)
-        dst_attr = None if self.staging.get(dst) else self._resolve(dst)
-        server_move = self.fs.supports("move", src) and src.partition("/")[0] == dst.partition("/")[0]
-        if is_dir:
-            if not server_move:
-                raise FuseOSError(errno.EXDEV)
-            if dst_attr is not None and not dst_attr.is_dir:
-                raise FuseOSError(errno.ENOTDIR)
-            if (dst + "/").startswith(src + "/"):
-                raise FuseOSError(errno.EINVAL)
-            self._rename_directory(src, dst)
-        else:
-            if dst_attr is not None and dst_attr.is_dir:
-                raise FuseOSError(errno.EISDIR)
-            if server_move:
-                self._move_file(src, dst, staged)
-            else:
-                self._copy_file(src, dst, staged)
-        self._touch_directory(rules.parent_of(src))
-        self._touch_directory(rules.parent_of(dst))
-        self.blocks.invalidate(src)
-        self.blocks.invalidate(dst)
+        self.renames.rename(src, dst)
         return 0
-
-    def _rename_directory(self, src: str, dst: str) -> None:
-        info = self.fs.move(src, dst, overwrite=True)
-        self.staging.rekey_under(src, dst)
-        self.metadata.forget_tree(src)
-        self.metadata.forget_tree(dst)
-        self.metadata.put(dst, Attr.from_info(info))
-
-    def _move_file(self, src: str, dst: str, staged: StagedFile | None) -> None:
-        """Server-side move; an open staged file follows (its unsent bytes go to ``dst`` at close)."""
-        self.staging.drop_retained(src)
-        self.staging.drop_retained(dst)
-        if staged is None:
-            info = self.fs.move(src, dst, overwrite=True)
-            self.metadata.remove(src)
-            self.metadata.put(dst, Attr.from_info(info))
-            return
-        with staged.lock:
-            try:
-                self.fs.move(src, dst, overwrite=True)
-            except FileNotFoundError:
-                staged.record_server_version(None)  # never uploaded: the next upload is a whole PUT
-                if not staged.dirty:
-                    staged.mark_dirty()
-            self.staging.rekey(src, dst)
-        self.metadata.remove(src)
-        self.metadata.invalidate(dst)
-
-    def _copy_file(self, src: str, dst: str, staged: StagedFile | None) -> None:
-        """Without the move extension: destination written first, then the source deleted."""
-        if staged is not None:
-            with staged.lock:
-                staged.record_server_version(self.fs.put_file(str(staged.local), dst), exact=False)
-                staged.mark_clean()
-                self._delete_quietly(src)
-                self.staging.rekey(src, dst)
-        else:
-            temp = self.staging.temp_path()
-            try:
-                self.fs.download_to(src, temp)
-                self.fs.put_file(str(temp), dst)
-            finally:
-                Path(temp).unlink(missing_ok=True)
-            self.fs.delete(src)
-        self.metadata.remove(src)
-        self.uploader.refresh(dst)
-
-    def _delete_quietly(self, layout: str) -> None:
-        try:
-            self.fs.delete(layout)
-        except FileNotFoundError:
-            pass  # never uploaded
 
     # -- accepted no-ops and refusals -------------------------------------------------------------
 

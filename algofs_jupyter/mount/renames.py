@@ -1,0 +1,120 @@
+"""Renames: one server-side move (files and whole directories) when the server has the move extension;
+else files are copied then the source deleted (destination written first) and directories answer EXDEV so
+``mv`` falls back to copying. An open staged file follows its name (its unsent bytes go to the new name).
+
+Locks: ``StagedFile.lock`` (staging.py) of the renamed open file is held across the server-side move or the
+destination's upload (network calls) and while ``WriteStaging.rekey`` takes the replaced destination's
+``StagedFile.lock`` and ``WriteStaging._lock`` (see staging.py). A directory rename takes no StagedFile
+lock (``rekey_under`` takes only ``WriteStaging._lock`` and then each moved file's lock, one at a time).
+``MetadataCache._lock`` and ``BlockCache._lock`` are leaves taken inside their methods.
+"""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+from mfusepy import FuseOSError
+
+from ..fs.data_api import DataClient
+from . import layout as rules
+from .attributes import Attributes
+from .block_cache import BlockCache
+from .metadata_cache import Attr, MetadataCache
+from .resolver import Resolver
+from .staging import StagedFile, WriteStaging
+from .uploads import Uploader
+
+
+class Renames:
+    def __init__(self, fs: DataClient, metadata: MetadataCache, blocks: BlockCache, staging: WriteStaging,
+                 uploader: Uploader, resolver: Resolver, attributes: Attributes):
+        self.fs = fs
+        self.metadata = metadata
+        self.blocks = blocks
+        self.staging = staging
+        self.uploader = uploader
+        self.resolver = resolver
+        self.attributes = attributes
+
+    def rename(self, src: str, dst: str) -> None:
+        """``src`` → ``dst`` (layout paths, not the same; virtual paths were refused already)."""
+        rules.check_lengths(src)
+        rules.check_new_name(dst)
+        staged = self.staging.get(src)
+        src_attr = None if staged is not None else self.resolver.require(src)
+        is_dir = src_attr is not None and src_attr.is_dir
+        rules.check_writable_location(dst, directory=is_dir)
+        dst_attr = None if self.staging.get(dst) else self.resolver.resolve(dst)
+        server_move = self.fs.supports("move", src) and src.partition("/")[0] == dst.partition("/")[0]
+        if is_dir:
+            if not server_move:
+                raise FuseOSError(errno.EXDEV)
+            if dst_attr is not None and not dst_attr.is_dir:
+                raise FuseOSError(errno.ENOTDIR)
+            if (dst + "/").startswith(src + "/"):
+                raise FuseOSError(errno.EINVAL)
+            self._rename_directory(src, dst)
+        else:
+            if dst_attr is not None and dst_attr.is_dir:
+                raise FuseOSError(errno.EISDIR)
+            if server_move:
+                self._move_file(src, dst, staged)
+            else:
+                self._copy_file(src, dst, staged)
+        self.attributes.touch_directory(rules.parent_of(src))
+        self.attributes.touch_directory(rules.parent_of(dst))
+        self.blocks.invalidate(src)
+        self.blocks.invalidate(dst)
+
+    def _rename_directory(self, src: str, dst: str) -> None:
+        info = self.fs.move(src, dst, overwrite=True)
+        self.staging.rekey_under(src, dst)
+        self.metadata.forget_tree(src)
+        self.metadata.forget_tree(dst)
+        self.metadata.put(dst, Attr.from_info(info))
+
+    def _move_file(self, src: str, dst: str, staged: StagedFile | None) -> None:
+        """Server-side move; an open staged file follows (its unsent bytes go to ``dst`` at close)."""
+        self.staging.drop_retained(src)
+        self.staging.drop_retained(dst)
+        if staged is None:
+            info = self.fs.move(src, dst, overwrite=True)
+            self.metadata.remove(src)
+            self.metadata.put(dst, Attr.from_info(info))
+            return
+        with staged.lock:
+            try:
+                self.fs.move(src, dst, overwrite=True)
+            except FileNotFoundError:
+                staged.record_server_version(None)  # never uploaded: the next upload is a whole PUT
+                if not staged.dirty:
+                    staged.mark_dirty()
+            self.staging.rekey(src, dst)
+        self.metadata.remove(src)
+        self.metadata.invalidate(dst)
+
+    def _copy_file(self, src: str, dst: str, staged: StagedFile | None) -> None:
+        """Without the move extension: destination written first, then the source deleted."""
+        if staged is not None:
+            with staged.lock:
+                staged.record_server_version(self.fs.put_file(str(staged.local), dst), exact=False)
+                staged.mark_clean()
+                self._delete_quietly(src)
+                self.staging.rekey(src, dst)
+        else:
+            temp = self.staging.temp_path()
+            try:
+                self.fs.download_to(src, temp)
+                self.fs.put_file(str(temp), dst)
+            finally:
+                Path(temp).unlink(missing_ok=True)
+            self.fs.delete(src)
+        self.metadata.remove(src)
+        self.uploader.refresh(dst)
+
+    def _delete_quietly(self, layout: str) -> None:
+        try:
+            self.fs.delete(layout)
+        except FileNotFoundError:
+            pass  # never uploaded

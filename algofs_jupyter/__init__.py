@@ -30,12 +30,16 @@ def unload_ipython_extension(ipython):
     unload(ipython)
 
 
-def get_session():
-    """The kernel's way to the backend (``jupyter/kernel_session.py``): the server's when the extension
-    runs, else a local one whose mount lives as long as the kernel."""
-    from .jupyter.kernel_session import get_session as session
+def get_access():
+    """This kernel's access to AlgoFS (``jupyter/kernel_access.py``): through the Jupyter server when the
+    extension runs there, else a local one whose mount lives as long as the kernel."""
+    from .jupyter.kernel_access import get_access as kernel_access
 
-    return session()
+    return kernel_access()
+
+
+#: The older name of :func:`get_access`, kept so notebooks written against it still run.
+get_session = get_access
 
 
 def widget(**kwargs):

@@ -1,8 +1,8 @@
 """``algofs demo``: JupyterLab on 127.0.0.1 whose AlgoFS extension mounts the embedded demo server.
 
-JupyterLab runs as a child in its own session, so Ctrl-C here becomes one SIGTERM to it: jupyter_server then
-runs the extension's ``stop_extension`` (unmount, stop the embedded server) instead of asking "Shutdown this
-Jupyter server (y/[n])?".
+JupyterLab runs as a child in its own process session, so Ctrl-C here becomes one SIGTERM to it:
+jupyter_server then runs the extension's ``stop_extension`` (unmount, stop the embedded server) instead of
+asking "Shutdown this Jupyter server (y/[n])?".
 """
 
 from __future__ import annotations

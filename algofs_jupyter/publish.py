@@ -62,9 +62,9 @@ class PublishResult:
 def _endpoint(api_address: str | None, api_key: str | None) -> tuple[str, str]:
     if api_address and api_key:
         return api_address.rstrip("/"), api_key
-    from . import get_session
+    from . import get_access
 
-    endpoint = get_session().endpoint()
+    endpoint = get_access().endpoint()
     return (api_address or endpoint.api_address).rstrip("/"), api_key or endpoint.api_key
 
 

@@ -2,7 +2,7 @@
 (``algofs mount --foreground``, ``algofs serve``, the benchmark's FUSE daemons).
 
 ``SupervisedChild`` is the contract the callers program against (``MountManager`` restarts any of them
-the same way); ``ChildProcess`` is the ``Popen`` lifecycle they share: a new session (signals to the
+the same way); ``ChildProcess`` is the ``Popen`` lifecycle they share: a new process session (signals to the
 group reach grandchildren), output to a log file, a readiness poll that fails fast with the log's tail
 when the child exits, and a stop that escalates from waiting to SIGTERM to SIGKILL of the group.
 """

@@ -12,7 +12,7 @@ body factory that reopens the bytes, DELETE, mkdir, move, copy, utime), and for 
 connection could not even be opened (nothing was sent). A replayed request may find its first attempt
 applied (a 404 after a DELETE, a 409 after a mkdir): the raised error then carries ``retried=True`` so
 the caller can take it as success. After a transport failure the session fails fast (one attempt, no
-retries) for ``FAIL_FAST_SECONDS`` so a dead backend costs one timeout per operation, not one per
+retries) for ``FAIL_FAST_SECONDS`` so an API that is down costs one timeout per operation, not one per
 retry; the first success ends that window.
 """
 

@@ -130,7 +130,7 @@ class DataClient:
             self._capabilities = Capabilities.none()
             return self._capabilities
         except OSError:
-            return Capabilities.none()  # backend down: ask again next time
+            return Capabilities.none()  # the API is down: ask again next time
         try:
             self._capabilities = Capabilities.from_json(response.json())
         except ValueError:
@@ -139,7 +139,7 @@ class DataClient:
 
     @property
     def known_capabilities(self) -> Capabilities | None:
-        """What ``capabilities()`` found, without asking (None: not asked yet, or the backend was down)."""
+        """What ``capabilities()`` found, without asking (None: not asked yet, or the API was down)."""
         return self._capabilities
 
     def supports(self, extension: str, path: str) -> bool:

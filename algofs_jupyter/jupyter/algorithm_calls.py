@@ -15,7 +15,7 @@ from typing import Any
 from ..fs.algorithm_api import DEFAULT_CALL_TIMEOUT, AlgorithmError, call_algorithm
 from ..fs.algorithm_api import list_algorithms as list_owner_algorithms
 from ..fs.api_session import ApiSession
-from .backend import ApiEndpoint
+from .api_provider import ApiEndpoint
 
 CONTENT_TYPES = ("text", "json", "binary")
 _ALGORITHM_REF = re.compile(r"^(?:algo://)?(\w[\w.-]*)/([\w.-]+)(?:/([\w.*-]+))?$")

@@ -46,8 +46,9 @@ def _entries(raw: Any) -> list[dict]:
 
 def cache_stats_from_control(status: dict, limit_bytes: int | None) -> dict:
     """Normalise the daemon's ``status`` answer (cache section, or the top level) to ``CacheStats``."""
-    cache = status.get("cache") if isinstance(status.get("cache"), dict) else status
-    uploads = status.get("uploads") if isinstance(status.get("uploads"), dict) else {}
+    cache_section, uploads_section = status.get("cache"), status.get("uploads")
+    cache: dict = cache_section if isinstance(cache_section, dict) else status
+    uploads: dict = uploads_section if isinstance(uploads_section, dict) else {}
     hits = int(_first(cache, "hits", "block_hits"))
     misses = int(_first(cache, "misses", "block_misses"))
     ratio = _first(cache, "hit_ratio", default=None)

@@ -6,8 +6,8 @@ base64, saving, deleting, renaming by copy+delete, new folders), and delegates e
 everything while a real FUSE mount is active there — to jupyter_server's normal large-file manager.
 
 Enable it with ``--ServerApp.contents_manager_class=algofs_jupyter.jupyter.contents.AlgofsContentsManager``
-(``algofs demo`` and ``binder/`` do). It finds the API and the mount point in the session file the server
-extension publishes (``ALGOFS_SESSION_FILE``), so both agree on one backend.
+(``algofs demo`` and ``binder/`` do). It finds the API and the mount point in the hand-off file the server
+extension publishes (``ALGOFS_HANDOFF_FILE``), so both agree on one backend.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tornado.web import HTTPError
 from traitlets import Int
 
 from ..mount.mount_table import is_algofs_mount
-from .kernel_handoff import SESSION_FILE_ENV, read_session_file
+from .kernel_handoff import HANDOFF_FILE_ENV, read_handoff_file
 
 EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
 
@@ -48,20 +48,20 @@ class AlgofsContentsManager(AsyncLargeFileManager):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._algofs_fs = None
-        self._algofs_key: tuple[str, str] | None = None
+        self._algofs_key: tuple[str, str | None] | None = None  # (API address, key) of _algofs_fs
         self._algofs_lock = threading.Lock()
 
     # ----- where the fallback applies --------------------------------------------------------------
-    def _session(self) -> dict | None:
-        path = os.environ.get(SESSION_FILE_ENV)
-        return read_session_file(path) if path else None
+    def _handoff(self) -> dict | None:
+        path = os.environ.get(HANDOFF_FILE_ENV)
+        return read_handoff_file(path) if path else None
 
-    def _mount_prefix(self, session: dict | None) -> str | None:
+    def _mount_prefix(self, handoff: dict | None) -> str | None:
         """The mount point as an API path relative to root_dir, or None if it lies outside it."""
-        if not session or not session.get("mountpoint_abs"):
+        if not handoff or not handoff.get("mountpoint_abs"):
             return None
         try:
-            relative = Path(session["mountpoint_abs"]).relative_to(Path(self.root_dir).resolve())
+            relative = Path(handoff["mountpoint_abs"]).relative_to(Path(self.root_dir).resolve())
         except ValueError:
             return None
         return relative.as_posix()
@@ -69,19 +69,19 @@ class AlgofsContentsManager(AsyncLargeFileManager):
     def _fallback_path(self, path: str) -> str | None:
         """The AlgoFileSystem path for ``path`` when it is under an unmounted mount point; else None."""
         path = path.strip("/")
-        session = self._session()
-        prefix = self._mount_prefix(session)
-        if not prefix or not (path == prefix or path.startswith(prefix + "/")):
+        handoff = self._handoff()
+        prefix = self._mount_prefix(handoff)
+        if handoff is None or not prefix or not (path == prefix or path.startswith(prefix + "/")):
             return None
-        if is_algofs_mount(session["mountpoint_abs"]):
+        if is_algofs_mount(handoff["mountpoint_abs"]):
             return None
-        if session.get("error"):
-            raise HTTPError(503, session["error"])
+        if handoff.get("error"):
+            raise HTTPError(503, handoff["error"])
         return path[len(prefix) :].strip("/")
 
     def _filesystem(self):
-        session = self._session() or {}
-        address, key = session.get("api_address"), session.get("api_key")
+        handoff = self._handoff() or {}
+        address, key = handoff.get("api_address"), handoff.get("api_key")
         if not address:
             raise HTTPError(503, "AlgoFS is still starting (no API endpoint published yet)")
         with self._algofs_lock:
@@ -191,7 +191,7 @@ class AlgofsContentsManager(AsyncLargeFileManager):
 
     def _inject_mountpoint(self, model: dict, path: str) -> dict:
         """Show the mount point in its parent's listing even though nothing exists there on disk."""
-        prefix = self._mount_prefix(self._session())
+        prefix = self._mount_prefix(self._handoff())
         if not prefix or model.get("type") != "directory" or not isinstance(model.get("content"), list):
             return model
         parent, name = posixpath.split(prefix)

@@ -59,6 +59,9 @@ class Reader:
         return self._fs
 
     def local(self, path: str) -> Path:
+        """``path`` inside the mount point (callers check ``self.mountpoint`` first)."""
+        if self.mountpoint is None:
+            raise RuntimeError("nothing is mounted: read through the API")
         return self.mountpoint / path if path else self.mountpoint
 
     def ls(self, path: str) -> list[Entry]:

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import binascii
 import json
+from typing import Protocol, cast
 
 import tornado.web
 from jupyter_server.auth.decorator import authorized
@@ -18,14 +19,31 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 
 from . import algorithm_calls
 from .algorithm_calls import AlgorithmFailed, UsageProblem
+from .api_provider import ApiEndpoint, ApiProvider
+from .mount_manager import MountManager
+
+
+class AlgofsState(Protocol):
+    """What the handlers use of ``AlgofsApp`` (serverext.py imports this module, so not the class itself)."""
+
+    mount_manager: MountManager
+    api_provider: ApiProvider
+
+    def algorithm_owner_list(self, endpoint: ApiEndpoint) -> list[str]: ...
 
 
 class AlgofsHandler(ExtensionHandlerMixin, APIHandler):
     auth_resource = "algofs"
 
     @property
-    def manager(self):
-        return self.extensionapp.mount_manager
+    def algofs(self) -> AlgofsState:
+        # jupyter_server types ``extensionapp`` as the base ExtensionApp; the one that registers these
+        # handlers (initialize_handlers) is always an AlgofsApp.
+        return cast(AlgofsState, self.extensionapp)
+
+    @property
+    def manager(self) -> MountManager:
+        return self.algofs.mount_manager
 
     def body(self) -> dict:
         if not self.request.body:
@@ -89,9 +107,9 @@ class AlgorithmsHandler(AlgofsHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self):
-        app = self.extensionapp
+        app = self.algofs
         try:
-            endpoint = await asyncio.to_thread(app.backend.endpoint)
+            endpoint = await asyncio.to_thread(app.api_provider.endpoint)
             found = await asyncio.to_thread(
                 algorithm_calls.list_algorithms, endpoint, app.algorithm_owner_list(endpoint)
             )
@@ -122,7 +140,7 @@ class PipeHandler(AlgofsHandler):
                 except binascii.Error:
                     raise UsageProblem("binary input must be base64") from None
             value = algorithm_calls.decode_input(data, content_type)
-            endpoint = await asyncio.to_thread(self.extensionapp.backend.endpoint)
+            endpoint = await asyncio.to_thread(self.algofs.api_provider.endpoint)
             result = await asyncio.to_thread(algorithm_calls.pipe, endpoint, ref, value, timeout)
         except UsageProblem as exc:
             raise tornado.web.HTTPError(400, str(exc)) from None

@@ -1,6 +1,6 @@
 """The hand-off from the server extension to its kernels: a private (0600) JSON file in the runtime dir.
 
-Kernels inherit the server's environment, so the extension puts the file's path in ``ALGOFS_SESSION_FILE``.
+Kernels inherit the server's environment, so the extension puts the file's path in ``ALGOFS_HANDOFF_FILE``.
 The file carries the API endpoint (with the key: it is as private as Jupyter's own ``jpserver-*.json``) and
 the server's URL and token so kernels can ask the server to mount/unmount instead of fighting over the mount.
 """
@@ -13,18 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..private_dirs import make_private_dirs
-from .backend import ApiEndpoint
+from .api_provider import ApiEndpoint
 
-SESSION_FILE_ENV = "ALGOFS_SESSION_FILE"
+HANDOFF_FILE_ENV = "ALGOFS_HANDOFF_FILE"
 
 
 @dataclass
-class SessionFile:
+class HandoffFile:
     path: Path
     server: dict
 
     @classmethod
-    def for_server(cls, serverapp) -> SessionFile:
+    def for_server(cls, serverapp) -> HandoffFile:
         runtime = Path(serverapp.runtime_dir)
         token = getattr(getattr(serverapp, "identity_provider", None), "token", "") or ""
         server = {
@@ -56,8 +56,8 @@ class SessionFile:
         self.path.unlink(missing_ok=True)
 
 
-def read_session_file(path: str | os.PathLike) -> dict | None:
-    """The published session, or None when missing, unreadable or its server process is gone."""
+def read_handoff_file(path: str | os.PathLike) -> dict | None:
+    """The published hand-off, or None when missing, unreadable or its server process is gone."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):

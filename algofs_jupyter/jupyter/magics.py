@@ -19,7 +19,7 @@ from IPython.display import HTML, Image, display
 from . import algorithm_calls, formatting
 from .algorithm_calls import AlgorithmFailed, UsageProblem
 from .files import Reader, normalise
-from .kernel_session import get_session
+from .kernel_access import get_access
 
 USAGE = (
     "%algofs mount [PATH] | unmount | status | cache [clear] | ls [PATH] | cat PATH | prefetch PATH | widget;"
@@ -114,18 +114,18 @@ class AlgofsMagics(Magics):
 
     # ----- mount state -------------------------------------------------------------------------------
     def _cmd_mount(self, args, cell):
-        formatting.show_status(get_session().mount(args.path))
+        formatting.show_status(get_access().mount(args.path))
 
     def _cmd_unmount(self, args, cell):
-        formatting.show_status(get_session().unmount())
+        formatting.show_status(get_access().unmount())
 
     def _cmd_status(self, args, cell):
-        formatting.show_status(get_session().status())
+        formatting.show_status(get_access().status())
 
     def _cmd_cache(self, args, cell):
-        session = get_session()
-        stats = session.clear_cache() if args.action == "clear" else session.cache_stats()
-        status = session.status()
+        access = get_access()
+        stats = access.clear_cache() if args.action == "clear" else access.cache_stats()
+        status = access.status()
         if status["mode"] == "fallback":
             print(f"fallback mode ({status['reason']}): no mount, no block cache; reads go to the API")
         formatting.show_cache(stats)
@@ -137,8 +137,8 @@ class AlgofsMagics(Magics):
 
     # ----- files -------------------------------------------------------------------------------------
     def _reader(self) -> Reader:
-        session = get_session()
-        return Reader(session.mounted_path(), session.filesystem)
+        access = get_access()
+        return Reader(access.mounted_path(), access.filesystem)
 
     def _cmd_ls(self, args, cell):
         reader = self._reader()
@@ -170,8 +170,10 @@ class AlgofsMagics(Magics):
         if content_type == "binary":
             data = self._binary_input(cell)
         value = algorithm_calls.decode_input(data, content_type)
-        result = get_session().pipe(args.algorithm, value, args.timeout)
+        result = get_access().pipe(args.algorithm, value, args.timeout)
         if args.out:
+            if self.shell is None:  # a magic is always run by a shell; Magics types it as optional
+                raise UsageError("--out needs an IPython shell")
             self.shell.user_ns[args.out] = result.result
         show_pipe_result(result)
 
@@ -190,8 +192,8 @@ class AlgofsMagics(Magics):
         """``--binary``: a cell naming an existing file sends the file's bytes, else the cell text."""
         candidate = cell.strip()
         if candidate and "\n" not in candidate:
-            session = get_session()
-            mountpoint = session.mounted_path()
+            access = get_access()
+            mountpoint = access.mounted_path()
             for path in (Path(candidate).expanduser(), (mountpoint / candidate) if mountpoint else None):
                 if path is not None and path.is_file():
                     return path.read_bytes()
@@ -222,6 +224,6 @@ def load_ipython_extension(ipython) -> None:
 
 
 def unload_ipython_extension(ipython) -> None:
-    from .kernel_session import close_session
+    from .kernel_access import close_access
 
-    close_session()
+    close_access()

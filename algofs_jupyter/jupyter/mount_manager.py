@@ -25,7 +25,7 @@ from ..mount.mount_table import is_algofs_mount
 from ..mount.options import JUPYTER_DEFAULTS, cache_home
 from ..private_dirs import make_private_dirs
 from ..supervise import SupervisedChild
-from .backend import ApiEndpoint, Backend
+from .api_provider import ApiEndpoint, ApiProvider
 from .cache_stats import cache_stats_from_control, empty_cache_stats
 from .fuse_check import fuse_unavailable_reason
 
@@ -47,7 +47,7 @@ class MountManager:
 
     def __init__(
         self,
-        backend: Backend,
+        api_provider: ApiProvider,
         root_dir: str | os.PathLike,
         mountpoint: str = "algofs",
         cache_dir: str | os.PathLike | None = None,
@@ -58,7 +58,7 @@ class MountManager:
         backoff_max: float = 30.0,
         mount_options: dict | None = None,
     ):
-        self.backend = backend
+        self.api_provider = api_provider
         self.root_dir = Path(root_dir).expanduser().resolve()
         self.cache_dir_setting = Path(cache_dir).expanduser() if cache_dir else None
         self.cache_size = int(cache_size)
@@ -147,15 +147,15 @@ class MountManager:
             "mountpoint_abs": str(self._mountpoint),
             "reason": reason,
             "api_address": endpoint.api_address if endpoint else None,
-            "embedded_server": endpoint.embedded if endpoint else not self.backend.configured_remote,
+            "embedded_server": endpoint.embedded if endpoint else not self.api_provider.configured_remote,
             "username": endpoint.username if endpoint else None,
             "cache": self.cache_stats() if mounted else None,
         }
 
     def _peek_endpoint(self) -> ApiEndpoint | None:
-        if self.backend.configured_remote or self.backend.embedded_running:
+        if self.api_provider.configured_remote or self.api_provider.embedded_running:
             try:
-                return self.backend.endpoint()
+                return self.api_provider.endpoint()
             except Exception:  # status must not fail because of a bad key file
                 return None
         return None
@@ -249,7 +249,7 @@ class MountManager:
 
     def _start_child(self) -> None:
         """Start a child and wait for its readiness probe (it stops itself, leaving no mount, on failure)."""
-        endpoint = self.backend.endpoint()
+        endpoint = self.api_provider.endpoint()
         self._endpoint = endpoint
         make_private_dirs(self.cache_dir())
         process = self._new_process(endpoint)
@@ -366,7 +366,7 @@ class _DeadProcess:
     def returncode(self) -> int | None:
         return 1
 
-    def start(self, timeout: float) -> object:
+    def start(self, timeout: float = 0.0) -> object:
         raise RuntimeError("a placeholder is never started")
 
     def ready(self) -> bool:

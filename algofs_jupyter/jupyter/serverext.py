@@ -1,4 +1,4 @@
-"""The Jupyter server extension: owns the API backend and the FUSE mount for the server's lifetime.
+"""The Jupyter server extension: owns the API provider and the FUSE mount for the server's lifetime.
 
 An ``ExtensionApp`` (not a module-style extension) because only those get ``stop_extension``, which the server
 awaits on shutdown, SIGTERM and SIGINT alike: that is where the mount is taken down and the embedded API
@@ -14,9 +14,9 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, Unicode, default
 
 from ..mount.options import JUPYTER_DEFAULTS
-from .backend import DEMO_USERS, ApiEndpoint, Backend, default_data_dir
+from .api_provider import DEMO_USERS, ApiEndpoint, ApiProvider, default_data_dir
 from .handlers import route_table
-from .kernel_handoff import SESSION_FILE_ENV, SessionFile
+from .kernel_handoff import HANDOFF_FILE_ENV, HandoffFile
 from .mount_manager import MountManager
 
 
@@ -63,7 +63,9 @@ class AlgofsApp(ExtensionApp):
 
     # ----- lifecycle ---------------------------------------------------------------------------------
     def initialize_settings(self) -> None:
-        self.backend = Backend(
+        if self.serverapp is None:  # jupyter_server links the app to its server before this is called
+            raise RuntimeError("AlgofsApp.initialize_settings called before the server app was linked")
+        self.api_provider = ApiProvider(
             api_address=self.api_address or None,
             api_key_file=self.api_key_file or None,
             api_key_env=self.api_key_env,
@@ -72,7 +74,7 @@ class AlgofsApp(ExtensionApp):
             allow_embedded=self.embedded_server,
         )
         self.mount_manager = MountManager(
-            self.backend,
+            self.api_provider,
             root_dir=self.serverapp.root_dir,
             mountpoint=self.mountpoint,
             cache_dir=self.cache_dir or None,
@@ -80,20 +82,20 @@ class AlgofsApp(ExtensionApp):
             start_timeout=self.mount_timeout,
             max_restarts=self.max_restarts,
         )
-        self.session_file = SessionFile.for_server(self.serverapp)
+        self.handoff_file = HandoffFile.for_server(self.serverapp)
         self._startup_task: asyncio.Task | None = None
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(route_table())
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
-        """Resolve the backend and auto-mount in the background, so the server answers at once."""
+        """Resolve the API endpoint and auto-mount in the background, so the server answers at once."""
         self._startup_task = asyncio.ensure_future(self.startup())
 
     async def startup(self) -> None:
         try:
-            endpoint = await asyncio.to_thread(self.backend.endpoint)
-            self.publish_session(endpoint)
+            endpoint = await asyncio.to_thread(self.api_provider.endpoint)
+            self.publish_handoff(endpoint)
             if self.auto_mount:
                 status = await self.mount_manager.amount()
                 self.log.info(
@@ -101,12 +103,12 @@ class AlgofsApp(ExtensionApp):
                 )
         except Exception as exc:  # the server must come up even when the API doesn't
             self.log.error("algofs: start-up failed: %s", exc)
-            self.publish_session(None, error=f"AlgoFS start-up failed: {exc}")
+            self.publish_handoff(None, error=f"AlgoFS start-up failed: {exc}")
 
-    def publish_session(self, endpoint: ApiEndpoint | None, error: str | None = None) -> None:
+    def publish_handoff(self, endpoint: ApiEndpoint | None, error: str | None = None) -> None:
         """Tell this server's kernels (through their environment) where the API and the mount are."""
-        self.session_file.write(endpoint, self.mount_manager.mountpoint, error)
-        os.environ[SESSION_FILE_ENV] = str(self.session_file.path)
+        self.handoff_file.write(endpoint, self.mount_manager.mountpoint, error)
+        os.environ[HANDOFF_FILE_ENV] = str(self.handoff_file.path)
 
     async def stop_extension(self) -> None:
         task = self._startup_task
@@ -119,10 +121,10 @@ class AlgofsApp(ExtensionApp):
         try:
             await self.mount_manager.aclose()
         finally:
-            await asyncio.to_thread(self.backend.close)
-            self.session_file.remove()
-            if os.environ.get(SESSION_FILE_ENV) == str(self.session_file.path):
-                del os.environ[SESSION_FILE_ENV]
+            await asyncio.to_thread(self.api_provider.close)
+            self.handoff_file.remove()
+            if os.environ.get(HANDOFF_FILE_ENV) == str(self.handoff_file.path):
+                del os.environ[HANDOFF_FILE_ENV]
 
     # ----- helpers for handlers ----------------------------------------------------------------------
     def algorithm_owner_list(self, endpoint: ApiEndpoint) -> list[str]:

@@ -18,12 +18,12 @@ import ipywidgets as widgets
 from . import algorithm_calls, formatting
 from .algorithm_calls import AlgorithmFailed, UsageProblem
 from .files import Reader, normalise
-from .kernel_session import BaseSession, get_session
+from .kernel_access import KernelAccess, get_access
 
 
 class AlgofsWidget(widgets.VBox):
-    def __init__(self, session: BaseSession | None = None, poll_interval: float | None = 2.0, **kwargs):
-        self.session = session or get_session()
+    def __init__(self, access: KernelAccess | None = None, poll_interval: float | None = 2.0, **kwargs):
+        self.access = access or get_access()
         self._workers: list[threading.Thread] = []
         self._workers_lock = threading.Lock()
         self._closed = threading.Event()
@@ -152,10 +152,10 @@ class AlgofsWidget(widgets.VBox):
         self.cache_html.value = formatting.cache_html(stats)
 
     def _refresh_now(self) -> None:
-        status = self.session.status()
+        status = self.access.status()
         self._show_status(status)
         if not status.get("mounted"):
-            self._show_cache(self.session.cache_stats())
+            self._show_cache(self.access.cache_stats())
 
     def refresh(self) -> threading.Thread:
         return self._background("refresh", self._refresh_now)
@@ -164,20 +164,20 @@ class AlgofsWidget(widgets.VBox):
         path = self.path_text.value.strip() or None
         self.mount_button.disabled = True
         self.activity.value = "mounting…"
-        return self._background("mount", lambda: self._show_status(self.session.mount(path)))
+        return self._background("mount", lambda: self._show_status(self.access.mount(path)))
 
     def unmount(self) -> threading.Thread:
         self.unmount_button.disabled = True
         self.activity.value = "unmounting…"
-        return self._background("unmount", lambda: self._show_status(self.session.unmount()))
+        return self._background("unmount", lambda: self._show_status(self.access.unmount()))
 
     # ----- cache -------------------------------------------------------------------------------------
     def clear_cache(self) -> threading.Thread:
-        return self._background("clear cache", lambda: self._show_cache(self.session.clear_cache()))
+        return self._background("clear cache", lambda: self._show_cache(self.access.clear_cache()))
 
     def prefetch(self, path: str) -> threading.Thread:
         def work():
-            reader = Reader(self.session.mounted_path(), self.session.filesystem)
+            reader = Reader(self.access.mounted_path(), self.access.filesystem)
             target = normalise(path, reader.mountpoint)
             files = reader.files_under(target)
             total = sum(size for _name, size in files) or 1
@@ -192,13 +192,13 @@ class AlgofsWidget(widgets.VBox):
                     )
             self.progress.value = total
             self.progress_label.value = f"prefetched {len(files)} file(s), {formatting.human_bytes(done)}"
-            self._show_cache(self.session.cache_stats())
+            self._show_cache(self.access.cache_stats())
 
         return self._background("prefetch", work)
 
     # ----- pipe --------------------------------------------------------------------------------------
     def _load_algorithms(self) -> None:
-        found = self.session.list_algorithms()
+        found = self.access.list_algorithms()
         self._algorithms = {f"{algo['user']}/{algo['name']}": algo for algo in found}
         self.algorithm_picker.options = list(self._algorithms)
 
@@ -232,7 +232,7 @@ class AlgofsWidget(widgets.VBox):
 
         def work():
             try:
-                result = self.session.pipe(ref, self._pipe_input(), self.timeout_input.value)
+                result = self.access.pipe(ref, self._pipe_input(), self.timeout_input.value)
             except (AlgorithmFailed, UsageProblem) as exc:
                 self._emit_stream("stderr", f"{ref}: {getattr(exc, 'message', exc)}\n")
                 self.pipe_status.value = '<span style="color:#c62828">failed</span>'

@@ -21,7 +21,7 @@ from tornado.web import stream_request_body
 
 from .algo_limits import CallLimiter
 from .algorithms import AlgorithmStore, ResolvedAlgorithm
-from .call_scope import CallScope, CallSession, close_session, pointed_at
+from .call_scope import CallScope, CallScratch, close_scratch, pointed_at
 from .errors import ApiError, bad_request
 from .executor import CallOutcome, CallRequest, Executor, encode_payload
 from .handler_base import ApiHandler
@@ -158,7 +158,7 @@ class AlgoCallHandler(ApiHandler):
                    timeout: float) -> CallOutcome:
         users, caller, parent = self.users, self.identity.username, self.identity.scope
         named = pointed_at(content_type, data, caller)
-        scope = CallScope(CallSession(caller), named) if parent is None else parent.nested(named)
+        scope = CallScope(CallScratch(caller), named) if parent is None else parent.nested(named)
         token = users.issue_algorithm_token(caller, algo.owner, scope)
         try:
             if not self.executor.api_address:
@@ -170,8 +170,8 @@ class AlgoCallHandler(ApiHandler):
         finally:
             users.revoke_algorithm_token(token)
             if parent is None:  # the top-level call ended: so do its data://.session and its tree's tokens
-                await self.offload(close_session, self.application.settings["namespace"].data,
-                                   scope.session)
+                await self.offload(close_scratch, self.application.settings["namespace"].data,
+                                   scope.scratch)
 
     def _answer(self, outcome: CallOutcome, include_stdout: bool) -> None:
         metadata: dict = {"duration": round(outcome.duration, 6)}

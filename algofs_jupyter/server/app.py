@@ -22,7 +22,7 @@ from .access_log import log_request
 from .algo_handlers import AlgoCallHandler
 from .algo_manage_handlers import ROUTES as ALGORITHM_ROUTES
 from .algo_services import AlgorithmOptions, algorithm_settings
-from .call_scope import sweep_sessions
+from .call_scope import sweep_scratches
 from .connectors import load_connectors, read_only_warning
 from .data_handlers import DataHandler
 from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, QuotaHandler, UtimeHandler
@@ -39,7 +39,7 @@ log = logging.getLogger("algofs.serve")
 MAX_BUFFERED_BODY = 16 * 1024 * 1024
 #: On storage several servers may share (S3), a data://.session folder this old outlived its call tree
 #: (a call lasts at most MAX_TIMEOUT, 50 minutes): swept at start.
-SHARED_SESSION_AGE = 2 * 3600
+SHARED_SCRATCH_AGE = 2 * 3600
 
 
 class ApiApplication(Application):
@@ -73,7 +73,7 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
         log.info("removed %d partial uploads left by an earlier run", removed)
     # data://.session of calls a stopped server left; storage other servers may share: only old ones
     shared_storage = namespace.data.blocking
-    if swept := sweep_sessions(namespace.data, older_than=SHARED_SESSION_AGE if shared_storage else 0):
+    if swept := sweep_scratches(namespace.data, older_than=SHARED_SCRATCH_AGE if shared_storage else 0):
         log.info("removed %d data://.session folders left by an earlier run", swept)
     routes = [
         (r"/healthz", HealthHandler),

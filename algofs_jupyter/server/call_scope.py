@@ -8,7 +8,7 @@ A per-call token acts as the caller, narrowed to what the call needs:
   caller. At and below them the algorithm reads, creates files and folders and replaces files, as far as
   the caller may; it never deletes, changes an ACL or creates a collection. A call made from inside an
   algorithm gets at most its parent's locations (``CallScope.nested``).
-- ``session``: the call tree's ``data://.session`` scratch, kept in the hosted data under
+- ``scratch``: the call tree's ``data://.session`` (the API's name for it), kept in the hosted data under
   ``.session/<id>`` (user names never start with a dot, and the data root's listing leaves dot names out),
   created on first use, removed when the top-level call ends; tokens of the tree die with it.
 
@@ -32,7 +32,7 @@ from .storage import AlreadyExists, Key, NotFound, StorageBackend, StorageError
 log = logging.getLogger("algofs.serve")
 
 #: The hosted-data folder holding every call tree's ``data://.session`` (a name no user can have).
-SESSION_ROOT = ".session"
+SCRATCH_ROOT = ".session"
 #: At most this many URIs of an input are looked at, and this many JSON values walked: a 10 MiB input
 #: of URIs costs milliseconds, not seconds. What lies beyond is simply not named.
 MAX_URIS = 256
@@ -50,11 +50,11 @@ _TRAILING_PUNCTUATION = ".,;:!)]}"
 Location = tuple[str, Key]
 
 
-class CallSession:
+class CallScratch:
     """The ``data://.session`` of one call tree: created on first use, closed when the top-level call ends.
 
     Its folder is named ``<caller>.<random>`` so that the storage quota charges what a called algorithm
-    puts there to the caller whose call it is (``session_owner``; user names never hold a dot): without
+    puts there to the caller whose call it is (``scratch_owner``; user names never hold a dot): without
     that, an algorithm could fill the disk through ``.session`` for as long as its call runs.
     """
 
@@ -66,14 +66,14 @@ class CallSession:
 
     @property
     def key(self) -> Key:
-        return (SESSION_ROOT, self.id)
+        return (SCRATCH_ROOT, self.id)
 
 
 @dataclass(frozen=True, eq=False)
 class CallScope:
-    """What one call's token may reach besides shared data: ``named`` locations and the ``session``."""
+    """What one call's token may reach besides shared data: ``named`` locations and the ``scratch``."""
 
-    session: CallSession
+    scratch: CallScratch
     named: frozenset[Location]
 
     def covers(self, connector: str, key: Key) -> bool:
@@ -86,7 +86,7 @@ class CallScope:
 
     def nested(self, named: frozenset[Location]) -> CallScope:
         """The scope of a call made from inside this one: what both name (never more than this call may
-        reach), the same session."""
+        reach), the same scratch."""
         narrowed: set[Location] = set()
         for connector, key in named:
             for parent_connector, parent_key in self.named:
@@ -96,7 +96,7 @@ class CallScope:
                     narrowed.add((connector, key))
                 elif parent_key[: len(key)] == key:
                     narrowed.add((connector, parent_key))
-        return CallScope(self.session, frozenset(narrowed))
+        return CallScope(self.scratch, frozenset(narrowed))
 
 
 def pointed_at(content_type: str, data: object, caller: str) -> frozenset[Location]:
@@ -158,9 +158,9 @@ def _location(connector: str, path: str, caller: str) -> Location | None:
     return ("data", key)
 
 
-def session_owner(key: Key) -> str | None:
-    """The caller a session folder, and what is in it, is charged to (``CallSession``), else None."""
-    if len(key) < 2 or key[0] != SESSION_ROOT:
+def scratch_owner(key: Key) -> str | None:
+    """The caller a scratch folder, and what is in it, is charged to (``CallScratch``), else None."""
+    if len(key) < 2 or key[0] != SCRATCH_ROOT:
         return None
     owner, dot, _ = key[1].partition(".")
     return owner if dot and owner else None
@@ -171,49 +171,49 @@ def everyone_may_read(connector: Connector) -> bool:
     return EVERYONE in connector.rights.get("read", (EVERYONE,))
 
 
-def open_session(data: StorageBackend, session: CallSession) -> Key:
-    """The session's folder in the hosted data, created on first use; NotFound once the call tree ended."""
-    if session.closed:
+def open_scratch(data: StorageBackend, scratch: CallScratch) -> Key:
+    """The scratch's folder in the hosted data, created on first use; NotFound once the call tree ended."""
+    if scratch.closed:
         raise NotFound("this call's data://.session has ended")
-    if not session.created:
-        for key in ((SESSION_ROOT,), session.key):
+    if not scratch.created:
+        for key in ((SCRATCH_ROOT,), scratch.key):
             try:
                 data.mkdir(key)
             except AlreadyExists:
                 pass
-        session.created = True
-    return session.key
+        scratch.created = True
+    return scratch.key
 
 
-def close_session(data: StorageBackend, session: CallSession) -> None:
-    """The top-level call ended: no more use of the session, and its files are removed."""
-    session.closed = True
-    if not session.created:
+def close_scratch(data: StorageBackend, scratch: CallScratch) -> None:
+    """The top-level call ended: no more use of the scratch, and its files are removed."""
+    scratch.closed = True
+    if not scratch.created:
         return
     try:
-        data.delete_dir(session.key, force=True)
+        data.delete_dir(scratch.key, force=True)
     except NotFound:
         pass
     except StorageError as exc:
         log.warning("data://.session of a finished call not removed (swept at the next start): %s", exc)
 
 
-def sweep_sessions(data: StorageBackend, older_than: float) -> int:
-    """Remove sessions left by a server that stopped mid-call: those last changed ``older_than`` seconds
-    ago or earlier (0: all, for storage no other server uses). Returns how many."""
+def sweep_scratches(data: StorageBackend, older_than: float) -> int:
+    """Remove scratch folders left by a server that stopped mid-call: those last changed ``older_than``
+    seconds ago or earlier (0: all, for storage no other server uses). Returns how many."""
     removed = 0
     deadline = time.time() - older_than
     after = None
     stale: list[str] = []
     try:
         while True:
-            page = data.list_page((SESSION_ROOT,), after)
+            page = data.list_page((SCRATCH_ROOT,), after)
             stale.extend(e.name for e in page.entries if e.is_dir and (older_than <= 0 or e.mtime < deadline))
             if page.last_key is None:
                 break
             after = page.last_key
         for name in stale:
-            data.delete_dir((SESSION_ROOT, name), force=True)
+            data.delete_dir((SCRATCH_ROOT, name), force=True)
             removed += 1
     except NotFound:
         pass

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .acl import AclStore
-from .call_scope import SESSION_ROOT, CallSession, everyone_may_read, open_session
+from .call_scope import SCRATCH_ROOT, CallScratch, everyone_may_read, open_scratch
 from .connectors import Connector
 from .errors import ApiError, forbidden, not_found
 from .paths import DataAddress
@@ -117,8 +117,8 @@ class Namespace:
 
     def _resolve_data(self, address: DataAddress, who: Identity) -> Target:
         segments = address.segments
-        if segments and segments[0] == SESSION_ROOT and who.scope is not None:
-            return self._session_target(address, who.scope.session)
+        if segments and segments[0] == SCRATCH_ROOT and who.scope is not None:
+            return self._scratch_target(address, who.scope.scratch)
         if segments and segments[0] == ".my":
             segments = (who.username, *segments[1:])
         if not segments:
@@ -136,11 +136,11 @@ class Namespace:
         return Target(address, "path", self.data, segments, readable, is_owner, is_owner,
                       owner=owner, collection=collection)
 
-    def _session_target(self, address: DataAddress, session: CallSession) -> Target:
+    def _scratch_target(self, address: DataAddress, scratch: CallScratch) -> Target:
         """``data://.session/…`` of a call tree: its own, everything allowed inside, nothing to others."""
-        key = (*open_session(self.data, session), *address.segments[1:])
+        key = (*open_scratch(self.data, scratch), *address.segments[1:])
         check_key(key)
-        inside = len(key) > 2  # the session folder itself is neither deleted nor moved
+        inside = len(key) > 2  # the scratch folder itself is neither deleted nor moved
         return Target(address, "path", self.data, key, True, True, inside, in_call=True)
 
     def _for_call(self, target: Target, who: Identity) -> Target:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from typing import Literal
 
-from .call_scope import SESSION_ROOT, session_owner
+from .call_scope import SCRATCH_ROOT, scratch_owner
 from .quota import QUOTA, Account, QuotaBook, QuotaTable
 from .storage import (
     NOT_LOOKED_UP,
@@ -75,9 +75,9 @@ class QuotaBackend(StorageBackend):
 
     def _account(self, key: Key) -> Account | None:
         """Whose quota a key counts against: the user folder's owner, or for what a called algorithm puts
-        in ``data://.session``, the caller (``call_scope.session_owner``)."""
-        if key and key[0] == SESSION_ROOT:
-            owner = session_owner(key)
+        in ``data://.session``, the caller (``call_scope.scratch_owner``)."""
+        if key and key[0] == SCRATCH_ROOT:
+            owner = scratch_owner(key)
             return self.book.account(owner) if owner is not None else None
         if len(key) < 2 or key[0].startswith("."):
             return None  # the data root or a user folder itself

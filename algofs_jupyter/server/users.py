@@ -124,7 +124,7 @@ class UserRegistry:
         token_identity = self._algo_tokens.get(credential)
         if token_identity is not None:
             scope = token_identity.scope
-            return None if scope is not None and scope.session.closed else token_identity
+            return None if scope is not None and scope.scratch.closed else token_identity
         found = None
         for name, key in self._keys.items():  # no early exit: timing must not reveal which key matched
             if hmac.compare_digest(key.encode(), credential.encode()):
@@ -133,7 +133,7 @@ class UserRegistry:
 
     def issue_algorithm_token(self, caller: str, algo_owner: str, scope: CallScope) -> str:
         """A token acting as ``caller`` within ``scope``, for a call of an algorithm of ``algo_owner``;
-        refused once revoked or once its call tree's top-level call ended (``scope.session.closed``)."""
+        refused once revoked or once its call tree's top-level call ended (``scope.scratch.closed``)."""
         token = "algo-" + secrets.token_urlsafe(24)
         self._algo_tokens[token] = Identity(caller, algo_owner, scope)
         return token

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from jupyter_test_utils import assert_no_mounts_left
 
-from algofs_jupyter.jupyter import kernel_session
-from algofs_jupyter.jupyter.backend import Backend
+from algofs_jupyter.jupyter import kernel_access
+from algofs_jupyter.jupyter.api_provider import ApiProvider
 from algofs_jupyter.jupyter.fuse_check import fuse_unavailable_reason
 
 
@@ -37,15 +37,16 @@ def api_key_file(api_server, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def local_session(no_stale_mounts, api_server, tmp_path: Path) -> Iterator[kernel_session.LocalSession]:
-    """A kernel's own session (it mounts under ``tmp_path`` on first use), installed as the kernel's
-    current session for the magics; closed, which unmounts, afterwards."""
-    backend = Backend(api_address=api_server.url, api_key=api_server.api_key, username=api_server.username)
-    session = kernel_session.LocalSession(backend, root_dir=tmp_path, algorithm_owners=["demo", "anowell"],
-                                          cache_dir=tmp_path / "cache", cache_size=32 * 1024**2)
-    kernel_session.set_session(session)
+def local_access(no_stale_mounts, api_server, tmp_path: Path) -> Iterator[kernel_access.LocalAccess]:
+    """A kernel's own access (it mounts under ``tmp_path`` on first use), installed as the kernel's
+    current access for the magics; closed, which unmounts, afterwards."""
+    provider = ApiProvider(api_address=api_server.url, api_key=api_server.api_key,
+                           username=api_server.username)
+    access = kernel_access.LocalAccess(provider, root_dir=tmp_path, algorithm_owners=["demo", "anowell"],
+                                       cache_dir=tmp_path / "cache", cache_size=32 * 1024**2)
+    kernel_access.set_access(access)
     try:
-        yield session
+        yield access
     finally:
-        kernel_session.set_session(None)
-        session.close()
+        kernel_access.set_access(None)
+        access.close()

@@ -49,20 +49,20 @@ def text_of(captured) -> str:
         ("algofs cache empty", None),
     ],
 )
-def test_bad_arguments_give_one_line_usage_error(ip, local_session, line, cell):
+def test_bad_arguments_give_one_line_usage_error(ip, local_access, line, cell):
     _captured, _value, error = run(ip, line, cell)
     assert isinstance(error, UsageError), error
     assert "\n" not in str(error)
 
 
-def test_pipe_text_and_out_variable(ip, local_session):
+def test_pipe_text_and_out_variable(ip, local_access):
     captured, _value, error = run(ip, "algofs pipe demo/echo --out echoed", "hello algofs")
     assert error is None
     assert ip.user_ns["echoed"] == "hello algofs"
     assert "hello algofs" in captured.stdout
 
 
-def test_pipe_json_is_pretty(ip, local_session):
+def test_pipe_json_is_pretty(ip, local_access):
     body = json.dumps({"b": [1, 2], "a": "x"})
     captured, _value, error = run(ip, "algofs pipe demo/echo/1.0.0 --json --out answer", body)
     assert error is None
@@ -72,7 +72,7 @@ def test_pipe_json_is_pretty(ip, local_session):
     assert bundle["text/plain"] == json.dumps({"b": [1, 2], "a": "x"}, indent=2)
 
 
-def test_pipe_binary_image_is_shown_as_image(ip, local_session, api_server):
+def test_pipe_binary_image_is_shown_as_image(ip, local_access, api_server):
     png = Path(api_server.root, "data", "demo", "images", "gradient.png")
     captured, _value, error = run(ip, "algofs pipe demo/echo --binary --out picture", str(png))
     assert error is None
@@ -80,14 +80,14 @@ def test_pipe_binary_image_is_shown_as_image(ip, local_session, api_server):
     assert "image/png" in captured.outputs[0].data
 
 
-def test_algorithm_error_is_short(ip, local_session):
+def test_algorithm_error_is_short(ip, local_access):
     captured, _value, error = run(ip, "algofs pipe demo/fail", "boom")
     assert isinstance(error, AlgorithmError)
     assert "always fails" in str(error)
     assert error._render_traceback_() == [f"AlgorithmError: {error}"]
 
 
-def test_status_hides_the_key(ip, local_session, api_server):
+def test_status_hides_the_key(ip, local_access, api_server):
     captured, _value, error = run(ip, "algofs status")
     assert error is None
     text = text_of(captured)
@@ -95,7 +95,7 @@ def test_status_hides_the_key(ip, local_session, api_server):
     assert api_server.api_key not in text
 
 
-def test_ls_cat_prefetch_without_mount_use_the_api(ip, local_session, api_server, monkeypatch):
+def test_ls_cat_prefetch_without_mount_use_the_api(ip, local_access, api_server, monkeypatch):
     monkeypatch.setenv("ALGOFS_DISABLE_FUSE", "1")
     captured, _value, error = run(ip, "algofs ls data/demo/datasets")
     assert error is None
@@ -116,10 +116,10 @@ def test_ls_cat_prefetch_without_mount_use_the_api(ip, local_session, api_server
 
 
 @pytest.mark.fuse
-def test_mount_ls_cache_unmount(ip, local_session, requires_fuse, no_stale_mounts):
+def test_mount_ls_cache_unmount(ip, local_access, requires_fuse, no_stale_mounts):
     captured, _value, error = run(ip, "algofs mount mnt")
     assert error is None, error
-    status = local_session.status()
+    status = local_access.status()
     assert status["mounted"] and status["mode"] == "fuse", status
     assert Path(status["mountpoint_abs"]) == no_stale_mounts / "mnt"
 
@@ -138,4 +138,4 @@ def test_mount_ls_cache_unmount(ip, local_session, requires_fuse, no_stale_mount
 
     captured, _value, error = run(ip, "algofs unmount")
     assert error is None and "mode: unmounted" in text_of(captured)
-    assert not local_session.status()["mounted"]
+    assert not local_access.status()["mounted"]

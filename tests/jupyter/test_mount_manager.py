@@ -11,7 +11,7 @@ import time
 import pytest
 from waiting import wait_until
 
-from algofs_jupyter.jupyter.backend import Backend
+from algofs_jupyter.jupyter.api_provider import ApiProvider
 from algofs_jupyter.jupyter.mount_manager import MountManager
 
 pytestmark = pytest.mark.fuse
@@ -19,8 +19,9 @@ pytestmark = pytest.mark.fuse
 
 @pytest.fixture
 def manager(no_stale_mounts, requires_fuse, api_server, tmp_path):
-    backend = Backend(api_address=api_server.url, api_key=api_server.api_key, username=api_server.username)
-    manager = MountManager(backend, tmp_path / "root", cache_dir=tmp_path / "cache", backoff_base=0.1)
+    provider = ApiProvider(api_address=api_server.url, api_key=api_server.api_key,
+                           username=api_server.username)
+    manager = MountManager(provider, tmp_path / "root", cache_dir=tmp_path / "cache", backoff_base=0.1)
     manager.poll_interval = 0.1
     try:
         yield manager

@@ -1,6 +1,6 @@
 """Issue 22: what the Jupyter extension makes for itself is private whatever the umask: the embedded demo
 server's root, its state directory and log, the mount's cache directory and log. The extension's own
-layers (``Backend`` starting the embedded ``algofs serve``, ``MountManager`` mounting it) with real
+layers (``ApiProvider`` starting the embedded ``algofs serve``, ``MountManager`` mounting it) with real
 processes, under umask 022, in a Jupyter data directory and a cache home that do not exist yet."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from file_modes import mode
 
-from algofs_jupyter.jupyter.backend import Backend
+from algofs_jupyter.jupyter.api_provider import ApiProvider
 from algofs_jupyter.jupyter.mount_manager import MountManager
 
 pytestmark = pytest.mark.fuse
@@ -22,12 +22,12 @@ def test_the_extensions_servers_and_mounts_logs_and_directories_are_private(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
-    backend = Backend(allow_embedded=True)
-    manager = MountManager(backend, tmp_path / "root")
+    provider = ApiProvider(allow_embedded=True)
+    manager = MountManager(provider, tmp_path / "root")
     try:
         assert manager.mount()["mounted"], manager.status()
         assert os.listdir(manager.mountpoint / "data" / "demo")
-        server = backend._server
+        server = provider._server
         assert server is not None
         data = tmp_path / "jupyter-data"
         for directory in (data, data / "algofs", server.root, server.log_path.parent,
@@ -39,4 +39,4 @@ def test_the_extensions_servers_and_mounts_logs_and_directories_are_private(
             assert mode(log) == 0o600, log
     finally:
         manager.close()
-        backend.close()
+        provider.close()

@@ -41,8 +41,8 @@ def test_publish_magic_in_a_real_kernel(api_server, api_key_file, tmp_path):
         (f"%%algofs publish demo/{name} --version major\nx = 1\n", ["raises-exception"]),
         (f"from algofs_jupyter.publish import publish\nr = publish('demo/{name}', "
          "'def apply(input):\\n    return input + 1\\n', version='major')\nprint(r.ok, r.version)", []),
-        ("from algofs_jupyter import get_session\n"
-         f"print({name!r} in [a['name'] for a in get_session().list_algorithms()])", []),
+        ("from algofs_jupyter import get_access\n"
+         f"print({name!r} in [a['name'] for a in get_access().list_algorithms()])", []),
     )
     NotebookClient(nb, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()

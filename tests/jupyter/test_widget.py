@@ -13,8 +13,8 @@ from algofs_jupyter.jupyter.widget import AlgofsWidget
 
 
 @pytest.fixture
-def panel(local_session):
-    widget = AlgofsWidget(session=local_session, poll_interval=None)
+def panel(local_access):
+    widget = AlgofsWidget(access=local_access, poll_interval=None)
     assert widget.wait_idle(60)
     try:
         yield widget
@@ -66,7 +66,7 @@ def test_cache_tab_without_mount(panel):
 
 
 @pytest.mark.fuse
-def test_mount_unmount_buttons_and_cache_table(panel, local_session, requires_fuse, no_stale_mounts):
+def test_mount_unmount_buttons_and_cache_table(panel, local_access, requires_fuse, no_stale_mounts):
     panel.path_text.value = "mnt"
     panel.mount_button.click()
     assert panel.wait_idle(60)
@@ -94,11 +94,11 @@ def test_mount_unmount_buttons_and_cache_table(panel, local_session, requires_fu
     assert panel.wait_idle(60)
     assert "mode: unmounted" in panel.status_html.value
     assert not panel.mount_button.disabled and panel.unmount_button.disabled
-    assert not local_session.status()["mounted"]
+    assert not local_access.status()["mounted"]
 
 
-def test_background_poll_updates_status(local_session):
-    widget = AlgofsWidget(session=local_session, poll_interval=0.2)
+def test_background_poll_updates_status(local_access):
+    widget = AlgofsWidget(access=local_access, poll_interval=0.2)
     try:
         assert widget.wait_idle(60)
         widget.status_html.value = "stale"

@@ -17,7 +17,7 @@ import requests
 from Algorithmia.acl import AclType, ReadAcl
 from Algorithmia.algorithm import OutputType
 
-from algofs_jupyter.server.call_scope import CallScope, CallSession, pointed_at
+from algofs_jupyter.server.call_scope import CallScope, CallScratch, pointed_at
 from algofs_jupyter.server.users import DEMO_USERS
 
 from .algo_helpers import ServerWithOptions, publish_source
@@ -42,11 +42,11 @@ def test_the_input_names_data_and_connector_locations():
 
 
 def test_a_nested_call_gets_at_most_its_parents_locations():
-    parent = CallScope(CallSession("alice"), frozenset({("data", ("alice", "drop")), ("s3", ("a", "b"))}))
+    parent = CallScope(CallScratch("alice"), frozenset({("data", ("alice", "drop")), ("s3", ("a", "b"))}))
     child = parent.nested(frozenset({("data", ("alice", "drop", "x")), ("data", ("alice", "secrets")),
                                      ("s3", ("a",)), ("dropbox", ("a", "b"))}))
     assert child.named == {("data", ("alice", "drop", "x")), ("s3", ("a", "b"))}
-    assert child.session is parent.session
+    assert child.scratch is parent.scratch
 
 
 # -- a real server ---------------------------------------------------------------------------------------

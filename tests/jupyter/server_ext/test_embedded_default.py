@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from jupyter_test_utils import pid_alive
 
-from algofs_jupyter.jupyter.kernel_handoff import SESSION_FILE_ENV
+from algofs_jupyter.jupyter.kernel_handoff import HANDOFF_FILE_ENV
 
 
 @pytest.fixture
@@ -37,19 +37,19 @@ async def test_embedded_server_default(jp_serverapp, algofs_app, call, tmp_path)
     assert code == 200
     assert status["embedded_server"] is True and status["username"] == "demo"
     assert status["api_address"].startswith("http://127.0.0.1:")
-    server = algofs_app.backend._server
+    server = algofs_app.api_provider._server
     assert server is not None and Path(server.root) == (tmp_path / "embedded").resolve()
 
     code, body = await call("GET", "algorithms")
     names = {f"{algo['user']}/{algo['name']}" for algo in body["algorithms"]}
     assert {"demo/echo", "anowell/Pinky"} <= names
 
-    # The kernels of this server find the backend through the session file named in their environment.
-    session = json.loads(Path(os.environ[SESSION_FILE_ENV]).read_text())
-    assert session["api_address"] == status["api_address"]
-    assert oct(Path(os.environ[SESSION_FILE_ENV]).stat().st_mode & 0o777) == "0o600"
+    # The kernels of this server find the API through the hand-off file named in their environment.
+    handoff = json.loads(Path(os.environ[HANDOFF_FILE_ENV]).read_text())
+    assert handoff["api_address"] == status["api_address"]
+    assert oct(Path(os.environ[HANDOFF_FILE_ENV]).stat().st_mode & 0o777) == "0o600"
 
     pid = server.pid
     await jp_serverapp.extension_manager.stop_all_extensions()
     assert not pid_alive(pid)
-    assert SESSION_FILE_ENV not in os.environ
+    assert HANDOFF_FILE_ENV not in os.environ

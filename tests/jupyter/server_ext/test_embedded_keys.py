@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from algofs_jupyter.jupyter.kernel_handoff import SESSION_FILE_ENV
+from algofs_jupyter.jupyter.kernel_handoff import HANDOFF_FILE_ENV
 from algofs_jupyter.server.users import DEMO_USERS
 
 
@@ -26,7 +26,7 @@ def jp_server_config(jp_server_config, algofs_config, tmp_path, monkeypatch):
 async def test_embedded_server_keys_are_random_and_never_shown(jp_serverapp, algofs_app, call, tmp_path):
     await jp_serverapp.extension_manager.start_all_extensions()
     await asyncio.wait_for(algofs_app._startup_task, 120)
-    server = algofs_app.backend._server
+    server = algofs_app.api_provider._server
     try:
         code, status = await call("GET", "status")
         assert code == 200 and status["embedded_server"] is True
@@ -36,7 +36,7 @@ async def test_embedded_server_keys_are_random_and_never_shown(jp_serverapp, alg
             assert response.status_code == 401, "a published demo key opened the extension's server"
         assert server.api_key not in json.dumps(status)
         assert oct((tmp_path / "embedded").stat().st_mode & 0o777) == "0o700"
-        session = json.loads(Path(os.environ[SESSION_FILE_ENV]).read_text())
-        assert session["api_key"] == server.api_key  # kernels get it from the 0600 session file only
+        handoff = json.loads(Path(os.environ[HANDOFF_FILE_ENV]).read_text())
+        assert handoff["api_key"] == server.api_key  # kernels get it from the 0600 hand-off file only
     finally:
         await jp_serverapp.extension_manager.stop_all_extensions()

@@ -44,4 +44,4 @@ async def test_auto_mount_crash_restart_and_clean_shutdown(
     await jp_serverapp.extension_manager.stop_all_extensions()
     assert not os.path.ismount(mountpoint)
     assert not pid_alive(second_pid)
-    assert not algofs_app.session_file.path.exists()
+    assert not algofs_app.handoff_file.path.exists()

@@ -11,8 +11,12 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..private_dirs import make_private_dirs
+
+if TYPE_CHECKING:  # imported when first started: a remote API needs none of the server's modules
+    from ..server.embedded_server import EmbeddedServer
 
 DEMO_USERS = ("demo", "anowell", "alice")
 
@@ -42,8 +46,9 @@ def read_key_file(path: str | os.PathLike) -> str:
     return Path(path).expanduser().read_text().strip()
 
 
-class Backend:
-    """Resolves an :class:`ApiEndpoint`, starting the embedded demo server on first use."""
+class ApiProvider:
+    """Provides the :class:`ApiEndpoint` this Jupyter uses: the configured remote API, or the embedded demo
+    server, started on first use."""
 
     def __init__(
         self,
@@ -64,7 +69,7 @@ class Backend:
         self._embedded_root = Path(embedded_root) if embedded_root else default_data_dir() / "demo-server"
         self._allow_embedded = allow_embedded
         self._start_timeout = start_timeout
-        self._server = None
+        self._server: EmbeddedServer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -84,6 +89,8 @@ class Backend:
             if self._server is None:
                 self._server = self._start_embedded()
             server = self._server
+            if server.url is None:  # set by a start() that returned; stop() doesn't clear it
+                raise RuntimeError("the embedded API server has no address")
             return ApiEndpoint(server.url.rstrip("/"), server.api_key, server.username, embedded=True)
 
     def _remote_key(self) -> str:
@@ -93,7 +100,7 @@ class Backend:
             return read_key_file(self._api_key_file)
         return os.environ.get(self._api_key_env, "")
 
-    def _start_embedded(self):
+    def _start_embedded(self) -> EmbeddedServer:
         from algofs_jupyter.server.embedded_server import EmbeddedServer
 
         # its files are the demo users' data: not for other accounts (made 0700, or checked to be ours)

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from algofs_jupyter.jupyter.kernel_handoff import SESSION_FILE_ENV
-from algofs_jupyter.jupyter.kernel_session import ServerSession, SessionError
+from algofs_jupyter.jupyter.kernel_access import AccessError, ServerAccess
+from algofs_jupyter.jupyter.kernel_handoff import HANDOFF_FILE_ENV
 
 
 @pytest.fixture
@@ -34,6 +34,6 @@ async def test_misconfiguration_is_reported_not_fatal(jp_serverapp, jp_fetch, al
     code, body = await call("GET", "algorithms")
     assert code == 502 and "embedded server is disabled" in body["message"]
 
-    session = ServerSession(os.environ[SESSION_FILE_ENV], wait_for_endpoint=60)
-    with pytest.raises(SessionError, match="embedded server is disabled"):
-        await asyncio.wait_for(asyncio.to_thread(session.endpoint), 5)
+    access = ServerAccess(os.environ[HANDOFF_FILE_ENV], wait_for_endpoint=60)
+    with pytest.raises(AccessError, match="embedded server is disabled"):
+        await asyncio.wait_for(asyncio.to_thread(access.endpoint), 5)

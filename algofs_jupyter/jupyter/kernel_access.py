@@ -1,10 +1,10 @@
-"""The kernel side's way to the backend, shared by the magics and the widget.
+"""A kernel's access to AlgoFS (API endpoint, mount, algorithms), shared by the magics and the widget.
 
-* Inside a Jupyter server with the extension: :class:`ServerSession` uses the session file the extension
+* Inside a Jupyter server with the extension: :class:`ServerAccess` uses the hand-off file the extension
   published (API endpoint) and the server's REST API for mount state, so the server stays the only owner.
-* Otherwise (``jupyter execute``, plain IPython): :class:`LocalSession` owns a :class:`Backend` (remote from
-  ``ALGORITHMIA_API``/``ALGORITHMIA_API_KEY``/``ALGOFS_API_KEY_FILE``, else the embedded demo server) and a
-  :class:`MountManager` whose mount lives as long as the kernel.
+* Otherwise (``jupyter execute``, plain IPython): :class:`LocalAccess` owns an :class:`ApiProvider` (remote
+  from ``ALGORITHMIA_API``/``ALGORITHMIA_API_KEY``/``ALGOFS_API_KEY_FILE``, else the embedded demo server) and
+  a :class:`MountManager` whose mount lives as long as the kernel.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from pathlib import Path
 import requests
 
 from . import algorithm_calls
-from .backend import DEMO_USERS, ApiEndpoint, Backend
-from .kernel_handoff import SESSION_FILE_ENV, read_session_file
+from .api_provider import DEMO_USERS, ApiEndpoint, ApiProvider
+from .kernel_handoff import HANDOFF_FILE_ENV, read_handoff_file
 from .mount_manager import MountManager
 
 
-class SessionError(RuntimeError):
+class AccessError(RuntimeError):
     pass
 
 
-class BaseSession:
+class KernelAccess:
     """What magics and the widget need; subclasses decide who owns the mount."""
 
     def endpoint(self) -> ApiEndpoint:
@@ -81,26 +81,26 @@ class BaseSession:
         return algorithm_calls.pipe(self.endpoint(), ref, value, timeout)
 
 
-class LocalSession(BaseSession):
+class LocalAccess(KernelAccess):
     def __init__(
         self,
-        backend: Backend | None = None,
+        api_provider: ApiProvider | None = None,
         root_dir: str | os.PathLike | None = None,
         algorithm_owners: list[str] | None = None,
         **mount_options,
     ):
         owners_env = os.environ.get("ALGOFS_ALGORITHM_OWNERS", "")
         self.owners = algorithm_owners or [owner for owner in owners_env.split(",") if owner.strip()] or None
-        self.backend = backend or Backend(
+        self.api_provider = api_provider or ApiProvider(
             api_address=os.environ.get("ALGORITHMIA_API") or None,
             api_key_file=os.environ.get("ALGOFS_API_KEY_FILE") or None,
             username=os.environ.get("ALGOFS_USERNAME") or None,
         )
-        self.manager = MountManager(self.backend, root_dir or os.getcwd(), **mount_options)
+        self.manager = MountManager(self.api_provider, root_dir or os.getcwd(), **mount_options)
         self._closed = False
 
     def endpoint(self) -> ApiEndpoint:
-        return self.backend.endpoint()
+        return self.api_provider.endpoint()
 
     def status(self) -> dict:
         return self.manager.status()
@@ -124,27 +124,27 @@ class LocalSession(BaseSession):
         try:
             self.manager.close()
         finally:
-            self.backend.close()
+            self.api_provider.close()
 
 
-class ServerSession(BaseSession):
+class ServerAccess(KernelAccess):
     """Attached to the Jupyter server that started this kernel; mount operations go through its REST API."""
 
-    def __init__(self, session_path: str | os.PathLike, wait_for_endpoint: float = 60.0):
-        self.session_path = Path(session_path)
+    def __init__(self, handoff_path: str | os.PathLike, wait_for_endpoint: float = 60.0):
+        self.handoff_path = Path(handoff_path)
         self.wait_for_endpoint = wait_for_endpoint
-        data = read_session_file(self.session_path)
+        data = read_handoff_file(self.handoff_path)
         if data is None:
-            raise SessionError(f"no live AlgoFS server session at {self.session_path}")
+            raise AccessError(f"no live AlgoFS server hand-off at {self.handoff_path}")
         self._http = requests.Session()
         if data.get("token"):
             self._http.headers["Authorization"] = f"token {data['token']}"
         self.base_url = data["url"].rstrip("/") + "/algofs/"
 
     def _data(self) -> dict:
-        data = read_session_file(self.session_path)
+        data = read_handoff_file(self.handoff_path)
         if data is None:
-            raise SessionError("the Jupyter server that owned the AlgoFS mount is gone")
+            raise AccessError("the Jupyter server that owned the AlgoFS mount is gone")
         return data
 
     def endpoint(self) -> ApiEndpoint:
@@ -152,7 +152,7 @@ class ServerSession(BaseSession):
         while True:
             data = self._data()
             if data.get("error"):
-                raise SessionError(data["error"])
+                raise AccessError(data["error"])
             if data.get("api_address"):
                 return ApiEndpoint(
                     data["api_address"],
@@ -161,7 +161,7 @@ class ServerSession(BaseSession):
                     bool(data.get("embedded_server")),
                 )
             if time.monotonic() > deadline:
-                raise SessionError("the Jupyter server has not connected to an Algorithmia API yet")
+                raise AccessError("the Jupyter server has not connected to an Algorithmia API yet")
             time.sleep(0.2)
 
     def _call(self, method: str, route: str, timeout: float = 120.0) -> dict:
@@ -173,7 +173,7 @@ class ServerSession(BaseSession):
                 message = response.json().get("message")
             except ValueError:
                 message = response.text[:200]
-            raise SessionError(f"Jupyter server answered {response.status_code}: {message}")
+            raise AccessError(f"Jupyter server answered {response.status_code}: {message}")
         return response.json()
 
     def status(self) -> dict:
@@ -187,10 +187,10 @@ class ServerSession(BaseSession):
         try:
             relative = target.relative_to(self._data()["root_dir"]).as_posix()
         except ValueError:
-            raise SessionError(f"{target} is outside the Jupyter server's root directory") from None
+            raise AccessError(f"{target} is outside the Jupyter server's root directory") from None
         response = self._http.post(self.base_url + "mount", json={"path": relative}, timeout=120)
         if response.status_code >= 400:
-            raise SessionError(
+            raise AccessError(
                 f"Jupyter server answered {response.status_code}: {response.json().get('message')}"
             )
         return response.json()
@@ -209,34 +209,34 @@ class ServerSession(BaseSession):
         return self._call("GET", "algorithms", timeout=60)["algorithms"]
 
 
-_session: BaseSession | None = None
-_session_lock = threading.Lock()
+_access: KernelAccess | None = None
+_access_lock = threading.Lock()
 
 
-def get_session() -> BaseSession:
-    """This kernel's session: attached to the extension's server when there is one, else self-contained."""
-    global _session
-    with _session_lock:
-        if _session is None:
-            path = os.environ.get(SESSION_FILE_ENV)
-            if path and read_session_file(path) is not None:
-                _session = ServerSession(path)
+def get_access() -> KernelAccess:
+    """This kernel's access: through the extension's server when there is one, else self-contained."""
+    global _access
+    with _access_lock:
+        if _access is None:
+            path = os.environ.get(HANDOFF_FILE_ENV)
+            if path and read_handoff_file(path) is not None:
+                _access = ServerAccess(path)
             else:
-                _session = LocalSession()
-            atexit.register(close_session)
-        return _session
+                _access = LocalAccess()
+            atexit.register(close_access)
+        return _access
 
 
-def set_session(session: BaseSession | None) -> None:
-    """Replace the kernel's session (tests; or a custom backend)."""
-    global _session
-    with _session_lock:
-        _session = session
+def set_access(access: KernelAccess | None) -> None:
+    """Replace the kernel's access (tests; or a custom API provider)."""
+    global _access
+    with _access_lock:
+        _access = access
 
 
-def close_session() -> None:
-    global _session
-    with _session_lock:
-        session, _session = _session, None
-    if session is not None:
-        session.close()
+def close_access() -> None:
+    global _access
+    with _access_lock:
+        access, _access = _access, None
+    if access is not None:
+        access.close()

@@ -2,8 +2,8 @@
 pool of page-aligned buffers they are received into.
 
 Locks: ``BufferPool._lock`` guards ``_idle`` and ``allocated``; it is a leaf, and is taken under
-``BlockCache._lock`` (a buffer whose last reference goes returns to the pool there). ``Buffer.refs`` is
-guarded by ``BlockCache._lock``.
+``BlockIndex.lock`` (block_index.py: a buffer whose last reference goes returns to the pool there).
+``Buffer.refs`` is guarded by ``BlockIndex.lock``.
 """
 
 from __future__ import annotations

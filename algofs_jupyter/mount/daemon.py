@@ -19,6 +19,7 @@ from pathlib import Path
 from ..fs.data_api import DataClient
 from ..private_dirs import make_private_dirs
 from .block_cache import BlockCache
+from .content_cache import ContentCache
 from .control import ControlServer
 from .metadata_cache import MetadataCache
 from .mount_table import ALGOFS_FS_TYPE, entry_at, mount_path
@@ -67,18 +68,20 @@ class MountDaemon:
         self.blocks = BlockCache(cache_dir / "blocks", options.cache_size, options.block_size,
                                  options.readahead_blocks)
         self.metadata = MetadataCache(options.metadata_ttl, options.negative_ttl)
+        self.content = ContentCache(self.blocks, self.fs.range_reader, self.fs.read_whole,
+                                    self.metadata.listing, small_file_size=options.small_file_size,
+                                    small_files_memory=options.prefetch_memory,
+                                    prefetch_files=options.prefetch_files)
         self.recovery = RecoveryStore(cache_dir, self.fs.session.api_address)
         salvage_staging(cache_dir / "staging", self.recovery)  # files a dead daemon never uploaded
         self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery)
-        self.uploader = Uploader(self.fs, self.staging, self.metadata, self.blocks,
+        self.uploader = Uploader(self.fs, self.staging, self.metadata, self.content,
                                  write_back=options.write_back)
         self.operations = AlgoOperations(
-            self.fs, self.blocks, self.metadata, self.staging, self.uploader,
+            self.fs, self.content, self.metadata, self.staging, self.uploader,
             algorithms=PipeTree(self.fs, timeout=options.algo_timeout),
             extra_connectors=options.connectors, kernel_ttl=options.metadata_ttl,
-            negative_ttl=options.negative_ttl, on_init=self._after_mount, consistency=options.consistency,
-            small_file_size=options.small_file_size, prefetch_files=options.prefetch_files,
-            prefetch_memory=options.prefetch_memory)
+            negative_ttl=options.negative_ttl, on_init=self._after_mount, consistency=options.consistency)
         self.control = ControlServer(mountpoint, {"status": self.status, "clear_cache": self.clear})
         self.started_at = time.time()
         self.readahead_kb: int | None = None
@@ -110,16 +113,6 @@ class MountDaemon:
         self.fs.capabilities()  # discovered once per mount (asked again while the backend is down)
 
     def status(self) -> dict:
-        cache = self.blocks.stats()
-        # Small files live in memory, not in blocks; the cache summary shows them too (one place to look):
-        # their entries, whole-file hits/misses and fetched bytes add to the block cache's.
-        small = self.operations.small_files
-        small_stats = small.stats()
-        cache["entries"] = sorted([*cache["entries"], *small.entries()], key=lambda e: str(e["path"]))
-        for counter in ("hits", "misses", "bytes_fetched"):
-            cache[counter] = cache.get(counter, 0) + small_stats[counter]
-        hits, misses = cache.get("hits", 0), cache.get("misses", 0)
-        cache["hit_ratio"] = hits / (hits + misses) if hits + misses else None
         uploads = {**self.staging.stats(), **self.uploader.stats()}
         return {
             "state": "mounted" if self.set_up else "starting",
@@ -132,10 +125,9 @@ class MountDaemon:
             "extensions": sorted(self.fs.known_capabilities.extensions) if self.fs.known_capabilities
             else None,
             "options": {**self.options.as_status(), "read_ahead_kb": self.readahead_kb},
-            "cache": cache,
+            "cache": self.content.stats(),  # the block cache's, with the small files' added
             "metadata": self.metadata.stats(),
-            "small_files": {**small_stats,
-                            "prefetch": self.operations.dir_prefetch.stats()},
+            "small_files": self.content.small_files_stats(),
             "uploads": uploads,
             "write_back": self.uploader.write_back.stats() if self.uploader.write_back else None,
             "uploads_in_flight": uploads["in_flight"],
@@ -171,9 +163,8 @@ class MountDaemon:
         finally:
             self.uploader.drain()  # if libfuse did not call destroy (a no-op when it did)
             self.control.stop()
-            self.operations.dir_prefetch.close()
             self.staging.close()
-            self.blocks.close()
+            self.content.close()  # the directory prefetcher, then the block cache
             self.fs.session.close()
         return 0
 

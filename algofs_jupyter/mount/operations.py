@@ -16,8 +16,8 @@ Locks (take them only in this order; none is held across a FUSE reply):
 2. ``StagedFile.lock`` (staging.py) - held by ``utimens`` of a staged file to record ``pending_mtime`` or
    the server version after a set-mtime (no network call); renames (renames.py) and uploads (uploads.py)
    hold it across their network calls.
-3. ``MetadataCache._lock``, ``BlockCache._lock``, ``WriteStaging._lock`` - leaves of their modules,
-   taken inside their methods only.
+3. ``MetadataCache._lock``, the content caches' locks (``BlockIndex.lock``, ``SmallFiles._lock``, see
+   content_cache.py), ``WriteStaging._lock`` - leaves of their modules, taken inside their methods only.
 4. ``_lock`` - guards ``_handles`` and ``_handle_ids``; a leaf: nothing is called while it is held.
 
 Unguarded on purpose: ``errors``.
@@ -39,16 +39,15 @@ from typing import Any
 
 from mfusepy import FuseOSError, Operations
 
-from ..fs.data_api import DataClient, RangeReader
+from ..fs.data_api import DataClient
 from . import layout as rules
 from .attributes import Attributes
-from .block_cache import BlockCache, FileVersion
-from .dir_prefetch import DirectoryPrefetcher
+from .block_index import FileVersion
+from .content_cache import ContentCache, file_version
 from .layout import ALGORITHMS, LOCAL_DIRECTORIES, MY_ALIAS, MY_ALIAS_PATH, layout_path, virtual_path
 from .metadata_cache import DIRECTORY, FILE, RESTRICTED, Attr, MetadataCache
 from .renames import Renames
 from .resolver import Resolver
-from .small_files import SmallFiles, WholeFetch
 from .staging import StagedFile, WriteStaging
 from .uploads import Uploader
 from .virtual import VirtualTree
@@ -78,11 +77,6 @@ def fuse_errors(method: Callable) -> Callable:
             raise FuseOSError(errno.EIO) from exc
 
     return wrapper
-
-
-def file_version(layout: str, attr: Attr) -> FileVersion:
-    """The version of a file's bytes: its ETag when known, else size and mtime (what a listing gives)."""
-    return FileVersion(layout, attr.size, attr.etag or f"size{attr.size}-mtime{attr.mtime}")
 
 
 @dataclass
@@ -124,14 +118,14 @@ def _fh(fi: Any) -> int:
 class AlgoOperations(Operations):
     use_ns = False
 
-    def __init__(self, fs: DataClient, block_cache: BlockCache, metadata: MetadataCache,
+    def __init__(self, fs: DataClient, content: ContentCache, metadata: MetadataCache,
                  staging: WriteStaging, uploader: Uploader, algorithms: VirtualTree | None = None,
                  extra_connectors: tuple[str, ...] = (), kernel_ttl: float = 60.0,
                  negative_ttl: float = 5.0, on_init: Callable[[], None] | None = None,
-                 consistency: str = "ttl", small_file_size: int = 1 << 20, prefetch_files: int = 64,
-                 prefetch_memory: int = 64 << 20):
+                 consistency: str = "ttl"):
         self.fs = fs
-        self.blocks = block_cache
+        #: file contents: the small-file store and the block cache behind one front
+        self.content = content
         self.metadata = metadata
         self.staging = staging
         #: every upload: flush, fsync and release call it; it owns the opt-in write-back
@@ -145,13 +139,9 @@ class AlgoOperations(Operations):
         if consistency not in ("ttl", "strict"):
             raise ValueError(f"consistency must be 'ttl' or 'strict', not {consistency!r}")
         self.consistency = consistency
-        self.small_file_size = small_file_size
-        self.small_files = SmallFiles(prefetch_memory)
-        self.dir_prefetch = DirectoryPrefetcher(self.small_files, file_version, self._whole_fetch_of,
-                                                small_file_size, files_ahead=prefetch_files)
         self.attributes = Attributes(metadata)
-        self.resolver = Resolver(fs, metadata, self.dir_prefetch.active, extra_connectors)
-        self.renames = Renames(fs, metadata, block_cache, staging, uploader, self.resolver, self.attributes)
+        self.resolver = Resolver(fs, metadata, content.reading_directory, extra_connectors)
+        self.renames = Renames(fs, metadata, content, staging, uploader, self.resolver, self.attributes)
         self._handles: dict[int, Handle] = {}
         self._handle_ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -195,9 +185,6 @@ class AlgoOperations(Operations):
             fh = next(self._handle_ids)
             self._handles[fh] = handle
         return fh
-
-    def _fetcher(self, layout: str, etag: str, size: int = -1) -> RangeReader:
-        return self.fs.range_reader(layout, etag, size)
 
     # -- metadata operations ----------------------------------------------------------------------
 
@@ -331,17 +318,16 @@ class AlgoOperations(Operations):
             raise FuseOSError(errno.ENOENT)
         if attr.is_dir:
             raise FuseOSError(errno.EISDIR)
-        fi.fh = self._new_handle(ReadHandle(layout, file_version(layout, attr), attr.etag))
-        if attr.size <= self.small_file_size:
+        version = file_version(layout, attr)
+        fi.fh = self._new_handle(ReadHandle(layout, version, attr.etag))
+        if self.content.is_small(attr.size):
             # FOPEN_NOFLUSH (libfuse >= 3.11): the close() of a read-only handle has nothing to upload, so
             # the kernel skips its FLUSH request, one of the two synchronous round trips of a warm
             # open+close. Small files only: large files gain nothing from it, and while it was set on
             # every open a cold sequential read was seen in 128 KiB requests instead of 1 MiB. That was
             # later also seen without it (run to run), so the cause is open; see the branch report.
             fi.noflush = 1
-        if 0 < attr.size <= self.small_file_size and self.dir_prefetch.enabled:
-            parent, _, name = layout.rpartition("/")
-            self.dir_prefetch.opened(parent, name, self.metadata.listing(parent))
+        self.content.opened(version)  # a small file may start or feed a directory prefetch run
         return 0
 
     def _reopen_for_append(self, layout: str, fi: Any, staged: StagedFile | None) -> bool:
@@ -366,9 +352,6 @@ class AlgoOperations(Operations):
         return True
 
 
-    def _whole_fetch_of(self, version: FileVersion, attr: Attr) -> WholeFetch:
-        return functools.partial(self.fs.read_whole, version.path, attr.etag)
-
     @fuse_errors
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
         handle = self._handle(fi)
@@ -377,10 +360,7 @@ class AlgoOperations(Operations):
         if isinstance(handle, StagedHandle):
             return handle.staged.pread(size, offset)
         version = self._read_version(handle, path)
-        if version.size <= self.small_file_size:
-            return self._small_file(handle, version)[offset:offset + size]
-        return self.blocks.read(version, offset, size, self._fetcher(version.path, handle.etag, version.size),
-                                stream_id=_fh(fi))
+        return self.content.read(version, handle.etag, offset, size, stream_id=_fh(fi))
 
     @fuse_errors
     def read_into(self, path: str, out: memoryview, offset: int, fi: Any) -> int:
@@ -391,19 +371,7 @@ class AlgoOperations(Operations):
             out[:len(data)] = data
             return len(data)
         version = self._read_version(handle, path)
-        if version.size <= self.small_file_size:
-            data = self._small_file(handle, version)
-            count = max(0, min(len(out), len(data) - offset))
-            out[:count] = data[offset:offset + count]
-            return count
-        return self.blocks.read_into(version, offset, out, self._fetcher(version.path, handle.etag,
-                                                                         version.size),
-                                     stream_id=_fh(fi))
-
-    def _small_file(self, handle: ReadHandle, version: FileVersion) -> bytes:
-        """A small file's bytes: one whole-file GET per version, shared with the prefetcher."""
-        fetch = functools.partial(self.fs.read_whole, version.path, handle.etag)
-        return self.small_files.read(version, fetch)
+        return self.content.read_into(version, handle.etag, offset, out, stream_id=_fh(fi))
 
     def _read_version(self, handle: ReadHandle, path: str) -> FileVersion:
         version = handle.version
@@ -571,7 +539,7 @@ class AlgoOperations(Operations):
             if staged is None:
                 raise
         self.metadata.remove(layout)
-        self.blocks.invalidate(layout)
+        self.content.invalidate(layout)
         self.attributes.touch_directory(rules.parent_of(layout))
         return 0
 
@@ -633,10 +601,8 @@ class AlgoOperations(Operations):
     # -- status -----------------------------------------------------------------------------------
 
     def clear_caches(self) -> None:
-        self.blocks.clear()
+        self.content.clear()
         self.metadata.clear()
-        self.small_files.clear()
-        self.dir_prefetch.end_all()
         self.algorithms.clear_caches()  # the pipes' algorithm listings
 
     def open_handles(self) -> int:

@@ -6,7 +6,8 @@ Locks: ``StagedFile.lock`` (staging.py) of the renamed open file is held across 
 destination's upload (network calls) and while ``WriteStaging.rekey`` takes the replaced destination's
 ``StagedFile.lock`` and ``WriteStaging._lock`` (see staging.py). A directory rename takes no StagedFile
 lock (``rekey_under`` takes only ``WriteStaging._lock`` and then each moved file's lock, one at a time).
-``MetadataCache._lock`` and ``BlockCache._lock`` are leaves taken inside their methods.
+``MetadataCache._lock`` and the content caches' locks (content_cache.py) are leaves taken inside their
+methods.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from mfusepy import FuseOSError
 from ..fs.data_api import DataClient
 from . import layout as rules
 from .attributes import Attributes
-from .block_cache import BlockCache
+from .content_cache import ContentChanges
 from .metadata_cache import Attr, MetadataCache
 from .resolver import Resolver
 from .staging import StagedFile, WriteStaging
@@ -27,11 +28,11 @@ from .uploads import Uploader
 
 
 class Renames:
-    def __init__(self, fs: DataClient, metadata: MetadataCache, blocks: BlockCache, staging: WriteStaging,
-                 uploader: Uploader, resolver: Resolver, attributes: Attributes):
+    def __init__(self, fs: DataClient, metadata: MetadataCache, contents: ContentChanges,
+                 staging: WriteStaging, uploader: Uploader, resolver: Resolver, attributes: Attributes):
         self.fs = fs
         self.metadata = metadata
-        self.blocks = blocks
+        self.contents = contents
         self.staging = staging
         self.uploader = uploader
         self.resolver = resolver
@@ -64,8 +65,8 @@ class Renames:
                 self._copy_file(src, dst, staged)
         self.attributes.touch_directory(rules.parent_of(src))
         self.attributes.touch_directory(rules.parent_of(dst))
-        self.blocks.invalidate(src)
-        self.blocks.invalidate(dst)
+        self.contents.invalidate(src)
+        self.contents.invalidate(dst)
 
     def _rename_directory(self, src: str, dst: str) -> None:
         info = self.fs.move(src, dst, overwrite=True)

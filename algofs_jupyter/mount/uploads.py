@@ -26,7 +26,7 @@ Locks (the names of docs/architecture.md; pairwise):
   its rebase or whole-file fallback, and the recovery copy of a failure) and across step 5's set-mtime
   request, so a second ``close()`` of the same file waits for the first upload instead of uploading
   again. No other lock is taken under it here.
-- ``StagedFile.lock`` before ``MetadataCache._lock`` / ``BlockCache._lock``: never both; the caches are
+- ``StagedFile.lock`` before ``MetadataCache._lock`` / the content caches' locks: never both; the caches are
   told (step 4, and step 5's metadata) after the staged file's lock is released.
 - ``WriteBack._lock`` (write_back.py) is never held across ``upload``: the write-back's workers call it
   with no lock held.
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..fs.api_errors import NotSupported, PreconditionFailed
-from .block_cache import BlockCache
+from .content_cache import ContentChanges
 from .metadata_cache import FILE, Attr, MetadataCache
 from .staging import StagedFile, WriteStaging
 from .write_back import WriteBack
@@ -71,13 +71,13 @@ class UploadClient(Protocol):
 
 class Uploader:
     def __init__(self, client: UploadClient, staging: WriteStaging, metadata: MetadataCache,
-                 blocks: BlockCache, write_back: float = 0.0):
+                 contents: ContentChanges, write_back: float = 0.0):
         """``write_back``: seconds after the last close (``--write-back``; 0: upload at close)."""
         self.client = client
         self.staging = staging
         self.recovery = staging.recovery
         self.metadata = metadata
-        self.blocks = blocks
+        self.contents = contents
         #: ``--write-back SECONDS``: close() leaves the upload to this (None: upload at close, the default)
         self.write_back = WriteBack(staging, self.upload, write_back) if write_back > 0 else None
         self.uploads_done = 0
@@ -222,7 +222,7 @@ class Uploader:
             self.metadata.put(staged.path, Attr.from_info(info))
         else:
             self.refresh(staged.path)
-        self.blocks.invalidate(staged.path)
+        self.contents.invalidate(staged.path)
 
     def _apply_pending_mtime(self, staged: StagedFile) -> None:
         """Step 5: a utimens that came while the file was dirty (``cp -p``, ``touch -d`` on an open file)."""

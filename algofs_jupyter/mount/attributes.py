@@ -14,7 +14,7 @@ from typing import Any
 
 from .layout import LOCAL_DIRECTORIES
 from .metadata_cache import DIRECTORY, FILE, RESTRICTED, Attr, MetadataCache
-from .staging import StagedFile
+from .staged_file import StagedFile
 from .stat_dicts import directory_stat, file_stat
 
 #: Block size the mount reports to stat (tools size their reads by it).

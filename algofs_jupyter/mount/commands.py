@@ -142,8 +142,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
+    from .claims import salvage_staging
     from .recovery import RecoveryStore
-    from .staging import salvage_staging
 
     store = RecoveryStore(args.cache_dir)
     salvage_staging(args.cache_dir / "staging", store)  # a crashed daemon's unsent files, if any

@@ -23,7 +23,8 @@ from .attributes import Attributes
 from .content_cache import ContentChanges
 from .metadata_cache import Attr, MetadataCache
 from .resolver import Resolver
-from .staging import StagedFile, WriteStaging
+from .staged_file import StagedFile
+from .staging import WriteStaging
 from .uploads import Uploader
 
 

@@ -45,7 +45,8 @@ from typing import Any, Protocol
 from ..fs.api_errors import NotSupported, PreconditionFailed
 from .content_cache import ContentChanges
 from .metadata_cache import FILE, Attr, MetadataCache
-from .staging import StagedFile, WriteStaging
+from .staged_file import StagedFile
+from .staging import WriteStaging
 from .write_back import WriteBack
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .staging import StagedFile, WriteStaging
+from .staged_file import StagedFile
+from .staging import WriteStaging
 
 log = logging.getLogger(__name__)
 

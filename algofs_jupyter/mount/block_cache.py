@@ -40,16 +40,18 @@ blocks, flights and their lock, shared with readahead), ``block_buffers`` (memor
 ``block_readahead`` (readahead), ``range_source`` (``RangeSource``: the one fetch contract),
 ``range_streams`` (open requests between readahead runs), ``sequential`` (sequential detection).
 
-Locks (take them only in this order):
+Locks (names of docs/architecture.md's *mount lock order*; pairwise):
 
-1. ``BlockIndex.lock`` - guards the index (``blocks``, ``ram``, ``paths``, ``flights``, ``size``),
-   ``counters``, ``Readahead.inflight``, every field of ``Block``/``PathState``/``Flight`` and
-   ``Buffer.refs``. Held for dictionary work only: never across a fetch, a disk read or write, a wait on
-   a flight's future or a pool submit.
-2. ``BufferPool._lock`` - ``_idle`` and ``allocated``; taken under 1 when a buffer's last reference goes.
+- ``BlockIndex.lock`` guards the index (``blocks``, ``ram``, ``paths``, ``flights``, ``size``),
+  ``counters``, ``Readahead.inflight``, every field of ``Block``/``PathState``/``Flight`` and
+  ``Buffer.refs``. Held for dictionary work only: never across a fetch, a disk read or write, a wait on
+  a flight's future or a pool submit.
+- ``BlockIndex.lock`` before ``BufferPool._lock`` (``_idle`` and ``allocated``; a leaf): a buffer whose
+  last reference goes returns to the pool under the index's lock.
 
-Leaves never taken under 1: ``SequentialDetector._lock`` (sequential.py), ``ParkedStreams._lock``
-(range_streams.py), the ``_pending_writes`` semaphore (bounds the blocks queued for the writer thread).
+Leaves never taken under ``BlockIndex.lock``: ``SequentialDetector._lock`` (sequential.py),
+``ParkedStreams._lock`` (range_streams.py), the ``_pending_writes`` semaphore (bounds the blocks queued for
+the writer thread).
 ``BlockIndex.closed`` and ``_last_read`` are written without a lock (flags: a stale read costs one extra
 fetch or one late memory release).
 """

@@ -16,9 +16,10 @@ prefetcher fetches files of that directory's listing ahead, on ``workers`` threa
 
 Attributes come from the listing, so a prefetched file costs one request and its open none.
 
-Locks (in this order): 1. ``_lock`` guards ``_runs``, ``_first_open``, the counters and every field of
-``_Run``; never held across a fetch or a pool submit. 2. ``SmallFiles._lock`` (small_files.py), taken
-under 1 by ``SmallFiles.has`` while picking files.
+Locks (names of docs/architecture.md's *mount lock order*): ``DirectoryPrefetcher._lock`` guards ``_runs``,
+``_first_open``, the counters and every field of ``_Run``; never held across a fetch or a pool submit.
+``DirectoryPrefetcher._lock`` before ``SmallFiles._lock`` (small_files.py, a leaf): ``SmallFiles.has``
+while picking files.
 """
 
 from __future__ import annotations

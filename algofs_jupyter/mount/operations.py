@@ -10,15 +10,16 @@ operation dispatches on the kind, never on which optional field happens to be se
 Name resolution is in ``resolver``, stat dicts in ``attributes``, renames in ``renames``, uploads in
 ``uploads``: each operation here checks the path's kind and hands over.
 
-Locks (take them only in this order; none is held across a FUSE reply):
+Locks (names and order: docs/architecture.md's *mount lock order*; none is held across a FUSE reply):
 
-1. ``Resolver._listing_locks[directory]`` (resolver.py) - one listing of a directory at a time.
-2. ``StagedFile.lock`` (staging.py) - held by ``utimens`` of a staged file to record ``pending_mtime`` or
-   the server version after a set-mtime (no network call); renames (renames.py) and uploads (uploads.py)
-   hold it across their network calls.
-3. ``MetadataCache._lock``, the content caches' locks (``BlockIndex.lock``, ``SmallFiles._lock``, see
+- ``Resolver._listing_locks[directory]`` (resolver.py) - one listing of a directory at a time.
+- ``StagedFile.lock`` (staged_file.py) - held by ``utimens`` of a staged file to record ``pending_mtime``
+  or the server version after a set-mtime (no network call); renames (renames.py, under the rename locks
+  of ``WriteStaging.renaming``) and uploads (uploads.py) hold it across their network calls.
+- ``MetadataCache._lock``, the content caches' locks (``BlockIndex.lock``, ``SmallFiles._lock``, see
    content_cache.py), ``WriteStaging._lock`` - leaves of their modules, taken inside their methods only.
-4. ``_lock`` - guards ``_handles`` and ``_handle_ids``; a leaf: nothing is called while it is held.
+- ``AlgoOperations._lock`` - guards ``_handles`` and ``_handle_ids``; a leaf: nothing is called while it
+  is held.
 
 Unguarded on purpose: ``errors``.
 """

@@ -2,12 +2,19 @@
 else files are copied then the source deleted (destination written first) and directories answer EXDEV so
 ``mv`` falls back to copying. An open staged file follows its name (its unsent bytes go to the new name).
 
-Locks: ``StagedFile.lock`` (staging.py) of the renamed open file is held across the server-side move or the
-destination's upload (network calls) and while ``WriteStaging.rekey`` takes the replaced destination's
-``StagedFile.lock`` and ``WriteStaging._lock`` (see staging.py). A directory rename takes no StagedFile
-lock (``rekey_under`` takes only ``WriteStaging._lock`` and then each moved file's lock, one at a time).
-``MetadataCache._lock`` and the content caches' locks (content_cache.py) are leaves taken inside their
-methods.
+Locks (names of docs/architecture.md's *mount lock order*; pairwise):
+
+- The rename locks of both names (``WriteStaging.renaming``, staging.py) before any ``StagedFile.lock``: a
+  file rename holds them from before it looks up the source's staged file to the end, so two renames
+  crossing each other's names (``a`` → ``b``, ``b`` → ``a``) run one after the other instead of each
+  holding one staged file's lock and waiting for the other's.
+- ``StagedFile.lock`` of the renamed open file (staged_file.py) is held across the server-side move or the
+  destination's upload (network calls) and while ``WriteStaging.rekey`` takes the replaced destination's
+  ``StagedFile.lock`` (source before destination, only under the rename locks) and ``WriteStaging._lock``.
+- A directory rename takes no rename lock and no two ``StagedFile.lock``s: ``rekey_under`` takes
+  ``WriteStaging._lock`` and then each moved file's lock, one at a time.
+- ``MetadataCache._lock`` and the content caches' locks (content_cache.py) are leaves taken inside their
+  methods.
 """
 
 from __future__ import annotations
@@ -60,10 +67,12 @@ class Renames:
         else:
             if dst_attr is not None and dst_attr.is_dir:
                 raise FuseOSError(errno.EISDIR)
-            if server_move:
-                self._move_file(src, dst, staged)
-            else:
-                self._copy_file(src, dst, staged)
+            with self.staging.renaming(src, dst):  # before any StagedFile.lock (the mount lock order)
+                staged = self.staging.get(src)  # again, now that no other rename of these names runs
+                if server_move:
+                    self._move_file(src, dst, staged)
+                else:
+                    self._copy_file(src, dst, staged)
         self.attributes.touch_directory(rules.parent_of(src))
         self.attributes.touch_directory(rules.parent_of(dst))
         self.contents.invalidate(src)

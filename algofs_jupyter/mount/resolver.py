@@ -2,11 +2,13 @@
 directory (while a reader goes through that directory), else from one HEAD; listings paged and single-flight;
 the connectors of the mount root; the API user behind ``data/.my``.
 
-Locks (take them only in this order):
+Locks (names of docs/architecture.md's *mount lock order*; pairwise):
 
-1. ``_listing_locks[directory]`` - one listing of a directory at a time (single flight); held across the
-   paged listing requests. Only ``MetadataCache._lock`` (a leaf, in the cache's methods) is taken under it.
-2. ``_lock`` - guards ``_listing_locks`` (the dict, not the locks in it); a leaf.
+- ``Resolver._listing_locks[directory]`` - one listing of a directory at a time (single flight); held
+  across the paged listing requests. Only ``MetadataCache._lock`` (a leaf, in the cache's methods) is taken
+  under it.
+- ``Resolver._lock`` guards ``_listing_locks`` (the dict, not the locks in it); a leaf, taken before (not
+  while holding) a listing lock.
 
 Unguarded on purpose: ``_connectors`` and ``_connectors_probed_at`` (a root listing may probe twice),
 ``known_username`` (learned once; any thread may set the same value).

@@ -19,9 +19,9 @@ Locks (names of docs/architecture.md's *mount lock order*):
   need none; ``getattr`` never takes it and reads each field once). **Held across network calls**: the
   download that fills the file at open (staging.py), the upload (uploads.py), a rename's server-side move
   (renames.py), so a second ``close()`` of the same file waits for the first upload.
-- ``StagedFile.lock`` of one file before that of another: only in a rename (``WriteStaging.rekey``), the
-  source's before the replaced destination's; two renames onto each other's names at the same moment
-  could deadlock (staging.py).
+- The rename locks (``WriteStaging.renaming``, staging.py) before ``StagedFile.lock``. One file's
+  ``StagedFile.lock`` before another's only in a rename (``WriteStaging.rekey``): the source's before the
+  replaced destination's, under the rename locks of both names.
 - ``StagedFile.lock`` before ``WriteStaging._lock`` (staging.py), which guards ``path`` and ``opens``; never
   the other way round. This module takes no other lock.
 """

@@ -13,16 +13,23 @@ file takes a spare file (spare_files.py); a dirty one carries a claim (claims.py
 (same ETag and size, checked by the HEAD every open makes) uses it instead of downloading the file again,
 so reopen-append cycles (JupyterLab's chunked upload, log writers) cost only their new bytes.
 
-Locks (names of docs/architecture.md's *mount lock order*):
+Locks (names of docs/architecture.md's *mount lock order*; pairwise):
 
-- ``WriteStaging._lock`` guards ``_files``, ``_retained``, ``reused_copies`` and every ``StagedFile.opens``
-  and ``StagedFile.path``. Never held across I/O; under it only ``SpareFiles._lock`` (spare_files.py) is
-  taken (``open`` takes a spare); files leaving ``_retained`` are closed after it is released.
-- ``StagedFile.lock`` before ``WriteStaging._lock``: ``rekey`` is called by a rename holding the source's
-  lock; no ``StagedFile.lock`` is taken while ``_lock`` is held.
-- ``StagedFile.lock`` of the source before that of the replaced destination (``rekey``): two renames onto
-  each other's names at the same moment could deadlock.
-- ``WriteBack._lock`` (write_back.py) before ``WriteStaging._lock`` (``hold``).
+- The rename locks (``renaming``; one per name, in ``_rename_locks``) before any ``StagedFile.lock``: a
+  file rename holds those of its source and destination, taken in sorted order of the names, for the
+  whole rename (network calls included). Nothing else takes them.
+- ``StagedFile.lock`` (staged_file.py) of a rename's source before the replaced destination's (``rekey``),
+  only under the rename locks of both names: so two renames crossing each other's names cannot deadlock.
+  Nowhere else is a thread holding one ``StagedFile.lock`` while it takes another.
+- ``StagedFile.lock`` before ``WriteStaging._lock`` (``rekey``, called by a rename holding its source's lock);
+  never a ``StagedFile.lock`` while ``_lock`` is held (files leaving ``_retained`` are closed after it is
+  released; ``open`` fills the file after it).
+- ``WriteStaging._lock`` guards ``_files``, ``_retained``, ``reused_copies``, ``_rename_locks`` (the dict, not
+  the locks in it) and every ``StagedFile.opens`` and ``StagedFile.path``. Never held across a network
+  call (its one disk write: a new staged file's creation when no spare is left); under it only
+  ``SpareFiles._lock`` (spare_files.py: ``open`` takes a spare) is taken.
+- ``WriteBack._lock`` (write_back.py) before ``WriteStaging._lock``: ``WriteBack.closed`` calls ``hold``
+  under it.
 
 ``RecoveryStore`` takes no lock (each entry is its own folder).
 """
@@ -35,7 +42,9 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..private_dirs import make_private_dirs
@@ -54,6 +63,14 @@ RETAIN_FILES = 16
 RETAIN_BYTES = 4 << 30
 
 
+@dataclass
+class _NameLock:
+    """A rename lock of one name: held by one rename of that name at a time (see ``renaming``)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0  # WriteStaging._lock; renames holding or waiting for it (the entry goes at 0)
+
+
 class WriteStaging:
     def __init__(self, directory: Path, recovery: RecoveryStore):
         self.directory = directory
@@ -67,6 +84,7 @@ class WriteStaging:
         self._files: dict[str, StagedFile] = {}  # _lock; remote path -> its open staged file
         self._retained: OrderedDict[str, StagedFile] = OrderedDict()  # _lock; clean copies, no handle open
         self.reused_copies = 0  # _lock
+        self._rename_locks: dict[str, _NameLock] = {}  # _lock (the dict; each lock guards its name)
         self._ids = itertools.count(1)
         self.spares = SpareFiles(directory, self._ids)
 
@@ -227,8 +245,37 @@ class WriteStaging:
                 staged.claim.unlink(missing_ok=True)  # deleted on purpose: nothing to recover
         return staged
 
+    @contextmanager
+    def renaming(self, *paths: str) -> Iterator[None]:
+        """Hold the rename locks of ``paths`` (a rename's source and destination) for the whole rename.
+
+        One lock per name, taken in sorted order of the names (the *mount lock order*, docs/architecture.md):
+        two renames sharing a name run one after the other, so a rename never holds a staged file's lock
+        while it waits for another's that a crossing rename holds (``a`` → ``b`` and ``b`` → ``a`` at the
+        same moment). Only under these may a thread hold two ``StagedFile.lock``s (``rekey``)."""
+        names = sorted(set(paths))
+        with self._lock:
+            entries = [self._rename_locks.setdefault(name, _NameLock()) for name in names]
+            for entry in entries:
+                entry.users += 1
+        taken: list[_NameLock] = []
+        try:
+            for entry in entries:
+                entry.lock.acquire()
+                taken.append(entry)
+            yield
+        finally:
+            for entry in reversed(taken):
+                entry.lock.release()
+            with self._lock:
+                for name, entry in zip(names, entries, strict=True):
+                    entry.users -= 1
+                    if entry.users == 0:
+                        del self._rename_locks[name]
+
     def rekey(self, old: str, new: str) -> None:
-        """``old`` was renamed to ``new``: its open handles now write to ``new``."""
+        """``old`` was renamed to ``new``: its open handles now write to ``new``. Called under
+        ``renaming(old, new)``, with ``old``'s staged file's lock held; takes the replaced destination's."""
         self.drop_retained(old)
         self.drop_retained(new)
         with self._lock:

@@ -20,9 +20,9 @@ A close, step by step:
 A failed upload copies the bytes to the recovery folder and raises EIO, so ``close()`` reports it and
 nothing is lost; the file stays dirty, so a later flush/fsync (or the write-back's retry) tries again.
 
-Locks (the names of docs/architecture.md; pairwise):
+Locks (names of docs/architecture.md's *mount lock order*; pairwise):
 
-- ``StagedFile.lock`` (staging.py) is held across the upload (steps 2-3: one PUT, or a tail upload and
+- ``StagedFile.lock`` (staged_file.py) is held across the upload (steps 2-3: one PUT, or a tail upload and
   its rebase or whole-file fallback, and the recovery copy of a failure) and across step 5's set-mtime
   request, so a second ``close()`` of the same file waits for the first upload instead of uploading
   again. No other lock is taken under it here.

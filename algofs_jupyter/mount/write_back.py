@@ -10,7 +10,7 @@ What a user gives up, and what stays (docs/filesystem.md, "Write-back"):
   reports errors). Readers on this mount see the new bytes at once; other clients after the upload.
 - Reopen-append cycles within the delay coalesce: one upload (of just the new bytes where the server
   has write-at-offset) for many closes.
-- Nothing is lost: a dirty file carries its recovery *claim* from its first write (staging.py), a failed
+- Nothing is lost: a dirty file carries its recovery *claim* from its first write (claims.py), a failed
   background upload copies the bytes to the recovery folder and is retried with backoff, unmount uploads
   everything pending first, and a daemon that dies leaves claimed files that the next daemon or
   ``algofs recover`` salvages.
@@ -22,8 +22,14 @@ This module only schedules: the upload itself, and everything it updates, is the
 (``Uploader.upload``, uploads.py, which also owns the ``WriteBack``), as rclone's writeback calls its
 cache item's ``PutFn``.
 
-Locks: ``WriteBack._lock`` guards ``_pending`` and ``_closing``; it is a leaf (never held while a
-``StagedFile.lock`` or ``WriteStaging._lock`` is taken, nor across an upload).
+Locks (names of docs/architecture.md's *mount lock order*; pairwise):
+
+- ``WriteBack._lock`` (and ``_wake``, its condition) guards the fields marked ``_lock`` below and every
+  field of ``Pending``.
+- ``WriteBack._lock`` before ``WriteStaging._lock`` (staging.py): ``closed`` takes the file's ``hold`` under
+  it, so an entry and its reference appear together; ``release`` runs after it is released.
+- ``StagedFile.lock`` and ``WriteBack._lock``: never both (``closed`` is called with no staged file's lock
+  held, and the workers call ``upload`` with no lock held).
 """
 
 from __future__ import annotations
@@ -66,11 +72,11 @@ class WriteBack:
         self.delay = delay
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._pending: dict[int, Pending] = {}  # id(staged) -> entry
-        self._closing = False
+        self._pending: dict[int, Pending] = {}  # _lock; id(staged) -> entry
+        self._closing = False  # _lock
         self._pool = ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="algofs-write-back")
-        self.uploaded = 0
-        self.failed_attempts = 0
+        self.uploaded = 0  # _lock
+        self.failed_attempts = 0  # _lock
         self._timer = threading.Thread(target=self._run, name="algofs-write-back-timer", daemon=True)
         self._timer.start()
 

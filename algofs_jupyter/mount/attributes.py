@@ -2,7 +2,8 @@
 removed or renamed through the mount moves its directory's mtime), and files open for writing (their local
 size; their time: the last write's, a pending utimens', or once uploaded and unchanged, the server's).
 
-Locks: none of its own; ``MetadataCache._lock`` (a leaf) inside the cache's methods. ``staged_stat`` takes no
+Locks (names of docs/architecture.md's *mount lock order*):
+none of its own; ``MetadataCache._lock`` (a leaf) inside the cache's methods. ``staged_stat`` takes no
 ``StagedFile.lock`` (``getattr`` never waits for an upload): it reads the fields once each.
 """
 

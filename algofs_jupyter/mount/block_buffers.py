@@ -1,7 +1,8 @@
 """Block buffers: a block's bytes in memory, shared by its fetch, the memory tier and its readers, and the
 pool of page-aligned buffers they are received into.
 
-Locks: ``BufferPool._lock`` guards ``_idle`` and ``allocated``; it is a leaf, and is taken under
+Locks (names of docs/architecture.md's *mount lock order*):
+``BufferPool._lock`` guards ``_idle`` and ``allocated``; it is a leaf, and is taken under
 ``BlockIndex.lock`` (block_index.py: a buffer whose last reference goes returns to the pool there).
 ``Buffer.refs`` is guarded by ``BlockIndex.lock``.
 """

@@ -1,8 +1,10 @@
 """The block cache's index: file versions, cached blocks, per-path state, fetches in flight, and
 ``BlockIndex``, which holds them under one lock for both the cache's reads and its readahead.
 
-Every field of ``Block``, ``PathState`` and ``Flight`` is guarded by ``BlockIndex.lock``, except
-``Flight.future`` (thread-safe by itself; waited on outside the lock).
+Locks (names of docs/architecture.md's *mount lock order*):
+every field of ``Block``, ``PathState`` and ``Flight`` is guarded by
+``BlockIndex.lock``, except ``Flight.future`` (thread-safe by itself; waited on outside the lock). Under
+``BlockIndex.lock`` only ``BufferPool._lock`` (block_buffers.py) is taken; see block_cache.py.
 """
 
 from __future__ import annotations

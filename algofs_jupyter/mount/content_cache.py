@@ -15,7 +15,8 @@ reports changes (the uploader) needs no more than ``ContentChanges``.
 
 What the front fetches through is given to it: ``ranges(path, etag, size)`` makes the ``RangeSource`` of
 one file version (the data client's range reader) and ``whole(path, etag)`` does a whole-file GET
-(``(body, etag)``). Locks: none of its own; each cache's are leaves taken inside its methods (see
+(``(body, etag)``). Locks (names of docs/architecture.md's *mount lock order*):
+none of its own; each cache's are leaves taken inside its methods (see
 ``block_cache``, ``small_files``, ``dir_prefetch``).
 """
 

@@ -9,6 +9,10 @@
   by other clients show up after the TTL.
 * Memory is bounded: at most ``max_entries`` attributes in total (entries plus listed children). Listings
   are evicted least recently used first; a listing bigger than the budget is not kept at all.
+
+Locks (names of docs/architecture.md's *mount lock order*):
+``MetadataCache._lock`` guards ``_entries``, ``_listings``, ``_listed_count``
+and the counters; a leaf, taken inside this class's methods only (also under a listing lock, resolver.py).
 """
 
 from __future__ import annotations

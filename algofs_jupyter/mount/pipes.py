@@ -7,6 +7,14 @@ with nothing to collect streams every answer of the same user as it arrives, lik
 
 The mount dispatches everything under ``/algorithms`` here (see ``virtual.py``) with paths relative to
 that root. Files are ``direct_io``: their size is unknown until an algorithm answers.
+
+Locks (names of docs/architecture.md's *mount lock order*):
+
+- ``Conversation.lock`` (one per open pipe) guards that conversation's ``pending``, ``output``,
+  ``position`` and ``error``; held across its algorithm call and a stream reader's wait for an answer.
+- ``Conversation.lock`` before ``PipeTree._lock``, which (with its condition ``_arrived``) guards
+  ``_handles`` (written under it), ``_answers``, ``_errors``, ``_streams`` and the call counters; a leaf,
+  never held across a call or a /proc read. ``_listings`` is written without it (one dict store).
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ stopped continues it instead of asking again.
 A parked stream costs a connection and the bytes already in flight (the kernel's socket buffers, a few
 MiB): it is closed after ``idle_seconds`` without use, when the file changes, or when more than ``limit``
 are parked (oldest first).
+
+Locks (names of docs/architecture.md's *mount lock order*):
+``ParkedStreams._lock`` guards ``_parked`` and ``_reaper``; a leaf, never held
+while a stream is closed (victims are closed after it is released).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ little reordering, because a multi-threaded FUSE daemon receives the kernel's co
 in any order. A read far away (a parquet footer, a seek) resets the count, and a few sequential reads
 bring it back: the detector never latches into "random" mode, a failure seen in peers (a footer read
 left a connector in random mode for the rest of a 1 GB parquet file).
+
+Locks (names of docs/architecture.md's *mount lock order*):
+``SequentialDetector._lock`` guards ``_streams`` and every ``_Stream``; a leaf.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ the ETag the GET answered and the version the listing described (size + mtime), 
 Single flight: a reader of a file whose GET is running (a prefetch, another reader) waits for it
 instead of asking again, so a cold file costs at most one request.
 
-Locks: ``_lock`` guards ``_entries``, ``_flights``, ``unread_bytes``, ``size_bytes`` and the counters; a
+Locks (names of docs/architecture.md's *mount lock order*):
+``SmallFiles._lock`` guards ``_entries``, ``_flights``, ``unread_bytes``, ``size_bytes`` and the counters; a
 leaf (never held across a fetch or a wait on a flight).
 """
 

@@ -4,11 +4,10 @@ The layout of the mount root and its path rules are in ``layout``. Every handler
 are addressed purely by offset, and every failure leaves as an ``OSError`` with a real errno
 (``fuse_errors``): backend trouble is EIO, never a garbage errno. See docs/filesystem.md for the semantics.
 
-An open file is one of three handle kinds (``ReadHandle``, ``StagedHandle``, ``VirtualHandle``); each
-operation dispatches on the kind, never on which optional field happens to be set.
-
-Name resolution is in ``resolver``, stat dicts in ``attributes``, renames in ``renames``, uploads in
-``uploads``: each operation here checks the path's kind and hands over.
+Each method is one FUSE operation: it checks the path's kind and hands over. Open files are in
+``handles`` (which kind an open makes; each kind's read, write, flush, fsync and release: an operation on
+a handle calls it, never asking its kind), name resolution in ``resolver``, stat dicts in ``attributes``,
+renames in ``renames``, uploads in ``uploads``.
 
 Locks (names and order: docs/architecture.md's *mount lock order*; none is held across a FUSE reply):
 
@@ -18,8 +17,7 @@ Locks (names and order: docs/architecture.md's *mount lock order*; none is held 
   of ``WriteStaging.renaming``) and uploads (uploads.py) hold it across their network calls.
 - ``MetadataCache._lock``, the content caches' locks (``BlockIndex.lock``, ``SmallFiles._lock``, see
    content_cache.py), ``WriteStaging._lock`` - leaves of their modules, taken inside their methods only.
-- ``AlgoOperations._lock`` - guards ``_handles`` and ``_handle_ids``; a leaf: nothing is called while it
-  is held.
+- ``Handles._lock`` (handles.py) - the table of open files; a leaf: nothing is called while it is held.
 
 Unguarded on purpose: ``errors``.
 """
@@ -28,14 +26,12 @@ from __future__ import annotations
 
 import errno
 import functools
-import itertools
 import logging
 import os
 import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from mfusepy import FuseOSError, Operations
@@ -43,8 +39,8 @@ from mfusepy import FuseOSError, Operations
 from ..fs.data_api import DataClient
 from . import layout as rules
 from .attributes import Attributes
-from .block_index import FileVersion
-from .content_cache import ContentCache, file_version
+from .content_cache import ContentCache
+from .handles import Handles
 from .layout import ALGORITHMS, LOCAL_DIRECTORIES, MY_ALIAS, MY_ALIAS_PATH, layout_path, virtual_path
 from .metadata_cache import DIRECTORY, FILE, RESTRICTED, Attr, MetadataCache
 from .renames import Renames
@@ -56,7 +52,6 @@ from .virtual import VirtualTree
 log = logging.getLogger(__name__)
 #: libfuse's ``FUSE_CAP_CACHE_SYMLINKS`` (fuse_common.h, libfuse 3.10+): the kernel caches symlink targets.
 FUSE_CAP_CACHE_SYMLINKS = 1 << 23
-
 
 
 def fuse_errors(method: Callable) -> Callable:
@@ -78,42 +73,6 @@ def fuse_errors(method: Callable) -> Callable:
             raise FuseOSError(errno.EIO) from exc
 
     return wrapper
-
-
-@dataclass
-class ReadHandle:
-    """A remote file opened read-only: reads go through the block cache, for this one version."""
-
-    path: str  # layout path; follows a rename of the open file
-    version: FileVersion
-    etag: str = ""  # the server's ETag if known ("" for attributes from a listing)
-
-
-@dataclass
-class StagedHandle:
-    """A file open for writing, or read while someone writes it: the local staged bytes."""
-
-    path: str
-    staged: StagedFile
-    append: bool = False  # O_APPEND: every write goes to the end of the staged bytes
-
-
-@dataclass
-class VirtualHandle:
-    """A file of the /algorithms tree: every operation goes to the tree with the tree's own handle."""
-
-    path: str  # the path inside the tree
-    tree_fh: int
-
-
-Handle = ReadHandle | StagedHandle | VirtualHandle
-
-
-def _fh(fi: Any) -> int:
-    """The handle id in ``fi`` (libfuse's file info, or the id itself); 0, never a handle, for None."""
-    if fi is None:
-        return 0
-    return fi if isinstance(fi, int) else fi.fh
 
 
 class AlgoOperations(Operations):
@@ -143,9 +102,9 @@ class AlgoOperations(Operations):
         self.attributes = Attributes(metadata)
         self.resolver = Resolver(fs, metadata, content.reading_directory, extra_connectors)
         self.renames = Renames(fs, metadata, content, staging, uploader, self.resolver, self.attributes)
-        self._handles: dict[int, Handle] = {}
-        self._handle_ids = itertools.count(1)
-        self._lock = threading.Lock()
+        #: the open files: which kind an open makes, and what each kind does
+        self.handles = Handles(fs, staging, uploader, self.resolver, self.attributes, content,
+                               self.algorithms, strict=consistency == "strict")
         self.errors = 0
 
     # -- mount set-up -----------------------------------------------------------------------------
@@ -173,28 +132,15 @@ class AlgoOperations(Operations):
         log.info("unmounting")
         self.uploader.drain()
 
-    # -- helpers ----------------------------------------------------------------------------------
-
-    def _handle(self, fi: Any) -> Handle:
-        handle = self._handles.get(_fh(fi))
-        if handle is None:
-            raise FuseOSError(errno.EBADF)
-        return handle
-
-    def _new_handle(self, handle: Handle) -> int:
-        with self._lock:
-            fh = next(self._handle_ids)
-            self._handles[fh] = handle
-        return fh
-
     # -- metadata operations ----------------------------------------------------------------------
 
     @fuse_errors
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
-        if fh is not None:
-            handle = self._handles.get(_fh(fh))
-            if isinstance(handle, StagedHandle):
-                return self.attributes.staged_stat(handle.staged)
+        if fh is not None:  # fstat: a file open for writing answers from its staged bytes
+            handle = self.handles.find(fh)
+            own = handle.stat() if handle is not None else None
+            if own is not None:
+                return own
         sub = virtual_path(path)
         if sub is not None:
             return self.algorithms.getattr(sub, None)
@@ -286,101 +232,17 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def open(self, path: str, fi: Any) -> int:
-        sub = virtual_path(path)
-        if sub is not None:
-            fi.fh = self._new_handle(VirtualHandle(sub, self.algorithms.open(sub, fi)))
-            return 0
-        layout = layout_path(path)
-        flags = fi.flags
-        writing = (flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
-        staged = self.staging.get(layout)
-        if writing and self._reopen_for_append(layout, fi, staged):
-            return 0
-        if writing or (flags & os.O_TRUNC):
-            attr = None if staged is not None else self.resolver.revalidate(layout)
-            if attr is None and staged is None:
-                raise FuseOSError(errno.ENOENT)
-            if attr is not None and attr.is_dir:
-                raise FuseOSError(errno.EISDIR)
-            fill = None
-            if attr is not None and attr.size > 0:
-                fill = lambda local: self.fs.download_to(layout, local)  # noqa: E731
-            remote = (attr.size, attr.etag) if attr is not None else None
-            staged = self.staging.open(layout, fill, truncate=bool(flags & os.O_TRUNC), remote=remote)
-            fi.fh = self._new_handle(StagedHandle(layout, staged, append=bool(flags & os.O_APPEND)))
-            return 0
-        if staged is not None:  # someone is writing it: read the local bytes
-            staged = self.staging.open(layout, None, truncate=False)
-            fi.fh = self._new_handle(StagedHandle(layout, staged))
-            return 0
-        attr = self.resolver.revalidate(layout) if self.consistency == "strict" \
-            else self.resolver.fresh(layout)
-        if attr is None:
-            raise FuseOSError(errno.ENOENT)
-        if attr.is_dir:
-            raise FuseOSError(errno.EISDIR)
-        version = file_version(layout, attr)
-        fi.fh = self._new_handle(ReadHandle(layout, version, attr.etag))
-        if self.content.is_small(attr.size):
-            # FOPEN_NOFLUSH (libfuse >= 3.11): the close() of a read-only handle has nothing to upload, so
-            # the kernel skips its FLUSH request, one of the two synchronous round trips of a warm
-            # open+close. Small files only: large files gain nothing from it, and while it was set on
-            # every open a cold sequential read was seen in 128 KiB requests instead of 1 MiB. That was
-            # later also seen without it (run to run), so the cause is open; see the branch report.
-            fi.noflush = 1
-        self.content.opened(version)  # a small file may start or feed a directory prefetch run
+        fi.fh = self.handles.open(path, fi)
         return 0
-
-    def _reopen_for_append(self, layout: str, fi: Any, staged: StagedFile | None) -> bool:
-        """``open(p, "ab")`` (write-only, append, no truncate) of a file whose clean copy this mount
-        kept (or still has open, e.g. the previous handle's release is still on its way): no HEAD.
-        Nothing can be read through such a handle; the upload's precondition finds a change made
-        elsewhere meanwhile, and the new bytes are then appended to the current version."""
-        flags = fi.flags
-        if (flags & os.O_ACCMODE) != os.O_WRONLY or not flags & os.O_APPEND or flags & os.O_TRUNC \
-                or not self.fs.supports("write-at-offset", layout):
-            return False
-        if staged is not None:
-            if staged.dirty or staged.remote_size is None or not staged.remote_etag:
-                return False  # someone else is writing it: share the staged file as any open does
-            kept: tuple[int, str] | None = (staged.remote_size, staged.remote_etag)
-        else:
-            kept = self.staging.kept_version(layout)
-        if kept is None:
-            return False
-        staged = self.staging.open(layout, None, truncate=False, remote=kept, unverified=True)
-        fi.fh = self._new_handle(StagedHandle(layout, staged, append=True))
-        return True
-
 
     @fuse_errors
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
-        handle = self._handle(fi)
-        if isinstance(handle, VirtualHandle):
-            return self.algorithms.read(handle.path, size, offset, handle.tree_fh)
-        if isinstance(handle, StagedHandle):
-            return handle.staged.pread(size, offset)
-        version = self._read_version(handle, path)
-        return self.content.read(version, handle.etag, offset, size, stream_id=_fh(fi))
+        return self.handles.get(fi).read(path, size, offset)
 
     @fuse_errors
     def read_into(self, path: str, out: memoryview, offset: int, fi: Any) -> int:
         """``read`` straight into the kernel's reply buffer (see ``fuse_binding``): one copy per byte."""
-        handle = self._handle(fi)
-        if not isinstance(handle, ReadHandle):
-            data = self.read(path, len(out), offset, fi)
-            out[:len(data)] = data
-            return len(data)
-        version = self._read_version(handle, path)
-        return self.content.read_into(version, handle.etag, offset, out, stream_id=_fh(fi))
-
-    def _read_version(self, handle: ReadHandle, path: str) -> FileVersion:
-        version = handle.version
-        layout = layout_path(path)
-        if layout != version.path:  # renamed while open
-            version = handle.version = version._replace(path=layout)
-            handle.path = layout
-        return version
+        return self.handles.get(fi).read_into(path, out, offset)
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -388,7 +250,7 @@ class AlgoOperations(Operations):
     def create(self, path: str, mode: int, fi: Any) -> int:
         sub = virtual_path(path)
         if sub is not None:
-            fi.fh = self._new_handle(VirtualHandle(sub, self.algorithms.create(sub, mode, fi)))
+            fi.fh = self.handles.virtual(sub, self.algorithms.create(sub, mode, fi))
             return 0
         layout = layout_path(path)
         rules.check_new_name(layout)
@@ -402,8 +264,7 @@ class AlgoOperations(Operations):
         # listing complete, so the next new name in it is known not to exist without a HEAD.
         self.metadata.put(layout, Attr(FILE, 0, time.time()))
         self.attributes.touch_directory(rules.parent_of(layout))
-        staged = self.staging.open(layout, None, truncate=True, new=True)
-        fi.fh = self._new_handle(StagedHandle(layout, staged, append=bool(fi.flags & os.O_APPEND)))
+        fi.fh = self.handles.new_file(layout, append=bool(fi.flags & os.O_APPEND))
         return 0
 
     @fuse_errors
@@ -422,74 +283,35 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
-        handle = self._handle(fi)
-        if isinstance(handle, VirtualHandle):
-            return self.algorithms.write(handle.path, data, offset, handle.tree_fh)
-        if not isinstance(handle, StagedHandle):
-            raise FuseOSError(errno.EBADF)
-        self.staging.check_space(len(data))
-        if handle.append:
-            return handle.staged.append(data)
-        return handle.staged.pwrite(data, offset)
+        return self.handles.get(fi).write(data, offset)
 
     @fuse_errors
     def truncate(self, path: str, length: int, fh: Any = None) -> int:
+        """``truncate(2)``: libfuse 3 names no handle for it, not even for ``ftruncate``."""
         sub = virtual_path(path)
         if sub is not None:
             self.algorithms.truncate(sub, length, None)
-            return 0
-        layout = layout_path(path)
-        staged = self.staging.get(layout)
-        if staged is not None:
-            if length > staged.size():
-                self.staging.check_space(length - staged.size())
-            staged.truncate(length)
-            return 0
-        attr = self.resolver.require(layout)  # truncate(2) on a file nobody has open: apply and upload now
-        if attr.is_dir:
-            raise FuseOSError(errno.EISDIR)
-        fill = (lambda local: self.fs.download_to(layout, local)) if length > 0 and attr.size > 0 else None
-        staged = self.staging.open(layout, fill, truncate=False, remote=(attr.size, attr.etag))
-        try:
-            staged.truncate(length)
-            self.uploader.upload(staged)
-        finally:
-            self.staging.release(staged)
+        else:
+            self.handles.truncate(layout_path(path), length)
         return 0
 
     @fuse_errors
     def flush(self, path: str, fi: Any) -> int:
-        """Every close(): upload a dirty staged file now, so close() reports a failed upload (with
-        write-back: leave it to the write-back, which uploads it a few seconds after the last close)."""
-        handle = self._handle(fi)
-        if isinstance(handle, VirtualHandle):
-            self.algorithms.flush(handle.path, handle.tree_fh)
-        elif isinstance(handle, StagedHandle):
-            self.uploader.closed(handle.staged)
+        """Every close(): a file open for writing is uploaded now, so close() reports a failed upload
+        (with write-back: a few seconds after the last close)."""
+        self.handles.get(fi).flush()
         return 0
 
     @fuse_errors
     def fsync(self, path: str, datasync: int, fi: Any) -> int:
-        handle = self._handle(fi)
-        if isinstance(handle, VirtualHandle):
-            self.algorithms.fsync(handle.path, datasync, handle.tree_fh)
-        elif isinstance(handle, StagedHandle):
-            self.uploader.upload(handle.staged)
+        self.handles.get(fi).fsync(datasync)
         return 0
 
     @fuse_errors
     def release(self, path: str, fi: Any) -> int:
-        with self._lock:
-            handle = self._handles.pop(_fh(fi), None)
-        if isinstance(handle, VirtualHandle):
-            self.algorithms.release(handle.path, handle.tree_fh)
-        elif isinstance(handle, StagedHandle):
-            try:
-                self.uploader.closed(handle.staged)  # last chance (e.g. the writer was killed before close)
-            except OSError as exc:
-                log.error("release of %s: %s", handle.path, exc)
-            finally:
-                self.staging.release(handle.staged)
+        handle = self.handles.pop(fi)
+        if handle is not None:
+            handle.release()
         return 0
 
     # -- namespace changes ------------------------------------------------------------------------
@@ -607,4 +429,4 @@ class AlgoOperations(Operations):
         self.algorithms.clear_caches()  # the pipes' algorithm listings
 
     def open_handles(self) -> int:
-        return len(self._handles)
+        return len(self.handles)

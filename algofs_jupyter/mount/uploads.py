@@ -7,8 +7,9 @@ cache item uploads and updates its own state through one ``PutFn``; ``writeback`
 
 A close, step by step:
 
-1. ``AlgoOperations.flush`` → ``Uploader.closed``: with ``--write-back``, ``WriteBack.closed`` schedules
-   the upload and close() returns; else ``upload`` runs now (and so does ``WriteBack``'s worker later).
+1. ``StagedHandle.flush`` (handles.py) → ``Uploader.closed``: with ``--write-back``,
+   ``WriteBack.closed`` schedules the upload and close() returns; else ``upload`` runs now (and so does
+   ``WriteBack``'s worker later).
 2. ``_send`` (under ``StagedFile.lock``): only the changed tail when the server has write-at-offset (an
    append sends its new bytes, preconditioned on the server's size and ETag), else one whole-file PUT; a
    file reopened for append without asking the server appends to the server's newer version.

@@ -20,8 +20,9 @@ Which kind an open makes (``Handles.open``): a path under /algorithms → the tr
 with O_TRUNC → staged (filled with the server's bytes first, when it has any), except that a write-only
 O_APPEND open of a version this mount kept a clean copy of needs no request; read-only while someone
 writes the file → the same staged bytes; else → a ``ReadHandle`` of the version the resolver gives (a
-HEAD at every open with ``--consistency strict``). ``truncate(2)`` of a path (FUSE 3 never names a handle
-for it) changes the staged bytes of an open file, else stages, truncates and uploads the file now.
+HEAD at every open with ``--consistency strict``). ``truncate(2)`` goes by path (under libfuse 3 mfusepy
+passes no handle to it, not even for ``ftruncate``): it changes the staged bytes of an open file, else
+stages, truncates and uploads the file now.
 
 Locks (names and order: docs/architecture.md's *mount lock order*):
 

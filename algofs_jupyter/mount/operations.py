@@ -287,7 +287,7 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def truncate(self, path: str, length: int, fh: Any = None) -> int:
-        """``truncate(2)``: libfuse 3 names no handle for it, not even for ``ftruncate``."""
+        """``truncate(2)``, by path: under libfuse 3 mfusepy passes no handle, not even for ``ftruncate``."""
         sub = virtual_path(path)
         if sub is not None:
             self.algorithms.truncate(sub, length, None)

@@ -62,8 +62,6 @@ def cache_stats_from_control(status: dict, limit_bytes: int | None) -> dict:
         "hit_ratio": ratio,
         "bytes_fetched": int(_first(cache, "bytes_fetched", "fetched_bytes")),
         "entries": _entries(_first(cache, "entries", "files", default=[])),
-        "uploads_in_flight": int(
-            _first(status, "uploads_in_flight", default=_first(uploads, "in_flight", "pending"))
-        ),
-        "uploads_failed": int(_first(status, "uploads_failed", default=_first(uploads, "failed"))),
+        "uploads_in_flight": int(_first(uploads, "in_flight", "pending")),
+        "uploads_failed": int(_first(uploads, "failed")),
     }

@@ -63,23 +63,23 @@ class MountDaemon:
         self.options = options
         cache_dir = Path(options.cache_dir)
         make_private_dirs(cache_dir)
-        self.fs = DataClient(api_address, api_key, timeout=options.timeout,
+        self.client = DataClient(api_address, api_key, timeout=options.timeout,
                              extensions=not options.no_extensions)
         self.blocks = BlockCache(cache_dir / "blocks", options.cache_size, options.block_size,
                                  options.readahead_blocks)
         self.metadata = MetadataCache(options.metadata_ttl, options.negative_ttl)
-        self.content = ContentCache(self.blocks, self.fs.range_reader, self.fs.read_whole,
+        self.content = ContentCache(self.blocks, self.client.range_reader, self.client.read_whole,
                                     self.metadata.listing, small_file_size=options.small_file_size,
                                     small_files_memory=options.prefetch_memory,
                                     prefetch_files=options.prefetch_files)
-        self.recovery = RecoveryStore(cache_dir, self.fs.session.api_address)
+        self.recovery = RecoveryStore(cache_dir, self.client.session.api_address)
         salvage_staging(cache_dir / "staging", self.recovery)  # files a dead daemon never uploaded
         self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery)
-        self.uploader = Uploader(self.fs, self.staging, self.metadata, self.content,
+        self.uploader = Uploader(self.client, self.staging, self.metadata, self.content,
                                  write_back=options.write_back)
         self.operations = AlgoOperations(
-            self.fs, self.content, self.metadata, self.staging, self.uploader,
-            algorithms=PipeTree(self.fs, timeout=options.algo_timeout),
+            self.client, self.content, self.metadata, self.staging, self.uploader,
+            algorithms=PipeTree(self.client, timeout=options.algo_timeout),
             extra_connectors=options.connectors, kernel_ttl=options.metadata_ttl,
             negative_ttl=options.negative_ttl, on_init=self._after_mount, consistency=options.consistency)
         self.control = ControlServer(mountpoint, {"status": self.status, "clear_cache": self.clear})
@@ -110,7 +110,7 @@ class MountDaemon:
             self.operations.resolver.username()
         except Exception as exc:  # best effort, status shows null
             log.info("could not learn the API user yet: %s", exc)
-        self.fs.capabilities()  # discovered once per mount (asked again while the backend is down)
+        self.client.capabilities()  # discovered once per mount (asked again while the backend is down)
 
     def status(self) -> dict:
         uploads = {**self.staging.stats(), **self.uploader.stats()}
@@ -118,11 +118,11 @@ class MountDaemon:
             "state": "mounted" if self.set_up else "starting",
             "mountpoint": mount_path(self.mountpoint),
             "pid": os.getpid(),
-            "api_address": self.fs.session.api_address,
+            "api_address": self.client.session.api_address,
             "username": self.operations.resolver.known_username,
             "started_at": self.started_at,
-            "backend": self.fs.session.health(),
-            "extensions": sorted(self.fs.known_capabilities.extensions) if self.fs.known_capabilities
+            "backend": self.client.session.health(),
+            "extensions": sorted(self.client.known_capabilities.extensions) if self.client.known_capabilities
             else None,
             "options": {**self.options.as_status(), "read_ahead_kb": self.readahead_kb},
             "cache": self.content.stats(),  # the block cache's, with the small files' added
@@ -130,8 +130,6 @@ class MountDaemon:
             "small_files": self.content.small_files_stats(),
             "uploads": uploads,
             "write_back": self.uploader.write_back.stats() if self.uploader.write_back else None,
-            "uploads_in_flight": uploads["in_flight"],
-            "uploads_failed": uploads["failed"],
             "recovery": {"directory": str(self.recovery.directory),
                          "entries": [e.as_dict() for e in self.recovery.entries()]},
             "open_handles": self.operations.open_handles(),
@@ -165,7 +163,7 @@ class MountDaemon:
             self.control.stop()
             self.staging.close()
             self.content.close()  # the directory prefetcher, then the block cache
-            self.fs.session.close()
+            self.client.session.close()
         return 0
 
 

@@ -190,10 +190,10 @@ class VirtualHandle(FileHandle):
 class Handles:
     """The mount's open files: which kind each open makes, and the table of their ids."""
 
-    def __init__(self, fs: DataClient, staging: WriteStaging, uploader: Uploader, resolver: Resolver,
+    def __init__(self, client: DataClient, staging: WriteStaging, uploader: Uploader, resolver: Resolver,
                  attributes: Attributes, content: ContentCache, tree: VirtualTree, strict: bool = False):
         """``strict``: ``--consistency strict`` (a HEAD at every read-only open)."""
-        self.fs = fs
+        self.client = client
         self.staging = staging
         self.uploader = uploader
         self.resolver = resolver
@@ -264,7 +264,7 @@ class Handles:
                 raise FuseOSError(errno.EISDIR)
             fill = None
             if attr is not None and attr.size > 0:
-                fill = lambda local: self.fs.download_to(layout, local)  # noqa: E731
+                fill = lambda local: self.client.download_to(layout, local)  # noqa: E731
             remote = (attr.size, attr.etag) if attr is not None else None
             staged = self.staging.open(layout, fill, truncate=bool(flags & os.O_TRUNC), remote=remote)
             return self.staged(layout, staged, append=bool(flags & os.O_APPEND))
@@ -293,7 +293,7 @@ class Handles:
         Nothing can be read through such a handle; the upload's precondition finds a change made
         elsewhere meanwhile, and the new bytes are then appended to the current version."""
         if (flags & os.O_ACCMODE) != os.O_WRONLY or not flags & os.O_APPEND or flags & os.O_TRUNC \
-                or not self.fs.supports("write-at-offset", layout):
+                or not self.client.supports("write-at-offset", layout):
             return None
         if staged is not None:
             if staged.dirty or staged.remote_size is None or not staged.remote_etag:
@@ -319,7 +319,8 @@ class Handles:
         attr = self.resolver.require(layout)
         if attr.is_dir:
             raise FuseOSError(errno.EISDIR)
-        fill = (lambda local: self.fs.download_to(layout, local)) if length > 0 and attr.size > 0 else None
+        fill = ((lambda local: self.client.download_to(layout, local)) if length > 0 and attr.size > 0
+                else None)
         staged = self.staging.open(layout, fill, truncate=False, remote=(attr.size, attr.etag))
         try:
             staged.truncate(length)

@@ -78,12 +78,12 @@ def fuse_errors(method: Callable) -> Callable:
 class AlgoOperations(Operations):
     use_ns = False
 
-    def __init__(self, fs: DataClient, content: ContentCache, metadata: MetadataCache,
+    def __init__(self, client: DataClient, content: ContentCache, metadata: MetadataCache,
                  staging: WriteStaging, uploader: Uploader, algorithms: VirtualTree | None = None,
                  extra_connectors: tuple[str, ...] = (), kernel_ttl: float = 60.0,
                  negative_ttl: float = 5.0, on_init: Callable[[], None] | None = None,
                  consistency: str = "ttl"):
-        self.fs = fs
+        self.client = client
         #: file contents: the small-file store and the block cache behind one front
         self.content = content
         self.metadata = metadata
@@ -100,10 +100,10 @@ class AlgoOperations(Operations):
             raise ValueError(f"consistency must be 'ttl' or 'strict', not {consistency!r}")
         self.consistency = consistency
         self.attributes = Attributes(metadata)
-        self.resolver = Resolver(fs, metadata, content.reading_directory, extra_connectors)
-        self.renames = Renames(fs, metadata, content, staging, uploader, self.resolver, self.attributes)
+        self.resolver = Resolver(client, metadata, content.reading_directory, extra_connectors)
+        self.renames = Renames(client, metadata, content, staging, uploader, self.resolver, self.attributes)
         #: the open files: which kind an open makes, and what each kind does
-        self.handles = Handles(fs, staging, uploader, self.resolver, self.attributes, content,
+        self.handles = Handles(client, staging, uploader, self.resolver, self.attributes, content,
                                self.algorithms, strict=consistency == "strict")
         self.errors = 0
 
@@ -193,7 +193,7 @@ class AlgoOperations(Operations):
             entries += ["data", ALGORITHMS, *sorted(self.resolver.known_connectors())]
             return entries
         if layout == "data":
-            users = [e["name"].rpartition("/")[2] for e in self.fs.iter_dir("data")]
+            users = [e["name"].rpartition("/")[2] for e in self.client.iter_dir("data")]
             if users and self.resolver.known_username is None:
                 self.resolver.known_username = users[0]
             return entries + [(MY_ALIAS, {"st_mode": stat.S_IFLNK}, 0)] + users
@@ -323,7 +323,7 @@ class AlgoOperations(Operations):
         layout = layout_path(path)
         rules.check_new_name(layout)
         rules.check_writable_location(layout, directory=True)
-        self.fs.mkdir(layout, create_parents=False)
+        self.client.mkdir(layout, create_parents=False)
         self.metadata.put(layout, Attr(DIRECTORY, 0, time.time()))  # new directories carry their birth
         self.metadata.put_listing(layout, {})
         self.attributes.touch_directory(rules.parent_of(layout))
@@ -339,7 +339,7 @@ class AlgoOperations(Operations):
             raise FuseOSError(errno.ENOTDIR)
         if self.staging.paths_under(layout):
             raise FuseOSError(errno.ENOTEMPTY)
-        self.fs.delete(layout)
+        self.client.delete(layout)
         self.metadata.remove(layout)
         self.attributes.touch_directory(rules.parent_of(layout))
         return 0
@@ -354,7 +354,7 @@ class AlgoOperations(Operations):
             attr = self.resolver.require(layout)
             if attr.is_dir:
                 raise FuseOSError(errno.EISDIR)
-            self.fs.delete(layout)
+            self.client.delete(layout)
         except FuseOSError as exc:
             if staged is None or exc.errno != errno.ENOENT:  # a never-uploaded file is gone already
                 raise
@@ -398,7 +398,7 @@ class AlgoOperations(Operations):
         self.getattr(path)
         layout = layout_path(path)
         if virtual_path(path) is not None or layout in LOCAL_DIRECTORIES or layout == MY_ALIAS_PATH \
-                or not self.fs.supports("set-mtime", layout):
+                or not self.client.supports("set-mtime", layout):
             return 0
         mtime = float(times[1]) if times else time.time()
         staged = self.staging.get(layout)
@@ -407,7 +407,7 @@ class AlgoOperations(Operations):
                 if staged.dirty:
                     staged.pending_mtime = mtime
                     return 0
-        info = self.fs.set_mtime(layout, mtime)
+        info = self.client.set_mtime(layout, mtime)
         if staged is not None:
             with staged.lock:
                 staged.record_server_version(info, exact=staged.remote_size is not None)

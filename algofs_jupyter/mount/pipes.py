@@ -79,10 +79,10 @@ class Conversation:
 
 
 class PipeTree(VirtualTree):
-    def __init__(self, fs: DataClient, timeout: float = 300.0) -> None:
+    def __init__(self, client: DataClient, timeout: float = 300.0) -> None:
         super().__init__()
-        self.fs = fs
-        self.session = fs.session
+        self.client = client
+        self.session = client.session
         self.timeout = timeout
         self._handles: dict[int, Conversation] = {}
         self._fh = itertools.count(1)
@@ -197,7 +197,7 @@ class PipeTree(VirtualTree):
         parts = self._split(path)
         if len(parts) == 0:
             try:
-                self._users_seen.add(self.fs.username())
+                self._users_seen.add(self.client.username())
             except OSError:
                 pass
             return sorted(self._users_seen)

@@ -36,9 +36,9 @@ from .uploads import Uploader
 
 
 class Renames:
-    def __init__(self, fs: DataClient, metadata: MetadataCache, contents: ContentChanges,
+    def __init__(self, client: DataClient, metadata: MetadataCache, contents: ContentChanges,
                  staging: WriteStaging, uploader: Uploader, resolver: Resolver, attributes: Attributes):
-        self.fs = fs
+        self.client = client
         self.metadata = metadata
         self.contents = contents
         self.staging = staging
@@ -55,7 +55,7 @@ class Renames:
         is_dir = src_attr is not None and src_attr.is_dir
         rules.check_writable_location(dst, directory=is_dir)
         dst_attr = None if self.staging.get(dst) else self.resolver.resolve(dst)
-        server_move = self.fs.supports("move", src) and src.partition("/")[0] == dst.partition("/")[0]
+        server_move = self.client.supports("move", src) and src.partition("/")[0] == dst.partition("/")[0]
         if is_dir:
             if not server_move:
                 raise FuseOSError(errno.EXDEV)
@@ -79,7 +79,7 @@ class Renames:
         self.contents.invalidate(dst)
 
     def _rename_directory(self, src: str, dst: str) -> None:
-        info = self.fs.move(src, dst, overwrite=True)
+        info = self.client.move(src, dst, overwrite=True)
         self.staging.rekey_under(src, dst)
         self.metadata.forget_tree(src)
         self.metadata.forget_tree(dst)
@@ -90,13 +90,13 @@ class Renames:
         self.staging.drop_retained(src)
         self.staging.drop_retained(dst)
         if staged is None:
-            info = self.fs.move(src, dst, overwrite=True)
+            info = self.client.move(src, dst, overwrite=True)
             self.metadata.remove(src)
             self.metadata.put(dst, Attr.from_info(info))
             return
         with staged.lock:
             try:
-                self.fs.move(src, dst, overwrite=True)
+                self.client.move(src, dst, overwrite=True)
             except FileNotFoundError:
                 staged.record_server_version(None)  # never uploaded: the next upload is a whole PUT
                 if not staged.dirty:
@@ -109,23 +109,23 @@ class Renames:
         """Without the move extension: destination written first, then the source deleted."""
         if staged is not None:
             with staged.lock:
-                staged.record_server_version(self.fs.put_file(str(staged.local), dst), exact=False)
+                staged.record_server_version(self.client.put_file(str(staged.local), dst), exact=False)
                 staged.mark_clean()
                 self._delete_quietly(src)
                 self.staging.rekey(src, dst)
         else:
             temp = self.staging.temp_path()
             try:
-                self.fs.download_to(src, temp)
-                self.fs.put_file(str(temp), dst)
+                self.client.download_to(src, temp)
+                self.client.put_file(str(temp), dst)
             finally:
                 Path(temp).unlink(missing_ok=True)
-            self.fs.delete(src)
+            self.client.delete(src)
         self.metadata.remove(src)
         self.uploader.refresh(dst)
 
     def _delete_quietly(self, layout: str) -> None:
         try:
-            self.fs.delete(layout)
+            self.client.delete(layout)
         except FileNotFoundError:
             pass  # never uploaded

@@ -33,10 +33,10 @@ CONNECTOR_PROBE_TTL = 60.0
 
 
 class Resolver:
-    def __init__(self, fs: DataClient, metadata: MetadataCache, prefetching: Callable[[str], bool],
+    def __init__(self, client: DataClient, metadata: MetadataCache, prefetching: Callable[[str], bool],
                  extra_connectors: tuple[str, ...] = ()):
         """``prefetching(directory)``: a reader is going through that directory's small files."""
-        self.fs = fs
+        self.client = client
         self.metadata = metadata
         self.prefetching = prefetching
         self._lock = threading.Lock()
@@ -47,7 +47,7 @@ class Resolver:
 
     def username(self) -> str:
         if self.known_username is None:
-            self.known_username = self.fs.username()
+            self.known_username = self.client.username()
         return self.known_username
 
     def resolve(self, layout: str) -> Attr | None:
@@ -63,7 +63,7 @@ class Resolver:
             if known:
                 return attr
         try:
-            info = self.fs.head(layout)
+            info = self.client.head(layout)
         except FileNotFoundError:
             self.metadata.put(layout, None)
             return None
@@ -107,7 +107,7 @@ class Resolver:
             if cached is not None:
                 return dict(cached)
             children: dict[str, Attr] = {}
-            for entry in self.fs.iter_dir(layout):
+            for entry in self.client.iter_dir(layout):
                 children[entry["name"].rpartition("/")[2]] = Attr.from_info(entry)
             self.metadata.put_listing(layout, children)
         with self._lock:
@@ -118,7 +118,7 @@ class Resolver:
         now = time.monotonic()
         if now - self._connectors_probed_at > CONNECTOR_PROBE_TTL:
             try:
-                self._connectors.update(self.fs.connectors())
+                self._connectors.update(self.client.connectors())
                 self._connectors_probed_at = now
             except OSError as exc:  # root listing must work with the backend down
                 log.info("connector probe failed: %s", exc)

@@ -43,6 +43,7 @@ from .content_cache import ContentCache
 from .handles import Handles
 from .layout import ALGORITHMS, LOCAL_DIRECTORIES, MY_ALIAS, MY_ALIAS_PATH, layout_path, virtual_path
 from .metadata_cache import DIRECTORY, FILE, RESTRICTED, Attr, MetadataCache
+from .path_changes import PathChanges
 from .renames import Renames
 from .resolver import Resolver
 from .staging import StagedFile, WriteStaging
@@ -87,6 +88,7 @@ class AlgoOperations(Operations):
         #: file contents: the small-file store and the block cache behind one front
         self.content = content
         self.metadata = metadata
+        self.changes = PathChanges(metadata, content)  # the one "this path changed" step (path_changes.py)
         self.staging = staging
         #: every upload: flush, fsync and release call it; it owns the opt-in write-back
         self.uploader = uploader
@@ -262,7 +264,7 @@ class AlgoOperations(Operations):
             raise FuseOSError(errno.ENOTDIR)
         # A placeholder (getattr answers from the staged file until the upload): keeps the parent's
         # listing complete, so the next new name in it is known not to exist without a HEAD.
-        self.metadata.put(layout, Attr(FILE, 0, time.time()))
+        self.changes.changed(layout, Attr(FILE, 0, time.time()))
         self.attributes.touch_directory(rules.parent_of(layout))
         fi.fh = self.handles.new_file(layout, append=bool(fi.flags & os.O_APPEND))
         return 0
@@ -324,7 +326,7 @@ class AlgoOperations(Operations):
         rules.check_new_name(layout)
         rules.check_writable_location(layout, directory=True)
         self.client.mkdir(layout, create_parents=False)
-        self.metadata.put(layout, Attr(DIRECTORY, 0, time.time()))  # new directories carry their birth
+        self.changes.changed(layout, Attr(DIRECTORY, 0, time.time()))  # new directories carry their birth
         self.metadata.put_listing(layout, {})
         self.attributes.touch_directory(rules.parent_of(layout))
         return 0
@@ -340,7 +342,7 @@ class AlgoOperations(Operations):
         if self.staging.paths_under(layout):
             raise FuseOSError(errno.ENOTEMPTY)
         self.client.delete(layout)
-        self.metadata.remove(layout)
+        self.changes.removed(layout)
         self.attributes.touch_directory(rules.parent_of(layout))
         return 0
 
@@ -361,8 +363,7 @@ class AlgoOperations(Operations):
         except FileNotFoundError:
             if staged is None:
                 raise
-        self.metadata.remove(layout)
-        self.content.invalidate(layout)
+        self.changes.removed(layout)
         self.attributes.touch_directory(rules.parent_of(layout))
         return 0
 

@@ -29,6 +29,7 @@ from . import layout as rules
 from .attributes import Attributes
 from .content_cache import ContentChanges
 from .metadata_cache import Attr, MetadataCache
+from .path_changes import PathChanges
 from .resolver import Resolver
 from .staged_file import StagedFile
 from .staging import WriteStaging
@@ -40,7 +41,7 @@ class Renames:
                  staging: WriteStaging, uploader: Uploader, resolver: Resolver, attributes: Attributes):
         self.client = client
         self.metadata = metadata
-        self.contents = contents
+        self.changes = PathChanges(metadata, contents)  # the one "this path changed" step
         self.staging = staging
         self.uploader = uploader
         self.resolver = resolver
@@ -75,15 +76,11 @@ class Renames:
                     self._copy_file(src, dst, staged)
         self.attributes.touch_directory(rules.parent_of(src))
         self.attributes.touch_directory(rules.parent_of(dst))
-        self.contents.invalidate(src)
-        self.contents.invalidate(dst)
 
     def _rename_directory(self, src: str, dst: str) -> None:
         info = self.client.move(src, dst, overwrite=True)
         self.staging.rekey_under(src, dst)
-        self.metadata.forget_tree(src)
-        self.metadata.forget_tree(dst)
-        self.metadata.put(dst, Attr.from_info(info))
+        self.changes.tree_moved(src, dst, Attr.from_info(info))
 
     def _move_file(self, src: str, dst: str, staged: StagedFile | None) -> None:
         """Server-side move; an open staged file follows (its unsent bytes go to ``dst`` at close)."""
@@ -91,8 +88,8 @@ class Renames:
         self.staging.drop_retained(dst)
         if staged is None:
             info = self.client.move(src, dst, overwrite=True)
-            self.metadata.remove(src)
-            self.metadata.put(dst, Attr.from_info(info))
+            self.changes.removed(src)
+            self.changes.changed(dst, Attr.from_info(info))
             return
         with staged.lock:
             try:
@@ -102,8 +99,8 @@ class Renames:
                 if not staged.dirty:
                     staged.mark_dirty()
             self.staging.rekey(src, dst)
-        self.metadata.remove(src)
-        self.metadata.invalidate(dst)
+        self.changes.removed(src)
+        self.changes.changed(dst)
 
     def _copy_file(self, src: str, dst: str, staged: StagedFile | None) -> None:
         """Without the move extension: destination written first, then the source deleted."""
@@ -121,8 +118,9 @@ class Renames:
             finally:
                 Path(temp).unlink(missing_ok=True)
             self.client.delete(src)
-        self.metadata.remove(src)
-        self.uploader.refresh(dst)
+        self.changes.removed(src)
+        self.changes.changed(dst)
+        self.uploader.refresh(dst)  # the destination's attributes: one HEAD
 
     def _delete_quietly(self, layout: str) -> None:
         try:

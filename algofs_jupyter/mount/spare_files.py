@@ -33,7 +33,8 @@ class SpareFiles:
         self._wanted = threading.Event()
         self._closed = False  # _lock
         self._wanted.set()
-        threading.Thread(target=self._refill, name="algofs-spare-files", daemon=True).start()
+        self._refiller = threading.Thread(target=self._refill, name="algofs-spare-files", daemon=True)
+        self._refiller.start()
 
     def take(self) -> tuple[Path, int] | None:
         with self._lock:
@@ -81,13 +82,21 @@ class SpareFiles:
                     log.warning("could not make a spare staging file: %s", exc)
                     break
                 with self._lock:
-                    self._free.append((local, fd))
+                    closed = self._closed
+                    if not closed:
+                        self._free.append((local, fd))
+                if closed:  # close() ran while this one was made: it must not outlive the pool
+                    os.close(fd)
+                    local.unlink(missing_ok=True)
+                    claim_of(local).unlink(missing_ok=True)
+                    return
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             free, self._free = self._free, []
         self._wanted.set()
+        self._refiller.join(5)  # a spare being made now is removed by the refiller itself
         for local, fd in free:
             os.close(fd)
             local.unlink(missing_ok=True)

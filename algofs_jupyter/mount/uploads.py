@@ -15,7 +15,8 @@ A close, step by step:
    file reopened for append without asking the server appends to the server's newer version.
 3. ``StagedFile.record_server_version``: which server version the local bytes now equal (tail uploads
    start from it); the claim is dropped, a recovery copy of older bytes discarded.
-4. The caches: the metadata cache gets the server's answer (or one HEAD), the block cache drops the path.
+4. The caches, through ``PathChanges.changed`` (path_changes.py): the metadata cache gets the server's
+   answer (or one HEAD), every content cache drops the path.
 5. A ``utimens`` that came while the file was dirty (``cp -p``) is sent now (set-mtime extension).
 
 A failed upload copies the bytes to the recovery folder and raises EIO, so ``close()`` reports it and
@@ -46,6 +47,7 @@ from typing import Any, Protocol
 from ..fs.api_errors import NotSupported, PreconditionFailed
 from .content_cache import ContentChanges
 from .metadata_cache import FILE, Attr, MetadataCache
+from .path_changes import PathChanges
 from .staged_file import StagedFile
 from .staging import WriteStaging
 from .write_back import WriteBack
@@ -79,7 +81,7 @@ class Uploader:
         self.staging = staging
         self.recovery = staging.recovery
         self.metadata = metadata
-        self.contents = contents
+        self.changes = PathChanges(metadata, contents)  # the one "this path changed" step
         #: ``--write-back SECONDS``: close() leaves the upload to this (None: upload at close, the default)
         self.write_back = WriteBack(staging, self.upload, write_back) if write_back > 0 else None
         self.uploads_done = 0
@@ -221,10 +223,10 @@ class Uploader:
         """Step 4 (no lock held; ``uploaded`` is read once)."""
         info = staged.uploaded
         if info is not None and info.get("size") == staged.size():  # not written to since the upload
-            self.metadata.put(staged.path, Attr.from_info(info))
+            self.changes.changed(staged.path, Attr.from_info(info))
         else:
+            self.changes.changed(staged.path)
             self.refresh(staged.path)
-        self.contents.invalidate(staged.path)
 
     def _apply_pending_mtime(self, staged: StagedFile) -> None:
         """Step 5: a utimens that came while the file was dirty (``cp -p``, ``touch -d`` on an open file)."""

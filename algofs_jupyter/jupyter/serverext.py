@@ -98,9 +98,7 @@ class AlgofsApp(ExtensionApp):
             self.publish_handoff(endpoint)
             if self.auto_mount:
                 status = await self.mount_manager.amount()
-                self.log.info(
-                    "algofs: %s at %s (%s)", status["mode"], status["mountpoint_abs"], status["reason"]
-                )
+                self.log.info("%s", startup_summary(status))
         except Exception as exc:  # the server must come up even when the API doesn't
             self.log.error("algofs: start-up failed: %s", exc)
             self.publish_handoff(None, error=f"AlgoFS start-up failed: {exc}")
@@ -134,3 +132,14 @@ class AlgofsApp(ExtensionApp):
         if endpoint.embedded:
             owners.extend(DEMO_USERS)
         return owners
+
+
+def startup_summary(status: dict) -> str:
+    """The start-up log line: where the mount is, or why there is none (``reason`` is None when mounted)."""
+    where = status["mountpoint_abs"]
+    if status["mode"] == "fuse":
+        return f"algofs: mounted {status.get('api_address') or 'the API'} at {where} (FUSE)"
+    if status["mode"] == "fallback":
+        return f"algofs: fallback mode, nothing mounted at {where}: {status['reason']}"
+    reason = status["reason"] or "no reason given"
+    return f"algofs: not mounted at {where} ({status['mode']}): {reason}"

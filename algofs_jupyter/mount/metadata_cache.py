@@ -7,12 +7,20 @@
 * Negative entries (a 404) live ``negative_ttl`` seconds; positive ones ``ttl`` seconds.
 * The mount's own changes call ``put``/``remove`` at once, so they are visible immediately; changes made
   by other clients show up after the TTL.
+* A listing is stored only if its directory did not change while it ran (``listing_started`` →
+  ``put_listing(..., started)`` → ``listing_ended``): a listing the server answered before a rename, stored
+  after the rename had patched the cache, would list the old name and not the new one until it expired
+  (issue 25: "Rename and Save" made the notebook vanish from JupyterLab's file browser). Every change the
+  mount makes (``put``, ``remove``, ``invalidate``, ``forget_tree``, ``forget_listing``, ``clear``) counts
+  as a change of the directories it touches; what a lookup saw on the server (``put(..., changed=False)``)
+  does not. The counters exist only for directories with a listing running.
 * Memory is bounded: at most ``max_entries`` attributes in total (entries plus listed children). Listings
   are evicted least recently used first; a listing bigger than the budget is not kept at all.
 
 Locks (names of docs/architecture.md's *mount lock order*):
-``MetadataCache._lock`` guards ``_entries``, ``_listings``, ``_listed_count``
-and the counters; a leaf, taken inside this class's methods only (also under a listing lock, resolver.py).
+``MetadataCache._lock`` guards ``_entries``, ``_listings``, ``_listed_count``, ``_changes``,
+``_listings_running`` and the counters; a leaf, taken inside this class's methods only (also under a listing
+lock, resolver.py).
 """
 
 from __future__ import annotations
@@ -62,6 +70,9 @@ class MetadataCache:
         self._entries: OrderedDict[str, tuple[Attr | None, float]] = OrderedDict()
         self._listings: OrderedDict[str, _Listing] = OrderedDict()
         self._listed_count = 0
+        #: directory → changes seen since its running listings started (only while one runs)
+        self._changes: dict[str, int] = {}
+        self._listings_running: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
 
@@ -95,11 +106,15 @@ class MetadataCache:
 
     # -- updates ----------------------------------------------------------------------------------
 
-    def put(self, path: str, attr: Attr | None) -> None:
-        """Record ``attr`` for ``path`` (None = known not to exist) and patch its parent's listing."""
+    def put(self, path: str, attr: Attr | None, changed: bool = True) -> None:
+        """Record ``attr`` for ``path`` (None = known not to exist) and patch its parent's listing.
+        ``changed=False``: what a lookup saw on the server, not a change made by the mount (a listing of the
+        parent running meanwhile may still be stored)."""
         ttl = self.ttl if attr is not None else self.negative_ttl
         parent, _, name = path.rpartition("/")
         with self._lock:
+            if changed:
+                self._changed_locked(parent)
             self._entries[path] = (attr, time.monotonic() + ttl)
             self._entries.move_to_end(path)
             listing = self._listings.get(parent)
@@ -119,8 +134,29 @@ class MetadataCache:
         self.put(path, None)
         self.forget_listing(path)
 
-    def put_listing(self, path: str, children: dict[str, Attr]) -> None:
+    def listing_started(self, path: str) -> int:
+        """A listing of ``path`` is about to ask the server: the token for ``put_listing``. Every call is
+        paired with one ``listing_ended`` (in a ``finally``)."""
         with self._lock:
+            self._listings_running[path] = self._listings_running.get(path, 0) + 1
+            return self._changes.setdefault(path, 0)
+
+    def listing_ended(self, path: str) -> None:
+        with self._lock:
+            running = self._listings_running.pop(path) - 1
+            if running:
+                self._listings_running[path] = running
+            else:
+                del self._changes[path]
+
+    def put_listing(self, path: str, children: dict[str, Attr], started: int | None = None) -> None:
+        """Store a complete listing of ``path``. ``started``: ``listing_started``'s token, taken before
+        the listing was asked for; the listing is dropped if ``path`` changed since (it may miss that
+        change). None: a listing the caller knows to be current (a directory it just created)."""
+        with self._lock:
+            if started is not None and self._changes.get(path) != started:
+                return  # raced a change: the next listing asks the server again
+            self._changed_locked(path)  # a listing of it still running is older than this one
             old = self._listings.pop(path, None)
             if old is not None:
                 self._listed_count -= len(old.children)
@@ -135,6 +171,7 @@ class MetadataCache:
 
     def forget_listing(self, path: str) -> None:
         with self._lock:
+            self._changed_locked(path)
             old = self._listings.pop(path, None)
             if old is not None:
                 self._listed_count -= len(old.children)
@@ -143,6 +180,8 @@ class MetadataCache:
         """Forget everything about ``path`` (the next access asks the server)."""
         parent, _, name = path.rpartition("/")
         with self._lock:
+            self._changed_locked(parent)
+            self._changed_locked(path)
             self._entries.pop(path, None)
             listing = self._listings.get(parent)
             if listing is not None:
@@ -155,6 +194,8 @@ class MetadataCache:
         """``path`` and everything below it moved away: forget their entries and listings."""
         prefix = path + "/"
         with self._lock:
+            for key in [k for k in self._changes if k == path or k.startswith(prefix)]:
+                self._changes[key] += 1
             for key in [k for k in self._entries if k == path or k.startswith(prefix)]:
                 del self._entries[key]
             for key in [k for k in self._listings if k == path or k.startswith(prefix)]:
@@ -163,9 +204,16 @@ class MetadataCache:
 
     def clear(self) -> None:
         with self._lock:
+            for key in self._changes:
+                self._changes[key] += 1
             self._entries.clear()
             self._listings.clear()
             self._listed_count = 0
+
+    def _changed_locked(self, directory: str) -> None:
+        """``directory``'s children changed: a listing of it running now must not be stored."""
+        if directory in self._changes:
+            self._changes[directory] += 1
 
     def _trim_locked(self) -> None:
         while self._entries and len(self._entries) + self._listed_count > self.max_entries:

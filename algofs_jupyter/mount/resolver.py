@@ -65,7 +65,7 @@ class Resolver:
         try:
             info = self.client.head(layout)
         except FileNotFoundError:
-            self.metadata.put(layout, None)
+            self.metadata.put(layout, None, changed=False)
             return None
         except PermissionError:
             attr = Attr(RESTRICTED)
@@ -73,7 +73,7 @@ class Resolver:
             attr = Attr.from_info(info)
         if rules.is_connector_root(layout):
             self._connectors.add(layout)
-        self.metadata.put(layout, attr)
+        self.metadata.put(layout, attr, changed=False)
         return attr
 
     def _relisted(self, layout: str) -> bool:
@@ -96,7 +96,9 @@ class Resolver:
         return attr
 
     def listing(self, layout: str) -> dict[str, Attr]:
-        """The children of a directory: a fresh cached listing, else one paged listing (single flight)."""
+        """The children of a directory: a fresh cached listing, else one paged listing (single flight).
+        The listing is cached only if the mount changed nothing in the directory while it ran (a rename
+        overtaking it: metadata_cache.py)."""
         cached = self.metadata.listing(layout)
         if cached is not None:
             return dict(cached)
@@ -107,9 +109,13 @@ class Resolver:
             if cached is not None:
                 return dict(cached)
             children: dict[str, Attr] = {}
-            for entry in self.client.iter_dir(layout):
-                children[entry["name"].rpartition("/")[2]] = Attr.from_info(entry)
-            self.metadata.put_listing(layout, children)
+            started = self.metadata.listing_started(layout)  # before the first request
+            try:
+                for entry in self.client.iter_dir(layout):
+                    children[entry["name"].rpartition("/")[2]] = Attr.from_info(entry)
+                self.metadata.put_listing(layout, children, started)
+            finally:
+                self.metadata.listing_ended(layout)
         with self._lock:
             self._listing_locks.pop(layout, None)
         return dict(children)

@@ -24,9 +24,10 @@ from pathlib import Path
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from jupyter_server.services.contents.manager import AsyncContentsManager
 from tornado.web import HTTPError
-from traitlets import Int
+from traitlets import Int, default
 
 from ..mount.mount_table import is_algofs_mount
+from .checkpoints import AlgofsCheckpoints
 from .kernel_handoff import HANDOFF_FILE_ENV, read_handoff_file
 
 EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
@@ -44,6 +45,10 @@ class AlgofsContentsManager(AsyncLargeFileManager):
         20 * 1024 * 1024,
         help="Largest AlgoFS file the fallback file browser opens (bytes); read bigger ones from code.",
     ).tag(config=True)
+
+    @default("checkpoints_class")
+    def _algofs_checkpoints_class(self):
+        return AlgofsCheckpoints  # files on the mount are checkpointed on local disk, not through it
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -15,6 +15,7 @@ from traitlets import Bool, Float, Int, List, Unicode, default
 
 from ..mount.options import JUPYTER_DEFAULTS
 from .api_provider import DEMO_USERS, ApiEndpoint, ApiProvider, default_data_dir
+from .checkpoints import install_mount_checkpoints
 from .handlers import route_table
 from .kernel_handoff import HANDOFF_FILE_ENV, HandoffFile
 from .mount_manager import MountManager
@@ -83,6 +84,8 @@ class AlgofsApp(ExtensionApp):
             max_restarts=self.max_restarts,
         )
         self.handoff_file = HandoffFile.for_server(self.serverapp)
+        # JupyterLab checkpoints every file it opens: keep those of files on the mount on local disk
+        install_mount_checkpoints(self.serverapp.contents_manager, self.log)
         self._startup_task: asyncio.Task | None = None
 
     def initialize_handlers(self) -> None:

@@ -2,8 +2,9 @@
 
 Every open handle is a conversation with one algorithm version. Bytes written to a handle are one input;
 the call is made when that handle next reads, fsyncs or closes. Completed answers are also kept for the
-writing process family, so ``echo hi > f; cat f`` works from a shell, and a reader that opened the file
-with nothing to collect streams every answer of the same user as it arrives, like a FIFO reader.
+writing process family, so ``echo hi > f; cat f`` works from a shell; a read-only open with nothing to
+collect fails at once with ENODATA, and ``NAME@stream`` streams every answer of the same user as it arrives,
+like a FIFO reader.
 
 The mount dispatches everything under ``/algorithms`` here (see ``virtual.py``) with paths relative to
 that root. Files are ``direct_io``: their size is unknown until an algorithm answers.
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 LATEST = "latest"
 ERROR_SUFFIX = ".error"
 OPTION_SEPARATOR = "@"  # latest@timeout=5
+STREAM_OPTION = "stream"  # latest@stream: a read-only open that waits for answers like a FIFO reader
 LISTING_TTL = 30.0
 MAX_INPUT = 10 << 20  # the Algorithm API's request limit; refuse early with EFBIG
 KEEP_ANSWERS_PER_PATH = 64
@@ -113,6 +115,9 @@ class PipeTree(VirtualTree):
         version, _, raw = name.partition(OPTION_SEPARATOR)
         options: dict[str, str] = {}
         for item in filter(None, raw.split(",")):
+            if item == STREAM_OPTION:  # latest@stream: a reader that waits for answers (a flag, no value)
+                options[item] = ""
+                continue
             key, sep, value = item.partition("=")
             if not sep or key not in ("timeout",):
                 raise FuseOSError(errno.EINVAL)
@@ -228,10 +233,13 @@ class PipeTree(VirtualTree):
                 raise FuseOSError(errno.EACCES)
             conversation.output = (self._error_for(target, pid) or "").encode()
         elif not conversation.writable:
-            answer = self._collect(target, pid)
+            answer = None if STREAM_OPTION in options else self._collect(target, pid)
             if answer is not None:
                 self._deliver(conversation, answer)
-            else:  # nothing to collect: stream every answer of this user as it arrives
+            elif STREAM_OPTION not in options:
+                # nothing to collect: answer at once rather than wait for a writer that may never come
+                raise FuseOSError(errno.ENODATA)
+            else:  # NAME@stream: every answer of this user on this path, as it arrives
                 conversation.stream = deque()
                 with self._lock:
                     self._streams.setdefault((target, uid), []).append(conversation.stream)

@@ -13,4 +13,4 @@ def test_no_binder_link_to_a_placeholder_repository():
         text = doc.read_text()
         assert "mybinder.org" in text, doc  # still says how to launch on Binder
         for owner in re.findall(r"mybinder\.org/v2/gh/([^/)\s]+)/", text):
-            assert owner == "<github-user>", (doc, owner)  # no real repository is recorded: say how to fill it in
+            assert owner == "<github-user>", (doc, owner)  # no real repository is recorded

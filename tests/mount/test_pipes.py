@@ -110,15 +110,15 @@ def test_bad_call_options_are_refused(mounted: Mounted, name: str):
 
 
 def test_stream_reader_receives_answers_and_can_be_interrupted(mounted: Mounted):
-    """A reader with nothing to collect streams answers as they arrive; Ctrl-C ends it, not the mount."""
+    """``NAME@stream`` streams answers as they arrive; Ctrl-C ends it, not the mount."""
     import signal
     import time
 
     target = mounted.path / "algorithms/demo/wordcount/1.0.0"  # no other test writes here
-    reader = subprocess.Popen(["cat", str(target)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader = subprocess.Popen(["cat", f"{target}@stream"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         time.sleep(0.5)  # let it open the file and block
-        assert reader.poll() is None, "a reader with nothing to collect should wait like a FIFO reader"
+        assert reader.poll() is None, "NAME@stream should wait like a FIFO reader"
         assert sh(f"echo 'one two three' > {target}").returncode == 0
         answer = json.loads(reader.stdout.readline())
         assert answer["words"] == 3
@@ -131,6 +131,18 @@ def test_stream_reader_receives_answers_and_can_be_interrupted(mounted: Mounted)
     # the interrupt reached only the reader: the mount still answers
     echo = mounted.path / "algorithms/demo/echo/latest"
     assert sh(f"echo 'still here' > {echo}; cat {echo}").stdout.decode().strip() == "still here"
+
+
+def test_reading_a_pipe_never_written_to_answers_at_once(mounted: Mounted):
+    """Issue 25, item 9: a plain ``cat`` with nothing to collect used to wait for a writer forever."""
+    pipe = mounted.path / "algorithms/demo/wordcount/latest"  # this process family never wrote here
+    result = sh(f"cat {pipe}; echo \"read=$?\"", timeout=10)
+    assert "read=1" in result.stdout.decode()
+    assert "No data available" in result.stderr.decode()
+    # the same shell, once it has written, reads its answer
+    result = sh(f"echo 'one two' > {pipe}; cat {pipe}", timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["words"] == 2
 
 
 def _publish(api_server, name: str, source: str, version_type: str) -> dict:

@@ -20,6 +20,8 @@ from .algorithm_calls import AlgorithmFailed, UsageProblem
 from .files import Reader, normalise
 from .kernel_access import KernelAccess, get_access
 
+PIPE_TAB = 2  # index of the Pipe tab in ``AlgofsWidget.tabs``
+
 
 class AlgofsWidget(widgets.VBox):
     def __init__(self, access: KernelAccess | None = None, poll_interval: float | None = 2.0, **kwargs):
@@ -59,7 +61,7 @@ class AlgofsWidget(widgets.VBox):
         )
 
         self.algorithm_picker = widgets.Dropdown(
-            description="Algorithm", options=[], layout={"width": "22em"}
+            description="Algorithm", options=[], disabled=True, layout={"width": "22em"}
         )
         self.version_picker = widgets.Dropdown(
             description="Version", options=["latest"], layout={"width": "14em"}
@@ -84,11 +86,13 @@ class AlgofsWidget(widgets.VBox):
         )
 
         self.tabs = widgets.Tab(children=[mount_tab, cache_tab, pipe_tab], titles=("Mount", "Cache", "Pipe"))
+        self.tabs.observe(self._on_tab, names="selected_index")
+        self._algorithms_loading = threading.Lock()
         header = widgets.HTML("<b>AlgoFS</b>")
         super().__init__([header, self.tabs, self.activity], **kwargs)
 
         self._background("status", self._refresh_now)
-        self._background("algorithms", self._load_algorithms)
+        self.load_algorithms()
         self._poller: threading.Thread | None = None
         if poll_interval:
             self._poller = threading.Thread(
@@ -97,16 +101,17 @@ class AlgofsWidget(widgets.VBox):
             self._poller.start()
 
     # ----- background plumbing -----------------------------------------------------------------------
-    def _background(self, label: str, work: Callable[[], None]) -> threading.Thread:
+    def _background(self, label: str, work: Callable[[], str | None]) -> threading.Thread:
         def run():
             started = time.monotonic()
             try:
-                work()
+                summary = work()
             except Exception as exc:  # shown in the widget, never lost in a thread
                 self.activity.value = f'<span style="color:#c62828">{label} failed: {_escape(exc)}</span>'
             else:
-                if label != "status":
-                    self.activity.value = f"{label} done in {time.monotonic() - started:.1f}s"
+                if label != "status":  # work may say what it did, better than "done"
+                    said = _escape(summary) if isinstance(summary, str) else f"{label} done"
+                    self.activity.value = f"{said} in {time.monotonic() - started:.1f}s"
 
         thread = threading.Thread(target=run, name=f"algofs-widget-{label}", daemon=True)
         with self._workers_lock:
@@ -197,10 +202,46 @@ class AlgofsWidget(widgets.VBox):
         return self._background("prefetch", work)
 
     # ----- pipe --------------------------------------------------------------------------------------
-    def _load_algorithms(self) -> None:
+    def load_algorithms(self) -> threading.Thread | None:
+        """(Re)load the algorithm list, saying so in the Pipe tab; None if a load is already running."""
+        if not self._algorithms_loading.acquire(blocking=False):
+            return None
+        self.algorithm_picker.disabled = True
+        self.pipe_status.value = "<i>loading the algorithm list…</i>"
+        self.activity.value = "loading the algorithm list…"
+
+        def work() -> str:
+            try:
+                return self._load_algorithms()
+            except Exception as exc:
+                self.pipe_status.value = (
+                    f'<span style="color:#c62828">could not list algorithms: {_escape(exc)}</span>'
+                )
+                raise
+            finally:
+                self.algorithm_picker.disabled = False
+                self._algorithms_loading.release()
+
+        return self._background("algorithms", work)
+
+    def _load_algorithms(self) -> str:
         found = self.access.list_algorithms()
+        chosen = self.algorithm_picker.value
         self._algorithms = {f"{algo['user']}/{algo['name']}": algo for algo in found}
         self.algorithm_picker.options = list(self._algorithms)
+        if chosen in self._algorithms:
+            self.algorithm_picker.value = chosen
+        if not found:
+            summary = "no algorithms found (the Pipe tab lists them again when opened)"
+        else:
+            owners = sorted({algo["user"] for algo in found})
+            summary = f"{len(found)} algorithm(s) of {', '.join(owners)} listed"
+        self.pipe_status.value = _escape(summary)
+        return summary
+
+    def _on_tab(self, change) -> None:
+        if change["new"] == PIPE_TAB and not self._algorithms:
+            self.load_algorithms()  # the first load found none or failed: try again when the tab opens
 
     def _on_algorithm(self, change) -> None:
         algo = self._algorithms.get(change["new"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -106,5 +107,49 @@ def test_background_poll_updates_status(local_access):
         while widget.status_html.value == "stale" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "mode:" in widget.status_html.value
+    finally:
+        widget.close()
+
+
+class _SlowListing:
+    """Just enough of a KernelAccess for the Pipe tab: a listing that waits until released."""
+
+    def __init__(self, answers: list[list[dict]]):
+        self.answers = answers
+        self.release = threading.Event()
+        self.calls = 0
+
+    def status(self) -> dict:
+        return {"mode": "unmounted", "mounted": False, "reason": None, "mountpoint": "algofs",
+                "mountpoint_abs": "/tmp/algofs"}
+
+    def cache_stats(self) -> dict:
+        return {}
+
+    def list_algorithms(self) -> list[dict]:
+        self.calls += 1
+        assert self.release.wait(30)
+        return self.answers.pop(0)
+
+
+def test_pipe_tab_says_what_is_loading_and_lists_again_when_opened():
+    """Issue 25, item 9: the Pipe tab showed an empty list and "algorithms done in 0.0s"."""
+    echo = {"user": "demo", "name": "echo", "versions": ["1.0.0", "latest"]}
+    access = _SlowListing([[], [echo]])
+    widget = AlgofsWidget(access=access, poll_interval=None)
+    try:
+        assert "loading" in widget.pipe_status.value and widget.algorithm_picker.disabled
+        access.release.set()
+        assert widget.wait_idle(30)
+        assert "no algorithms found" in widget.pipe_status.value
+        assert "done in" not in widget.activity.value and "no algorithms found" in widget.activity.value
+        widget.tabs.selected_index = 2  # opening the Pipe tab lists them again
+        assert widget.wait_idle(30)
+        assert access.calls == 2
+        assert list(widget.algorithm_picker.options) == ["demo/echo"] and not widget.algorithm_picker.disabled
+        assert "1 algorithm(s) of demo" in widget.pipe_status.value
+        widget.tabs.selected_index = 0
+        widget.tabs.selected_index = 2  # a list is there: no reload on every visit
+        assert widget.wait_idle(30) and access.calls == 2
     finally:
         widget.close()

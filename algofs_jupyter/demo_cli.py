@@ -2,13 +2,20 @@
 
 JupyterLab runs as a child in its own process session, so Ctrl-C here becomes one SIGTERM to it:
 jupyter_server then runs the extension's ``stop_extension`` (unmount, stop the embedded server) instead of
-asking "Shutdown this Jupyter server (y/[n])?".
+asking "Shutdown this Jupyter server (y/[n])?". JupyterLab runs in the demo root, so its terminals start
+there (a terminal opened at the file browser's root gets no ``cwd`` and inherits the server's), where
+``ls algofs`` works.
+
+The demo's data (the embedded server's files, collections and published algorithm versions) lives in
+``<jupyter data dir>/algofs/demo-server`` and persists between runs; ``--fresh`` deletes it first, so the
+server seeds the demo content again.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +30,11 @@ def add_commands(sub) -> None:
     parser.add_argument("--port", type=int, default=8888, help="JupyterLab port on 127.0.0.1 (default 8888)")
     parser.add_argument(
         "--root-dir", default=str(Path.home() / "algofs-demo"), help="JupyterLab root directory (created)"
+    )
+    parser.add_argument(
+        "--fresh", action="store_true",
+        help="delete the demo data of earlier runs first (<jupyter data dir>/algofs/demo-server: files, "
+        "collections, published algorithm versions); notebooks in the root dir are kept",
     )
     browser = parser.add_mutually_exclusive_group()
     browser.add_argument("--no-browser", dest="no_browser", action="store_true", default=None)
@@ -52,12 +64,30 @@ def lab_command(args: argparse.Namespace) -> list[str]:
     return command
 
 
+def demo_data_dir() -> Path:
+    """Where the embedded demo server keeps its content (AlgofsApp.embedded_root's default)."""
+    from .jupyter.api_provider import default_data_dir  # jupyter_core: only when the demo runs
+
+    return default_data_dir() / "demo-server"
+
+
 def run_demo(args: argparse.Namespace) -> int:
     root = Path(args.root_dir).expanduser().resolve()
+    data = demo_data_dir()
+    if args.fresh:
+        from .mount.mount_table import is_algofs_mount
+
+        if is_algofs_mount(root / "algofs"):
+            print(f"algofs demo: {root / 'algofs'} is mounted: a demo is running; stop it before --fresh",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        if data.exists():
+            shutil.rmtree(data)
+            print(f"algofs demo: deleted the demo data of earlier runs ({data})", file=sys.stderr)
     root.mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if key != "ALGORITHMIA_API_KEY"}
-    print(f"algofs demo: JupyterLab on http://127.0.0.1:{args.port}/ (root {root}); Ctrl-C stops everything",
-          file=sys.stderr)  # fmt: skip
+    print(f"algofs demo: JupyterLab on http://127.0.0.1:{args.port}/ (root {root}, demo data {data}); "
+          "Ctrl-C stops everything", file=sys.stderr)  # fmt: skip
     lab: subprocess.Popen | None = None
     stop_requested: list[int] = []
 
@@ -71,7 +101,8 @@ def run_demo(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, forward) for sig in stop_signals}
     deadline = None
     try:
-        lab = subprocess.Popen(lab_command(args), env=env, start_new_session=True)
+        # cwd: terminals opened at the file browser's root start where the server runs
+        lab = subprocess.Popen(lab_command(args), env=env, cwd=root, start_new_session=True)
         if stop_requested:  # a signal arrived while starting
             lab.send_signal(signal.SIGTERM)
         while True:

@@ -16,6 +16,7 @@ def empty_cache_stats(limit_bytes: int | None) -> dict:
         "entries": [],
         "uploads_in_flight": 0,
         "uploads_failed": 0,
+        "small_files": {"files": 0, "bytes": 0},
     }
 
 
@@ -49,6 +50,8 @@ def cache_stats_from_control(status: dict, limit_bytes: int | None) -> dict:
     cache_section, uploads_section = status.get("cache"), status.get("uploads")
     cache: dict = cache_section if isinstance(cache_section, dict) else status
     uploads: dict = uploads_section if isinstance(uploads_section, dict) else {}
+    small_section = status.get("small_files")
+    small: dict = small_section if isinstance(small_section, dict) else {}
     hits = int(_first(cache, "hits", "block_hits"))
     misses = int(_first(cache, "misses", "block_misses"))
     ratio = _first(cache, "hit_ratio", default=None)
@@ -64,4 +67,6 @@ def cache_stats_from_control(status: dict, limit_bytes: int | None) -> dict:
         "entries": _entries(_first(cache, "entries", "files", default=[])),
         "uploads_in_flight": int(_first(uploads, "in_flight", "pending")),
         "uploads_failed": int(_first(uploads, "failed")),
+        # the small-file store holds whole small files in memory, outside size_bytes (the disk cache's)
+        "small_files": {"files": int(_first(small, "files")), "bytes": int(_first(small, "bytes"))},
     }

@@ -43,8 +43,13 @@ def show_status(status: dict) -> None:
 
 
 def cache_summary(stats: dict) -> str:
+    small = stats.get("small_files") or {}
+    memory = (
+        f" + {human_bytes(small.get('bytes', 0))} in memory ({small.get('files', 0)} small file(s))"
+        if small.get("files") else ""
+    )
     return (
-        f"{human_bytes(stats['size_bytes'])} of {human_bytes(stats.get('limit_bytes'))}, "
+        f"{human_bytes(stats['size_bytes'])} of {human_bytes(stats.get('limit_bytes'))} on disk{memory}, "
         f"{len(stats['entries'])} file(s), hits {stats['hits']} / misses {stats['misses']} "
         f"(hit ratio {ratio_text(stats.get('hit_ratio'))}), fetched {human_bytes(stats['bytes_fetched'])}"
     )

@@ -39,6 +39,7 @@ CACHE_KEYS = {
     "entries",
     "uploads_in_flight",
     "uploads_failed",
+    "small_files",
 }
 
 

@@ -24,3 +24,5 @@ c.ServerApp.allow_root = True  # noqa: F821
 c.AlgofsApp.auto_mount = False  # noqa: F821
 c.AlgofsApp.embedded_root = str(work / "api-server")  # noqa: F821
 c.AlgofsApp.cache_dir = str(work / "cache")  # noqa: F821
+# Checkpoints of files on the mount (kept on local disk, issue 25) go here, not to the user's data dir.
+c.AlgofsCheckpoints.algofs_checkpoint_root = str(work / "checkpoints")  # noqa: F821

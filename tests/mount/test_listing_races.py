@@ -7,7 +7,9 @@ No /dev/fuse: the mount's operations of a real ``MountDaemon`` (never run) over 
 
 from __future__ import annotations
 
+import os
 import threading
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,3 +107,25 @@ def test_a_listing_is_stored_only_if_its_directory_did_not_change_while_it_ran()
     cache.put_listing("data/u/c", {"old": Attr(FILE, 1)}, started)
     cache.listing_ended("data/u/c")
     assert cache.listing("data/u/c") == {"old": Attr(FILE, 1)}
+
+
+def test_a_listing_that_raced_an_upload_is_not_cached(daemon: MountDaemon, collection: str) -> None:
+    """A close() uploads (no directory lock in the kernel, unlike a rename): a listing the server answered
+    before the upload, stored after it, hid the saved file until the listing expired."""
+    fetched, go = slow_listing_of(daemon, collection)
+    racing: list[set[str]] = []
+    lister = threading.Thread(target=lambda: racing.append(names(daemon, collection)))
+    lister.start()
+    try:
+        assert fetched.wait(30)  # the server answered before the file existed
+        path = f"/{collection}/Saved.ipynb"
+        fi = types.SimpleNamespace(fh=0, flags=os.O_WRONLY | os.O_CREAT, direct_io=False, keep_cache=False)
+        daemon.operations.create(path, 0o644, fi)
+        daemon.operations.write(path, b'{"cells": []}', 0, fi)
+        daemon.operations.flush(path, fi)  # close(): the upload
+        daemon.operations.release(path, fi)
+    finally:
+        go.set()
+        lister.join(30)
+    assert racing == [set()]
+    assert names(daemon, collection) == {"Saved.ipynb"}

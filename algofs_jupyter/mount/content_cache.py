@@ -8,6 +8,13 @@ Two caches hold what remote files contain, chosen by size here and nowhere else:
 * a larger file is read through the on-disk block cache (``block_cache``) with ranged GETs and
   readahead.
 
+Before either, a read asks ``kept`` (write staging, staging.py) for a local copy of exactly the version
+read (same ETag and size): the clean copy of a file this mount uploaded (or downloaded to write) is kept
+after its close, so a file written through the mount is read back from those bytes, not downloaded again,
+and nothing is copied into the caches for it (the copies stay within staging's own bounds). A version
+another writer made has another ETag: it is never answered from the copy. Attributes from a listing carry
+no ETag: such a read goes to the caches.
+
 The mount tells the front about its own changes with one step, ``invalidate(path)`` (after an upload, an
 unlink, at both ends of a rename): it reaches every content cache (the block cache's blocks and parked
 streams, the small file's bytes). ``clear``, ``stats`` and ``close`` likewise cover both. Whoever only
@@ -17,7 +24,8 @@ What the front fetches through is given to it: ``ranges(path, etag, size)`` make
 one file version (the data client's range reader) and ``whole(path, etag)`` does a whole-file GET
 (``(body, etag)``). Locks (names of docs/architecture.md's *mount lock order*):
 none of its own; each cache's are leaves taken inside its methods (see
-``block_cache``, ``small_files``, ``dir_prefetch``).
+``block_cache``, ``small_files``, ``dir_prefetch``), and ``kept`` takes ``WriteStaging._lock`` inside
+``read_kept`` (no lock of ours held).
 """
 
 from __future__ import annotations
@@ -41,6 +49,17 @@ WholeGet = Callable[[str, str], tuple[bytes, str]]
 ListingOf = Callable[[str], "dict[str, Attr] | None"]
 
 
+class KeptCopies(Protocol):
+    """Local copies of server versions the mount holds itself (write staging's kept clean copies,
+    staging.py): what it just uploaded is read from there, not downloaded again."""
+
+    def read_kept(self, path: str, size: int, etag: str, offset: int, out: memoryview) -> int | None:
+        """Bytes of version (``size``, ``etag``) from ``offset`` into ``out``, or None: no such copy."""
+        ...
+
+    def kept_copy_counts(self) -> dict[str, int]: ...
+
+
 class ContentChanges(Protocol):
     def invalidate(self, path: str) -> None:
         """``path`` changed: no content cache may serve what it held of it."""
@@ -55,8 +74,10 @@ def file_version(layout: str, attr: Attr) -> FileVersion:
 class ContentCache:
     def __init__(self, blocks: BlockCache, ranges: RangesOf, whole: WholeGet, listing: ListingOf,
                  small_file_size: int = 1 << 20, small_files_memory: int = 64 << 20,
-                 prefetch_files: int = 64):
+                 prefetch_files: int = 64, kept: KeptCopies | None = None):
+        """``kept``: the local copies asked before either cache (write staging's)."""
         self.blocks = blocks
+        self.kept = kept
         self.ranges = ranges
         self.whole = whole
         self.listing = listing
@@ -74,6 +95,12 @@ class ContentCache:
              stream_id: Hashable | None = None) -> bytes:
         """Bytes ``[offset, offset + size)`` of ``version`` (short only at EOF). ``etag`` is the server's
         ETag when known ("" for attributes from a listing); ``stream_id`` names the reader (its handle)."""
+        if self.kept is not None and etag:
+            out = bytearray(max(0, min(size, version.size - offset)))
+            with memoryview(out) as view:
+                got = self.kept.read_kept(version.path, version.size, etag, offset, view)
+            if got is not None:
+                return bytes(out[:got])
         if self.is_small(version.size):
             return self._small(version, etag)[offset:offset + size]
         return self.blocks.read(version, offset, size, self.ranges(version.path, etag, version.size),
@@ -82,6 +109,10 @@ class ContentCache:
     def read_into(self, version: FileVersion, etag: str, offset: int, out: memoryview,
                   stream_id: Hashable | None = None) -> int:
         """``read`` straight into ``out`` (the kernel's reply buffer); returns the count."""
+        if self.kept is not None and etag:
+            got = self.kept.read_kept(version.path, version.size, etag, offset, out)
+            if got is not None:
+                return got
         if self.is_small(version.size):
             data = self._small(version, etag)
             count = max(0, min(len(out), len(data) - offset))
@@ -131,6 +162,8 @@ class ContentCache:
             cache[counter] = cache.get(counter, 0) + small[counter]
         hits, misses = cache.get("hits", 0), cache.get("misses", 0)
         cache["hit_ratio"] = hits / (hits + misses) if hits + misses else None
+        cache.update(self.kept.kept_copy_counts() if self.kept is not None
+                     else {"kept_copy_reads": 0, "kept_copy_bytes": 0})
         return cache
 
     def small_files_stats(self) -> dict[str, Any]:

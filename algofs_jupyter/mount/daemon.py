@@ -68,13 +68,14 @@ class MountDaemon:
         self.blocks = BlockCache(cache_dir / "blocks", options.cache_size, options.block_size,
                                  options.readahead_blocks)
         self.metadata = MetadataCache(options.metadata_ttl, options.negative_ttl)
-        self.content = ContentCache(self.blocks, self.client.range_reader, self.client.read_whole,
-                                    self.metadata.listing, small_file_size=options.small_file_size,
-                                    small_files_memory=options.prefetch_memory,
-                                    prefetch_files=options.prefetch_files)
         self.recovery = RecoveryStore(cache_dir, self.client.session.api_address)
         salvage_staging(cache_dir / "staging", self.recovery)  # files a dead daemon never uploaded
         self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery)
+        self.content = ContentCache(self.blocks, self.client.range_reader, self.client.read_whole,
+                                    self.metadata.listing, small_file_size=options.small_file_size,
+                                    small_files_memory=options.prefetch_memory,
+                                    prefetch_files=options.prefetch_files,
+                                    kept=self.staging)  # what this mount uploaded is read from its copy
         self.uploader = Uploader(self.client, self.staging, self.metadata, self.content,
                                  write_back=options.write_back)
         self.operations = AlgoOperations(

@@ -11,7 +11,9 @@ file takes a spare file (spare_files.py); a dirty one carries a claim (claims.py
 *Clean copies.* When the last handle of a clean, uploaded file is released, its local copy is kept
 (``RETAIN_FILES``/``RETAIN_BYTES``, least recently used out first): a reopen of the same server version
 (same ETag and size, checked by the HEAD every open makes) uses it instead of downloading the file again,
-so reopen-append cycles (JupyterLab's chunked upload, log writers) cost only their new bytes.
+so reopen-append cycles (JupyterLab's chunked upload, log writers) cost only their new bytes. A read-only
+open of that version reads from the copy too (``read_kept``, asked by ``ContentCache`` before its own
+caches): a file written through the mount is not downloaded again by its first read (issue 25).
 
 Locks (names of docs/architecture.md's *mount lock order*; pairwise):
 
@@ -24,9 +26,11 @@ Locks (names of docs/architecture.md's *mount lock order*; pairwise):
 - ``StagedFile.lock`` before ``WriteStaging._lock`` (``rekey``, called by a rename holding its source's lock);
   never a ``StagedFile.lock`` while ``_lock`` is held (files leaving ``_retained`` are closed after it is
   released; ``open`` fills the file after it).
-- ``WriteStaging._lock`` guards ``_files``, ``_retained``, ``reused_copies``, ``_rename_locks`` (the dict, not
-  the locks in it) and every ``StagedFile.opens`` and ``StagedFile.path``. Never held across a network
-  call (its one disk write: a new staged file's creation when no spare is left); under it only
+- ``WriteStaging._lock`` guards ``_files``, ``_retained``, ``reused_copies``, the ``kept_copy_*`` counters,
+  ``_rename_locks`` (the dict, not the locks in it) and every ``StagedFile.opens`` and ``StagedFile.path``.
+  Never held across a network call or a read of a local copy (its one disk write: a new staged file's
+  creation when no spare is left); a reader of a content cache (``read_kept``) takes it with no other
+  lock held. Under it only
   ``SpareFiles._lock`` (spare_files.py: ``open`` takes a spare) is taken.
 - ``WriteBack._lock`` (write_back.py) before ``WriteStaging._lock``: ``WriteBack.closed`` calls ``hold``
   under it.
@@ -84,6 +88,8 @@ class WriteStaging:
         self._files: dict[str, StagedFile] = {}  # _lock; remote path -> its open staged file
         self._retained: OrderedDict[str, StagedFile] = OrderedDict()  # _lock; clean copies, no handle open
         self.reused_copies = 0  # _lock
+        self.kept_copy_reads = 0  # _lock; reads of a remote version answered from its local copy
+        self.kept_copy_bytes = 0  # _lock
         self._rename_locks: dict[str, _NameLock] = {}  # _lock (the dict; each lock guards its name)
         self._ids = itertools.count(1)
         self.spares = SpareFiles(directory, self._ids)
@@ -109,6 +115,56 @@ class WriteStaging:
             if kept is None or kept.remote_size is None:
                 return None
             return kept.remote_size, kept.remote_etag
+
+    def read_kept(self, path: str, size: int, etag: str, offset: int, out: memoryview) -> int | None:
+        """Bytes from ``offset`` of the server version (``size``, ``etag``) of ``path`` into ``out``, read
+        from the local copy this mount holds of exactly that version: a kept clean copy, or an open staged
+        file unchanged since its upload or download (so the bytes just uploaded are read back without a
+        download). Returns the count (short only at EOF), or None when no local copy equals that version
+        or it changed, was written or was closed while being read: the caller fetches then (``out`` may
+        hold garbage). ``ContentCache`` (content_cache.py) asks this before its own caches.
+
+        Locks: ``_lock`` around the two looks at the registry (a staged file's fields are read once each,
+        without its lock, as ``getattr`` does: a write marks the file dirty before it changes a byte and
+        bumps ``generation`` after, so a change that raced the read is seen by the second look); the
+        local read runs with no lock held."""
+        if not etag or (not self._retained and not self._files):
+            return None
+        with self._lock:
+            staged = self._local_copy_locked(path, size, etag)
+            if staged is None:
+                return None
+            fd, generation = staged.fd, staged.generation
+        want = max(0, min(len(out), size - offset))
+        got = 0
+        try:
+            while got < want:
+                count = os.preadv(fd, [out[got:want]], offset + got)
+                if not count:
+                    break
+                got += count
+        except OSError:  # closed meanwhile (its descriptor gone or handed on)
+            return None
+        with self._lock:
+            if got != want or self._local_copy_locked(path, size, etag) is not staged \
+                    or staged.fd != fd or staged.generation != generation:
+                return None
+            self.kept_copy_reads += 1
+            self.kept_copy_bytes += got
+        return got
+
+    def _local_copy_locked(self, path: str, size: int, etag: str) -> StagedFile | None:
+        """``path``'s open or kept staged file if its bytes are server version (``size``, ``etag``)."""
+        staged = self._files.get(path) or self._retained.get(path)
+        if staged is None or staged.fd < 0 or not staged.ready or staged.dirty or staged.unlinked \
+                or staged.remote_size != size or staged.remote_etag != etag:
+            return None
+        return staged
+
+    def kept_copy_counts(self) -> dict[str, int]:
+        """Reads answered by ``read_kept`` and their bytes (the status's ``cache.kept_copy_*``)."""
+        with self._lock:
+            return {"kept_copy_reads": self.kept_copy_reads, "kept_copy_bytes": self.kept_copy_bytes}
 
     def open(self, path: str, fill: Callable[[Path], object] | None, truncate: bool,
              new: bool = False, remote: tuple[int, str] | None = None,

@@ -137,3 +137,49 @@ def test_opening_small_files_of_a_directory_prefetches_the_next_ones(server: Ser
     assert content.read(file_version("d/02.txt", listing["02.txt"]), "", 0, 50) == bytes([2]) * 50
     assert server.wholes == before, "the next file came from the prefetch"
     assert content.small_files_stats()["prefetch_hits"] == 1
+
+
+def test_a_version_held_in_a_kept_copy_is_read_from_it_and_any_other_from_the_caches(
+        server: Server, tmp_path: Path) -> None:
+    """Issue 25: the front asks the local copies (write staging's) first, for the exact ETag and size; a
+    read with no ETag, another version or no copy goes to the caches as before."""
+
+    class Kept:
+        def __init__(self) -> None:
+            self.copies: dict[tuple[str, int, str], bytes] = {}
+            self.asked = 0
+
+        def read_kept(self, path: str, size: int, etag: str, offset: int, out: memoryview) -> int | None:
+            self.asked += 1
+            data = self.copies.get((path, size, etag))
+            if data is None:
+                return None
+            got = max(0, min(len(out), size - offset))
+            out[:got] = data[offset:offset + got]
+            return got
+
+        def kept_copy_counts(self) -> dict[str, int]:
+            return {"kept_copy_reads": self.asked, "kept_copy_bytes": 0}
+
+    kept = Kept()
+    blocks = BlockCache(tmp_path / "blocks", 64 << 20, block_size=BLOCK, readahead_blocks=0)
+    front = ContentCache(blocks, server.range_source, server.whole, {}.get, small_file_size=SMALL, kept=kept)
+    try:
+        large_data = bytes(range(256)) * (2 * BLOCK // 256)
+        attr = server.put("c/large.bin", large_data)
+        small_attr = server.put("c/small.txt", b"s" * 100)
+        kept.copies[("c/large.bin", attr.size, attr.etag)] = large_data
+        kept.copies[("c/small.txt", small_attr.size, small_attr.etag)] = b"s" * 100
+        large, small = file_version("c/large.bin", attr), file_version("c/small.txt", small_attr)
+        out = bytearray(10)
+        assert front.read_into(large, attr.etag, BLOCK - 5, memoryview(out)) == 10
+        assert bytes(out) == large_data[BLOCK - 5:BLOCK + 5]
+        assert front.read(small, small_attr.etag, 90, 20) == b"s" * 10
+        assert server.wholes == [] and server.ranges == [], "a kept version was fetched"
+        assert front.read(large, "", 0, 4) == large_data[:4]  # a listing's attributes: no ETag, fetched
+        newer = server.put("c/large.bin", large_data[::-1])  # another writer: same size, another ETag
+        assert front.read(file_version("c/large.bin", newer), newer.etag, 0, 4) == large_data[::-1][:4]
+        assert server.ranges and server.wholes == []
+        assert front.stats()["kept_copy_reads"] == kept.asked == 3  # never asked without an ETag
+    finally:
+        front.close()

@@ -191,6 +191,57 @@ def test_a_clean_copy_is_kept_and_reused_for_the_same_server_version(staging: Wr
     assert staging.drop_retained("data/u/c/x") == 1 and staging.kept_version("data/u/c/x") is None
 
 
+def kept_read(staging: WriteStaging, path: str, size: int, etag: str, offset: int = 0,
+              count: int = 64) -> bytes | None:
+    out = bytearray(count)
+    got = staging.read_kept(path, size, etag, offset, memoryview(out))
+    return None if got is None else bytes(out[:got])
+
+
+def test_read_kept_answers_only_the_version_the_local_copy_equals(staging: WriteStaging) -> None:
+    """Issue 25: a read of the version this mount holds a copy of comes from that copy, never another's."""
+    path = "data/u/c/x"
+    staged = staging.open(path, filler(b"abcdef"), truncate=False, remote=(6, "e1"))
+    assert kept_read(staging, path, 6, "e1", offset=2, count=3) == b"cde"  # open, unchanged: its bytes
+    staging.release(staged)
+    assert kept_read(staging, path, 6, "e1") == b"abcdef"  # the kept clean copy
+    assert kept_read(staging, path, 6, "e2") is None  # another writer's version (same size)
+    assert kept_read(staging, path, 7, "e1") is None
+    assert kept_read(staging, path, 6, "") is None  # a listing's attributes: no ETag to compare
+    assert kept_read(staging, "data/u/c/other", 6, "e1") is None
+    assert staging.kept_copy_counts() == {"kept_copy_reads": 2, "kept_copy_bytes": 9}
+    writer = staging.open(path, None, truncate=False, remote=(6, "e1"))
+    writer.pwrite(b"X", 0)  # dirty: not the server's version any more
+    assert kept_read(staging, path, 6, "e1") is None
+    writer.mark_clean()  # uploaded, but the server's answer not recorded: still not "e1"
+    writer.record_server_version({"size": 6, "etag": "e3"})
+    assert kept_read(staging, path, 6, "e1") is None and kept_read(staging, path, 6, "e3") == b"Xbcdef"
+    staging.release(writer)
+    staging.drop_retained(path)
+    assert kept_read(staging, path, 6, "e3") is None
+
+
+def test_read_kept_refuses_bytes_that_changed_while_it_read(staging: WriteStaging,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that lands between the registry's first look and the local read is seen by the second."""
+    path = "data/u/c/x"
+    staging.release(staging.open(path, filler(b"abcdef"), truncate=False, remote=(6, "e1")))
+    real_preadv = os.preadv
+
+    def racing_preadv(fd: int, buffers: list, offset: int) -> int:
+        writer = staging.open(path, None, truncate=False, remote=(6, "e1"))
+        writer.pwrite(b"Z", 0)
+        writer.mark_clean()
+        writer.record_server_version({"size": 6, "etag": "e1"})  # even the same ETag: a new generation
+        staging.release(writer)
+        return real_preadv(fd, buffers, offset)
+
+    monkeypatch.setattr(staging_module.os, "preadv", racing_preadv)
+    assert kept_read(staging, path, 6, "e1") is None
+    monkeypatch.setattr(staging_module.os, "preadv", real_preadv)
+    assert kept_read(staging, path, 6, "e1") == b"Zbcdef"
+
+
 def test_dirty_or_unknown_versions_are_not_kept(staging: WriteStaging) -> None:
     dirty = staging.open("data/u/c/d", filler(b"abc"), truncate=False, remote=(3, "e1"))
     dirty.pwrite(b"x", 3)

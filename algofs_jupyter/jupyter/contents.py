@@ -21,12 +21,14 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from jupyter_core.utils import ensure_async
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from jupyter_server.services.contents.manager import AsyncContentsManager
 from tornado.web import HTTPError
 from traitlets import Int, default
 
 from ..mount.mount_table import is_algofs_mount
+from ..names import location_refusal, name_refusal
 from .checkpoints import AlgofsCheckpoints
 from .kernel_handoff import HANDOFF_FILE_ENV, read_handoff_file
 
@@ -83,6 +85,24 @@ class AlgofsContentsManager(AsyncLargeFileManager):
         if handoff.get("error"):
             raise HTTPError(503, handoff["error"])
         return path[len(prefix) :].strip("/")
+
+    async def _refuse_new_path(self, path: str, directory: bool, existing_ok: bool) -> None:
+        """A 4xx naming the rule for a new path under the mount point (mounted or not) the API can't hold:
+        400 for a name it can't carry, 403 for a place it can't create in (``existing_ok``: the save of a
+        path that already exists goes ahead). Without this the mount's EINVAL/EACCES reach the browser as a
+        500 ("Unexpected error … [Errno 22]", "Unknown error renaming file") or a bare "Permission denied"."""
+        prefix = self._mount_prefix(self._handoff())
+        path = path.strip("/")
+        if not prefix or not path.startswith(prefix + "/"):
+            return
+        layout = path[len(prefix) :].strip("/")
+        status, refusal = 400, name_refusal(layout.rpartition("/")[2])
+        if refusal is None and location_refusal(layout, directory=False):  # files' rule is the stricter
+            status, refusal = 403, location_refusal(layout, directory=directory)
+        # only a refused path costs one more lookup
+        if refusal is None or (existing_ok and await ensure_async(self.exists(path))):
+            return
+        raise HTTPError(status, refusal)
 
     def _filesystem(self):
         handoff = self._handoff() or {}
@@ -221,6 +241,7 @@ class AlgofsContentsManager(AsyncLargeFileManager):
         return await self._algofs_get(path, algo_path, content, type, format)
 
     async def save(self, model, path=""):
+        await self._refuse_new_path(path, model.get("type") == "directory", existing_ok=True)
         algo_path = self._fallback_path(path)
         if algo_path is None:
             return await super().save(model, path)
@@ -276,10 +297,12 @@ class AlgofsContentsManager(AsyncLargeFileManager):
 
     async def rename_file(self, old_path, new_path):
         old_algo, new_algo = self._fallback_path(old_path), self._fallback_path(new_path)
-        if old_algo is None and new_algo is None:
-            return await super().rename_file(old_path, new_path)
-        if old_algo is None or new_algo is None:
+        if (old_algo is None) != (new_algo is None):
             raise HTTPError(400, "can't move between AlgoFS and local files in fallback mode (no FUSE)")
+        is_dir = bool(await ensure_async(self.dir_exists(old_path)))
+        await self._refuse_new_path(new_path, is_dir, existing_ok=False)
+        if old_algo is None or new_algo is None:
+            return await super().rename_file(old_path, new_path)
         await self._run(self._move, old_algo, new_algo)
 
     def _move(self, old: str, new: str) -> None:

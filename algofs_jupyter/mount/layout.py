@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import re
 
 from mfusepy import FuseOSError
 
 from ..fs import api_paths
-from ..names import invalid_name_reason
+from ..names import invalid_name_reason, location_refusal, name_refusal
+
+log = logging.getLogger(__name__)
 
 ALGORITHMS = "algorithms"
 MY_ALIAS = ".my"
@@ -90,17 +93,18 @@ def _too_long(layout: str) -> bool:
 def check_new_name(layout: str) -> None:
     """ENAMETOOLONG for overlong names, EINVAL for a last segment the API cannot carry (see ``names``)."""
     check_lengths(layout)
-    if invalid_name_reason(layout.rpartition("/")[2]):
+    refusal = name_refusal(layout.rpartition("/")[2])
+    if refusal:
+        log.info("refused %s: %s", layout, refusal)
         raise FuseOSError(errno.EINVAL)
 
 
 def check_writable_location(layout: str, directory: bool) -> None:
-    """EACCES where the API can't create things (the root, /data, files directly in a user folder)."""
-    parts = layout.split("/")
-    if parts[0] == "data":
-        if len(parts) < (3 if directory else 4):
-            raise FuseOSError(errno.EACCES)
-    elif len(parts) < 2 or not api_paths.is_connector(parts[0]):
+    """EACCES where the API can't create things (the root, /data, files directly in a user folder);
+    the rule and its text are ``names.location_refusal``'s."""
+    refusal = location_refusal(layout, directory)
+    if refusal:
+        log.info("refused %s: %s", layout, refusal)
         raise FuseOSError(errno.EACCES)
 
 

@@ -10,6 +10,7 @@ import base64
 import os
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from jupyter_process import CONTENTS_MANAGER, JupyterProcess
@@ -169,6 +170,46 @@ def test_a_path_the_api_refuses_answers_403_not_500(tmp_path):
         bare = server.get("/api/contents/algofs/data/alice/private", params={"content": "0"})
         assert bare.status_code == 200 and bare.json()["type"] == "directory"
         assert "hello.txt" in names(server.get("/api/contents/algofs/data/alice/public").json())
+    finally:
+        server.stop()
+    assert not is_algofs_mount(tmp_path / "root/algofs")
+
+
+@pytest.mark.fuse
+def test_refused_names_and_places_answer_4xx_naming_the_rule(tmp_path):
+    """Issue 25 item 5: a name the API can't carry is a 400 saying which characters and why (was a 500
+    "[Errno 22] Invalid argument" on upload, "Unknown error renaming file" on rename); a new folder where the
+    API can't make one is a 403 saying where folders go (was a bare "Permission denied")."""
+    if fuse_unavailable_reason():
+        pytest.skip(fuse_unavailable_reason())
+    server = start_server(tmp_path, fuse=True)
+    try:
+        server.wait_for(lambda: server.get("/algofs/status").json()["mounted"], what="the mount")
+        text = {"type": "file", "format": "text", "content": "hello\n"}
+        for name in ("what?.txt", "weird#name.txt"):
+            response = server.request("PUT", f"{BASE}/datasets/{quote(name)}", json=text)
+            assert response.status_code == 400, (name, response.status_code, response.text)
+            message = response.json()["message"]
+            assert name in message and "`?` and `#` can't be in names on this storage" in message
+        # a chunked upload's first chunk is a save too
+        chunked = server.request("PUT", f"{BASE}/datasets/{quote('what?.txt')}", json={**text, "chunk": 1})
+        assert chunked.status_code == 400 and "can't be in names" in chunked.json()["message"]
+
+        created = server.request("PUT", f"{BASE}/datasets/fine.txt", json=text)
+        assert created.status_code == 201, created.text
+        renamed = server.request("PATCH", f"{BASE}/datasets/fine.txt",
+                                 json={"path": "algofs/data/demo/datasets/weird#name.txt"})  # fmt: skip
+        assert renamed.status_code == 400, (renamed.status_code, renamed.text)
+        assert "`?` and `#` can't be in names on this storage" in renamed.json()["message"]
+        assert server.get(f"{BASE}/datasets/fine.txt").status_code == 200  # left where it was
+
+        for parent in ("algofs", "algofs/data"):
+            folder = server.request("POST", f"/api/contents/{parent}", json={"type": "directory"})
+            assert folder.status_code == 403, (parent, folder.status_code, folder.text)
+            assert "folders can be made only in a user's folder data/<user>/" in folder.json()["message"]
+        # where folders do go, they are made
+        made = server.request("POST", "/api/contents/algofs/data/demo/datasets", json={"type": "directory"})
+        assert made.status_code == 201, made.text
     finally:
         server.stop()
     assert not is_algofs_mount(tmp_path / "root/algofs")

@@ -16,6 +16,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.display import HTML, Image, display
 
+from ..names import name_refusal
 from . import algorithm_calls, formatting
 from .algorithm_calls import AlgorithmFailed, UsageProblem
 from .files import Reader, normalise
@@ -107,9 +108,14 @@ class AlgofsMagics(Magics):
             raise UsageError(str(exc)) from None
         except AlgorithmFailed as exc:
             raise AlgorithmError(f"{args.algorithm}: {exc.message}") from None
-        except FileNotFoundError as exc:
-            raise AlgofsError(f"no such file or directory: {exc.filename or exc}") from None
-        except (OSError, RuntimeError) as exc:
+        except OSError as exc:
+            refusal = _name_refusal_in(getattr(args, "path", None) or "")
+            if refusal:  # the API can't carry it: say the rule, not only "no such file" or the server's words
+                raise AlgofsError(f"{args.path}: {refusal}") from None
+            if isinstance(exc, FileNotFoundError):
+                raise AlgofsError(f"no such file or directory: {exc.filename or exc}") from None
+            raise AlgofsError(str(exc)) from None
+        except RuntimeError as exc:
             raise AlgofsError(str(exc)) from None
 
     # ----- mount state -------------------------------------------------------------------------------
@@ -198,6 +204,16 @@ class AlgofsMagics(Magics):
                 if path is not None and path.is_file():
                     return path.read_bytes()
         return cell.encode()
+
+
+def _name_refusal_in(path: str) -> str | None:
+    """The rule a segment of ``path`` (``data://…``, ``data/…`` or a mount path) breaks, if one does."""
+    _scheme, _sep, rest = path.rpartition("://")
+    for segment in rest.split("/"):
+        refusal = name_refusal(segment) if segment not in ("", ".", "..") else None
+        if refusal:
+            return refusal
+    return None
 
 
 def show_pipe_result(result: algorithm_calls.PipeResult) -> None:

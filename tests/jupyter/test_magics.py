@@ -139,3 +139,12 @@ def test_mount_ls_cache_unmount(ip, local_access, requires_fuse, no_stale_mounts
     captured, _value, error = run(ip, "algofs unmount")
     assert error is None and "mode: unmounted" in text_of(captured)
     assert not local_access.status()["mounted"]
+
+
+@pytest.mark.parametrize("line", ["algofs cat data/demo/datasets/what?.txt", "algofs ls data/demo/weird#dir"])
+def test_a_name_the_api_cannot_carry_is_explained(ip, local_access, api_server, monkeypatch, line):
+    """Issue 25 item 5: the one-line error names the rule, not only "no such file"."""
+    monkeypatch.setenv("ALGOFS_DISABLE_FUSE", "1")
+    _captured, _value, error = run(ip, line)
+    assert error is not None and "\n" not in str(error)
+    assert "`?` and `#` can't be in names on this storage" in str(error), str(error)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import logging
 
 import pytest
 from mfusepy import FuseOSError
 
+from algofs_jupyter import names
 from algofs_jupyter.mount import layout
 from algofs_jupyter.mount.metadata_cache import DIRECTORY, FILE, Attr
 
@@ -84,3 +86,17 @@ def test_libfuses_hidden_names() -> None:
     for name in (".fuse_hidden", ".fuse_hidden0000001a0000000", "x.fuse_hidden0000001a00000003",
                  ".fuse_hidden0000001a00000003.txt", ".fuse_hiddenXXXXXXXXXXXXXXXX", "notes.txt"):
         assert not layout.hidden_by_libfuse(name), name
+
+
+def test_refusals_keep_the_errno_and_log_the_rule(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 25 item 5: the errno stays; the mount's log says which rule (names.py's text)."""
+    caplog.set_level(logging.INFO, logger="algofs_jupyter.mount.layout")
+    with pytest.raises(FuseOSError) as caught:
+        layout.check_new_name("data/demo/coll/what?.txt")
+    assert caught.value.errno == errno.EINVAL
+    with pytest.raises(FuseOSError) as caught:
+        layout.check_writable_location("data/New Folder", directory=True)
+    assert caught.value.errno == errno.EACCES
+    assert f"refused data/demo/coll/what?.txt: {names.name_refusal('what?.txt')}" in caplog.text
+    assert "`?` and `#` can't be in names on this storage" in caplog.text
+    assert "refused data/New Folder: Can't create 'New Folder' in data: folders can be made" in caplog.text

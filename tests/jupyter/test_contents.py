@@ -122,6 +122,16 @@ def test_new_folder_save_rename_delete(fallback_server):
     assert fallback_server.get(f"/api/contents/{folder_path}").status_code == 404
 
 
+def test_fallback_refuses_names_and_places_with_the_rule(fallback_server):
+    text = {"type": "file", "format": "text", "content": "x"}
+    response = fallback_server.request("PUT", f"{BASE}/datasets/{quote('what?.txt')}", json=text)
+    assert response.status_code == 400, response.text
+    assert "`?` and `#` can't be in names on this storage" in response.json()["message"]
+    folder = fallback_server.request("POST", "/api/contents/algofs/data", json={"type": "directory"})
+    assert folder.status_code == 403, folder.text
+    assert "folders can be made only in a user's folder data/<user>/" in folder.json()["message"]
+
+
 def test_local_files_are_untouched(fallback_server):
     saved = fallback_server.request(
         "PUT", "/api/contents/local.txt", json={"type": "file", "format": "text", "content": "on disk"}

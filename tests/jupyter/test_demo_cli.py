@@ -73,7 +73,8 @@ def test_demo_mounts_and_stops_cleanly(
         assert not alive, f"left running: {[process.cmdline() for process in alive]}"
     finally:
         log.close()
-        leftovers = family + ([psutil.Process(demo.pid)] if demo.poll() is None else [])
+        leftovers = family + processes_mentioning(tmp_path) + (
+            [psutil.Process(demo.pid)] if demo.poll() is None else [])
         for process in leftovers:
             try:
                 process.kill()
@@ -112,12 +113,23 @@ def running_demo(tmp_path: Path, port: int, root: Path, *flags: str) -> Iterator
         except subprocess.TimeoutExpired:
             pass
         _gone, alive = psutil.wait_procs(family, timeout=15)
-        for process in alive + ([psutil.Process(demo.pid)] if demo.poll() is None else []):
+        # a demo that died early leaves its JupyterLab (and that one's server) orphaned: find them by path
+        for process in alive + processes_mentioning(tmp_path) + (
+                [psutil.Process(demo.pid)] if demo.poll() is None else []):
             try:
                 process.kill()
             except psutil.NoSuchProcess:
                 pass
     assert not is_algofs_mount(root / "algofs")
+
+
+def processes_mentioning(path: Path) -> list[psutil.Process]:
+    """Processes whose command line names ``path`` (a test's own temporary directory)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if process.pid != os.getpid() and any(str(path) in part for part in process.info["cmdline"] or []):
+            found.append(process)
+    return found
 
 
 def wait_for_token(runtime: Path, demo: subprocess.Popen, log: Path) -> str:

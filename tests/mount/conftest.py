@@ -3,14 +3,17 @@ checks that nothing is left in /proc/mounts."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fault_proxy import FaultProxy
 
 from algofs_jupyter.fs import AlgoFileSystem
 from algofs_jupyter.mount import control
@@ -42,6 +45,65 @@ def mount_server(server: EmbeddedServer, base: Path, **options: object) -> Mount
     process = MountProcess(mountpoint, server.url, server.api_key, cache_dir=cache_dir, **options)
     process.start(60)
     return process
+
+
+@contextlib.contextmanager
+def server_and_mount(server: EmbeddedServer, base: Path,
+                     **options: object) -> Iterator[tuple[EmbeddedServer, MountProcess]]:
+    """A server of the test's own, started and mounted; unmounted (and checked gone) and stopped after."""
+    if not fuse_available():
+        pytest.skip("needs /dev/fuse and fusermount3")
+    server.start()
+    process = None
+    try:
+        process = mount_server(server, base, **options)
+        yield server, process
+    finally:
+        if process is not None:
+            process.stop()
+            assert not is_mounted(process.mountpoint)
+        server.stop()
+
+
+@pytest.fixture
+def new_mount(api_server: EmbeddedServer, tmp_path: Path) -> Iterator[object]:
+    """``new_mount(**options)`` mounts the shared server with those options; all unmounted afterwards."""
+    if not fuse_available():
+        pytest.skip("needs /dev/fuse and fusermount3")
+    started: list[MountProcess] = []
+
+    def start(**options: object) -> Path:
+        process = mount_server(api_server, tmp_path / f"m{len(started)}", **options)
+        started.append(process)
+        return Path(process.mountpoint)
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.stop()
+            assert not is_mounted(process.mountpoint), "mount left behind"
+
+
+@dataclass
+class ProxiedServer:
+    server: EmbeddedServer
+    proxy: FaultProxy  # between the mount's parts and the server: counts requests, injects faults
+
+
+@pytest.fixture(scope="module")
+def proxied_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxiedServer]:
+    """A demo server of the module's own behind a fault proxy (the mount's parts tested without FUSE)."""
+    with EmbeddedServer(tmp_path_factory.mktemp("proxied-root"), demo=True) as server:
+        with FaultProxy(server.url) as proxy:
+            yield ProxiedServer(server, proxy)
+
+
+def dead_pid() -> int:
+    """A pid that no process has now (a daemon that crashed)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
 
 
 @pytest.fixture(scope="session")

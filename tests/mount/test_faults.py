@@ -17,7 +17,7 @@ from algofs_jupyter.mount.mount_process import MountProcess, cleanup_stale, is_m
 from algofs_jupyter.mount.recovery import RecoveryStore
 from algofs_jupyter.server.embedded_server import EmbeddedServer
 
-from .conftest import fuse_available, mount_server
+from .conftest import server_and_mount
 
 pytestmark = pytest.mark.fuse
 TIMEOUT = 3.0  # the mount's per-operation budget
@@ -26,19 +26,9 @@ BOUND = TIMEOUT + 10  # generous: EIO must come in bounded time, never hang
 
 @pytest.fixture
 def restartable(tmp_path: Path, free_port: int) -> Iterator[tuple[EmbeddedServer, MountProcess]]:
-    if not fuse_available():
-        pytest.skip("needs /dev/fuse and fusermount3")
     server = EmbeddedServer(tmp_path / "root", port=free_port, demo=True, large_file_mb=64)
-    server.start()
-    process = None
-    try:
-        process = mount_server(server, tmp_path, timeout=TIMEOUT)
-        yield server, process
-    finally:
-        if process is not None:
-            process.stop()
-            assert not is_mounted(process.mountpoint)
-        server.stop()
+    with server_and_mount(server, tmp_path, timeout=TIMEOUT) as pair:
+        yield pair
 
 
 def kill_server(server: EmbeddedServer) -> None:

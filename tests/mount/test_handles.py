@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,22 +29,13 @@ from algofs_jupyter.mount.resolver import Resolver
 from algofs_jupyter.mount.staging import WriteStaging
 from algofs_jupyter.mount.uploads import Uploader
 from algofs_jupyter.mount.virtual import VirtualTree
-from algofs_jupyter.server.embedded_server import EmbeddedServer
+
+from .conftest import ProxiedServer, dead_pid
 
 SMALL = 64 << 10  # files up to this size are read whole (the small-file store)
 BLOCK = 256 << 10
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    with EmbeddedServer(tmp_path_factory.mktemp("handles-root"), demo=True) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def proxy(server: EmbeddedServer) -> Iterator[FaultProxy]:
-    with FaultProxy(server.url) as running:
-        yield running
 
 
 class RecordingTree(VirtualTree):
@@ -76,11 +66,6 @@ class RecordingTree(VirtualTree):
     def release(self, path: str, fh: int) -> None:
         self.calls.append(("release", path, fh))
 
-
-def dead_pid() -> int:
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return child.pid
 
 
 @dataclass
@@ -120,7 +105,8 @@ class Rig:
 
 
 @pytest.fixture
-def rig(server: EmbeddedServer, proxy: FaultProxy, tmp_path: Path) -> Iterator[Rig]:
+def rig(proxied_demo: ProxiedServer, tmp_path: Path) -> Iterator[Rig]:
+    server, proxy = proxied_demo.server, proxied_demo.proxy
     client = DataClient(proxy.url, server.api_key, timeout=5)
     direct = AlgoFileSystem(server.url, server.api_key, skip_instance_cache=True)
     folder = f"data/demo/handles-{uuid.uuid4().hex[:8]}"

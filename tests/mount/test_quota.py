@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from algofs_jupyter.mount.mount_process import MountProcess, is_mounted
+from algofs_jupyter.mount.mount_process import MountProcess
 from algofs_jupyter.mount.recovery import RecoveryStore
 from algofs_jupyter.server.embedded_server import EmbeddedServer
 
-from .conftest import fuse_available, mount_server
+from .conftest import server_and_mount
 
 pytestmark = pytest.mark.fuse
 KIB = 1 << 10
@@ -25,20 +25,10 @@ KIB = 1 << 10
 @pytest.fixture
 def quota_mount(tmp_path: Path) -> Iterator[tuple[EmbeddedServer, MountProcess]]:
     """One user with a 1 MiB, 6-file quota, mounted."""
-    if not fuse_available():
-        pytest.skip("needs /dev/fuse and fusermount3")
     server = EmbeddedServer(tmp_path / "root", users={"demo": "quota-test-key"}, quota_bytes=1 << 20,
                             quota_files=6)
-    server.start()
-    process = None
-    try:
-        process = mount_server(server, tmp_path)
-        yield server, process
-    finally:
-        if process is not None:
-            process.stop()
-            assert not is_mounted(process.mountpoint)
-        server.stop()
+    with server_and_mount(server, tmp_path) as pair:
+        yield pair
 
 
 def test_writes_past_the_quota_fail_with_edquot_and_the_bytes_are_recoverable(quota_mount, tmp_path) -> None:

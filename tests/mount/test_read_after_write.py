@@ -18,10 +18,6 @@ import pytest
 
 from algofs_jupyter.fs import AlgoFileSystem
 from algofs_jupyter.mount import control
-from algofs_jupyter.mount.mount_process import MountProcess, is_mounted
-from algofs_jupyter.server.embedded_server import EmbeddedServer
-
-from .conftest import fuse_available, mount_server
 
 pytestmark = pytest.mark.fuse
 
@@ -39,24 +35,6 @@ def collection(api_fs: AlgoFileSystem) -> Iterator[str]:
         api_fs.rm(f"data/demo/{name}", recursive=True)
 
 
-@pytest.fixture
-def new_mount(api_server: EmbeddedServer, tmp_path: Path) -> Iterator[object]:
-    """``new_mount(**options)`` mounts the shared server with those options; all unmounted afterwards."""
-    if not fuse_available():
-        pytest.skip("needs /dev/fuse and fusermount3")
-    started: list[MountProcess] = []
-
-    def start(**options: object) -> Path:
-        process = mount_server(api_server, tmp_path / f"m{len(started)}", **options)
-        started.append(process)
-        return Path(process.mountpoint)
-
-    try:
-        yield start
-    finally:
-        for process in started:
-            process.stop()
-            assert not is_mounted(process.mountpoint), "mount left behind"
 
 
 def fetched(mnt: Path) -> tuple[int, int]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,23 +23,7 @@ from algofs_jupyter.mount.staging import StagedFile, WriteStaging, salvage_stagi
 from algofs_jupyter.mount.uploads import Uploader
 from algofs_jupyter.server.embedded_server import EmbeddedServer
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    with EmbeddedServer(tmp_path_factory.mktemp("uploads-root"), demo=True) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def proxy(server: EmbeddedServer) -> Iterator[FaultProxy]:
-    with FaultProxy(server.url) as running:
-        yield running
-
-
-def dead_pid() -> int:
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return child.pid
+from .conftest import ProxiedServer, dead_pid
 
 
 @dataclass
@@ -95,8 +78,8 @@ def make_rig(server: EmbeddedServer, proxy: FaultProxy, base: Path, write_back: 
 
 
 @pytest.fixture
-def rig(server: EmbeddedServer, proxy: FaultProxy, tmp_path: Path) -> Iterator[Rig]:
-    yield from make_rig(server, proxy, tmp_path)
+def rig(proxied_demo: ProxiedServer, tmp_path: Path) -> Iterator[Rig]:
+    yield from make_rig(proxied_demo.server, proxied_demo.proxy, tmp_path)
 
 
 def claimed(staged: StagedFile) -> bool:
@@ -210,8 +193,8 @@ def test_a_reopened_file_edited_in_place_sends_its_tail(rig: Rig) -> None:
 
 
 @pytest.fixture
-def write_back_rig(server: EmbeddedServer, proxy: FaultProxy, tmp_path: Path) -> Iterator[Rig]:
-    yield from make_rig(server, proxy, tmp_path, write_back=0.3)
+def write_back_rig(proxied_demo: ProxiedServer, tmp_path: Path) -> Iterator[Rig]:
+    yield from make_rig(proxied_demo.server, proxied_demo.proxy, tmp_path, write_back=0.3)
 
 
 def test_with_write_back_close_only_schedules_and_the_write_back_uploads(write_back_rig: Rig) -> None:

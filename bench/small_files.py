@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as base  # noqa: E402 - the bench harness (mounts, processes, rows)
+import loader as loading  # noqa: E402 - the data-loader rows' readers and trees
 
 from algofs_jupyter.supervise import ChildProcess  # noqa: E402
 from algofs_jupyter.testing.ports import free_ports  # noqa: E402
@@ -44,6 +45,13 @@ USER, COLLECTION = base.USER, base.COLLECTION
 READERS = 4
 KiB = 1 << 10
 PROXY = Path(__file__).resolve().parent / "delay_proxy.py"
+#: What ``--only`` chooses from: systems, then the row groups besides the 2 small-file sets ("sets").
+PARTS = ("local", "client", "algofs", "rclone", "sets", "loader", "many")
+#: The system name of the algofs rows measured from ``--baseline-src``.
+BASELINE_SYSTEM = "algofs (baseline)"
+LOADER = Path(__file__).resolve().parent / "loader.py"
+#: The image-folder tree of the loader rows: classes x files per class x bytes per file.
+LOADER_TREE = (10, 500, 16 * KiB)
 
 
 # --------------------------------------------------------------------------------------- readers
@@ -139,11 +147,34 @@ def delay_proxy(target_url: str, delay_ms: float, work: Path) -> Iterator[str]:
         proxy.stop(term_timeout=15)
 
 
+@contextmanager
+def source_tree(source: str) -> Iterator[None]:
+    """A daemon started inside runs the ``algofs_jupyter`` of ``source`` (a checkout), when given."""
+    if not source:
+        yield
+        return
+    before, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
+    os.environ["PYTHONPATH"] = source
+    os.chdir(source)  # ``python -m`` puts the working directory first on sys.path
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
 class Bench:
     def __init__(self, work: Path, server_root: Path, api_key: str,
                  datasets: list[tuple[str, list[str], int]], results: base.Results):
         self.work, self.server_root, self.api_key = work, server_root, api_key
         self.datasets, self.results = datasets, results
+        self.loader_names: list[str] = []  # the loader tree's files (relative paths)
+        self.torch_path = ""  # a directory holding torch, when it is not in the venv
+        #: (system name, source tree) of each algofs measured: this checkout, and ``--baseline-src``'s
+        self.algofs_sources: list[tuple[str, str]] = [("algofs", "")]
 
     def label(self, name: str, count: int, size: int, latency: float, how: str) -> str:
         suffix = f" @{latency:g} ms" if latency else ""
@@ -223,7 +254,8 @@ class Bench:
                         sent = status()["backend"]["requests_sent"] - before
                         self.results.rows[-1].note += f", {sent} requests"
 
-    def algofs(self, api_url: str, latency: float, large: Path | None) -> None:
+    def algofs(self, api_url: str, latency: float, large: Path | None, system: str = "algofs",
+               source: str = "") -> None:
         from algofs_jupyter.mount import control
         from algofs_jupyter.mount.mount_process import MountProcess
 
@@ -235,7 +267,8 @@ class Bench:
             shutil.rmtree(cache_dir, ignore_errors=True)
             mount = MountProcess(mountpoint, api_url, self.api_key, cache_dir=cache_dir,
                                  log_file=self.work / "algofs-mount.log", cache_size=4 << 30)
-            mount.start(60)
+            with source_tree(source):
+                mount.start(60)
             current.append(mount)
             try:
                 yield mount
@@ -243,13 +276,13 @@ class Bench:
                 mount.stop()
                 current.pop()
 
-        self.mounted("algofs", mountpoint / "data" / USER / COLLECTION, fresh, latency,
+        self.mounted(system, mountpoint / "data" / USER / COLLECTION, fresh, latency,
                      status=lambda: control.query(mountpoint, "status"))
         if large is not None:
             with fresh() as mount:
                 path = mountpoint / "data" / USER / COLLECTION / large.name
                 cpu = base.process_cpu(mount.pid)
-                base.attempt(self.results, f"sequential read (cold) @{latency:g} ms", "algofs",
+                base.attempt(self.results, f"sequential read (cold) @{latency:g} ms", system,
                              lambda: base.read_whole(path))
                 spent = base.process_cpu(mount.pid) - cpu
                 per_gib = spent / (large.stat().st_size / base.GiB)
@@ -284,6 +317,81 @@ class Bench:
         finally:
             serve.stop(term_timeout=15)
 
+    # -- a data loader and a many-file tree ------------------------------------------------------
+    def loader_row(self, system: str, mode: str, root: str, names: list[str],
+                   env: dict[str, str] | None = None, status: Callable[[], dict] | None = None) -> None:
+        """Two epochs of the loader child over ``names``: rows "(cold)" (epoch 1) and "(warm)" (epoch 2)."""
+        listing = self.work / "loader-items.txt"
+        listing.write_text("\n".join(names))
+        label = f"loader {len(names)} x {LOADER_TREE[2] // KiB} KiB, {loading.WORKERS} workers shuffled"
+        before = status() if status else None
+        try:
+            proc = subprocess.run([sys.executable, str(LOADER), "loader", mode, root, str(listing),
+                                   self.torch_path], capture_output=True, text=True, env=env, timeout=1800)
+            if proc.returncode:
+                raise RuntimeError(proc.stderr.strip()[-300:])
+            answer = json.loads(proc.stdout.strip().splitlines()[-1])
+        except Exception as exc:  # recorded as failed rows
+            for epoch in ("cold", "warm"):
+                self.results.add(f"{label} (epoch {1 if epoch == 'cold' else 2}, {epoch})", system, None,
+                                 note=f"({type(exc).__name__}: {exc})")
+            return
+        for index, seconds in enumerate(answer["epochs"]):
+            epoch = f"epoch {index + 1}, {'cold' if index == 0 else 'warm'}"
+            self.files_row(f"{label} ({epoch})", system, len(names), lambda s=seconds: s, answer["loader"])
+        if status and before is not None:
+            self.results.rows[-2].note += ", " + prefetch_note(before, status())
+
+    def loader(self, api_url: str, parts: list[str]) -> None:
+        names = self.loader_names
+        if "local" in parts:
+            root = self.server_root / "data" / USER / COLLECTION / "loader"
+            loading.walk_and_read(root)  # page cache, like the local rows
+            self.loader_row("local disk", "files", str(root), names)
+        if "client" in parts:
+            env = {**os.environ, "ALGORITHMIA_API_KEY": self.api_key, "ALGORITHMIA_API": api_url}
+            self.loader_row("official client", "client", f"data://{USER}/{COLLECTION}/loader", names, env)
+        for system, source in self.algofs_sources if "algofs" in parts else []:
+            with self.algofs_mount(api_url, source) as (mount, status):
+                root = self.work / "mnt-algofs" / "data" / USER / COLLECTION / "loader"
+                for _ in os.walk(root):  # ImageFolder lists the tree before the first epoch
+                    pass
+                self.loader_row(system, "files", str(root), names, status=status)
+
+    def many(self, api_url: str, count: int, system: str = "algofs", source: str = "") -> None:
+        """Walk + read each file of the ``count``-file tree once (fresh mount); daemon RSS before/after."""
+        label = f"walk + read {count} files once"
+        with self.algofs_mount(api_url, source) as (mount, status):
+            root = self.work / "mnt-algofs" / "data" / USER / COLLECTION / "many"
+            before = loading.rss_mib(mount.pid)
+
+            def measure() -> tuple[float, None]:
+                seconds, (files, _) = base.timed(lambda: loading.walk_and_read(root))  # type: ignore[misc]
+                if files != count:
+                    raise RuntimeError(f"{files} files read, {count} expected")
+                return seconds, None
+
+            self.files_row(label, system, count, measure)
+            after = loading.rss_mib(mount.pid)
+            self.results.rows[-1].note += f", daemon RSS {before:.0f} -> {after:.0f} MiB"
+            self.results.facts[f"many_rss_mib {system}"] = after
+
+    @contextmanager
+    def algofs_mount(self, api_url: str, source: str = "") -> Iterator[tuple[object, Callable[[], dict]]]:
+        from algofs_jupyter.mount import control
+        from algofs_jupyter.mount.mount_process import MountProcess
+
+        mountpoint, cache_dir = self.work / "mnt-algofs", self.work / "algofs-cache"
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        mount = MountProcess(mountpoint, api_url, self.api_key, cache_dir=cache_dir,
+                             log_file=self.work / "algofs-mount.log", cache_size=4 << 30)
+        with source_tree(source):
+            mount.start(60)
+        try:
+            yield mount, lambda: control.query(mountpoint, "status")
+        finally:
+            mount.stop()
+
     def client_sequential(self, api_url: str, latency: float, large: Path) -> None:
         import Algorithmia
 
@@ -298,6 +406,19 @@ class Bench:
 
         base.attempt(self.results, f"sequential read (cold) @{latency:g} ms", "official client", fetch,
                      "getFile()")
+
+
+def prefetch_note(before: dict, after: dict) -> str:
+    """Requests the daemon sent and prefetched small files never read (evicted unread) between statuses."""
+    def value(status: dict, *keys: str) -> int:
+        for key in keys:
+            status = status.get(key, {}) if isinstance(status, dict) else {}
+        return status if isinstance(status, int) else 0
+
+    sent = value(after, "backend", "requests_sent") - value(before, "backend", "requests_sent")
+    fetched = value(after, "small_files", "prefetches") - value(before, "small_files", "prefetches")
+    wasted = value(after, "small_files", "prefetch_wasted") - value(before, "small_files", "prefetch_wasted")
+    return f"{sent} requests, {fetched} prefetches, {wasted} prefetched never read"
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -379,7 +500,8 @@ def draw_chart(results: base.Results, target: Path) -> None:
     fig.savefig(target, dpi=110)
 
 
-def run_bench(quick: bool, latency_ms: float, parts: list[str]) -> int:
+def run_bench(quick: bool, latency_ms: float, parts: list[str], many: int = 0, torch_path: str = "",
+              baseline: str = "") -> int:
     from algofs_jupyter.server.embedded_server import EmbeddedServer
 
     started = time.time()
@@ -391,6 +513,10 @@ def run_bench(quick: bool, latency_ms: float, parts: list[str]) -> int:
     datasets = [("small4k", make_small(collection, "small4k", 2000, 4 * KiB), 4 * KiB)]
     if not quick:
         datasets.append(("small16k", make_small(collection, "small16k", 10_000, 16 * KiB), 16 * KiB))
+    loader_names = loading.make_image_folder(collection / "loader", *LOADER_TREE) if "loader" in parts else []
+    if many and "many" in parts:
+        print(f"[creating {many} files]", flush=True)
+        loading.make_many(collection / "many", many)
     large = collection / "large.bin"
     with open(large, "wb") as handle:
         for _ in range((64 if quick else 256) // 8):
@@ -398,21 +524,31 @@ def run_bench(quick: bool, latency_ms: float, parts: list[str]) -> int:
     server = EmbeddedServer(server_root, users={USER: api_key})
     results = base.Results()
     try:
-        server.start(60)
+        with source_tree(baseline):  # one server for both trees: the baseline's (the others' edits in flight)
+            server.start(60)
         for latency in [0.0] + ([latency_ms] if latency_ms else []):
             print(f"[latency {latency:g} ms]", flush=True)
             sets = datasets if not latency else datasets[:1]
             bench = Bench(work, server_root, api_key, sets, results)
+            bench.loader_names, bench.torch_path = loader_names, torch_path
+            if baseline:
+                bench.algofs_sources.append((BASELINE_SYSTEM, baseline))
             with delay_proxy(server.url, latency, work) as url:
-                if "local" in parts and not latency:
-                    bench.local(latency)
-                if "client" in parts:
-                    bench.client(url, latency)
-                    if latency:
-                        bench.client_sequential(url, latency, large)
-                if "algofs" in parts:
-                    bench.algofs(url, latency, large if latency else None)
-            if "rclone" in parts:
+                if "sets" in parts:
+                    if "local" in parts and not latency:
+                        bench.local(latency)
+                    if "client" in parts:
+                        bench.client(url, latency)
+                        if latency:
+                            bench.client_sequential(url, latency, large)
+                    for system, source in bench.algofs_sources if "algofs" in parts else []:
+                        bench.algofs(url, latency, large if latency else None, system, source)
+                if "loader" in parts and not latency:
+                    bench.loader(url, parts)
+                if "many" in parts and many and not latency:
+                    for system, source in bench.algofs_sources:
+                        bench.many(url, many, system, source)
+            if "rclone" in parts and "sets" in parts:
                 bench.rclone(latency, large if latency else None)
         load.append(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
         write_report(results, started, load, argparse.Namespace())
@@ -429,13 +565,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2,000 x 4 KiB only, 64 MiB sequential file")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="also run through a delay proxy")
-    parser.add_argument("--only", nargs="*", choices=["local", "client", "algofs", "rclone"],
-                        default=["local", "client", "algofs", "rclone"])
+    parser.add_argument("--only", nargs="*", choices=list(PARTS), default=list(PARTS),
+                        help="systems (local, client, algofs, rclone) and rows (sets, loader, many)")
+    parser.add_argument("--many", type=int, default=1_000_000, metavar="N",
+                        help="files in the walk + read tree (0: no such row)")
+    parser.add_argument("--torch-path", default=os.environ.get("ALGOFS_BENCH_TORCH", ""),
+                        help="a directory holding torch (pip install --no-deps --target DIR the CPU wheel)")
+    parser.add_argument("--baseline-src", default="", metavar="DIR",
+                        help=f"also measure the algofs of another checkout (e.g. `git archive` of an older "
+                             f"commit), as {BASELINE_SYSTEM!r}")
     parser.add_argument("--reader", nargs=2, metavar=("MODE", "LIST"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reader:
         return reader_child(*args.reader)
-    return run_bench(args.quick, args.latency_ms, args.only)
+    return run_bench(args.quick, args.latency_ms, args.only, 0 if args.quick else args.many, args.torch_path,
+                     args.baseline_src)
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ class AlgoCallHandler(ApiHandler):
             ref = f"algo://{owner}/{name}" + (f"/{spec}" if spec else "")
             raise ApiError(404, f"algorithm {ref} not found", error_type="AlgorithmNotFound")
         caller = self.identity.username
-        is_owner = algo.owner == caller
+        is_owner = self.store.acts_for(algo.owner, caller)
         refusal = self.application.settings["algorithm_box"].refusal
         if refusal:  # this server cannot keep users' code apart (algo_box.py): say so, run nothing
             raise ApiError(503, refusal, error_type="AlgorithmIsolationUnavailable")
@@ -166,13 +166,7 @@ class AlgoCallHandler(ApiHandler):
             network = self.store.settings(algo.owner, algo.name).get("network_access") == "full"
             request = CallRequest(algo, content_type, encode_payload(content_type, data), timeout, token,
                                   self.identity.username, network=network)
-            outcome = await self.executor.call(request)
-            if outcome.error is not None:  # for the owner's error lists (algo_errors.py)
-                record = self.application.settings["registry"].record(algo.owner, algo.name)
-                if record is not None:
-                    self.application.settings["algorithm_errors"].record(algo.owner, algo.name, record["id"],
-                                                                         algo.version, outcome.error)
-            return outcome
+            return await self.executor.call(request)
         finally:
             users.revoke_algorithm_token(token)
             if parent is None:  # the top-level call ended: so do its data://.session and its tree's tokens

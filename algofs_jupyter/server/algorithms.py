@@ -5,7 +5,8 @@ are dotted numbers (``1.0.0``). A call may name an exact version, ``latest``/``l
 nothing (the highest), a pattern such as ``1.*`` / ``1.2.*`` / ``1.x`` (the highest matching), or, for
 the owner only, the git hash of a build (unpublished code, as the hosted API allowed). Management state
 (settings, uploaded source, builds, commits) lives in ``<algo>/.meta/`` (see ``algo_registry.py``);
-``settings.algorithm_callability == "private"`` hides an algorithm from everyone but its owner.
+``settings.algorithm_callability == "private"`` hides an algorithm from everyone but its owner. An
+organization's algorithms (``<org>/<algo>``) have all its members as owners (``acts_for``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +59,13 @@ class AlgorithmStore:
         self.base.mkdir(parents=True, exist_ok=True)
         self._versions: dict[tuple[str, str], tuple[int, list[str]]] = {}
         self._settings: dict[tuple[str, str], tuple[int, dict]] = {}
+        #: a role of ``caller`` in the organization ``owner``, or None (app.py: ``OrganizationStore.role``)
+        self.org_role: Callable[[str, str], str | None] = lambda _owner, _caller: None
+
+    def acts_for(self, owner: str, caller: str | None) -> bool:
+        """Whether ``caller`` may manage and privately call ``owner``'s algorithms: the owner, or a member
+        of the organization ``owner``."""
+        return caller is not None and (caller == owner or self.org_role(owner, caller) is not None)
 
     def meta_dir(self, owner: str, name: str) -> Path:
         return self.base / owner / name / ".meta"
@@ -79,7 +88,8 @@ class AlgorithmStore:
         return settings
 
     def visible_to(self, owner: str, name: str, caller: str | None) -> bool:
-        return caller == owner or self.settings(owner, name).get("algorithm_callability") != "private"
+        return (self.acts_for(owner, caller)
+                or self.settings(owner, name).get("algorithm_callability") != "private")
 
     def versions(self, owner: str, name: str) -> list[str]:
         """Published versions, highest first."""
@@ -125,7 +135,7 @@ class AlgorithmStore:
                 caller: str | None = None) -> ResolvedAlgorithm | None:
         if not (_NAME.match(owner) and _NAME.match(name)) or not self.visible_to(owner, name, caller):
             return None
-        if spec and _GIT_HASH.match(spec) and caller == owner:
+        if spec and _GIT_HASH.match(spec) and self.acts_for(owner, caller):
             commit = self.meta_dir(owner, name) / "commits" / spec
             if (commit / "algorithm.py").is_file():
                 return ResolvedAlgorithm(owner, name, spec, commit)

@@ -20,7 +20,6 @@ from tornado.web import Application
 from ..parent_watch import watch_parent
 from .access_log import log_request
 from .algo_handlers import AlgoCallHandler
-from .algo_lifecycle_handlers import ROUTES as LIFECYCLE_ROUTES
 from .algo_manage_handlers import ROUTES as ALGORITHM_ROUTES
 from .algo_services import AlgorithmOptions, algorithm_settings
 from .call_scope import sweep_scratches
@@ -30,6 +29,8 @@ from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, Q
 from .handler_base import HealthHandler, NotFoundHandler
 from .hosts import ForbiddenHostHandler, HostAllowList
 from .namespace import Namespace
+from .org_handlers import ROUTES as ORGANIZATION_ROUTES
+from .organizations import OrganizationStore
 from .quota import QuotaTable, quota_warning
 from .quota_backend import QuotaBackend
 from .storage.select import StorageConfig, hosted_storage
@@ -41,6 +42,9 @@ MAX_BUFFERED_BODY = 16 * 1024 * 1024
 #: On storage several servers may share (S3), a data://.session folder this old outlived its call tree
 #: (a call lasts at most MAX_TIMEOUT, 50 minutes): swept at start.
 SHARED_SCRATCH_AGE = 2 * 3600
+#: In the root: the organizations the admin API made, and the users it made (with their keys); both 0600.
+ORGANIZATIONS = "organizations.json"
+CREATED_USERS = "users-created.json"
 
 
 class ApiApplication(Application):
@@ -55,7 +59,8 @@ class ApiApplication(Application):
 def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
              allowed_hosts: HostAllowList | None = None,
              algorithm_options: AlgorithmOptions | None = None,
-             storage: StorageConfig | None = None, quotas: QuotaTable | None = None) -> Application:
+             storage: StorageConfig | None = None, quotas: QuotaTable | None = None,
+             admins: frozenset[str] = frozenset(), organizations_file: Path | None = None) -> Application:
     root.mkdir(parents=True, exist_ok=True)
     connectors = load_connectors(root, default_owner=next(iter(users)) if len(users) == 1 else None,
                                  multi_user=multi_user_server(users, users_file))
@@ -68,6 +73,12 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
         log.warning("%s", warning)
         warnings.append(warning)
     namespace = Namespace(data, connectors, sorted(users))
+    registry = UserRegistry(users, users_file, on_new_users=namespace.add_users, admins=admins,
+                            created_file=root / CREATED_USERS)
+    namespace.add_users(registry.usernames)  # the users the admin API made have folders too
+    organizations = OrganizationStore(root / ORGANIZATIONS, organizations_file, registry.is_user,
+                                      on_new=namespace.add_folders)
+    namespace.organizations = organizations
     data.book.count_in_background(namespace.known_users())  # so first writes under a quota need no count
     removed = sum(backend.sweep() for backend in namespace.backends().values())
     if removed:
@@ -86,16 +97,17 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
         (r"/v1/algofs/utime", UtimeHandler),
         (r"/v1/algofs/quota", QuotaHandler),
         (r"/v1/algo/.*", AlgoCallHandler),
-        *LIFECYCLE_ROUTES,
         *ALGORITHM_ROUTES,
+        *ORGANIZATION_ROUTES,
     ]
-    return ApiApplication(
+    app = ApiApplication(
         routes,
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         allowed_hosts=allowed_hosts or HostAllowList("127.0.0.1"),
-        users=UserRegistry(users, users_file, on_new_users=namespace.add_users),
+        users=registry,
         namespace=namespace,
+        organizations=organizations,
         quotas=data.book,
         warnings=warnings,
         **algorithm_settings(root, algorithm_options),
@@ -103,6 +115,8 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
         storage_threads=ThreadPoolExecutor(32, thread_name_prefix="storage") if any(
             getattr(b, "blocking", False) for b in namespace.backends().values()) else None,
     )
+    app.settings["algorithms"].org_role = organizations.role  # members manage and call <org>/<algo>
+    return app
 
 
 #: How long a thread holding the GIL (a listing, an S3 transfer) keeps the event loop waiting for it after
@@ -114,9 +128,10 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
                         ready_file: Path | None = None, users_file: Path | None = None,
                         allowed_hosts: list[str] | tuple[str, ...] = (),
                         algorithm_options: AlgorithmOptions | None = None,
-                        storage: StorageConfig | None = None, quotas: QuotaTable | None = None) -> None:
+                        storage: StorageConfig | None = None, quotas: QuotaTable | None = None,
+                        admins: frozenset[str] = frozenset(), organizations_file: Path | None = None) -> None:
     app = make_app(root, users, users_file, HostAllowList(host, allowed_hosts), algorithm_options, storage,
-                   quotas)
+                   quotas, admins, organizations_file)
     sockets = bind_sockets(port, address=host)
     server = HTTPServer(app, max_body_size=MAX_BUFFERED_BODY, idle_connection_timeout=300)
     server.add_sockets(sockets)

@@ -200,10 +200,9 @@ class DataHandler(ApiHandler):
         self.write_json(result)
 
     def _listing(self, target: Target, after: tuple[int, str] | None) -> ListingPage:
-        if target.level == "root":
-            me = self.identity.username
-            users = [u for u in self.namespace.known_users() if u != me]
-            return listing.virtual_page([EntryInfo(name, True) for name in [me, *users]], after, sort=False)
+        if target.level == "root":  # the caller, their organizations, the other users
+            names = self.namespace.root_names(self.identity)
+            return listing.virtual_page([EntryInfo(name, True) for name in names], after, sort=False)
         page = target.backend.list_page(target.key, after, listing.PAGE_SIZE)
         if target.level == "user":  # collections only, and only those the caller may read
             namespace, who = self.namespace, self.identity

@@ -32,7 +32,8 @@ from .storage import (
 )
 
 #: extension name -> version; bump a version when its wire format changes incompatibly
-EXTENSIONS = {WRITE_AT_OFFSET: 1, MOVE: 1, COPY: 1, SET_MTIME: 1, FOLDER_MTIME: 1, "errno": 1, QUOTA: 1}
+EXTENSIONS = {WRITE_AT_OFFSET: 1, MOVE: 1, COPY: 1, SET_MTIME: 1, FOLDER_MTIME: 1, "errno": 1, QUOTA: 1,
+              "whoami": 1}
 API_VERSION = 1
 
 
@@ -68,6 +69,7 @@ class ExtensionHandler(ApiHandler):
         same_backend(source, destination)
         require_source(source)
         Namespace.require_write(destination)
+        Namespace.require_manage(destination)  # a collection made by a move: an org's admins only
         layout_check(source.backend.info(source.key), destination)
         if overwrite and exists(destination):
             Namespace.require_replace(destination)

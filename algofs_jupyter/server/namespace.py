@@ -8,7 +8,9 @@ backend, and keys are the path below the connector.
 
 Rights: ``readable`` (download, list), ``writable`` (create new entries) and ``deletable`` (remove,
 replace, change, move away or re-date existing data). Hosted data: owners have all three, others read
-per the collection ACL. Connectors: their ``read``/``write``/``delete`` lists and path restriction.
+per the collection ACL. An organization's folder (``organizations.py``): every member has all three
+inside its collections; only its admins create, delete, move or re-ACL the collections themselves.
+Connectors: their ``read``/``write``/``delete`` lists and path restriction.
 A called algorithm's token (``Identity.scope``) gets less: ``_for_call`` and ``call_scope.py``.
 """
 
@@ -21,6 +23,7 @@ from .acl import AclStore
 from .call_scope import SCRATCH_ROOT, CallScratch, everyone_may_read, open_scratch
 from .connectors import Connector
 from .errors import ApiError, forbidden, not_found
+from .organizations import OrganizationStore
 from .paths import DataAddress
 from .storage import AlreadyExists, Key, LocalBackend, NotFound, StorageBackend, StorageError, check_key
 from .users import Identity
@@ -50,6 +53,9 @@ class Target:
     replaceable: bool | None = None
     #: resolved for a called algorithm's token (call_scope.py): never an ACL change
     in_call: bool = False
+    #: create, delete, move or re-ACL the collection itself; None: as ``writable`` (an organization's
+    #: collections: its admins only)
+    manages: bool | None = None
 
     @property
     def collection_id(self) -> tuple[str, str]:
@@ -71,6 +77,7 @@ class Namespace:
         self.data = data
         self.acl = AclStore(data)
         self.connectors = connectors
+        self.organizations: OrganizationStore | None = None  # set by app.py once users are known
         self.usernames: list[str] = []
         self.add_users(usernames)
 
@@ -82,6 +89,14 @@ class Namespace:
             except AlreadyExists:
                 pass
         self.usernames = sorted({*self.usernames, *names})
+
+    def add_folders(self, names: list[str]) -> None:
+        """Give each new organization its folder (its collections go there)."""
+        for name in names:
+            try:
+                self.data.mkdir((name,))
+            except AlreadyExists:
+                pass
 
     def backends(self) -> dict[str, StorageBackend]:
         return {"data": self.data, **{cid: c.backend for cid, c in self.connectors.items()}}
@@ -129,12 +144,30 @@ class Namespace:
         if owner not in self.usernames and not self._user_exists(owner):
             raise not_found()
         is_owner = owner == who.username
+        role = self.org_role(owner, who.username)
+        if role is not None:
+            return self._org_target(address, segments, role)
         if len(segments) == 1:
             return Target(address, "user", self.data, segments, True, is_owner, False, owner=owner)
         collection = segments[1]
         readable = self.acl.may_read(owner, collection, who.username, who.algo_owner)
         return Target(address, "path", self.data, segments, readable, is_owner, is_owner,
                       owner=owner, collection=collection)
+
+    def org_role(self, owner: str, username: str) -> str | None:
+        """``username``'s role in the organization ``owner`` (None: not a member, or not an organization)."""
+        return None if self.organizations is None else self.organizations.role(owner, username)
+
+    def _org_target(self, address: DataAddress, segments: Key, role: str) -> Target:
+        """A member's rights in an organization's folder: everything inside its collections; its admins
+        alone create, delete, move and re-ACL the collections."""
+        admin = role == "admin"
+        if len(segments) == 1:
+            return Target(address, "user", self.data, segments, True, admin, False, owner=segments[0],
+                          manages=admin)
+        inside = len(segments) > 2
+        return Target(address, "path", self.data, segments, True, True, inside or admin,
+                      owner=segments[0], collection=segments[1], manages=admin)
 
     def _scratch_target(self, address: DataAddress, scratch: CallScratch) -> Target:
         """``data://.session/…`` of a call tree: its own, everything allowed inside, nothing to others."""
@@ -155,7 +188,7 @@ class Namespace:
         named = scope.covers(target.address.connector, target.key)
         if target.connector is not None:
             shared = target.readable and everyone_may_read(target.connector)
-        elif target.owner != who.username:
+        elif target.owner != who.username and self.org_role(target.owner, who.username) is None:
             shared = target.readable  # the ACL already said
         else:
             shared = self.acl.shared(*target.collection_id, who.algo_owner)
@@ -166,10 +199,20 @@ class Namespace:
     def lists_collection(self, owner: str, collection: str, who: Identity) -> bool:
         """Whether a listing of ``owner``'s folder shows ``collection`` to ``who``: one it may read (a
         called algorithm: shared with it, or holding a location its input names)."""
+        own = owner == who.username or self.org_role(owner, who.username) is not None
         if who.scope is None:
-            return self.acl.may_read(owner, collection, who.username, who.algo_owner)
+            return own or self.acl.shared(owner, collection, who.algo_owner)
         return self.acl.shared(owner, collection, who.algo_owner) or (
-            owner == who.username and who.scope.names_something_in("data", (owner, collection)))
+            own and who.scope.names_something_in("data", (owner, collection)))
+
+    def root_names(self, who: Identity) -> list[str]:
+        """The data root's folders as ``who`` sees them: their own, their organizations', then the other
+        users' (another organization's folder is not listed: its members alone see it there)."""
+        me = who.username
+        orgs = set(self.organizations.names()) if self.organizations is not None else set()
+        mine = [o["name"] for o in self.organizations.of_user(me)] if self.organizations is not None else []
+        others = [u for u in self.known_users() if u != me and u not in orgs]
+        return [me, *mine, *others]
 
     def _user_exists(self, owner: str) -> bool:
         try:
@@ -193,6 +236,9 @@ class Namespace:
             return forbidden(f"you may not {what} in connector {target.connector.cid!r}")
         if target.level == "root":
             return ApiError(403, "the data root is read-only", code=2001)
+        if target.manages is not None:
+            return forbidden(f"only the admins of organization {target.owner!r} may create, delete, move or "
+                             "change the ACL of its collections")
         return forbidden("only the owner can change this collection")
 
     @classmethod
@@ -223,3 +269,10 @@ class Namespace:
         cls.require_write(target)
         if target.in_call:
             raise cls._refuse(target, "change an ACL")
+        cls.require_manage(target)
+
+    @classmethod
+    def require_manage(cls, target: Target) -> None:
+        """Create (by a move), delete, move or re-ACL a collection of the hosted data itself."""
+        if target.is_collection and target.manages is False:
+            raise cls._refuse(target, "manage")

@@ -50,6 +50,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="a Host header to answer besides 127.0.0.1, localhost, [::1] and --host (repeatable; the name "
              "clients use behind a proxy or a Kubernetes Service; '*' = any, which gives up the DNS "
              "rebinding check)")
+    add("--admin", action="append", default=[], metavar="USER",
+        help="a user who may call the admin API: create users and organizations (repeatable)")
+    add("--organizations-file", type=Path, metavar="FILE",
+        help="JSON organizations and their members kept by JupyterHub, re-read on change (docs/server.md)")
     add_algorithm_arguments(parser)
     add_quota_arguments(parser)
     parser.set_defaults(func=run_serve)
@@ -119,8 +123,8 @@ def algorithm_options(args: argparse.Namespace, multi_user: bool = True):
 
     pool = PoolLimits(total=args.max_workers, per_user=max(1, min(args.max_workers, 6)),
                       per_algorithm=max(1, min(args.max_workers, 4)), idle_seconds=args.worker_idle_seconds)
-    secrets = tuple(p.expanduser().resolve() for p in [args.users_file, args.log_file, args.owner_caps_file]
-                    if p is not None)
+    secrets = tuple(p.expanduser().resolve() for p in [args.users_file, args.log_file, args.owner_caps_file,
+                                                       args.organizations_file] if p is not None)
     caps = OwnerCaps(processes=args.owner_max_processes, memory_bytes=args.owner_max_memory,
                      cpus=args.owner_cpus)
     return AlgorithmOptions(executor=args.executor, sandbox=args.sandbox,
@@ -182,5 +186,6 @@ def run_serve(args: argparse.Namespace) -> int:
                               users_file=args.users_file, allowed_hosts=args.allowed_host,
                               algorithm_options=algorithm_options(args, multi_user_server(users,
                                                                                           args.users_file)),
-                              storage=storage, quotas=quota_table(args)))
+                              storage=storage, quotas=quota_table(args), admins=frozenset(args.admin),
+                              organizations_file=args.organizations_file))
     return 0

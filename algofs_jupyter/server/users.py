@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Callable
@@ -65,6 +66,24 @@ def load_users_file(path: str | Path) -> dict[str, str]:
     return dict(users)
 
 
+def load_created_users(path: Path) -> dict[str, dict]:
+    """Users the admin API made (``{"users": {name: {"api_key", "email", …}}}``); none when no file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return {n: r for n, r in data.get("users", {}).items() if isinstance(r, dict) and r.get("api_key")}
+
+
+def save_private_json(path: Path, body: dict) -> None:
+    """Replace ``path`` atomically with a 0600 file (keys, or who may reach which data)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(body, handle, indent=1)
+    os.replace(tmp, path)
+
+
 def parse_authorization(header: str | None) -> str | None:
     """The credential from any of the three forms ``<key>``, ``Simple <key>``, ``Bearer <token>``."""
     if not header:
@@ -85,7 +104,12 @@ class UserRegistry:
     """
 
     def __init__(self, users: dict[str, str], users_file: Path | None = None,
-                 on_new_users: Callable[[list[str]], None] | None = None):
+                 on_new_users: Callable[[list[str]], None] | None = None,
+                 admins: frozenset[str] = frozenset(), created_file: Path | None = None):
+        self.admins = admins  # named by the operator (``--admin``): the admin API's callers
+        self._created_file = created_file
+        self._created: dict[str, dict] = load_created_users(created_file) if created_file else {}
+        users = {**{n: r["api_key"] for n, r in self._created.items()}, **users}
         self._keys = dict(users)
         self._algo_tokens: dict[str, Identity] = {}
         self._users_file = users_file
@@ -99,6 +123,24 @@ class UserRegistry:
     @property
     def usernames(self) -> list[str]:
         return sorted(self._keys)
+
+    def is_user(self, name: str) -> bool:
+        self.reload_if_changed()
+        return name in self._keys
+
+    def create_user(self, name: str, record: dict) -> str:
+        """A user made by an admin (``POST /v1/users``): a new key, kept 0600 in ``created_file`` with
+        ``record`` so it survives a restart; the caller checked the name is free."""
+        assert self._created_file is not None
+        key = "algofs-" + secrets.token_urlsafe(24)
+        created = {**self._created, name: {**record, "api_key": key}}
+        save_private_json(self._created_file, {"users": created})
+        self._created = created
+        self._fixed[name] = key
+        self._keys = {**self._keys, name: key}
+        if self._on_new_users is not None:
+            self._on_new_users([name])
+        return key
 
     def reload_if_changed(self) -> None:
         if self._watch is None or not self._watch.poll():

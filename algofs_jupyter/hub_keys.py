@@ -52,17 +52,23 @@ def read_users(users_file: Path) -> dict[str, str]:
     return dict(data.get("users", {}))
 
 
-def write_users(users_file: Path, users: dict[str, str], owner: str) -> None:
-    """Atomically replace the users file: mode 0600, owned by the service account that reads it."""
+def replace_private_file(path: Path, text: str, owner: str) -> None:
+    """Atomically replace ``path`` with ``text``: mode 0600, owned by the service account that reads it."""
     account = pwd.getpwnam(owner)
-    tmp = users_file.with_name(users_file.name + ".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
         os.fchown(fd, account.pw_uid, account.pw_gid)
-        os.write(fd, (json.dumps({"users": users}, indent=1, sort_keys=True) + "\n").encode())
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
     finally:
         os.close(fd)
-    os.replace(tmp, users_file)
+    os.replace(tmp, path)
+
+
+def write_users(users_file: Path, users: dict[str, str], owner: str) -> None:
+    """Atomically replace the users file: mode 0600, owned by the service account that reads it."""
+    replace_private_file(users_file, json.dumps({"users": users}, indent=1, sort_keys=True) + "\n", owner)
 
 
 def ensure_user_key(users_file: Path, username: str, owner: str) -> str:

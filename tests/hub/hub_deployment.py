@@ -179,8 +179,9 @@ load_subconfig({config!r})
 c.JupyterHub.authenticator_class = "dummy"  # no passwords in a test; the deployment uses PAM
 c.Authenticator.allowed_users = set({users!r})
 c.JupyterHub.services.append({{"name": "test-admin", "api_token": {token!r}}})
-c.JupyterHub.load_roles = [{{"name": "test-admin", "services": ["test-admin"],
-                            "scopes": ["admin:users", "admin:servers", "tokens", "list:users"]}}]
+c.JupyterHub.load_roles.append({{"name": "test-admin", "services": ["test-admin"],
+                               "scopes": ["admin:users", "admin:servers", "tokens", "list:users",
+                                          "admin:groups"]}})
 c.Spawner.start_timeout = 240
 c.Spawner.http_timeout = 240
 """
@@ -247,3 +248,75 @@ def hub_up(hub: Hub) -> bool:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+# ----- a hub with users and groups but no servers (no accounts, no venv: this venv's jupyterhub) ------------
+
+BARE_HUB = """\
+c.JupyterHub.ip = c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.port = {port}
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.command = [{proxy!r}]
+c.JupyterHub.db_url = "sqlite:///{state}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{state}/jupyterhub_cookie_secret"
+c.JupyterHub.pid_file = "{state}/jupyterhub.pid"
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.admin_users = set({admins!r})
+c.JupyterHub.api_page_default_limit = c.JupyterHub.api_page_max_limit = {page}
+c.JupyterHub.services = [{{"name": "test-admin", "api_token": {admin!r}}},
+                         {{"name": "algofs-groups", "api_token": {sync!r}}}]
+c.JupyterHub.load_roles = [
+    {{"name": "test-admin", "services": ["test-admin"], "scopes": ["admin:users", "admin:groups"]}},
+    {{"name": "algofs-groups", "services": ["algofs-groups"], "scopes": {scopes!r}}}]
+"""
+
+
+@dataclass
+class BareHub:
+    url: str
+    admin_token: str
+    sync_token: str
+    child: ChildProcess
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/hub/api"
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"token {self.admin_token}"}
+        response = requests.request(method, f"{self.api_url}{path}", headers=headers, timeout=30, **kwargs)
+        assert response.status_code < 300, (method, path, response.status_code, response.text)
+        return response
+
+
+@contextlib.contextmanager
+def bare_hub(scopes: tuple[str, ...], admins: list[str], page: int = 2) -> Iterator[BareHub]:
+    """A hub whose API pages every list by ``page`` items; ``sync_token`` is a service's with ``scopes``;
+    the hub admins ``admins`` exist from the start."""
+    state = Path(tempfile.mkdtemp(prefix="algofs-barehub-"))
+    port, hub_port, proxy_api_port = free_ports(3)
+    admin, sync = secrets.token_hex(32), secrets.token_hex(32)
+    (state / "config.py").write_text(BARE_HUB.format(
+        port=port, hub_port=hub_port, proxy_api_port=proxy_api_port, proxy=proxy_command(), state=state,
+        page=page, admins=sorted(admins), admin=admin, sync=sync, scopes=list(scopes)))
+    child = ChildProcess("jupyterhub", state / "hub.log")
+    hub = BareHub(f"http://127.0.0.1:{port}", admin, sync, child)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("JUPYTERHUB_")}
+    try:
+        child.spawn([str(Path(sys.prefix) / "bin" / "jupyterhub"), "-f", str(state / "config.py")], env,
+                    cwd=state)
+        child.wait_ready(lambda: _answers(hub), 60)
+        yield hub
+    finally:
+        child.stop(term_timeout=30, kill_leftovers=True)
+        kill_leftover_proxy(state / "jupyterhub-proxy.pid")
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _answers(hub: BareHub) -> bool:
+    try:
+        return requests.get(f"{hub.api_url}/groups", headers={"Authorization": f"token {hub.admin_token}"},
+                            timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

@@ -17,6 +17,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
+from ..publish import VERSION_TYPES, PublishError, publish
 from . import algorithm_calls
 from .algorithm_calls import AlgorithmFailed, UsageProblem
 from .api_provider import ApiEndpoint, ApiProvider
@@ -150,6 +151,30 @@ class PipeHandler(AlgofsHandler):
         self.reply(result.to_json())
 
 
+class PublishHandler(AlgofsHandler):
+    """The panel's publish: the code of a cell or file as a new version. A failed build is an answer (200,
+    ``ok: false`` and the build's log), as for the ``%%algofs publish`` magic; problems that are not the
+    code's (not the owner, no API) are a 400 with the reason."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        body = self.body()
+        ref, source, version = body.get("algorithm"), body.get("source"), body.get("version", "minor")
+        if not isinstance(ref, str) or not isinstance(source, str):
+            raise tornado.web.HTTPError(400, '"algorithm" (user/name) and "source" (text) are required')
+        if version not in VERSION_TYPES:
+            raise tornado.web.HTTPError(400, f'"version" must be one of {", ".join(VERSION_TYPES)}')
+        try:
+            endpoint = await asyncio.to_thread(self.algofs.api_provider.endpoint)
+            result = await asyncio.to_thread(publish, ref, source, version, api_address=endpoint.api_address,
+                                             api_key=endpoint.api_key)
+        except PublishError as exc:
+            raise tornado.web.HTTPError(400, str(exc)) from None
+        self.reply({"ok": result.ok, "algorithm": result.algorithm, "version": result.version,
+                    "commit": result.commit, "logs": result.logs, "message": str(result)})
+
+
 def route_table() -> list[tuple[str, type]]:
     return [
         (r"/algofs/status", StatusHandler),
@@ -158,4 +183,5 @@ def route_table() -> list[tuple[str, type]]:
         (r"/algofs/cache", CacheHandler),
         (r"/algofs/algorithms", AlgorithmsHandler),
         (r"/algofs/pipe", PipeHandler),
+        (r"/algofs/publish", PublishHandler),
     ]

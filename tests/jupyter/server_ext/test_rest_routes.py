@@ -17,6 +17,7 @@ ROUTES = [
     ("DELETE", "cache"),
     ("GET", "algorithms"),
     ("POST", "pipe"),
+    ("POST", "publish"),
 ]
 STATUS_KEYS = {
     "mode",
@@ -191,3 +192,25 @@ async def test_mount_read_cache_unmount(call, requires_fuse, no_stale_mounts, jp
     assert code == 200
     assert status["mounted"] is False and status["mode"] == "unmounted"
     assert not os.path.ismount(mountpoint)
+
+
+async def test_publish_shows_a_failed_builds_log(call):
+    """The panel's publish (issue 27, item 3): a new version, then a failed build answered with its log."""
+    name = "panel_" + os.urandom(4).hex()
+    code, body = await call("POST", "publish", {"algorithm": f"demo/{name}",
+                                                "source": "def apply(input):\n    return input * 3\n"})
+    assert code == 200 and body["ok"] is True and body["version"] == "0.1.0", body
+    code, body = await call("POST", "publish", {"algorithm": f"demo/{name}", "version": "major",
+                                                "source": "def apply(input:\n    return 1\n"})
+    assert code == 200 and body["ok"] is False and body["version"] is None
+    assert "SyntaxError" in body["logs"] and "line 1" in body["logs"]
+    assert "Build failed" in body["message"] and "SyntaxError" in body["message"]
+
+
+@pytest.mark.parametrize("payload", [{"source": "x"}, {"algorithm": "demo/x"},
+                                     {"algorithm": "demo/x", "source": "x", "version": "huge"},
+                                     {"algorithm": "not a name", "source": "x"},
+                                     {"algorithm": "anowell/not_mine", "source": "def apply(i): return i"}])
+async def test_publish_bad_requests_are_400(call, payload):
+    code, body = await call("POST", "publish", payload)
+    assert code == 400 and body["message"]

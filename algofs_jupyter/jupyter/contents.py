@@ -2,8 +2,10 @@
 
 Binder and most hosted Jupyter services have no ``/dev/fuse``, so nothing can be mounted at ``algofs/``. This
 contents manager answers every path under the mount point from the API instead (listing, opening as text or
-base64, saving, deleting, renaming by copy+delete, new folders), and delegates everything else — and
-everything while a real FUSE mount is active there — to jupyter_server's normal large-file manager.
+base64, saving, deleting, renaming by copy+delete, new folders, downloads through ``/files/``), and delegates
+everything else — and everything while a real FUSE mount is active there — to jupyter_server's normal
+large-file manager. In both modes a delete under the mount point is permanent, folders included
+(``mount_deletes.py`` says why).
 
 Enable it with ``--ServerApp.contents_manager_class=algofs_jupyter.jupyter.contents.AlgofsContentsManager``
 (``algofs demo`` and ``binder/`` do). It finds the API and the mount point in the hand-off file the server
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import mimetypes
 import os
 import posixpath
@@ -22,8 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import AuthenticatedFileHandler
+from jupyter_server.files.handlers import FilesHandler
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from jupyter_server.services.contents.manager import AsyncContentsManager
+from tornado import web
 from tornado.web import HTTPError
 from traitlets import Int, default
 
@@ -31,6 +38,7 @@ from ..mount.mount_table import is_algofs_mount
 from ..names import location_refusal, name_refusal
 from .checkpoints import AlgofsCheckpoints
 from .kernel_handoff import HANDOFF_FILE_ENV, read_handoff_file
+from .mount_deletes import MOUNTPOINT_REFUSAL, delete_on_mount, on_live_mount
 
 EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
 
@@ -48,9 +56,15 @@ class AlgofsContentsManager(AsyncLargeFileManager):
         help="Largest AlgoFS file the fallback file browser opens (bytes); read bigger ones from code.",
     ).tag(config=True)
 
+    algofs_deletes_permanently = True  # under the mount point; install_mount_deletes leaves this one alone
+
     @default("checkpoints_class")
     def _algofs_checkpoints_class(self):
         return AlgofsCheckpoints  # files on the mount are checkpointed on local disk, not through it
+
+    @default("files_handler_class")
+    def _algofs_files_handler_class(self):
+        return AlgofsFilesHandler  # downloads of fallback files come from the API, not from disk
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -100,7 +114,7 @@ class AlgofsContentsManager(AsyncLargeFileManager):
         if refusal is None and location_refusal(layout, directory=False):  # files' rule is the stricter
             status, refusal = 403, location_refusal(layout, directory=directory)
         # only a refused path costs one more lookup
-        if refusal is None or (existing_ok and await ensure_async(self.exists(path))):
+        if refusal is None or (existing_ok and await self._any_exists(path)):
             return
         raise HTTPError(status, refusal)
 
@@ -281,17 +295,18 @@ class AlgofsContentsManager(AsyncLargeFileManager):
     async def delete_file(self, path):
         algo_path = self._fallback_path(path)
         if algo_path is None:
+            if on_live_mount(self.root_dir, path):
+                return await delete_on_mount(self, path)
             return await super().delete_file(path)
         await self._run(self._delete, algo_path)
 
     def _delete(self, algo_path: str) -> None:
+        """Permanent, a folder with everything in it (as on the mount: ``mount_deletes.py``)."""
         fs = self._filesystem()
         if not algo_path:
-            raise HTTPError(400, "can't delete the AlgoFS root")
+            raise HTTPError(400, MOUNTPOINT_REFUSAL)
         if fs.isdir(algo_path):
-            if fs.ls(algo_path, detail=False):
-                raise HTTPError(400, f"Directory {algo_path} not empty")
-            fs.rmdir(algo_path)
+            fs.rm(algo_path, recursive=True)
         else:
             fs.rm_file(algo_path)
 
@@ -334,6 +349,27 @@ class AlgofsContentsManager(AsyncLargeFileManager):
             return await super().copy(from_path, to_path)
         return await AsyncContentsManager.copy(self, from_path, to_path)  # generic get + save
 
+    async def _any_exists(self, path) -> bool:
+        """jupyter_server's ``exists`` is a synchronous look on disk (and called bare by its own code), so
+        fallback paths are asked here."""
+        if self._fallback_path(path) is None:
+            return bool(await ensure_async(self.exists(path)))
+        return bool(await self.file_exists(path) or await self.dir_exists(path))
+
+    async def increment_filename(self, filename, path="", insert=""):
+        """jupyter_server's naming ("untitled1.txt", "t-Copy1.txt"), with fallback paths looked up through
+        the API: on disk nothing is there, so a Duplicate would overwrite its original."""
+        if self._fallback_path(path) is None:
+            return await super().increment_filename(filename, path, insert)
+        basename, dot, ext = filename.rpartition(".")
+        if ext != "ipynb":
+            basename, dot, ext = filename.partition(".")
+        for i in itertools.count():
+            name = f"{basename}{f'{insert}{i}' if i else ''}{dot}{ext}"
+            if not await self._any_exists(f"{path.strip('/')}/{name}"):
+                return name
+        raise AssertionError("unreachable")
+
     async def dir_exists(self, path):
         algo_path = self._fallback_path(path)
         if algo_path is None:
@@ -375,3 +411,19 @@ class AlgofsContentsManager(AsyncLargeFileManager):
     async def delete_checkpoint(self, checkpoint_id, path):
         if self._fallback_path(path) is None:
             return await super().delete_checkpoint(checkpoint_id, path)
+
+
+class AlgofsFilesHandler(AuthenticatedFileHandler):
+    """``/files/…`` (the file browser's Download, images in Markdown): fallback paths are read through the
+    contents manager (from the API), everything else is served from disk as jupyter_server does."""
+
+    def _from_api(self, path: str) -> bool:
+        manager = self.contents_manager
+        return isinstance(manager, AlgofsContentsManager) and manager._fallback_path(path) is not None
+
+    @web.authenticated
+    @authorized
+    async def get(self, path, include_body=True):  # type: ignore[override]
+        if self._from_api(path):
+            return await ensure_async(FilesHandler.get(self, path, include_body=include_body))
+        return await ensure_async(super().get(path, include_body=include_body))

@@ -18,6 +18,7 @@ from .api_provider import DEMO_USERS, ApiEndpoint, ApiProvider, default_data_dir
 from .checkpoints import install_mount_checkpoints
 from .handlers import route_table
 from .kernel_handoff import HANDOFF_FILE_ENV, HandoffFile
+from .mount_deletes import install_mount_deletes
 from .mount_manager import MountManager
 
 
@@ -86,6 +87,8 @@ class AlgofsApp(ExtensionApp):
         self.handoff_file = HandoffFile.for_server(self.serverapp)
         # JupyterLab checkpoints every file it opens: keep those of files on the mount on local disk
         install_mount_checkpoints(self.serverapp.contents_manager, self.log)
+        # and deletes files on the mount permanently: a trash there would fail (mount_deletes.py)
+        install_mount_deletes(self.serverapp.contents_manager, self.log)
         self._startup_task: asyncio.Task | None = None
 
     def initialize_handlers(self) -> None:

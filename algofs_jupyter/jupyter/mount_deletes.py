@@ -1,0 +1,124 @@
+"""Deleting from the file browser under the mount point: permanently, a folder with everything in it.
+
+jupyter_server moves deleted files to the freedesktop trash (``delete_to_trash``, on by default); for a file
+on the mount that means ``$mountpoint/.Trash-$uid``, which the mount's root refuses, so every delete in
+``algofs/`` answered 400 "send2trash failed". A trash there would be a collection on the API server that every
+other client lists, named by a local uid, with no restore or expiry on the server; a trash on local disk would
+download each deleted file. So a delete under the mount point is deliberately permanent, as ``rm``, the
+official client's ``.delete()`` and ``algo://`` deletes are; JupyterLab's dialog says "permanently delete"
+there (the labextension's ``deleteWording.ts``). Everything else keeps jupyter_server's behaviour.
+
+``AlgofsContentsManager`` does this itself; the server extension wraps ``delete_file`` of jupyter_server's own
+file contents managers with :func:`install_mount_deletes`.
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import os
+import shutil
+from pathlib import Path
+
+from anyio.to_thread import run_sync
+from jupyter_core.paths import is_hidden
+from tornado.web import HTTPError
+
+from ..mount.mount_table import is_algofs_mount
+from .kernel_handoff import HANDOFF_FILE_ENV, read_handoff_file
+
+MOUNTPOINT_REFUSAL = "The AlgoFS mount point itself can't be deleted; unmount it in the AlgoFS panel instead."
+
+
+def mount_prefix(root_dir: str) -> tuple[str, str] | None:
+    """(mount point as an API path relative to ``root_dir``, its absolute path) from the server's hand-off
+    file; None when there is none or the mount point lies outside ``root_dir``."""
+    handoff_path = os.environ.get(HANDOFF_FILE_ENV)
+    handoff = read_handoff_file(handoff_path) if handoff_path else None
+    if not handoff or not handoff.get("mountpoint_abs"):
+        return None
+    mount_abs = str(handoff["mountpoint_abs"])
+    try:
+        prefix = Path(mount_abs).relative_to(Path(root_dir).resolve()).as_posix()
+    except ValueError:
+        return None
+    return (prefix, mount_abs) if prefix not in ("", ".") else None
+
+
+def on_live_mount(root_dir: str, path: str) -> bool:
+    """Whether API path ``path`` is the mount point or below it while the mount is up."""
+    found = mount_prefix(root_dir)
+    if found is None:
+        return False
+    prefix, mount_abs = found
+    path = path.strip("/")
+    return (path == prefix or path.startswith(prefix + "/")) and is_algofs_mount(mount_abs)
+
+
+def delete_permanently(os_path: str, api_path: str) -> None:
+    """Unlink a file or remove a folder tree on the mount; OS errors become HTTP errors (never a 500)."""
+    try:
+        if os.path.isdir(os_path) and not os.path.islink(os_path):
+            shutil.rmtree(os_path)
+        else:
+            os.unlink(os_path)
+    except FileNotFoundError as exc:
+        raise HTTPError(404, f"File or directory does not exist: {api_path}") from exc
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            raise HTTPError(403, f"Permission denied: {api_path}") from exc
+        raise HTTPError(502, f"AlgoFS could not delete {api_path}: {exc.strerror or exc}") from exc
+
+
+def check_deletable(contents_manager, path: str) -> str:
+    """The OS path to delete for ``path`` on the mount, after jupyter_server's own checks (hidden, missing),
+    and never the mount point itself."""
+    path = path.strip("/")
+    found = mount_prefix(contents_manager.root_dir)
+    if found is not None and path == found[0]:
+        raise HTTPError(400, MOUNTPOINT_REFUSAL)
+    os_path = contents_manager._get_os_path(path)
+    if not contents_manager.allow_hidden and is_hidden(os_path, contents_manager.root_dir):
+        raise HTTPError(400, f"Cannot delete file or directory {path!r}")
+    if not os.path.lexists(os_path):
+        raise HTTPError(404, f"File or directory does not exist: {path}")
+    return os_path
+
+
+async def delete_on_mount(contents_manager, path: str) -> None:
+    os_path = check_deletable(contents_manager, path)
+    contents_manager.log.info("algofs: permanently deleting %s (no trash on the mount)", path.strip("/"))
+    await run_sync(delete_permanently, os_path, path.strip("/"))
+
+
+def install_mount_deletes(contents_manager, log=None) -> bool:
+    """Make ``contents_manager`` (jupyter_server's file contents manager, sync or async) delete permanently
+    under the live mount point; True when that is in place. Another contents manager is left alone."""
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    if getattr(contents_manager, "algofs_deletes_permanently", False):
+        return True  # AlgofsContentsManager: built in
+    if not isinstance(contents_manager, FileContentsManager):
+        if log is not None:
+            log.warning("algofs: contents manager %s kept; deleting in the mount may try a trash there",
+                        type(contents_manager).__name__)  # fmt: skip
+        return False
+    original = contents_manager.delete_file
+    root_dir = contents_manager.root_dir
+    if inspect.iscoroutinefunction(original):
+
+        async def delete_file(path):
+            if not on_live_mount(root_dir, path):
+                return await original(path)
+            await delete_on_mount(contents_manager, path)
+
+    else:
+
+        def delete_file(path):  # type: ignore[misc]
+            if not on_live_mount(root_dir, path):
+                return original(path)
+            os_path = check_deletable(contents_manager, path)
+            delete_permanently(os_path, path.strip("/"))
+
+    contents_manager.delete_file = delete_file  # type: ignore[method-assign]
+    return True

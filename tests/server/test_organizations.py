@@ -266,3 +266,57 @@ def test_the_watched_file_changes_membership_without_a_restart(server, orgs_file
     write_atomically(orgs_file, hub_members(ann="admin", dan="member"))
     wait_until(lambda: call(server, "GET", "/v1/data/hubteam/lab/result.txt", "bob").status_code == 403)
     assert "not reloaded" in server.log_path.read_text()
+
+
+READER = '''
+import Algorithmia
+
+
+def apply(input):
+    client = Algorithmia.client()
+    note = client.file(input["note"]).getString()
+    try:
+        client.file(input["out"]).put("seen: " + note)
+        wrote = "ok"
+    except Exception:
+        wrote = "refused"
+    return {"note": note, "wrote": wrote}
+'''
+
+
+def test_an_org_algorithm_reads_the_orgs_data_and_writes_where_its_caller_may(server, team):
+    """The default ACL ``algo://.my/*`` of an org collection means the org's algorithms; a call's token
+    writes where its input names only if the caller may (a member; not an outsider)."""
+    notes, drop, name = unique("notes"), unique("drop"), unique("reader")
+    ann = client(server, "ann")
+    ann.dir(f"data://{team}/{notes}").create()  # default ACL: the org's algorithms read it
+    ann.file(f"data://{team}/{notes}/note.txt").put("team note")
+    assert call(server, "POST", f"/v1/data/{team}", "ann", json={"name": drop, "acl": {"read": []}}).ok
+    algo = ann.algo(f"{team}/{name}")
+    algo.create(details={"label": name}, settings={"algorithm_callability": "public"})
+    assert call(server, "PUT", f"/v1/algorithms/{team}/{name}/source", "ann", data=READER.encode(),
+                headers={"Content-Type": "text/x-python"}).ok
+    algo.publish(version_info={"version_type": "minor"})
+    job = {"note": f"data://{team}/{notes}/note.txt", "out": f"data://{team}/{drop}/out.txt"}
+    assert call(server, "GET", f"/v1/data/{team}/{notes}/note.txt", "cat").status_code == 403
+    outsider, member = (client(server, who).algo(f"{team}/{name}").pipe(job).result for who in ("cat", "bob"))
+    assert outsider == {"note": "team note", "wrote": "refused"}
+    assert member == {"note": "team note", "wrote": "ok"}
+    assert ann.file(f"data://{team}/{drop}/out.txt").getString() == "seen: team note"
+
+
+def test_an_orgs_data_counts_against_the_orgs_own_quota(tmp_path):
+    orgs, quotas = tmp_path / "organizations.json", tmp_path / "quotas.json"
+    write_atomically(orgs, {"organizations": {"lab": {"members": {"ann": "admin"}}}})
+    write_atomically(quotas, {"users": {"lab": {"bytes": 1000}}})
+    users = {name: secrets.token_urlsafe(24) for name in ("ann", "bob")}
+    args = ["--organizations-file", str(orgs)]
+    with ServerWithOptions(tmp_path / "root", args, users=users, quotas_file=quotas) as started:
+        ann = client(started, "ann")
+        ann.dir("data://lab/shared").create()
+        ann.dir("data://ann/mine").create()
+        assert call(started, "PUT", "/v1/data/lab/shared/a.bin", "ann", data=b"x" * 600).ok
+        over = call(started, "PUT", "/v1/data/lab/shared/b.bin", "ann", data=b"x" * 600)
+        assert over.status_code == 403 and over.json()["error"]["errno"] == "EDQUOT"
+        assert call(started, "PUT", "/v1/data/ann/mine/b.bin", "ann", data=b"x" * 600).ok  # ann: no limit
+        assert call(started, "GET", "/v1/algofs/quota", "ann").json()["usage"]["bytes"] == 600

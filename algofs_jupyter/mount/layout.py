@@ -2,7 +2,8 @@
 
 Layout::
 
-    /data/<user>/<collection>/…   hosted data; /data lists the known users (the caller first)
+    /data/<user>/<collection>/…   hosted data; /data lists what the server's data root does: the caller,
+                                  their organizations (/data/<org>/…, docs/server.md), the other users
     /data/.my                     a symlink to the caller's own user directory
     /<connector>/…                s3, dropbox, dropbox+work, … (listed when known; looked up directly)
     /algorithms/…                 a VirtualTree (algorithm pipes)

@@ -78,6 +78,7 @@ class Namespace:
         self.acl = AclStore(data)
         self.connectors = connectors
         self.organizations: OrganizationStore | None = None  # set by app.py once users are known
+        self._org_folders: set[str] = set()  # every organization's folder made or seen since the start
         self.usernames: list[str] = []
         self.add_users(usernames)
 
@@ -92,6 +93,7 @@ class Namespace:
 
     def add_folders(self, names: list[str]) -> None:
         """Give each new organization its folder (its collections go there)."""
+        self._org_folders.update(names)
         for name in names:
             try:
                 self.data.mkdir((name,))
@@ -207,11 +209,13 @@ class Namespace:
 
     def root_names(self, who: Identity) -> list[str]:
         """The data root's folders as ``who`` sees them: their own, their organizations', then the other
-        users' (another organization's folder is not listed: its members alone see it there)."""
-        me = who.username
-        orgs = set(self.organizations.names()) if self.organizations is not None else set()
-        mine = [o["name"] for o in self.organizations.of_user(me)] if self.organizations is not None else []
-        others = [u for u in self.known_users() if u != me and u not in orgs]
+        users' (another organization's folder is not listed: its members alone see it there, nor is the folder
+        of an organization the hub's file dropped while the server ran)."""
+        me, store = who.username, self.organizations
+        orgs = self._org_folders | set(store.names() if store is not None else ())
+        mine = [o["name"] for o in store.of_user(me)] if store is not None else []
+        users = set(self.usernames)
+        others = [u for u in self.known_users() if u != me and (u not in orgs or u in users)]
         return [me, *mine, *others]
 
     def _user_exists(self, owner: str) -> bool:

@@ -266,6 +266,10 @@ def test_the_watched_file_changes_membership_without_a_restart(server, orgs_file
     write_atomically(orgs_file, hub_members(ann="admin", dan="member"))
     wait_until(lambda: call(server, "GET", "/v1/data/hubteam/lab/result.txt", "bob").status_code == 403)
     assert "not reloaded" in server.log_path.read_text()
+    write_atomically(orgs_file, {"organizations": {}})  # the hub dropped the group: no folder left listed
+    wait_until(lambda: call(server, "GET", "/v1/data/hubteam/lab/result.txt", "ann").status_code == 403)
+    for user in ("ann", "dan", "cat"):
+        assert "hubteam" not in [f["name"] for f in call(server, "GET", "/v1/data/", user).json()["folders"]]
 
 
 READER = '''

@@ -25,7 +25,7 @@ ensure_system_packages() {  # $1: demo | test
     )
     if [ "$1" = test ]; then
         # browser tests, peers in bench/ and tests, the s3fs-fuse compatibility test
-        wanted+=([rsync]=rsync [rclone]=rclone [chromium]=chromium)
+        wanted+=([rsync]=rsync [rclone]=rclone [chromium]=chromium [s3fs]=s3fs)
     fi
     local missing=()
     for cmd in "${!wanted[@]}"; do

@@ -25,7 +25,15 @@ from .algo_services import AlgorithmOptions, algorithm_settings
 from .call_scope import sweep_scratches
 from .connectors import load_connectors, read_only_warning
 from .data_handlers import DataHandler
-from .extension_handlers import CapabilitiesHandler, CopyHandler, MoveHandler, QuotaHandler, UtimeHandler
+from .extension_handlers import (
+    CapabilitiesHandler,
+    CopyHandler,
+    MoveHandler,
+    QuotaHandler,
+    SetattrHandler,
+    SymlinkHandler,
+    UtimeHandler,
+)
 from .handler_base import HealthHandler, NotFoundHandler
 from .hosts import ForbiddenHostHandler, HostAllowList
 from .namespace import Namespace
@@ -95,6 +103,8 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
         (r"/v1/algofs/move", MoveHandler),
         (r"/v1/algofs/copy", CopyHandler),
         (r"/v1/algofs/utime", UtimeHandler),
+        (r"/v1/algofs/setattr", SetattrHandler),
+        (r"/v1/algofs/symlink", SymlinkHandler),
         (r"/v1/algofs/quota", QuotaHandler),
         (r"/v1/algo/.*", AlgoCallHandler),
         *ALGORITHM_ROUTES,

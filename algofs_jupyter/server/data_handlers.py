@@ -16,13 +16,14 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 from tornado.web import stream_request_body
 
-from . import http_files, listing
+from . import http_files, listing, posix_wire
 from .acl import DEFAULT_READ, AclError, validate_acl
 from .errors import ApiError, api_error_for, bad_request
 from .handler_base import ApiHandler, parse_json_object
 from .namespace import Namespace, Target
 from .paths import BadPath, DataAddress, decode_segment, parse_connector_path, parse_data_path
 from .storage import (
+    CreateRefused,
     EntryInfo,
     IsADirectory,
     ListingPage,
@@ -193,7 +194,7 @@ class DataHandler(ApiHandler):
         # would stall every other request (ranged reads of the mount) on the event loop meanwhile.
         threads = self.application.settings.get("storage_threads")
         page = await IOLoop.current().run_in_executor(threads, self._listing, target, after)
-        result = listing.body(page)
+        result = listing.body(page, posix=target.level != "root")
         if bool_argument(self, "acl") and target.collection is not None:
             result["acl"] = {"read": await self.offload(self.namespace.acl.read_list,
                                                         *target.collection_id)}
@@ -204,6 +205,8 @@ class DataHandler(ApiHandler):
             names = self.namespace.root_names(self.identity)
             return listing.virtual_page([EntryInfo(name, True) for name in names], after, sort=False)
         page = target.backend.list_page(target.key, after, listing.PAGE_SIZE)
+        if any(entry.posix is None for entry in page.entries):
+            page = ListingPage(target.backend.with_posix(target.key, page.entries), page.last_key)
         if target.level == "user":  # collections only, and only those the caller may read
             namespace, who = self.namespace, self.identity
             readable = [e for e in page.entries if e.is_dir and namespace.lists_collection(
@@ -242,6 +245,8 @@ class DataHandler(ApiHandler):
         if info.etag:
             self.set_header("ETag", info.etag)
         self.set_header("Last-Modified", http_files.last_modified_for(info))
+        for name, value in posix_wire.headers(info).items():
+            self.set_header(name, value)
 
     async def _send_file(self, target: Target, info: EntryInfo, include_body: bool) -> None:
         size = info.size
@@ -303,14 +308,19 @@ class DataHandler(ApiHandler):
         check_key(target.key)
         offset = int_argument(self, "offset")
         expected_size = int_argument(self, "expected_size")
+        exclusive = (self.request.headers.get("If-None-Match") or "").strip() == "*"
+        mode = posix_wire.mode_header(self.request.headers.get(posix_wire.MODE_HEADER), target.backend)
         existing = self._existing(target)
         # creating needs "write"; replacing or changing what exists destroys the old bytes: "delete" too
         Namespace.require_write(target)
+        if exclusive and existing is not None:
+            raise CreateRefused("something exists at that name (If-None-Match: *)")
         if existing is not None and not existing.is_dir:
             Namespace.require_replace(target)
         upload = target.backend.write(target.key, offset=offset, truncate=bool_argument(self, "truncate"),
                                       if_match=self.request.headers.get("If-Match"),
-                                      expected_size=expected_size, current=existing)
+                                      expected_size=expected_size, current=existing, exclusive=exclusive,
+                                      mode=mode)
         declared = self.request.headers.get("Content-Length", "")
         if declared.isdigit() and "Transfer-Encoding" not in self.request.headers:
             try:
@@ -365,7 +375,7 @@ class DataHandler(ApiHandler):
         Namespace.require_write(parent)
         key = (*parent.key, name)
         check_key(key)  # before anything is created
-        parent.backend.mkdir(key)
+        parent.backend.mkdir(key, posix_wire.mode_field(body, parent.backend))
         if parent.level == "user":
             try:
                 self.namespace.acl.set_read_list(parent.owner, name, acl if acl is not None else DEFAULT_READ)

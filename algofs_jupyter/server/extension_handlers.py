@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from tornado.ioloop import IOLoop
 
-from . import http_files
+from . import http_files, posix_wire
 from .errors import ApiError, bad_request
 from .handler_base import ApiHandler, parse_json_object
 from .namespace import Namespace, Target
@@ -19,21 +19,26 @@ from .paths import BadPath, parse_data_path
 from .quota import QUOTA
 from .storage import (
     COPY,
+    EXCLUSIVE_CREATE,
     FOLDER_MTIME,
+    KEEP,
     MOVE,
     NAME_MAX,
     PATH_MAX,
+    POSIX,
     SET_MTIME,
     WRITE_AT_OFFSET,
+    AttrChange,
     CrossBackend,
     EntryInfo,
+    InvalidOperation,
     NotFound,
     check_key,
 )
 
 #: extension name -> version; bump a version when its wire format changes incompatibly
 EXTENSIONS = {WRITE_AT_OFFSET: 1, MOVE: 1, COPY: 1, SET_MTIME: 1, FOLDER_MTIME: 1, "errno": 1, QUOTA: 1,
-              "whoami": 1}
+              "whoami": 1, POSIX: 1, EXCLUSIVE_CREATE: 1}
 API_VERSION = 1
 
 
@@ -187,3 +192,47 @@ class UtimeHandler(ExtensionHandler):
             raise bad_request("mtime must be seconds since the epoch (a number from 0 to 2**34)")
         Namespace.require_delete(target)
         self.result(target, target.backend.set_mtime(target.key, float(mtime)))
+
+
+class PosixHandler(ExtensionHandler):
+    """What setattr and symlink answer: the entry's URI and its metadata."""
+
+    def answer(self, target: Target, info: EntryInfo) -> None:
+        self.write_json({"result": {"path": target.address.uri(), "posix": posix_wire.posix_of(info).wire()}})
+
+
+class SetattrHandler(PosixHandler):
+    """``POST /v1/algofs/setattr {"path", "mode"?, "uid"?, "gid"?, "mtime_ns"?, "atime_ns"?}``: change the
+    mode bits, owner or times of a file, folder or symlink (never following it). Needs *delete*, as
+    utime: it changes existing data. uid/gid are stored as given (the mount decides what its caller may)."""
+
+    FIELDS = ("path", "mode", "uid", "gid", "mtime_ns", "atime_ns")
+
+    def run(self) -> None:
+        body = self.body()
+        unknown = sorted(set(body) - set(self.FIELDS))
+        if unknown:
+            raise posix_wire.invalid(f"unknown fields: {', '.join(unknown)}")
+        target = self.target_of(body, "path")
+        try:
+            change = AttrChange(body.get("mode"), body.get("uid", KEEP), body.get("gid", KEEP),
+                                body.get("mtime_ns"), body.get("atime_ns"))
+        except InvalidOperation as exc:
+            raise posix_wire.invalid(exc.message) from exc
+        Namespace.require_delete(target)
+        self.result(target, target.backend.set_attributes(target.key, change))
+
+
+class SymlinkHandler(PosixHandler):
+    """``POST /v1/algofs/symlink {"path", "target"}``: create a symlink (an entry holding ``target``,
+    never followed by the server). Needs *write*, as any create."""
+
+    def run(self) -> None:
+        body = self.body()
+        target = self.target_of(body, "path")
+        link = body.get("target")
+        if not isinstance(link, str):
+            raise posix_wire.invalid('"target" must be a string')
+        Namespace.require_write(target)
+        layout_check(EntryInfo(target.key[-1], False), target)
+        self.result(target, target.backend.symlink(target.key, link))

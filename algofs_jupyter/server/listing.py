@@ -12,6 +12,7 @@ import base64
 import binascii
 from datetime import datetime, timezone
 
+from . import posix_wire
 from .errors import ApiError
 from .storage import EntryInfo, ListingPage, SortKey
 
@@ -50,13 +51,18 @@ def virtual_page(entries: list[EntryInfo], after: SortKey | None, sort: bool = T
     return ListingPage(chunk, chunk[-1].sort_key if len(ordered) > PAGE_SIZE else None)
 
 
-def body(page: ListingPage) -> dict:
-    """The API body of a listing page (without ``acl``)."""
+def body(page: ListingPage, posix: bool = True) -> dict:
+    """The API body of a listing page (without ``acl``); ``posix``: entries carry their metadata (not in the
+    data root's made-up listing of users)."""
     result: dict = {}
-    folders = [{"name": e.name, **({"last_modified": format_timestamp(e.mtime)} if e.mtime else {})}
-               for e in page.entries if e.is_dir]
-    files = [{"filename": e.name, "last_modified": format_timestamp(e.mtime), "size": int(e.size)}
-             for e in page.entries if not e.is_dir]
+
+    def extra(entry: EntryInfo) -> dict[str, object]:
+        return posix_wire.listing_fields(entry) if posix else {}
+
+    folders = [{"name": e.name, **({"last_modified": format_timestamp(e.mtime)} if e.mtime else {}),
+                **extra(e)} for e in page.entries if e.is_dir]
+    files = [{"filename": e.name, "last_modified": format_timestamp(e.mtime), "size": int(e.size),
+              **extra(e)} for e in page.entries if not e.is_dir]
     if folders:
         result["folders"] = folders
     if files:

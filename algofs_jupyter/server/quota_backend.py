@@ -22,6 +22,7 @@ from .call_scope import SCRATCH_ROOT, scratch_owner
 from .quota import QUOTA, Account, QuotaBook, QuotaTable
 from .storage import (
     NOT_LOOKED_UP,
+    AttrChange,
     EntryInfo,
     Key,
     ListingPage,
@@ -125,6 +126,12 @@ class QuotaBackend(StorageBackend):
     def set_mtime(self, key: Key, mtime: float) -> EntryInfo:
         return self.inner.set_mtime(key, mtime)
 
+    def set_attributes(self, key: Key, change: AttrChange) -> EntryInfo:
+        return self.inner.set_attributes(key, change)
+
+    def with_posix(self, key: Key, entries: list[EntryInfo]) -> list[EntryInfo]:
+        return self.inner.with_posix(key, entries)
+
     def read_meta(self, name: Key) -> bytes | None:
         return self.inner.read_meta(name)
 
@@ -141,34 +148,52 @@ class QuotaBackend(StorageBackend):
 
     def write(self, key: Key, *, offset: int | None = None, truncate: bool = False,
               if_match: str | None = None, expected_size: int | None = None,
-              current: EntryInfo | None | Literal[Lookup.NOT_DONE] = NOT_LOOKED_UP) -> Upload:
+              current: EntryInfo | None | Literal[Lookup.NOT_DONE] = NOT_LOOKED_UP,
+              exclusive: bool = False, mode: int | None = None) -> Upload:
         account = self._account(key)
         if account is None:
             return self.inner.write(key, offset=offset, truncate=truncate, if_match=if_match,
-                                    expected_size=expected_size, current=current)
+                                    expected_size=expected_size, current=current, exclusive=exclusive,
+                                    mode=mode)
         if current is NOT_LOOKED_UP:
             current = self.current(key)
         new_file = int(current is None)
         self.reserve(account, 0, new_file)  # a new file past the files quota: refused before anything
         try:
             upload = self.inner.write(key, offset=offset, truncate=truncate, if_match=if_match,
-                                      expected_size=expected_size, current=current)
+                                      expected_size=expected_size, current=current, exclusive=exclusive,
+                                      mode=mode)
         except BaseException:
             account.settle(0, new_file)
             raise
         return QuotaUpload(self, account, key, upload, offset, truncate, current, new_file)
 
-    def mkdir(self, key: Key) -> EntryInfo:
+    def mkdir(self, key: Key, mode: int | None = None) -> EntryInfo:
         account = self._account(key)
         if account is None:
-            return self.inner.mkdir(key)
+            return self.inner.mkdir(key, mode)
         self.reserve(account, 0, 1)
         try:
-            info = self.inner.mkdir(key)
+            info = self.inner.mkdir(key, mode)
         except BaseException:
             account.settle(0, 1)
             raise
         account.settle(0, 1, 0, 1)
+        return info
+
+    def symlink(self, key: Key, target: str) -> EntryInfo:
+        """A link is a small file: its target's bytes and one file."""
+        account = self._account(key)
+        if account is None:
+            return self.inner.symlink(key, target)
+        size = len(target.encode("utf-8", "surrogateescape"))
+        self.reserve(account, size, 1)
+        try:
+            info = self.inner.symlink(key, target)
+        except BaseException:
+            account.settle(size, 1)
+            raise
+        account.settle(size, 1, size, 1)
         return info
 
     def delete_file(self, key: Key) -> None:

@@ -205,6 +205,7 @@ def test_set_mtime(http, scratch):
     head = http("HEAD", path)
     assert head.headers["Last-Modified"] == "Mon, 01 Jan 2001 00:00:00 GMT" and head.headers["ETag"] != etag
     listed = http("GET", f"/v1/data/.my/{scratch}").json()["files"]
+    assert listed[0].pop("posix")["mtime_ns"] == 978307200_250000000  # the posix extension's field
     assert listed == [{"filename": "dated.txt", "last_modified": "2001-01-01T00:00:00.250Z", "size": 1}]
     for bad in ("soon", -1, True, 1e30, None):
         assert_error(http("POST", "/v1/algofs/utime", json={"path": f"data://.my/{scratch}/dated.txt",

@@ -15,6 +15,7 @@ from algofs_jupyter.server.storage.s3 import S3_KEY_MAX, S3Backend
 from algofs_jupyter.server.storage.s3_client import S3Location, make_client
 from algofs_jupyter.server.storage.s3_uploads import MIN_PART_SIZE, PART_SIZE
 
+from .posix_contract import *  # noqa: F403
 from .storage_contract import *  # noqa: F403
 from .storage_contract import content, names, store
 

@@ -8,6 +8,7 @@ import pytest
 
 from algofs_jupyter.server.storage import InvalidOperation, LocalBackend, OutsideRoot
 
+from .posix_contract import *  # noqa: F403
 from .storage_contract import *  # noqa: F403
 from .storage_contract import content, names, store
 

@@ -2,14 +2,17 @@
 
 from .base import (
     COPY,
+    EXCLUSIVE_CREATE,
     FOLDER_MTIME,
     MOVE,
     NAME_MAX,
     NOT_LOOKED_UP,
     PATH_MAX,
+    POSIX,
     SET_MTIME,
     WRITE_AT_OFFSET,
     AlreadyExists,
+    CreateRefused,
     CrossBackend,
     DirectoryNotEmpty,
     EntryInfo,
@@ -23,6 +26,7 @@ from .base import (
     NotFound,
     OffsetBeyondEnd,
     OutsideRoot,
+    Posix,
     PreconditionFailed,
     QuotaExceeded,
     SortKey,
@@ -36,8 +40,10 @@ from .base import (
     check_key,
 )
 from .local import LocalBackend
+from .posix import KEEP, AttrChange
 
 __all__ = [
+    "EXCLUSIVE_CREATE", "KEEP", "POSIX", "AttrChange", "CreateRefused", "Posix",
     "COPY", "FOLDER_MTIME", "MOVE", "NAME_MAX", "NOT_LOOKED_UP", "PATH_MAX", "SET_MTIME", "WRITE_AT_OFFSET",
     "AlreadyExists",
     "CrossBackend", "DirectoryNotEmpty", "EntryInfo", "InvalidOperation", "IsADirectory", "Key",

@@ -12,7 +12,7 @@ Contracts shared by every operation:
   with :class:`NameTooLong` *before* creating anything.
 - A backend never follows a link, mount point or alias to a location outside its root: such a key
   raises :class:`OutsideRoot` (and a listing skips the entry).
-- Every failure is one of the :class:`StorageError` subclasses below, never a bare ``OSError``;
+- Every failure is one of the :class:`StorageError` subclasses (``errors.py``), never a bare ``OSError``;
   ``server/errors.py`` maps them to HTTP statuses in one table.
 - Directories exist on their own (an empty directory is listed and can be stat'ed), and a directory's
   mtime moves whenever an entry is created, removed or renamed in it.
@@ -33,6 +33,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
+
+from .errors import (  # noqa: F401 - the errors are part of this interface: re-exported
+    AlreadyExists,
+    CreateRefused,
+    CrossBackend,
+    DirectoryNotEmpty,
+    InvalidOperation,
+    IsADirectory,
+    NameTooLong,
+    NotADirectory,
+    NotFound,
+    OffsetBeyondEnd,
+    OutsideRoot,
+    PreconditionFailed,
+    QuotaExceeded,
+    StorageError,
+    Unsatisfiable,
+    Unsupported,
+)
+from .posix import AttrChange, Posix
 
 #: Longest name segment in bytes (UTF-8), as on POSIX file systems.
 NAME_MAX = 255
@@ -55,105 +75,10 @@ COPY = "copy"
 SET_MTIME = "set-mtime"
 #: Directory mtimes in ``info`` and listings that move with their entries.
 FOLDER_MTIME = "folder-mtime"
-
-
-# -- errors --------------------------------------------------------------------------------------------
-
-class StorageError(Exception):
-    """Base of every backend failure; ``errno`` names the POSIX error a file system would report."""
-
-    errno = "EIO"
-
-    def __init__(self, message: str, **details: object):
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-
-class NotFound(StorageError):
-    """The key (or, for a create, its parent directory) does not exist."""
-
-    errno = "ENOENT"
-
-
-class AlreadyExists(StorageError):
-    """Something already exists where a create or a non-overwriting move/copy would put its result."""
-
-    errno = "EEXIST"
-
-
-class NotADirectory(StorageError):
-    """A directory was required (listing, parent of a create, delete_dir) but a file is there."""
-
-    errno = "ENOTDIR"
-
-
-class IsADirectory(StorageError):
-    """A file was required (read, write, delete_file, copy) but a directory is there."""
-
-    errno = "EISDIR"
-
-
-class DirectoryNotEmpty(StorageError):
-    """``delete_dir`` without ``force`` (or a move onto a directory) found entries."""
-
-    errno = "ENOTEMPTY"
-
-
-class NameTooLong(StorageError):
-    """A segment over NAME_MAX bytes, or a key the backend cannot hold (over PATH_MAX)."""
-
-    errno = "ENAMETOOLONG"
-
-
-class InvalidOperation(StorageError):
-    """A request that can never succeed as asked: moving a directory into itself, a negative offset …"""
-
-    errno = "EINVAL"
-
-
-class OffsetBeyondEnd(StorageError):
-    """``write`` at an offset past the end of the file (no holes are made)."""
-
-    errno = "EINVAL"
-
-
-class PreconditionFailed(StorageError):
-    """The object changed: its ETag or size is not what the writer expected. ``details`` has the
-    current ``etag`` and ``size`` so the client can decide what to do."""
-
-    errno = "ESTALE"
-
-
-class Unsatisfiable(StorageError):
-    """``read_file`` from at or past the end of the file (HTTP 416)."""
-
-    errno = "EINVAL"
-
-
-class OutsideRoot(StorageError):
-    """The key resolves (through a link) to a location outside the backend's root."""
-
-    errno = "EACCES"
-
-
-class CrossBackend(StorageError):
-    """A move or copy between two backends; the client copies through itself instead."""
-
-    errno = "EXDEV"
-
-
-class Unsupported(StorageError):
-    """An optional operation this backend does not implement (see ``capabilities``)."""
-
-    errno = "ENOTSUP"
-
-
-class QuotaExceeded(StorageError):
-    """The change would take its user's data past their storage quota (bytes, or files and folders);
-    nothing of it was stored. ``details`` has the ``quota`` and the ``usage`` (``server/quota.py``)."""
-
-    errno = "EDQUOT"
+#: Modes, owners, ns times and symlinks (``set_attributes``, ``symlink``, ``EntryInfo.posix``).
+POSIX = "posix"
+#: ``write(exclusive=True)``: create only if nothing is there, race-free (``If-None-Match: *``).
+EXCLUSIVE_CREATE = "exclusive-create"
 
 
 # -- values --------------------------------------------------------------------------------------------
@@ -171,6 +96,12 @@ class EntryInfo:
     size: int = 0
     mtime: float = 0.0
     etag: str | None = None
+    #: mode, owner, ns times, link target (capability POSIX); None: the backend did not tell (defaults)
+    posix: Posix | None = None
+
+    @property
+    def is_link(self) -> bool:
+        return self.posix is not None and self.posix.is_link
 
     @property
     def sort_key(self) -> SortKey:
@@ -216,21 +147,31 @@ class WriteRequest:
     truncate: bool = False
     if_match: str | None = None
     expected_size: int | None = None
+    #: create only if nothing exists at the name (``If-None-Match: *``), checked again at commit
+    exclusive: bool = False
+    #: permission bits of a file the write creates (capability POSIX); None: the default
+    mode: int | None = None
 
     def __post_init__(self) -> None:
         if self.offset is not None and self.offset < 0:
             raise InvalidOperation("offset must not be negative")
+        if self.exclusive and self.offset:
+            raise InvalidOperation("an exclusive create writes the whole file (no offset)")
         if self.if_match is not None:
             object.__setattr__(self, "if_match", self.if_match.strip())
 
     @property
     def conditional(self) -> bool:
-        return self.if_match is not None or self.expected_size is not None
+        return self.if_match is not None or self.expected_size is not None or self.exclusive
 
     def check(self, current: EntryInfo | None) -> None:
         """Whether the write can land on ``current`` (None: no file there): IsADirectory, PreconditionFailed
-        (ETag or size changed; ``details`` has the current ones), NotFound (a write at an offset past 0
-        needs the file), OffsetBeyondEnd (no holes)."""
+        (ETag or size changed; ``details`` has the current ones), CreateRefused (exclusive, something is
+        there), NotFound (a write at an offset past 0 needs the file), OffsetBeyondEnd (no holes)."""
+        if self.exclusive and current is not None:
+            raise CreateRefused("something exists at that name (If-None-Match: *)")
+        if current is not None and current.is_link and self.offset is not None:
+            raise InvalidOperation("a symlink's content is its target: write the file it names")
         if current is not None and current.is_dir:
             raise IsADirectory("a directory with that name exists")
         etag = current.etag if current else None
@@ -369,7 +310,8 @@ class StorageBackend(ABC):
     @abstractmethod
     def write(self, key: Key, *, offset: int | None = None, truncate: bool = False,
               if_match: str | None = None, expected_size: int | None = None,
-              current: EntryInfo | None | Literal[Lookup.NOT_DONE] = NOT_LOOKED_UP) -> Upload:
+              current: EntryInfo | None | Literal[Lookup.NOT_DONE] = NOT_LOOKED_UP,
+              exclusive: bool = False, mode: int | None = None) -> Upload:
         """Start a streamed write of file ``key``; bytes go to the returned :class:`Upload`.
 
         ``offset=None``: the body becomes the whole content (creates or replaces the file).
@@ -380,6 +322,10 @@ class StorageBackend(ABC):
         these, checked now and again at commit (PreconditionFailed); a missing file has no ETag and size 0.
         ``current``: what ``info(key)`` answered the caller just before (None: NotFound), so a network
         backend need not ask the store again; preconditions are still checked against the store at commit.
+        ``exclusive`` (capability EXCLUSIVE_CREATE): only create, and raise CreateRefused (now or at commit)
+        when a file, folder or symlink is at the name, atomically with respect to every other write of this
+        server. ``mode`` (capability POSIX): the permission bits of a file this write creates; replacing a
+        file keeps its mode and owner (a symlink is replaced by a plain file), mtime and ctime move.
 
         Atomic: until ``commit`` runs, readers see the old content, and an aborted or interrupted
         write leaves it unchanged; a replace or an overwrite inside the file lands at once. An append's
@@ -390,9 +336,10 @@ class StorageBackend(ABC):
         """
 
     @abstractmethod
-    def mkdir(self, key: Key) -> EntryInfo:
-        """Create an empty directory; its parent must exist. Raises AlreadyExists (a file or directory
-        is there), NotFound, NotADirectory, NameTooLong, OutsideRoot. Nothing is created on failure."""
+    def mkdir(self, key: Key, mode: int | None = None) -> EntryInfo:
+        """Create an empty directory (``mode``: its permission bits, capability POSIX); its parent must
+        exist. Raises AlreadyExists (a file or directory is there), NotFound, NotADirectory, NameTooLong,
+        OutsideRoot. Nothing is created on failure."""
 
     @abstractmethod
     def delete_file(self, key: Key) -> None:
@@ -426,6 +373,22 @@ class StorageBackend(ABC):
         """Set a file's (or directory's) modification time (capability SET_MTIME); the ETag changes.
         Raises NotFound, OutsideRoot, Unsupported."""
         raise Unsupported("this storage cannot set modification times")
+
+    def set_attributes(self, key: Key, change: AttrChange) -> EntryInfo:
+        """Change the mode bits, owner or times of a file, directory or symlink (never following it)
+        (capability POSIX); ctime becomes now. Raises NotFound, OutsideRoot, Unsupported."""
+        raise Unsupported("this storage keeps no POSIX metadata")
+
+    def symlink(self, key: Key, target: str) -> EntryInfo:
+        """Create a symlink holding ``target`` (capability POSIX); storage never follows it. Its parent
+        must exist. Raises AlreadyExists, NotFound, NotADirectory, NameTooLong, InvalidOperation (a bad
+        target), Unsupported."""
+        raise Unsupported("this storage keeps no symlinks")
+
+    def with_posix(self, key: Key, entries: list[EntryInfo]) -> list[EntryInfo]:
+        """``entries`` of directory ``key`` with their ``posix`` filled in, for backends whose listings
+        don't carry it (object storage: a HEAD each). Those without ``posix`` show the defaults."""
+        return entries
 
     # -- server metadata (ACLs …), out of reach of user keys -----------------------------------------
 

@@ -31,12 +31,15 @@ from typing import Literal
 from ...names import RESERVED_PREFIX
 from .base import (
     COPY,
+    EXCLUSIVE_CREATE,
     FOLDER_MTIME,
     MOVE,
     NOT_LOOKED_UP,
+    POSIX,
     SET_MTIME,
     WRITE_AT_OFFSET,
     AlreadyExists,
+    CreateRefused,
     CrossBackend,
     DirectoryNotEmpty,
     EntryInfo,
@@ -49,6 +52,7 @@ from .base import (
     NotADirectory,
     NotFound,
     OutsideRoot,
+    Posix,
     SortKey,
     StorageBackend,
     StorageError,
@@ -57,6 +61,8 @@ from .base import (
     WriteRequest,
     check_key,
 )
+from .local_posix import describe, posix_of, read_attrs, write_attrs
+from .posix import DEFAULT_FILE_MODE, LINK_MODE, AttrChange, check_target, now_ns
 from .scan import DirectoryIndex
 
 READ_CHUNK = 1024 * 1024
@@ -93,15 +99,9 @@ def storage_errors() -> Iterator[None]:
         raise error(messages.get(error, exc.strerror or "storage error")) from exc
 
 
-def etag_of(st: os.stat_result) -> str:
-    """Cheap strong validator: inode, size and nanosecond mtime (changes on every replace or write)."""
-    return f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
-
-
-def entry_of(name: str, st: os.stat_result) -> EntryInfo:
-    if stat.S_ISDIR(st.st_mode):
-        return EntryInfo(name, True, 0, st.st_mtime, None)
-    return EntryInfo(name, False, st.st_size, st.st_mtime, etag_of(st))
+def entry_of(name: str, st: os.stat_result, dir_fd: int | None = None) -> EntryInfo:
+    """The info of ``name`` in the open directory ``dir_fd``, its POSIX metadata included."""
+    return describe(name, st, dir_fd)
 
 
 class Located:
@@ -138,7 +138,7 @@ class Located:
 class LocalBackend(StorageBackend):
     """Objects under ``root``; metadata blobs under ``meta_dir`` (outside ``root``: keys can't reach it)."""
 
-    capabilities = frozenset({WRITE_AT_OFFSET, MOVE, COPY, SET_MTIME, FOLDER_MTIME})
+    capabilities = frozenset({WRITE_AT_OFFSET, MOVE, COPY, SET_MTIME, FOLDER_MTIME, EXCLUSIVE_CREATE, POSIX})
 
     def __init__(self, root: Path, meta_dir: Path, index: DirectoryIndex | None = None):
         root.mkdir(parents=True, exist_ok=True)
@@ -250,8 +250,8 @@ class LocalBackend(StorageBackend):
             with storage_errors():
                 return entry_of("", os.stat(self.real_root))
         where, st = self._existing(key)
-        where.close()
-        return entry_of(key[-1], st)
+        with where, storage_errors():
+            return entry_of(key[-1], st, where.dir_fd)
 
     def read(self, key: Key, start: int = 0, length: int | None = None) -> Iterator[bytes]:
         if not key:
@@ -318,25 +318,27 @@ class LocalBackend(StorageBackend):
         """The entry of a listing, or None for what isn't shown (vanished, special, link leading out)."""
         try:
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode):
+            linked = stat.S_ISLNK(st.st_mode)  # a link on disk (not the API's): followed inside the root
+            if linked:
                 where, st = self._existing((*key, name))
                 where.close()
+            if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+                return entry_of(name, st, None if linked else dir_fd)
         except (OSError, StorageError):
             return None
-        if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
-            return entry_of(name, st)
         return None
 
     # -- writing -------------------------------------------------------------------------------------
 
     def write(self, key: Key, *, offset: int | None = None, truncate: bool = False,
               if_match: str | None = None, expected_size: int | None = None,
-              current: EntryInfo | None | Literal[Lookup.NOT_DONE] = NOT_LOOKED_UP) -> LocalUpload:
+              current: EntryInfo | None | Literal[Lookup.NOT_DONE] = NOT_LOOKED_UP,
+              exclusive: bool = False, mode: int | None = None) -> LocalUpload:
         # ``current`` is not needed: the disk answers at once, under the lock that makes the write safe
         if not key:
             raise IsADirectory("the root is a directory")
-        request = WriteRequest(offset, truncate, if_match, expected_size)
-        where = self.locate(key)
+        request = WriteRequest(offset, truncate, if_match, expected_size, exclusive, mode)
+        where = self.locate(key, follow_last=not exclusive)  # exclusive: a dangling disk link counts
         try:
             with storage_errors():
                 request.check(_current(where))
@@ -345,12 +347,16 @@ class LocalBackend(StorageBackend):
             where.close()
             raise
 
-    def mkdir(self, key: Key) -> EntryInfo:
+    def mkdir(self, key: Key, mode: int | None = None) -> EntryInfo:
         if not key:
             raise AlreadyExists("the root exists")
         with self.locate(key) as where, storage_errors():
             os.mkdir(where.name, dir_fd=where.dir_fd)
-            return entry_of(where.name, where.stat())
+            if mode is not None:
+                st = where.stat()
+                chosen = AttrChange(mode=mode).apply(posix_of(st, None), now_ns())
+                write_attrs(where.dir_fd, where.name, chosen)
+            return entry_of(where.name, where.stat(), where.dir_fd)
 
     def delete_file(self, key: Key) -> None:
         if not key:
@@ -399,7 +405,7 @@ class LocalBackend(StorageBackend):
         src, st = self._existing(source, follow_last=False)  # a link moves as a link
         with src, self.locate(destination, follow_last=False) as dst, self._commit_lock, storage_errors():
             if source == destination:
-                return entry_of(dst.name, st)
+                return entry_of(dst.name, st, dst.dir_fd)
             existing = dst.lookup()
             if existing is not None:
                 if not overwrite:
@@ -408,7 +414,12 @@ class LocalBackend(StorageBackend):
                     kind = IsADirectory if not stat.S_ISDIR(st.st_mode) else NotADirectory
                     raise kind("the destination is of the other kind (file / directory)")
             os.rename(src.name, dst.name, src_dir_fd=src.dir_fd, dst_dir_fd=dst.dir_fd)
-            return entry_of(dst.name, dst.stat())
+            if not stat.S_ISLNK(st.st_mode):  # the metadata moved with it; a move is a change: ctime
+                moved = dst.stat()
+                old = posix_of(moved, read_attrs(dst.dir_fd, dst.name))
+                write_attrs(dst.dir_fd, dst.name, Posix(old.mode, old.uid, old.gid, old.mtime_ns,
+                                                        old.atime_ns, now_ns()))
+            return entry_of(dst.name, dst.stat(), dst.dir_fd)
 
     def copy(self, source: Key, destination: Key, overwrite: bool = False) -> EntryInfo:
         if not source:
@@ -419,6 +430,10 @@ class LocalBackend(StorageBackend):
             if stat.S_ISDIR(os.fstat(src_fd).st_mode):
                 raise IsADirectory("only files can be copied")
             upload = self.write(destination)
+            attrs = read_attrs(src_fd, None)
+            if attrs is not None:  # the copy keeps mode, owner and kind (a link copies as a link)
+                old = posix_of(os.fstat(src_fd), attrs)
+                upload.posix = Posix(old.mode, old.uid, old.gid, 0, now_ns(), now_ns())
             try:
                 if not overwrite and _current(upload.where) is not None:
                     raise AlreadyExists("the destination exists")
@@ -441,6 +456,36 @@ class LocalBackend(StorageBackend):
             os.utime(where.name, dir_fd=where.dir_fd, follow_symlinks=False,
                      ns=(st.st_atime_ns, int(round(mtime * 1e9))))
             return entry_of(where.name, where.stat())
+
+    def set_attributes(self, key: Key, change: AttrChange) -> EntryInfo:
+        if not key:
+            raise InvalidOperation("the root's metadata is not the API's")
+        where, st = self._existing(key)  # an API symlink is a plain file on disk: never followed
+        with where, self._commit_lock, storage_errors():
+            new = change.apply(entry_of(where.name, st, where.dir_fd).posix or posix_of(st, None), now_ns())
+            write_attrs(where.dir_fd, where.name, new)
+            if change.mtime_ns is not None:
+                os.utime(where.name, dir_fd=where.dir_fd, follow_symlinks=False,
+                         ns=(st.st_atime_ns, new.mtime_ns))
+            return entry_of(where.name, where.stat(), where.dir_fd)
+
+    def symlink(self, key: Key, target: str) -> EntryInfo:
+        """A plain file holding the target, whose stored mode says it is a link; lands with ``link(2)``,
+        so it never replaces anything."""
+        check_target(target)
+        if not key:
+            raise AlreadyExists("the root exists")
+        try:
+            upload = self.write(key, exclusive=True)
+            try:
+                now = now_ns()
+                upload.posix = Posix(LINK_MODE, None, None, 0, now, now)
+                upload.write(target.encode("utf-8", "surrogateescape"))
+                return upload.commit()
+            finally:
+                upload.abort()
+        except CreateRefused as exc:
+            raise AlreadyExists("something exists at that name") from exc
 
     # -- metadata (short names under meta_dir: plain paths) ----------------------------------------
 
@@ -489,7 +534,7 @@ class LocalBackend(StorageBackend):
 
 def _current(where: Located) -> EntryInfo | None:
     st = where.lookup()
-    return None if st is None else entry_of(where.name, st)
+    return None if st is None else entry_of(where.name, st, where.dir_fd)
 
 
 class LocalUpload(Upload):
@@ -513,6 +558,8 @@ class LocalUpload(Upload):
         self.file = os.fdopen(fd, "wb", buffering=1024 * 1024)
         self.bytes_written = 0
         self._done = False
+        #: the metadata the landed file gets (a copy's); None: the rules of ``_landing_posix``
+        self.posix: Posix | None = None
 
     def write(self, chunk: bytes) -> None:
         with storage_errors():
@@ -526,16 +573,44 @@ class LocalUpload(Upload):
         with self.backend._commit_lock, storage_errors():
             current = _current(where)
             self.request.check(current)  # again: another writer may have got there first
-            if self.request.offset is None or current is None:  # a whole file, or a new one at offset 0
-                os.rename(self.temp_name, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd)
-            elif self.request.offset == current.size:
+            whole = self.request.offset is None or current is None  # a whole file, or a new one at offset 0
+            posix = self._landing_posix(current, whole)
+            if whole:
+                if posix is not None:
+                    write_attrs(where.dir_fd, self.temp_name, posix)
+                if self.request.exclusive:  # link(2) never replaces: race-free against other processes too
+                    try:
+                        os.link(self.temp_name, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd,
+                                follow_symlinks=False)
+                    except FileExistsError as exc:
+                        raise CreateRefused("something exists at that name (If-None-Match: *)") from exc
+                    os.unlink(self.temp_name, dir_fd=where.dir_fd)
+                else:
+                    os.rename(self.temp_name, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd)
+            elif current is not None and self.request.offset == current.size:
                 self._append_in_place(current.size)
             else:
                 self._patch_copy()
+            if not whole and posix is not None:
+                write_attrs(where.dir_fd, where.name, posix)
             self._done = True
-            info = entry_of(where.name, where.stat())
+            info = entry_of(where.name, where.stat(), where.dir_fd)
         self.abort()  # nothing left to discard: releases the directory descriptor
         return info
+
+    def _landing_posix(self, current: EntryInfo | None, whole: bool) -> Posix | None:
+        """The stored metadata of the file after this write (None: none stored, the defaults show).
+        A new file gets the requested mode; a changed one keeps mode and owner (a replaced symlink
+        becomes a plain file); ctime is now. mtime is the file's own."""
+        now = now_ns()
+        if self.posix is not None:
+            return self.posix
+        old = current.posix if current is not None else None
+        if old is None or (whole and old.is_link) or current is None:
+            if self.request.mode is None:
+                return None
+            return Posix(DEFAULT_FILE_MODE & ~0o7777 | self.request.mode, None, None, 0, now, now)
+        return Posix(old.mode, old.uid, old.gid, 0, old.atime_ns, now)
 
     def _open_temp(self, name: str, flags: int) -> int:
         return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=self.where.dir_fd)

@@ -30,6 +30,7 @@ Where S3 differs from the local backend (docs/server.md, "S3 storage"):
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,8 +39,10 @@ from typing import Any, Literal
 from ...names import invalid_name_reason
 from .base import (
     COPY,
+    EXCLUSIVE_CREATE,
     MOVE,
     NOT_LOOKED_UP,
+    POSIX,
     WRITE_AT_OFFSET,
     AlreadyExists,
     DirectoryNotEmpty,
@@ -52,6 +55,8 @@ from .base import (
     NameTooLong,
     NotADirectory,
     NotFound,
+    Posix,
+    PreconditionFailed,
     SortKey,
     StorageBackend,
     StorageError,
@@ -61,6 +66,7 @@ from .base import (
     WriteRequest,
     check_key,
 )
+from .posix import LINK_MODE, AttrChange, check_target, default_posix, now_ns
 from .s3_client import (
     READ_CHUNK,
     S3Location,
@@ -70,6 +76,16 @@ from .s3_client import (
     parse_time,
     quoted,
     storage_errors,
+)
+from .s3_posix import (
+    DIRECTORY_TYPE,
+    FolderMetadata,
+    folder_metadata,
+    format_time,
+    is_link_meta,
+    metadata_of,
+    new_file_metadata,
+    posix_from,
 )
 from .s3_uploads import (
     PART_SIZE,
@@ -90,7 +106,7 @@ PAST_FOLDER = "/\U0010ffff"
 class S3Backend(StorageBackend):
     """Objects under ``root`` (an S3Location), metadata under ``meta``; ``client`` is a boto3 S3 client."""
 
-    capabilities = frozenset({MOVE, COPY, WRITE_AT_OFFSET})
+    capabilities = frozenset({MOVE, COPY, WRITE_AT_OFFSET, EXCLUSIVE_CREATE, POSIX})
     #: Calls block on the network: handlers run them off the event loop.
     blocking = True
     reads_in_one_request = True  # read_file: one ranged GetObject
@@ -103,6 +119,9 @@ class S3Backend(StorageBackend):
         self.root = root.prefix
         self.meta = meta.prefix
         self.part_pool = ThreadPoolExecutor(8, thread_name_prefix="s3-parts")
+        self._create_locks = [threading.Lock() for _ in range(64)]
+        self.head_pool = ThreadPoolExecutor(16, thread_name_prefix="s3-heads")  # listings' metadata
+        self.folder_meta = FolderMetadata(client, self.bucket, self.meta)
         return_part_buffers_to_the_os()
 
     def __repr__(self) -> str:
@@ -119,6 +138,9 @@ class S3Backend(StorageBackend):
                               f"(S3 keys are at most {S3_KEY_MAX} bytes, with the prefix "
                               f"{self.root!r})", max=room)
         return name
+
+    def create_lock(self, name: str) -> threading.Lock:
+        return self._create_locks[hash(name) % len(self._create_locks)]
 
     def folder_prefix(self, key: Key) -> str:
         return self.object_name(key) + "/" if key else self.root
@@ -139,9 +161,23 @@ class S3Backend(StorageBackend):
         contents = found.get("Contents") or []
         return contents[0] if contents else None
 
-    def _file_info(self, name: str, head: dict) -> EntryInfo:
+    def _file_info(self, name: str, head: dict, object_name: str | None = None) -> EntryInfo:
+        """``head``: a HeadObject (or GetObject) answer; a link's target is read when ``object_name`` is
+        given (one GET of a few bytes, links only)."""
+        meta = head.get("Metadata") or {}
+        target = None
+        if object_name is not None and is_link_meta(meta):
+            target = self._read_small(object_name)
         return EntryInfo(name, False, int(head["ContentLength"]), parse_time(head["LastModified"]),
-                         quoted(head.get("ETag")))
+                         quoted(head.get("ETag")), posix_from(meta, head["LastModified"], False, target))
+
+    def _read_small(self, object_name: str) -> str:
+        with storage_errors():
+            body = self.client.get_object(Bucket=self.bucket, Key=object_name)["Body"]
+            try:
+                return body.read(8192).decode("utf-8", "surrogateescape")
+            finally:
+                body.close()
 
     def current(self, key: Key) -> EntryInfo | None:
         try:
@@ -167,16 +203,26 @@ class S3Backend(StorageBackend):
         name = self.object_name(key)
         head = self._head(name)
         if head is not None:
-            return self._file_info(key[-1], head)
+            return self._file_info(key[-1], head, name)
         first = self._first_below(name + "/")
         if first is None:
             raise NotFound("path not found")
-        mtime = parse_time(first["LastModified"]) if first["Key"] == name + "/" else 0.0
-        return EntryInfo(key[-1], True, 0, mtime, None)
+        return self._folder_info(key, first)
+
+    def _folder_info(self, key: Key, first: dict | None) -> EntryInfo:
+        """A folder's info with its metadata (``first``: the first object below it, None: not looked up):
+        a folder without a marker has only what a blob may hold, and no time."""
+        marker = self.folder_prefix(key)
+        head = self._head(marker) if first is None or first["Key"] == marker else None
+        meta = self.folder_meta.read("/".join(key), head)
+        last_modified = head["LastModified"] if head is not None else None
+        return EntryInfo(key[-1], True, 0, parse_time(last_modified) if last_modified else 0.0, None,
+                         posix_from(meta, last_modified, True))
 
     def file_at(self, key: Key) -> EntryInfo | None:
-        head = self._head(self.object_name(key)) if key else None
-        return self._file_info(key[-1], head) if head is not None else None
+        name = self.object_name(key) if key else ""
+        head = self._head(name) if key else None
+        return self._file_info(key[-1], head, name) if head is not None else None
 
     def read(self, key: Key, start: int = 0, length: int | None = None) -> Iterator[bytes]:
         name = self.object_name(key)
@@ -218,8 +264,11 @@ class S3Backend(StorageBackend):
         elif first:  # the store ignored the range: not a store this backend supports
             response["Body"].close()
             raise StorageError("the object store ignored a Range request")
+        meta = response.get("Metadata") or {}
+        target = self._read_small(self.object_name(key)) if is_link_meta(meta) else None
         info = EntryInfo(key[-1], False, size, parse_time(response["LastModified"]),
-                         quoted(response.get("ETag")))
+                         quoted(response.get("ETag")),
+                         posix_from(meta, response["LastModified"], False, target))
         return info, start, self._chunks(response["Body"])
 
     @staticmethod
@@ -299,28 +348,34 @@ class S3Backend(StorageBackend):
 
     def write(self, key: Key, *, offset: int | None = None, truncate: bool = False,
               if_match: str | None = None, expected_size: int | None = None,
-              current: EntryInfo | None | Literal[Lookup.NOT_DONE] = NOT_LOOKED_UP) -> Upload:
+              current: EntryInfo | None | Literal[Lookup.NOT_DONE] = NOT_LOOKED_UP,
+              exclusive: bool = False, mode: int | None = None) -> Upload:
         if not key:
             raise InvalidOperation("the root is a directory")
         name = self.object_name(key)
         self.require_folder(key[:-1])
-        request = WriteRequest(offset, truncate, if_match, expected_size)
+        request = WriteRequest(offset, truncate, if_match, expected_size, exclusive, mode)
         if current is NOT_LOOKED_UP:
             current = self.current(key)
         request.check(current)
         if offset is not None and current is not None and not (offset == 0 and truncate):
             return S3PatchUpload(self, name, key, request)
-        return S3Upload(self, name, key, request)
+        upload = S3Upload(self, name, key, request)
+        upload.metadata = new_file_metadata(mode, current, whole=True)
+        return upload
 
-    def mkdir(self, key: Key) -> EntryInfo:
+    def mkdir(self, key: Key, mode: int | None = None) -> EntryInfo:
         if not key:
             raise AlreadyExists("the root exists")
         self.require_folder(key[:-1])
         if self.current(key) is not None:
             raise AlreadyExists("a file or directory with that name exists")
-        marker = self.folder_prefix(key)
-        with storage_errors():
-            self.client.put_object(Bucket=self.bucket, Key=marker, Body=b"")
+        if mode is None:  # the defaults: on the marker for s3fs, no blob needed where the store drops them
+            with storage_errors():
+                self.client.put_object(Bucket=self.bucket, Key=self.folder_prefix(key), Body=b"",
+                                       ContentType=DIRECTORY_TYPE, Metadata=folder_metadata(None))
+        else:
+            self.folder_meta.write("/".join(key), self.folder_prefix(key), folder_metadata(mode))
         return self.info(key)
 
     def _keep_parent(self, key: Key) -> None:
@@ -329,8 +384,14 @@ class S3Backend(StorageBackend):
         removes it once they are gone). Rewriting also moves the folder's mtime, as a disk would."""
         if len(key) < 2:
             return
+        marker = self.folder_prefix(key[:-1])
+        head = self._head(marker)
+        meta = dict(head.get("Metadata") or {}) if head is not None else {}
+        if meta:  # its mode and owner stay; its mtime moves, as a disk's would
+            meta["mtime"] = meta["ctime"] = format_time(now_ns())
         with storage_errors():
-            self.client.put_object(Bucket=self.bucket, Key=self.folder_prefix(key[:-1]), Body=b"")
+            self.client.put_object(Bucket=self.bucket, Key=marker, Body=b"", ContentType=DIRECTORY_TYPE,
+                                   Metadata=meta)
 
     def delete_file(self, key: Key) -> None:
         if not key or self.info(key).is_dir:
@@ -382,12 +443,15 @@ class S3Backend(StorageBackend):
         self._keep_parent(key)
         # deepest first and the marker last: a failure midway leaves the folder (and what is left) listed
         self._delete_tree(marker, content)
+        self.folder_meta.forget("/".join(key))
         return sum(1 for n in content if not n.endswith("/"))
 
     # -- extensions ----------------------------------------------------------------------------------
 
-    def _copy_object(self, source: str, destination: str, size: int, if_match: str | None = None) -> None:
-        copy_object(self.client, self.bucket, source, destination, size, if_match)
+    def _copy_object(self, source: str, destination: str, size: int, if_match: str | None = None,
+                     metadata: dict[str, str] | None = None) -> None:
+        copy_object(self.client, self.bucket, source, destination, size, if_match, metadata)
+
     def _check_destination(self, source: EntryInfo, destination: Key, overwrite: bool) -> EntryInfo | None:
         self.require_folder(destination[:-1])
         existing = self.current(destination)
@@ -407,7 +471,10 @@ class S3Backend(StorageBackend):
         if not destination:
             raise InvalidOperation("the root is a directory")
         self._check_destination(info, destination, overwrite)
-        self._copy_object(self.object_name(source), self.object_name(destination), info.size, info.etag)
+        was, now = info.posix or default_posix(False, 0), now_ns()  # a copy keeps mode, owner, kind
+        copied = metadata_of(Posix(was.mode, was.uid, was.gid, now, now, now))
+        self._copy_object(self.object_name(source), self.object_name(destination), info.size, info.etag,
+                          copied)
         return self.info(destination)
 
     def move(self, source: Key, destination: Key, overwrite: bool = False) -> EntryInfo:
@@ -420,7 +487,10 @@ class S3Backend(StorageBackend):
             return info
         existing = self._check_destination(info, destination, overwrite)
         if not info.is_dir:
-            self._copy_object(self.object_name(source), self.object_name(destination), info.size, info.etag)
+            was = info.posix or default_posix(False, 0)  # the metadata moves with it; ctime is now
+            moved = metadata_of(Posix(was.mode, was.uid, was.gid, was.mtime_ns, was.atime_ns, now_ns()))
+            self._copy_object(self.object_name(source), self.object_name(destination), info.size, info.etag,
+                              moved)
             self._keep_parent(source)
             with storage_errors():
                 self.client.delete_object(Bucket=self.bucket, Key=self.object_name(source))
@@ -431,23 +501,76 @@ class S3Backend(StorageBackend):
         old, new = self.folder_prefix(source), self.folder_prefix(destination)
         names = list(self._names_below(old))
         sizes: dict[str, int] = {}
+        markers: dict[str, dict] = {old: {}}
         for name in names:
-            if name.endswith("/"):
-                continue
             head = self._head(name)
-            sizes[name] = int(head["ContentLength"]) if head else 0
+            if name.endswith("/"):  # folders keep their metadata too
+                markers[name] = dict(head.get("Metadata") or {}) if head else {}
+            else:
+                sizes[name] = int(head["ContentLength"]) if head else 0
         with storage_errors():  # the new tree first (marker first: it is listed at once), then the old goes
-            self.client.put_object(Bucket=self.bucket, Key=new, Body=b"")
+            self.client.put_object(Bucket=self.bucket, Key=new, Body=b"", ContentType=DIRECTORY_TYPE,
+                                   Metadata=markers[old])
             for name in names:
                 if name == old:
                     continue
                 if name.endswith("/"):
-                    self.client.put_object(Bucket=self.bucket, Key=new + name[len(old):], Body=b"")
+                    self.client.put_object(Bucket=self.bucket, Key=new + name[len(old):], Body=b"",
+                                           ContentType=DIRECTORY_TYPE, Metadata=markers[name])
                 else:
                     self._copy_object(name, new + name[len(old):], sizes[name])
         self._keep_parent(source)
+        self.folder_meta.move("/".join(source), "/".join(destination))
         self._delete_tree(old, [n for n in names if n != old])
         return self.info(destination)
+
+    def set_attributes(self, key: Key, change: AttrChange) -> EntryInfo:
+        """The object (a folder: its marker, made if missing) copied onto itself with new metadata."""
+        if not key:
+            raise InvalidOperation("the root's metadata is not the API's")
+        info = self.info(key)
+        new = change.apply(info.posix or default_posix(info.is_dir, 0), now_ns())
+        if info.is_dir:
+            self.folder_meta.write("/".join(key), self.folder_prefix(key), metadata_of(new))
+        else:
+            name = self.object_name(key)
+            self._copy_object(name, name, info.size, info.etag, metadata_of(new))
+        return self.info(key)
+
+    def symlink(self, key: Key, target: str) -> EntryInfo:
+        """An object holding the target, its mode S_IFLNK (s3fs's links); created like an exclusive PUT."""
+        check_target(target)
+        if not key:
+            raise AlreadyExists("the root exists")
+        name = self.object_name(key)
+        self.require_folder(key[:-1])
+        now = now_ns()
+        meta = metadata_of(Posix(LINK_MODE, None, None, now, now, now))
+        with self.create_lock(name):
+            if self.current(key) is not None:
+                raise AlreadyExists("something exists at that name")
+            try:
+                with storage_errors():
+                    self.client.put_object(Bucket=self.bucket, Key=name, IfNoneMatch="*", Metadata=meta,
+                                           Body=target.encode("utf-8", "surrogateescape"))
+            except PreconditionFailed as exc:
+                raise AlreadyExists("something exists at that name") from exc
+        return self.info(key)
+
+    def with_posix(self, key: Key, entries: list[EntryInfo]) -> list[EntryInfo]:
+        """Listings carry no metadata: one HEAD per entry, 16 at once (s3fs does the same per readdir)."""
+        def described(entry: EntryInfo) -> EntryInfo:
+            if entry.posix is not None:
+                return entry
+            try:
+                if entry.is_dir:
+                    return self._folder_info((*key, entry.name), None)
+                found = self.file_at((*key, entry.name))
+            except StorageError:
+                found = None
+            return found if found is not None else entry
+
+        return list(self.head_pool.map(described, entries))
 
     # -- bulk import (demo seeding) -----------------------------------------------------------------
 

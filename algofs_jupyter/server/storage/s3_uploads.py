@@ -21,8 +21,18 @@ from collections.abc import Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, Protocol
 
-from .base import EntryInfo, Key, NotFound, PreconditionFailed, StorageError, Upload, WriteRequest
+from .base import (
+    CreateRefused,
+    EntryInfo,
+    Key,
+    NotFound,
+    PreconditionFailed,
+    StorageError,
+    Upload,
+    WriteRequest,
+)
 from .s3_client import READ_CHUNK, parse_time, storage_errors
+from .s3_posix import new_file_metadata
 
 #: Multipart part size and parts uploading at once: an upload holds at most (MAX_PARTS_IN_FLIGHT + 1) parts.
 PART_SIZE = 8 * 1024 * 1024
@@ -56,6 +66,9 @@ class UploadTarget(Protocol):
     def file_at(self, key: Key) -> EntryInfo | None: ...
 
     def read(self, key: Key, start: int = 0, length: int | None = None) -> Iterator[bytes]: ...
+
+    def create_lock(self, name: str) -> threading.Lock:
+        """Held around the check and the store of an exclusive create of the object ``name``."""
 
 
 def return_part_buffers_to_the_os() -> None:
@@ -94,6 +107,8 @@ class S3Upload(Upload):
         self.bytes_written = 0
         self._slots = threading.BoundedSemaphore(MAX_PARTS_IN_FLIGHT)
         self._done = False
+        #: the object's user metadata (s3fs-fuse's mode, owner, times: ``s3_posix.py``), set before any write
+        self.metadata: dict[str, str] = {}
 
     @property
     def client(self) -> Any:
@@ -126,7 +141,7 @@ class S3Upload(Upload):
         if self.upload_id is None:
             with storage_errors("starting the upload failed"):
                 self.upload_id = self.client.create_multipart_upload(
-                    Bucket=self.backend.bucket, Key=self.name)["UploadId"]
+                    Bucket=self.backend.bucket, Key=self.name, Metadata=self.metadata)["UploadId"]
         failed = next((f for f in self.parts if f.done() and f.exception()), None)
         if failed is not None:
             raise StorageError("uploading a part failed") from failed.exception()
@@ -145,7 +160,7 @@ class S3Upload(Upload):
         assert self.upload_id is None and not self.parts and not self.pending
         with storage_errors("starting the upload failed"):
             self.upload_id = self.client.create_multipart_upload(
-                Bucket=self.backend.bucket, Key=self.name)["UploadId"]
+                Bucket=self.backend.bucket, Key=self.name, Metadata=self.metadata)["UploadId"]
         condition = {"CopySourceIfMatch": source_etag} if source_etag else {}
         with storage_errors("copying the unchanged part failed"):
             answer = self.client.upload_part_copy(
@@ -174,32 +189,45 @@ class S3Upload(Upload):
     def commit(self) -> EntryInfo:
         if self._done:
             raise StorageError("the upload is finished")
-        backend, bucket = self.backend, self.backend.bucket
-        if_match = self.request.if_match
-        conditional = {"IfMatch": if_match} if if_match and if_match != "*" else {}
+        backend = self.backend
         try:
             backend.require_folder(self.key[:-1])  # the parent may have been deleted meanwhile
-            if self.upload_id is None:
+            if self.upload_id is not None and self.pending:
+                self._send_part(self._take())
+            parts = [future.result() for future in self.parts]
+            if not self.request.exclusive:
                 self._recheck()
-                with storage_errors("storing the file failed"):
-                    self.client.put_object(Bucket=bucket, Key=self.name, Body=self._take(),
-                                           **conditional)
-            else:
-                if self.pending:
-                    self._send_part(self._take())
-                parts = [future.result() for future in self.parts]
-                self._recheck()
-                with storage_errors("storing the file failed"):
-                    self.client.complete_multipart_upload(
-                        Bucket=bucket, Key=self.name, UploadId=self.upload_id,
-                        MultipartUpload={"Parts": parts}, **conditional)
-                self.upload_id = None
+                self._land(parts)
+            else:  # this server's creates of the name wait for each other; the store's If-None-Match
+                # guards against other writers where it has one (AWS, SeaweedFS 3.8x)
+                with backend.create_lock(self.name):
+                    self._recheck()
+                    try:
+                        self._land(parts, {"IfNoneMatch": "*"})
+                    except PreconditionFailed as exc:
+                        raise CreateRefused("something exists at that name (If-None-Match: *)") from exc
         except BaseException:
             self.abort()
             raise
         self._done = True
         stored = backend.file_at(self.key)  # what was just stored is a file: no folder listing needed
         return stored if stored is not None else backend.info(self.key)
+
+    def _land(self, parts: list[dict], condition: dict[str, str] | None = None) -> None:
+        """PutObject of the body, or CompleteMultipartUpload of ``parts``, under the write's conditions."""
+        if_match = self.request.if_match
+        conditional = dict(condition or {})
+        if if_match and if_match != "*":
+            conditional["IfMatch"] = if_match
+        bucket = self.backend.bucket
+        with storage_errors("storing the file failed"):
+            if self.upload_id is None:
+                self.client.put_object(Bucket=bucket, Key=self.name, Body=self._take(),
+                                       Metadata=self.metadata, **conditional)
+            else:
+                self.client.complete_multipart_upload(Bucket=bucket, Key=self.name, UploadId=self.upload_id,
+                                                      MultipartUpload={"Parts": parts}, **conditional)
+                self.upload_id = None
 
     def abort(self) -> None:
         self._done = True
@@ -244,6 +272,7 @@ class S3PatchUpload(Upload):
             # the new version is built from exactly this one: the upload lands only if it is still there
             same_version = WriteRequest(if_match=current.etag)
             upload = self._upload = S3Upload(backend, self.name, self.key, same_version)
+            upload.metadata = new_file_metadata(None, current, whole=False)  # mode and owner stay
             if self.offset >= MIN_PART_SIZE:
                 upload.copy_first_part(self.name, self.offset, current.etag)
             else:
@@ -278,16 +307,22 @@ class S3PatchUpload(Upload):
 
 
 def copy_object(client: Any, bucket: str, source: str, destination: str, size: int,
-                if_match: str | None = None) -> None:
+                if_match: str | None = None, metadata: dict[str, str] | None = None) -> None:
     """Server-side copy of the object ``source`` (``size`` bytes, the version ``if_match`` when given):
-one ``CopyObject`` up to ``COPY_LIMIT``, else a multipart upload of ``UploadPartCopy`` parts."""
+one ``CopyObject`` up to ``COPY_LIMIT``, else a multipart upload of ``UploadPartCopy`` parts. ``metadata``:
+the copy's user metadata (None: the source's)."""
     copy_source = {"Bucket": bucket, "Key": source}
     with storage_errors():
         if size <= COPY_LIMIT:
-            extra = {"CopySourceIfMatch": if_match} if if_match else {}
+            extra: dict[str, Any] = {"CopySourceIfMatch": if_match} if if_match else {}
+            if metadata is not None:
+                extra.update(MetadataDirective="REPLACE", Metadata=metadata)
             client.copy_object(Bucket=bucket, Key=destination, CopySource=copy_source, **extra)
             return
-        upload_id = client.create_multipart_upload(Bucket=bucket, Key=destination)["UploadId"]
+        if metadata is None:
+            metadata = client.head_object(Bucket=bucket, Key=source).get("Metadata") or {}
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=destination,
+                                                   Metadata=metadata)["UploadId"]
         try:
             parts = []
             for number, first in enumerate(range(0, size, COPY_PART_SIZE), start=1):

@@ -1,0 +1,191 @@
+"""POSIX metadata of ``S3Backend`` objects, in s3fs-fuse's convention, so a bucket mounted with s3fs
+shows the same modes, owners, times and links as the API (checked against Debian's s3fs 1.90 in
+tests/server/test_s3fs_compat.py).
+
+User metadata of the object (``x-amz-meta-*``; boto3 drops the prefix): ``mode`` the full st_mode in
+decimal, ``uid`` and ``gid`` in decimal, ``mtime``, ``atime``, ``ctime`` as s3fs writes a timespec:
+``SECONDS`` or ``SECONDS.NNNNNNNNN`` (seconds may be negative; the nanoseconds are always the positive
+remainder). A folder's metadata is on its ``name/`` marker; a symlink is an object whose mode has
+``S_IFLNK`` and whose body is the target. Objects without metadata (other tools) show the defaults,
+their times the object's Last-Modified.
+
+S3 can't change metadata in place: ``setattr`` copies the object onto itself with new metadata
+(``CopyObject``, ``MetadataDirective=REPLACE``), which keeps the bytes and the ETag of single-part objects.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Mapping
+from typing import Any
+
+from ...names import RESERVED_PREFIX
+from .base import EntryInfo, Posix
+from .posix import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, default_posix, now_ns
+from .s3_client import is_missing, parse_time, storage_errors
+
+NS = 1_000_000_000
+#: Content type s3fs gives folder markers (it reads any ``name/`` object as a folder).
+DIRECTORY_TYPE = "application/x-directory"
+
+
+def format_time(ns: int) -> str:
+    """A timespec as s3fs writes it: ``sec`` or ``sec.nnnnnnnnn`` (floor seconds, positive remainder)."""
+    seconds, nanos = divmod(ns, NS)
+    return f"{seconds}.{nanos:09d}" if nanos else str(seconds)
+
+
+def parse_meta_time(value: str | None) -> int | None:
+    """s3fs's ``sec[.nsec]`` as nanoseconds (as s3fs reads it: the part after the dot is a count of
+    nanoseconds, which s3fs writes with 9 digits); None when absent or not a time."""
+    if not value:
+        return None
+    whole, _, frac = value.strip().partition(".")
+    try:
+        seconds = int(whole)
+        nanos = int(frac) if frac else 0
+    except ValueError:
+        return None
+    if not 0 <= nanos < NS:
+        return None
+    return seconds * NS + nanos
+
+
+def _meta_int(meta: Mapping[str, str], name: str) -> int | None:
+    try:
+        return int(meta[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def posix_from(meta: Mapping[str, str], last_modified: Any, is_dir: bool, target: str | None = None) -> Posix:
+    """The metadata of an object (or folder marker) from its user metadata and Last-Modified."""
+    fallback = int(round(parse_time(last_modified) * NS)) if last_modified else 0
+    base = default_posix(is_dir, fallback)
+    mode = _meta_int(meta, "mode")
+    if mode is None:
+        mode = base.mode
+    elif is_dir:
+        mode = stat.S_IFDIR | stat.S_IMODE(mode)
+    elif not stat.S_ISLNK(mode):
+        mode = stat.S_IFREG | stat.S_IMODE(mode)
+    mtime = parse_meta_time(meta.get("mtime"))
+    mtime = fallback if mtime is None else mtime
+    atime, ctime = parse_meta_time(meta.get("atime")), parse_meta_time(meta.get("ctime"))
+    return Posix(mode, _meta_int(meta, "uid"), _meta_int(meta, "gid"), mtime,
+                 mtime if atime is None else atime, mtime if ctime is None else ctime,
+                 target if stat.S_ISLNK(mode) else None)
+
+
+def is_link_meta(meta: Mapping[str, str]) -> bool:
+    mode = _meta_int(meta, "mode")
+    return mode is not None and stat.S_ISLNK(mode)
+
+
+def metadata_of(posix: Posix) -> dict[str, str]:
+    """The user metadata that stores ``posix`` (s3fs's names and formats)."""
+    meta = {"mode": str(posix.mode), "mtime": format_time(posix.mtime_ns),
+            "atime": format_time(posix.atime_ns), "ctime": format_time(posix.ctime_ns)}
+    if posix.uid is not None:
+        meta["uid"] = str(posix.uid)
+    if posix.gid is not None:
+        meta["gid"] = str(posix.gid)
+    return meta
+
+
+def new_file_metadata(mode: int | None, current: EntryInfo | None, whole: bool) -> dict[str, str]:
+    """The metadata an upload stores: a new file's requested mode (none asked: none stored, the defaults
+    show), or a changed file's mode and owner kept with mtime and ctime now (a replaced link becomes a
+    plain file)."""
+    now = now_ns()
+    old = current.posix if current is not None else None
+    if old is None or (whole and old.is_link):
+        if mode is None:
+            return {}
+        return metadata_of(Posix(DEFAULT_FILE_MODE & ~0o7777 | mode, None, None, now, now, now))
+    return metadata_of(Posix(old.mode, old.uid, old.gid, now, old.atime_ns, now))
+
+
+def folder_metadata(mode: int | None) -> dict[str, str]:
+    now = now_ns()
+    chosen = DEFAULT_DIR_MODE if mode is None else stat.S_IFDIR | mode
+    return metadata_of(Posix(chosen, None, None, now, now, now))
+
+
+#: The last name of a folder's metadata blob (a reserved name: no user folder can be called that).
+FOLDER_BLOB = RESERVED_PREFIX + "folder"
+
+
+class FolderMetadata:
+    """Folder metadata where the store drops a marker's user metadata (SeaweedFS keeps ``name/`` as a
+    filer directory, without ``x-amz-meta-*``): also kept as a blob in the backend's metadata space,
+    ``posix/<key>/.algofs-partial-folder``, with the marker's Last-Modified when it was written. A marker
+    rewritten since (an entry created or removed inside) means the folder's mtime moved: the marker's
+    then. On stores that keep marker metadata (AWS, MinIO) the marker alone is read, as s3fs reads it."""
+
+    def __init__(self, client: Any, bucket: str, meta_prefix: str):
+        self.client = client
+        self.bucket = bucket
+        self.prefix = meta_prefix + "posix/"
+
+    def blob_name(self, folder: str) -> str:
+        """``folder``: the key's path (``a/b``)."""
+        return f"{self.prefix}{folder}/{FOLDER_BLOB}"
+
+    def read(self, folder: str, marker_head: dict | None) -> dict[str, str]:
+        """The folder's s3fs metadata (``{}``: none stored), from the marker or else the blob."""
+        meta = dict(marker_head.get("Metadata") or {}) if marker_head else {}
+        if meta:
+            return meta
+        try:
+            raw = self.client.get_object(Bucket=self.bucket, Key=self.blob_name(folder))["Body"].read()
+            blob = json.loads(raw)
+        except Exception as exc:
+            if is_missing(exc) or isinstance(exc, ValueError):
+                return {}
+            with storage_errors():
+                raise
+        meta = {str(k): str(v) for k, v in (blob.get("meta") or {}).items()}
+        marker_at = blob.get("marker_at")
+        if marker_head is not None and isinstance(marker_at, (int, float)) and \
+                parse_time(marker_head["LastModified"]) > marker_at:
+            meta.pop("mtime", None)  # changed inside since: the marker's time
+        return meta
+
+    def write(self, folder: str, marker: str, meta: dict[str, str]) -> None:
+        """Store on the marker (rewritten) and, where the store dropped it there, in the blob."""
+        with storage_errors():
+            self.client.put_object(Bucket=self.bucket, Key=marker, Body=b"", ContentType=DIRECTORY_TYPE,
+                                   Metadata=meta)
+            head = self.client.head_object(Bucket=self.bucket, Key=marker)
+            if head.get("Metadata"):
+                return
+            blob = {"meta": meta, "marker_at": parse_time(head["LastModified"])}
+            self.client.put_object(Bucket=self.bucket, Key=self.blob_name(folder),
+                                   Body=json.dumps(blob).encode())
+
+    def blobs_below(self, folder: str) -> list[str]:
+        """The blobs of ``folder`` and every folder below it."""
+        names: list[str] = []
+        with storage_errors():
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=f"{self.prefix}{folder}/"):
+                names += [item["Key"] for item in page.get("Contents") or []]
+        return names
+
+    def forget(self, folder: str) -> None:
+        names = self.blobs_below(folder)
+        with storage_errors():
+            for first in range(0, len(names), 1000):
+                self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": n} for n in names[first:first + 1000]], "Quiet": True})
+
+    def move(self, old: str, new: str) -> None:
+        names = self.blobs_below(old)
+        with storage_errors():
+            for name in names:
+                target = f"{self.prefix}{new}/" + name[len(f"{self.prefix}{old}/"):]
+                self.client.copy_object(Bucket=self.bucket, Key=target,
+                                        CopySource={"Bucket": self.bucket, "Key": name})
+        self.forget(old)

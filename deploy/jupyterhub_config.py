@@ -14,11 +14,19 @@ environment variables (defaults in brackets):
   ALGOFS_HUB_CGROUP         [algofs]            cgroup delegated to the API server for algorithm caps
   ALGOFS_HUB_QUOTA_BYTES    [10G]               every user's storage quota (overrides: api/quotas.json)
   ALGOFS_HUB_QUOTA_FILES    [1000000]           every user's file-count quota
+  ALGOFS_HUB_ORG_PREFIX     []                  only hub groups named <prefix><org> are organizations
+  ALGOFS_HUB_ORG_ADMINS_PROPERTY [algofs_admins] group property naming the org's admins
+  ALGOFS_HUB_ORG_HUB_ADMINS [1]                 1: hub admins in a group are its org's admins; 0: not
+  ALGOFS_HUB_GROUPS_INTERVAL [2]                seconds between two reads of the hub's groups
 
 Identity: the hub mints one random key per user in a pre-spawn hook, stores it in the API server's users
 file (re-read by the server on change) and writes it to the user's ~/.algofs/api-key (0600) as that user.
 The single-user server gets only the file's path. Authentication of people stays the hub's business
 (PAM here: local accounts and their passwords).
+
+Teams: hub groups are AlgoFS organizations (``data://<group>/…``). A second hub service
+(``algofs_jupyter/hub_groups.py``, as the service account, its token limited to reading groups and users)
+rewrites the API server's organizations file within seconds of a group change; docs/deploy.md, "Teams".
 """
 
 import asyncio
@@ -26,6 +34,7 @@ import os
 import pwd
 from pathlib import Path
 
+from algofs_jupyter.hub_groups import SERVICE_SCOPES
 from algofs_jupyter.hub_keys import ensure_user_key, hand_over_key
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
@@ -43,6 +52,12 @@ CAPS_FILE = STATE / "api" / "owner-caps.json"
 QUOTAS_FILE = STATE / "api" / "quotas.json"
 QUOTA_BYTES = os.environ.get("ALGOFS_HUB_QUOTA_BYTES", "10G")
 QUOTA_FILES = os.environ.get("ALGOFS_HUB_QUOTA_FILES", "1000000")
+#: the hub's groups as organizations, kept by the algofs-groups service (the API's own: API_ROOT)
+ORGANIZATIONS_FILE = STATE / "api" / "hub-organizations.json"
+ORG_PREFIX = os.environ.get("ALGOFS_HUB_ORG_PREFIX", "")
+ORG_ADMINS_PROPERTY = os.environ.get("ALGOFS_HUB_ORG_ADMINS_PROPERTY", "algofs_admins")
+ORG_HUB_ADMINS = os.environ.get("ALGOFS_HUB_ORG_HUB_ADMINS", "1") != "0"
+GROUPS_INTERVAL = os.environ.get("ALGOFS_HUB_GROUPS_INTERVAL", "2")
 #: the cgroup (v1: in pids, memory and cpu) handed to the service account for its owners' caps
 CGROUP = os.environ.get("ALGOFS_HUB_CGROUP", "algofs")
 
@@ -61,6 +76,10 @@ def prepare_state() -> None:
         from algofs_jupyter.hub_keys import write_users
 
         write_users(USERS_FILE, {}, SERVICE_USER)
+    if not ORGANIZATIONS_FILE.exists():  # the server reads it from its start; the service fills it
+        from algofs_jupyter.hub_keys import replace_private_file
+
+        replace_private_file(ORGANIZATIONS_FILE, '{"organizations": {}}\n', SERVICE_USER)
     # Kernel-enforced caps per algorithm owner need a cgroup the (non-root) service may manage. On a cgroup
     # v1 host the hub (root) delegates one; on cgroup v2 run the service under systemd with Delegate=yes
     # (docs/deploy.md). Without one the server refuses to run algorithms and /healthz says why.
@@ -92,8 +111,19 @@ c.JupyterHub.services = [{
                 "--users-file", str(USERS_FILE), "--log-file", str(STATE / "api" / "log" / "serve.log"),
                 "--owner-caps-cgroup", CGROUP, "--owner-caps-file", str(CAPS_FILE),
                 "--quota-bytes", QUOTA_BYTES, "--quota-files", QUOTA_FILES,
-                "--quotas-file", str(QUOTAS_FILE)],
+                "--quotas-file", str(QUOTAS_FILE), "--organizations-file", str(ORGANIZATIONS_FILE)],
+}, {
+    # hub groups -> organizations: JupyterHub has no hook on group changes, so this polls its API
+    "name": "algofs-groups",
+    "user": SERVICE_USER,
+    "cwd": str(STATE / "api"),
+    "command": [str(VENV / "bin" / "python"), "-m", "algofs_jupyter.hub_groups",
+                "--organizations-file", str(ORGANIZATIONS_FILE), "--interval", GROUPS_INTERVAL,
+                "--prefix", ORG_PREFIX, "--admins-property", ORG_ADMINS_PROPERTY,
+                *([] if ORG_HUB_ADMINS else ["--no-hub-admins"])],
 }]
+c.JupyterHub.load_roles = [{"name": "algofs-groups", "services": ["algofs-groups"],
+                            "scopes": list(SERVICE_SCOPES)}]
 
 # ----- single-user servers: one local process per user, as that user, from the shared venv ---------------
 c.JupyterHub.spawner_class = "localprocess"

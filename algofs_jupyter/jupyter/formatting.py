@@ -28,6 +28,8 @@ def status_lines(status: dict) -> list[str]:
         lines.append(f"user: {status['username']}")
     if status.get("cache"):
         lines.append("cache: " + cache_summary(status["cache"]))
+    if status.get("busy_message"):  # an unmount refused, or done, while processes held the mount
+        lines.append(status["busy_message"])
     return lines
 
 

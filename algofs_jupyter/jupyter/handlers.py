@@ -21,6 +21,7 @@ from ..publish import VERSION_TYPES, PublishError, publish
 from . import algorithm_calls
 from .algorithm_calls import AlgorithmFailed, UsageProblem
 from .api_provider import ApiEndpoint, ApiProvider
+from .busy_unmount import BusyUnmount
 from .mount_manager import MountManager
 
 
@@ -28,6 +29,7 @@ class AlgofsState(Protocol):
     """What the handlers use of ``AlgofsApp`` (serverext.py imports this module, so not the class itself)."""
 
     mount_manager: MountManager
+    busy_unmount: BusyUnmount
     api_provider: ApiProvider
 
     def algorithm_owner_list(self, endpoint: ApiEndpoint) -> list[str]: ...
@@ -82,14 +84,20 @@ class MountHandler(AlgofsHandler):
                 path = str(self.manager.resolve_inside_root(path))
             except ValueError as exc:
                 raise tornado.web.HTTPError(400, str(exc)) from None
-        self.reply(await self.manager.amount(path))
+        status = await self.manager.amount(path)
+        if status.get("mounted"):
+            await self.algofs.busy_unmount.after_mount()
+        self.reply(status)
 
 
 class UnmountHandler(AlgofsHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self):
-        self.reply(await self.manager.aunmount())
+        force = self.body().get("force", False)
+        if not isinstance(force, bool):
+            raise tornado.web.HTTPError(400, '"force" must be true or false')
+        self.reply(await self.algofs.busy_unmount.unmount(force))
 
 
 class CacheHandler(AlgofsHandler):

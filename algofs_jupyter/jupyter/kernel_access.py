@@ -39,7 +39,8 @@ class KernelAccess:
     def mount(self, path: str | None = None) -> dict:
         raise NotImplementedError
 
-    def unmount(self) -> dict:
+    def unmount(self, force: bool = False) -> dict:
+        """Unmount; while processes hold the mount only with ``force`` (the status names them)."""
         raise NotImplementedError
 
     def cache_stats(self) -> dict:
@@ -108,8 +109,8 @@ class LocalAccess(KernelAccess):
     def mount(self, path: str | None = None) -> dict:
         return self.manager.mount(path)
 
-    def unmount(self) -> dict:
-        return self.manager.unmount()
+    def unmount(self, force: bool = False) -> dict:
+        return self.manager.unmount(force)
 
     def cache_stats(self) -> dict:
         return self.manager.cache_stats()
@@ -164,10 +165,9 @@ class ServerAccess(KernelAccess):
                 raise AccessError("the Jupyter server has not connected to an Algorithmia API yet")
             time.sleep(0.2)
 
-    def _call(self, method: str, route: str, timeout: float = 120.0) -> dict:
-        response = self._http.request(
-            method, self.base_url + route, json={} if method != "GET" else None, timeout=timeout
-        )
+    def _call(self, method: str, route: str, timeout: float = 120.0, json: dict | None = None) -> dict:
+        body = (json or {}) if method != "GET" else None
+        response = self._http.request(method, self.base_url + route, json=body, timeout=timeout)
         if response.status_code >= 400:
             try:
                 message = response.json().get("message")
@@ -195,8 +195,8 @@ class ServerAccess(KernelAccess):
             )
         return response.json()
 
-    def unmount(self) -> dict:
-        return self._call("POST", "unmount")
+    def unmount(self, force: bool = False) -> dict:
+        return self._call("POST", "unmount", json={"force": force})
 
     def cache_stats(self) -> dict:
         return self._call("GET", "cache", timeout=30)

@@ -23,7 +23,8 @@ from .files import Reader, normalise
 from .kernel_access import get_access
 
 USAGE = (
-    "%algofs mount [PATH] | unmount | status | cache [clear] | ls [PATH] | cat PATH | prefetch PATH | widget;"
+    "%algofs mount [PATH] | unmount [--force] | status | cache [clear] | ls [PATH] | cat PATH"
+    " | prefetch PATH | widget;"
     "  %%algofs pipe user/algo[/version] [--out VAR] [--json|--text|--binary] [--timeout S];"
     "  %%algofs publish user/algo [--version major|minor|revision]"
 )
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     mount = sub.add_parser("mount", add_help=False)
     mount.add_argument("path", nargs="?")
-    sub.add_parser("unmount", add_help=False)
+    unmount = sub.add_parser("unmount", add_help=False)
+    unmount.add_argument("--force", action="store_true")
     sub.add_parser("status", add_help=False)
     cache = sub.add_parser("cache", add_help=False)
     cache.add_argument("action", nargs="?", choices=["clear"])
@@ -123,7 +125,7 @@ class AlgofsMagics(Magics):
         formatting.show_status(get_access().mount(args.path))
 
     def _cmd_unmount(self, args, cell):
-        formatting.show_status(get_access().unmount())
+        formatting.show_status(get_access().unmount(force=args.force))
 
     def _cmd_status(self, args, cell):
         formatting.show_status(get_access().status())

@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..mount.holders import Holder, holders
 from ..mount.mount_table import is_algofs_mount
 from ..mount.options import JUPYTER_DEFAULTS, cache_home
 from ..private_dirs import make_private_dirs
@@ -217,8 +218,27 @@ class MountManager:
             self._ensure_supervisor()
             return self.status()
 
-    def unmount(self) -> dict:
+    def holders(self) -> list[Holder]:
+        """Processes with their working directory or open files in the mount (its daemon excluded)."""
+        if not self.mounted:
+            return []
+        pid = self.child_pid
+        return holders(self._mountpoint, exclude={pid} if pid else None)
+
+    def unmount(self, force: bool = False) -> dict:
+        """Unmount, unless processes hold the mount and ``force`` is false: then nothing changes and the
+        status names them (``busy``, ``busy_message``). Forced, holders are left on a lazily detached tree
+        where they get ENOTCONN (``MountProcess.stop``); ``busy_unmount`` moves kernels out first."""
         with self._op_lock:
+            held = [] if force else self.holders()
+            if held:
+                status = self.status()
+                status["busy"] = [h.as_dict() for h in held]
+                status["busy_message"] = (f"{self.relative_mountpoint()} is in use by "
+                                          + "; ".join(h.describe() for h in held)
+                                          + ". Unmount anyway (force) leaves them on a detached tree"
+                                          " ('Transport endpoint is not connected') until they cd again.")
+                return status
             self._want_mounted = False
             self._error = None
             self._stop_child()
@@ -336,9 +356,9 @@ class MountManager:
         async with self._alock():
             return await asyncio.to_thread(self.mount, path)
 
-    async def aunmount(self) -> dict:
+    async def aunmount(self, force: bool = False) -> dict:
         async with self._alock():
-            return await asyncio.to_thread(self.unmount)
+            return await asyncio.to_thread(self.unmount, force)
 
     async def astatus(self) -> dict:
         return await asyncio.to_thread(self.status)

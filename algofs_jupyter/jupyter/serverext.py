@@ -15,6 +15,7 @@ from traitlets import Bool, Float, Int, List, Unicode, default
 
 from ..mount.options import JUPYTER_DEFAULTS
 from .api_provider import DEMO_USERS, ApiEndpoint, ApiProvider, default_data_dir
+from .busy_unmount import BusyUnmount
 from .checkpoints import install_mount_checkpoints
 from .handlers import route_table
 from .kernel_handoff import HANDOFF_FILE_ENV, HandoffFile
@@ -84,6 +85,7 @@ class AlgofsApp(ExtensionApp):
             start_timeout=self.mount_timeout,
             max_restarts=self.max_restarts,
         )
+        self.busy_unmount = BusyUnmount(self.mount_manager, self.serverapp)
         self.handoff_file = HandoffFile.for_server(self.serverapp)
         # JupyterLab checkpoints every file it opens: keep those of files on the mount on local disk
         install_mount_checkpoints(self.serverapp.contents_manager, self.log)
@@ -122,8 +124,8 @@ class AlgofsApp(ExtensionApp):
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        try:
-            await self.mount_manager.aclose()
+        try:  # kernels still run (extensions stop first): move them out so the mount stops at once
+            await self.busy_unmount.aclose()
         finally:
             await asyncio.to_thread(self.api_provider.close)
             self.handoff_file.remove()

@@ -149,6 +149,9 @@ class AlgofsWidget(widgets.VBox):
         self.status_html.value = formatting.status_html(status)
         self.mount_button.disabled = bool(status.get("mounted"))
         self.unmount_button.disabled = not status.get("mounted")
+        # refused because processes hold the mount (named in the status): the next click insists
+        self._force_next = bool(status.get("busy")) and bool(status.get("mounted"))
+        self.unmount_button.description = "Unmount anyway" if self._force_next else "Unmount"
         stats = status.get("cache") or None
         if stats is not None:
             self._show_cache(stats)
@@ -174,7 +177,8 @@ class AlgofsWidget(widgets.VBox):
     def unmount(self) -> threading.Thread:
         self.unmount_button.disabled = True
         self.activity.value = "unmounting…"
-        return self._background("unmount", lambda: self._show_status(self.access.unmount()))
+        force = getattr(self, "_force_next", False)
+        return self._background("unmount", lambda: self._show_status(self.access.unmount(force=force)))
 
     # ----- cache -------------------------------------------------------------------------------------
     def clear_cache(self) -> threading.Thread:

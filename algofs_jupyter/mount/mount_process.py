@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from ..parent_watch import PARENT_PID_ENV
 from ..private_dirs import make_private_dirs
 from ..supervise import ChildOwner, ChildProcess
 from . import control
+from .holders import holders
 from .mount_table import algofs_mounts, is_algofs_mount, mount_path
 from .options import MountOptions
 
@@ -28,6 +30,8 @@ __all__ = ["MountProcess", "algofs_mounts", "cleanup_stale", "fusermount", "is_m
 EXIT_AFTER_UNMOUNT_SECONDS = 15.0
 #: Seconds after SIGTERM before SIGKILL.
 TERM_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
 
 
 def is_mounted(mountpoint: str | os.PathLike) -> bool:
@@ -118,9 +122,19 @@ class MountProcess(ChildOwner):
             return False
 
     def stop(self, timeout: float = EXIT_AFTER_UNMOUNT_SECONDS) -> None:
-        """Unmount (lazily if busy) and wait for the daemon; never leaves a mount behind."""
+        """Unmount and wait for the daemon; never leaves a mount behind.
+
+        A busy mount is detached lazily and the daemon asked to exit at once (SIGTERM: it unmounts, drains
+        its uploads and returns): waiting would not help, since it serves a lazily detached tree until the
+        last holder leaves, and a kernel's working directory never does. The holders then get ENOTCONN
+        there, so callers that can should move them out first (``holders``; the Jupyter extension does).
+        """
         if is_mounted(self.mountpoint) and fusermount(self.mountpoint).returncode != 0:
+            held = holders(self.mountpoint, exclude={self._child.pid} if self._child.pid else None)
+            log.warning("%s is busy; detaching it lazily and stopping its daemon now%s", self.mountpoint,
+                        "".join(f"\n  held by {h.describe()}" for h in held))
             fusermount(self.mountpoint, lazy=True)
+            timeout = 0.0
         self._child.stop(grace=timeout, term_timeout=TERM_SECONDS)
         cleanup_stale(self.mountpoint)
         if is_mounted(self.mountpoint):

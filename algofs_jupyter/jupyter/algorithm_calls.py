@@ -114,18 +114,36 @@ def pipe(endpoint: ApiEndpoint, ref: str, value: Any, timeout: float | None = No
     return PipeResult(result, content_type, float(duration))
 
 
+def caller_organizations(session: ApiSession) -> list[str]:
+    """The caller's organizations (``GET /v1/algofs/whoami``); none from a server without that extension."""
+    try:
+        body = session.request("GET", "/v1/algofs/whoami", display="whoami", ok=(200,)).json()
+    except (OSError, ValueError):
+        return []
+    orgs = body.get("organizations") if isinstance(body, dict) else None
+    return [o["name"] for o in orgs or [] if isinstance(o, dict) and isinstance(o.get("name"), str)]
+
+
 def list_algorithms(endpoint: ApiEndpoint, owners: list[str], timeout: float = 10.0) -> list[dict]:
-    """``{"user", "name", "versions": [..., "latest"]}`` for each algorithm of ``owners``."""
+    """``{"user", "name", "versions": [..., "latest"]}`` for each algorithm of ``owners`` and of the caller's
+    organizations (so the panel shows each organization beside the caller)."""
     found: list[dict] = []
     session = _session(endpoint, timeout)
+
+    def add(owner: str) -> None:
+        try:
+            listed = list_owner_algorithms(session, owner)
+        except (FileNotFoundError, PermissionError):
+            return
+        for name, versions in listed.items():
+            found.append({"user": owner, "name": name, "versions": [*versions, "latest"]})
+
     try:
         for owner in dict.fromkeys(owners):
-            try:
-                listed = list_owner_algorithms(session, owner)
-            except (FileNotFoundError, PermissionError):
-                continue
-            for name, versions in listed.items():
-                found.append({"user": owner, "name": name, "versions": [*versions, "latest"]})
+            add(owner)
+        for org in caller_organizations(session):  # asked once the owners answered (an API down fails first)
+            if org not in owners:
+                add(org)
     finally:
         session.close()
     found.sort(key=lambda algo: (algo["user"], algo["name"].lower()))

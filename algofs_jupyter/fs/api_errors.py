@@ -58,7 +58,7 @@ def error_for_status(status: int, message: str, path: str, details: dict[str, An
     text = f"{path}: {message}" if message else path
     lowered = message.lower()
     name = (details or {}).get("errno")
-    if status == 412 or name == "ESTALE":
+    if (status == 412 and name != "EEXIST") or name == "ESTALE":  # 412 EEXIST: an exclusive create
         size, etag = (details or {}).get("size"), (details or {}).get("etag")
         return PreconditionFailed(text, size if isinstance(size, int) else None,
                                   etag if isinstance(etag, str) else None)

@@ -31,7 +31,7 @@ from typing import Any
 import requests
 
 from . import api_paths
-from .api_capabilities import Capabilities
+from .api_capabilities import EXCLUSIVE_CREATE, Capabilities
 from .api_errors import NotSupported, PreconditionFailed, StaleFile
 from .api_session import DEFAULT_TIMEOUT, ApiSession
 from .http_body import DOWNLOAD_CHUNK, read_exactly_into, total_size
@@ -333,14 +333,15 @@ class DataClient:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def put_file(self, lpath: str | os.PathLike, rpath: str,
-                 if_match: str | None = None) -> dict[str, Any] | None:
+    def put_file(self, lpath: str | os.PathLike, rpath: str, if_match: str | None = None,
+                 exclusive: bool = False) -> dict[str, Any] | None:
         """Upload a local file with one streamed PUT (the server replaces the file atomically).
 
         Returns the stored file's info when the server's answer carries its validators (``ETag`` and
         ``Last-Modified``, as ``algofs serve`` sends), else None (ask with ``head``). The PUT is replayed
         on transient errors (the body is reopened from ``lpath``). ``if_match``: only replace that version
-        (PreconditionFailed otherwise; a server without the extension ignores it).
+        (PreconditionFailed otherwise; a server without the extension ignores it). ``exclusive``: see
+        ``_put``.
         """
         size = os.path.getsize(lpath)
 
@@ -351,24 +352,36 @@ class DataClient:
             return open(lpath, "rb")  # closed by the session
 
         headers = {"If-Match": if_match} if if_match else {}
-        return self._put(rpath, body, size, headers=headers)
+        return self._put(rpath, body, size, headers=headers, exclusive=exclusive)
 
-    def put_bytes(self, path: str, value: bytes) -> dict[str, Any] | None:
+    def put_bytes(self, path: str, value: bytes, exclusive: bool = False) -> dict[str, Any] | None:
         """``put_file`` of bytes in memory."""
-        return self._put(path, lambda: value, len(value))
+        return self._put(path, lambda: value, len(value), exclusive=exclusive)
 
     def _put(self, path: str, body: Callable[[], Any], size: int, headers: dict[str, str] | None = None,
-             params: dict[str, str] | None = None) -> dict[str, Any] | None:
-        """One replayable PUT; a missing parent folder is created first when ``auto_mkdir`` is on."""
+             params: dict[str, str] | None = None, exclusive: bool = False) -> dict[str, Any] | None:
+        """One replayable PUT; a missing parent folder is created first when ``auto_mkdir`` is on.
+
+        ``exclusive``: create only, FileExistsError if anything is at ``path``. With the exclusive-create
+        extension one ``If-None-Match: *`` PUT, race-free, never replayed (a replay could not tell its own
+        first attempt from another writer's file: a lost answer is EIO); without it a HEAD first, racy.
+        """
         parts = _parts(path)
         all_headers = {"Content-Type": "application/octet-stream", **(headers or {})}
+        replay = True
+        if exclusive:
+            if self.supports(EXCLUSIVE_CREATE, path):
+                all_headers["If-None-Match"] = "*"
+                replay = False
+            elif self.exists(path):
+                raise FileExistsError(errno.EEXIST, f"{api_paths.data_uri(parts)}: file exists")
         try:
-            response = self._call("PUT", parts, body=body, headers=all_headers, params=params, retry=True)
+            response = self._call("PUT", parts, body=body, headers=all_headers, params=params, retry=replay)
         except FileNotFoundError:
             if not self.auto_mkdir or (params and params.get("offset") not in (None, "0")) \
                     or not self.make_parents(path):
                 raise
-            response = self._call("PUT", parts, body=body, headers=all_headers, params=params, retry=True)
+            response = self._call("PUT", parts, body=body, headers=all_headers, params=params, retry=replay)
         response.close()
         return _stored_info(api_paths.join_path(parts), response, size)
 

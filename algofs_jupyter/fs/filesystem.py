@@ -209,33 +209,58 @@ class AlgoFileSystem(AbstractFileSystem):
     # -- fsspec: writing --------------------------------------------------------------------------
 
     def put_file(self, lpath: str | os.PathLike, rpath: str, callback: Any = None,
-                 if_match: str | None = None, **kwargs: Any) -> dict[str, Any] | None:
+                 if_match: str | None = None, mode: str = "overwrite",
+                 **kwargs: Any) -> dict[str, Any] | None:
         """Upload a local file with one streamed PUT (``DataClient.put_file``: the stored file's info,
-        or None when the server's answer lacks its validators); a local directory is made remotely."""
+        or None when the server's answer lacks its validators); a local directory is made remotely.
+        ``mode="create"``: FileExistsError if ``rpath`` exists (race-free with exclusive-create)."""
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
             return None
-        return self.client.put_file(lpath, rpath, if_match=if_match)
+        return self.client.put_file(lpath, rpath, if_match=if_match, exclusive=_exclusive(mode))
 
-    def pipe_file(self, path: str, value: bytes, **kwargs: Any) -> dict[str, Any] | None:
-        return self.client.put_bytes(path, value)
+    def pipe_file(self, path: str, value: bytes, mode: str = "overwrite",
+                  **kwargs: Any) -> dict[str, Any] | None:
+        """One PUT; ``mode="create"``: FileExistsError if ``path`` exists (as ``put_file``)."""
+        return self.client.put_bytes(path, value, exclusive=_exclusive(mode))
 
-    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
-        self.client.mkdir(path, create_parents)
+    def mkdir(self, path: str, create_parents: bool = True, exist_ok: bool = False, **kwargs: Any) -> None:
+        """FileExistsError when anything is at ``path`` (the server's 409), unless ``exist_ok`` and
+        it is a directory."""
+        try:
+            self.client.mkdir(path, create_parents)
+        except FileExistsError:
+            if not (exist_ok and self.isdir(path)):
+                raise
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
-        self.client.makedirs(path, exist_ok)
+        """The missing folders down to ``path``; FileExistsError when ``path`` exists, unless ``exist_ok``
+        and it is a directory (a file in the way is never ok)."""
+        try:
+            self.client.makedirs(path, exist_ok=False)
+        except FileExistsError:
+            if not (exist_ok and self.isdir(path)):
+                raise
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
-        """Copy one file: server-side when the storage can, else download + upload through a temp file."""
+        """Copy one entry of fsspec's ``copy`` (which lists a recursive copy's directories too): a file
+        server-side when the storage can, else download + upload through a temp file; a directory is
+        made at ``path2`` (fsspec's rule, as ``LocalFileSystem`` does: empty directories are copied)."""
         try:
             self.client.copy(path1, path2)
             return
+        except IsADirectoryError:
+            self.makedirs(path2, exist_ok=True)
+            return
         except NotSupported:
             pass
-        with tempfile.NamedTemporaryFile() as temp:
-            self.client.download_to(path1, temp.name)
-            self.put_file(temp.name, path2)
+        with tempfile.TemporaryDirectory(prefix="algofs-cp-") as temp:
+            local = os.path.join(temp, "entry")
+            self.client.download_entry(path1, local)  # one GET: a file's bytes, or a directory made
+            if os.path.isdir(local):
+                self.makedirs(path2, exist_ok=True)
+            else:
+                self.put_file(local, path2)
 
     def mv(self, path1: str, path2: str, recursive: bool = False, maxdepth: int | None = None,
            **kwargs: Any) -> None:
@@ -271,8 +296,19 @@ class AlgoFileSystem(AbstractFileSystem):
 
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,
               cache_options: dict | None = None, **kwargs: Any) -> AbstractBufferedFile:
+        """``xb`` creates the file at once, empty, with an exclusive PUT (so ``open`` raises
+        FileExistsError as Python's does, race-free with exclusive-create); ``close`` uploads the bytes."""
+        if mode == "xb":
+            self.client.put_bytes(path, b"", exclusive=True)
         return AlgoFile(self, path, mode=mode, block_size=block_size or 8 << 20, autocommit=autocommit,
                         cache_type="readahead", cache_options=cache_options, **kwargs)
+
+
+def _exclusive(mode: str) -> bool:
+    """fsspec's ``mode`` of ``put_file``/``pipe_file``: ``overwrite`` (default) or ``create``."""
+    if mode not in ("overwrite", "create"):
+        raise ValueError(f"mode must be 'overwrite' or 'create', not {mode!r}")
+    return mode == "create"
 
 
 class AlgoFile(AbstractBufferedFile):

@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,8 @@ class AlgorithmBox:
         self.runtime = fresh_private_dir(f"{SERVER_PREFIX}{os.getpid()}-", mode=0o711 if root else 0o700)
         self.stage = CodeStage(self.runtime, shared_with_other_uids=root)
         self.api_socket: Path | None = None  # set by the app once it listens there (bind_api_socket)
+        #: (owner, algorithm) -> the algorithm's secrets as environment variables (algo_secrets.py)
+        self.secrets_for: Callable[[str, str], dict[str, str]] | None = None
         self.uids = UidLeases(policy.base_uid, policy.uid_count) if root else None
         self.cgroups: CgroupTree = open_cgroups(cgroups, cgroup_parent)
         probe_uid = policy.base_uid if root else None
@@ -129,14 +132,17 @@ class AlgorithmBox:
         return sock
 
     def prepare(self, owner: str, worker: str, directory: Path, network: bool = False,
-                check: bool = False) -> Launch:
-        """Stage the code, lease the owner's uid, make the worker's cgroup leaf, build the command."""
+                check: bool = False, algorithm: str | None = None) -> Launch:
+        """Stage the code, lease the owner's uid, make the worker's cgroup leaf, build the command.
+        A run of ``owner/algorithm`` (not a build) gets that algorithm's secrets in its environment."""
+        secrets = (self.secrets_for(owner, algorithm) if algorithm and not check and self.secrets_for
+                   else None)
         staged = self.stage.stage(directory)
         uid = self.uids.lease(owner) if self.uids is not None else None
         try:
             group = self.cgroups.leaf(owner, worker, self.caps.for_owner(owner))
             spec = launch_spec(self.policy, staged, uid, self.api_socket, self.api_address, self.sandboxed,
-                               network=network, check=check)
+                               network=network, check=check, secrets=secrets)
         except BaseException:
             if self.uids is not None:
                 self.uids.release(owner)

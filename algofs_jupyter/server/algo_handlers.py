@@ -166,7 +166,13 @@ class AlgoCallHandler(ApiHandler):
             network = self.store.settings(algo.owner, algo.name).get("network_access") == "full"
             request = CallRequest(algo, content_type, encode_payload(content_type, data), timeout, token,
                                   self.identity.username, network=network)
-            return await self.executor.call(request)
+            outcome = await self.executor.call(request)
+            if outcome.error is not None:  # for the owner's error lists (algo_errors.py)
+                record = self.application.settings["registry"].record(algo.owner, algo.name)
+                if record is not None:
+                    self.application.settings["algorithm_errors"].record(algo.owner, algo.name, record["id"],
+                                                                         algo.version, outcome.error)
+            return outcome
         finally:
             users.revoke_algorithm_token(token)
             if parent is None:  # the top-level call ended: so do its data://.session and its tree's tokens

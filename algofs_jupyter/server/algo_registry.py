@@ -3,7 +3,8 @@
 On disk, next to the published ``<version>/`` directories that :mod:`.algorithms` serves::
 
     <root>/algorithms/<user>/<algo>/.meta/algorithm.json        id, details, settings, created
-    <root>/algorithms/<user>/<algo>/.meta/source/               the working source (uploaded files)
+    <root>/algorithms/<user>/<algo>/.meta/source/               the working source (the language's
+                                                                template at create, then uploads)
     <root>/algorithms/<user>/<algo>/.meta/commits/<sha>/         a built snapshot, callable by its hash
     <root>/algorithms/<user>/<algo>/.meta/builds/<id>.json      one build: status, commit, times, logs
     <root>/algorithms/<user>/<algo>/<version>/version.json      publish record of a version
@@ -31,7 +32,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .algo_box import AlgorithmBox
+from .algo_errors import ErrorLog
 from .algo_sandbox import popen_kwargs
+from .algo_templates import language_of, template_files
 from .algorithms import AlgorithmStore, version_key
 from .errors import ApiError, bad_request
 
@@ -86,10 +89,12 @@ def _write_json(path: Path, body: dict) -> None:
 
 
 class AlgorithmRegistry:
-    def __init__(self, store: AlgorithmStore, box: AlgorithmBox, api_address: str = ""):
+    def __init__(self, store: AlgorithmStore, box: AlgorithmBox, api_address: str = "",
+                 errors: ErrorLog | None = None):
         self.store = store
         self.box = box  # builds run the owner's code: in the owner's box, as the owner's uid and cgroup
         self.api_address = api_address
+        self.errors = errors  # failed builds are listed with the algorithm's errors
         self._builds_started = 0
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -111,6 +116,22 @@ class AlgorithmRegistry:
             ident = str(uuid.uuid5(uuid.NAMESPACE_URL, f"algo://{owner}/{name}"))
             return {"id": ident, "name": name, "details": {"label": name, "summary": "", "tagline": ""},
                     "settings": dict(DEFAULT_SETTINGS), "created": None}
+        return None
+
+    def find_by_id(self, algorithm_id: str) -> tuple[str, str, dict] | None:
+        """(owner, name, record) of the algorithm with this id (the client's secrets and errors calls
+        name algorithms by id). A scan of the algorithms' records: there are few per server."""
+        if not re.match(r"^[0-9a-f-]{36}$", algorithm_id):
+            return None
+        for owner_dir in sorted(self.store.base.iterdir()) if self.store.base.is_dir() else []:
+            if not re.match(r"^\w+$", owner_dir.name) or not owner_dir.is_dir():
+                continue
+            for algo_dir in sorted(owner_dir.iterdir()):
+                if not ALGO_NAME.match(algo_dir.name):
+                    continue
+                record = self.record(owner_dir.name, algo_dir.name)
+                if record is not None and record["id"] == algorithm_id:
+                    return owner_dir.name, algo_dir.name, record
         return None
 
     def require(self, owner: str, name: str, caller: str | None, write: bool = False) -> dict:
@@ -188,18 +209,29 @@ class AlgorithmRegistry:
         details, settings = body.get("details") or {}, body.get("settings") or {}
         if not isinstance(details, dict) or not isinstance(settings, dict):
             raise bad_request("details and settings must be objects")
+        language = language_of(settings)
         record = {"id": str(uuid.uuid4()), "name": name,
                   "details": {"label": name, "summary": "", "tagline": ""} | _strings(details),
-                  "settings": DEFAULT_SETTINGS | _settings(settings), "created": now_iso()}
+                  "settings": DEFAULT_SETTINGS | _settings(settings) | {"language": language},
+                  "created": now_iso()}
         meta = self._meta(owner, name)
         (meta / "source").mkdir(parents=True, exist_ok=True)
+        for file_name, text in template_files(language).items():  # as the hosted service: start runnable
+            (meta / "source" / file_name).write_text(text)
         _write_json(meta / "algorithm.json", record)
         self.store.forget(owner, name)
         return self.algorithm_view(owner, name, record)
 
     def update(self, owner: str, name: str, caller: str, body: dict) -> dict:
         record = self.require(owner, name, caller, write=True)
+        self._apply(owner, name, record, body)
+        return self.algorithm_view(owner, name, record)
+
+    def _apply(self, owner: str, name: str, record: dict, body: dict) -> None:
+        """Store the ``details`` and ``settings`` of an update or a publish body (objects; else ignored)."""
         details, settings = body.get("details"), body.get("settings")
+        if isinstance(settings, dict):
+            language_of(settings)
         if isinstance(details, dict):
             record["details"] |= _strings(details)
         if isinstance(settings, dict):
@@ -208,7 +240,6 @@ class AlgorithmRegistry:
         meta.mkdir(parents=True, exist_ok=True)
         _write_json(meta / "algorithm.json", record)
         self.store.forget(owner, name)
-        return self.algorithm_view(owner, name, record)
 
     def upload_source(self, owner: str, name: str, caller: str, files: dict[str, str]) -> dict:
         """Extension: replace the working source with ``files`` ({name: text}); needs algorithm.py."""
@@ -275,6 +306,12 @@ class AlgorithmRegistry:
         ok, logs = await self._check(owner, commit)
         build.update(status="succeeded" if ok else "failed", finished_at=now_iso(), logs=logs)
         _write_json(meta / "builds" / f"{build['build_id']}.json", build)
+        record = self.record(owner, name)
+        if not ok and self.errors is not None and record is not None:
+            lines = [line for line in logs.strip().splitlines() if not line.startswith("(build took")]
+            message = f"build {build['build_id']} failed: {lines[-1] if lines else 'no output'}"
+            self.errors.record(owner, name, record["id"], sha,
+                               {"error_type": "BuildFailed", "message": message})
         return build
 
     async def _check(self, owner: str, commit: Path) -> tuple[bool, str]:
@@ -318,6 +355,7 @@ class AlgorithmRegistry:
         version_type = info.get("version_type") or "minor"
         if version_type not in VERSION_TYPES:
             raise bad_request("version_info.version_type must be major, minor or revision")
+        self._apply(owner, name, record, body)  # the client's publish(details=, settings=) as the hosted API
         async with self._lock(owner, name):
             sha = source_sha(self._meta(owner, name) / "source") if (
                 self._meta(owner, name) / "source" / "algorithm.py").is_file() else None

@@ -167,8 +167,12 @@ def _switch_user(as_uid: int | None) -> list[str]:
 
 
 def launch_spec(policy: SandboxPolicy, staged: Path, as_uid: int | None, api_socket: Path | None,
-                api_address: str, sandboxed: bool, network: bool = False, check: bool = False) -> LaunchSpec:
-    """The command that starts the runner for the staged copy ``staged`` (``check``: the build step)."""
+                api_address: str, sandboxed: bool, network: bool = False, check: bool = False,
+                secrets: dict[str, str] | None = None) -> LaunchSpec:
+    """The command that starts the runner for the staged copy ``staged`` (``check``: the build step).
+
+    ``secrets`` (the algorithm's, ``algo_secrets.py``) go into the process environment, never argv: in the
+    box, bwrap is started with them as its whole environment and passes it on (no ``--clearenv``)."""
     python, site = python_for(as_uid)
     runner, code = staged / "algorithm_runner.py", staged / "algo"
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
@@ -180,7 +184,7 @@ def launch_spec(policy: SandboxPolicy, staged: Path, as_uid: int | None, api_soc
     if not sandboxed:
         env["ALGORITHMIA_API"] = api_address
         argv = [*front, python, str(runner), *mode, str(code / "algorithm.py")]
-        return LaunchSpec(argv, env, str(code), as_uid, sandboxed=False)
+        return LaunchSpec(argv, {**(secrets or {}), **env}, str(code), as_uid, sandboxed=False)
     binds = runtime_binds(python, site)
     check_binds([*binds, str(staged)], policy.secret_paths)
     # the private /tmp and /run first: binds that follow may land below them (a venv cloned under /tmp)
@@ -199,11 +203,11 @@ def launch_spec(policy: SandboxPolicy, staged: Path, as_uid: int | None, api_soc
         env["ALGOFS_API_SOCKET"] = SANDBOX_API_SOCKET  # the runner forwards 127.0.0.1 to it
     else:
         env["ALGORITHMIA_API"] = api_address
-    argv += ["--chdir", SANDBOX_ALGO, "--clearenv"]
+    argv += ["--chdir", SANDBOX_ALGO, *([] if secrets else ["--clearenv"])]
     for name, value in env.items():
         argv += ["--setenv", name, value]
     argv += [python, SANDBOX_RUNNER, *mode, f"{SANDBOX_ALGO}/algorithm.py"]
-    return LaunchSpec(argv, {}, "/", as_uid, sandboxed=True)
+    return LaunchSpec(argv, dict(secrets or {}), "/", as_uid, sandboxed=True)
 
 
 def popen_kwargs(spec: LaunchSpec) -> dict:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from .algo_box import AlgorithmBox
 from .algo_cgroups import CapsTable, OwnerCaps
+from .algo_errors import ErrorLog
 from .algo_limits import CallLimiter
 from .algo_pool import PoolLimits, WarmPool
 from .algo_registry import AlgorithmRegistry
 from .algo_sandbox import SandboxPolicy
+from .algo_secrets import SecretStore
 from .algorithms import AlgorithmStore
 from .executor import Executor
 
@@ -48,7 +50,7 @@ def make_executor(options: AlgorithmOptions, box: AlgorithmBox) -> Executor:
 
 def algorithm_settings(root: Path, options: AlgorithmOptions | None = None) -> dict:
     """Application settings: ``algorithms``, ``registry``, ``executor``, ``call_limiter``,
-    ``algorithm_box``."""
+    ``algorithm_box``, ``algorithm_secrets``, ``algorithm_errors``."""
     options = options or AlgorithmOptions()
     secrets = tuple(p for p in (root, options.caps_file, *options.secret_paths) if p is not None)
     policy = SandboxPolicy(mode=options.sandbox, secret_paths=secrets, niceness=options.worker_nice,
@@ -57,10 +59,20 @@ def algorithm_settings(root: Path, options: AlgorithmOptions | None = None) -> d
                        multi_user=options.multi_user, allow_unisolated=options.allow_unisolated,
                        cgroup_parent=options.cgroup_parent)
     store = AlgorithmStore(root)
+    errors, secrets_store = ErrorLog(root), SecretStore(root)
+    registry = AlgorithmRegistry(store, box, errors=errors)
+
+    def secrets_for(owner: str, name: str) -> dict[str, str]:
+        record = registry.record(owner, name)
+        return secrets_store.environment(record["id"]) if record is not None else {}
+
+    box.secrets_for = secrets_for
     return {
         "algorithms": store,
-        "registry": AlgorithmRegistry(store, box),
+        "registry": registry,
         "executor": make_executor(options, box),
         "call_limiter": CallLimiter(options.max_calls_per_user, options.max_calls),
         "algorithm_box": box,
+        "algorithm_secrets": secrets_store,
+        "algorithm_errors": errors,
     }

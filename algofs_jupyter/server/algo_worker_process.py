@@ -120,7 +120,7 @@ class WorkerProcess:
 
     async def start(self, timeout: float) -> None:
         self.launch = await asyncio.to_thread(self.box.prepare, self.owner, self.name, self.directory,
-                                              self.network)
+                                              self.network, False, self.key[1])
         try:
             self.process = await PipedProcess.start(self.launch.argv, MAX_LINE,
                                                     **popen_kwargs(self.launch.spec))

@@ -20,6 +20,7 @@ from tornado.web import Application
 from ..parent_watch import watch_parent
 from .access_log import log_request
 from .algo_handlers import AlgoCallHandler
+from .algo_lifecycle_handlers import ROUTES as LIFECYCLE_ROUTES
 from .algo_manage_handlers import ROUTES as ALGORITHM_ROUTES
 from .algo_services import AlgorithmOptions, algorithm_settings
 from .call_scope import sweep_scratches
@@ -107,6 +108,7 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
         (r"/v1/algofs/symlink", SymlinkHandler),
         (r"/v1/algofs/quota", QuotaHandler),
         (r"/v1/algo/.*", AlgoCallHandler),
+        *LIFECYCLE_ROUTES,
         *ALGORITHM_ROUTES,
         *ORGANIZATION_ROUTES,
     ]

@@ -143,12 +143,12 @@ class Namespace:
         owner = segments[0]
         if owner.startswith("."):
             raise not_found(f"special collection {owner!r} is not supported by this server")
+        role = None if owner == who.username else self.org_role(owner, who.username)
+        if role is not None:  # its folder was made with the organization: no lookup on storage
+            return self._org_target(address, segments, role)
         if owner not in self.usernames and not self._user_exists(owner):
             raise not_found()
         is_owner = owner == who.username
-        role = self.org_role(owner, who.username)
-        if role is not None:
-            return self._org_target(address, segments, role)
         if len(segments) == 1:
             return Target(address, "user", self.data, segments, True, is_owner, False, owner=owner)
         collection = segments[1]

@@ -19,7 +19,7 @@ import os
 import pwd
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,9 @@ ADMIN, MEMBER = "admin", "member"
 SERVICE_SCOPES = ("list:groups", "read:groups", "list:users")
 #: JupyterHub answers a page of results, not a truncated list, when asked with this type.
 PAGINATED = "application/jupyterhub-pagination+json"
+#: Items asked for per page (the hub answers at most its api_page_max_limit, 200 by default): one page,
+#: so one consistent read, on most hubs.
+PAGE_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def organizations_from_groups(groups: Iterable[HubGroup], hub_admins: set[str], 
 
 
 class HubClient:
-    """The two hub API calls the sync needs, page by page; the token travels only in a header."""
+    """The two hub API calls the sync needs; the token travels only in a header."""
 
     def __init__(self, api_url: str, token: str, timeout: float = 10.0) -> None:
         self.api_url = api_url.rstrip("/")
@@ -119,21 +122,25 @@ class HubClient:
         self.session.headers.update({"Authorization": f"token {token}", "Accept": PAGINATED})
         self.timeout = timeout
 
-    def _items(self, path: str) -> Iterator[dict[str, Any]]:
-        offset = 0
+    def _items(self, path: str) -> list[dict[str, Any]]:
+        """Every item of a list, in pages as large as the hub allows. A list whose length changed between
+        pages may have shifted under the offsets (a group skipped): ValueError, read again next time."""
+        items: list[dict[str, Any]] = []
+        total = None
         while True:
-            response = self.session.get(f"{self.api_url}{path}", params={"offset": offset},
-                                        timeout=self.timeout)
+            response = self.session.get(f"{self.api_url}{path}", timeout=self.timeout,
+                                        params={"offset": len(items), "limit": PAGE_LIMIT})
             response.raise_for_status()
             page = response.json()
             if isinstance(page, list):  # a hub without pagination answers the whole list
-                yield from page
-                return
-            yield from page["items"]
-            following = (page.get("_pagination") or {}).get("next")
-            if not following:
-                return
-            offset = int(following["offset"])
+                return page
+            items += page["items"]
+            pagination = page.get("_pagination") or {}
+            if total is not None and pagination.get("total") != total:
+                raise ValueError(f"{path} changed while it was read page by page")
+            total = pagination.get("total")
+            if not pagination.get("next") or not page["items"]:
+                return items
 
     def groups(self) -> list[HubGroup]:
         return [HubGroup(g["name"], tuple(g.get("users") or ()), dict(g.get("properties") or {}))

@@ -151,3 +151,22 @@ def test_the_sync_follows_a_real_hubs_groups_page_by_page(hub, service, tmp_path
     assert not sync.sync_once() and not sync.sync_once()
     assert path.read_text() == before
     assert caplog.text.count("hub groups not read (organizations file kept as it is)") == 1
+
+
+def test_a_list_that_changes_between_pages_is_read_again_at_the_next_poll(hub, service, tmp_path):
+    for name in ("g1", "g2", "g3", "g4"):
+        hub.api("POST", f"/groups/{name}")
+    client = HubClient(hub.api_url, hub.sync_token)
+    deleted = []
+
+    def delete_a_group_meanwhile(response, **kwargs):  # an admin deletes g1 once the first page is read:
+        if "/groups" in response.url and not deleted:  # the next page (offset 2) now starts at g4
+            deleted.append(hub.api("DELETE", "/groups/g1"))
+        return response
+
+    client.session.hooks["response"].append(delete_a_group_meanwhile)
+    path = tmp_path / "organizations.json"
+    sync = GroupSync(client, path, SERVICE, GroupPolicy())
+    assert not sync.sync_once() and not path.exists()  # not written without g3, whose members would lose it
+    assert sync.sync_once()
+    assert sorted(json.loads(path.read_text())["organizations"]) == ["g2", "g3", "g4"]

@@ -18,7 +18,6 @@ and no partial file; leftovers of a killed server are swept at start-up. There i
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import secrets
 import shutil
@@ -40,15 +39,12 @@ from .base import (
     WRITE_AT_OFFSET,
     AlreadyExists,
     CreateRefused,
-    CrossBackend,
-    DirectoryNotEmpty,
     EntryInfo,
     InvalidOperation,
     IsADirectory,
     Key,
     ListingPage,
     Lookup,
-    NameTooLong,
     NotADirectory,
     NotFound,
     OutsideRoot,
@@ -56,83 +52,21 @@ from .base import (
     SortKey,
     StorageBackend,
     StorageError,
-    Upload,
     Usage,
     WriteRequest,
     check_key,
 )
-from .local_posix import describe, posix_of, read_attrs, write_attrs
-from .posix import DEFAULT_FILE_MODE, LINK_MODE, AttrChange, check_target, now_ns
+from .local_files import READ_CHUNK, Located, current_entry, entry_of, storage_errors
+from .local_posix import posix_of, read_attrs, write_attrs
+from .local_upload import LocalUpload
+from .posix import LINK_MODE, AttrChange, check_target, now_ns
 from .scan import DirectoryIndex
 
-READ_CHUNK = 1024 * 1024
 #: One index for every local backend of the process, so its memory bound holds for all of them together.
 SHARED_INDEX = DirectoryIndex()
 #: Links resolved in one key before giving up (the kernel's own limit is 40).
 MAX_LINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-_ERRNO_TO_ERROR: dict[int, type[StorageError]] = {
-    errno.ENOENT: NotFound,
-    errno.EEXIST: AlreadyExists,
-    errno.ENOTDIR: NotADirectory,
-    errno.EISDIR: IsADirectory,
-    errno.ENOTEMPTY: DirectoryNotEmpty,
-    errno.ENAMETOOLONG: NameTooLong,
-    errno.EINVAL: InvalidOperation,
-    errno.ELOOP: OutsideRoot,  # O_NOFOLLOW met a link swapped in after it was resolved
-    errno.EXDEV: CrossBackend,
-}
-
-
-@contextlib.contextmanager
-def storage_errors() -> Iterator[None]:
-    """Turn the OSErrors of file system calls into StorageErrors (never a bare OSError upwards)."""
-    try:
-        yield
-    except StorageError:
-        raise
-    except OSError as exc:
-        error = _ERRNO_TO_ERROR.get(exc.errno or 0, StorageError)
-        messages = {NotFound: "path not found", NameTooLong: "name or path too long",
-                    OutsideRoot: "links are not followed here"}
-        raise error(messages.get(error, exc.strerror or "storage error")) from exc
-
-
-def entry_of(name: str, st: os.stat_result, dir_fd: int | None = None) -> EntryInfo:
-    """The info of ``name`` in the open directory ``dir_fd``, its POSIX metadata included."""
-    return describe(name, st, dir_fd)
-
-
-class Located:
-    """Where a key really is: an open descriptor of its parent directory and its name there (the name
-    is not a link; it may not exist yet). Closes the descriptor when used as a context manager."""
-
-    def __init__(self, dir_fd: int, name: str):
-        self.dir_fd = dir_fd
-        self.name = name
-
-    def stat(self) -> os.stat_result:
-        return os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
-
-    def lookup(self) -> os.stat_result | None:
-        try:
-            return self.stat()
-        except FileNotFoundError:
-            return None
-
-    def open(self, flags: int, mode: int = 0o644) -> int:
-        return os.open(self.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.dir_fd)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.dir_fd)
-
-    def __enter__(self) -> Located:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
 
 class LocalBackend(StorageBackend):
@@ -341,8 +275,8 @@ class LocalBackend(StorageBackend):
         where = self.locate(key, follow_last=not exclusive)  # exclusive: a dangling disk link counts
         try:
             with storage_errors():
-                request.check(_current(where))
-            return LocalUpload(self, where, request)
+                request.check(current_entry(where))
+            return LocalUpload(self._commit_lock, where, request)
         except BaseException:
             where.close()
             raise
@@ -435,12 +369,12 @@ class LocalBackend(StorageBackend):
                 old = posix_of(os.fstat(src_fd), attrs)
                 upload.posix = Posix(old.mode, old.uid, old.gid, 0, now_ns(), now_ns())
             try:
-                if not overwrite and _current(upload.where) is not None:
+                if not overwrite and current_entry(upload.where) is not None:
                     raise AlreadyExists("the destination exists")
                 with storage_errors(), open(src_fd, "rb", closefd=False) as body:
                     shutil.copyfileobj(body, upload.file, READ_CHUNK)
                 with self._commit_lock:
-                    if not overwrite and _current(upload.where) is not None:
+                    if not overwrite and current_entry(upload.where) is not None:
                         raise AlreadyExists("the destination exists")
                 return upload.commit()
             finally:
@@ -530,131 +464,3 @@ class LocalBackend(StorageBackend):
                             os.unlink(name, dir_fd=dir_fd)
                         removed += 1
         return removed
-
-
-def _current(where: Located) -> EntryInfo | None:
-    st = where.lookup()
-    return None if st is None else entry_of(where.name, st, where.dir_fd)
-
-
-class LocalUpload(Upload):
-    """The body is staged in a temp file next to the destination; ``commit`` lands it.
-
-    Whole-file writes rename the temp file over the file. Appends (offset equal to the size at commit)
-    copy the staged tail onto the end of the file in place and truncate it back if that fails, so the
-    file is never left with part of a tail. Writes inside the file (or with ``truncate``) build the new
-    version in a second temp file (a copy of the old one, patched) and rename it over the file.
-    The upload owns ``where`` (its parent directory's descriptor) until commit or abort.
-    """
-
-    def __init__(self, backend: LocalBackend, where: Located, request: WriteRequest):
-        self.backend = backend
-        self.where = where
-        self.request = request
-        self.temp_name = f"{RESERVED_PREFIX}{secrets.token_hex(8)}"
-        with storage_errors():
-            fd = os.open(self.temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o644, dir_fd=where.dir_fd)
-        self.file = os.fdopen(fd, "wb", buffering=1024 * 1024)
-        self.bytes_written = 0
-        self._done = False
-        #: the metadata the landed file gets (a copy's); None: the rules of ``_landing_posix``
-        self.posix: Posix | None = None
-
-    def write(self, chunk: bytes) -> None:
-        with storage_errors():
-            self.file.write(chunk)
-        self.bytes_written += len(chunk)
-
-    def commit(self) -> EntryInfo:
-        where = self.where
-        with storage_errors():
-            self.file.close()
-        with self.backend._commit_lock, storage_errors():
-            current = _current(where)
-            self.request.check(current)  # again: another writer may have got there first
-            whole = self.request.offset is None or current is None  # a whole file, or a new one at offset 0
-            posix = self._landing_posix(current, whole)
-            if whole:
-                if posix is not None:
-                    write_attrs(where.dir_fd, self.temp_name, posix)
-                if self.request.exclusive:  # link(2) never replaces: race-free against other processes too
-                    try:
-                        os.link(self.temp_name, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd,
-                                follow_symlinks=False)
-                    except FileExistsError as exc:
-                        raise CreateRefused("something exists at that name (If-None-Match: *)") from exc
-                    os.unlink(self.temp_name, dir_fd=where.dir_fd)
-                else:
-                    os.rename(self.temp_name, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd)
-            elif current is not None and self.request.offset == current.size:
-                self._append_in_place(current.size)
-            else:
-                self._patch_copy()
-            if not whole and posix is not None:
-                write_attrs(where.dir_fd, where.name, posix)
-            self._done = True
-            info = entry_of(where.name, where.stat(), where.dir_fd)
-        self.abort()  # nothing left to discard: releases the directory descriptor
-        return info
-
-    def _landing_posix(self, current: EntryInfo | None, whole: bool) -> Posix | None:
-        """The stored metadata of the file after this write (None: none stored, the defaults show).
-        A new file gets the requested mode; a changed one keeps mode and owner (a replaced symlink
-        becomes a plain file); ctime is now. mtime is the file's own."""
-        now = now_ns()
-        if self.posix is not None:
-            return self.posix
-        old = current.posix if current is not None else None
-        if old is None or (whole and old.is_link) or current is None:
-            if self.request.mode is None:
-                return None
-            return Posix(DEFAULT_FILE_MODE & ~0o7777 | self.request.mode, None, None, 0, now, now)
-        return Posix(old.mode, old.uid, old.gid, 0, old.atime_ns, now)
-
-    def _open_temp(self, name: str, flags: int) -> int:
-        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=self.where.dir_fd)
-
-    def _append_in_place(self, size: int) -> None:
-        with open(self.where.open(os.O_RDWR), "r+b") as target, \
-                open(self._open_temp(self.temp_name, os.O_RDONLY), "rb") as tail:
-            try:
-                target.seek(size)
-                shutil.copyfileobj(tail, target, READ_CHUNK)
-                target.flush()
-            except BaseException:
-                target.truncate(size)
-                raise
-        os.unlink(self.temp_name, dir_fd=self.where.dir_fd)
-
-    def _patch_copy(self) -> None:
-        offset = self.request.offset
-        assert offset is not None
-        where = self.where
-        patched = f"{RESERVED_PREFIX}{secrets.token_hex(8)}"
-        try:
-            with open(where.open(os.O_RDONLY), "rb") as old, \
-                    open(self._open_temp(patched, os.O_RDWR | os.O_CREAT | os.O_EXCL), "r+b") as target, \
-                    open(self._open_temp(self.temp_name, os.O_RDONLY), "rb") as body:
-                shutil.copyfileobj(old, target, READ_CHUNK)
-                target.seek(offset)
-                shutil.copyfileobj(body, target, READ_CHUNK)
-                if self.request.truncate:
-                    target.truncate(offset + self.bytes_written)
-                os.fchmod(target.fileno(), stat.S_IMODE(os.fstat(old.fileno()).st_mode))
-            os.rename(patched, where.name, src_dir_fd=where.dir_fd, dst_dir_fd=where.dir_fd)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(patched, dir_fd=where.dir_fd)
-        os.unlink(self.temp_name, dir_fd=where.dir_fd)
-
-    def abort(self) -> None:
-        if not self.file.closed:
-            with contextlib.suppress(OSError):
-                self.file.close()
-        if self.where.dir_fd >= 0:
-            if not self._done:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.temp_name, dir_fd=self.where.dir_fd)
-            self.where.close()
-            self.where.dir_fd = -1

@@ -56,7 +56,6 @@ from .base import (
     NotADirectory,
     NotFound,
     Posix,
-    PreconditionFailed,
     SortKey,
     StorageBackend,
     StorageError,
@@ -66,7 +65,7 @@ from .base import (
     WriteRequest,
     check_key,
 )
-from .posix import LINK_MODE, AttrChange, check_target, default_posix, now_ns
+from .posix import default_posix, now_ns
 from .s3_client import (
     READ_CHUNK,
     S3Location,
@@ -80,6 +79,7 @@ from .s3_client import (
 from .s3_posix import (
     DIRECTORY_TYPE,
     FolderMetadata,
+    S3PosixOperations,
     folder_metadata,
     format_time,
     is_link_meta,
@@ -103,7 +103,7 @@ S3_KEY_MAX = 1024
 PAST_FOLDER = "/\U0010ffff"
 
 
-class S3Backend(StorageBackend):
+class S3Backend(S3PosixOperations, StorageBackend):
     """Objects under ``root`` (an S3Location), metadata under ``meta``; ``client`` is a boto3 S3 client."""
 
     capabilities = frozenset({MOVE, COPY, WRITE_AT_OFFSET, EXCLUSIVE_CREATE, POSIX})
@@ -213,7 +213,11 @@ class S3Backend(StorageBackend):
         """A folder's info with its metadata (``first``: the first object below it, None: not looked up):
         a folder without a marker has only what a blob may hold, and no time."""
         marker = self.folder_prefix(key)
-        head = self._head(marker) if first is None or first["Key"] == marker else None
+        has_marker = first is None or first["Key"] == marker
+        if has_marker and first is not None and self.folder_meta.marker_keeps_meta is False:
+            head: dict | None = {"LastModified": first["LastModified"]}  # its metadata is in the blob
+        else:
+            head = self._head(marker) if has_marker else None
         meta = self.folder_meta.read("/".join(key), head)
         last_modified = head["LastModified"] if head is not None else None
         return EntryInfo(key[-1], True, 0, parse_time(last_modified) if last_modified else 0.0, None,
@@ -374,6 +378,9 @@ class S3Backend(StorageBackend):
             with storage_errors():
                 self.client.put_object(Bucket=self.bucket, Key=self.folder_prefix(key), Body=b"",
                                        ContentType=DIRECTORY_TYPE, Metadata=folder_metadata(None))
+            if self.folder_meta.marker_keeps_meta is None:  # the first folder made tells
+                head = self._head(self.folder_prefix(key))
+                self.folder_meta.marker_keeps_meta = bool(head and head.get("Metadata"))
         else:
             self.folder_meta.write("/".join(key), self.folder_prefix(key), folder_metadata(mode))
         return self.info(key)
@@ -523,54 +530,6 @@ class S3Backend(StorageBackend):
         self.folder_meta.move("/".join(source), "/".join(destination))
         self._delete_tree(old, [n for n in names if n != old])
         return self.info(destination)
-
-    def set_attributes(self, key: Key, change: AttrChange) -> EntryInfo:
-        """The object (a folder: its marker, made if missing) copied onto itself with new metadata."""
-        if not key:
-            raise InvalidOperation("the root's metadata is not the API's")
-        info = self.info(key)
-        new = change.apply(info.posix or default_posix(info.is_dir, 0), now_ns())
-        if info.is_dir:
-            self.folder_meta.write("/".join(key), self.folder_prefix(key), metadata_of(new))
-        else:
-            name = self.object_name(key)
-            self._copy_object(name, name, info.size, info.etag, metadata_of(new))
-        return self.info(key)
-
-    def symlink(self, key: Key, target: str) -> EntryInfo:
-        """An object holding the target, its mode S_IFLNK (s3fs's links); created like an exclusive PUT."""
-        check_target(target)
-        if not key:
-            raise AlreadyExists("the root exists")
-        name = self.object_name(key)
-        self.require_folder(key[:-1])
-        now = now_ns()
-        meta = metadata_of(Posix(LINK_MODE, None, None, now, now, now))
-        with self.create_lock(name):
-            if self.current(key) is not None:
-                raise AlreadyExists("something exists at that name")
-            try:
-                with storage_errors():
-                    self.client.put_object(Bucket=self.bucket, Key=name, IfNoneMatch="*", Metadata=meta,
-                                           Body=target.encode("utf-8", "surrogateescape"))
-            except PreconditionFailed as exc:
-                raise AlreadyExists("something exists at that name") from exc
-        return self.info(key)
-
-    def with_posix(self, key: Key, entries: list[EntryInfo]) -> list[EntryInfo]:
-        """Listings carry no metadata: one HEAD per entry, 16 at once (s3fs does the same per readdir)."""
-        def described(entry: EntryInfo) -> EntryInfo:
-            if entry.posix is not None:
-                return entry
-            try:
-                if entry.is_dir:
-                    return self._folder_info((*key, entry.name), None)
-                found = self.file_at((*key, entry.name))
-            except StorageError:
-                found = None
-            return found if found is not None else entry
-
-        return list(self.head_pool.map(described, entries))
 
     # -- bulk import (demo seeding) -----------------------------------------------------------------
 

@@ -17,12 +17,23 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
 from collections.abc import Mapping
-from typing import Any
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
 
 from ...names import RESERVED_PREFIX
-from .base import EntryInfo, Posix
-from .posix import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, default_posix, now_ns
+from .base import (
+    AlreadyExists,
+    AttrChange,
+    EntryInfo,
+    InvalidOperation,
+    Key,
+    Posix,
+    PreconditionFailed,
+    StorageError,
+)
+from .posix import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, LINK_MODE, check_target, default_posix, now_ns
 from .s3_client import is_missing, parse_time, storage_errors
 
 NS = 1_000_000_000
@@ -128,6 +139,9 @@ class FolderMetadata:
         self.client = client
         self.bucket = bucket
         self.prefix = meta_prefix + "posix/"
+        #: whether the store keeps a marker's metadata, once a write here found out (None: not yet known;
+        #: both places are read). Saves a request per folder stat: the marker's HEAD or the blob's GET.
+        self.marker_keeps_meta: bool | None = None
 
     def blob_name(self, folder: str) -> str:
         """``folder``: the key's path (``a/b``)."""
@@ -136,7 +150,7 @@ class FolderMetadata:
     def read(self, folder: str, marker_head: dict | None) -> dict[str, str]:
         """The folder's s3fs metadata (``{}``: none stored), from the marker or else the blob."""
         meta = dict(marker_head.get("Metadata") or {}) if marker_head else {}
-        if meta:
+        if meta or self.marker_keeps_meta:
             return meta
         try:
             raw = self.client.get_object(Bucket=self.bucket, Key=self.blob_name(folder))["Body"].read()
@@ -159,7 +173,8 @@ class FolderMetadata:
             self.client.put_object(Bucket=self.bucket, Key=marker, Body=b"", ContentType=DIRECTORY_TYPE,
                                    Metadata=meta)
             head = self.client.head_object(Bucket=self.bucket, Key=marker)
-            if head.get("Metadata"):
+            self.marker_keeps_meta = bool(head.get("Metadata"))
+            if self.marker_keeps_meta:
                 return
             blob = {"meta": meta, "marker_at": parse_time(head["LastModified"])}
             self.client.put_object(Bucket=self.bucket, Key=self.blob_name(folder),
@@ -189,3 +204,72 @@ class FolderMetadata:
                 self.client.copy_object(Bucket=self.bucket, Key=target,
                                         CopySource={"Bucket": self.bucket, "Key": name})
         self.forget(old)
+
+
+class S3PosixOperations:
+    """``S3Backend``'s ``posix`` operations (a base class of it: s3.py stays one file's worth)."""
+
+    client: Any
+    bucket: str
+    folder_meta: FolderMetadata
+    head_pool: Executor
+
+    if TYPE_CHECKING:  # what they use of S3Backend
+        def info(self, key: Key) -> EntryInfo: ...
+        def file_at(self, key: Key) -> EntryInfo | None: ...
+        def current(self, key: Key) -> EntryInfo | None: ...
+        def object_name(self, key: Key) -> str: ...
+        def folder_prefix(self, key: Key) -> str: ...
+        def require_folder(self, key: Key) -> None: ...
+        def create_lock(self, name: str) -> threading.Lock: ...
+        def _folder_info(self, key: Key, first: dict | None) -> EntryInfo: ...
+        def _copy_object(self, source: str, destination: str, size: int, if_match: str | None = None,
+                         metadata: dict[str, str] | None = None) -> None: ...
+
+    def set_attributes(self, key: Key, change: AttrChange) -> EntryInfo:
+        """The object (a folder: its marker, made if missing) copied onto itself with new metadata."""
+        if not key:
+            raise InvalidOperation("the root's metadata is not the API's")
+        info = self.info(key)
+        new = change.apply(info.posix or default_posix(info.is_dir, 0), now_ns())
+        if info.is_dir:
+            self.folder_meta.write("/".join(key), self.folder_prefix(key), metadata_of(new))
+        else:
+            name = self.object_name(key)
+            self._copy_object(name, name, info.size, info.etag, metadata_of(new))
+        return self.info(key)
+
+    def symlink(self, key: Key, target: str) -> EntryInfo:
+        """An object holding the target, its mode S_IFLNK (s3fs's links); created like an exclusive PUT."""
+        check_target(target)
+        if not key:
+            raise AlreadyExists("the root exists")
+        name = self.object_name(key)
+        self.require_folder(key[:-1])
+        now = now_ns()
+        meta = metadata_of(Posix(LINK_MODE, None, None, now, now, now))
+        with self.create_lock(name):
+            if self.current(key) is not None:
+                raise AlreadyExists("something exists at that name")
+            try:
+                with storage_errors():
+                    self.client.put_object(Bucket=self.bucket, Key=name, IfNoneMatch="*", Metadata=meta,
+                                           Body=target.encode("utf-8", "surrogateescape"))
+            except PreconditionFailed as exc:
+                raise AlreadyExists("something exists at that name") from exc
+        return self.info(key)
+
+    def with_posix(self, key: Key, entries: list[EntryInfo]) -> list[EntryInfo]:
+        """Listings carry no metadata: one HEAD per entry, 16 at once (s3fs does the same per readdir)."""
+        def described(entry: EntryInfo) -> EntryInfo:
+            if entry.posix is not None:
+                return entry
+            try:
+                if entry.is_dir:
+                    return self._folder_info((*key, entry.name), None)
+                found = self.file_at((*key, entry.name))
+            except StorageError:
+                found = None
+            return found if found is not None else entry
+
+        return list(self.head_pool.map(described, entries))

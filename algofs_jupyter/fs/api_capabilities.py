@@ -13,9 +13,10 @@ from typing import Any
 WRITE_AT_OFFSET, MOVE, COPY, SET_MTIME, FOLDER_MTIME = "write-at-offset", "move", "copy", "set-mtime", \
     "folder-mtime"
 EXCLUSIVE_CREATE = "exclusive-create"
+POSIX = "posix"
 #: Extension name → the wire-format version implemented here.
 KNOWN_VERSIONS = {WRITE_AT_OFFSET: 1, MOVE: 1, COPY: 1, SET_MTIME: 1, FOLDER_MTIME: 1, "errno": 1,
-                  EXCLUSIVE_CREATE: 1}
+                  EXCLUSIVE_CREATE: 1, POSIX: 1}
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from .api_capabilities import EXCLUSIVE_CREATE, Capabilities
 from .api_errors import NotSupported, PreconditionFailed, StaleFile
 from .api_session import DEFAULT_TIMEOUT, ApiSession
 from .http_body import DOWNLOAD_CHUNK, read_exactly_into, total_size
+from .posix_meta import Posix
 
 #: Bodies up to this size are sent from memory (with the headers, in one write), larger ones streamed.
 SMALL_BODY = 1 << 20
@@ -110,9 +111,10 @@ class DataClient:
             response.close()
         if not isinstance(result, dict):
             raise OSError(errno.EIO, f"{display}: malformed {operation} answer")
-        return {"type": result.get("type", "file"), "size": int(result.get("size") or 0),
+        info = {"type": result.get("type", "file"), "size": int(result.get("size") or 0),
                 "mtime": float(int(result.get("last_modified") or 0)),  # whole seconds, as HEAD says
                 "etag": response.headers.get("ETag", "")}
+        return _with_posix(info, Posix.from_json(result.get("posix")))
 
     # -- the server and the caller ----------------------------------------------------------------
 
@@ -178,11 +180,13 @@ class DataClient:
         response = self._call("HEAD", parts)
         response.close()
         name = api_paths.join_path(parts)
+        posix = Posix.from_headers(response.headers)  # the posix extension's; folders' too if sent
         if response.headers.get("X-Data-Type") == "directory":
-            return directory_info(name)
-        return {"name": name, "type": "file", "size": int(response.headers.get("Content-Length") or 0),
-                "mtime": parse_http_time(response.headers.get("Last-Modified")),
-                "etag": response.headers.get("ETag", "")}
+            return _with_posix(directory_info(name), posix)
+        size = int(response.headers.get("Content-Length") or 0)
+        return _with_posix({"name": name, "type": "file", "size": size,
+                            "mtime": parse_http_time(response.headers.get("Last-Modified")),
+                            "etag": response.headers.get("ETag", "")}, posix)
 
     def info(self, path: str) -> dict[str, Any]:
         """``head``, except for the layout's root and ``data`` (directories no request is needed for)."""
@@ -216,10 +220,13 @@ class DataClient:
                 raise OSError(errno.EIO, f"{api_paths.data_uri(parts)}: malformed listing") from exc
             for folder in body.get("folders") or []:
                 mtime = parse_listing_time(folder.get("last_modified"))
-                yield directory_info(f"{base}/{folder['name']}", mtime)
+                yield _with_posix(directory_info(f"{base}/{folder['name']}", mtime),
+                                  Posix.from_json(folder.get("posix")))
             for item in body.get("files") or []:
-                yield {"name": f"{base}/{item['filename']}", "type": "file", "size": int(item.get("size", 0)),
-                       "mtime": parse_listing_time(item.get("last_modified")), "etag": ""}
+                yield _with_posix({"name": f"{base}/{item['filename']}", "type": "file",
+                                   "size": int(item.get("size", 0)),
+                                   "mtime": parse_listing_time(item.get("last_modified")), "etag": ""},
+                                  Posix.from_json(item.get("posix"), item.get("target")))
             marker = body.get("marker") or None
             if not marker:
                 return
@@ -425,18 +432,22 @@ class DataClient:
 
     # -- folders, deletes -------------------------------------------------------------------------
 
-    def mkdir(self, path: str, create_parents: bool = True) -> None:
+    def mkdir(self, path: str, create_parents: bool = True, mode: int | None = None) -> None:
         """Create a folder (a collection directly under ``data/<user>``); FileExistsError if it exists.
 
         Replayed on transient errors; "already exists" after a replay is the first attempt's success.
+        ``mode``: its permission bits (posix extension; a server without it ignores the field).
         """
         parts = _parts(path)
         if len(parts) < 2:
             raise PermissionError(errno.EACCES, f"{path}: can't create a directory here")
         parent = api_paths.api_path(parts[:-1])
+        body: dict[str, Any] = {"name": parts[-1]}
+        if mode is not None:
+            body["mode"] = mode & 0o7777
         try:
             response = self._call("POST", parts, url=parent if parent.endswith("/") else parent + "/",
-                                  json_body={"name": parts[-1]}, retry=True)
+                                  json_body=body, retry=True)
         except FileExistsError as exc:
             if getattr(exc, "retried", False):
                 return
@@ -444,7 +455,7 @@ class DataClient:
         except FileNotFoundError:
             if not create_parents or not self.make_parents(path):
                 raise
-            self.mkdir(path, create_parents=False)
+            self.mkdir(path, create_parents=False, mode=mode)
             return
         response.close()
 
@@ -527,6 +538,75 @@ class DataClient:
         info["name"] = api_paths.join_path(parts)
         return info
 
+    def create_empty(self, path: str, mode: int, exclusive: bool = False) -> dict[str, Any] | None:
+        """Create an empty file with permission bits ``mode`` (posix extension; kept only when this PUT
+        creates the file). ``exclusive``: only if nothing exists at ``path``, atomically on the server
+        (exclusive-create extension, ``If-None-Match: *``), else FileExistsError. Replayed on transient
+        errors like every PUT; a replay that finds an empty file can't tell its own first attempt from
+        another writer's and takes it as its own (the one window of the race, after a fault only)."""
+        parts = _parts(path)
+        headers = {"Content-Type": "application/octet-stream", "X-Algofs-Mode": f"{mode & 0o7777:o}"}
+        if exclusive:
+            if not self.supports("exclusive-create", path):
+                raise NotSupported(f"{path}: the server has no exclusive create")
+            headers["If-None-Match"] = "*"
+        try:
+            response = self._call("PUT", parts, body=lambda: b"", headers=headers, retry=True)
+        except (PreconditionFailed, FileExistsError) as exc:
+            if getattr(exc, "retried", False):
+                info = self.head(path)
+                if info["type"] == "file" and info["size"] == 0:
+                    return info
+            raise FileExistsError(errno.EEXIST, f"{api_paths.data_uri(parts)}: exists") from exc
+        response.close()
+        return _stored_info(api_paths.join_path(parts), response, 0)
+
+    def setattr(self, path: str, *, mode: int | None = None, uid: int | None | bool = False,
+                gid: int | None | bool = False, mtime_ns: int | None = None,
+                atime_ns: int | None = None) -> dict[str, Any]:
+        """Change mode bits (0..0o7777), owner (an int, or None = unknown; ``False`` = leave) and times of
+        a file, folder or symlink, never following one (posix extension). The info with its ``posix``."""
+        parts = _parts(path)
+        if not self.supports("posix", path):
+            raise NotSupported(f"{path}: the server keeps no POSIX metadata")
+        body: dict[str, Any] = {"path": api_paths.data_uri(parts)}
+        if mode is not None:
+            body["mode"] = mode & 0o7777
+        if uid is not False:
+            body["uid"] = uid
+        if gid is not False:
+            body["gid"] = gid
+        if mtime_ns is not None:
+            body["mtime_ns"] = int(mtime_ns)
+        if atime_ns is not None:
+            body["atime_ns"] = int(atime_ns)
+        info = self._extension_call("setattr", body, api_paths.data_uri(parts))
+        info["name"] = api_paths.join_path(parts)
+        return info
+
+    def symlink(self, path: str, target: str) -> dict[str, Any]:
+        """Create a symlink at ``path`` pointing to ``target`` (stored, never followed by the server);
+        FileExistsError when the name exists (posix extension)."""
+        parts = _parts(path)
+        if not self.supports("posix", path):
+            raise NotSupported(f"{path}: the server has no symlinks")
+        body = {"path": api_paths.data_uri(parts), "target": target}
+        try:
+            info = self._extension_call("symlink", body, api_paths.data_uri(parts))
+        except FileExistsError as exc:
+            if getattr(exc, "retried", False) and self.readlink(path) == target:
+                return self.head(path)  # our own first attempt
+            raise
+        info["name"] = api_paths.join_path(parts)
+        return info
+
+    def readlink(self, path: str) -> str:
+        """A symlink's target (the ``X-Algofs-Link-Target`` of a HEAD); EINVAL when ``path`` is none."""
+        posix = self.head(path).get("posix")
+        if not isinstance(posix, Posix) or not posix.is_link or posix.target is None:
+            raise OSError(errno.EINVAL, f"{path}: not a symlink")
+        return posix.target
+
     def close(self) -> None:
         self.session.close()
 
@@ -561,5 +641,13 @@ def _stored_info(name: str, response: Any, size: int) -> dict[str, Any] | None:
     if not (etag and modified):
         return None
     stored = response.headers.get("X-Algofs-Size")
-    return {"name": name, "type": "file", "size": int(stored) if stored and stored.isdigit() else size,
+    info = {"name": name, "type": "file", "size": int(stored) if stored and stored.isdigit() else size,
             "mtime": parse_http_time(modified), "etag": etag}
+    return _with_posix(info, Posix.from_headers(response.headers))
+
+
+def _with_posix(info: dict[str, Any], posix: Posix | None) -> dict[str, Any]:
+    """``info`` with its ``posix`` entry (a ``Posix``) when the server sent the metadata."""
+    if posix is not None:
+        info["posix"] = posix
+    return info

@@ -2,7 +2,8 @@
 mfusepy together, then block until unmounted.
 
 libfuse options: multi-threaded loop, ``fsname=algofs,subtype=algofs`` (shows as ``fuse.algofs``),
-``auto_unmount`` (libfuse's helper unmounts if the daemon dies, so a crash leaves no dead mount).
+``auto_unmount`` (libfuse's helper unmounts if the daemon dies, so a crash leaves no dead mount),
+``default_permissions`` when the server keeps modes and owners (posix extension: the kernel checks them).
 Kernel attr/entry timeouts equal the metadata TTL (an ``ls -l`` of 10k entries must not outlive them).
 As root, the mount's readahead window is raised to ``READ_AHEAD_KB`` so reads arrive as 1 MiB requests.
 """
@@ -154,6 +155,9 @@ class MountDaemon:
         options = {"fsname": "algofs", "subtype": "algofs", "auto_unmount": True, "intr": True}
         if self.options.allow_other:
             options["allow_other"] = True
+        if self.client.capabilities().supports("posix", "data"):
+            # the stored modes and owners are the permissions: the kernel checks them (as on a disk)
+            options["default_permissions"] = True
         try:
             DirectReadFUSE(self.operations, self.mountpoint, raw_fi=True, foreground=True,
                            nothreads=False, debug=self.options.debug, **options)

@@ -113,8 +113,6 @@ def _set_stat(st: Any, attrs: dict[str, Any]) -> None:
     st.st_size = attrs.get("st_size", 0)
     st.st_blocks = attrs.get("st_blocks", 0)
     st.st_blksize = attrs.get("st_blksize", 0)
-    for field in ("st_atime", "st_mtime", "st_ctime"):
-        value = attrs.get(field, 0)
+    for field in ("st_atime", "st_mtime", "st_ctime"):  # integer nanoseconds (``use_ns``), maybe < 0
         spec = getattr(st, field + "spec")
-        spec.tv_sec = int(value)
-        spec.tv_nsec = int((value - int(value)) * 1e9)
+        spec.tv_sec, spec.tv_nsec = divmod(int(attrs.get(field, 0)), 1_000_000_000)

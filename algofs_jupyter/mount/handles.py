@@ -85,6 +85,10 @@ class FileHandle:
     def write(self, data: bytes, offset: int) -> int:
         raise FuseOSError(errno.EBADF)
 
+    def allocate(self, mode: int, offset: int, length: int) -> None:
+        """``fallocate``: only where there are local bytes to allocate (a file open for writing)."""
+        raise FuseOSError(errno.EOPNOTSUPP)
+
     def flush(self) -> None:
         """Every ``close()`` of a descriptor of this handle."""
 
@@ -142,6 +146,10 @@ class StagedHandle(FileHandle):
         if self.append:
             return self.staged.append(data)
         return self.staged.pwrite(data, offset)
+
+    def allocate(self, mode: int, offset: int, length: int) -> None:
+        self.staging.check_space(max(offset + length - self.staged.size(), 0))
+        self.staged.allocate(mode, offset, length)
 
     def flush(self) -> None:
         """Upload a dirty staged file now, so close() reports a failed upload (with write-back: leave it

@@ -31,24 +31,35 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from ..fs.posix_meta import Posix
+
 FILE, DIRECTORY, RESTRICTED = "file", "directory", "restricted"
 
 
 @dataclass(frozen=True, slots=True)  # slots: a listing of 50,000 files holds 50,000 of these
 class Attr:
-    """Remote attributes. ``restricted`` = a directory we may traverse but not list (HTTP 403)."""
+    """Remote attributes. ``restricted`` = a directory we may traverse but not list (HTTP 403).
+    ``posix``: mode, owner, times and a symlink's target, from a server with the posix extension (a
+    symlink is a FILE whose ``posix.is_link``)."""
 
     kind: str
     size: int = 0
     mtime: float = 0.0
     etag: str = ""
+    posix: Posix | None = None
 
     @classmethod
     def from_info(cls, info: dict[str, Any]) -> Attr:
         """From a ``DataClient`` info dict (``head``, a listing entry, ``put_file``'s answer)."""
-        if info["type"] != "file":
-            return cls(DIRECTORY, 0, info.get("mtime") or 0.0)  # folder-mtime listings carry one
-        return cls(FILE, info["size"], info["mtime"], info.get("etag") or "")
+        posix = info.get("posix")
+        directory = posix.is_dir if posix is not None else info["type"] != "file"
+        if directory:
+            return cls(DIRECTORY, 0, info.get("mtime") or 0.0, "", posix)  # folder-mtime listings carry one
+        return cls(FILE, info["size"], info["mtime"], info.get("etag") or "", posix)
+
+    @property
+    def is_link(self) -> bool:
+        return self.posix is not None and self.posix.is_link
 
     @property
     def is_dir(self) -> bool:

@@ -37,6 +37,7 @@ from typing import Any
 from mfusepy import FuseOSError, Operations
 
 from ..fs.data_api import DataClient
+from ..fs.posix_meta import UTIME_NOW, UTIME_OMIT
 from . import layout as rules
 from .attributes import Attributes
 from .content_cache import ContentCache
@@ -44,6 +45,7 @@ from .handles import Handles
 from .layout import ALGORITHMS, LOCAL_DIRECTORIES, MY_ALIAS, MY_ALIAS_PATH, layout_path, virtual_path
 from .metadata_cache import DIRECTORY, FILE, RESTRICTED, Attr, MetadataCache
 from .path_changes import PathChanges
+from .posix_ops import PosixOps
 from .renames import Renames
 from .resolver import Resolver
 from .staging import StagedFile, WriteStaging
@@ -77,7 +79,7 @@ def fuse_errors(method: Callable) -> Callable:
 
 
 class AlgoOperations(Operations):
-    use_ns = False
+    use_ns = True  # times are integer nanoseconds (stat_dicts.py; utimens gets them so too)
 
     def __init__(self, client: DataClient, content: ContentCache, metadata: MetadataCache,
                  staging: WriteStaging, uploader: Uploader, algorithms: VirtualTree | None = None,
@@ -102,6 +104,8 @@ class AlgoOperations(Operations):
             raise ValueError(f"consistency must be 'ttl' or 'strict', not {consistency!r}")
         self.consistency = consistency
         self.attributes = Attributes(metadata)
+        #: modes, owners, ns times, symlinks, exclusive creates (posix_ops.py)
+        self.posix = PosixOps(client, metadata, staging, self.attributes)
         self.resolver = Resolver(client, metadata, content.reading_directory, extra_connectors)
         self.renames = Renames(client, metadata, content, staging, uploader, self.resolver, self.attributes)
         #: the open files: which kind an open makes, and what each kind does
@@ -162,9 +166,12 @@ class AlgoOperations(Operations):
     @fuse_errors
     def readlink(self, path: str) -> str:
         self.readlink_requests += 1  # unlocked: a statistic, and the GIL makes each += whole enough
-        if layout_path(path) == MY_ALIAS_PATH:
+        layout = layout_path(path)
+        if layout == MY_ALIAS_PATH:
             return self.resolver.username()
-        raise FuseOSError(errno.EINVAL)
+        if virtual_path(path) is not None or layout in LOCAL_DIRECTORIES:
+            raise FuseOSError(errno.EINVAL)
+        return self.posix.readlink(self.resolver.require(layout))
 
     @fuse_errors
     def access(self, path: str, amode: int) -> int:
@@ -262,9 +269,13 @@ class AlgoOperations(Operations):
             raise FuseOSError(errno.ENOENT)
         if not parent.is_dir:
             raise FuseOSError(errno.ENOTDIR)
-        # A placeholder (getattr answers from the staged file until the upload): keeps the parent's
-        # listing complete, so the next new name in it is known not to exist without a HEAD.
-        self.changes.changed(layout, Attr(FILE, 0, time.time()))
+        if self.posix.supported(layout) and self.posix.made_at_create(layout, mode, fi.flags):
+            # made on the server now: its mode, owner, O_EXCL race-free
+            self.changes.changed(layout, self.posix.create_file(layout, mode, bool(fi.flags & os.O_EXCL)))
+        else:
+            # A placeholder (getattr answers from the staged file until the upload): keeps the parent's
+            # listing complete, so the next new name in it is known not to exist without a HEAD.
+            self.changes.changed(layout, Attr(FILE, 0, time.time()))
         self.attributes.touch_directory(rules.parent_of(layout))
         fi.fh = self.handles.new_file(layout, append=bool(fi.flags & os.O_APPEND))
         return 0
@@ -298,6 +309,12 @@ class AlgoOperations(Operations):
         return 0
 
     @fuse_errors
+    def fallocate(self, path: str, mode: int, offset: int, size: int, fi: Any) -> int:
+        """On the staged bytes of a file open for writing (staged_file.py); else EOPNOTSUPP."""
+        self.handles.get(fi).allocate(mode, offset, size)
+        return 0
+
+    @fuse_errors
     def flush(self, path: str, fi: Any) -> int:
         """Every close(): a file open for writing is uploaded now, so close() reports a failed upload
         (with write-back: a few seconds after the last close)."""
@@ -325,8 +342,11 @@ class AlgoOperations(Operations):
         layout = layout_path(path)
         rules.check_new_name(layout)
         rules.check_writable_location(layout, directory=True)
-        self.client.mkdir(layout, create_parents=False)
-        self.changes.changed(layout, Attr(DIRECTORY, 0, time.time()))  # new directories carry their birth
+        if self.posix.supported(layout):
+            self.changes.changed(layout, self.posix.mkdir(layout, mode))
+        else:
+            self.client.mkdir(layout, create_parents=False)
+            self.changes.changed(layout, Attr(DIRECTORY, 0, time.time()))  # new directories carry their birth
         self.metadata.put_listing(layout, {})
         self.attributes.touch_directory(rules.parent_of(layout))
         return 0
@@ -380,28 +400,49 @@ class AlgoOperations(Operations):
         self.renames.rename(src, dst)
         return 0
 
-    # -- accepted no-ops and refusals -------------------------------------------------------------
+    # -- metadata: stored with the posix extension, else accepted no-ops --------------------------
+
+    def _posix_layout(self, path: str) -> str | None:
+        """The layout path of a Data API entry whose storage keeps POSIX metadata, else None."""
+        layout = layout_path(path)
+        if virtual_path(path) is not None or layout in LOCAL_DIRECTORIES or layout == MY_ALIAS_PATH \
+                or not self.posix.supported(layout):
+            return None
+        return layout
 
     @fuse_errors
     def chmod(self, path: str, mode: int) -> int:
         self.getattr(path)
-        return 0  # the API has no per-file modes: accepted, not stored
+        layout = self._posix_layout(path)
+        if layout is not None:
+            self.posix.chmod(layout, mode)
+        return 0  # without the posix extension: accepted, not stored
 
     @fuse_errors
     def chown(self, path: str, uid: int, gid: int) -> int:
         self.getattr(path)
-        return 0  # no owners either: accepted, not stored
+        layout = self._posix_layout(path)
+        if layout is not None:
+            self.posix.chown(layout, self.resolver.require(layout), uid, gid)
+        return 0  # without the posix extension: accepted, not stored
 
     @fuse_errors
     def utimens(self, path: str, times: Any = None) -> int:
-        """Sets the server's mtime when it has the set-mtime extension (``rsync -a``, ``cp -p``,
-        ``touch -d``); a dirty open file gets it right after its upload. Else an accepted no-op."""
+        """Stores atime and mtime in nanoseconds with the posix extension; else sets the server's mtime
+        when it has the set-mtime extension (``rsync -a``, ``cp -p``, ``touch -d``); a dirty open file
+        gets it right after its upload. Else an accepted no-op."""
         self.getattr(path)
+        layout = self._posix_layout(path)
+        if layout is not None:
+            self.posix.utimens(layout, times)
+            return 0
         layout = layout_path(path)
         if virtual_path(path) is not None or layout in LOCAL_DIRECTORIES or layout == MY_ALIAS_PATH \
                 or not self.client.supports("set-mtime", layout):
             return 0
-        mtime = float(times[1]) if times else time.time()
+        if times and times[1] == UTIME_OMIT:
+            return 0
+        mtime = times[1] / 1e9 if times and times[1] != UTIME_NOW else time.time()
         staged = self.staging.get(layout)
         if staged is not None:
             with staged.lock:
@@ -416,8 +457,17 @@ class AlgoOperations(Operations):
         self.staging.drop_retained(layout)
         return 0
 
+    @fuse_errors
     def symlink(self, target: str, source: str) -> int:
-        raise FuseOSError(errno.EPERM)
+        """``ln -s source target`` (mfusepy's names): a symlink entry on the server, never followed there."""
+        layout = self._posix_layout(target)
+        if layout is None:
+            raise FuseOSError(errno.EPERM)  # the storage keeps no symlinks
+        rules.check_new_name(layout)
+        rules.check_writable_location(layout, directory=False)
+        self.changes.changed(layout, self.posix.symlink(layout, source))
+        self.attributes.touch_directory(rules.parent_of(layout))
+        return 0
 
     def link(self, target: str, source: str) -> int:
         raise FuseOSError(errno.EPERM)

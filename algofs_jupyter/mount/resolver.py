@@ -26,7 +26,7 @@ from mfusepy import FuseOSError
 
 from ..fs.data_api import DataClient
 from . import layout as rules
-from .metadata_cache import RESTRICTED, Attr, MetadataCache
+from .metadata_cache import DIRECTORY, RESTRICTED, Attr, MetadataCache
 
 log = logging.getLogger(__name__)
 CONNECTOR_PROBE_TTL = 60.0
@@ -71,10 +71,28 @@ class Resolver:
             attr = Attr(RESTRICTED)
         else:
             attr = Attr.from_info(info)
+            if attr.kind == DIRECTORY and attr.posix is None and self.client.supports("posix", layout):
+                attr = self._from_parent_listing(layout) or attr  # a folder's HEAD may carry no mode
         if rules.is_connector_root(layout):
             self._connectors.add(layout)
         self.metadata.put(layout, attr, changed=False)
         return attr
+
+    def _from_parent_listing(self, layout: str) -> Attr | None:
+        """A folder's mode, owner and times from its entry in its parent's listing (posix extension),
+        read up to that entry and not kept (a kept listing would hide the parent's newer entries for a
+        TTL); None when the parent does not list it."""
+        parent, _, name = layout.rpartition("/")
+        if parent.count("/") < 1:
+            return None
+        try:
+            for entry in self.client.iter_dir(parent):
+                if entry["name"].rpartition("/")[2] == name:
+                    attr = Attr.from_info(entry)
+                    return attr if attr.kind == DIRECTORY else None
+        except OSError:
+            pass
+        return None
 
     def _relisted(self, layout: str) -> bool:
         """A reader is going through the files of this name's directory (a prefetch run) but its listing

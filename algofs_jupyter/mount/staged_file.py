@@ -28,6 +28,9 @@ Locks (names of docs/architecture.md's *mount lock order*):
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import os
 import sys
 import threading
@@ -41,6 +44,10 @@ if TYPE_CHECKING:
 
 #: ``changed_from`` of a file that equals the server's version everywhere.
 UNCHANGED = sys.maxsize
+#: linux/falloc.h: the ``fallocate`` modes the staging file is asked for (``allocate``)
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x01, 0x02, 0x10
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 
 
 class StagedFile:
@@ -118,6 +125,26 @@ class StagedFile:
             self.changed_from = min(self.changed_from, length)
             os.ftruncate(self.fd, length)
             self.generation += 1
+
+    def allocate(self, mode: int, offset: int, length: int) -> None:
+        """``fallocate(2)`` on the local bytes (what the staging file's filesystem can do, else its errno):
+        reserving space (mode 0, ``FALLOC_FL_KEEP_SIZE``), punching holes and zeroing ranges; a change of
+        the bytes or the size is uploaded like a write. Collapsing or inserting ranges: EOPNOTSUPP."""
+        if mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE):
+            raise OSError(errno.EOPNOTSUPP, "fallocate: only reserving, punching holes and zeroing")
+        with self.lock:
+            size = self.size()
+            changes = bool(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+            grows = not mode & FALLOC_FL_KEEP_SIZE and offset + length > size
+            if changes or grows:
+                self.mark_dirty()
+                self.changed_from = min(self.changed_from, offset if changes else size)
+                self.pending_mtime = None
+            if _libc.fallocate(self.fd, mode, ctypes.c_int64(offset), ctypes.c_int64(length)) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, os.strerror(code))
+            if changes or grows:
+                self.generation += 1
 
     def mark_dirty(self) -> None:
         """Call with ``lock`` held, before the change: the claim exists before the bytes differ."""

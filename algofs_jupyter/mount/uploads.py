@@ -73,6 +73,7 @@ class UploadClient(Protocol):
     def set_mtime(self, path: str, mtime: float) -> dict[str, Any]: ...
 
 
+
 class Uploader:
     def __init__(self, client: UploadClient, staging: WriteStaging, metadata: MetadataCache,
                  contents: ContentChanges, write_back: float = 0.0):
@@ -222,11 +223,19 @@ class Uploader:
     def _tell_caches(self, staged: StagedFile) -> None:
         """Step 4 (no lock held; ``uploaded`` is read once)."""
         info = staged.uploaded
+        if info is not None and "posix" not in info and self._has_posix(staged.path):
+            info = None  # an answer without the file's stored mode and owner: one HEAD has them (refresh)
         if info is not None and info.get("size") == staged.size():  # not written to since the upload
             self.changes.changed(staged.path, Attr.from_info(info))
         else:
             self.changes.changed(staged.path)
             self.refresh(staged.path)
+
+    def _has_posix(self, layout: str) -> bool:
+        """The file had POSIX metadata of its own (a mode, owner or times set): an upload keeps them on
+        the server, and its answer may not say which. A file with none has the defaults after it too."""
+        known, attr = self.metadata.lookup(layout)
+        return known and attr is not None and attr.posix is not None
 
     def _apply_pending_mtime(self, staged: StagedFile) -> None:
         """Step 5: a utimens that came while the file was dirty (``cp -p``, ``touch -d`` on an open file)."""

@@ -226,10 +226,9 @@ def test_metadata_no_ops_and_refusals(mounted: Mounted, scratch: Path) -> None:
     os.chmod(target, 0o600)
     os.chown(target, os.getuid(), os.getgid())
     os.utime(target, (1, 1))
-    for call in (lambda: os.symlink("f.txt", scratch / "l"), lambda: os.link(target, scratch / "h")):
-        with pytest.raises(OSError) as refused:
-            call()
-        assert refused.value.errno == errno.EPERM
+    with pytest.raises(OSError) as refused:  # symlinks: tests/mount/test_posix.py
+        os.link(target, scratch / "h")
+    assert refused.value.errno == errno.EPERM
     st = os.statvfs(mounted.path)
     assert st.f_bsize > 0 and st.f_namemax == 255
 

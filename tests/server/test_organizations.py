@@ -324,3 +324,20 @@ def test_an_orgs_data_counts_against_the_orgs_own_quota(tmp_path):
         assert over.status_code == 403 and over.json()["error"]["errno"] == "EDQUOT"
         assert call(started, "PUT", "/v1/data/ann/mine/b.bin", "ann", data=b"x" * 600).ok  # ann: no limit
         assert call(started, "GET", "/v1/algofs/quota", "ann").json()["usage"]["bytes"] == 600
+
+
+def test_what_the_admin_api_made_survives_a_restart(tmp_path):
+    users = {name: secrets.token_urlsafe(24) for name in ("root", "ann")}
+    server = ServerWithOptions(tmp_path / "root", ["--admin", "root"], users=users)
+    with server:
+        admin = client(server, "root")
+        admin.create_org({"org_name": "kept", "org_email": "kept@example.org", "type_id": "legacy"})
+        assert call(server, "PUT", "/v1/organizations/kept/members/ann", "root", json={"role": "admin"}).ok
+        made = admin.create_user({"username": "newbie", "email": "n@example.org"})
+        client(server, "ann").dir("data://kept/files").create()
+    with server:  # the same root, a new process
+        assert client(server, "ann").get_org("kept")["members"] == [{"username": "ann", "role": "admin"}]
+        newbie = Algorithmia.client(api_key=made["api_key"], api_address=server.url)
+        assert [d.getName() for d in newbie.dir("data://newbie").dirs()] == []
+        assert call(server, "GET", "/v1/data/kept", "ann").json()["folders"][0]["name"] == "files"
+        assert "newbie" in [f["name"] for f in call(server, "GET", "/v1/data/", "ann").json()["folders"]]

@@ -24,6 +24,7 @@ from .content_cache import ContentCache
 from .control import ControlServer
 from .metadata_cache import MetadataCache
 from .mount_table import ALGOFS_FS_TYPE, entry_at, mount_path
+from .node_limit import NodeLimit
 from .operations import AlgoOperations
 from .options import MountOptions
 from .pipes import PipeTree
@@ -72,6 +73,7 @@ class MountDaemon:
         self.recovery = RecoveryStore(cache_dir, self.client.session.api_address)
         salvage_staging(cache_dir / "staging", self.recovery)  # files a dead daemon never uploaded
         self.staging = WriteStaging(cache_dir / "staging" / str(os.getpid()), self.recovery)
+        self.nodes = NodeLimit(options.inode_soft_limit)  # started by the FUSE binding's init
         self.content = ContentCache(self.blocks, self.client.range_reader, self.client.read_whole,
                                     self.metadata.listing, small_file_size=options.small_file_size,
                                     small_files_memory=options.prefetch_memory,
@@ -130,6 +132,7 @@ class MountDaemon:
             "cache": self.content.stats(),  # the block cache's, with the small files' added
             "metadata": self.metadata.stats(),
             "small_files": self.content.small_files_stats(),
+            "nodes": self.nodes.stats(),
             "uploads": uploads,
             "write_back": self.uploader.write_back.stats() if self.uploader.write_back else None,
             "recovery": {"directory": str(self.recovery.directory),
@@ -160,13 +163,14 @@ class MountDaemon:
             options["default_permissions"] = True
         try:
             DirectReadFUSE(self.operations, self.mountpoint, raw_fi=True, foreground=True,
-                           nothreads=False, debug=self.options.debug, **options)
+                           nothreads=False, debug=self.options.debug, node_limit=self.nodes, **options)
         except KeyboardInterrupt:
             pass
         finally:
             self.uploader.drain()  # if libfuse did not call destroy (a no-op when it did)
             self.control.stop()
             self.staging.close()
+            self.nodes.close()
             self.content.close()  # the directory prefetcher, then the block cache
             self.client.session.close()
         return 0

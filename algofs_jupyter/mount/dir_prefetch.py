@@ -8,11 +8,19 @@ prefetcher fetches files of that directory's listing ahead, on ``workers`` threa
 * **which files**: listing order, starting after the file just opened when the reader moves forward
   (sequential reader), else from where the prefetcher got to (shuffled readers); files larger than the
   small-file size, directories and files already in memory are skipped;
-* **how far**: the run may fetch at most ``files_ahead`` files more than its readers opened, and never
-  more unread bytes than the small-file budget: the memory and the wasted requests after the reader
-  stops are bounded by that;
-* **when it stops**: the run ends ``idle_seconds`` after the last open in the directory (an exhausted
-  listing just leaves it idle); queued fetches of an ended run are dropped without a request.
+* **how far**: a run keeps at most ``files_ahead`` *guesses* (files it fetched that no reader opened yet)
+  outstanding, and never more unread bytes than the small-file budget. Only a guess a reader opens makes
+  room for the next one: opens of other files earn nothing. A sequential reader opens every guess, so the
+  run stays ``files_ahead`` in front of it; shuffled readers open few of them, so the run sits still with
+  its ``files_ahead`` guesses instead of fetching the listing in order at the readers' pace (what issue 26
+  measured: 12,206 requests for 10,000 files, the readers evicting each other's prefetches). A name a
+  reader opened or the run fetched is never fetched again by the run (``seen``, one byte per listed file);
+* **when it stops guessing**: a guess dropped from the store unread (evicted, invalidated: *wasted*,
+  ``SmallFiles.take_wasted``) counts against the run; once more than a tenth of its resolved guesses
+  (opened or wasted, at least ``MIN_WASTED``) were wasted, the run stops fetching and its readers fetch
+  their own files;
+* **when it ends**: ``idle_seconds`` after the last open in the directory (an exhausted listing just leaves
+  it idle); queued fetches of an ended run are dropped without a request.
 
 Attributes come from the listing, so a prefetched file costs one request and its open none.
 
@@ -42,16 +50,29 @@ log = logging.getLogger(__name__)
 MAX_RUNS = 16
 
 
+#: Wasted guesses a run may have before the tenth rule can stop it.
+MIN_WASTED = 4
+
+
 @dataclass
 class _Run:
     listing: dict[str, Attr]  # the metadata cache's own dict (no copy)
     names: list[str]  # the small files of the listing, sorted
     last_open: float
-    opened: int = 1
-    scheduled: int = 0
     cursor: int = 0  # index in ``names`` the prefetcher continues from
     ended: bool = False
-    recent: set[str] = field(default_factory=set)  # names opened (bounded: cleared when large)
+    stopped: bool = False  # too many guesses went unread: no more fetches
+    seen: bytearray = field(default_factory=bytearray)  # per name: 1 = opened or fetched by the run
+    guesses: set[int] = field(default_factory=set)  # indices fetched (or being fetched), not opened yet
+    confirmed: int = 0  # guesses a reader opened
+    wasted: int = 0  # guesses dropped unread
+
+    def __post_init__(self) -> None:
+        self.seen = bytearray(len(self.names))
+
+    def index(self, name: str) -> int | None:
+        position = bisect.bisect_left(self.names, name)
+        return position if position < len(self.names) and self.names[position] == name else None
 
 
 class DirectoryPrefetcher:
@@ -69,7 +90,10 @@ class DirectoryPrefetcher:
         self._first_open: dict[str, tuple[str, float]] = {}  # directory -> (name, when): a run's seed
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="algofs-dir-prefetch")
         self.runs_started = 0
+        self.runs_stopped = 0
         self.requests = 0
+        self.confirmed = 0
+        self.wasted = 0
         self._closed = False
 
     @property
@@ -81,7 +105,10 @@ class DirectoryPrefetcher:
         if not self.enabled or listing is None:
             return
         now = time.monotonic()
+        wasted = self.store.take_wasted()
         with self._lock:
+            for path in wasted:
+                self._wasted_locked(path)
             run = self._runs.get(directory)
             if run is not None and now - run.last_open > self.idle_seconds:
                 run = None
@@ -95,24 +122,21 @@ class DirectoryPrefetcher:
                     return
                 del self._first_open[directory]
                 run = self._start_run_locked(directory, listing, now)
-                run.recent.add(seed[0])
+                self._opened_locked(run, seed[0])
             elif run.listing is not listing:  # listed again since (the TTL ran out): new attributes
                 run.listing = listing
                 names = self._small_names(listing)
                 if names != run.names:  # changed: start over (files already here are skipped)
-                    run.names, run.cursor = names, 0
+                    run.names, run.cursor, run.guesses = names, 0, set()
+                    run.seen = bytearray(len(names))
             run.last_open = now
-            if name not in run.recent:
-                run.opened += 1
-                if len(run.recent) > 4 * self.files_ahead + 1024:
-                    run.recent.clear()
-                run.recent.add(name)
+            self._opened_locked(run, name)
             position = bisect.bisect_right(run.names, name)
             if position > run.cursor and position - run.cursor <= self.files_ahead:
                 run.cursor = position  # a reader ahead of us: continue after it
             jobs = self._pick_locked(directory, run)
-        for path, version, attr in jobs:
-            self._pool.submit(self._prefetch, directory, run, path, version, attr)
+        for index, path, version, attr in jobs:
+            self._pool.submit(self._prefetch, run, index, path, version, attr)
 
     def active(self, directory: str) -> bool:
         """Whether readers are going through ``directory`` (a run that is not idle)."""
@@ -134,8 +158,9 @@ class DirectoryPrefetcher:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {"runs": len(self._runs), "runs_started": self.runs_started, "requests": self.requests,
-                    "files_ahead": self.files_ahead}
+            return {"runs": len(self._runs), "runs_started": self.runs_started,
+                    "runs_stopped": self.runs_stopped, "requests": self.requests, "confirmed": self.confirmed,
+                    "wasted": self.wasted, "files_ahead": self.files_ahead}
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -150,34 +175,66 @@ class DirectoryPrefetcher:
     def _small_names(self, listing: dict[str, Attr]) -> list[str]:
         return sorted(n for n, a in listing.items() if a.kind == FILE and 0 < a.size <= self.small_file_size)
 
-    def _pick_locked(self, directory: str, run: _Run) -> list[tuple[str, FileVersion, Attr]]:
-        """The next files to fetch, within the run's lead (files) and the memory budget (bytes)."""
-        jobs: list[tuple[str, FileVersion, Attr]] = []
+    def _opened_locked(self, run: _Run, name: str) -> None:
+        index = run.index(name)
+        if index is None:
+            return
+        run.seen[index] = 1
+        if index in run.guesses:
+            run.guesses.discard(index)
+            run.confirmed += 1
+            self.confirmed += 1
+
+    def _wasted_locked(self, path: str) -> None:
+        """A guess of ``path`` left the store unread: it counts against its run (the tenth rule)."""
+        directory, _, name = path.rpartition("/")
+        run = self._runs.get(directory)
+        index = run.index(name) if run is not None else None
+        if run is None or index is None or index not in run.guesses:
+            return
+        run.guesses.discard(index)
+        run.wasted += 1
+        self.wasted += 1
+        if not run.stopped and run.wasted >= MIN_WASTED and 10 * run.wasted > run.wasted + run.confirmed:
+            run.stopped = True
+            self.runs_stopped += 1
+            log.info("prefetch in %s stopped: %d of %d guesses went unread", directory, run.wasted,
+                     run.wasted + run.confirmed)
+
+    def _pick_locked(self, directory: str, run: _Run) -> list[tuple[int, str, FileVersion, Attr]]:
+        """The next files to fetch, within the run's guesses (files) and the memory budget (bytes)."""
+        jobs: list[tuple[int, str, FileVersion, Attr]] = []
         unread = self.store.unread_bytes  # a snapshot: the store re-checks its budget per fetch
-        while run.scheduled < run.opened + self.files_ahead and run.cursor < len(run.names):
-            name = run.names[run.cursor]
+        while not run.stopped and len(run.guesses) < self.files_ahead and run.cursor < len(run.names):
+            index = run.cursor
+            name = run.names[index]
             run.cursor += 1
             attr = run.listing.get(name)
-            if attr is None or name in run.recent:
+            if attr is None or run.seen[index]:
                 continue
             path = f"{directory}/{name}"
             version = self.version_of(path, attr)
             if self.store.has(version):
                 continue
-            if unread + attr.size > self.store.budget:
+            if unread + self.store.charge(attr.size) > self.store.budget:
                 run.cursor -= 1  # no room now; retry on the next open
                 break
-            unread += attr.size
-            run.scheduled += 1
-            jobs.append((path, version, attr))
+            unread += self.store.charge(attr.size)
+            run.seen[index] = 1
+            run.guesses.add(index)
+            jobs.append((index, path, version, attr))
         return jobs  # an exhausted run stays until idle: no rescans of the listing per open
 
-    def _prefetch(self, directory: str, run: _Run, path: str, version: FileVersion, attr: Attr) -> None:
-        if run.ended or self._closed or time.monotonic() - run.last_open > self.idle_seconds:
-            return  # the reader stopped: no request
+    def _prefetch(self, run: _Run, index: int, path: str, version: FileVersion, attr: Attr) -> None:
+        fetched = False
         try:
-            if self.store.prefetch(version, self.fetch_of(version, attr)):
-                with self._lock:
-                    self.requests += 1
+            if not (run.ended or run.stopped or self._closed
+                    or time.monotonic() - run.last_open > self.idle_seconds):  # else the reader stopped
+                fetched = self.store.prefetch(version, self.fetch_of(version, attr))
         except Exception:  # noqa: BLE001 - a reader that needs the file fetches it itself
             log.debug("prefetch of %s failed", path, exc_info=True)
+        with self._lock:
+            if fetched:
+                self.requests += 1
+            else:  # nothing of ours is held: the guess is no guess (a reader's open still finds it seen)
+                run.guesses.discard(index)

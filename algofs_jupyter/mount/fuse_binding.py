@@ -12,24 +12,37 @@
   ``FUSE_FILL_DIR_PLUS`` and the kernel caches them with the entry for the attr/entry timeout. An entry's
   attributes may also be any object that ``operations.entry_attrs(obj)`` turns into that dict, so a
   snapshot of a huge directory holds small objects and only the entries of one request become dicts.
+* **A soft limit on nodes** (``node_limit``): every path the kernel is told about (a lookup's getattr, a
+  READDIRPLUS entry) is recorded, and past the limit the oldest names are invalidated with
+  ``fuse_lowlevel_notify_inval_entry`` on the session of the running ``struct fuse`` (taken in ``init``),
+  so the kernel drops the dentry, forgets the inode and libfuse frees the node. (libfuse's
+  ``fuse_invalidate_path`` only invalidates the inode's attributes and pages: the name and node stay.)
+  The parent's node id is its ``st_ino`` on the mount (``use_ino`` is off: libfuse reports node ids).
 """
 
 from __future__ import annotations
 
 import ctypes
 import itertools
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import mfusepy
 
+from .node_limit import NodeLimit
+
+FUSE_ROOT_ID = 1  # the node id of the mount's root
 FUSE_READDIR_PLUS = 1  # enum fuse_readdir_flags
 FUSE_FILL_DIR_PLUS = 2  # enum fuse_fill_dir_flags
 
 
 class DirectReadFUSE(mfusepy.FUSE):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, node_limit: NodeLimit | None = None, **kwargs: Any) -> None:
+        self._node_limit = node_limit if node_limit is not None and node_limit.enabled else None
+        self._mount_root = os.fsencode(args[1]).rstrip(b"/") if len(args) > 1 else b""
         self._dir_handles = itertools.count(1)
         self._listings: dict[int, _Listing] = {}  # directory handle -> readdir snapshot
         self._plus_until: dict[bytes, float] = {}  # directory -> when the kernel's plus entries expire
@@ -48,6 +61,37 @@ class DirectReadFUSE(mfusepy.FUSE):
         if count > size:
             raise AssertionError(f"read_into reported {count} bytes for a {size}-byte buffer")
         return count
+
+    def init_fuse_3(self, conn: Any, config: Any) -> None:
+        super().init_fuse_3(conn, config)
+        if self._node_limit is not None:
+            self._node_limit.start(self._entry_invalidator())
+
+    def getattr_fuse_3(self, path: bytes | None, buf: Any, fip: Any) -> int:
+        result = super().getattr_fuse_3(path, buf, fip)  # raises for a name that does not exist
+        if self._node_limit is not None and path is not None and path != b"/":
+            self._node_limit.seen(path)
+        return result
+
+    def _entry_invalidator(self) -> Callable[[bytes], int]:
+        """``invalidate(path)``: the kernel forgets the name ``path`` (0, or a negative errno)."""
+        lib = mfusepy._libfuse
+        lib.fuse_get_session.argtypes, lib.fuse_get_session.restype = [ctypes.c_void_p], ctypes.c_void_p
+        notify = lib.fuse_lowlevel_notify_inval_entry
+        notify.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t]
+        notify.restype = ctypes.c_int
+        session = lib.fuse_get_session(ctypes.c_void_p(lib.fuse_get_context().contents.fuse))
+        root = self._mount_root
+
+        def invalidate(path: bytes) -> int:
+            parent, _, name = path.rpartition(b"/")
+            try:  # never from a FUSE request thread: the kernel may ask the daemon for the parent
+                node = os.stat(root + parent).st_ino if parent else FUSE_ROOT_ID
+            except OSError as exc:
+                return -(exc.errno or 1)
+            return int(notify(session, node, name, len(name)))
+
+        return invalidate
 
     def opendir(self, path: bytes, fip: Any) -> int:
         self.operations.opendir(path.decode(self.encoding, self.errors))  # checks; raises FuseOSError
@@ -78,6 +122,9 @@ class DirectReadFUSE(mfusepy.FUSE):
                 if listing.plus and "st_nlink" in attrs:
                     _set_stat(st, attrs)
                     fill = FUSE_FILL_DIR_PLUS
+                    if self._node_limit is not None and path is not None:
+                        child = name.encode(self.encoding, self.errors)
+                        self._node_limit.seen(path.rstrip(b"/") + b"/" + child)
                 else:
                     st.st_mode = attrs.get("st_mode", 0)
             if filler(buf, name.encode(self.encoding, self.errors), st, index + 1, fill) != 0:

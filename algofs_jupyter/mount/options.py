@@ -59,6 +59,9 @@ class MountOptions:
         "(0 = off)", type=int))
     prefetch_memory: int = field(default=64 << 20, metadata=_flag(
         "bytes of whole small files held in memory (prefetched or recently read)", type=parse_size))
+    inode_soft_limit: int = field(default=100_000, metadata=_flag(
+        "paths the kernel and libfuse may hold nodes for; past it the least recently used are invalidated "
+        "(0: no limit)", type=int))
     allow_other: bool = field(default=False, metadata=_flag("let other users access the mount",
                                                             action="store_true"))
     debug: bool = field(default=False, metadata=_flag("libfuse debug output", action="store_true"))

@@ -9,18 +9,27 @@ An entry answers a ``FileVersion`` whose size matches and whose etag is one of t
 the ETag the GET answered and the version the listing described (size + mtime), so a strict-mode open
 (HEAD etag) and a ttl-mode open (listing attributes) both find the prefetched bytes.
 
+Every file held is charged its bytes plus ``ENTRY_OVERHEAD`` against the budget (``charge``): the entry's
+bookkeeping (path, validators, LRU node: ~570 bytes measured with tracemalloc) outweighs a 64-byte file, and
+a budget of data bytes alone let a walk over 1,000,000 tiny files keep every one of them (issue 26). So at
+most ``budget / ENTRY_OVERHEAD`` files are held, whatever their size.
+
+A prefetched file dropped before any reader read it (evicted, invalidated, replaced) is *wasted*: counted
+(``prefetch_wasted``) and its path queued for the directory prefetcher (``take_wasted``), which stops a run
+whose guesses go unread (dir_prefetch.py). The queue is bounded (``WASTED_QUEUE``, oldest dropped).
+
 Single flight: a reader of a file whose GET is running (a prefetch, another reader) waits for it
 instead of asking again, so a cold file costs at most one request.
 
 Locks (names of docs/architecture.md's *mount lock order*):
-``SmallFiles._lock`` guards ``_entries``, ``_flights``, ``unread_bytes``, ``size_bytes`` and the counters; a
-leaf (never held across a fetch or a wait on a flight).
+``SmallFiles._lock`` guards ``_entries``, ``_flights``, ``_wasted``, ``unread_bytes``, ``size_bytes`` and the
+counters; a leaf (never held across a fetch or a wait on a flight).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -30,6 +39,10 @@ from .block_index import FileVersion
 
 #: A whole-file GET: the body and the ETag the server answered with ("" if none).
 WholeFetch = Callable[[], tuple[bytes, str]]
+#: Bytes charged per file held on top of its data (what an entry costs in the daemon, measured ~570).
+ENTRY_OVERHEAD = 640
+#: Paths of wasted prefetches kept for ``take_wasted`` (more are dropped, oldest first; still counted).
+WASTED_QUEUE = 4096
 
 
 class _Flight(Future["_Entry"]):
@@ -61,18 +74,21 @@ class SmallFileCounters:
     bytes_fetched: int = 0
     prefetches: int = 0
     prefetch_hits: int = 0  # first reads served by a prefetch
+    prefetch_wasted: int = 0  # prefetched files dropped unread
     evicted: int = 0
 
 
 class SmallFiles:
-    def __init__(self, budget: int):
+    def __init__(self, budget: int, entry_overhead: int = ENTRY_OVERHEAD):
         self.budget = budget
+        self.entry_overhead = entry_overhead
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # path -> entry, LRU order
         self._flights: dict[FileVersion, _Flight] = {}
         self.size_bytes = 0
         self.unread_bytes = 0
         self.counters = SmallFileCounters()
+        self._wasted: deque[str] = deque(maxlen=WASTED_QUEUE)
 
     def read(self, version: FileVersion, fetch: WholeFetch) -> bytes:
         """The bytes of ``version``: from memory, from a GET already running, else one GET now (also when
@@ -89,7 +105,7 @@ class SmallFiles:
                 self.counters.hits += 1
                 if not entry.read:
                     entry.read = True
-                    self.unread_bytes -= len(entry.data)
+                    self.unread_bytes -= self.charge(entry.size)
                     self.counters.prefetch_hits += 1
                 return entry.data
             flight = self._flights.get(version)
@@ -110,7 +126,7 @@ class SmallFiles:
             with self._lock:
                 if not entry.read and self._entries.get(version.path) is entry:
                     entry.read = True
-                    self.unread_bytes -= len(entry.data)
+                    self.unread_bytes -= self.charge(entry.size)
                     self.counters.prefetch_hits += 1
             return entry.data
         return self._fetch(version, fetch, flight, read=True).data
@@ -120,7 +136,7 @@ class SmallFiles:
         with self._lock:
             if self._match_locked(version, touch=False) is not None or version in self._flights:
                 return False
-            if self.unread_bytes + version.size > self.budget:
+            if self.unread_bytes + self.charge(version.size) > self.budget:
                 return False
             flight = self._flights[version] = _Flight(prefetch=True)
             self.counters.prefetches += 1
@@ -129,6 +145,19 @@ class SmallFiles:
         except OSError:
             return False  # a reader that needs it fetches it itself
         return True
+
+    def charge(self, size: int) -> int:
+        """What a file of ``size`` bytes counts against the budget while held."""
+        return size + self.entry_overhead
+
+    def take_wasted(self) -> list[str]:
+        """Paths of prefetched files dropped unread since the last call (the prefetcher's feedback)."""
+        with self._lock:
+            if not self._wasted:
+                return []
+            paths = list(self._wasted)
+            self._wasted.clear()
+            return paths
 
     def has(self, version: FileVersion) -> bool:
         with self._lock:
@@ -149,7 +178,7 @@ class SmallFiles:
             return {"files": len(self._entries), "bytes": self.size_bytes, "unread_bytes": self.unread_bytes,
                     "budget": self.budget, "hits": c.hits, "misses": c.misses, "joined": c.joined,
                     "fetches": c.fetches, "bytes_fetched": c.bytes_fetched, "prefetches": c.prefetches,
-                    "prefetch_hits": c.prefetch_hits,
+                    "prefetch_hits": c.prefetch_hits, "prefetch_wasted": c.prefetch_wasted,
                     "evicted": c.evicted, "in_flight": len(self._flights)}
 
     def entries(self) -> list[dict[str, int | str]]:
@@ -178,9 +207,9 @@ class SmallFiles:
             self.counters.bytes_fetched += len(data)
             self._drop_locked(version.path)
             self._entries[version.path] = entry
-            self.size_bytes += len(data)
+            self.size_bytes += self.charge(entry.size)
             if not read:
-                self.unread_bytes += len(data)
+                self.unread_bytes += self.charge(entry.size)
             self._trim_locked()
         flight.set_result(entry)
         return entry
@@ -196,9 +225,11 @@ class SmallFiles:
     def _drop_locked(self, path: str) -> None:
         entry = self._entries.pop(path, None)
         if entry is not None:
-            self.size_bytes -= len(entry.data)
-            if not entry.read:
-                self.unread_bytes -= len(entry.data)
+            self.size_bytes -= self.charge(entry.size)
+            if not entry.read:  # only a prefetch is held unread
+                self.unread_bytes -= self.charge(entry.size)
+                self.counters.prefetch_wasted += 1
+                self._wasted.append(path)
 
     def _trim_locked(self) -> None:
         """Over budget: drop files already read (oldest first), then the oldest unread ones."""
@@ -210,7 +241,7 @@ class SmallFiles:
                     break
                 if entry.read == read:
                     victims.append(path)
-                    excess -= len(entry.data)
+                    excess -= self.charge(entry.size)
             for path in victims:
                 self._drop_locked(path)
             self.counters.evicted += len(victims)

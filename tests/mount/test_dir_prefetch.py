@@ -3,6 +3,7 @@ far ahead, within which memory, and that it stops with its reader."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -53,7 +54,7 @@ def fetches() -> Fetches:
 
 def make(fetches: Fetches, budget: int = 1 << 20, files_ahead: int = 4,
          idle_seconds: float = 2.0) -> tuple[SmallFiles, DirectoryPrefetcher]:
-    store = SmallFiles(budget)
+    store = SmallFiles(budget, entry_overhead=0)  # these tests count data bytes
     prefetcher = DirectoryPrefetcher(store, file_version, fetches.of, SMALL, files_ahead=files_ahead,
                                      workers=2, idle_seconds=idle_seconds)
     return store, prefetcher
@@ -78,17 +79,17 @@ def test_one_open_starts_nothing_a_second_one_starts_a_run_ahead_in_listing_orde
     assert fetches.count() == 0 and not prefetcher.active("d")
     prefetcher.opened("d", "001", files)
     assert prefetcher.active("d")
-    # the run may fetch files_ahead more than its readers opened (2): 6, the files after 001
-    assert wait_until(lambda: fetches.count() == 6)
+    # the run keeps files_ahead guesses (fetched, not opened yet): the 4 files after 001
+    assert wait_until(lambda: fetches.count() == 4)
     time.sleep(0.2)
-    assert sorted(fetches.requests) == [f"d/{i:03d}" for i in range(2, 8)]
-    assert prefetcher.stats()["runs_started"] == 1 and prefetcher.stats()["requests"] == 6
-    for i in range(2, 8):
+    assert sorted(fetches.requests) == [f"d/{i:03d}" for i in range(2, 6)]
+    assert prefetcher.stats()["runs_started"] == 1 and prefetcher.stats()["requests"] == 4
+    for i in range(2, 6):
         assert store.has(file_version(f"d/{i:03d}", files[f"{i:03d}"]))
 
-    prefetcher.opened("d", "002", files)  # the reader goes on: one more ahead
-    assert wait_until(lambda: fetches.count() == 7)
-    assert fetches.requests[-1] == "d/008"
+    prefetcher.opened("d", "002", files)  # the reader opened a guess: one more ahead
+    assert wait_until(lambda: fetches.count() == 5)
+    assert fetches.requests[-1] == "d/006"
 
 
 def test_large_files_directories_and_files_held_are_skipped(fetches: Fetches,
@@ -150,9 +151,58 @@ def test_shuffled_readers_get_files_from_where_the_prefetcher_got_to(
     files = listing(50)
     prefetcher.opened("d", "020", files)
     prefetcher.opened("d", "005", files)  # further than files_ahead from the cursor: not followed
-    assert wait_until(lambda: fetches.count() == 5)
+    assert wait_until(lambda: fetches.count() == 3)
     time.sleep(0.2)
-    assert sorted(fetches.requests) == [f"d/{i:03d}" for i in range(5)]
-    prefetcher.opened("d", "040", files)  # again: the run goes on from its cursor, skipping opened files
+    assert sorted(fetches.requests) == [f"d/{i:03d}" for i in range(3)]
+    prefetcher.opened("d", "040", files)  # not a guess: earns nothing
+    time.sleep(0.2)
+    assert fetches.count() == 3
+    prefetcher.opened("d", "001", files)  # a guess: the run goes on from its cursor, skipping opened files
+    assert wait_until(lambda: fetches.count() == 4)
+    assert fetches.requests[-1] == "d/003"
+    prefetcher.opened("d", "002", files)
+    prefetcher.opened("d", "003", files)
     assert wait_until(lambda: fetches.count() == 6)
-    assert fetches.requests[-1] == "d/006"
+    assert fetches.requests[-2:] == ["d/004", "d/006"]  # 005 was opened: never fetched
+
+
+def test_shuffled_readers_of_part_of_a_directory_leave_at_most_files_ahead_unread(
+        fetches: Fetches, closing: list[DirectoryPrefetcher]) -> None:
+    """Readers open a shuffled third of a directory: the guesses nobody opens stay within files_ahead
+    (before issue 26 the run fetched files_ahead more than the opens, in listing order: ~2/3 unread)."""
+    store, prefetcher = make(fetches, files_ahead=8)
+    closing.append(prefetcher)
+    files = listing(600)
+    names = sorted(files)
+    wanted = random.Random(3).sample(names, 200)
+    for name in wanted:
+        version = file_version(f"d/{name}", files[name])
+        prefetcher.opened("d", name, files)
+        store.read(version, fetches.of(version, files[name]))
+    time.sleep(0.3)
+    small = store.stats()
+    never_read = small["prefetches"] - small["prefetch_hits"]
+    assert never_read <= 8, f"{never_read} prefetched files never read ({small})"
+    assert fetches.count() <= 200 + 8
+
+
+def test_a_run_whose_guesses_are_dropped_unread_stops_fetching(fetches: Fetches,
+                                                               closing: list[DirectoryPrefetcher]) -> None:
+    """Guesses evicted before anyone read them are waste: past a tenth of the run's guesses it stops."""
+    store, prefetcher = make(fetches, budget=1 << 20, files_ahead=4)
+    closing.append(prefetcher)
+    files = listing(100)
+    prefetcher.opened("d", "050", files)
+    prefetcher.opened("d", "060", files)
+    assert wait_until(lambda: fetches.count() == 4)  # 000..003
+    for i in range(4):
+        store.invalidate(f"d/{i:03d}")  # dropped unread (as an eviction would)
+    prefetcher.opened("d", "070", files)  # the run hears of its waste here
+    time.sleep(0.3)
+    stats = prefetcher.stats()
+    assert stats["wasted"] == 4 and stats["runs_stopped"] == 1
+    assert store.stats()["prefetch_wasted"] == 4
+    for name in ("071", "072", "073", "074", "075"):
+        prefetcher.opened("d", name, files)
+    time.sleep(0.3)
+    assert fetches.count() == 4, f"a stopped run fetched {fetches.requests[4:]}"

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from algofs_jupyter.mount.block_index import FileVersion
-from algofs_jupyter.mount.small_files import SmallFiles
+from algofs_jupyter.mount.small_files import ENTRY_OVERHEAD, SmallFiles
 
 
 def test_concurrent_readers_share_one_fetch() -> None:
@@ -37,7 +37,7 @@ def test_concurrent_readers_share_one_fetch() -> None:
 
 
 def test_unread_prefetches_stay_within_the_budget_and_read_files_go_first() -> None:
-    store = SmallFiles(10)
+    store = SmallFiles(10, entry_overhead=0)
     assert store.prefetch(FileVersion("d/a", 4, "a"), lambda: (b"aaaa", ""))
     assert store.prefetch(FileVersion("d/b", 4, "b"), lambda: (b"bbbb", ""))
     assert not store.prefetch(FileVersion("d/c", 4, "c"), lambda: (b"cccc", ""))  # no room: no request
@@ -74,3 +74,15 @@ def test_a_changed_size_is_stale() -> None:
     with pytest.raises(OSError) as caught:
         store.read(FileVersion("d/a", 4, "v"), lambda: (b"longer now", ""))
     assert caught.value.errno == errno.ESTALE
+
+
+def test_tiny_files_are_charged_their_bookkeeping_so_the_files_held_are_capped() -> None:
+    """100,000 64-byte files read through a 1 MiB store: at most budget / (64 + ENTRY_OVERHEAD) stay held
+    (before issue 26 only data bytes counted: all 100,000 entries, ~60 MiB of daemon memory, stayed)."""
+    store = SmallFiles(1 << 20)
+    for index in range(100_000):
+        store.read(FileVersion(f"d/f{index:06d}", 64, f"v{index}"), lambda: (b"x" * 64, ""))
+    stats = store.stats()
+    assert stats["files"] <= (1 << 20) // (64 + ENTRY_OVERHEAD) and stats["bytes"] <= 1 << 20
+    newest = FileVersion("d/f099999", 64, "v99999")
+    assert store.read(newest, lambda: (b"?" * 64, "")) == b"x" * 64  # the newest is kept

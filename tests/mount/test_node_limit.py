@@ -1,0 +1,70 @@
+"""The soft limit on kernel/libfuse nodes (node_limit.py) on a real mount: past ``--inode-soft-limit`` paths
+the least recently seen are invalidated, the paths recorded stay within the limit, and the kernel really
+forgot a swept name (its next ``stat`` reaches the daemon again) while every file still reads right."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from waiting import wait_until
+
+from algofs_jupyter.fs import AlgoFileSystem
+from algofs_jupyter.mount import control
+from algofs_jupyter.server.embedded_server import EmbeddedServer
+
+pytestmark = pytest.mark.fuse
+
+LIMIT = 200
+
+
+@pytest.fixture
+def folder(api_server: EmbeddedServer, api_fs: AlgoFileSystem) -> Iterator[str]:
+    """A collection of 1,000 small files written on the server's disk (its layout path), removed after."""
+    name = f"nodes-{uuid.uuid4().hex[:8]}"
+    api_fs.mkdir(f"data/demo/{name}")
+    if api_server.storage:
+        pytest.skip("writes the files on the server's disk")
+    for index in range(1000):
+        (api_server.root / "data" / "demo" / name / f"f{index:04d}").write_bytes(b"%04d" % index)
+    try:
+        yield f"data/demo/{name}"
+    finally:
+        api_fs.rm(f"data/demo/{name}", recursive=True)
+
+
+def paths(mnt: Path) -> int:
+    return control.query(mnt, "status")["nodes"]["paths"]
+
+
+def test_paths_the_kernel_holds_stay_within_the_soft_limit(new_mount, folder: str) -> None:
+    mnt = new_mount(inode_soft_limit=LIMIT)
+    directory = mnt / folder
+    names = sorted(os.listdir(directory))
+    for name in names:  # a lookup per name
+        os.stat(directory / name)
+
+    def settled() -> bool:
+        nodes = control.query(mnt, "status")["nodes"]
+        return nodes["paths"] <= LIMIT and nodes["swept"] >= 1000 - LIMIT
+
+    assert wait_until(settled, timeout=30), control.query(mnt, "status")["nodes"]
+    # the kernel forgot the first names: a stat looks the name up in the daemon again (recorded: one path
+    # more), where the kernel answers a name it holds itself for the 60 s entry timeout (no change)
+    before = paths(mnt)
+    os.stat(directory / names[-1])
+    assert paths(mnt) == before, "a recent name was looked up again"
+    os.stat(directory / names[0])
+    assert paths(mnt) == before + 1, "a swept name was answered by the kernel: not forgotten"
+    assert (directory / names[0]).read_bytes() == b"0000"
+
+
+def test_no_limit_records_nothing(new_mount, folder: str) -> None:
+    mnt = new_mount(inode_soft_limit=0)
+    directory = mnt / folder
+    for name in sorted(os.listdir(directory))[:50]:
+        os.stat(directory / name)
+    assert control.query(mnt, "status")["nodes"] == {"soft_limit": 0, "paths": 0, "swept": 0, "sweeps": 0}

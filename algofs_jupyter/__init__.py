@@ -38,6 +38,14 @@ def get_access():
     return kernel_access()
 
 
+def path(name: str) -> str:
+    """Where a notebook reads ``name`` (``"data/demo/datasets/cities.csv"`` or a ``data://`` URI) from any
+    working directory and in both modes: the file under the mount, else an ``algo://`` URL for pandas."""
+    from .jupyter.notebook_paths import path as notebook_path
+
+    return notebook_path(name)
+
+
 #: The older name of :func:`get_access`, kept so notebooks written against it still run.
 get_session = get_access
 

@@ -21,13 +21,13 @@ from .errors import ApiError
 
 
 class ByIdHandler(ManageHandler):
-    """An algorithm named by its id, for its owner only."""
+    """An algorithm named by its id, for its owner only (an organization's: for its members)."""
 
     def owned(self, algorithm_id: str) -> tuple[str, str, dict]:
         found = self.registry.find_by_id(algorithm_id)
         if found is None:
             raise ApiError(404, "No such algorithm")
-        if self.caller != found[0]:
+        if not self.registry.store.acts_for(found[0], self.caller):
             raise not_authorized()
         return found
 
@@ -73,9 +73,8 @@ class UserErrorsHandler(ByIdHandler):
 
 
 class OrganizationErrorsHandler(ByIdHandler):
-    """Errors of the algorithms an organization owns, for its members. The organizations are the
-    ``organizations`` application setting (``organizations.py``) where the server has them: read through
-    its ``get``/``role`` only, so this works, answering 404, on a server without them."""
+    """Errors of the algorithms an organization owns, for its members (``organizations.py``, the
+    ``organizations`` application setting)."""
 
     def get(self, org: str) -> None:
         organizations = self.application.settings.get("organizations")

@@ -120,8 +120,8 @@ def load_apply(entry_point: Path) -> Any:
 
 def build_log(exc: BaseException, code_dir: Path) -> str:
     """The failure as the author needs it: frames of their own files only, paths relative to the code."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(code_dir))]
-    prefix = str(code_dir) + os.sep
+    prefix = str(code_dir) + os.sep  # with the separator: /run/algofs/algo is a prefix of the runner's path
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(prefix)]
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)] if frames else []
     lines += traceback.format_exception_only(type(exc), exc)
     return "".join(lines).replace(prefix, "")

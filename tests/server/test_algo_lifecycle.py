@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import stat
 import tarfile
 from pathlib import Path
@@ -23,7 +24,7 @@ import requests
 from algofs_jupyter.server.algo_templates import SPECIFICATION_ID, template_files, template_tarball
 from algofs_jupyter.server.users import DEMO_USERS
 
-from .algo_helpers import unique, upload
+from .algo_helpers import ServerWithOptions, unique, upload
 
 READ_SECRET = ("import os\n\ndef apply(input):\n"
                "    return {'token': os.environ.get('MY_TOKEN'), 'other': os.environ.get('OTHER_TOKEN')}\n")
@@ -118,6 +119,7 @@ def test_a_failed_build_has_its_log_and_is_listed_with_the_errors(server, demo):
     assert compiled["build"]["status"] == "failed"
     logs = algo.get_build_logs(compiled["build"]["build_id"])["logs"]
     assert "SyntaxError" in logs and "algorithm.py" in logs
+    assert "algorithm_runner" not in logs and "/run/algofs" not in logs  # the author's frames only
     errors = demo.get_algorithm_errors(made["id"])
     assert errors[0]["error_type"] == "BuildFailed" and "SyntaxError" in errors[0]["message"]
 
@@ -216,3 +218,38 @@ def test_error_lists_are_the_owners(server, demo, alice):
 def test_template_tarball_unpacks_to_the_template():
     with tarfile.open(fileobj=io.BytesIO(template_tarball(SPECIFICATION_ID)), mode="r:gz") as tar:
         assert tar.getnames() == sorted(template_files())
+
+
+def test_an_organizations_algorithms_secrets_and_errors_are_its_members(tmp_path):
+    """Issue 27, items 1 and 3 together: members of ``lab`` (hub file) manage ``lab/<algo>``'s secrets and
+    read the organization's error list; someone outside it gets 403, an unknown organization 404."""
+    users = {name: secrets.token_urlsafe(24) for name in ("ann", "bob", "cat")}
+    orgs = tmp_path / "organizations.json"
+    orgs.write_text(json.dumps({"organizations": {"lab": {"members": {"ann": "admin", "bob": "member"}}}}))
+    args = ["--organizations-file", str(orgs), "--allow-unisolated-algorithms"]
+    with ServerWithOptions(tmp_path / "root", args, users=users) as server:
+        def client(name):
+            return Algorithmia.client(api_key=users[name], api_address=server.url)
+
+        ann, bob, cat = client("ann"), client("bob"), client("cat")
+        name = unique("lab")
+        made = ann.algo(f"lab/{name}").create(details={"label": name}, settings={})
+        source = ("import os\n\ndef apply(input):\n    if input == 'fail':\n"
+                  "        raise ValueError('lab broke')\n    return os.environ.get('LAB_TOKEN')\n")
+        headers = {"Authorization": users["ann"], "Content-Type": "text/x-python"}
+        requests.put(f"{server.url}/v1/algorithms/lab/{name}/source", data=source.encode(), timeout=30,
+                     headers=headers).raise_for_status()
+        bob.algo(f"lab/{name}").set_secret("token", "LAB_TOKEN", "lab-value")  # a member, not the creator
+        ann.algo(f"lab/{name}").publish(version_info={"version_type": "minor"})
+        assert cat.algo(f"lab/{name}").pipe("x").result == "lab-value"  # the algorithm's secret, any caller
+        with pytest.raises(Algorithmia.errors.AlgorithmException, match="lab broke"):
+            cat.algo(f"lab/{name}").pipe("fail")
+
+        listed = bob.get_organization_errors("lab")
+        assert listed[0]["algorithm"] == f"lab/{name}" and "lab broke" in listed[0]["message"]
+        assert bob.get_algorithm_errors(made["id"])[0]["id"] == listed[0]["id"]
+        assert cat.get_organization_errors("lab")["error"]["message"].startswith("Caller is not authorized")
+        assert cat.get_organization_errors("nolab")["error"]["message"] == "no such organization"
+        with pytest.raises(Exception, match="not authorized"):
+            cat.algo(f"lab/{name}").get_secrets()
+        assert [s["secret_key"] for s in bob.algo(f"lab/{name}").get_secrets()["results"]] == ["LAB_TOKEN"]

@@ -19,8 +19,11 @@ Locks (names of docs/architecture.md's *mount lock order*; pairwise):
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import time
 from pathlib import Path
+from typing import Any
 
 from mfusepy import FuseOSError
 
@@ -28,7 +31,7 @@ from ..fs.data_api import DataClient
 from . import layout as rules
 from .attributes import Attributes
 from .content_cache import ContentChanges
-from .metadata_cache import Attr, MetadataCache
+from .metadata_cache import DIRECTORY, FILE, Attr, MetadataCache
 from .path_changes import PathChanges
 from .resolver import Resolver
 from .staged_file import StagedFile
@@ -64,32 +67,32 @@ class Renames:
                 raise FuseOSError(errno.ENOTDIR)
             if (dst + "/").startswith(src + "/"):
                 raise FuseOSError(errno.EINVAL)
-            self._rename_directory(src, dst)
+            self._rename_directory(src, dst, src_attr)
         else:
             if dst_attr is not None and dst_attr.is_dir:
                 raise FuseOSError(errno.EISDIR)
             with self.staging.renaming(src, dst):  # before any StagedFile.lock (the mount lock order)
                 staged = self.staging.get(src)  # again, now that no other rename of these names runs
                 if server_move:
-                    self._move_file(src, dst, staged)
+                    self._move_file(src, dst, staged, src_attr)
                 else:
                     self._copy_file(src, dst, staged)
         self.attributes.touch_directory(rules.parent_of(src))
         self.attributes.touch_directory(rules.parent_of(dst))
 
-    def _rename_directory(self, src: str, dst: str) -> None:
+    def _rename_directory(self, src: str, dst: str, before: Attr | None) -> None:
         info = self.client.move(src, dst, overwrite=True)
         self.staging.rekey_under(src, dst)
-        self.changes.tree_moved(src, dst, Attr.from_info(info))
+        self.changes.tree_moved(src, dst, moved_attr(info, before))
 
-    def _move_file(self, src: str, dst: str, staged: StagedFile | None) -> None:
+    def _move_file(self, src: str, dst: str, staged: StagedFile | None, before: Attr | None) -> None:
         """Server-side move; an open staged file follows (its unsent bytes go to ``dst`` at close)."""
         self.staging.drop_retained(src)
         self.staging.drop_retained(dst)
         if staged is None:
             info = self.client.move(src, dst, overwrite=True)
             self.changes.removed(src)
-            self.changes.changed(dst, Attr.from_info(info))
+            self.changes.changed(dst, moved_attr(info, before))
             return
         with staged.lock:
             try:
@@ -127,3 +130,14 @@ class Renames:
             self.client.delete(layout)
         except FileNotFoundError:
             pass  # never uploaded
+
+
+def moved_attr(info: dict[str, Any], before: Attr | None) -> Attr:
+    """The attributes at a move's destination: the server's answer; its mode, owner and times (posix
+    extension) are the source's when the answer has none (a move keeps them; ctime moves to now)."""
+    attr = Attr.from_info(info)
+    if attr.posix is None and before is not None and before.posix is not None:
+        posix = dataclasses.replace(before.posix, ctime_ns=time.time_ns())
+        kind = DIRECTORY if posix.is_dir else FILE
+        attr = Attr(kind, attr.size if kind == FILE else 0, attr.mtime, attr.etag, posix)
+    return attr

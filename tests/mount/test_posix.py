@@ -152,6 +152,22 @@ def test_chown_to_what_the_caller_may(work: Path, mount: Path, second: Path) -> 
     assert as_user(NOBODY, "chmod", "600", str(owned)).returncode != 0  # not its file
 
 
+def test_a_rename_keeps_mode_owner_and_times(work: Path) -> None:
+    moved = work / "moved.txt"
+    moved.write_text("x")
+    os.chmod(moved, 0o640)
+    os.chown(moved, 4242, 4343)
+    os.utime(moved, ns=(1_000_000_001, 2_000_000_002))
+    (work / "sub").mkdir()
+    os.chmod(work / "sub", 0o701)
+    os.rename(moved, work / "sub" / "there.txt")
+    st = (work / "sub" / "there.txt").stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 4242, 4343)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1_000_000_001, 2_000_000_002)
+    os.rename(work / "sub", work / "sub2")
+    assert stat.S_IMODE((work / "sub2").stat().st_mode) == 0o701
+
+
 # -- symlinks ------------------------------------------------------------------------------------
 
 

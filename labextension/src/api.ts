@@ -37,6 +37,17 @@ export interface IStatus {
   embedded_server?: boolean;
   username?: string;
   cache: ICacheStats | null;
+  /** Only in an unmount's answer: the processes holding the mount (docs/rest-api.md). */
+  busy?: IHolder[];
+  busy_message?: string;
+}
+
+export interface IHolder {
+  pid: number;
+  command: string;
+  cwd: string | null;
+  files: string[];
+  kernel: { id: string; notebook: string | null } | null;
 }
 
 export interface IAlgorithm {
@@ -110,7 +121,7 @@ export const api = {
   status: (): Promise<IStatus> => request<IStatus>('status'),
   mount: (path?: string): Promise<IStatus> =>
     request<IStatus>('mount', jsonBody('POST', path ? { path } : {})),
-  unmount: (): Promise<IStatus> => request<IStatus>('unmount', jsonBody('POST', {})),
+  unmount: (force = false): Promise<IStatus> => request<IStatus>('unmount', jsonBody('POST', { force })),
   cache: (): Promise<ICacheStats> => request<ICacheStats>('cache'),
   clearCache: (): Promise<ICacheStats> => request<ICacheStats>('cache', { method: 'DELETE' }),
   algorithms: async (): Promise<IAlgorithm[]> =>

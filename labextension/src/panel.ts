@@ -101,6 +101,13 @@ export class AlgofsPanel extends Widget {
       title: 'Unmount and stop the filesystem daemon',
       onClick: () => void this.unmount()
     });
+    this._forceUnmountButton = button('Unmount anyway', {
+      kind: 'warn',
+      testid: 'algofs-unmount-anyway',
+      title: 'Move kernels out of the mount (back after the next Mount) and unmount',
+      onClick: () => void this.unmount(true)
+    });
+    this._busyNode = h('div', { className: 'jp-AlgofsPanel-reason', 'data-testid': 'algofs-busy', role: 'status' });
     this._openButton = button('Open in file browser', {
       icon: folderIcon,
       testid: 'algofs-open',
@@ -147,7 +154,15 @@ export class AlgofsPanel extends Widget {
         'Mount',
         'algofs-mount-section',
         this._stateNode,
-        h('div', { className: 'jp-AlgofsPanel-buttons' }, this._mountButton, this._unmountButton, this._openButton)
+        this._busyNode,
+        h(
+          'div',
+          { className: 'jp-AlgofsPanel-buttons' },
+          this._mountButton,
+          this._unmountButton,
+          this._forceUnmountButton,
+          this._openButton
+        )
       ),
       section('Cache', 'algofs-cache-section', this._cacheNode, h('div', { className: 'jp-AlgofsPanel-buttons' }, this._clearButton)),
       section(
@@ -204,6 +219,7 @@ export class AlgofsPanel extends Widget {
 
   async mount(): Promise<void> {
     await this._run('Mounting…', async () => {
+      this._busyMessage = null;
       this._setStatus(await api.mount());
       if (this._status && this._status.mode === 'error') {
         this._showError('Mount failed', new Error(this._status.reason ?? 'unknown reason'));
@@ -214,8 +230,14 @@ export class AlgofsPanel extends Widget {
     });
   }
 
-  async unmount(): Promise<void> {
-    await this._run('Unmounting…', async () => this._setStatus(await api.unmount()));
+  /** Refused while processes hold the mount: the answer names them and "Unmount anyway" appears. */
+  async unmount(force = false): Promise<void> {
+    await this._run('Unmounting…', async () => {
+      const status = await api.unmount(force);
+      this._busyMessage = status.busy_message ?? null;
+      this._unmountRefused = !!status.busy && status.mounted;
+      this._setStatus(status);
+    });
   }
 
   async clearCache(): Promise<void> {
@@ -415,6 +437,13 @@ export class AlgofsPanel extends Widget {
     const mounted = !!status?.mounted;
     this._mountButton.disabled = this._busy !== null || mounted;
     this._unmountButton.disabled = this._busy !== null || !mounted;
+    if (!mounted) {
+      this._unmountRefused = false;
+    }
+    this._forceUnmountButton.style.display = this._unmountRefused ? '' : 'none'; // [hidden] loses to the button's CSS
+    this._forceUnmountButton.disabled = this._busy !== null;
+    this._busyNode.hidden = this._busyMessage === null;
+    this._busyNode.textContent = this._busyMessage ?? '';
     this._openButton.disabled = !mounted;
     this._clearButton.disabled = this._busy !== null || !status?.cache;
     this._sendButton.disabled = this._busy !== null || !this._target;
@@ -541,6 +570,10 @@ export class AlgofsPanel extends Widget {
   private readonly _runButton: HTMLButtonElement;
   private readonly _collapsed = new Set<string>();
   private _status: IStatus | null = null;
+  private _busyMessage: string | null = null; // who held the mount at the last unmount
+  private _unmountRefused = false;
+  private readonly _forceUnmountButton: HTMLButtonElement;
+  private readonly _busyNode: HTMLElement;
   private _algorithms: IAlgorithm[] | null = null;
   private _target: ITarget | null = null;
   private _busy: string | null = null;

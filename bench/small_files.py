@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as base  # noqa: E402 - the bench harness (mounts, processes, rows)
 import loader as loading  # noqa: E402 - the data-loader rows' readers and trees
+from small_files_report import BASELINE_SYSTEM, target_lines, write_report  # noqa: E402 - tables, chart
 
 from algofs_jupyter.supervise import ChildProcess  # noqa: E402
 from algofs_jupyter.testing.ports import free_ports  # noqa: E402
@@ -47,8 +48,6 @@ KiB = 1 << 10
 PROXY = Path(__file__).resolve().parent / "delay_proxy.py"
 #: What ``--only`` chooses from: systems, then the row groups besides the 2 small-file sets ("sets").
 PARTS = ("local", "client", "algofs", "rclone", "sets", "loader", "many")
-#: The system name of the algofs rows measured from ``--baseline-src``.
-BASELINE_SYSTEM = "algofs (baseline)"
 LOADER = Path(__file__).resolve().parent / "loader.py"
 #: The image-folder tree of the loader rows: classes x files per class x bytes per file.
 LOADER_TREE = (10, 500, 16 * KiB)
@@ -233,7 +232,7 @@ class Bench:
                                      lambda f=folder, n=len(names): base.ls_l(f, n, 600))
                     else:
                         os.listdir(folder)  # the loader lists first: attributes for every file
-                    before = status()["backend"]["requests_sent"] if status else None
+                    before = status() if status else None
 
                     def go(p: list[str] = paths, h: str = how) -> float:
                         if h == "serial":
@@ -243,8 +242,7 @@ class Bench:
                     self.files_row(self.label(name, len(names), size, latency, f"{how} (cold)"), system,
                                    len(names), go)
                     if status and before is not None:
-                        sent = status()["backend"]["requests_sent"] - before
-                        self.results.rows[-1].note += f", {sent} requests"
+                        self.results.rows[-1].note += ", " + prefetch_note(before, status())
                     if latency and how == "4 readers":
                         continue
                     before = status()["backend"]["requests_sent"] if status else None
@@ -365,11 +363,11 @@ class Bench:
             root = self.work / "mnt-algofs" / "data" / USER / COLLECTION / "many"
             before = loading.rss_mib(mount.pid)
 
-            def measure() -> tuple[float, None]:
+            def measure() -> float:
                 seconds, (files, _) = base.timed(lambda: loading.walk_and_read(root))  # type: ignore[misc]
                 if files != count:
                     raise RuntimeError(f"{files} files read, {count} expected")
-                return seconds, None
+                return seconds
 
             self.files_row(label, system, count, measure)
             after = loading.rss_mib(mount.pid)
@@ -409,95 +407,18 @@ class Bench:
 
 
 def prefetch_note(before: dict, after: dict) -> str:
-    """Requests the daemon sent and prefetched small files never read (evicted unread) between statuses."""
+    """Requests the daemon sent, and prefetched small files no reader read (yet) between two statuses."""
     def value(status: dict, *keys: str) -> int:
         for key in keys:
             status = status.get(key, {}) if isinstance(status, dict) else {}
         return status if isinstance(status, int) else 0
 
-    sent = value(after, "backend", "requests_sent") - value(before, "backend", "requests_sent")
-    fetched = value(after, "small_files", "prefetches") - value(before, "small_files", "prefetches")
-    wasted = value(after, "small_files", "prefetch_wasted") - value(before, "small_files", "prefetch_wasted")
-    return f"{sent} requests, {fetched} prefetches, {wasted} prefetched never read"
+    def delta(*keys: str) -> int:
+        return value(after, *keys) - value(before, *keys)
 
-
-# ---------------------------------------------------------------------------------------- report
-TARGETS = [
-    # label, scenario (algofs), scenario (peer), peer, goal, "files/s" or "ratio of seconds"
-    ("warm 4 KiB Python loop >= 5,000 files/s", "2000 x 4 KiB serial (warm)", None, None, 5000.0),
-    ("cold serial <= 0.5x official client serial (loopback)", "2000 x 4 KiB serial (cold)",
-     "2000 x 4 KiB serial (cold)", "official client", 0.5),
-    ("cold serial <= 0.2x official client serial @20 ms", "2000 x 4 KiB serial (cold) @20 ms",
-     "2000 x 4 KiB serial (cold) @20 ms", "official client", 0.2),
-    ("cold 4 readers >= 2x official client 4 processes (speed)", "2000 x 4 KiB 4 readers (cold)",
-     "2000 x 4 KiB 4 readers (cold)", "official client", 0.5),
-]
-
-
-def target_lines(results: base.Results) -> list[str]:
-    lines = ["| Target | Measured | Met |", "|---|---|---|"]
-    for label, scenario, peer_scenario, peer, goal in TARGETS:
-        row = results.get(scenario, "algofs")
-        if row is None or not row.seconds:
-            lines.append(f"| {label} | not measured | - |")
-            continue
-        if peer is None:
-            value = row.value or 0.0
-            lines.append(f"| {label} | {value:.0f} files/s | {'yes' if value >= goal else 'no'} |")
-            continue
-        other = results.get(peer_scenario or scenario, peer)
-        if other is None or not other.seconds:
-            lines.append(f"| {label} | peer not measured | - |")
-            continue
-        ratio = row.seconds / other.seconds
-        lines.append(f"| {label} | {ratio:.2f}x the time ({row.seconds:.2f} s vs {other.seconds:.2f} s) | "
-                     f"{'yes' if ratio <= goal else 'no'} |")
-    return lines
-
-
-def write_report(results: base.Results, started: float, load: list[str], args: argparse.Namespace) -> None:
-    base.RESULTS.mkdir(exist_ok=True)
-    lines = ["# Small files (bench/small_files.py)", "",
-             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
-             f"{time.time() - started:.0f} s, args `{' '.join(sys.argv[1:])}`.", "",
-             "Load (`uptime`) before and after: " + " / ".join(f"`{x}`" for x in load), "",
-             "## Targets", "", *target_lines(results), "",
-             "## Rows", "", "| Scenario | System | Seconds | files/s or MB/s | Note |",
-             "|---|---|---|---|---|"]
-    for row in results.rows:
-        seconds = "failed" if row.seconds is None else f"{row.seconds:.3f}"
-        value = "" if row.value is None else f"{row.value:.0f}"
-        lines.append(f"| {row.scenario} | {row.system} | {seconds} | {value} | {row.note} |")
-    (base.RESULTS / "small_files.md").write_text("\n".join(lines) + "\n")
-    (base.RESULTS / "small_files.json").write_text(json.dumps(
-        [row.__dict__ for row in results.rows], indent=1))
-    draw_chart(results, base.RESULTS / "small_files.png")
-
-
-def draw_chart(results: base.Results, target: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    rows = [r for r in results.rows if r.seconds and "x" in r.scenario and "KiB" in r.scenario]
-    scenarios = list(dict.fromkeys(r.scenario for r in rows))
-    systems = list(dict.fromkeys(r.system for r in rows))
-    fig, ax = plt.subplots(figsize=(11, 0.45 * len(scenarios) + 1.5))
-    height = 0.8 / max(len(systems), 1)
-    for offset, system in enumerate(systems):
-        values = [next((r.value or 0 for r in rows if r.scenario == s and r.system == system), 0)
-                  for s in scenarios]
-        ax.barh([i + offset * height for i in range(len(scenarios))], values, height, label=system)
-    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(scenarios))], scenarios, fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("files/s (log)")
-    ax.invert_yaxis()
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(target, dpi=110)
+    fetched, hits = delta("small_files", "prefetches"), delta("small_files", "prefetch_hits")
+    return (f"{delta('backend', 'requests_sent')} requests, {fetched} prefetches, {fetched - hits} "
+            "prefetched never read")
 
 
 def run_bench(quick: bool, latency_ms: float, parts: list[str], many: int = 0, torch_path: str = "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 import uuid
 
 import pytest
@@ -206,3 +207,33 @@ def test_bad_urls_are_refused():
     for bad in ("http://bucket/x", "s3:///x", "bucket/x"):
         with pytest.raises(ValueError):
             S3Location.parse(bad)
+
+
+def test_listing_metadata_is_read_once_per_version_yet_other_servers_changes_show(backend, s3_client, prefix):
+    """Listings carry no user metadata, so each file's is a HEAD; a file listed again unchanged needs none
+    (``s3_posix.PosixCache``), while a change made through another server (a new version) is read again."""
+    from algofs_jupyter.server.storage import AttrChange
+
+    backend.mkdir(("c",))
+    for name in ("a", "b", "x"):
+        store(backend, ("c", name), name.encode(), mode=0o640)
+    other = S3Backend(s3_client, S3Location(BUCKET, prefix + "data/"), S3Location(BUCKET, prefix + "meta/"))
+    time.sleep(1.1)  # Last-Modified has whole seconds: a version is remembered once its second is over
+
+    def listed() -> tuple[dict[str, int], list[str]]:
+        calls: list[str] = []
+        handler = lambda model, **_: calls.append(model.name)  # noqa: E731
+        s3_client.meta.events.register("before-call.s3", handler)
+        try:
+            entries = backend.with_posix(("c",), backend.list_page(("c",)).entries)
+        finally:
+            s3_client.meta.events.unregister("before-call.s3", handler)
+        return {e.name: e.posix.mode for e in entries}, calls
+
+    modes, calls = listed()
+    assert modes == {"a": 0o100640, "b": 0o100640, "x": 0o100640} and calls.count("HeadObject") == 3
+    modes, calls = listed()
+    assert modes["x"] == 0o100640 and calls == ["ListObjectsV2"], calls
+    other.set_attributes(("c", "x"), AttrChange(mode=0o755))
+    modes, calls = listed()
+    assert modes == {"a": 0o100640, "b": 0o100640, "x": 0o100755} and calls.count("HeadObject") == 1

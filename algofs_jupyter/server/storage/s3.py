@@ -79,6 +79,7 @@ from .s3_client import (
 from .s3_posix import (
     DIRECTORY_TYPE,
     FolderMetadata,
+    PosixCache,
     S3PosixOperations,
     folder_metadata,
     format_time,
@@ -122,6 +123,7 @@ class S3Backend(S3PosixOperations, StorageBackend):
         self._create_locks = [threading.Lock() for _ in range(64)]
         self.head_pool = ThreadPoolExecutor(16, thread_name_prefix="s3-heads")  # listings' metadata
         self.folder_meta = FolderMetadata(client, self.bucket, self.meta)
+        self.posix_cache = PosixCache()
         return_part_buffers_to_the_os()
 
     def __repr__(self) -> str:

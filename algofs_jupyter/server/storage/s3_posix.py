@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import stat
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Executor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ...names import RESERVED_PREFIX
@@ -206,6 +208,37 @@ class FolderMetadata:
         self.forget(old)
 
 
+class PosixCache:
+    """Files' metadata as the last HEAD found it, by object name and the version a listing shows (ETag and
+    Last-Modified): S3 changes metadata only by rewriting the object, which moves Last-Modified, so a
+    listing entry whose version matches needs no HEAD. Last-Modified has whole seconds: a version is cached
+    only once its second is over, so a later rewrite, by any writer, never looks the same. Bounded: the
+    oldest half goes when ``limit`` entries are held."""
+
+    def __init__(self, limit: int = 200_000):
+        self.limit = limit
+        self.lock = threading.Lock()
+        self.entries: dict[str, tuple[str | None, float, Posix]] = {}
+
+    def get(self, name: str, etag: str | None, mtime: float) -> Posix | None:
+        with self.lock:
+            found = self.entries.get(name)
+        return found[2] if found is not None and found[:2] == (etag, mtime) else None
+
+    def put(self, name: str, info: EntryInfo) -> None:
+        if info.posix is None:
+            return
+        with self.lock:
+            if len(self.entries) >= self.limit:
+                for old in list(self.entries)[:self.limit // 2]:
+                    del self.entries[old]
+            self.entries[name] = (info.etag, info.mtime, info.posix)
+
+    def forget(self, name: str) -> None:
+        with self.lock:
+            self.entries.pop(name, None)
+
+
 class S3PosixOperations:
     """``S3Backend``'s ``posix`` operations (a base class of it: s3.py stays one file's worth)."""
 
@@ -213,6 +246,7 @@ class S3PosixOperations:
     bucket: str
     folder_meta: FolderMetadata
     head_pool: Executor
+    posix_cache: PosixCache
 
     if TYPE_CHECKING:  # what they use of S3Backend
         def info(self, key: Key) -> EntryInfo: ...
@@ -236,6 +270,7 @@ class S3PosixOperations:
             self.folder_meta.write("/".join(key), self.folder_prefix(key), metadata_of(new))
         else:
             name = self.object_name(key)
+            self.posix_cache.forget(name)
             self._copy_object(name, name, info.size, info.etag, metadata_of(new))
         return self.info(key)
 
@@ -260,16 +295,30 @@ class S3PosixOperations:
         return self.info(key)
 
     def with_posix(self, key: Key, entries: list[EntryInfo]) -> list[EntryInfo]:
-        """Listings carry no metadata: one HEAD per entry, 16 at once (s3fs does the same per readdir)."""
+        """Listings carry no metadata: one HEAD per entry not in ``posix_cache`` (16 at once; s3fs too HEADs
+        every entry of a readdir). A first listing of 1,000 files on SeaweedFS here: 0.27 s without them,
+        4-8 s with; listed again unchanged: about the listing's own time."""
+        prefix = self.folder_prefix(key)
+
         def described(entry: EntryInfo) -> EntryInfo:
             if entry.posix is not None:
                 return entry
+            name = prefix + entry.name
+            if not entry.is_dir:
+                posix = self.posix_cache.get(name, entry.etag, entry.mtime)
+                if posix is not None:
+                    return replace(entry, posix=posix)
             try:
                 if entry.is_dir:
                     return self._folder_info((*key, entry.name), None)
                 found = self.file_at((*key, entry.name))
             except StorageError:
                 found = None
-            return found if found is not None else entry
+            if found is None:
+                return entry
+            if (found.etag, found.mtime) == (entry.etag, entry.mtime) and time.time() > entry.mtime + 1:
+                # the version listed, and any rewrite from now on gets a later Last-Modified second
+                self.posix_cache.put(name, found)
+            return replace(entry, posix=found.posix)
 
         return list(self.head_pool.map(described, entries))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from algofs_jupyter.fs.data_api import DataClient
 from algofs_jupyter.mount.mount_process import MountProcess, is_mounted
 from algofs_jupyter.server.embedded_server import EmbeddedServer
 
@@ -27,9 +28,9 @@ NOBODY = 65534
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    with EmbeddedServer(tmp_path_factory.mktemp("posix-root"), demo=True, large_file_mb=0) as running:
-        yield running
+def server(api_server: EmbeddedServer) -> EmbeddedServer:
+    """The demo server on local storage and on S3 (SeaweedFS): both keep the metadata."""
+    return api_server
 
 
 @contextlib.contextmanager
@@ -227,6 +228,7 @@ def test_utimensat_nanoseconds_now_omit_and_before_1970(work: Path, mount: Path,
 def test_o_excl_is_race_free_across_two_mounts(work: Path, mount: Path, second: Path,
                                                server: EmbeddedServer) -> None:
     there = other_view(second, work, mount)
+    client = DataClient(server.url, server.api_key)
 
     def create(directory: Path, who: str, name: str, barrier: threading.Barrier, results: list[str]) -> None:
         barrier.wait()
@@ -251,7 +253,7 @@ def test_o_excl_is_race_free_across_two_mounts(work: Path, mount: Path, second: 
         assert sorted(results) in (["EEXIST", "first"], ["EEXIST", "second"]), results
         winner = next(r for r in results if r != "EEXIST")
         # on the server (a mount that lost may show its cached empty file until its TTL passes)
-        assert (server.root / "data" / "demo" / work.name / f"excl-{n}").read_text() == winner
+        assert client.read_whole(f"data/demo/{work.name}/excl-{n}")[0] == winner.encode()
 
 
 # -- tools ---------------------------------------------------------------------------------------

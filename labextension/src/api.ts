@@ -65,6 +65,22 @@ export interface IPipeRequest {
   timeout?: number;
 }
 
+export interface IPublishRequest {
+  algorithm: string;
+  source: string;
+  version?: 'major' | 'minor' | 'revision';
+}
+
+/** A failed build is an answer too: `ok: false` and the build's log (docs/rest-api.md). */
+export interface IPublishResponse {
+  ok: boolean;
+  algorithm: string;
+  version: string | null;
+  commit: string | null;
+  logs: string;
+  message: string;
+}
+
 export interface IPipeResponse {
   result: unknown;
   content_type: ContentType;
@@ -127,7 +143,9 @@ export const api = {
   algorithms: async (): Promise<IAlgorithm[]> =>
     (await request<{ algorithms: IAlgorithm[] }>('algorithms')).algorithms,
   pipe: (body: IPipeRequest): Promise<IPipeResponse> =>
-    request<IPipeResponse>('pipe', jsonBody('POST', body))
+    request<IPipeResponse>('pipe', jsonBody('POST', body)),
+  publish: (body: IPublishRequest): Promise<IPublishResponse> =>
+    request<IPublishResponse>('publish', jsonBody('POST', body))
 };
 
 /** 1536 -> "1.5 KiB". */

@@ -127,6 +127,17 @@ export class AlgofsPanel extends Widget {
       title: 'Pipe the selected text, or the active cell, to the chosen algorithm',
       onClick: () => void this.sendEditorText()
     });
+    this._publishName = h('input', {
+      className: 'jp-mod-styled jp-AlgofsPanel-publishName',
+      placeholder: 'user/name to publish as',
+      title: 'The algorithm the cell is published as (created if needed)',
+      'data-testid': 'algofs-publish-name'
+    });
+    this._publishButton = button('Publish cell', {
+      testid: 'algofs-publish',
+      title: 'Publish the active cell (it defines apply(input)) as a new version; a failed build shows its log',
+      onClick: () => void this.publishEditorText()
+    });
     this._runButton = button('Run input', {
       icon: runIcon,
       testid: 'algofs-run-input',
@@ -172,6 +183,7 @@ export class AlgofsPanel extends Widget {
         this._treeNode,
         this._input,
         h('div', { className: 'jp-AlgofsPanel-buttons' }, this._sendButton, this._runButton, this._contentType),
+        h('div', { className: 'jp-AlgofsPanel-buttons' }, this._publishName, this._publishButton),
         this._outputMeta,
         this._output
       )
@@ -293,6 +305,31 @@ export class AlgofsPanel extends Widget {
       return;
     }
     await this.pipe(source.text, source.origin);
+  }
+
+  /** Publish the active cell (or file) as a new version of the algorithm named in the publish box. */
+  async publishEditorText(): Promise<void> {
+    const source = this._options.textSource.current();
+    const algorithm = this._publishName.value.trim() || (this._target ? `${this._target.user}/${this._target.name}` : '');
+    if (!source || !algorithm) {
+      this._showError('Nothing to publish', new Error('Open a cell that defines apply(input) and name the algorithm.'));
+      return;
+    }
+    this._output.classList.remove('jp-mod-error');
+    this._outputMeta.textContent = `Publishing ${algorithm} from ${source.origin}…`;
+    this._output.textContent = '';
+    await this._run(`Publishing ${algorithm}…`, async () => {
+      const response = await api.publish({ algorithm, source: source.text });
+      // A failed build is a result: its log goes where pipe output goes, marked as an error.
+      this._output.classList.toggle('jp-mod-error', !response.ok);
+      this._outputMeta.textContent = response.ok
+        ? `Published ${response.algorithm} ${response.version} · ${source.origin}`
+        : `Build failed for ${response.algorithm}; nothing was published · ${source.origin}`;
+      this._output.textContent = response.ok ? response.message : response.logs.trim();
+      if (response.ok) {
+        void this.loadAlgorithms();
+      }
+    });
   }
 
   async pipe(input: string, origin: string): Promise<void> {
@@ -447,6 +484,7 @@ export class AlgofsPanel extends Widget {
     this._openButton.disabled = !mounted;
     this._clearButton.disabled = this._busy !== null || !status?.cache;
     this._sendButton.disabled = this._busy !== null || !this._target;
+    this._publishButton.disabled = this._busy !== null;
     this._runButton.disabled = this._busy !== null || !this._target;
     this._renderCache(status?.cache ?? null);
   }
@@ -568,6 +606,8 @@ export class AlgofsPanel extends Widget {
   private readonly _clearButton: HTMLButtonElement;
   private readonly _sendButton: HTMLButtonElement;
   private readonly _runButton: HTMLButtonElement;
+  private readonly _publishButton: HTMLButtonElement;
+  private readonly _publishName: HTMLInputElement;
   private readonly _collapsed = new Set<string>();
   private _status: IStatus | null = null;
   private _busyMessage: string | null = null; // who held the mount at the last unmount

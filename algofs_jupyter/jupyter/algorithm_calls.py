@@ -114,14 +114,30 @@ def pipe(endpoint: ApiEndpoint, ref: str, value: Any, timeout: float | None = No
     return PipeResult(result, content_type, float(duration))
 
 
-def caller_organizations(session: ApiSession) -> list[str]:
-    """The caller's organizations (``GET /v1/algofs/whoami``); none from a server without that extension."""
+def caller_memberships(session: ApiSession) -> list[dict]:
+    """``{"name", "role"}`` of each of the caller's organizations (``GET /v1/algofs/whoami``); none from a
+    server without that extension."""
     try:
         body = session.request("GET", "/v1/algofs/whoami", display="whoami", ok=(200,)).json()
     except (OSError, ValueError):
         return []
     orgs = body.get("organizations") if isinstance(body, dict) else None
-    return [o["name"] for o in orgs or [] if isinstance(o, dict) and isinstance(o.get("name"), str)]
+    return [{"name": o["name"], "role": o.get("role") if isinstance(o.get("role"), str) else None}
+            for o in orgs or [] if isinstance(o, dict) and isinstance(o.get("name"), str)]
+
+
+def caller_organizations(session: ApiSession) -> list[str]:
+    """The names of the caller's organizations (see ``caller_memberships``)."""
+    return [membership["name"] for membership in caller_memberships(session)]
+
+
+def list_organizations(endpoint: ApiEndpoint, timeout: float = 10.0) -> list[dict]:
+    """The caller's organizations for the panel: ``{"name", "role"}`` each, by name."""
+    session = _session(endpoint, timeout)
+    try:
+        return sorted(caller_memberships(session), key=lambda org: org["name"])
+    finally:
+        session.close()
 
 
 def list_algorithms(endpoint: ApiEndpoint, owners: list[str], timeout: float = 10.0) -> list[dict]:

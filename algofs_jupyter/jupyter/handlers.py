@@ -127,6 +127,22 @@ class AlgorithmsHandler(AlgofsHandler):
         self.reply({"algorithms": found})
 
 
+class OrganizationsHandler(AlgofsHandler):
+    """The caller's organizations and where their shared folders are (``<mount point>/data/<org>``)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        app = self.algofs
+        try:
+            endpoint = await asyncio.to_thread(app.api_provider.endpoint)
+            found = await asyncio.to_thread(algorithm_calls.list_organizations, endpoint)
+        except Exception as exc:  # upstream API down or misconfigured
+            raise tornado.web.HTTPError(502, f"could not list organizations: {exc}") from None
+        folder = self.manager.relative_mountpoint()
+        self.reply({"organizations": [{**org, "path": f"{folder}/data/{org['name']}"} for org in found]})
+
+
 class PipeHandler(AlgofsHandler):
     @tornado.web.authenticated
     @authorized
@@ -190,6 +206,7 @@ def route_table() -> list[tuple[str, type]]:
         (r"/algofs/unmount", UnmountHandler),
         (r"/algofs/cache", CacheHandler),
         (r"/algofs/algorithms", AlgorithmsHandler),
+        (r"/algofs/organizations", OrganizationsHandler),
         (r"/algofs/pipe", PipeHandler),
         (r"/algofs/publish", PublishHandler),
     ]

@@ -50,6 +50,13 @@ export interface IHolder {
   kernel: { id: string; notebook: string | null } | null;
 }
 
+/** One of the caller's organizations: its shared folder is `path` (docs/rest-api.md). */
+export interface IOrganization {
+  name: string;
+  role: string | null;
+  path: string;
+}
+
 export interface IAlgorithm {
   user: string;
   name: string;
@@ -140,6 +147,8 @@ export const api = {
   unmount: (force = false): Promise<IStatus> => request<IStatus>('unmount', jsonBody('POST', { force })),
   cache: (): Promise<ICacheStats> => request<ICacheStats>('cache'),
   clearCache: (): Promise<ICacheStats> => request<ICacheStats>('cache', { method: 'DELETE' }),
+  organizations: async (): Promise<IOrganization[]> =>
+    (await request<{ organizations: IOrganization[] }>('organizations')).organizations,
   algorithms: async (): Promise<IAlgorithm[]> =>
     (await request<{ algorithms: IAlgorithm[] }>('algorithms')).algorithms,
   pipe: (body: IPipeRequest): Promise<IPipeResponse> =>

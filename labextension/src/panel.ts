@@ -27,7 +27,8 @@ import {
   formatResult,
   IAlgorithm,
   ICacheStats,
-  IStatus
+  IStatus,
+  IOrganization
 } from './api';
 import { button, h, section } from './dom';
 import { EditorTextSource } from './editorText';
@@ -108,6 +109,7 @@ export class AlgofsPanel extends Widget {
       onClick: () => void this.unmount(true)
     });
     this._busyNode = h('div', { className: 'jp-AlgofsPanel-reason', 'data-testid': 'algofs-busy', role: 'status' });
+    this._teamsNode = h('div', { className: 'jp-AlgofsPanel-detail', 'data-testid': 'algofs-teams' });
     this._openButton = button('Open in file browser', {
       icon: folderIcon,
       testid: 'algofs-open',
@@ -166,6 +168,7 @@ export class AlgofsPanel extends Widget {
         'algofs-mount-section',
         this._stateNode,
         this._busyNode,
+        this._teamsNode,
         h(
           'div',
           { className: 'jp-AlgofsPanel-buttons' },
@@ -274,6 +277,7 @@ export class AlgofsPanel extends Widget {
   }
 
   async loadAlgorithms(): Promise<void> {
+    void this.loadOrganizations();
     try {
       this._algorithms = await api.algorithms();
       if (!this._target && this._algorithms.length > 0) {
@@ -284,6 +288,27 @@ export class AlgofsPanel extends Widget {
       this._showError('Could not list the algorithms', error);
     }
     this._renderTree();
+  }
+
+  /** The caller's organizations, each a button that opens its shared folder (none: the row stays hidden). */
+  async loadOrganizations(): Promise<void> {
+    let organizations: IOrganization[] = [];
+    try {
+      organizations = await api.organizations();
+    } catch (error) {
+      console.warn('AlgoFS: could not list the organizations', error);
+    }
+    const open = (org: IOrganization) =>
+      button(org.role ? `${org.name} (${org.role})` : org.name, {
+        icon: folderIcon,
+        testid: `algofs-team-${org.name}`,
+        title: `Open ${org.path}, the folder the members of ${org.name} share`,
+        onClick: () => void this._options.openPath(org.path)
+      });
+    this._teamsNode.replaceChildren(
+      ...(organizations.length ? [h('span', {}, 'Teams: '), ...organizations.map(open)] : [])
+    );
+    this._teamsNode.hidden = organizations.length === 0;
   }
 
   /** Choose where Send/Run pipe to; version defaults to "latest" (or the newest listed). */
@@ -614,6 +639,7 @@ export class AlgofsPanel extends Widget {
   private _unmountRefused = false;
   private readonly _forceUnmountButton: HTMLButtonElement;
   private readonly _busyNode: HTMLElement;
+  private readonly _teamsNode: HTMLElement;
   private _algorithms: IAlgorithm[] | null = null;
   private _target: ITarget | null = null;
   private _busy: string | null = null;

@@ -47,3 +47,9 @@ async def test_the_algorithm_tree_lists_the_callers_organizations(call, no_stale
     code, body = await call("GET", "algorithms")
     assert code == 200
     assert {"user": "lab", "name": "greeter", "versions": ["0.1.0", "latest"]} in body["algorithms"]
+
+
+async def test_the_panel_lists_the_callers_organizations_and_their_folders(call, no_stale_mounts):
+    code, body = await call("GET", "organizations")
+    assert code == 200
+    assert body == {"organizations": [{"name": "lab", "role": "member", "path": "algofs/data/lab"}]}

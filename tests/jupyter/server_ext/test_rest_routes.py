@@ -16,6 +16,7 @@ ROUTES = [
     ("GET", "cache"),
     ("DELETE", "cache"),
     ("GET", "algorithms"),
+    ("GET", "organizations"),
     ("POST", "pipe"),
     ("POST", "publish"),
 ]

@@ -185,6 +185,8 @@ class DataHandler(ApiHandler):
             if not info.is_dir:
                 await self._send_file(target, info, include_body)
                 return
+            for name, value in posix_wire.headers(info).items():  # a folder's mode and times: one HEAD
+                self.set_header(name, value)
         self.set_header("X-Data-Type", "directory")
         if not include_body:
             self.finish()

@@ -102,6 +102,8 @@ def test_modes_owners_and_ns_times_over_http(http, scratch):
     folders = {f["name"]: f["posix"] for f in http("GET", base).json()["folders"]}
     assert folders["private"]["mode"] == 0o040700 and folders["plain"]["mode"] == 0o040755
     assert folders["plain"]["uid"] is None
+    head = http("HEAD", f"{base}/private").headers
+    assert head["X-Data-Type"] == "directory" and head["X-Algofs-Mode"] == "40700"
     assert setattr_(http, f"{uri}/plain", mode=0o1777).json()["result"]["posix"]["mode"] == 0o041777
 
 

@@ -237,3 +237,14 @@ def test_listing_metadata_is_read_once_per_version_yet_other_servers_changes_sho
     other.set_attributes(("c", "x"), AttrChange(mode=0o755))
     modes, calls = listed()
     assert modes == {"a": 0o100640, "b": 0o100640, "x": 0o100755} and calls.count("HeadObject") == 1
+
+
+def test_objects_written_by_other_tools_show_the_posix_defaults(backend, s3_client, prefix):
+    """Objects without s3fs's metadata: files 0644, folders 0755, no owner, times = Last-Modified."""
+    s3_client.put_object(Bucket=BUCKET, Key=f"{prefix}data/other/f", Body=b"abc")
+    info = backend.info(("other", "f"))
+    assert (info.posix.mode, info.posix.uid, info.posix.gid) == (0o100644, None, None)
+    assert info.posix.mtime_ns == info.posix.atime_ns == info.posix.ctime_ns == int(info.mtime * 10**9)
+    assert backend.info(("other",)).posix.mode == 0o040755
+    listed = {e.name: e for e in backend.with_posix(("other",), backend.list_page(("other",)).entries)}
+    assert listed["f"].posix.mode == 0o100644 and listed["f"].posix.target is None

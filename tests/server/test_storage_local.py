@@ -95,3 +95,18 @@ def test_keys_are_plain_names(backend, key):
         backend.info(key)
     with pytest.raises(InvalidOperation):
         backend.mkdir(key)
+
+
+def test_files_written_by_other_tools_show_the_posix_defaults(backend):
+    """Data put on the disk by other tools (or before the posix extension) has no stored metadata: the
+    defaults, with the file's own mtime (ns, before 1970 too); the disk's mode is not the API's."""
+    folder = backend.root / "d"
+    folder.mkdir()
+    (folder / "f").write_bytes(b"abc")
+    os.chmod(folder / "f", 0o700)
+    os.utime(folder / "f", ns=(0, -5 * 10**9 + 7))
+    posix = backend.info(("d", "f")).posix
+    assert (posix.mode, posix.uid, posix.gid) == (0o100644, None, None)
+    assert posix.mtime_ns == posix.atime_ns == posix.ctime_ns == -5 * 10**9 + 7
+    listed = {e.name: e.posix for e in backend.list_page(()).entries}
+    assert listed["d"].mode == 0o040755 and listed["d"].uid is None

@@ -181,9 +181,14 @@ def test_the_files_quota_counts_files_and_folders(quotas: QuotaServer) -> None:
         alice.dir("data://.my/c/sub2").create()
     edquot(quotas.http("POST", "/v1/data/alice/c", json={"name": "sub2"}))
     edquot(quotas.http("POST", "/v1/algofs/copy", json={"from": "data://.my/c/f0", "to": "data://.my/c/f0b"}))
+    link = {"path": "data://.my/c/link", "target": "f0"}
+    edquot(quotas.http("POST", "/v1/algofs/symlink", json=link))  # a symlink is a file
     alice.file("data://.my/c/f0").put(b"replacing a file adds no file")
     assert quotas.quota()["usage"]["files"] == QUOTA_FILES
     alice.file("data://.my/c/f1").delete()
+    assert quotas.http("POST", "/v1/algofs/symlink", json=link).ok
+    assert quotas.quota()["usage"]["files"] == QUOTA_FILES
+    alice.file("data://.my/c/link").delete()
     alice.file("data://.my/c/one-more").put(b"x")  # room again
 
 

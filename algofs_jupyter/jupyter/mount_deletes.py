@@ -5,8 +5,14 @@ on the mount that means ``$mountpoint/.Trash-$uid``, which the mount's root refu
 ``algofs/`` answered 400 "send2trash failed". A trash there would be a collection on the API server that every
 other client lists, named by a local uid, with no restore or expiry on the server; a trash on local disk would
 download each deleted file. So a delete under the mount point is deliberately permanent, as ``rm``, the
-official client's ``.delete()`` and ``algo://`` deletes are; JupyterLab's dialog says "permanently delete"
-there (the labextension's ``deleteWording.ts``). Everything else keeps jupyter_server's behaviour.
+official client's ``.delete()`` and ``algo://`` deletes are. Everything else keeps jupyter_server's behaviour.
+
+JupyterLab words its delete from one page-wide option, ``delete_to_trash``: the file browser's menu entry
+("Move to Trash" / "Delete", fixed when the page loads) and the confirmation dialog ("Are you sure you want
+to move to trash: x?" / "… permanently delete: x?", read at each delete). :func:`install_delete_wording`
+makes the page say ``delete_to_trash: false`` (the entry reads "Delete", true everywhere) and passes the
+server's own setting as ``algofs_delete_to_trash``; the labextension's ``deleteWording.ts`` words each
+dialog from that outside the mount and as permanent inside it.
 
 ``AlgofsContentsManager`` does this itself; the server extension wraps ``delete_file`` of jupyter_server's own
 file contents managers with :func:`install_mount_deletes`.
@@ -89,6 +95,22 @@ async def delete_on_mount(contents_manager, path: str) -> None:
     os_path = check_deletable(contents_manager, path)
     contents_manager.log.info("algofs: permanently deleting %s (no trash on the mount)", path.strip("/"))
     await run_sync(delete_permanently, os_path, path.strip("/"))
+
+
+def install_delete_wording(web_app_settings: dict) -> None:
+    """Chain a ``page_config_hook`` (jupyterlab_server calls it for every page) that moves the server's
+    ``delete_to_trash`` to ``algofs_delete_to_trash`` and sets ``delete_to_trash`` to False."""
+    previous = web_app_settings.get("page_config_hook")
+
+    def hook(handler, page_config: dict) -> dict:
+        if previous is not None:
+            page_config = previous(handler, page_config)
+        if "delete_to_trash" in page_config and "algofs_delete_to_trash" not in page_config:
+            page_config["algofs_delete_to_trash"] = page_config["delete_to_trash"]
+            page_config["delete_to_trash"] = False
+        return page_config
+
+    web_app_settings["page_config_hook"] = hook
 
 
 def install_mount_deletes(contents_manager, log=None) -> bool:

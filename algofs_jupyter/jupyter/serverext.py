@@ -19,7 +19,7 @@ from .busy_unmount import BusyUnmount
 from .checkpoints import install_mount_checkpoints
 from .handlers import route_table
 from .kernel_handoff import HANDOFF_FILE_ENV, HandoffFile
-from .mount_deletes import install_mount_deletes
+from .mount_deletes import install_delete_wording, install_mount_deletes
 from .mount_manager import MountManager
 
 
@@ -90,7 +90,8 @@ class AlgofsApp(ExtensionApp):
         # JupyterLab checkpoints every file it opens: keep those of files on the mount on local disk
         install_mount_checkpoints(self.serverapp.contents_manager, self.log)
         # and deletes files on the mount permanently: a trash there would fail (mount_deletes.py)
-        install_mount_deletes(self.serverapp.contents_manager, self.log)
+        if install_mount_deletes(self.serverapp.contents_manager, self.log):
+            install_delete_wording(self.serverapp.web_app.settings)  # and JupyterLab says which delete
         self._startup_task: asyncio.Task | None = None
 
     def initialize_handlers(self) -> None:

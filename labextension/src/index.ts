@@ -11,9 +11,10 @@ import { IEditorTracker } from '@jupyterlab/fileeditor';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { deleteIcon, folderIcon, runIcon } from '@jupyterlab/ui-components';
 
+import { wordDeletesOnMount } from './deleteWording';
 import { EditorTextSource } from './editorText';
 import { algofsIcon } from './icons';
-import { absolutePath, dataUri } from './mountPaths';
+import { absolutePath, dataUri, insideMount } from './mountPaths';
 import { AlgofsPanel } from './panel';
 
 export const CommandIDs = {
@@ -178,6 +179,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (browsers) {
       addCopyCommands(app, panel, browsers);
     }
+    // Deletes under the mount point are permanent (mount_deletes.py); the dialog says so there.
+    wordDeletesOnMount(path => !!panel.status && insideMount(path, panel.status.mountpoint) !== null);
 
     if (palette) {
       for (const command of [

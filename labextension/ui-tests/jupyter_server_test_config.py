@@ -26,3 +26,7 @@ c.AlgofsApp.embedded_root = str(work / "api-server")  # noqa: F821
 c.AlgofsApp.cache_dir = str(work / "cache")  # noqa: F821
 # Checkpoints of files on the mount (kept on local disk, issue 25) go here, not to the user's data dir.
 c.AlgofsCheckpoints.algofs_checkpoint_root = str(work / "checkpoints")  # noqa: F821
+if os.environ.get("ALGOFS_DISABLE_FUSE"):
+    # Without FUSE, as on Binder and in `algofs demo`: the fallback contents manager serves ./algofs from
+    # the API (the FUSE run keeps jupyter_server's own manager, the extension enabled alone).
+    c.ServerApp.contents_manager_class = "algofs_jupyter.jupyter.contents.AlgofsContentsManager"  # noqa: F821

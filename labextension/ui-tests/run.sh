@@ -10,7 +10,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
 export PATH="$VENV/bin:$PATH"
-ARTIFACTS=$ROOT/test-artifacts/ui-tests
+ARTIFACTS=${ALGOFS_UI_ARTIFACTS:-$ROOT/test-artifacts/ui-tests}  # another dir for runs side by side
 
 log() { printf '\033[1m[ui-tests]\033[0m %s\n' "$*" >&2; }
 digest() { cat "$@" | sha256sum | cut -c1-16; }

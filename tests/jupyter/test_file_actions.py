@@ -11,6 +11,7 @@ JupyterLab's normal move-to-trash is kept.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import sys
@@ -219,3 +220,18 @@ def test_outside_algofs_a_delete_still_goes_to_the_trash(setup):
     assert not (setup.tmp / f"root/local-{setup.name}.txt").exists()
     trashed = setup.tmp / f"xdg/Trash/files/local-{setup.name}.txt"
     assert trashed.read_text() == "local\n"
+
+
+def test_the_page_says_which_delete(setup):
+    """JupyterLab words the file browser's delete from the page's ``delete_to_trash``: served False (the
+    menu entry reads "Delete"), with the server's own setting as ``algofs_delete_to_trash`` for the dialogs
+    outside algofs/ (labextension/src/deleteWording.ts)."""
+    page = setup.server.get("/lab")
+    assert page.status_code == 200, page.text[:300]
+    found = re.search(
+        r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page.text, re.S
+    )
+    assert found, page.text[:500]
+    config = json.loads(found.group(1))
+    assert config["delete_to_trash"] is False
+    assert config["algofs_delete_to_trash"] is True

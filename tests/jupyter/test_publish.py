@@ -53,6 +53,7 @@ def test_publish_magic_in_a_real_kernel(api_server, api_key_file, tmp_path):
                            (texts[6], "defines no function apply")]:
         assert "Build failed" in text and expected in text, text
         assert "algofs_jupyter" not in text and "site-packages" not in text  # no traceback from our code
+        assert "algorithm_runner" not in text and "/run/algofs" not in text  # nor the sandboxed runner's
     assert "True 1.0.0" in texts[7]
     assert texts[8].strip() == "True"  # the listing behind the widget and the JupyterLab panel
     assert "sim-demo-key" not in json.dumps(nb)

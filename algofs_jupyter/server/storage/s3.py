@@ -394,7 +394,8 @@ class S3Backend(S3PosixOperations, StorageBackend):
         if len(key) < 2:
             return
         marker = self.folder_prefix(key[:-1])
-        head = self._head(marker)
+        # a store that drops marker metadata has none to keep (its folders' metadata is in blobs)
+        head = self._head(marker) if self.folder_meta.marker_keeps_meta is not False else None
         meta = dict(head.get("Metadata") or {}) if head is not None else {}
         if meta:  # its mode and owner stay; its mtime moves, as a disk's would
             meta["mtime"] = meta["ctime"] = format_time(now_ns())

@@ -47,13 +47,15 @@ class PublishResult:
     commit: str | None = None
     logs: str = ""
     api_address: str = field(default="", repr=False)
+    build_id: str | None = None  # of a failed build: its log stays at GET .../builds/<id>/logs
 
     def __str__(self) -> str:
         if self.ok:
             return (f"Published algo://{self.algorithm}/{self.version}\n"
                     f"  call it:  client.algo('{self.algorithm}').pipe(...)\n"
                     f"  pipe it:  algofs/algorithms/{self.algorithm}/latest")
-        return f"Build failed for {self.algorithm}; nothing was published.\n\n{self.logs.strip()}"
+        build = f" (build {self.build_id})" if self.build_id else ""
+        return f"Build failed for {self.algorithm}{build}; nothing was published.\n\n{self.logs.strip()}"
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         printer.text(str(self))
@@ -106,7 +108,7 @@ def publish(algorithm: str, source: str, version: str = "minor", *, files: dict[
         step = "publish"
         published = publish_version(session, owner, name, version, release_notes, timeout=timeout)
     except BuildFailed as failed:
-        return PublishResult(target, False, logs=failed.logs, api_address=address)
+        return PublishResult(target, False, logs=failed.logs, api_address=address, build_id=failed.build_id)
     except BackendUnavailable as exc:
         cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "no answer"
         raise PublishError(f"cannot reach the API at {address}: {cause}") from None

@@ -84,12 +84,14 @@ class BuildFailed(Exception):
     """The server built the uploaded source and the build failed, so nothing was published.
 
     Not an OSError: the API worked, the code didn't; ``logs`` is the build's output (the traceback of
-    importing algorithm.py) for the author to read.
+    importing algorithm.py) for the author to read; ``build_id`` names the build for
+    ``GET .../builds/<id>/logs`` (the client's ``get_build_logs``) later.
     """
 
-    def __init__(self, target: str, logs: str):
+    def __init__(self, target: str, logs: str, build_id: str | None = None):
         self.target = target
         self.logs = logs
+        self.build_id = build_id
         super().__init__(f"{target}: build failed")
 
 
@@ -147,7 +149,9 @@ def publish_version(session: ApiSession, owner: str, name: str, version_type: st
         message, details = error_details(response)
         response.close()
         if details.get("error_type") == "BuildFailed":
-            raise BuildFailed(f"{owner}/{name}", str(details.get("logs", "")))
+            build_id = details.get("build_id")
+            raise BuildFailed(f"{owner}/{name}", str(details.get("logs", "")),
+                              build_id if isinstance(build_id, str) else None)
         raise error_for_status(400, message, display, details)
     info = response.json().get("version_info") or {}
     return PublishedVersion(info.get("semantic_version"), info.get("git_hash"))

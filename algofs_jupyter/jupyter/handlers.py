@@ -196,7 +196,8 @@ class PublishHandler(AlgofsHandler):
         except PublishError as exc:
             raise tornado.web.HTTPError(400, str(exc)) from None
         self.reply({"ok": result.ok, "algorithm": result.algorithm, "version": result.version,
-                    "commit": result.commit, "logs": result.logs, "message": str(result)})
+                    "commit": result.commit, "logs": result.logs, "build_id": result.build_id,
+                    "message": str(result)})
 
 
 def route_table() -> list[tuple[str, type]]:

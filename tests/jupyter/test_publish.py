@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -52,6 +53,7 @@ def test_publish_magic_in_a_real_kernel(api_server, api_key_file, tmp_path):
     for text, expected in [(texts[4], "SyntaxError"), (texts[5], "ModuleNotFoundError"),
                            (texts[6], "defines no function apply")]:
         assert "Build failed" in text and expected in text, text
+        assert re.search(r"\(build [0-9a-f-]{36}\)", text), text  # its log stays at .../builds/<id>/logs
         assert "algofs_jupyter" not in text and "site-packages" not in text  # no traceback from our code
         assert "algorithm_runner" not in text and "/run/algofs" not in text  # nor the sandboxed runner's
     assert "True 1.0.0" in texts[7]

@@ -205,6 +205,7 @@ async def test_publish_shows_a_failed_builds_log(call):
                                                 "source": "def apply(input:\n    return 1\n"})
     assert code == 200 and body["ok"] is False and body["version"] is None
     assert "SyntaxError" in body["logs"] and "line 1" in body["logs"]
+    assert f"(build {body['build_id']})" in body["message"]  # the log stays at .../builds/<id>/logs
     assert "Build failed" in body["message"] and "SyntaxError" in body["message"]
 
 

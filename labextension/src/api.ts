@@ -25,6 +25,8 @@ export interface ICacheStats {
   entries: ICacheEntry[];
   uploads_in_flight: number;
   uploads_failed: number;
+  /** Small files held whole in memory, apart from the block cache's size_bytes (docs/rest-api.md). */
+  small_files?: { files: number; bytes: number };
 }
 
 export interface IStatus {

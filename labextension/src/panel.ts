@@ -531,6 +531,11 @@ export class AlgofsPanel extends Widget {
           {},
           row('Used', `${formatBytes(stats.size_bytes)} of ${formatBytes(stats.limit_bytes)}`, 'algofs-cache-used'),
           row('Files', String(stats.entries?.length ?? 0), 'algofs-cache-files'),
+          row(
+            'In memory',
+            `${stats.small_files?.files ?? 0} small file(s), ${formatBytes(stats.small_files?.bytes ?? 0)}`,
+            'algofs-cache-small'
+          ),
           row('Hits / misses', `${stats.hits} / ${stats.misses} (${ratio})`),
           row('Fetched', formatBytes(stats.bytes_fetched)),
           row('Uploads', `${stats.uploads_in_flight} in flight, ${stats.uploads_failed} failed`)

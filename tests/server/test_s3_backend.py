@@ -248,3 +248,21 @@ def test_objects_written_by_other_tools_show_the_posix_defaults(backend, s3_clie
     assert backend.info(("other",)).posix.mode == 0o040755
     listed = {e.name: e for e in backend.with_posix(("other",), backend.list_page(("other",)).entries)}
     assert listed["f"].posix.mode == 0o100644 and listed["f"].posix.target is None
+
+
+def test_a_large_exclusive_create_is_multipart_and_conditional(backend):
+    """Bodies over one part land with CompleteMultipartUpload under If-None-Match: * as well."""
+    from algofs_jupyter.server.storage import CreateRefused
+
+    body = os.urandom(PART_SIZE + 1000)
+    store(backend, ("big",), body, exclusive=True)
+    assert content(backend, ("big",), PART_SIZE, 1000) == body[PART_SIZE:]
+    upload = backend.write(("late",), exclusive=True)
+    try:
+        upload.write(body)
+        store(backend, ("late",), b"another writer was first")
+        with pytest.raises(CreateRefused):
+            upload.commit()
+    finally:
+        upload.abort()
+    assert content(backend, ("late",)) == b"another writer was first"

@@ -57,7 +57,7 @@ from .base import (
     check_key,
 )
 from .local_files import READ_CHUNK, Located, current_entry, entry_of, storage_errors
-from .local_posix import posix_of, read_attrs, write_attrs
+from .local_posix import posix_of, read_attrs, write_attrs, xattrs_supported
 from .local_upload import LocalUpload
 from .posix import LINK_MODE, AttrChange, check_target, now_ns
 from .scan import DirectoryIndex
@@ -81,6 +81,8 @@ class LocalBackend(StorageBackend):
         self.meta_dir = meta_dir
         self.index = index or SHARED_INDEX
         self._commit_lock = threading.Lock()
+        if not xattrs_supported(self.real_root):  # no place for modes and links: not advertised
+            self.capabilities = LocalBackend.capabilities - {POSIX}
 
     def __repr__(self) -> str:
         return f"LocalBackend({str(self.root)!r})"
@@ -348,7 +350,7 @@ class LocalBackend(StorageBackend):
                     kind = IsADirectory if not stat.S_ISDIR(st.st_mode) else NotADirectory
                     raise kind("the destination is of the other kind (file / directory)")
             os.rename(src.name, dst.name, src_dir_fd=src.dir_fd, dst_dir_fd=dst.dir_fd)
-            if not stat.S_ISLNK(st.st_mode):  # the metadata moved with it; a move is a change: ctime
+            if POSIX in self.capabilities and not stat.S_ISLNK(st.st_mode):  # moved along; ctime: now
                 moved = dst.stat()
                 old = posix_of(moved, read_attrs(dst.dir_fd, dst.name))
                 write_attrs(dst.dir_fd, dst.name, Posix(old.mode, old.uid, old.gid, old.mtime_ns,

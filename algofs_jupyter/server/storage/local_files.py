@@ -21,6 +21,7 @@ from .base import (
     NotFound,
     OutsideRoot,
     StorageError,
+    Unsupported,
 )
 from .local_posix import describe
 
@@ -36,6 +37,7 @@ _ERRNO_TO_ERROR: dict[int, type[StorageError]] = {
     errno.EINVAL: InvalidOperation,
     errno.ELOOP: OutsideRoot,  # O_NOFOLLOW met a link swapped in after it was resolved
     errno.EXDEV: CrossBackend,
+    errno.EOPNOTSUPP: Unsupported,  # e.g. extended attributes where the file system keeps none
 }
 
 

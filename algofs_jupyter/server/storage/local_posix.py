@@ -49,6 +49,15 @@ def read_attrs(dir_fd: int, name: str | None) -> dict | None:
     return attrs if isinstance(attrs, dict) else None
 
 
+def xattrs_supported(path: str) -> bool:
+    """Whether the file system at ``path`` keeps user extended attributes (ext4, xfs, btrfs, tmpfs do)."""
+    try:
+        os.getxattr(path, ATTR)
+    except OSError as exc:
+        return exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP)
+    return True
+
+
 def write_attrs(dir_fd: int, name: str, posix: Posix) -> None:
     """Store ``posix`` (all but mtime, which is the file's own) on ``name``."""
     attrs = {"mode": posix.mode, "uid": posix.uid, "gid": posix.gid, "atime_ns": posix.atime_ns,

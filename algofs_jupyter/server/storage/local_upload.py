@@ -86,10 +86,12 @@ class LocalUpload(Upload):
         if self.posix is not None:
             return self.posix
         old = current.posix if current is not None else None
-        if old is None or (whole and old.is_link) or current is None:
+        plain = old is None or (old.mode, old.uid, old.gid) == (DEFAULT_FILE_MODE, None, None)
+        if plain or (whole and old is not None and old.is_link):
             if self.request.mode is None:
-                return None
+                return None  # nothing to keep: the defaults (ctime = mtime = now) say it all
             return Posix(DEFAULT_FILE_MODE & ~0o7777 | self.request.mode, None, None, 0, now, now)
+        assert old is not None
         return Posix(old.mode, old.uid, old.gid, 0, old.atime_ns, now)
 
     def _open_temp(self, name: str, flags: int) -> int:

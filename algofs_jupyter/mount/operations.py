@@ -105,7 +105,7 @@ class AlgoOperations(Operations):
         self.consistency = consistency
         self.attributes = Attributes(metadata)
         #: modes, owners, ns times, symlinks, exclusive creates (posix_ops.py)
-        self.posix = PosixOps(client, metadata, staging, self.attributes)
+        self.posix = PosixOps(client, metadata, staging, self.attributes, uploader.upload)
         self.resolver = Resolver(client, metadata, content.reading_directory, extra_connectors)
         self.renames = Renames(client, metadata, content, staging, uploader, self.resolver, self.attributes)
         #: the open files: which kind an open makes, and what each kind does

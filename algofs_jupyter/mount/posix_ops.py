@@ -19,6 +19,7 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mfusepy import FuseOSError, fuse_get_context
@@ -28,6 +29,7 @@ from ..fs.data_api import DataClient
 from ..fs.posix_meta import UTIME_NOW, UTIME_OMIT, Posix
 from .attributes import Attributes
 from .metadata_cache import DIRECTORY, Attr, MetadataCache
+from .staged_file import StagedFile
 from .staging import WriteStaging
 
 log = logging.getLogger(__name__)
@@ -36,10 +38,11 @@ DEFAULT_FILE_MODE = 0o644
 
 
 class PosixOps:
-    def __init__(
-        self, client: DataClient, metadata: MetadataCache, staging: WriteStaging, attributes: Attributes
-    ):
+    def __init__(self, client: DataClient, metadata: MetadataCache, staging: WriteStaging,
+                 attributes: Attributes, upload: Callable[[StagedFile], None]):
+        """``upload``: uploads an open file's staged bytes now (``Uploader.upload``, as ``fsync``)."""
         self.client = client
+        self.upload = upload
         self.metadata = metadata
         self.staging = staging
         self.attributes = attributes
@@ -136,7 +139,7 @@ class PosixOps:
     # -- changing ---------------------------------------------------------------------------------
 
     def chmod(self, layout: str, mode: int) -> None:
-        self._record(layout, self.client.setattr(layout, mode=stat.S_IMODE(mode)))
+        self._record(layout, self._setattr(layout, mode=stat.S_IMODE(mode)))
 
     def chown(self, layout: str, attr: Attr, uid: int, gid: int) -> None:
         """``uid``/``gid`` -1 = leave. Root may give anything; others only their own uid (no change of
@@ -156,7 +159,7 @@ class PosixOps:
         if gid != -1:
             fields["gid"] = gid
         # set-user/group-ID bits a chown clears: the kernel asks for that as a chmod of its own
-        self._record(layout, self.client.setattr(layout, **fields))
+        self._record(layout, self._setattr(layout, **fields))
 
     def utimens(self, layout: str, times: tuple[int, int] | None) -> None:
         """``times`` = (atime, mtime) in nanoseconds, each maybe ``UTIME_NOW``/``UTIME_OMIT``; None = now."""
@@ -174,12 +177,24 @@ class PosixOps:
                     mtime_ns = None
         if atime_ns is None and mtime_ns is None:
             return
-        info = self.client.setattr(layout, atime_ns=atime_ns, mtime_ns=mtime_ns)
+        info = self._setattr(layout, atime_ns=atime_ns, mtime_ns=mtime_ns)
         if staged is not None and mtime_ns is not None:
             with staged.lock:  # the server's version (ETag) may have moved with the time: upload whole
                 staged.record_server_version(None, exact=False)
         self._record(layout, info, times_changed=mtime_ns is not None)
         self.staging.drop_retained(layout)
+
+    def _setattr(self, layout: str, **fields: Any) -> dict[str, Any]:
+        """``setattr`` on the server; a file created open and not uploaded yet (``cp -p``'s ``fchmod``
+        before its ``close``) is uploaded first, as ``fsync`` would."""
+        try:
+            return self.client.setattr(layout, **fields)
+        except FileNotFoundError:
+            staged = self.staging.get(layout)
+            if staged is None:
+                raise
+            self.upload(staged)
+            return self.client.setattr(layout, **fields)
 
     def _record(self, layout: str, info: dict[str, Any], times_changed: bool = False) -> None:
         """A setattr's answer: the new ``posix`` on the attributes known (its answer has no size). A new

@@ -121,6 +121,25 @@ def test_chmod_is_kept_and_a_script_written_in_the_mount_runs(work: Path, mount:
     assert stat.S_IMODE(other_view(second, directory, mount).stat().st_mode) == 0o750
 
 
+def test_metadata_set_on_a_file_still_open_before_its_first_upload(work: Path) -> None:
+    """``cp -p``, ``install``: fchmod, fchown and futimens between writing a new file and closing it."""
+    path = work / "copied.txt"
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        os.write(fd, b"copied")
+        os.fchmod(fd, 0o600)
+        os.fchown(fd, 4242, 4343)
+        os.utime(fd, ns=(3_000_000_003, 4_000_000_004))
+    finally:
+        os.close(fd)
+    st = path.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_size) == (0o600, 4242, 4343, 6)
+    assert st.st_mtime_ns // 10**9 == 4 and path.read_text() == "copied"
+    subprocess.run(["cp", "-p", str(path), str(work / "again.txt")], check=True)
+    again = (work / "again.txt").stat()
+    assert (stat.S_IMODE(again.st_mode), again.st_uid, again.st_mtime_ns // 10**9) == (0o600, 4242, 4)
+
+
 def test_the_kernel_checks_the_stored_modes(work: Path) -> None:
     secret = work / "secret.txt"
     secret.write_text("root only\n")

@@ -108,6 +108,7 @@ export class AlgofsPanel extends Widget {
       title: 'Move kernels out of the mount (back after the next Mount) and unmount',
       onClick: () => void this.unmount(true)
     });
+    this._forceUnmountButton.style.display = 'none'; // shown only after an unmount was refused
     this._busyNode = h('div', { className: 'jp-AlgofsPanel-reason', 'data-testid': 'algofs-busy', role: 'status' });
     this._teamsNode = h('div', { className: 'jp-AlgofsPanel-detail', 'data-testid': 'algofs-teams' });
     this._openButton = button('Open in file browser', {

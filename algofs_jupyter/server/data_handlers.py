@@ -349,6 +349,8 @@ class DataHandler(ApiHandler):
             self.set_header("ETag", info.etag)
         self.set_header("Last-Modified", http_files.last_modified_for(info))
         self.set_header("X-Algofs-Size", str(info.size))
+        for name, value in posix_wire.headers(info).items():  # and its metadata: no HEAD to learn them
+            self.set_header(name, value)
         self.write_json({"result": self.address.uri()})
 
     # -- POST (mkdir on the parent) ---------------------------------------------------------------

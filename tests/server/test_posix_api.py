@@ -75,8 +75,10 @@ def test_exclusive_put_refuses_files_folders_and_streams(http, scratch):
 def test_modes_owners_and_ns_times_over_http(http, scratch):
     needs_posix(http)
     base, uri = f"/v1/data/.my/{scratch}", f"data://.my/{scratch}"
-    assert http("PUT", f"{base}/run.sh", data=b"#!/bin/sh\n", headers={"X-Algofs-Mode": "755"}).ok
+    created = http("PUT", f"{base}/run.sh", data=b"#!/bin/sh\n", headers={"X-Algofs-Mode": "755"})
+    assert created.ok and created.headers["X-Algofs-Mode"] == "100755"  # the answer has the metadata
     head = http("HEAD", f"{base}/run.sh").headers
+    assert created.headers["X-Algofs-Mtime-Ns"] == head["X-Algofs-Mtime-Ns"]
     assert head["X-Algofs-Mode"] == "100755" and "X-Algofs-Uid" not in head
     assert int(head["X-Algofs-Mtime-Ns"]) == int(head["X-Algofs-Ctime-Ns"]) or int(head["X-Algofs-Ctime-Ns"])
     before_1970 = -NS * 315532800 + 123456789  # 1960-01-01T00:00:00.123456789Z

@@ -343,11 +343,38 @@ class AlgofsContentsManager(AsyncLargeFileManager):
             fs.rm_file(old)
 
     async def copy(self, from_path, to_path=None):
-        if self._fallback_path(from_path) is None and (
-            to_path is None or self._fallback_path(to_path) is None
-        ):
+        from_algo = self._fallback_path(from_path)
+        if from_algo is None and (to_path is None or self._fallback_path(to_path) is None):
             return await super().copy(from_path, to_path)
+        if from_algo and await self.dir_exists(from_path):
+            return await self._copy_folder(from_path, to_path)
         return await AsyncContentsManager.copy(self, from_path, to_path)  # generic get + save
+
+    async def _copy_folder(self, from_path: str, to_path: str | None) -> dict:
+        """A folder pasted (``copy_from``) within the fallback tree: named as jupyter_server names it
+        (``name``, ``name-Copy1``… in an existing folder), copied file by file through the API."""
+        from_path = from_path.strip("/")
+        parent, _, name = from_path.rpartition("/")
+        to_path = parent if to_path is None else to_path.strip("/")
+        if await self.dir_exists(to_path):
+            to_path = f"{to_path}/{await self.increment_filename(name, to_path, insert='-Copy')}"
+        source, target = self._fallback_path(from_path), self._fallback_path(to_path)
+        if not source or not target:
+            raise HTTPError(400, "can't copy between AlgoFS and local files in fallback mode (no FUSE)")
+        if target == source or target.startswith(source + "/"):
+            raise HTTPError(400, f"can't copy {from_path} into itself")
+        await self._run(self._copy_tree, source, target)
+        return await self.get(to_path, content=False)
+
+    def _copy_tree(self, source: str, target: str) -> None:
+        fs = self._filesystem()
+        fs.makedirs(target, exist_ok=False)
+        for path, info in sorted(fs.find(source, withdirs=True, detail=True).items()):
+            copied = target + path.rstrip("/")[len(source.rstrip("/")) :]
+            if info.get("type") == "directory":
+                fs.makedirs(copied, exist_ok=True)
+            else:
+                fs.pipe_file(copied, fs.cat_file(path))
 
     async def _any_exists(self, path) -> bool:
         """jupyter_server's ``exists`` is a synchronous look on disk (and called bare by its own code), so

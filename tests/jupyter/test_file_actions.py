@@ -182,6 +182,26 @@ def test_copy_paste_and_duplicate(setup, folder):
     assert setup.on_api_server(f"{folder}/t.txt").read_text() == "copy me\n"  # the original stays
 
 
+def test_copy_paste_a_folder(setup, folder):
+    """Paste of a copied folder (JupyterLab sends ``copy_from`` with the folder): the whole tree, named as
+    jupyter_server names it; in fallback mode it was a 400 "Can't copy directories"."""
+    for sub in ("src", "src/sub", "dest"):
+        made = setup.server.request("PUT", f"/api/contents/{folder}/{sub}", json={"type": "directory"})
+        assert made.status_code == 201, made.text
+    put(setup, f"{folder}/src/a.txt", "a\n")
+    put(setup, f"{folder}/src/sub/b.txt", "b\n")
+    pasted = setup.server.request("POST", f"/api/contents/{folder}/dest", json={"copy_from": f"{folder}/src"})
+    assert pasted.status_code == 201, pasted.text
+    assert pasted.json()["path"] == f"{folder}/dest/src" and pasted.json()["type"] == "directory"
+    again = setup.server.request("POST", f"/api/contents/{folder}", json={"copy_from": f"{folder}/src"})
+    assert again.status_code == 201, again.text
+    assert again.json()["path"] == f"{folder}/src-Copy1"
+    for copy in ("dest/src", "src-Copy1"):
+        assert names(setup, f"{folder}/{copy}") == ["a.txt", "sub"]
+        assert setup.on_api_server(f"{folder}/{copy}/sub/b.txt").read_text() == "b\n"
+    assert setup.on_api_server(f"{folder}/src/a.txt").read_text() == "a\n"  # the original stays
+
+
 def test_new_folder_and_new_file(setup, folder):
     made = setup.server.request("POST", f"/api/contents/{folder}", json={"type": "directory"})
     assert made.status_code == 201, made.text

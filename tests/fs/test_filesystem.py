@@ -157,3 +157,20 @@ def test_cat_and_get_of_many_paths_run_in_parallel(fs: AlgoFileSystem, collectio
     assert 1 < seen["max"] <= BATCH_THREADS
     assert {p.name: p.read_bytes() for p in (tmp_path / "copy").iterdir()} == {
         k.rpartition("/")[2]: v for k, v in files.items()}
+
+
+@pytest.mark.parametrize("extensions", [True, False], ids=["extension", "plain-api"])
+def test_directories_copy_and_move_whole(api_server: EmbeddedServer, collection: str, extensions: bool) -> None:
+    """``cp``/``mv`` of a directory tree, empty folders included; without the extensions (no server-side
+    copy or move) fsspec's copy + delete, whose directory entries made ``cp_file`` fail before."""
+    fs = AlgoFileSystem(api_server.url, api_server.api_key, extensions=extensions, skip_instance_cache=True)
+    tree = {"top.txt": b"top", "sub/inner.txt": b"inner", "sub/deeper/leaf.bin": b"\0leaf"}
+    for name, data in tree.items():
+        fs.pipe_file(f"{collection}/src/{name}", data)
+    fs.mkdir(f"{collection}/src/empty")
+    fs.cp(f"{collection}/src", f"{collection}/copy", recursive=True)
+    fs.mv(f"{collection}/src", f"{collection}/moved", recursive=True)
+    assert not fs.exists(f"{collection}/src")
+    for target in ("copy", "moved"):
+        assert {name: fs.cat_file(f"{collection}/{target}/{name}") for name in tree} == tree
+        assert fs.isdir(f"{collection}/{target}/empty")

@@ -160,7 +160,8 @@ def test_cat_and_get_of_many_paths_run_in_parallel(fs: AlgoFileSystem, collectio
 
 
 @pytest.mark.parametrize("extensions", [True, False], ids=["extension", "plain-api"])
-def test_directories_copy_and_move_whole(api_server: EmbeddedServer, collection: str, extensions: bool) -> None:
+def test_directories_copy_and_move_whole(api_server: EmbeddedServer, collection: str,
+                                         extensions: bool) -> None:
     """``cp``/``mv`` of a directory tree, empty folders included; without the extensions (no server-side
     copy or move) fsspec's copy + delete, whose directory entries made ``cp_file`` fail before."""
     fs = AlgoFileSystem(api_server.url, api_server.api_key, extensions=extensions, skip_instance_cache=True)

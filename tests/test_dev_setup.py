@@ -12,16 +12,18 @@ import os
 import signal
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def plan(command: str) -> list[str]:
-    """The plan lines of ``./dev.sh COMMAND``; a dev.sh that ignores the plan variable is stopped, not waited on."""
-    proc = subprocess.Popen([str(ROOT / "dev.sh"), command], env={**os.environ, "ALGOFS_SETUP_PLAN": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    """The plan lines of ``./dev.sh COMMAND``; a dev.sh that ignores the plan variable is stopped."""
+    proc = subprocess.Popen([str(ROOT / "dev.sh"), command],
+                            env={**os.environ, "ALGOFS_SETUP_PLAN": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -41,7 +43,9 @@ def test_the_demo_sets_up_less_than_the_tests() -> None:
     for not_for_the_demo in ("chromium", "rclone", "test,bench", "configurable-http-proxy"):
         assert not_for_the_demo not in demo_text, demo
     test_text = "\n".join(test)
-    for needed in ("chromium", "rclone", "pip install -e .[test,bench]", "configurable-http-proxy", "labextension"):
+    needed_by_tests = ("chromium", "rclone", "pip install -e .[test,bench]", "configurable-http-proxy",
+                       "labextension")
+    for needed in needed_by_tests:
         assert needed in test_text, test
     assert "labextension" in demo_text  # the panel is part of the demo
 
@@ -52,7 +56,7 @@ def _notebook_imports(path: Path) -> set[str]:
         if cell["cell_type"] != "code":
             continue
         source = "".join(cell["source"])
-        if source.lstrip().startswith("%%"):  # a cell magic's body (e.g. an algorithm's source) is not run here
+        if source.lstrip().startswith("%%"):  # a cell magic's body (an algorithm's source) is not run here
             continue
         source = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
         for node in ast.walk(ast.parse(source)):

@@ -35,10 +35,10 @@ from tornado.web import HTTPError
 from traitlets import Int, default
 
 from ..mount.mount_table import is_algofs_mount
-from ..names import location_refusal, name_refusal
 from .checkpoints import AlgofsCheckpoints
 from .kernel_handoff import HANDOFF_FILE_ENV, read_handoff_file
 from .mount_deletes import MOUNTPOINT_REFUSAL, delete_on_mount, on_live_mount
+from .mount_names import RuleRefusal, new_path_refusal
 
 EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
 
@@ -109,14 +109,11 @@ class AlgofsContentsManager(AsyncLargeFileManager):
         path = path.strip("/")
         if not prefix or not path.startswith(prefix + "/"):
             return
-        layout = path[len(prefix) :].strip("/")
-        status, refusal = 400, name_refusal(layout.rpartition("/")[2])
-        if refusal is None and location_refusal(layout, directory=False):  # files' rule is the stricter
-            status, refusal = 403, location_refusal(layout, directory=directory)
+        refused = new_path_refusal(path[len(prefix) :].strip("/"), directory)
         # only a refused path costs one more lookup
-        if refusal is None or (existing_ok and await self._any_exists(path)):
+        if refused is None or (existing_ok and await self._any_exists(path)):
             return
-        raise HTTPError(status, refusal)
+        raise RuleRefusal(*refused)
 
     def _filesystem(self):
         handoff = self._handoff() or {}
@@ -190,7 +187,9 @@ class AlgofsContentsManager(AsyncLargeFileManager):
             )
         return self._filesystem().cat_file(algo_path)
 
-    async def _algofs_get(self, path: str, algo_path: str, content: bool, type, format) -> dict:
+    async def _algofs_get(
+        self, path: str, algo_path: str, content: bool, type, format, require_hash: bool = False
+    ) -> dict:
         api_path = path.strip("/")
         info = await self._run(self._info, algo_path)
         model = self._model(api_path, info)
@@ -209,8 +208,12 @@ class AlgofsContentsManager(AsyncLargeFileManager):
         if not content:
             if as_notebook:
                 model["type"], model["mimetype"] = "notebook", None
+            if require_hash:
+                model.update(self._get_hash(await self._run(self._read, algo_path, model["size"])))
             return model
         data = await self._run(self._read, algo_path, model["size"])
+        if require_hash:  # JupyterLab opens documents with hash=1; a None hash is a 500 there
+            model.update(self._get_hash(data))
         if format != "base64":
             try:
                 model["content"], model["format"] = data.decode("utf-8"), "text"
@@ -252,7 +255,7 @@ class AlgofsContentsManager(AsyncLargeFileManager):
                 # refuses as a d--x--x--x directory, so that is what asking for another user's data does.
                 raise HTTPError(403, f"Permission denied: {path.strip('/')}") from exc
             return self._inject_mountpoint(model, path) if content else model
-        return await self._algofs_get(path, algo_path, content, type, format)
+        return await self._algofs_get(path, algo_path, content, type, format, require_hash)
 
     async def save(self, model, path=""):
         await self._refuse_new_path(path, model.get("type") == "directory", existing_ok=True)

@@ -21,6 +21,7 @@ from .handlers import route_table
 from .kernel_handoff import HANDOFF_FILE_ENV, HandoffFile
 from .mount_deletes import install_delete_wording, install_mount_deletes
 from .mount_manager import MountManager
+from .mount_names import install_name_rules
 
 
 class AlgofsApp(ExtensionApp):
@@ -92,6 +93,8 @@ class AlgofsApp(ExtensionApp):
         # and deletes files on the mount permanently: a trash there would fail (mount_deletes.py)
         if install_mount_deletes(self.serverapp.contents_manager, self.log):
             install_delete_wording(self.serverapp.web_app.settings)  # and JupyterLab says which delete
+        # and refuses names and places the API can't hold naming the rule, not an errno (mount_names.py)
+        install_name_rules(self.serverapp.contents_manager, self.log)
         self._startup_task: asyncio.Task | None = None
 
     def initialize_handlers(self) -> None:

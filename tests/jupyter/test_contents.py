@@ -7,6 +7,7 @@ extension starts the embedded demo server); every call goes through ``/api/conte
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -130,6 +131,29 @@ def test_fallback_refuses_names_and_places_with_the_rule(fallback_server):
     folder = fallback_server.request("POST", "/api/contents/algofs/data", json={"type": "directory"})
     assert folder.status_code == 403, folder.text
     assert "folders can be made only in a user's folder data/<user>/" in folder.json()["message"]
+
+
+def test_opens_documents_with_their_hash_as_jupyterlab_asks(fallback_server):
+    """JupyterLab 4 opens a document with ``hash=1``; a fallback model without one was a 500 "Keys
+    unexpectedly None: ['hash', 'hash_algorithm']", so no notebook in algofs/ opened (issue 25, seen by
+    algofs-rename-save.spec.ts)."""
+    cities = fallback_server.get(f"{BASE}/datasets/cities.csv", params={"content": "1", "hash": "1"})
+    assert cities.status_code == 200, cities.text
+    seed = (DEMO_CONTENT / "data/demo/datasets/cities.csv").read_bytes()
+    assert cities.json()["hash_algorithm"] == "sha256"
+    assert cities.json()["hash"] == hashlib.sha256(seed).hexdigest()
+    created = fallback_server.request("POST", f"{BASE}/datasets", json={"type": "notebook"})
+    assert created.status_code == 201, created.text
+    path = created.json()["path"]
+    try:
+        hashes = set()
+        for params in ({"type": "notebook", "content": "1", "hash": "1"}, {"content": "0", "hash": "1"}):
+            opened = fallback_server.get(f"/api/contents/{path}", params=params)
+            assert opened.status_code == 200, (params, opened.status_code, opened.text)
+            hashes.add(opened.json()["hash"])
+        assert len(hashes) == 1 and None not in hashes
+    finally:
+        fallback_server.request("DELETE", f"/api/contents/{path}")
 
 
 def test_local_files_are_untouched(fallback_server):

@@ -37,7 +37,7 @@ from traitlets import Int, default
 from ..mount.mount_table import is_algofs_mount
 from .checkpoints import AlgofsCheckpoints
 from .kernel_handoff import HANDOFF_FILE_ENV, read_handoff_file
-from .mount_deletes import MOUNTPOINT_REFUSAL, delete_on_mount, on_live_mount
+from .mount_deletes import MOUNTPOINT_REFUSAL, delete_on_mount, on_live_mount, place_refusal
 from .mount_names import RuleRefusal, new_path_refusal
 
 EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
@@ -308,6 +308,8 @@ class AlgofsContentsManager(AsyncLargeFileManager):
         fs = self._filesystem()
         if not algo_path:
             raise HTTPError(400, MOUNTPOINT_REFUSAL)
+        if refusal := place_refusal(algo_path):
+            raise HTTPError(403, refusal)
         if fs.isdir(algo_path):
             fs.rm(algo_path, recursive=True)
         else:

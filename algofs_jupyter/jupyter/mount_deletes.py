@@ -31,9 +31,23 @@ from jupyter_core.paths import is_hidden
 from tornado.web import HTTPError
 
 from ..mount.mount_table import is_algofs_mount
+from ..names import location_refusal
 from .kernel_handoff import HANDOFF_FILE_ENV, read_handoff_file
 
 MOUNTPOINT_REFUSAL = "The AlgoFS mount point itself can't be deleted; unmount it in the AlgoFS panel instead."
+
+
+def place_refusal(layout: str) -> str | None:
+    """Why the folder at ``layout`` (below the mount root) can't be deleted, or None. What the API can't
+    create it can't delete either (the mount root's folders, ``data/``, a user's ``data/<user>/``, a
+    connector's root); refusing before anything is removed matters because a recursive delete there would
+    empty every collection in it and only then fail on the folder itself."""
+    if location_refusal(layout, directory=True) is None:
+        return None
+    return (
+        f"Can't delete {layout.strip('/')!r}: only collections (data/<user>/<collection>), what is in them, "
+        "and what is inside a connector (e.g. s3/<bucket>/…) can be deleted on this storage."
+    )
 
 
 def mount_prefix(root_dir: str) -> tuple[str, str] | None:
@@ -83,6 +97,8 @@ def check_deletable(contents_manager, path: str) -> str:
     found = mount_prefix(contents_manager.root_dir)
     if found is not None and path == found[0]:
         raise HTTPError(400, MOUNTPOINT_REFUSAL)
+    if found is not None and (refusal := place_refusal(path[len(found[0]) + 1 :])):
+        raise HTTPError(403, refusal)
     os_path = contents_manager._get_os_path(path)
     if not contents_manager.allow_hidden and is_hidden(os_path, contents_manager.root_dir):
         raise HTTPError(400, f"Cannot delete file or directory {path!r}")

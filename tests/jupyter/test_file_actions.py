@@ -143,10 +143,17 @@ def test_delete_a_non_empty_folder_removes_it_whole(setup, folder):
     assert setup.trash_dirs() == []
 
 
-def test_the_mount_point_itself_is_not_deleted(setup):
+def test_the_mount_point_and_the_folders_above_collections_are_not_deleted(setup):
     refused = setup.server.request("DELETE", "/api/contents/algofs")
     assert refused.status_code == 400, refused.text
     assert "algofs" in names(setup, "")
+    # a recursive delete of a user's folder would empty every collection in it before failing on the folder
+    for place in ("algofs/data/demo", "algofs/data"):
+        refused = setup.server.request("DELETE", f"/api/contents/{place}")
+        assert refused.status_code == 403, (place, refused.status_code, refused.text)
+        assert "only collections (data/<user>/<collection>)" in refused.json()["message"]
+    assert setup.on_api_server(f"{COLLECTION}/cities.csv").is_file()
+    assert "cities.csv" in names(setup, COLLECTION)
 
 
 def test_rename_a_file_and_a_folder(setup, folder):

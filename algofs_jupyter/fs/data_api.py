@@ -647,7 +647,10 @@ def _stored_info(name: str, response: Any, size: int) -> dict[str, Any] | None:
 
 
 def _with_posix(info: dict[str, Any], posix: Posix | None) -> dict[str, Any]:
-    """``info`` with its ``posix`` entry (a ``Posix``) when the server sent the metadata."""
+    """``info`` with its ``posix`` entry (a ``Posix``) when the server sent the metadata; its ``mtime``
+    is then the stored one, to the nanosecond (HTTP dates and listings say whole seconds), so a HEAD, a
+    listing and an upload's answer agree on it."""
     if posix is not None:
         info["posix"] = posix
+        info["mtime"] = posix.mtime_ns / 1e9
     return info

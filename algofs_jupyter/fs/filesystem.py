@@ -26,6 +26,7 @@ from .api_capabilities import Capabilities
 from .api_errors import NotSupported
 from .api_session import DEFAULT_TIMEOUT
 from .data_api import DataClient, Fill, directory_info
+from .posix_meta import Posix
 
 #: Concurrent requests of one batched ``cat``/``get`` (the session's pool holds 32 connections).
 BATCH_THREADS = 8
@@ -114,11 +115,11 @@ class AlgoFileSystem(AbstractFileSystem):
         if not api_paths.split_path(path):
             entries = [directory_info(name) for name in ["data", *self.client.connectors()]]
         else:
-            entries = list(self.client.iter_dir(path))
+            entries = [fsspec_info(entry) for entry in self.client.iter_dir(path)]
         return entries if detail else [e["name"] for e in entries]
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        return self.client.info(path)
+        return fsspec_info(self.client.info(path))
 
     def exists(self, path: str, **kwargs: Any) -> bool:
         return self.client.exists(path)
@@ -302,6 +303,23 @@ class AlgoFileSystem(AbstractFileSystem):
             self.client.put_bytes(path, b"", exclusive=True)
         return AlgoFile(self, path, mode=mode, block_size=block_size or 8 << 20, autocommit=autocommit,
                         cache_type="readahead", cache_options=cache_options, **kwargs)
+
+
+def fsspec_info(info: dict[str, Any]) -> dict[str, Any]:
+    """A client info as fsspec users know them from ``LocalFileSystem``: the posix extension's metadata
+    (a ``Posix`` object) flattened to plain values: ``mode`` (full st_mode), ``uid``/``gid`` (None:
+    unknown), ``mtime``/``atime``/``ctime`` (float seconds, from nanoseconds), ``islink`` and, for a
+    symlink, ``destination`` (its target; never followed: its ``type`` stays ``file``, its bytes are the
+    target, as the official client shows it). Without the extension the info is unchanged."""
+    posix = info.get("posix")
+    if not isinstance(posix, Posix):
+        return info
+    flat = {key: value for key, value in info.items() if key != "posix"}
+    flat.update(mode=posix.mode, uid=posix.uid, gid=posix.gid, mtime=posix.mtime_ns / 1e9,
+                atime=posix.atime_ns / 1e9, ctime=posix.ctime_ns / 1e9, islink=posix.is_link)
+    if posix.is_link:
+        flat["destination"] = posix.target
+    return flat
 
 
 def _exclusive(mode: str) -> bool:

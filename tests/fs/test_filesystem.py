@@ -175,3 +175,25 @@ def test_directories_copy_and_move_whole(api_server: EmbeddedServer, collection:
     for target in ("copy", "moved"):
         assert {name: fs.cat_file(f"{collection}/{target}/{name}") for name in tree} == tree
         assert fs.isdir(f"{collection}/{target}/empty")
+
+
+def test_infos_carry_modes_times_and_links_as_plain_values(fs: AlgoFileSystem, collection: str) -> None:
+    """With the posix extension infos and listings have LocalFileSystem's keys (mode, uid, gid, islink,
+    destination, times in float seconds) as plain, JSON-serialisable values; a symlink is not followed."""
+    import json
+    import stat
+
+    assert fs.supports("posix", collection)
+    fs.pipe_file(f"{collection}/run.sh", b"#!/bin/sh\n")
+    fs.client.setattr(f"{collection}/run.sh", mode=0o755, mtime_ns=-86_400_000_000_123)
+    fs.client.symlink(f"{collection}/link", "run.sh")
+    fs.mkdir(f"{collection}/dir")
+    script, link = fs.info(f"{collection}/run.sh"), fs.info(f"{collection}/link")
+    assert script["mode"] == stat.S_IFREG | 0o755 and script["islink"] is False
+    assert script["mtime"] == pytest.approx(-86_400.000000123, abs=1e-6)
+    assert stat.S_ISLNK(link["mode"]) and link["islink"] and link["destination"] == "run.sh"
+    assert link["type"] == "file" and fs.cat_file(f"{collection}/link") == b"run.sh"
+    listed = {entry["name"].rsplit("/", 1)[-1]: entry for entry in fs.ls(collection)}
+    assert listed["link"]["destination"] == "run.sh" and stat.S_ISDIR(listed["dir"]["mode"])
+    assert listed["run.sh"]["mode"] == stat.S_IFREG | 0o755
+    json.dumps([fs.info(f"{collection}/link"), *listed.values()])  # plain values only

@@ -76,7 +76,9 @@ start_server() {
     mkdir -p "$dir/root" "$dir/runtime" "$dir/config"
     PORT=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     log "starting JupyterLab ($name) on 127.0.0.1:$PORT, root $dir/root"
-    env "$@" ALGOFS_UI_WORK="$dir" ALGOFS_UI_PORT="$PORT" JUPYTER_RUNTIME_DIR="$dir/runtime" \
+    # Started in its root, as `algofs demo` starts JupyterLab: a terminal from the top folder's launcher
+    # opens in the server's working directory (jupyter_server_terminals resolves cwd "" against it).
+    env -C "$dir/root" "$@" ALGOFS_UI_WORK="$dir" ALGOFS_UI_PORT="$PORT" JUPYTER_RUNTIME_DIR="$dir/runtime" \
         JUPYTER_CONFIG_DIR="$dir/config" \
         jupyter lab --config "$HERE/jupyter_server_test_config.py" >"$ARTIFACTS/jupyter-server-$name.log" 2>&1 &
     SERVER_PID=$!

@@ -24,8 +24,6 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -34,6 +32,7 @@ from . import api_paths
 from .api_capabilities import EXCLUSIVE_CREATE, Capabilities
 from .api_errors import NotSupported, PreconditionFailed, StaleFile
 from .api_session import DEFAULT_TIMEOUT, ApiSession
+from .data_infos import directory_info, parse_http_time, parse_listing_time, stored_info, with_posix
 from .http_body import DOWNLOAD_CHUNK, read_exactly_into, total_size
 from .posix_meta import Posix
 
@@ -42,29 +41,6 @@ SMALL_BODY = 1 << 20
 
 #: ``fill(out) -> count``: reads the next bytes of a ranged GET's body into ``out`` (short only at its end).
 Fill = Callable[[memoryview], int]
-
-
-def parse_listing_time(value: str | None) -> float:
-    if not value:
-        return 0.0
-    try:
-        moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-        return float(int(moment.timestamp()))  # whole seconds, like Last-Modified: one mtime per version
-    except ValueError:
-        return 0.0
-
-
-def parse_http_time(value: str | None) -> float:
-    if not value:
-        return 0.0
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def directory_info(name: str, mtime: float = 0.0) -> dict[str, Any]:
-    return {"name": name, "type": "directory", "size": 0, "mtime": mtime, "etag": ""}
 
 
 def _parts(path: str) -> tuple[str, ...]:
@@ -114,7 +90,7 @@ class DataClient:
         info = {"type": result.get("type", "file"), "size": int(result.get("size") or 0),
                 "mtime": float(int(result.get("last_modified") or 0)),  # whole seconds, as HEAD says
                 "etag": response.headers.get("ETag", "")}
-        return _with_posix(info, Posix.from_json(result.get("posix")))
+        return with_posix(info, Posix.from_json(result.get("posix")))
 
     # -- the server and the caller ----------------------------------------------------------------
 
@@ -182,9 +158,9 @@ class DataClient:
         name = api_paths.join_path(parts)
         posix = Posix.from_headers(response.headers)  # the posix extension's; folders' too if sent
         if response.headers.get("X-Data-Type") == "directory":
-            return _with_posix(directory_info(name), posix)
+            return with_posix(directory_info(name), posix)
         size = int(response.headers.get("Content-Length") or 0)
-        return _with_posix({"name": name, "type": "file", "size": size,
+        return with_posix({"name": name, "type": "file", "size": size,
                             "mtime": parse_http_time(response.headers.get("Last-Modified")),
                             "etag": response.headers.get("ETag", "")}, posix)
 
@@ -220,10 +196,10 @@ class DataClient:
                 raise OSError(errno.EIO, f"{api_paths.data_uri(parts)}: malformed listing") from exc
             for folder in body.get("folders") or []:
                 mtime = parse_listing_time(folder.get("last_modified"))
-                yield _with_posix(directory_info(f"{base}/{folder['name']}", mtime),
+                yield with_posix(directory_info(f"{base}/{folder['name']}", mtime),
                                   Posix.from_json(folder.get("posix")))
             for item in body.get("files") or []:
-                yield _with_posix({"name": f"{base}/{item['filename']}", "type": "file",
+                yield with_posix({"name": f"{base}/{item['filename']}", "type": "file",
                                    "size": int(item.get("size", 0)),
                                    "mtime": parse_listing_time(item.get("last_modified")), "etag": ""},
                                   Posix.from_json(item.get("posix"), item.get("target")))
@@ -390,7 +366,7 @@ class DataClient:
                 raise
             response = self._call("PUT", parts, body=body, headers=all_headers, params=params, retry=replay)
         response.close()
-        return _stored_info(api_paths.join_path(parts), response, size)
+        return stored_info(api_paths.join_path(parts), response, size)
 
     def write_at(self, path: str, offset: int, local: str | os.PathLike, *, expected_size: int | None = None,
                  if_match: str | None = None, truncate: bool = False,
@@ -559,7 +535,7 @@ class DataClient:
                     return info
             raise FileExistsError(errno.EEXIST, f"{api_paths.data_uri(parts)}: exists") from exc
         response.close()
-        return _stored_info(api_paths.join_path(parts), response, 0)
+        return stored_info(api_paths.join_path(parts), response, 0)
 
     def setattr(self, path: str, *, mode: int | None = None, uid: int | None | bool = False,
                 gid: int | None | bool = False, mtime_ns: int | None = None,
@@ -633,24 +609,3 @@ class RangeReader:
 
     def stream(self, start: int, end: int) -> contextlib.AbstractContextManager[Fill]:
         return self.client.open_range(self.path, start, end, etag=self.etag, size=self.size)
-
-
-def _stored_info(name: str, response: Any, size: int) -> dict[str, Any] | None:
-    """The info of a file just written, from the answer's validators (None when it lacks them)."""
-    etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
-    if not (etag and modified):
-        return None
-    stored = response.headers.get("X-Algofs-Size")
-    info = {"name": name, "type": "file", "size": int(stored) if stored and stored.isdigit() else size,
-            "mtime": parse_http_time(modified), "etag": etag}
-    return _with_posix(info, Posix.from_headers(response.headers))
-
-
-def _with_posix(info: dict[str, Any], posix: Posix | None) -> dict[str, Any]:
-    """``info`` with its ``posix`` entry (a ``Posix``) when the server sent the metadata; its ``mtime``
-    is then the stored one, to the nanosecond (HTTP dates and listings say whole seconds), so a HEAD, a
-    listing and an upload's answer agree on it."""
-    if posix is not None:
-        info["posix"] = posix
-        info["mtime"] = posix.mtime_ns / 1e9
-    return info

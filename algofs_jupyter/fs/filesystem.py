@@ -25,7 +25,8 @@ from . import api_paths
 from .api_capabilities import Capabilities
 from .api_errors import NotSupported
 from .api_session import DEFAULT_TIMEOUT
-from .data_api import DataClient, Fill, directory_info
+from .data_api import DataClient, Fill
+from .data_infos import directory_info
 from .posix_meta import Posix
 
 #: Concurrent requests of one batched ``cat``/``get`` (the session's pool holds 32 connections).

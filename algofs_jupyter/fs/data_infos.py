@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from .posix_meta import Posix
+from .posix_meta import Posix, seconds
 
 
 def parse_listing_time(value: str | None) -> float:
@@ -53,5 +53,5 @@ def with_posix(info: dict[str, Any], posix: Posix | None) -> dict[str, Any]:
     listing and an upload's answer agree on it."""
     if posix is not None:
         info["posix"] = posix
-        info["mtime"] = posix.mtime_ns / 1e9
+        info["mtime"] = seconds(posix.mtime_ns)
     return info

@@ -27,7 +27,7 @@ from .api_errors import NotSupported
 from .api_session import DEFAULT_TIMEOUT
 from .data_api import DataClient, Fill
 from .data_infos import directory_info
-from .posix_meta import Posix
+from .posix_meta import Posix, seconds
 
 #: Concurrent requests of one batched ``cat``/``get`` (the session's pool holds 32 connections).
 BATCH_THREADS = 8
@@ -316,8 +316,8 @@ def fsspec_info(info: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(posix, Posix):
         return info
     flat = {key: value for key, value in info.items() if key != "posix"}
-    flat.update(mode=posix.mode, uid=posix.uid, gid=posix.gid, mtime=posix.mtime_ns / 1e9,
-                atime=posix.atime_ns / 1e9, ctime=posix.ctime_ns / 1e9, islink=posix.is_link)
+    flat.update(mode=posix.mode, uid=posix.uid, gid=posix.gid, mtime=seconds(posix.mtime_ns),
+                atime=seconds(posix.atime_ns), ctime=seconds(posix.ctime_ns), islink=posix.is_link)
     if posix.is_link:
         flat["destination"] = posix.target
     return flat

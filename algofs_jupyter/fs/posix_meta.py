@@ -77,3 +77,12 @@ class Posix:
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None or value == "" else int(value)
+
+
+def seconds(ns: int) -> float:
+    """Nanoseconds as float seconds exactly as ``os.stat`` computes ``st_mtime`` (whole seconds plus the
+    rest times 1e-9), so a time from the server compares equal to the same time stat'ed on the mount;
+    ``ns / 1e9`` differs in the last bits."""
+    whole, rest = divmod(ns, 1_000_000_000)
+    return whole + rest * 1e-9
+

@@ -60,9 +60,11 @@ def test_writes_past_the_quota_fail_with_edquot_and_the_bytes_are_recoverable(qu
         with pytest.raises(OSError):  # close() uploads again, and is refused again
             os.close(fd)
 
-    # nothing of them is on the server; every one's bytes are in the recovery folder
+    # none of their bytes is on the server; every one's bytes are in the recovery folder. GNU cp creates its
+    # new file with O_EXCL, which the mount makes on the server at once (race-free, the exclusive-create
+    # extension): it stays there empty, as on a full local disk
     on_server = server.root / "data/demo/work"
-    assert sorted(os.listdir(on_server)) == ["first.bin"]
+    assert {p.name: p.stat().st_size for p in on_server.iterdir()} == {"first.bin": 600 * KIB, "copied.bin": 0}
     entries = {entry.path: entry for entry in RecoveryStore(process.cache_dir).entries()}
     assert set(entries) == {f"data/demo/work/{name}.bin" for name in ("copied", "closed", "synced")}
     assert entries["data/demo/work/copied.bin"].data_file.read_bytes() == payload

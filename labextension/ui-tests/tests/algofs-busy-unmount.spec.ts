@@ -74,7 +74,13 @@ test('a notebook open inside the mount: unmount is explained, and the kernel sur
     expect(await cwdOfKernel(page)).toContain('algofs/data/demo/datasets');
     await page.screenshot({ path: path.join(ARTIFACTS, 'busy-unmount-03-remounted.png') });
   } finally {
+    // Leave the server as the next spec expects it: no kernel of ours, nothing mounted.
     await page.notebook.close(false).catch(() => undefined);
+    const sessions = (await (await page.request.get('/api/sessions')).json()) as { id: string; path: string }[];
+    for (const session of sessions.filter(s => s.path === NOTEBOOK)) {
+      await page.request.delete(`/api/sessions/${session.id}`);
+    }
     await page.request.delete(`/api/contents/${NOTEBOOK}`).catch(() => undefined);
+    await page.request.post('/algofs/unmount', { data: { force: true } });
   }
 });

@@ -57,7 +57,7 @@ export async function mount(page: IJupyterLabPageFixture): Promise<void> {
 
 /** Leave the server as the other specs expect it: not mounted. */
 export async function unmount(page: IJupyterLabPageFixture): Promise<void> {
-  await page.request.post('/algofs/unmount', { data: {} });
+  await page.request.post('/algofs/unmount', { data: { force: true } }); // kernels a spec left inside are moved out
   await expect.poll(async () => (await status(page)).mounted, { timeout: 90000 }).toBe(false);
 }
 

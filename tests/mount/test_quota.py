@@ -64,7 +64,8 @@ def test_writes_past_the_quota_fail_with_edquot_and_the_bytes_are_recoverable(qu
     # new file with O_EXCL, which the mount makes on the server at once (race-free, the exclusive-create
     # extension): it stays there empty, as on a full local disk
     on_server = server.root / "data/demo/work"
-    assert {p.name: p.stat().st_size for p in on_server.iterdir()} == {"first.bin": 600 * KIB, "copied.bin": 0}
+    sizes = {p.name: p.stat().st_size for p in on_server.iterdir()}
+    assert sizes == {"first.bin": 600 * KIB, "copied.bin": 0}
     entries = {entry.path: entry for entry in RecoveryStore(process.cache_dir).entries()}
     assert set(entries) == {f"data/demo/work/{name}.bin" for name in ("copied", "closed", "synced")}
     assert entries["data/demo/work/copied.bin"].data_file.read_bytes() == payload

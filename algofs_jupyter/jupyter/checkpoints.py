@@ -25,7 +25,7 @@ from tornado.web import HTTPError
 from traitlets import Unicode
 
 from ..private_dirs import make_private_dirs
-from .kernel_handoff import HANDOFF_FILE_ENV, read_handoff_file
+from .kernel_handoff import mount_prefix
 
 
 def default_checkpoint_root() -> Path:
@@ -46,17 +46,7 @@ class MountFileCheckpoints(FileCheckpoints):
 
     def _mount(self) -> tuple[str, str] | None:
         """(mount point as an API path relative to root_dir, its absolute path), or None."""
-        handoff_path = os.environ.get(HANDOFF_FILE_ENV)
-        handoff = read_handoff_file(handoff_path) if handoff_path else None
-        if not handoff or not handoff.get("mountpoint_abs"):
-            return None
-        mount_abs = str(handoff["mountpoint_abs"])
-        try:
-            relative = Path(mount_abs).relative_to(Path(self.root_dir).resolve())
-        except ValueError:
-            return None
-        prefix = relative.as_posix()
-        return (prefix, mount_abs) if prefix not in ("", ".") else None
+        return mount_prefix(self.root_dir)
 
     def mount_checkpoint_dir(self, path: str) -> Path | None:
         """The local directory for checkpoints of ``path`` (an API path) under the mount, else None."""

@@ -71,3 +71,18 @@ def read_handoff_file(path: str | os.PathLike) -> dict | None:
         except PermissionError:
             pass
     return data
+
+
+def mount_prefix(root_dir: str) -> tuple[str, str] | None:
+    """(mount point as an API path relative to ``root_dir``, its absolute path) from the server's hand-off
+    file; None when there is none or the mount point lies outside ``root_dir``."""
+    handoff_path = os.environ.get(HANDOFF_FILE_ENV)
+    handoff = read_handoff_file(handoff_path) if handoff_path else None
+    if not handoff or not handoff.get("mountpoint_abs"):
+        return None
+    mount_abs = str(handoff["mountpoint_abs"])
+    try:
+        prefix = Path(mount_abs).relative_to(Path(root_dir).resolve()).as_posix()
+    except ValueError:
+        return None
+    return (prefix, mount_abs) if prefix not in ("", ".") else None

@@ -24,7 +24,6 @@ import errno
 import inspect
 import os
 import shutil
-from pathlib import Path
 
 from anyio.to_thread import run_sync
 from jupyter_core.paths import is_hidden
@@ -32,7 +31,7 @@ from tornado.web import HTTPError
 
 from ..mount.mount_table import is_algofs_mount
 from ..names import location_refusal
-from .kernel_handoff import HANDOFF_FILE_ENV, read_handoff_file
+from .kernel_handoff import mount_prefix
 
 MOUNTPOINT_REFUSAL = "The AlgoFS mount point itself can't be deleted; unmount it in the AlgoFS panel instead."
 
@@ -48,21 +47,6 @@ def place_refusal(layout: str) -> str | None:
         f"Can't delete {layout.strip('/')!r}: only collections (data/<user>/<collection>), what is in them, "
         "and what is inside a connector (e.g. s3/<bucket>/…) can be deleted on this storage."
     )
-
-
-def mount_prefix(root_dir: str) -> tuple[str, str] | None:
-    """(mount point as an API path relative to ``root_dir``, its absolute path) from the server's hand-off
-    file; None when there is none or the mount point lies outside ``root_dir``."""
-    handoff_path = os.environ.get(HANDOFF_FILE_ENV)
-    handoff = read_handoff_file(handoff_path) if handoff_path else None
-    if not handoff or not handoff.get("mountpoint_abs"):
-        return None
-    mount_abs = str(handoff["mountpoint_abs"])
-    try:
-        prefix = Path(mount_abs).relative_to(Path(root_dir).resolve()).as_posix()
-    except ValueError:
-        return None
-    return (prefix, mount_abs) if prefix not in ("", ".") else None
 
 
 def on_live_mount(root_dir: str, path: str) -> bool:

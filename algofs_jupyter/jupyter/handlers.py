@@ -10,6 +10,7 @@ import asyncio
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Protocol, cast
 
 import tornado.web
@@ -58,6 +59,14 @@ class AlgofsHandler(ExtensionHandlerMixin, APIHandler):
         if not isinstance(data, dict):
             raise tornado.web.HTTPError(400, "request body must be a JSON object")
         return data
+
+    async def listed_from_api(self, what: str, listing: Callable[[ApiEndpoint], list[dict]]) -> list[dict]:
+        """``listing(endpoint)`` in a thread; an API down or misconfigured is a 502 naming ``what``."""
+        try:
+            endpoint = await asyncio.to_thread(self.algofs.api_provider.endpoint)
+            return await asyncio.to_thread(listing, endpoint)
+        except Exception as exc:  # upstream API down or misconfigured
+            raise tornado.web.HTTPError(502, f"could not list {what}: {exc}") from None
 
     def reply(self, payload: dict, status: int = 200) -> None:
         self.set_status(status)
@@ -117,13 +126,10 @@ class AlgorithmsHandler(AlgofsHandler):
     @authorized
     async def get(self):
         app = self.algofs
-        try:
-            endpoint = await asyncio.to_thread(app.api_provider.endpoint)
-            found = await asyncio.to_thread(
-                algorithm_calls.list_algorithms, endpoint, app.algorithm_owner_list(endpoint)
-            )
-        except Exception as exc:  # upstream API down or misconfigured
-            raise tornado.web.HTTPError(502, f"could not list algorithms: {exc}") from None
+        def listing(endpoint: ApiEndpoint) -> list[dict]:
+            return algorithm_calls.list_algorithms(endpoint, app.algorithm_owner_list(endpoint))
+
+        found = await self.listed_from_api("algorithms", listing)
         self.reply({"algorithms": found})
 
 
@@ -133,12 +139,7 @@ class OrganizationsHandler(AlgofsHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self):
-        app = self.algofs
-        try:
-            endpoint = await asyncio.to_thread(app.api_provider.endpoint)
-            found = await asyncio.to_thread(algorithm_calls.list_organizations, endpoint)
-        except Exception as exc:  # upstream API down or misconfigured
-            raise tornado.web.HTTPError(502, f"could not list organizations: {exc}") from None
+        found = await self.listed_from_api("organizations", algorithm_calls.list_organizations)
         folder = self.manager.relative_mountpoint()
         self.reply({"organizations": [{**org, "path": f"{folder}/data/{org['name']}"} for org in found]})
 

@@ -59,6 +59,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_mount(args: argparse.Namespace) -> int:
     api_key = read_api_key(args)
     options = MountOptions.from_arguments(args)
+    conflict = options.conflict()
+    if conflict is not None:
+        print(f"algofs mount: {conflict}", file=sys.stderr)
+        return 2
     if args.foreground:
         from .daemon import MountDaemon
 

@@ -3,7 +3,8 @@ mfusepy together, then block until unmounted.
 
 libfuse options: multi-threaded loop, ``fsname=algofs,subtype=algofs`` (shows as ``fuse.algofs``),
 ``auto_unmount`` (libfuse's helper unmounts if the daemon dies, so a crash leaves no dead mount),
-``default_permissions`` when the server keeps modes and owners (posix extension: the kernel checks them).
+``default_permissions`` when the server keeps modes and owners (posix extension: the kernel checks them),
+``ro`` for ``--read-only``.
 Kernel attr/entry timeouts equal the metadata TTL (an ``ls -l`` of 10k entries must not outlive them).
 As root, the mount's readahead window is raised to ``READ_AHEAD_KB`` so reads arrive as 1 MiB requests.
 """
@@ -85,7 +86,8 @@ class MountDaemon:
             self.client, self.content, self.metadata, self.staging, self.uploader,
             algorithms=PipeTree(self.client, timeout=options.algo_timeout),
             extra_connectors=options.connectors, kernel_ttl=options.metadata_ttl,
-            negative_ttl=options.negative_ttl, on_init=self._after_mount, consistency=options.consistency)
+            negative_ttl=options.negative_ttl, on_init=self._after_mount, consistency=options.consistency,
+            read_only=options.read_only)
         self.control = ControlServer(mountpoint, {"status": self.status, "clear_cache": self.clear})
         self.started_at = time.time()
         self.readahead_kb: int | None = None
@@ -158,6 +160,8 @@ class MountDaemon:
         options = {"fsname": "algofs", "subtype": "algofs", "auto_unmount": True, "intr": True}
         if self.options.allow_other:
             options["allow_other"] = True
+        if self.options.read_only:
+            options["ro"] = True  # the kernel refuses writes (EROFS) and never invalidates atime after a read
         if self.client.capabilities().supports("posix", "data"):
             # the stored modes and owners are the permissions: the kernel checks them (as on a disk)
             options["default_permissions"] = True

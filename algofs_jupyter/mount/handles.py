@@ -314,6 +314,30 @@ class Handles:
         staged = self.staging.open(layout, None, truncate=False, remote=kept, unverified=True)
         return self.staged(layout, staged, append=True)
 
+    # -- reads without a handle (a read-only mount) --------------------------------------------------
+
+    def read_unopened(self, path: str, size: int, offset: int) -> bytes:
+        out = bytearray(size)
+        with memoryview(out) as view:
+            count = self.read_unopened_into(path, view, offset)
+        return bytes(out[:count])
+
+    def read_unopened_into(self, path: str, out: memoryview, offset: int) -> int:
+        """A read on a read-only mount, where the kernel opens files without asking (FUSE no-open, see
+        ``AlgoOperations.open``): the version the resolver holds now (the one the kernel's attributes
+        describe: both expire together), read through the content cache as a ``ReadHandle`` reads. The
+        first bytes of a small file count as its open for the directory prefetcher."""
+        layout = layout_path(path)
+        attr = self.resolver.fresh(layout)
+        if attr is None:
+            raise FuseOSError(errno.ENOENT)
+        if attr.is_dir:
+            raise FuseOSError(errno.EISDIR)
+        version = file_version(layout, attr)
+        if offset == 0:
+            self.content.opened(version)
+        return self.content.read_into(version, attr.etag, offset, out)
+
     # -- truncate(2) of a path --------------------------------------------------------------------
 
     def truncate(self, layout: str, length: int) -> None:

@@ -85,7 +85,7 @@ class AlgoOperations(Operations):
                  staging: WriteStaging, uploader: Uploader, algorithms: VirtualTree | None = None,
                  extra_connectors: tuple[str, ...] = (), kernel_ttl: float = 60.0,
                  negative_ttl: float = 5.0, on_init: Callable[[], None] | None = None,
-                 consistency: str = "ttl"):
+                 consistency: str = "ttl", read_only: bool = False):
         self.client = client
         #: file contents: the small-file store and the block cache behind one front
         self.content = content
@@ -103,6 +103,10 @@ class AlgoOperations(Operations):
         if consistency not in ("ttl", "strict"):
             raise ValueError(f"consistency must be 'ttl' or 'strict', not {consistency!r}")
         self.consistency = consistency
+        if read_only and consistency == "strict":
+            raise ValueError("a read-only mount answers opens from the kernel: consistency 'ttl' only")
+        #: ``--read-only``: FUSE no-open, no /algorithms (see ``open`` and docs/filesystem.md)
+        self.read_only = read_only
         self.attributes = Attributes(metadata)
         #: modes, owners, ns times, symlinks, exclusive creates (posix_ops.py)
         self.posix = PosixOps(client, metadata, staging, self.attributes, uploader.upload)
@@ -149,6 +153,8 @@ class AlgoOperations(Operations):
                 return own
         sub = virtual_path(path)
         if sub is not None:
+            if self.read_only:
+                raise FuseOSError(errno.ENOENT)  # pipes need an open per call: not on a read-only mount
             return self.algorithms.getattr(sub, None)
         layout = layout_path(path)
         if layout in LOCAL_DIRECTORIES:
@@ -199,7 +205,8 @@ class AlgoOperations(Operations):
         layout = layout_path(path)
         entries: list[Any] = [".", ".."]
         if layout == "":
-            entries += ["data", ALGORITHMS, *sorted(self.resolver.known_connectors())]
+            entries += ["data", *([] if self.read_only else [ALGORITHMS]),
+                        *sorted(self.resolver.known_connectors())]
             return entries
         if layout == "data":
             users = [e["name"].rpartition("/")[2] for e in self.client.iter_dir("data")]
@@ -241,16 +248,30 @@ class AlgoOperations(Operations):
 
     @fuse_errors
     def open(self, path: str, fi: Any) -> int:
+        """A handle per open; on a read-only mount, ENOSYS to the first open: FUSE's no-open support.
+
+        The kernel takes that ENOSYS as "this filesystem keeps no per-open state": that open and every
+        later one on the connection succeed without an OPEN request, there is never a RELEASE, and the
+        page cache is kept across opens (dropped when a fresh GETATTR shows another size or mtime). With
+        the mount's ``ro`` flag (no atime update after a read, hence no GETATTR) and the FLUSH answered the
+        same way, a warm open-read-close asks the daemon nothing; reads come with no handle
+        (``Handles.read_unopened``)."""
+        if self.read_only:
+            raise FuseOSError(errno.ENOSYS)
         fi.fh = self.handles.open(path, fi)
         return 0
 
     @fuse_errors
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+        if self.read_only:
+            return self.handles.read_unopened(path, size, offset)
         return self.handles.get(fi).read(path, size, offset)
 
     @fuse_errors
     def read_into(self, path: str, out: memoryview, offset: int, fi: Any) -> int:
         """``read`` straight into the kernel's reply buffer (see ``fuse_binding``): one copy per byte."""
+        if self.read_only:
+            return self.handles.read_unopened_into(path, out, offset)
         return self.handles.get(fi).read_into(path, out, offset)
 
     # -- writing ----------------------------------------------------------------------------------
@@ -317,17 +338,24 @@ class AlgoOperations(Operations):
     @fuse_errors
     def flush(self, path: str, fi: Any) -> int:
         """Every close(): a file open for writing is uploaded now, so close() reports a failed upload
-        (with write-back: a few seconds after the last close)."""
+        (with write-back: a few seconds after the last close). A read-only mount has nothing to upload:
+        ENOSYS, and the kernel sends no FLUSH on this connection again."""
+        if self.read_only:
+            raise FuseOSError(errno.ENOSYS)
         self.handles.get(fi).flush()
         return 0
 
     @fuse_errors
     def fsync(self, path: str, datasync: int, fi: Any) -> int:
+        if self.read_only:
+            return 0  # nothing is ever written
         self.handles.get(fi).fsync(datasync)
         return 0
 
     @fuse_errors
     def release(self, path: str, fi: Any) -> int:
+        if self.read_only:
+            return 0  # never sent after the first open's ENOSYS
         handle = self.handles.pop(fi)
         if handle is not None:
             handle.release()

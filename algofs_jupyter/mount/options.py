@@ -62,6 +62,11 @@ class MountOptions:
     inode_soft_limit: int = field(default=100_000, metadata=_flag(
         "paths the kernel and libfuse may hold nodes for; past it the least recently used are invalidated "
         "(0: no limit)", type=int))
+    read_only: bool = field(default=False, metadata=_flag(
+        "a read-only mount for data loaders: once a file's bytes are in the kernel's page cache, opening, "
+        "reading and closing it again asks the daemon nothing (FUSE no-open); writes fail with EROFS and "
+        "/algorithms is absent; needs --consistency ttl (docs/filesystem.md, 'Read-only mounts')",
+        action="store_true"))
     allow_other: bool = field(default=False, metadata=_flag("let other users access the mount",
                                                             action="store_true"))
     debug: bool = field(default=False, metadata=_flag("libfuse debug output", action="store_true"))
@@ -72,6 +77,13 @@ class MountOptions:
     no_extensions: bool = field(default=False, metadata=_flag(
         "never use the server's API extensions (whole-file uploads, no server-side move or mtimes, as "
         "against the hosted API)", action="store_true"))
+
+    def conflict(self) -> str | None:
+        """Why these options cannot go together, or None."""
+        if self.read_only and self.consistency == "strict":
+            return ("--read-only serves repeated opens from the kernel's caches without asking the daemon; "
+                    "--consistency strict needs every open to reach it")
+        return None
 
     def with_overrides(self, **overrides: Any) -> MountOptions:
         """A copy with the given fields changed; None means "keep the default" (unknown names: TypeError)."""

@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness as base  # noqa: E402 - the bench harness (mounts, processes, rows)
 import loader as loading  # noqa: E402 - the data-loader rows' readers and trees
-from small_files_report import BASELINE_SYSTEM, target_lines, write_report  # noqa: E402 - tables, chart
+from small_files_report import BASELINE_SYSTEM, READ_ONLY_SYSTEM, target_lines, write_report  # noqa: E402 - tables, chart
 
 from algofs_jupyter.supervise import ChildProcess  # noqa: E402
 from algofs_jupyter.testing.ports import free_ports  # noqa: E402
@@ -47,7 +47,7 @@ READERS = 4
 KiB = 1 << 10
 PROXY = Path(__file__).resolve().parent / "delay_proxy.py"
 #: What ``--only`` chooses from: systems, then the row groups besides the 2 small-file sets ("sets").
-PARTS = ("local", "client", "algofs", "rclone", "sets", "loader", "many")
+PARTS = ("local", "client", "algofs", "readonly", "rclone", "sets", "loader", "many")
 LOADER = Path(__file__).resolve().parent / "loader.py"
 #: The image-folder tree of the loader rows: classes x files per class x bytes per file.
 LOADER_TREE = (10, 500, 16 * KiB)
@@ -172,8 +172,9 @@ class Bench:
         self.datasets, self.results = datasets, results
         self.loader_names: list[str] = []  # the loader tree's files (relative paths)
         self.torch_path = ""  # a directory holding torch, when it is not in the venv
-        #: (system name, source tree) of each algofs measured: this checkout, and ``--baseline-src``'s
-        self.algofs_sources: list[tuple[str, str]] = [("algofs", "")]
+        #: (system name, source tree, mount options) of each algofs measured: this checkout (also mounted
+        #: ``--read-only`` with the part "readonly"), and ``--baseline-src``'s
+        self.algofs_sources: list[tuple[str, str, dict[str, object]]] = [("algofs", "", {})]
 
     def label(self, name: str, count: int, size: int, latency: float, how: str) -> str:
         suffix = f" @{latency:g} ms" if latency else ""
@@ -247,13 +248,16 @@ class Bench:
                         continue
                     before = status()["backend"]["requests_sent"] if status else None
                     self.files_row(self.label(name, len(names), size, latency, f"{how} (warm)"), system,
-                                   len(names), go)
+                                   len(names), go)  # the 2nd pass: a loader's 2nd epoch
                     if status and before is not None:
                         sent = status()["backend"]["requests_sent"] - before
                         self.results.rows[-1].note += f", {sent} requests"
+                    if how == "serial":  # the steady state, to compare the 2nd pass with
+                        self.files_row(self.label(name, len(names), size, latency, "serial (3rd pass)"),
+                                       system, len(names), go)
 
     def algofs(self, api_url: str, latency: float, large: Path | None, system: str = "algofs",
-               source: str = "") -> None:
+               source: str = "", overrides: dict[str, object] | None = None) -> None:
         from algofs_jupyter.mount import control
         from algofs_jupyter.mount.mount_process import MountProcess
 
@@ -264,7 +268,8 @@ class Bench:
         def fresh() -> Iterator[MountProcess]:
             shutil.rmtree(cache_dir, ignore_errors=True)
             mount = MountProcess(mountpoint, api_url, self.api_key, cache_dir=cache_dir,
-                                 log_file=self.work / "algofs-mount.log", cache_size=4 << 30)
+                                 log_file=self.work / "algofs-mount.log", cache_size=4 << 30,
+                                 **(overrides or {}))
             with source_tree(source):
                 mount.start(60)
             current.append(mount)
@@ -349,8 +354,8 @@ class Bench:
         if "client" in parts:
             env = {**os.environ, "ALGORITHMIA_API_KEY": self.api_key, "ALGORITHMIA_API": api_url}
             self.loader_row("official client", "client", f"data://{USER}/{COLLECTION}/loader", names, env)
-        for system, source in self.algofs_sources if "algofs" in parts else []:
-            with self.algofs_mount(api_url, source) as (mount, status):
+        for system, source, overrides in self.algofs_sources if "algofs" in parts else []:
+            with self.algofs_mount(api_url, source, **overrides) as (mount, status):
                 root = self.work / "mnt-algofs" / "data" / USER / COLLECTION / "loader"
                 for _ in os.walk(root):  # ImageFolder lists the tree before the first epoch
                     pass
@@ -375,14 +380,15 @@ class Bench:
             self.results.facts[f"many_rss_mib {system}"] = after
 
     @contextmanager
-    def algofs_mount(self, api_url: str, source: str = "") -> Iterator[tuple[object, Callable[[], dict]]]:
+    def algofs_mount(self, api_url: str, source: str = "",
+                     **overrides: object) -> Iterator[tuple[object, Callable[[], dict]]]:
         from algofs_jupyter.mount import control
         from algofs_jupyter.mount.mount_process import MountProcess
 
         mountpoint, cache_dir = self.work / "mnt-algofs", self.work / "algofs-cache"
         shutil.rmtree(cache_dir, ignore_errors=True)
         mount = MountProcess(mountpoint, api_url, self.api_key, cache_dir=cache_dir,
-                             log_file=self.work / "algofs-mount.log", cache_size=4 << 30)
+                             log_file=self.work / "algofs-mount.log", cache_size=4 << 30, **overrides)
         with source_tree(source):
             mount.start(60)
         try:
@@ -452,8 +458,10 @@ def run_bench(quick: bool, latency_ms: float, parts: list[str], many: int = 0, t
             sets = datasets if not latency else datasets[:1]
             bench = Bench(work, server_root, api_key, sets, results)
             bench.loader_names, bench.torch_path = loader_names, torch_path
+            if "readonly" in parts:
+                bench.algofs_sources.append((READ_ONLY_SYSTEM, "", {"read_only": True}))
             if baseline:
-                bench.algofs_sources.append((BASELINE_SYSTEM, baseline))
+                bench.algofs_sources.append((BASELINE_SYSTEM, baseline, {}))
             with delay_proxy(server.url, latency, work) as url:
                 if "sets" in parts:
                     if "local" in parts and not latency:
@@ -462,13 +470,14 @@ def run_bench(quick: bool, latency_ms: float, parts: list[str], many: int = 0, t
                         bench.client(url, latency)
                         if latency:
                             bench.client_sequential(url, latency, large)
-                    for system, source in bench.algofs_sources if "algofs" in parts else []:
-                        bench.algofs(url, latency, large if latency else None, system, source)
+                    for system, source, overrides in bench.algofs_sources if "algofs" in parts else []:
+                        bench.algofs(url, latency, large if latency else None, system, source, overrides)
                 if "loader" in parts and not latency:
                     bench.loader(url, parts)
                 if "many" in parts and many and not latency:
-                    for system, source in bench.algofs_sources:
-                        bench.many(url, many, system, source)
+                    for system, source, overrides in bench.algofs_sources:
+                        if not overrides:  # the default mount's memory (a read-only one keeps less)
+                            bench.many(url, many, system, source)
             if "rclone" in parts and "sets" in parts:
                 bench.rclone(latency, large if latency else None)
         load.append(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
@@ -487,7 +496,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2,000 x 4 KiB only, 64 MiB sequential file")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="also run through a delay proxy")
     parser.add_argument("--only", nargs="*", choices=list(PARTS), default=list(PARTS),
-                        help="systems (local, client, algofs, rclone) and rows (sets, loader, many)")
+                        help="systems (local, client, algofs, readonly: algofs --read-only too, rclone) and "
+                             "rows (sets, loader, many)")
     parser.add_argument("--many", type=int, default=1_000_000, metavar="N",
                         help="files in the walk + read tree (0: no such row)")
     parser.add_argument("--torch-path", default=os.environ.get("ALGOFS_BENCH_TORCH", ""),

@@ -2,7 +2,8 @@
 
 ``results/small_files.md`` (targets, rows, load), ``results/small_files.json`` (the rows) and
 ``results/small_files.png``. Targets are checked for every algofs measured in the run: this checkout
-(``algofs``) and ``--baseline-src``'s (``algofs (baseline)``).
+(``algofs``), the same on a ``--read-only`` mount (``algofs --read-only``) and ``--baseline-src``'s
+(``algofs (baseline)``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import harness as base
 
 #: The system name of the algofs rows measured from ``--baseline-src``.
 BASELINE_SYSTEM = "algofs (baseline)"
+#: The system name of the algofs rows measured on a ``--read-only`` mount (a data loader's).
+READ_ONLY_SYSTEM = "algofs --read-only"
 
 
 LOADER_COLD = "loader 5000 x 16 KiB, 4 workers shuffled (epoch 1, cold)"
@@ -44,7 +47,8 @@ RSS_GOAL_MIB = 300
 
 
 def target_lines(results: base.Results) -> list[str]:
-    systems = [s for s in ("algofs", BASELINE_SYSTEM) if any(r.system == s for r in results.rows)]
+    systems = [s for s in ("algofs", READ_ONLY_SYSTEM, BASELINE_SYSTEM)
+               if any(r.system == s for r in results.rows)]
     systems = systems or ["algofs"]
     lines = ["| Target | System | Measured | Met |", "|---|---|---|---|"]
     for label, scenario, peer_scenario, peer, goal in TARGETS:

@@ -537,3 +537,15 @@ def test_a_busy_cache_keeps_its_memory(range_server, make_cache):
         cache.read(version, 0, KiB, fetch)
         time.sleep(0.1)
     assert cache.stats()["memory_blocks"] > 0
+
+
+def test_block_files_lie_flat_in_the_instance_directory(range_server, make_cache, tmp_path):
+    """No sub-directory per block name: each one was a mkdir (a new inode) during a cold read (issue 26)."""
+    data = os.urandom(24 * BLOCK)
+    version = range_server.put("/flat.bin", data)
+    cache = make_cache(readahead_blocks=0)
+    assert cache.read(version, 0, len(data), range_server.fetcher("/flat.bin")) == data
+    assert wait_until(lambda: cache.stats()["blocks"] == 24)
+    files = block_files(tmp_path / "cache")
+    assert len(files) == 24 and len({p.parent for p in files}) == 1
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_dir() and not p.name.startswith("blocks-")]

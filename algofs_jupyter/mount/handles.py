@@ -20,7 +20,9 @@ Which kind an open makes (``Handles.open``): a path under /algorithms → the tr
 with O_TRUNC → staged (filled with the server's bytes first, when it has any), except that a write-only
 O_APPEND open of a version this mount kept a clean copy of needs no request; read-only while someone
 writes the file → the same staged bytes; else → a ``ReadHandle`` of the version the resolver gives (a
-HEAD at every open with ``--consistency strict``). ``truncate(2)`` goes by path (under libfuse 3 mfusepy
+HEAD at every open with ``--consistency strict``). A ``--read-only`` mount makes no handles at all: the
+kernel opens its files without asking (FUSE no-open, operations.py) and ``read_unopened_into`` reads by
+path. ``truncate(2)`` goes by path (under libfuse 3 mfusepy
 passes no handle to it, not even for ``ftruncate``): it changes the staged bytes of an open file, else
 stages, truncates and uploads the file now.
 

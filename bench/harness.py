@@ -150,3 +150,22 @@ def http_ok(url: str) -> bool:
         return requests.get(url, timeout=1).status_code < 500
     except requests.RequestException:
         return False
+
+
+@contextmanager
+def source_tree(source: str) -> Iterator[None]:
+    """A daemon started inside runs the ``algofs_jupyter`` of ``source`` (a checkout), when given."""
+    if not source:
+        yield
+        return
+    before, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
+    os.environ["PYTHONPATH"] = source
+    os.chdir(source)  # ``python -m`` puts the working directory first on sys.path
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before

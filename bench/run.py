@@ -21,6 +21,7 @@ Everything started or mounted here is stopped/unmounted in ``finally`` blocks.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402 - bench/ is not a package
@@ -51,6 +53,7 @@ from harness import (  # noqa: E402 - bench/ is not a package
     ls_l,
     process_cpu,
     read_whole,
+    source_tree,
     timed,
     unmount,
     write_small_files,
@@ -265,6 +268,62 @@ def bench_fuse_ceiling(s: Setup, results: Results) -> None:
         pass
 
 
+def bench_sequential(s: Setup, results: Results, baseline: str = "") -> None:
+    """Cold sequential reads only, interleaved: per round one fresh mount each of the FUSE ceiling, algofs
+    and (``baseline``) algofs from another tree, each read CPU-metered; the rows are the medians over
+    ``COLD_RUNS`` rounds, the CPU table the median per process. On a shared 2-core machine a run of one
+    system after another compares different loads; rounds compare neighbours."""
+    from algofs_jupyter.mount.mount_process import MountProcess
+
+    root = Path("data") / USER / COLLECTION / "large.bin"
+
+    def ceiling() -> AbstractContextManager[ChildProcess]:
+        mountpoint = s.work / "mnt-ceiling"
+        return fuse_child([sys.executable, str(Path(__file__).resolve().parent / "fuse_ceiling.py"),
+                           str(mountpoint), str(s.large_local)], mountpoint, s.env(), s.work / "ceiling.log")
+
+    @contextmanager
+    def algofs(source: str) -> Iterator[MountProcess]:
+        cache_dir = s.work / "algofs-cache"
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        with source_tree(source):
+            mount = MountProcess(s.work / "mnt-algofs", s.api_url, s.api_key, cache_dir=cache_dir,
+                                 log_file=s.work / "algofs-mount.log", cache_size=4 << 30)
+            mount.start(60)
+        try:
+            yield mount
+        finally:
+            mount.stop()
+
+    systems: list[tuple[str, Callable[[], AbstractContextManager], Path]] = [
+        ("FUSE ceiling", ceiling, Path(s.large_local.name)), ("algofs", lambda: algofs(""), root)]
+    if baseline:
+        systems.append(("algofs (baseline)", lambda: algofs(str(Path(baseline).resolve())), root))
+    runs: dict[str, list[tuple[float, int]]] = {name: [] for name, _, _ in systems}
+    cpu: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in systems}
+    for _ in range(COLD_RUNS):
+        for name, fresh, path in systems:
+            with suppress(Exception), fresh() as handle:
+                mountpoint = s.work / ("mnt-ceiling" if name == "FUSE ceiling" else "mnt-algofs")
+                pids = {"daemon": handle.pid} if name == "FUSE ceiling" else {"server": s.server_pid,
+                                                                             "daemon": handle.pid}
+                with cpu_meter(results, name, s.large_size, **pids):
+                    runs[name].append(read_whole(mountpoint / path))
+                cpu[name].append(results.facts["cpu_per_gib"][name])  # type: ignore[index]
+    per_gib: dict[str, dict[str, float]] = results.facts.setdefault("cpu_per_gib", {})  # type: ignore[assignment]
+    for name, samples in runs.items():
+        attempt(results, "sequential read (cold)", name, functools.partial(middle, samples),
+                f"median of {len(samples)} interleaved rounds")
+        if cpu[name]:
+            per_gib[name] = {key: middle([c[key] for c in cpu[name]]) for key in cpu[name][0]}
+
+
+def middle(samples: list) -> Any:
+    if not samples:
+        raise RuntimeError("every round failed")
+    return sorted(samples)[len(samples) // 2]
+
+
 def bench_mounted(s: Setup, results: Results, system: str, root: Path, fresh: Callable[[], object],
                   ls_timeout: float, note: str = "") -> None:
     """The scenarios every mount runs; ``root`` is where the collection appears, ``fresh()`` remounts."""
@@ -382,6 +441,10 @@ TARGETS = [
     ("cold sequential vs curl", "sequential read (cold)", "algofs", "sequential read (cold)", "curl", 0.7),
     ("warm sequential vs local disk", "sequential read (warm)", "algofs", "sequential read (warm)",
      "local disk", 0.5),
+    ("cold sequential vs the FUSE ceiling (issue 26)", "sequential read (cold)", "algofs",
+     "sequential read (cold)", "FUSE ceiling", 0.6),
+    ("(baseline) cold sequential vs the FUSE ceiling", "sequential read (cold)", "algofs (baseline)",
+     "sequential read (cold)", "FUSE ceiling", 0.6),
 ]
 
 
@@ -389,6 +452,8 @@ def target_lines(results: Results) -> list[str]:
     lines = ["| Target | Measured | Goal | Met |", "|---|---|---|---|"]
     for label, sa, ya, sb, yb, goal in TARGETS:
         a, b = results.get(sa, ya), results.get(sb, yb)
+        if ya.endswith("(baseline)") and a is None:
+            continue
         if a and b and a.value and b.value:
             ratio = a.value / b.value
             lines.append(f"| {label} | {ratio:.2f}× ({a.value:.0f} vs {b.value:.0f} MB/s) | ≥ {goal}× | "
@@ -449,8 +514,8 @@ def cpu_lines(results: Results) -> list[str]:
     return [*lines, ""]
 
 
-def write_report(s: Setup, results: Results, started: float) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_report(s: Setup, results: Results, started: float, out: Path = RESULTS) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     scenarios = list(dict.fromkeys(r.scenario for r in results.rows))
     lines = [
         "# Filesystem benchmark", "",
@@ -469,11 +534,11 @@ def write_report(s: Setup, results: Results, started: float) -> None:
             value = f"{row.value:.0f}" if row.value else ""
             lines.append(f"| {row.scenario} | {row.system} | {seconds} | {value} | {row.note} |")
     lines += ["", "## Details", "", "```json", json.dumps(results.facts, indent=2, default=str), "```", ""]
-    (RESULTS / "filesystem.md").write_text("\n".join(lines))
-    (RESULTS / "filesystem.json").write_text(json.dumps(
+    (out / "filesystem.md").write_text("\n".join(lines))
+    (out / "filesystem.json").write_text(json.dumps(
         {"quick": s.quick, "rows": [r.__dict__ for r in results.rows], "facts": results.facts}, indent=2,
         default=str))
-    draw_chart(results, RESULTS / "filesystem.png", s)
+    draw_chart(results, out / "filesystem.png", s)
 
 
 def draw_chart(results: Results, target: Path, s: Setup) -> None:
@@ -507,7 +572,7 @@ def draw_chart(results: Results, target: Path, s: Setup) -> None:
         ax.set_xticks([x + width * (len(scenarios) - 1) / 2 for x in range(len(systems))], systems,
                       fontsize=8, rotation=15)
         ax.set_title(title, fontsize=10)
-        if log:
+        if log and any(bar.get_height() > 0 for bar in ax.patches):  # a subset may leave a panel empty
             ax.set_yscale("log")
         if len(scenarios) > 1:
             ax.legend(fontsize=7)
@@ -521,8 +586,14 @@ def draw_chart(results: Results, target: Path, s: Setup) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
-    parser.add_argument("--only", nargs="*", choices=["baselines", "algofs", "fsspec", "rclone"],
-                        help="run only these parts (the report then holds only them)")
+    parser.add_argument("--only", nargs="*", choices=["baselines", "algofs", "fsspec", "rclone", "seq"],
+                        help="run only these parts (the report then holds only them); seq: only the cold "
+                        "sequential read of the FUSE ceiling and algofs, interleaved (issue 26's ratio)")
+    parser.add_argument("--baseline-src", default="", metavar="DIR",
+                        help="with seq: also read through the algofs_jupyter of DIR (e.g. `git archive "
+                        "<commit> algofs_jupyter | tar -x -C DIR`) as 'algofs (baseline)', same rounds")
+    parser.add_argument("--results", type=Path, default=RESULTS, metavar="DIR",
+                        help=f"where the report goes (default {RESULTS}); a trial run need not replace it")
     parser.add_argument("--fsspec-child", metavar="MOUNTPOINT", help=argparse.SUPPRESS)
     parser.add_argument("--latency-ms", type=float, default=0.0,
                         help="run the small-file, ls -l and sequential rows on loopback and through a delay "
@@ -553,7 +624,8 @@ def main() -> int:
         s = Setup(work, server_root, server.url, api_key, large_size, 10_000, 200 if args.quick else 1000,
                   args.quick, server.pid)
         steps = {"baselines": bench_baselines, "algofs": bench_algofs, "fsspec": bench_fsspec_fuse,
-                 "rclone": bench_rclone}
+                 "rclone": bench_rclone,
+                 "seq": lambda s, results: bench_sequential(s, results, args.baseline_src)}
         for name in parts:
             print(f"[{name}]", flush=True)
             try:
@@ -561,9 +633,10 @@ def main() -> int:
             except Exception as exc:  # keep measuring the others
                 print(f"  {name} failed: {type(exc).__name__}: {exc}", flush=True)
                 results.facts[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
-        write_report(s, results, started)
+        write_report(s, results, started, args.results)
         print("\n".join(target_lines(results)))
-        print(f"wrote {RESULTS / 'filesystem.md'} and {RESULTS / 'filesystem.png'}")
+        print("\n".join(cpu_lines(results)))
+        print(f"wrote {args.results / 'filesystem.md'} and {args.results / 'filesystem.png'}")
     finally:
         server.stop()
         for leftover in work.glob("mnt-*"):

@@ -26,7 +26,7 @@ from mfusepy import FuseOSError
 
 from ..fs.data_api import DataClient
 from . import layout as rules
-from .metadata_cache import DIRECTORY, RESTRICTED, Attr, MetadataCache
+from .metadata_cache import DIRECTORY, RESTRICTED, Attr, MetadataCache, compact
 
 log = logging.getLogger(__name__)
 CONNECTOR_PROBE_TTL = 60.0
@@ -122,20 +122,23 @@ class Resolver:
             return dict(cached)
         with self._lock:
             lock = self._listing_locks.setdefault(layout, threading.Lock())
-        with lock:
-            cached = self.metadata.listing(layout)
-            if cached is not None:
-                return dict(cached)
-            children: dict[str, Attr] = {}
-            started = self.metadata.listing_started(layout)  # before the first request
-            try:
-                for entry in self.client.iter_dir(layout):
-                    children[entry["name"].rpartition("/")[2]] = Attr.from_info(entry)
-                self.metadata.put_listing(layout, children, started)
-            finally:
-                self.metadata.listing_ended(layout)
-        with self._lock:
-            self._listing_locks.pop(layout, None)
+        try:
+            with lock:
+                cached = self.metadata.listing(layout)
+                if cached is not None:
+                    return dict(cached)
+                children: dict[str, Attr] = {}
+                started = self.metadata.listing_started(layout)  # before the first request
+                try:
+                    for entry in self.client.iter_dir(layout):  # compact: 1,000,000 of them (issue 26)
+                        children[entry["name"].rpartition("/")[2]] = compact(Attr.from_info(entry))
+                    self.metadata.put_listing(layout, children, started)
+                finally:
+                    self.metadata.listing_ended(layout)
+        finally:  # also after a failed listing or a cached answer: no lock stays per directory listed
+            with self._lock:
+                if self._listing_locks.get(layout) is lock:
+                    del self._listing_locks[layout]
         return dict(children)
 
     def known_connectors(self) -> set[str]:

@@ -385,7 +385,7 @@ class Bench:
 
             self.files_row(label, system, count, measure)
             after = loading.rss_mib(mount.pid)
-            self.results.rows[-1].note += f", daemon RSS {before:.0f} -> {after:.0f} MiB"
+            self.results.rows[-1].note += f", daemon RSS {before:.0f} -> {after:.0f} MiB{held_note(status)}"
             self.results.facts[f"many_rss_mib {system}"] = after
 
     @contextmanager
@@ -419,6 +419,19 @@ class Bench:
 
         base.attempt(self.results, f"sequential read (cold) @{latency:g} ms", "official client", fetch,
                      "getFile()")
+
+
+def held_note(status: Callable[[], dict]) -> str:
+    """What the daemon holds per file after the walk, against its caps (docs/filesystem.md, "What the daemon
+    keeps per file"): cached attributes, small files in memory, paths the kernel holds nodes for."""
+    try:
+        now = status()
+    except (OSError, RuntimeError):
+        return ""
+    metadata, small, nodes = now.get("metadata", {}), now.get("small_files", {}), now.get("nodes", {})
+    return (f" (held: {metadata.get('entries', 0) + metadata.get('listed_entries', 0)} attributes, "
+            f"{small.get('files', 0)} small files, {nodes.get('paths', 0)} of {nodes.get('soft_limit', 0)} "
+            "node paths)")
 
 
 def prefetch_note(before: dict, after: dict) -> str:

@@ -140,6 +140,7 @@ class MountDaemon:
             "recovery": {"directory": str(self.recovery.directory),
                          "entries": [e.as_dict() for e in self.recovery.entries()]},
             "open_handles": self.operations.open_handles(),
+            "open_directories": self.operations.open_directories,
             "kernel": {"caches_symlinks": self.operations.kernel_caches_symlinks,
                        "readlink_requests": self.operations.readlink_requests},
             "algorithms": self.operations.algorithms.stats(),

@@ -116,6 +116,9 @@ class AlgoOperations(Operations):
         self.handles = Handles(client, staging, uploader, self.resolver, self.attributes, content,
                                self.algorithms, strict=consistency == "strict")
         self.errors = 0
+        #: directories open now (opendir minus releasedir): each holds a readdir snapshot in the binding
+        self.open_directories = 0
+        self._directories_lock = threading.Lock()
 
     # -- mount set-up -----------------------------------------------------------------------------
 
@@ -194,6 +197,16 @@ class AlgoOperations(Operations):
                     raise FuseOSError(errno.EACCES)
                 if attr.kind == FILE:
                     raise FuseOSError(errno.ENOTDIR)
+        with self._directories_lock:
+            self.open_directories += 1
+        return 0
+
+    def releasedir(self, path: str, fh: int) -> int:
+        """Defined so that libfuse calls it at all (mfusepy leaves a callback the operations lack unset):
+        the binding's ``releasedir`` drops the directory handle's readdir snapshot first (fuse_binding.py).
+        Without it every directory ever listed kept its snapshot, and with it every attribute listed."""
+        with self._directories_lock:
+            self.open_directories -= 1
         return 0
 
     @fuse_errors

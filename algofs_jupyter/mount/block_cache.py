@@ -17,9 +17,7 @@ Design choices:
   collide.
 * **Hot path:** a dictionary lookup under one lock, then a copy straight into the caller's buffer (the
   FUSE reply buffer) outside it: from memory for recently fetched blocks, else ``os.preadv`` on the
-  block file. A block being read is pinned and never evicted; a buffer being read is referenced and
-  never reused. ``read_spans`` skips that copy: it names the bytes as ranges of the buffers' memfds,
-  held until released, for libfuse to splice into the reply (issue 26).
+  block file. A block being read is pinned and never evicted.
 * **Memory:** blocks are received into reused, page-aligned buffers (``BufferPool``). The last
   ``ram_blocks`` fetched blocks stay in memory and serve reads from there, so a cold sequential read
   never reads back what it just wrote. Block files are written with ``O_DIRECT`` where the file system

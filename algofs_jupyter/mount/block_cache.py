@@ -68,7 +68,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from .block_buffers import Buffer, BufferPool, ReadSpans, copy_out
+from .block_buffers import Buffer, BufferPool, copy_out
 from .block_files import BlockFiles
 from .block_index import Block, BlockFetchError, BlockIndex, CacheCounters, FileVersion, Flight, block_key
 from .block_readahead import Readahead
@@ -76,7 +76,7 @@ from .range_source import RangeSource
 from .range_streams import Fill
 from .sequential import SequentialDetector
 
-__all__ = ["BlockCache", "BlockFetchError", "CacheCounters", "FileVersion", "ReadSpans"]
+__all__ = ["BlockCache", "BlockFetchError", "CacheCounters", "FileVersion"]
 
 log = logging.getLogger(__name__)
 
@@ -136,36 +136,9 @@ class BlockCache:
 
         The FUSE layer passes the kernel's reply buffer, so cached bytes are copied exactly once.
         """
-        return self._read(version, offset, len(out), source, stream_id, out, None)
-
-    def read_spans(self, version: FileVersion, offset: int, size: int, source: RangeSource,
-                   stream_id: Hashable | None = None) -> ReadSpans:
-        """``read_into`` without the copy: where the bytes are, as ranges of block buffers (memfds, see
-        ``block_buffers``) held until ``release()``. libfuse splices a read reply out of them; copying each
-        1 MiB reply out of the block was ~15 % of the daemon's CPU in a cold sequential read (issue 26).
-
-        A part only on disk (or a random read's piece) is read into a pooled buffer first.
-        """
-        spans = ReadSpans(self._index)
-        try:
-            self._read(version, offset, size, source, stream_id, None, spans)
-        except BaseException:
-            spans.release()
-            raise
-        return spans
-
-    @property
-    def zero_copy(self) -> bool:
-        """Whether block buffers are memfds, so ``read_spans`` gives file descriptors to splice from."""
-        return self._buffers.shared
-
-    def _read(self, version: FileVersion, offset: int, size: int, source: RangeSource,
-              stream_id: Hashable | None, out: memoryview | None, spans: ReadSpans | None) -> int:
-        """The bytes ``[offset, offset + size)`` clamped to version.size, copied into ``out`` or (without
-        ``out``) added to ``spans``; returns the count."""
-        if offset < 0 or size < 0:
-            raise ValueError("offset and size must be >= 0")
-        end = min(offset + size, version.size)
+        if offset < 0:
+            raise ValueError("offset must be >= 0")
+        end = min(offset + len(out), version.size)
         if offset >= end:
             return 0
         self._last_read = time.monotonic()
@@ -176,52 +149,20 @@ class BlockCache:
         if access.sequential and self._readahead.enabled:
             self._readahead.schedule(version, first, last, source)
         piecewise = not access.sequential and not access.from_start
-        idx = self._index
         filled = 0
         for index in range(first, last + 1):
             base = index * bs
             lo, hi = max(offset, base) - base, min(end, base + bs) - base
-            part = None if out is None else out[filled:filled + hi - lo]
+            part = out[filled:filled + hi - lo]
+            if not (piecewise and self._read_piece(version, index, lo, hi, part, source)):
+                self._read_block_into(version, index, lo, hi, part, source)
             filled += hi - lo
-            piece = self._read_piece(version, index, lo, hi, source) if piecewise else None
-            if piece is not None:
-                with piece:
-                    if part is None:
-                        held = self._scratch(hi - lo)
-                        with memoryview(held.mem) as scratch:
-                            scratch[:hi - lo] = piece
-                        assert spans is not None
-                        spans.add(held, 0, hi - lo)
-                    else:
-                        part[:] = piece
-                continue
-            found = self._block_bytes(version, index, lo, hi, part, source)
-            if found is None:
-                continue  # read from its file into ``part``
-            buffer, start = found
-            if spans is not None:
-                spans.add(buffer, start, hi - lo)
-                continue
-            assert part is not None
-            try:
-                copy_out(buffer, start, start + hi - lo, part)
-            finally:
-                with idx.lock:
-                    idx.unref_locked(buffer)
         return filled
 
-    def _scratch(self, length: int) -> Buffer:
-        """A pooled buffer (one reference) for bytes that are in no block buffer."""
-        mem = self._buffers.take()
-        buffer = Buffer(mem, length, pooled=True, fd=self._buffers.fd_of(mem))
-        buffer.refs = 1
-        return buffer
-
-    def _read_piece(self, version: FileVersion, index: int, lo: int, hi: int,
-                    source: RangeSource) -> memoryview | None:
-        """A random read of a block nobody has: fetch only its pages; returns the bytes [lo, hi) of the
-        block. None = read the block instead (it is cached or coming, or random reads already fetched a
-        good part of it piecewise)."""
+    def _read_piece(self, version: FileVersion, index: int, lo: int, hi: int, out: memoryview,
+                    source: RangeSource) -> bool:
+        """A random read of a block nobody has: fetch only its pages. False = read the block instead
+        (it is cached or coming, or random reads already fetched a good part of it piecewise)."""
         key = block_key(version, index)
         base = index * self.block_size
         start = base + lo - lo % PAGE_SIZE
@@ -230,10 +171,10 @@ class BlockCache:
         with idx.lock:
             state = idx.current_locked(version)
             if state is None or not idx.missing_locked(key):
-                return None
+                return False
             used = state.piece_bytes.get(index, 0) + stop - start
             if used > self.block_size * PIECE_BUDGET_FRACTION:
-                return None
+                return False
             state.piece_bytes[index] = used
         data = source(start, stop)
         if len(data) != stop - start:
@@ -243,16 +184,15 @@ class BlockCache:
             self.counters.piece_fetches += 1
             self.counters.piece_bytes += len(data)
             self.counters.bytes_fetched += len(data)
-        return memoryview(data)[base + lo - start:base + hi - start]
+        with memoryview(data) as view:
+            out[:] = view[base + lo - start:base + hi - start]
+        return True
 
     def _block_length(self, version: FileVersion, index: int) -> int:
         return min(self.block_size, version.size - index * self.block_size)
 
-    def _block_bytes(self, version: FileVersion, index: int, lo: int, hi: int, out: memoryview | None,
-                     source: RangeSource) -> tuple[Buffer, int] | None:
-        """Block ``index``'s bytes ``[lo, hi)``: a buffer holding them (one reference is the caller's) and
-        where they start in it; None when a block found only on disk was read from its file into ``out``.
-        Without ``out`` such a block is read into a pooled buffer instead."""
+    def _read_block_into(self, version: FileVersion, index: int, lo: int, hi: int, out: memoryview,
+                         source: RangeSource) -> None:
         key = block_key(version, index)
         idx = self._index
         retried_readahead = False
@@ -283,19 +223,8 @@ class BlockCache:
                     if flight.buffer is None:
                         self.counters.misses += 1
             if block is not None:
-                if buffer is not None:  # in memory: the reference keeps the bytes, the pin can go
-                    self._unpin(block)
-                    return buffer, lo
-                scratch = self._scratch(hi - lo) if out is None else None
-                with memoryview(scratch.mem if scratch is not None else b"") as view:
-                    target = view[:hi - lo] if scratch is not None else out
-                    assert target is not None
-                    ok = self._copy_cached(block, None, lo, hi, target)
-                if ok:
-                    return None if scratch is None else (scratch, 0)
-                if scratch is not None:
-                    with idx.lock:
-                        idx.unref_locked(scratch)
+                if self._copy_cached(block, buffer, lo, hi, out):
+                    return
                 continue  # block file vanished or was cut short: fetch again
             if owner:
                 fill = functools.partial(source.into, index * self.block_size)
@@ -308,16 +237,12 @@ class BlockCache:
                         raise
                     retried_readahead = True  # the readahead failed; try once with our own fetch
                     continue
-            return buffer, lo
-
-    def _unpin(self, block: Block) -> None:
-        idx = self._index
-        with idx.lock:
-            block.pins -= 1
-            victims = idx.collect_victims_locked()
-            if block.pins == 0 and block.stale:
-                victims.append(block.name)
-        self._remove_files(victims)
+            try:
+                copy_out(buffer, lo, hi, out)
+            finally:
+                with idx.lock:
+                    idx.unref_locked(buffer)
+            return
 
     def _copy_cached(self, block: Block, buffer: Buffer | None, lo: int, hi: int, out: memoryview) -> bool:
         """Copy a pinned block's bytes (memory, else its file) and unpin it; False if the file is gone."""
@@ -355,7 +280,7 @@ class BlockCache:
         except BaseException:
             self._buffers.give(mem)
             raise
-        buffer = Buffer(mem, got, pooled=True, fd=self._buffers.fd_of(mem))
+        buffer = Buffer(mem, got, pooled=True)
         if buffer.length != length:
             self._index.release(buffer)
             raise BlockFetchError(f"asked for bytes {start}-{start + length - 1}, got {buffer.length} bytes "

@@ -14,10 +14,10 @@
   mount makes (``put``, ``remove``, ``invalidate``, ``forget_tree``, ``forget_listing``, ``clear``) counts
   as a change of the directories it touches; what a lookup saw on the server (``put(..., changed=False)``)
   does not. The counters exist only for directories with a listing running.
-* Memory is bounded: at most ``max_entries`` attributes in total (entries plus listed children; ~175 bytes
-  each, measured with tracemalloc: 250,000 are ~42 MiB, a share of issue 26's 300 MiB for a walk over
-  1,000,000 files). Listings are evicted least recently used first; a listing bigger than the budget is
-  not kept at all.
+* Memory is bounded: at most ``max_entries`` attributes in total (entries plus listed children, also when
+  there are only listings; ~180 bytes each, ~305 with the posix extension after ``compact``, measured with
+  tracemalloc: 250,000 are ~73 MiB, a share of issue 26's 300 MiB for a walk over 1,000,000 files).
+  Listings are evicted least recently used first; a listing bigger than half the budget is not kept.
 
 Locks (names of docs/architecture.md's *mount lock order*):
 ``MetadataCache._lock`` guards ``_entries``, ``_listings``, ``_listed_count``, ``_changes``,

@@ -15,6 +15,10 @@ this with ``--inode-soft-limit`` and an LRU sweep; so does this module:
   ``LOW_WATER`` of the limit with libfuse's ``fuse_invalidate_path``: the kernel drops the dentry (an
   unused one; an open file keeps its inode until closed), forgets the inode, and libfuse frees the node.
 
+After a sweep the thread also asks glibc to give back the free pages of its heaps (``malloc_trim``): the
+nodes libfuse frees, and the listings and small files the caches evicted meanwhile, leave free pages in
+the per-thread malloc arenas that glibc otherwise keeps (measured: 206 → 198 MiB after a 100,000-file walk).
+
 What a swept path loses is only the kernel's caches of it: the next access looks it up again (answered
 from the metadata cache) and reads its bytes through the daemon again (the small-file store or the block
 cache may still hold them). Nothing the mount guarantees depends on the kernel holding a name.
@@ -24,6 +28,9 @@ Locks: ``NodeLimit._lock`` guards ``_paths`` and the counters; a leaf, never hel
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import itertools
 import logging
 import threading
@@ -35,6 +42,20 @@ log = logging.getLogger(__name__)
 LOW_WATER = 0.9
 #: Seconds between checks of the sweeper thread (a sweep also starts at once when the limit is passed).
 SWEEP_INTERVAL = 5.0
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def release_free_heap() -> bool:
+    """glibc's ``malloc_trim(0)``: free pages of every malloc arena back to the kernel; False elsewhere."""
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False
 
 
 class NodeLimit:
@@ -92,6 +113,7 @@ class NodeLimit:
         with self._lock:
             self.swept += done
             self.sweeps += 1
+        release_free_heap()  # ~15 ms; a sweep comes once per tenth of the limit of new paths
         log.debug("node limit: %d paths invalidated", done)
         return done
 

@@ -11,6 +11,7 @@ As root, the mount's readahead window is raised to ``READ_AHEAD_KB`` so reads ar
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -35,6 +36,19 @@ from .uploads import Uploader
 
 log = logging.getLogger(__name__)
 READ_AHEAD_KB = 4096
+#: glibc's arenas for the daemon's threads (its default is 8 per core, each keeping its free pages)
+MALLOC_ARENAS = 2
+M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
+
+
+def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
+    """Bound glibc's per-thread arenas before libfuse starts its worker threads: each thread that
+    allocates gets an arena of its own and keeps its free pages; at the end of a 1,000,000-file walk they
+    held ~46 MiB of the daemon's RSS (issue 26). Python's small objects live in pymalloc's arenas anyway."""
+    try:
+        return bool(ctypes.CDLL(None).mallopt(M_ARENA_MAX, count))
+    except (OSError, AttributeError):  # not glibc
+        return False
 
 
 def mount_device(mountpoint: str) -> str | None:
@@ -153,6 +167,7 @@ class MountDaemon:
     def run(self) -> int:
         from .fuse_binding import DirectReadFUSE  # imports mfusepy: after mount/__init__ chose libfuse3
 
+        limit_malloc_arenas()
         self.control.start()
         # SIGINT/SIGTERM/SIGHUP stay at SIG_DFL so libfuse installs its own handlers (unmount and return).
         # intr: a reader blocked on an algorithm pipe (stream mode) can be interrupted with Ctrl-C.

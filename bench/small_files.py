@@ -148,25 +148,6 @@ def delay_proxy(target_url: str, delay_ms: float, work: Path) -> Iterator[str]:
         proxy.stop(term_timeout=15)
 
 
-@contextmanager
-def source_tree(source: str) -> Iterator[None]:
-    """A daemon started inside runs the ``algofs_jupyter`` of ``source`` (a checkout), when given."""
-    if not source:
-        yield
-        return
-    before, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
-    os.environ["PYTHONPATH"] = source
-    os.chdir(source)  # ``python -m`` puts the working directory first on sys.path
-    try:
-        yield
-    finally:
-        os.chdir(cwd)
-        if before is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = before
-
-
 class Bench:
     def __init__(self, work: Path, server_root: Path, api_key: str,
                  datasets: list[tuple[str, list[str], int]], results: base.Results):
@@ -279,7 +260,7 @@ class Bench:
             mount = MountProcess(mountpoint, api_url, self.api_key, cache_dir=cache_dir,
                                  log_file=self.work / "algofs-mount.log", cache_size=4 << 30,
                                  **(overrides or {}))
-            with source_tree(source):
+            with base.source_tree(source):
                 mount.start(60)
             current.append(mount)
             try:
@@ -398,7 +379,7 @@ class Bench:
         shutil.rmtree(cache_dir, ignore_errors=True)
         mount = MountProcess(mountpoint, api_url, self.api_key, cache_dir=cache_dir,
                              log_file=self.work / "algofs-mount.log", cache_size=4 << 30, **overrides)
-        with source_tree(source):
+        with base.source_tree(source):
             mount.start(60)
         try:
             yield mount, lambda: control.query(mountpoint, "status")
@@ -473,7 +454,7 @@ def run_bench(quick: bool, latency_ms: float, parts: list[str], many: int = 0, t
     server = EmbeddedServer(server_root, users={USER: api_key})
     results = base.Results()
     try:
-        with source_tree(baseline):  # one server for both trees: the baseline's (the others' edits in flight)
+        with base.source_tree(baseline):  # one server for both trees: the baseline's
             server.start(60)
         for latency in [0.0] + ([latency_ms] if latency_ms else []):
             print(f"[latency {latency:g} ms]", flush=True)

@@ -14,9 +14,10 @@ WRITE_AT_OFFSET, MOVE, COPY, SET_MTIME, FOLDER_MTIME = "write-at-offset", "move"
     "folder-mtime"
 EXCLUSIVE_CREATE = "exclusive-create"
 POSIX = "posix"
+READ_MANY = "read-many"
 #: Extension name → the wire-format version implemented here.
 KNOWN_VERSIONS = {WRITE_AT_OFFSET: 1, MOVE: 1, COPY: 1, SET_MTIME: 1, FOLDER_MTIME: 1, "errno": 1,
-                  EXCLUSIVE_CREATE: 1, POSIX: 1}
+                  EXCLUSIVE_CREATE: 1, POSIX: 1, READ_MANY: 1}
 
 
 @dataclass(frozen=True)

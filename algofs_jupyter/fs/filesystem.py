@@ -25,8 +25,9 @@ from . import api_paths
 from .api_capabilities import Capabilities
 from .api_errors import NotSupported
 from .api_session import DEFAULT_TIMEOUT
-from .data_api import DataClient, Fill
+from .data_api import DataClient
 from .data_infos import directory_info
+from .http_body import Fill
 from .posix_meta import Posix, seconds
 
 #: Concurrent requests of one batched ``cat``/``get`` (the session's pool holds 32 connections).

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 DOWNLOAD_CHUNK = 1 << 20
+#: ``fill(out) -> count``: reads the next bytes of a ranged GET's body into ``out`` (short only at its end).
+Fill = Callable[[memoryview], int]
 
 
 def total_size(response: Any) -> int | None:

@@ -22,29 +22,37 @@ reports changes (the uploader) needs no more than ``ContentChanges``.
 
 What the front fetches through is given to it: ``ranges(path, etag, size)`` makes the ``RangeSource`` of
 one file version (the data client's range reader) and ``whole(path, etag)`` does a whole-file GET
-(``(body, etag)``). Locks (names of docs/architecture.md's *mount lock order*):
-none of its own; each cache's are leaves taken inside its methods (see
-``block_cache``, ``small_files``, ``dir_prefetch``), and ``kept`` takes ``WriteStaging._lock`` inside
-``read_kept`` (no lock of ours held).
+(``(body, etag)``); ``many_of(directory)`` is one request for many small files of the directory's storage
+(the ``read-many`` extension; None without it), used by the directory prefetcher.
+
+Locks (names of docs/architecture.md's *mount lock order*): none of its own; each cache's are leaves
+taken inside its methods (see ``block_cache``, ``small_files``, ``dir_prefetch``), and ``kept`` takes
+``WriteStaging._lock`` inside ``read_kept`` (no lock of ours held).
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Hashable
 from functools import partial
 from typing import Any, Protocol
 
+from ..fs.api_errors import StaleFile
 from .block_cache import BlockCache
 from .block_index import FileVersion
 from .dir_prefetch import DirectoryPrefetcher
 from .metadata_cache import Attr
 from .range_source import RangeSource
-from .small_files import SmallFiles, WholeFetch
+from .small_files import ManyFetch, SmallFiles, WholeFetch
 
 #: ``ranges(path, etag, size)``: the range source of one file version (etag "" when unknown).
 RangesOf = Callable[[str, str, int], RangeSource]
 #: ``whole(path, etag)``: one GET of the whole file, its body and the server's ETag.
 WholeGet = Callable[[str, str], tuple[bytes, str]]
+#: ``many(paths)``: one request for many whole files, each path's body and ETag or its error.
+ManyGet = Callable[[list[str]], "dict[str, tuple[bytes, str] | OSError]"]
+#: ``many_of(directory)``: the ``ManyGet`` of the storage holding ``directory``, or None if it has none.
+ManyOf = Callable[[str], "ManyGet | None"]
 #: ``listing(directory)``: the directory's fresh cached listing, or None.
 ListingOf = Callable[[str], "dict[str, Attr] | None"]
 
@@ -66,15 +74,19 @@ class ContentChanges(Protocol):
         ...
 
 
+#: How a version made from a listing's size and mtime (no ETag known) starts.
+LISTED_VERSION = "listed:"
+
+
 def file_version(layout: str, attr: Attr) -> FileVersion:
     """The version of a file's bytes: its ETag when known, else size and mtime (what a listing gives)."""
-    return FileVersion(layout, attr.size, attr.etag or f"size{attr.size}-mtime{attr.mtime}")
+    return FileVersion(layout, attr.size, attr.etag or f"{LISTED_VERSION}size{attr.size}-mtime{attr.mtime}")
 
 
 class ContentCache:
     def __init__(self, blocks: BlockCache, ranges: RangesOf, whole: WholeGet, listing: ListingOf,
                  small_file_size: int = 1 << 20, small_files_memory: int = 64 << 20,
-                 prefetch_files: int = 64, kept: KeptCopies | None = None):
+                 prefetch_files: int = 64, kept: KeptCopies | None = None, many_of: ManyOf | None = None):
         """``kept``: the local copies asked before either cache (write staging's)."""
         self.blocks = blocks
         self.kept = kept
@@ -83,8 +95,10 @@ class ContentCache:
         self.listing = listing
         self.small_file_size = small_file_size
         self.small_files = SmallFiles(small_files_memory)
+        self.many_of = many_of
         self.dir_prefetch = DirectoryPrefetcher(self.small_files, file_version, self._whole_of,
-                                                small_file_size, files_ahead=prefetch_files)
+                                                small_file_size, files_ahead=prefetch_files,
+                                                many_of=self._many_fetch_of)
 
     def is_small(self, size: int) -> bool:
         """Whether a file of ``size`` bytes is read whole and kept in memory."""
@@ -123,10 +137,20 @@ class ContentCache:
 
     def _small(self, version: FileVersion, etag: str) -> bytes:
         """A small file's bytes: one whole-file GET per version, shared with the directory prefetcher."""
-        return self.small_files.read(version, partial(self.whole, version.path, etag))
+        return self.small_files.read(version, partial(self._miss, version, etag))
+
+    def _miss(self, version: FileVersion, etag: str) -> tuple[bytes, str]:
+        """A small file no cache holds: with the next files of its directory's prefetch run, if it has
+        one, else alone."""
+        along = self.dir_prefetch.fetch_along(version)
+        return along if along is not None else self.whole(version.path, etag)
 
     def _whole_of(self, version: FileVersion, attr: Attr) -> WholeFetch:
         return partial(self.whole, version.path, attr.etag)
+
+    def _many_fetch_of(self, directory: str) -> ManyFetch | None:
+        many = self.many_of(directory) if self.many_of is not None else None
+        return None if many is None else partial(_fetch_many, many)
 
     def opened(self, version: FileVersion) -> None:
         """A reader opened ``version``: a small file may start or feed a directory prefetch run."""
@@ -173,3 +197,18 @@ class ContentCache:
     def close(self) -> None:
         self.dir_prefetch.close()
         self.blocks.close()
+
+
+def _fetch_many(many: ManyGet, versions: list[FileVersion]
+                ) -> dict[FileVersion, tuple[bytes, str] | BaseException]:
+    """One request for ``versions``; a version whose ETag is known and differs from the answer's is stale
+    (as ``whole(path, etag)`` raises), one the server left out gets EIO."""
+    answers = many([version.path for version in versions])
+    result: dict[FileVersion, tuple[bytes, str] | BaseException] = {}
+    for version in versions:
+        answer = answers.get(version.path) or OSError(errno.EIO, f"{version.path}: not answered")
+        if isinstance(answer, tuple) and answer[1] and not version.etag.startswith(LISTED_VERSION) \
+                and answer[1] != version.etag:
+            answer = StaleFile(f"{version.path} changed on the server")
+        result[version] = answer
+    return result

@@ -19,10 +19,11 @@ import threading
 import time
 from pathlib import Path
 
+from ..fs.api_capabilities import READ_MANY
 from ..fs.data_api import DataClient
 from ..private_dirs import make_private_dirs
 from .block_cache import BlockCache
-from .content_cache import ContentCache
+from .content_cache import ContentCache, ManyGet
 from .control import ControlServer
 from .metadata_cache import MetadataCache
 from .mount_table import ALGOFS_FS_TYPE, entry_at, mount_path
@@ -93,7 +94,8 @@ class MountDaemon:
                                     self.metadata.listing, small_file_size=options.small_file_size,
                                     small_files_memory=options.prefetch_memory,
                                     prefetch_files=options.prefetch_files,
-                                    kept=self.staging)  # what this mount uploaded is read from its copy
+                                    kept=self.staging,  # what this mount uploaded is read from its copy
+                                    many_of=self._read_many_of)
         self.uploader = Uploader(self.client, self.staging, self.metadata, self.content,
                                  write_back=options.write_back)
         self.operations = AlgoOperations(
@@ -107,6 +109,14 @@ class MountDaemon:
         self.readahead_kb: int | None = None
         #: the post-mount set-up (``_after_mount``) is done; until then ``status`` says "starting"
         self.set_up = False
+
+    def _read_many_of(self, directory: str) -> ManyGet | None:
+        """The data client's ``read_many`` where ``directory``'s storage has the extension. Capabilities
+        already discovered only (asked right after mounting): the prefetcher asks under its lock."""
+        capabilities, parts = self.client.known_capabilities, directory.split("/", 1)
+        if capabilities is None or not capabilities.supports(READ_MANY, parts[0]):
+            return None
+        return self.client.read_many
 
     def _after_mount(self) -> None:
         """Runs in a thread started while libfuse answers the kernel's INIT. Raising read_ahead_kb has

@@ -42,6 +42,7 @@ from .org_handlers import ROUTES as ORGANIZATION_ROUTES
 from .organizations import OrganizationStore
 from .quota import QuotaTable, quota_warning
 from .quota_backend import QuotaBackend
+from .read_many import ReadManyHandler
 from .storage.select import StorageConfig, hosted_storage
 from .users import UserRegistry, multi_user_server
 
@@ -107,6 +108,7 @@ def make_app(root: Path, users: dict[str, str], users_file: Path | None = None,
         (r"/v1/algofs/setattr", SetattrHandler),
         (r"/v1/algofs/symlink", SymlinkHandler),
         (r"/v1/algofs/quota", QuotaHandler),
+        (r"/v1/algofs/read-many", ReadManyHandler),
         (r"/v1/algo/.*", AlgoCallHandler),
         *LIFECYCLE_ROUTES,
         *ALGORITHM_ROUTES,

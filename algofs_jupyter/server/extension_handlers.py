@@ -36,9 +36,13 @@ from .storage import (
     check_key,
 )
 
+#: ``POST /v1/algofs/read-many`` (read_many.py)
+READ_MANY = "read-many"
 #: extension name -> version; bump a version when its wire format changes incompatibly
 EXTENSIONS = {WRITE_AT_OFFSET: 1, MOVE: 1, COPY: 1, SET_MTIME: 1, FOLDER_MTIME: 1, "errno": 1, QUOTA: 1,
-              "whoami": 1, POSIX: 1, EXCLUSIVE_CREATE: 1}
+              "whoami": 1, POSIX: 1, EXCLUSIVE_CREATE: 1, READ_MANY: 1}
+#: Extensions every backend has: they only use a backend's required operations.
+EVERY_BACKEND = frozenset({"errno", READ_MANY})
 API_VERSION = 1
 
 
@@ -113,7 +117,7 @@ class CapabilitiesHandler(ExtensionHandler):
     """``GET /v1/algofs/capabilities``: which extensions this server and each backend support."""
 
     def get(self) -> None:
-        backends = {name: sorted(set(backend.capabilities) & set(EXTENSIONS) | {"errno"})
+        backends = {name: sorted(set(backend.capabilities) & set(EXTENSIONS) | EVERY_BACKEND)
                     for name, backend in self.namespace.backends().items()}
         self.write_json({"algofs": API_VERSION, "extensions": EXTENSIONS, "backends": backends,
                          "limits": {"name_max": NAME_MAX, "path_max": PATH_MAX}})

@@ -79,7 +79,6 @@ class _Run:
     guesses: set[int] = field(default_factory=set)  # indices fetched (or being fetched), not opened yet
     confirmed: int = 0  # guesses a reader opened
     wasted: int = 0  # guesses dropped unread
-    opened: int = 0  # listed files readers opened during the run (each once)
     many: ManyFetch | None = None  # the read-many of the directory's storage, if it has one
 
     def __post_init__(self) -> None:
@@ -202,8 +201,6 @@ class DirectoryPrefetcher:
         index = run.index(name)
         if index is None:
             return
-        if not run.seen[index] or index in run.guesses:
-            run.opened += 1
         run.seen[index] = 1
         if index in run.guesses:
             run.guesses.discard(index)
@@ -232,27 +229,34 @@ class DirectoryPrefetcher:
         whether a batch fits or not (a reader's miss takes them along)."""
         jobs: list[Job] = []
         allowance = self.files_ahead
-        batch = min(BATCH_FILES, len(run.names) - run.cursor)
+        batch = min(BATCH_FILES, len(run.names) - run.cursor)  # (behind the cursor: for a reader's miss)
         if limit:  # the request is made anyway: files along cost bytes, not requests
             allowance = len(run.guesses) + limit
         elif run.many is not None and allowance - len(run.guesses) < batch:
             return jobs
         unread = self.store.unread_bytes  # a snapshot: the store re-checks its budget per fetch
-        while not run.stopped and len(run.guesses) < allowance and run.cursor < len(run.names):
-            index = run.cursor
+        while not run.stopped and len(run.guesses) < allowance:
+            index = run.seen.find(0, run.cursor)
+            if index < 0 and limit:  # names the cursor jumped over (a reader ahead of it, or shuffled)
+                index = run.seen.find(0)
+            if index < 0:
+                run.cursor = len(run.names)
+                break
             name = run.names[index]
-            run.cursor += 1
+            run.cursor = index + 1
             attr = run.listing.get(name)
-            if attr is None or run.seen[index]:
+            if attr is None:
+                run.seen[index] = 1
                 continue
             path = f"{directory}/{name}"
             version = self.version_of(path, attr)
             if self.store.has(version):
+                run.seen[index] = 1
                 continue
-            if unread + self.store.charge(attr.size) > self.store.budget:
-                run.cursor -= 1  # no room now; retry on the next open
+            if unread + self.store.charge(version.size) > self.store.budget:
+                run.cursor = index  # no room now; retry on the next open
                 break
-            unread += self.store.charge(attr.size)
+            unread += self.store.charge(version.size)
             run.seen[index] = 1
             run.guesses.add(index)
             jobs.append((index, path, version, attr))

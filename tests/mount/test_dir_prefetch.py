@@ -13,7 +13,7 @@ from waiting import wait_until
 
 from algofs_jupyter.mount.block_index import FileVersion
 from algofs_jupyter.mount.content_cache import file_version
-from algofs_jupyter.mount.dir_prefetch import DirectoryPrefetcher
+from algofs_jupyter.mount.dir_prefetch import BATCH_FILES, DirectoryPrefetcher
 from algofs_jupyter.mount.metadata_cache import DIRECTORY, FILE, Attr
 from algofs_jupyter.mount.small_files import SmallFiles, WholeFetch
 
@@ -206,3 +206,79 @@ def test_a_run_whose_guesses_are_dropped_unread_stops_fetching(fetches: Fetches,
         prefetcher.opened("d", name, files)
     time.sleep(0.3)
     assert fetches.count() == 4, f"a stopped run fetched {fetches.requests[4:]}"
+
+
+class ManyFetches:
+    """One request for many files (read-many): records the paths of each request."""
+
+    def __init__(self) -> None:
+        self.requests: list[list[str]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, versions: list[FileVersion]) -> dict[FileVersion, tuple[bytes, str] | BaseException]:
+        with self.lock:
+            self.requests.append([v.path for v in versions])
+        return {v: (v.path.encode().ljust(v.size, b"."), "") for v in versions}
+
+    def files(self) -> list[str]:
+        with self.lock:
+            return [path for request in self.requests for path in request]
+
+
+def make_many(fetches: Fetches, many: ManyFetches, files_ahead: int = 64,
+              budget: int = 1 << 20) -> tuple[SmallFiles, DirectoryPrefetcher]:
+    store = SmallFiles(budget, entry_overhead=0)
+    prefetcher = DirectoryPrefetcher(store, file_version, fetches.of, SMALL, files_ahead=files_ahead,
+                                     workers=2, many_of=lambda directory: many if directory == "d" else None)
+    return store, prefetcher
+
+
+def test_with_read_many_a_run_fetches_whole_batches(fetches: Fetches,
+                                                    closing: list[DirectoryPrefetcher]) -> None:
+    many = ManyFetches()
+    store, prefetcher = make_many(fetches, many, files_ahead=64)
+    closing.append(prefetcher)
+    files = listing(200)
+    prefetcher.opened("d", "000", files)
+    prefetcher.opened("d", "001", files)
+    assert wait_until(lambda: len(many.files()) == 64)
+    assert [len(r) for r in many.requests] == [BATCH_FILES, BATCH_FILES] and fetches.count() == 0
+    for name in ("002", "003"):  # two guesses opened: room for 2, not for a batch
+        prefetcher.opened("d", name, files)
+        version = file_version(f"d/{name}", files[name])
+        assert store.read(version, fetches.of(version, files[name])).startswith(version.path.encode())
+    time.sleep(0.2)
+    assert len(many.requests) == 2 and fetches.count() == 0
+
+
+def test_a_readers_miss_takes_the_runs_next_files_along_in_one_request(
+        fetches: Fetches, closing: list[DirectoryPrefetcher]) -> None:
+    """Shuffled readers mostly open files no one fetched yet: each such miss is one request that brings
+    its file and the next BATCH_FILES - 1 of the listing (over files_ahead), so a shuffled pass over N
+    files costs about N / BATCH_FILES requests; a miss outside a run, or in a stopped one, is a GET."""
+    many = ManyFetches()
+    store, prefetcher = make_many(fetches, many, files_ahead=4)
+    closing.append(prefetcher)
+    files = listing(300)
+    names = sorted(files)
+    shuffled = names[:]
+    random.Random(5).shuffle(shuffled)
+    for name in shuffled:
+        version = file_version(f"d/{name}", files[name])
+        prefetcher.opened("d", name, files)
+        fetch = fetches.of(version, files[name])
+
+        def miss(v: FileVersion = version, f: WholeFetch = fetch) -> tuple[bytes, str]:
+            return prefetcher.fetch_along(v) or f()
+
+        assert store.read(version, miss) in (version.path.encode().ljust(version.size, b"."),
+                                             b"x" * version.size)
+    time.sleep(0.2)
+    small = store.stats()
+    requests = len(many.requests) + fetches.count()
+    assert requests <= len(names) // 8, f"{requests} requests for {len(names)} files ({small})"
+    assert sorted(set(many.files()) | set(fetches.requests)) == [f"d/{n}" for n in names]
+    assert len(many.files()) + fetches.count() == len(names), "a file was fetched twice"
+    assert small["prefetch_wasted"] == 0
+    other = file_version("e/x", files["000"])  # a directory without a run: the reader GETs it
+    assert prefetcher.fetch_along(other) is None

@@ -86,3 +86,47 @@ def test_tiny_files_are_charged_their_bookkeeping_so_the_files_held_are_capped()
     assert stats["files"] <= (1 << 20) // (64 + ENTRY_OVERHEAD) and stats["bytes"] <= 1 << 20
     newest = FileVersion("d/f099999", 64, "v99999")
     assert store.read(newest, lambda: (b"?" * 64, "")) == b"x" * 64  # the newest is kept
+
+
+def test_concurrent_prefetches_reserve_their_bytes_so_the_budget_holds_while_they_run() -> None:
+    """Ten prefetches of 100 bytes start together against a 500-byte budget: five are asked for, the rest
+    are refused without a request, and no prefetched file is evicted unread (before issue 26's read-many
+    work the budget counted a prefetch only once its GET answered, so all ten ran and evicted each other's)."""
+    store = SmallFiles(500, entry_overhead=0)
+    release, calls = threading.Event(), []
+
+    def fetch() -> tuple[bytes, str]:
+        calls.append(1)
+        release.wait(5)
+        return b"x" * 100, ""
+
+    threads = [threading.Thread(target=store.prefetch, args=(FileVersion(f"d/{i}", 100, f"v{i}"), fetch))
+               for i in range(10)]
+    for thread in threads:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    stats = store.stats()
+    assert len(calls) == 5 and stats["prefetches"] == 5
+    assert stats["unread_bytes"] == 500 and stats["prefetch_wasted"] == 0 and stats["evicted"] == 0
+
+
+def test_many_files_with_one_request_and_each_ones_own_outcome() -> None:
+    store = SmallFiles(1 << 20, entry_overhead=0)
+    a, b, c = (FileVersion(f"d/{n}", 3, n) for n in "abc")
+    asked: list[list[FileVersion]] = []
+
+    def many(versions: list[FileVersion]) -> dict[FileVersion, tuple[bytes, str] | BaseException]:
+        asked.append(versions)
+        return {a: (b"aaa", '"ea"'), b: (b"bbbbb", ""), c: OSError(errno.EACCES, "no")}
+
+    assert store.read(a, lambda: (b"aaa", "")) == b"aaa"  # already held: not asked for again
+    store.invalidate("d/a")
+    assert store.prefetch_many([a, b, c], many) == [a]  # b: 5 bytes for a 3-byte version (stale)
+    assert asked == [[a, b, c]]
+    assert store.stats()["unread_bytes"] == 3  # only what is held counts; the failed ones' reservations end
+    calls: list[int] = []
+    assert store.read(a, lambda: (calls.append(1), (b"???", ""))[1]) == b"aaa" and not calls
+    assert store.read(c, lambda: (b"ccc", "")) == b"ccc"  # a failed prefetch leaves the reader its own GET
+    assert store.prefetch_many([a, c], many) == [] and len(asked) == 1  # both held: no request

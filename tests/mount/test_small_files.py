@@ -84,6 +84,30 @@ def test_cold_pass_costs_one_request_per_file_and_warm_pass_none(api_server: Emb
     assert small["prefetch"]["runs_started"] >= 1 and small["prefetch_hits"] > 0  # the prefetcher ran ahead
 
 
+def shuffled_cold_pass(new_mount, files: dict[str, bytes], collection: str, **options: object) -> int:
+    """Requests of one shuffled cold pass over ``files`` on a fresh mount (after the listing)."""
+    mnt = new_mount(**options)
+    directory = mnt / collection
+    names = sorted(os.listdir(directory))
+    shuffled = names[:]
+    random.Random(2).shuffle(shuffled)
+    before = requests_sent(mnt)
+    assert read_all(directory, shuffled) == files
+    return requests_sent(mnt) - before
+
+
+def test_a_shuffled_cold_pass_takes_files_along_with_read_many(api_server: EmbeddedServer, new_mount,
+                                                               collection: str) -> None:
+    """Shuffled readers mostly open files nobody fetched yet; each such miss brings the run's next 31
+    files in the same request (read-many), so a cold shuffled pass costs a few requests per 100 files.
+    Against a server without the extension (``no_extensions``) it is one GET per file, as before."""
+    files = make_files(api_server, collection, 400, size=2000)
+    with_many = shuffled_cold_pass(new_mount, files, collection)
+    assert with_many <= len(files) // 8, f"{with_many} requests for {len(files)} cold files"
+    without = shuffled_cold_pass(new_mount, files, collection, no_extensions=True)
+    assert without >= len(files) * 0.9, f"{without} requests without read-many"
+
+
 def test_prefetch_stops_when_the_reader_stops(api_server: EmbeddedServer, new_mount, collection: str) -> None:
     files = make_files(api_server, collection, 300)
     mnt = new_mount(prefetch_files=16)

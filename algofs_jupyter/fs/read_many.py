@@ -11,10 +11,6 @@ import json
 
 from .api_errors import error_for_status
 
-#: Paths per request and bytes per answer the server takes (``algofs serve``: server/read_many.py).
-MAX_PATHS = 256
-MAX_BYTES = 16 << 20
-
 #: path -> (bytes, ETag), or the error the file got.
 ManyResult = dict[str, "tuple[bytes, str] | OSError"]
 

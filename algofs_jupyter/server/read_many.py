@@ -27,9 +27,10 @@ from .paths import BadPath, parse_data_path
 from .storage import IsADirectory, StorageError, check_key
 
 CONTENT_TYPE = "application/vnd.algofs.files"
-#: Paths per request, and bytes of file data per answer (what the server holds in memory for one).
+#: Paths per request, and bytes of file data per answer: the answer is held in memory until it is sent
+#: (the mount asks for at most 2 MiB; a GET streams instead, and any file can be read with one).
 MAX_PATHS = 256
-MAX_BYTES = 16 << 20
+MAX_BYTES = 4 << 20
 
 Entry = dict[str, object]
 

@@ -91,7 +91,7 @@ def test_tiny_files_are_charged_their_bookkeeping_so_the_files_held_are_capped()
 def test_concurrent_prefetches_reserve_their_bytes_so_the_budget_holds_while_they_run() -> None:
     """Ten prefetches of 100 bytes start together against a 500-byte budget: five are asked for, the rest
     are refused without a request, and no prefetched file is evicted unread (before issue 26's read-many
-    work the budget counted a prefetch only once its GET answered, so all ten ran and evicted each other's)."""
+    work the budget counted a prefetch only once its GET answered: all ten ran, evicting each other's)."""
     store = SmallFiles(500, entry_overhead=0)
     release, calls = threading.Event(), []
 

@@ -147,6 +147,8 @@ class DirectoryPrefetcher:
                     run.names, run.cursor, run.guesses = names, 0, set()
                     run.seen = bytearray(len(names))
             run.last_open = now
+            if run.many is None and self.many_of is not None:  # capabilities learnt since the run began
+                run.many = self.many_of(directory)
             self._opened_locked(run, name)
             position = bisect.bisect_right(run.names, name)
             if position > run.cursor and position - run.cursor <= self.files_ahead:

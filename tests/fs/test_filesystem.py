@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import uuid
 
 import fsspec
@@ -140,23 +141,42 @@ def _count_concurrency(fs: AlgoFileSystem, monkeypatch: pytest.MonkeyPatch) -> d
     return seen
 
 
-def test_cat_and_get_of_many_paths_run_in_parallel(fs: AlgoFileSystem, collection: str, tmp_path,
+def test_cat_and_get_of_many_paths_run_in_parallel(api_server: EmbeddedServer, fs: AlgoFileSystem,
+                                                   collection: str, tmp_path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without read-many (the hosted API) ``cat`` and ``get`` of many files run on BATCH_THREADS."""
     from algofs_jupyter.fs.filesystem import BATCH_THREADS
 
     files = {f"{collection}/f{i:03d}": f"file {i}".encode() * 50 for i in range(40)}
     for path, data in files.items():
         fs.pipe_file(path, data)
-    seen = _count_concurrency(fs, monkeypatch)
-    assert fs.cat(sorted(files)) == files
+    plain = AlgoFileSystem(api_server.url, api_server.api_key, extensions=False, skip_instance_cache=True)
+    seen = _count_concurrency(plain, monkeypatch)
+    assert plain.cat(sorted(files)) == files
     assert 1 < seen["max"] <= BATCH_THREADS
-    assert fs.cat([f"{collection}/f000", f"{collection}/missing"], on_error="omit") == {
+    assert plain.cat([f"{collection}/f000", f"{collection}/missing"], on_error="omit") == {
         f"{collection}/f000": files[f"{collection}/f000"]}
     seen["max"] = 0
-    fs.get(f"{collection}/", str(tmp_path / "copy") + "/", recursive=True)
+    plain.get(f"{collection}/", str(tmp_path / "copy") + "/", recursive=True)
     assert 1 < seen["max"] <= BATCH_THREADS
     assert {p.name: p.read_bytes() for p in (tmp_path / "copy").iterdir()} == {
         k.rpartition("/")[2]: v for k, v in files.items()}
+
+
+def test_cat_of_many_small_files_is_a_request_per_64_with_read_many(fs: AlgoFileSystem,
+                                                                    collection: str) -> None:
+    """A file too large for one read-many answer (4 MiB) is fetched on its own; errors stay per path."""
+    files = {f"{collection}/f{i:03d}": f"file {i}".encode() * 50 for i in range(100)}
+    files[f"{collection}/large"] = os.urandom((4 << 20) + 1)
+    fs.pipe(files)
+    fs.client.capabilities()
+    before = fs.session.requests_sent
+    assert fs.cat(sorted(files)) == files
+    assert fs.session.requests_sent - before == 3  # 64 + 37 paths, then the large file alone
+    missing = f"{collection}/missing"
+    with pytest.raises(FileNotFoundError):
+        fs.cat([f"{collection}/f000", missing])
+    assert fs.cat([f"{collection}/f000", missing], on_error="return")[missing].errno == errno.ENOENT
 
 
 @pytest.mark.parametrize("extensions", [True, False], ids=["extension", "plain-api"])

@@ -278,7 +278,7 @@ class DataClient:
         return response.content, answered
 
     def read_many(self, paths: list[str]) -> read_many.ManyResult:
-        """Small files with one request (the ``read-many`` extension: at most 256, 4 MiB in all, §12):
+        """Small files with one request (the ``read-many`` extension: at most 256, 2 MiB in all, §12):
         each path's bytes and ETag, or the error a GET of it would have raised."""
         uris = {api_paths.data_uri(_parts(path)): path for path in paths}
         response = self._call("POST", "/v1/algofs/read-many", json_body={"paths": list(uris)},

@@ -34,7 +34,7 @@ from .posix_meta import Posix, seconds
 
 #: Concurrent requests of one batched ``cat``/``get`` (the session's pool holds 32 connections).
 BATCH_THREADS = 8
-#: Paths per read-many request of a batched ``cat`` (the server takes 256, and 4 MiB of bytes).
+#: Paths per read-many request of a batched ``cat`` (the server takes 256, and 2 MiB of bytes).
 READ_MANY_PATHS = 64
 
 

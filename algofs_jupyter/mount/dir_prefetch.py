@@ -225,13 +225,14 @@ class DirectoryPrefetcher:
             log.info("prefetch in %s stopped: %d of %d guesses went unread", directory, run.wasted,
                      run.wasted + run.confirmed)
 
-    def _pick_locked(self, directory: str, run: _Run, limit: int = 0) -> list[Job]:
+    def _pick_locked(self, directory: str, run: _Run, limit: int = 0, room: int = 0) -> list[Job]:
         """The next files to fetch, within the run's allowance (files) and the memory budget (bytes); with
-        read-many, only once a whole batch fits (or the listing's end does). ``limit``: at most that many,
-        whether a batch fits or not (a reader's miss takes them along)."""
+        read-many, only once a whole batch fits (or the listing's end does). ``limit``: at most that many
+        files, of at most ``room`` bytes in all, whether a batch fits or not (a reader's miss takes them
+        along)."""
         jobs: list[Job] = []
         allowance = self.files_ahead
-        batch = min(BATCH_FILES, len(run.names) - run.cursor)  # (behind the cursor: for a reader's miss)
+        batch = min(BATCH_FILES, self.files_ahead, len(run.names) - run.cursor)
         if limit:  # the request is made anyway: files along cost bytes, not requests
             allowance = len(run.guesses) + limit
         elif run.many is not None and allowance - len(run.guesses) < batch:
@@ -255,9 +256,11 @@ class DirectoryPrefetcher:
             if self.store.has(version):
                 run.seen[index] = 1
                 continue
-            if unread + self.store.charge(version.size) > self.store.budget:
+            too_big = limit and version.size > room  # for the request it would go in
+            if too_big or unread + self.store.charge(version.size) > self.store.budget:
                 run.cursor = index  # no room now; retry on the next open
                 break
+            room -= version.size
             unread += self.store.charge(version.size)
             run.seen[index] = 1
             run.guesses.add(index)
@@ -273,7 +276,7 @@ class DirectoryPrefetcher:
             run = self._runs.get(directory)
             if run is None or run.many is None or run.ended or run.stopped:
                 return None
-            jobs = self._pick_locked(directory, run, limit=BATCH_FILES - 1)
+            jobs = self._pick_locked(directory, run, limit=BATCH_FILES - 1, room=BATCH_BYTES - version.size)
         if not jobs:
             return None
         many, answer = run.many, None

@@ -27,10 +27,11 @@ from .paths import BadPath, parse_data_path
 from .storage import IsADirectory, StorageError, check_key
 
 CONTENT_TYPE = "application/vnd.algofs.files"
-#: Paths per request, and bytes of file data per answer: the answer is held in memory until it is sent
-#: (the mount asks for at most 2 MiB; a GET streams instead, and any file can be read with one).
+#: Paths per request, and bytes of file data per answer: an answer is held in memory until the socket
+#: takes it, so a client that stops reading holds at most this much of the server's memory (twice a
+#: GET's 1 MiB chunk). The mount asks for at most 2 MiB; any file can be read with a GET.
 MAX_PATHS = 256
-MAX_BYTES = 4 << 20
+MAX_BYTES = 2 << 20
 
 Entry = dict[str, object]
 

@@ -165,9 +165,9 @@ def test_cat_and_get_of_many_paths_run_in_parallel(api_server: EmbeddedServer, f
 
 def test_cat_of_many_small_files_is_a_request_per_64_with_read_many(fs: AlgoFileSystem,
                                                                     collection: str) -> None:
-    """A file too large for one read-many answer (4 MiB) is fetched on its own; errors stay per path."""
+    """A file too large for one read-many answer (2 MiB) is fetched on its own; errors stay per path."""
     files = {f"{collection}/f{i:03d}": f"file {i}".encode() * 50 for i in range(100)}
-    files[f"{collection}/large"] = os.urandom((4 << 20) + 1)
+    files[f"{collection}/large"] = os.urandom((2 << 20) + 1)
     fs.pipe(files)
     fs.client.capabilities()
     before = fs.session.requests_sent

@@ -282,3 +282,24 @@ def test_a_readers_miss_takes_the_runs_next_files_along_in_one_request(
     assert small["prefetch_wasted"] == 0
     other = file_version("e/x", files["000"])  # a directory without a run: the reader GETs it
     assert prefetcher.fetch_along(other) is None
+
+
+def test_the_files_a_miss_takes_along_fit_in_one_answer(fetches: Fetches, closing: list[DirectoryPrefetcher],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server answers at most 2 MiB per read-many: a miss takes along only what fits with its file."""
+    from algofs_jupyter.mount import dir_prefetch
+
+    monkeypatch.setattr(dir_prefetch, "BATCH_BYTES", 3 * SMALL)
+    many = ManyFetches()
+    store, prefetcher = make_many(fetches, many, files_ahead=1)
+    closing.append(prefetcher)
+    files = listing(50, size=SMALL)
+    prefetcher.opened("d", "010", files)
+    prefetcher.opened("d", "020", files)  # a run: its first guess ("000") goes alone
+    assert wait_until(lambda: len(many.requests) == 1)
+    version = file_version("d/030", files["030"])
+    prefetcher.opened("d", "030", files)
+    assert prefetcher.fetch_along(version) == (version.path.encode().ljust(SMALL, b"."), "")
+    assert many.requests[-1] == ["d/030", "d/001", "d/002"]  # 3 x SMALL bytes: the reader's and two more
+    assert store.has(file_version("d/002", files["002"]))
+    assert not store.has(file_version("d/003", files["003"]))

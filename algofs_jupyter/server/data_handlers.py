@@ -16,7 +16,7 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 from tornado.web import stream_request_body
 
-from . import http_files, listing, posix_wire
+from . import http_files, listing, posix_wire, send_file
 from .acl import DEFAULT_READ, AclError, validate_acl
 from .errors import ApiError, api_error_for, bad_request
 from .handler_base import ApiHandler, parse_json_object
@@ -33,6 +33,7 @@ from .storage import (
     Upload,
     check_key,
 )
+from .storage.local_files import FileSpan
 
 MAX_JSON_BODY = 1024 * 1024
 MAX_UPLOAD = 1 << 42  # 4 TiB: effectively unlimited, uploads stream to storage
@@ -276,7 +277,9 @@ class DataHandler(ApiHandler):
         threads = self.application.settings.get("storage_threads")
         ahead: asyncio.Future | None = None
         try:
-            if threads is None:
+            if threads is None and isinstance(chunks, FileSpan) and await send_file.send(self, chunks):
+                pass  # the kernel sent the file's bytes
+            elif threads is None:
                 for chunk in chunks:
                     self.write(chunk)
                     await self.flush()

@@ -56,7 +56,7 @@ from .base import (
     WriteRequest,
     check_key,
 )
-from .local_files import READ_CHUNK, Located, current_entry, entry_of, storage_errors
+from .local_files import READ_CHUNK, FileSpan, Located, current_entry, entry_of, storage_errors
 from .local_posix import posix_of, read_attrs, write_attrs, xattrs_supported
 from .local_upload import LocalUpload
 from .posix import LINK_MODE, AttrChange, check_target, now_ns
@@ -197,19 +197,7 @@ class LocalBackend(StorageBackend):
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             os.close(fd)
             raise IsADirectory("path is a directory")
-        return self._chunks(os.fdopen(fd, "rb", buffering=0), start, length)
-
-    @staticmethod
-    def _chunks(handle, start: int, length: int | None) -> Iterator[bytes]:
-        with handle:
-            handle.seek(start)
-            remaining = length if length is not None else float("inf")
-            while remaining > 0:
-                chunk = handle.read(int(min(READ_CHUNK, remaining)))
-                if not chunk:
-                    return  # truncated under us: a short body
-                remaining -= len(chunk)
-                yield chunk
+        return FileSpan(fd, start, length)
 
     def list_page(self, key: Key, after: SortKey | None = None, limit: int = 1000) -> ListingPage:
         fd = self.open_dir(key)

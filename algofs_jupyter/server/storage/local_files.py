@@ -1,6 +1,6 @@
 """What ``LocalBackend`` (storage/local.py) and its uploads (storage/local_upload.py) share: file system
-errors as storage errors, ``Located`` (a key's parent directory, open, and its name there), and the
-``EntryInfo`` of a stat."""
+errors as storage errors, ``Located`` (a key's parent directory, open, and its name there), the
+``EntryInfo`` of a stat, and ``FileSpan``, the bytes a read answers."""
 
 from __future__ import annotations
 
@@ -94,3 +94,40 @@ class Located:
 def current_entry(where: Located) -> EntryInfo | None:
     st = where.lookup()
     return None if st is None else entry_of(where.name, st, where.dir_fd)
+
+
+class FileSpan:
+    """``length`` bytes (None: to the end) of an open file from ``offset``: an iterator of chunks of at most
+    ``READ_CHUNK`` bytes, like every backend's ``read``, that also says where its bytes lie, so a handler
+    on the event loop may hand the descriptor to ``sendfile(2)`` instead (``server/send_file.py``). A file
+    cut shorter while it is read ends the chunks early (a short body); ``close`` closes the file."""
+
+    def __init__(self, fd: int, offset: int, length: int | None):
+        self.fd = fd
+        self.offset = offset  # of the next byte to send
+        self.remaining = length if length is not None else max(0, os.fstat(fd).st_size - offset)
+
+    def __iter__(self) -> FileSpan:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = os.pread(self.fd, min(READ_CHUNK, self.remaining), self.offset) if (
+            self.remaining > 0 and self.fd >= 0) else b""
+        if not chunk:  # the end, or truncated under us
+            self.close()
+            raise StopIteration
+        self.offset += len(chunk)
+        self.remaining -= len(chunk)
+        return chunk
+
+    def advance(self, sent: int) -> None:
+        """``sent`` bytes went out by other means (sendfile)."""
+        self.offset += sent
+        self.remaining -= sent
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    __del__ = close  # a reader that stops early without closing (a generator closed its file the same way)

@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,9 +272,34 @@ def bench_sequential(s: Setup, results: Results, baseline: str = "") -> None:
     """Cold sequential reads only, interleaved: per round one fresh mount each of the FUSE ceiling, algofs
     and (``baseline``) algofs from another tree, each read CPU-metered; the rows are the medians over
     ``COLD_RUNS`` rounds, the CPU table the median per process. On a shared 2-core machine a run of one
-    system after another compares different loads; rounds compare neighbours."""
+    system after another compares different loads; rounds compare neighbours. The baseline's mount reads
+    from a server of the baseline's tree too (the same file, hard-linked), so server changes show."""
     from algofs_jupyter.mount.mount_process import MountProcess
+    from algofs_jupyter.server.embedded_server import EmbeddedServer
 
+    source = str(Path(baseline).resolve()) if baseline else ""
+    with ExitStack() as servers:
+        urls = {"": (s.api_url, s.server_pid)}
+        if source:
+            urls[source] = baseline_server(s, source, servers, EmbeddedServer)
+        _bench_sequential(s, results, source, urls, MountProcess)
+
+
+def baseline_server(s: Setup, source: str, servers: ExitStack, server_class: Any) -> tuple[str, int | None]:
+    """A server of ``source``'s tree serving the same large file (a hard link): ``(url, pid)``."""
+    collection = s.work / "serve-baseline" / "data" / USER / COLLECTION
+    collection.mkdir(parents=True)
+    os.link(s.large_local, collection / s.large_local.name)
+    with source_tree(source):
+        server = server_class(s.work / "serve-baseline", users={USER: s.api_key})
+        server.start(60)
+    servers.callback(server.stop)
+    return server.url, server.pid
+
+
+def _bench_sequential(s: Setup, results: Results, baseline: str, urls: dict[str, tuple[str, int | None]],
+                      mount_class: Any) -> None:
+    """``baseline``: a resolved source tree or ""; ``urls``: each tree's server ``(url, pid)``."""
     root = Path("data") / USER / COLLECTION / "large.bin"
 
     def ceiling() -> AbstractContextManager[ChildProcess]:
@@ -283,12 +308,12 @@ def bench_sequential(s: Setup, results: Results, baseline: str = "") -> None:
                            str(mountpoint), str(s.large_local)], mountpoint, s.env(), s.work / "ceiling.log")
 
     @contextmanager
-    def algofs(source: str) -> Iterator[MountProcess]:
+    def algofs(source: str) -> Iterator[Any]:
         cache_dir = s.work / "algofs-cache"
         shutil.rmtree(cache_dir, ignore_errors=True)
         with source_tree(source):
-            mount = MountProcess(s.work / "mnt-algofs", s.api_url, s.api_key, cache_dir=cache_dir,
-                                 log_file=s.work / "algofs-mount.log", cache_size=4 << 30)
+            mount = mount_class(s.work / "mnt-algofs", urls[source][0], s.api_key, cache_dir=cache_dir,
+                                log_file=s.work / "algofs-mount.log", cache_size=4 << 30)
             mount.start(60)
         try:
             yield mount
@@ -297,15 +322,17 @@ def bench_sequential(s: Setup, results: Results, baseline: str = "") -> None:
 
     systems: list[tuple[str, Callable[[], AbstractContextManager], Path]] = [
         ("FUSE ceiling", ceiling, Path(s.large_local.name)), ("algofs", lambda: algofs(""), root)]
+    server_pids = {"algofs": urls[""][1]}
     if baseline:
-        systems.append(("algofs (baseline)", lambda: algofs(str(Path(baseline).resolve())), root))
+        systems.append(("algofs (baseline)", lambda: algofs(baseline), root))
+        server_pids["algofs (baseline)"] = urls[baseline][1]
     runs: dict[str, list[tuple[float, int]]] = {name: [] for name, _, _ in systems}
     cpu: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in systems}
     for _ in range(COLD_RUNS):
         for name, fresh, path in systems:
             with suppress(Exception), fresh() as handle:
                 mountpoint = s.work / ("mnt-ceiling" if name == "FUSE ceiling" else "mnt-algofs")
-                pids = {"daemon": handle.pid} if name == "FUSE ceiling" else {"server": s.server_pid,
+                pids = {"daemon": handle.pid} if name == "FUSE ceiling" else {"server": server_pids[name],
                                                                              "daemon": handle.pid}
                 with cpu_meter(results, name, s.large_size, **pids):
                     runs[name].append(read_whole(mountpoint / path))

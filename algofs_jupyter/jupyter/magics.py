@@ -21,10 +21,11 @@ from . import algorithm_calls, formatting
 from .algorithm_calls import AlgorithmFailed, UsageProblem
 from .files import Reader, normalise
 from .kernel_access import get_access
+from .loader_mount import loader_mount
 
 USAGE = (
     "%algofs mount [PATH] | unmount [--force] | status | cache [clear] | ls [PATH] | cat PATH"
-    " | prefetch PATH | widget;"
+    " | prefetch PATH | widget | loader [PATH] [--unmount];"
     "  %%algofs pipe user/algo[/version] [--out VAR] [--json|--text|--binary] [--timeout S];"
     "  %%algofs publish user/algo [--version major|minor|revision]"
 )
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     prefetch = sub.add_parser("prefetch", add_help=False)
     prefetch.add_argument("path")
     sub.add_parser("widget", add_help=False)
+    loader = sub.add_parser("loader", add_help=False)
+    loader.add_argument("path", nargs="?")
+    loader.add_argument("--unmount", action="store_true")
     pipe = sub.add_parser("pipe", add_help=False)
     pipe.add_argument("algorithm")
     pipe.add_argument("--out", metavar="VAR")
@@ -137,6 +141,22 @@ class AlgofsMagics(Magics):
         if status["mode"] == "fallback":
             print(f"fallback mode ({status['reason']}): no mount, no block cache; reads go to the API")
         formatting.show_cache(stats)
+
+    def _cmd_loader(self, args, cell):
+        """A read-only mount for data loaders, owned by this kernel (jupyter/loader_mount.py)."""
+        loader = loader_mount()
+        if args.unmount:
+            if args.path:
+                raise UsageError("%algofs loader --unmount takes no path")
+            was = loader.status()
+            loader.unmount()
+            print(f"unmounted {was['mountpoint']}" if was["mounted"] else "no loader mount in this kernel")
+            return None
+        status = loader.mount(get_access().endpoint(), args.path)
+        print(f"read-only loader mount at {status['mountpoint']}: data/ as on the main mount; repeated opens "
+              "are served by the kernel's page cache without the daemon; writes fail (EROFS). It ends "
+              "with this kernel (%algofs loader --unmount ends it sooner).")
+        return None
 
     def _cmd_widget(self, args, cell):
         from .widget import AlgofsWidget

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,8 @@ from IPython.core.error import UsageError
 from IPython.testing.globalipapp import get_ipython
 from IPython.utils.capture import capture_output
 
-from algofs_jupyter.jupyter.magics import AlgorithmError
+from algofs_jupyter.jupyter.loader_mount import loader_mount
+from algofs_jupyter.jupyter.magics import AlgofsError, AlgorithmError
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +151,50 @@ def test_a_name_the_api_cannot_carry_is_explained(ip, local_access, api_server, 
     _captured, _value, error = run(ip, line)
     assert error is not None and "\n" not in str(error)
     assert "`?` and `#` can't be in names on this storage" in str(error), str(error)
+
+
+def test_loader_mounts_a_read_only_view_the_kernel_owns(ip, local_access, requires_fuse, no_stale_mounts,
+                                                         monkeypatch, api_server):
+    """``%algofs loader``: the same data as the main mount, read-only, files opened without the daemon
+    (the read-only mount's own tests count that), unmounted by ``--unmount``; bad requests are one line."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(no_stale_mounts / "xdg-cache"))
+    (no_stale_mounts / "full").mkdir()
+    (no_stale_mounts / "full" / "mine.txt").write_text("kept")
+    _captured, _value, error = run(ip, f"algofs loader {no_stale_mounts / 'full'}")
+    assert isinstance(error, AlgofsError) and "not empty" in str(error)
+    assert (no_stale_mounts / "full" / "mine.txt").read_text() == "kept"
+
+    target = no_stale_mounts / "train"
+    captured, _value, error = run(ip, f"algofs loader {target}")
+    assert error is None, error
+    assert "read-only loader mount at" in text_of(captured)
+    cities = target / "data" / "demo" / "datasets" / "cities.csv"
+    assert cities.read_bytes() == Path(api_server.root, "data", "demo", "datasets", "cities.csv").read_bytes()
+    with pytest.raises(OSError) as refused:
+        (target / "data" / "demo" / "datasets" / "new.txt").write_text("x")
+    assert refused.value.errno == errno.EROFS
+    status = loader_mount().status()
+    assert status["mounted"] and status["read_only"] and Path(status["mountpoint"]) == target
+    assert str(no_stale_mounts / "xdg-cache") in status["cache_dir"]
+    assert api_server.api_key not in json.dumps(status)
+    assert not local_access.status()["mounted"]  # the main mount is another matter
+
+    _captured, _value, error = run(ip, f"algofs loader {no_stale_mounts / 'elsewhere'}")
+    assert isinstance(error, AlgofsError) and "--unmount first" in str(error)
+    _captured, _value, error = run(ip, f"algofs loader {target}")  # again at the same path: fine
+    assert error is None
+
+    captured, _value, error = run(ip, "algofs loader --unmount")
+    assert error is None and f"unmounted {target}" in text_of(captured)
+    assert not loader_mount().status()["mounted"]
+    assert not os.path.ismount(target)
+    captured, _value, error = run(ip, "algofs loader --unmount")
+    assert error is None and "no loader mount" in text_of(captured)
+
+
+def test_loader_without_fuse_says_how_to_read_instead(ip, local_access, monkeypatch, no_stale_mounts):
+    monkeypatch.setenv("ALGOFS_DISABLE_FUSE", "1")
+    _captured, _value, error = run(ip, f"algofs loader {no_stale_mounts / 'train'}")
+    assert isinstance(error, AlgofsError)
+    assert "FUSE disabled" in str(error) and "AlgoFileSystem().cat" in str(error)
+    assert not (no_stale_mounts / "train").exists()

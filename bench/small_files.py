@@ -129,6 +129,25 @@ def awake_cpus(action: Callable[[], float]) -> float:
             loop.wait()
 
 
+#: A module parameter of this machine kind's kernel (not in every kernel): when Y, a FUSE request wakes
+#: the daemon's thread on the requesting CPU, which then needs no other vCPU woken (bench/README.md).
+FUSE_WAKE_HERE = Path("/sys/module/fuse/parameters/wake_here")
+
+
+def fuse_wakes_here(action: Callable[[], float]) -> float:
+    """``action`` with ``FUSE_WAKE_HERE`` set to Y, then set back to what it was."""
+    before = FUSE_WAKE_HERE.read_text().strip()
+    FUSE_WAKE_HERE.write_text("Y")
+    try:
+        return action()
+    finally:
+        FUSE_WAKE_HERE.write_text(before)
+
+
+def can_set_fuse_wake_here() -> bool:
+    return FUSE_WAKE_HERE.exists() and os.access(FUSE_WAKE_HERE, os.W_OK)
+
+
 # --------------------------------------------------------------------------------------- set-up
 def make_small(collection: Path, name: str, count: int, size: int) -> list[str]:
     folder = collection / name
@@ -265,6 +284,12 @@ class Bench:
                                                       "serial (warm, vCPUs awake)"), system, len(names),
                                            lambda g=go: awake_cpus(g),
                                            "idle-priority busy loops on every CPU: no vCPU halts")
+                        if can_set_fuse_wake_here():
+                            self.files_row(self.label(name, len(names), size, latency,
+                                                      "serial (warm, FUSE wakes here)"), system, len(names),
+                                           lambda g=go: fuse_wakes_here(g),
+                                           f"{FUSE_WAKE_HERE} = Y for this row: the daemon's thread runs on "
+                                           "the reader's CPU")
 
     def algofs(self, api_url: str, latency: float, large: Path | None, system: str = "algofs",
                source: str = "", overrides: dict[str, object] | None = None) -> None:

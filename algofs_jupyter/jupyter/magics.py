@@ -133,6 +133,9 @@ class AlgofsMagics(Magics):
 
     def _cmd_status(self, args, cell):
         formatting.show_status(get_access().status())
+        loader = loader_mount().status()
+        if loader["mounted"]:
+            print(f"loader mount (read-only, this kernel's): {loader['mountpoint']}")
 
     def _cmd_cache(self, args, cell):
         access = get_access()

@@ -178,6 +178,9 @@ def test_loader_mounts_a_read_only_view_the_kernel_owns(ip, local_access, requir
     assert str(no_stale_mounts / "xdg-cache") in status["cache_dir"]
     assert api_server.api_key not in json.dumps(status)
     assert not local_access.status()["mounted"]  # the main mount is another matter
+    captured, _value, error = run(ip, "algofs status")
+    assert error is None and f"loader mount (read-only, this kernel's): {target}" in text_of(captured)
+    assert api_server.api_key not in text_of(captured)
 
     _captured, _value, error = run(ip, f"algofs loader {no_stale_mounts / 'elsewhere'}")
     assert isinstance(error, AlgofsError) and "--unmount first" in str(error)
@@ -190,6 +193,8 @@ def test_loader_mounts_a_read_only_view_the_kernel_owns(ip, local_access, requir
     assert not os.path.ismount(target)
     captured, _value, error = run(ip, "algofs loader --unmount")
     assert error is None and "no loader mount" in text_of(captured)
+    captured, _value, error = run(ip, "algofs status")
+    assert error is None and "loader mount" not in text_of(captured)
 
 
 def test_loader_without_fuse_says_how_to_read_instead(ip, local_access, monkeypatch, no_stale_mounts):

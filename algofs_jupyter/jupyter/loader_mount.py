@@ -14,7 +14,6 @@ environment), has a cache of its own, and ends with the kernel: its daemon watch
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
 import threading
 from pathlib import Path
@@ -24,7 +23,7 @@ from ..mount.mount_table import is_algofs_mount
 from ..mount.options import JUPYTER_DEFAULTS
 from .api_provider import ApiEndpoint
 from .fuse_check import fuse_unavailable_reason
-from .mount_manager import default_cache_root
+from .mount_manager import mount_cache_dir
 
 if TYPE_CHECKING:
     from ..mount.mount_process import MountProcess
@@ -68,9 +67,8 @@ class LoaderMount:
                 raise RuntimeError(f"{target} is already an algofs mount")
             if target.is_dir() and any(target.iterdir()):
                 raise RuntimeError(f"{target} is not empty: mounting there would hide its files")
-            digest = hashlib.sha256(str(target).encode()).hexdigest()[:12]
             process = MountProcess(target, endpoint.api_address, endpoint.api_key,
-                                   cache_dir=default_cache_root() / f"loader-{digest}",
+                                   cache_dir=mount_cache_dir(target, prefix="loader-"),
                                    options=JUPYTER_DEFAULTS, read_only=True)
             process.start(timeout)  # on failure it leaves no mount behind
             self._process = process

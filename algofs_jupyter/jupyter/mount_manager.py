@@ -39,6 +39,13 @@ def default_cache_root() -> Path:
     return cache_home() / "algofs-jupyter"
 
 
+def mount_cache_dir(mountpoint: str | os.PathLike, prefix: str = "") -> Path:
+    """The cache folder of a mount at ``mountpoint`` under ``default_cache_root`` (named by a digest of
+    the path; ``prefix`` keeps one kind of mount's folders apart from another's)."""
+    digest = hashlib.sha256(str(mountpoint).encode()).hexdigest()[:12]
+    return default_cache_root() / f"{prefix}{digest}"
+
+
 class MountManager:
     """Mount / unmount / status / cache for one mountpoint, shared by REST handlers, magics and the widget."""
 
@@ -115,8 +122,7 @@ class MountManager:
     def cache_dir(self) -> Path:
         if self.cache_dir_setting:
             return self.cache_dir_setting
-        digest = hashlib.sha256(str(self._mountpoint).encode()).hexdigest()[:12]
-        return default_cache_root() / digest
+        return mount_cache_dir(self._mountpoint)
 
     # ----- state -------------------------------------------------------------------------------------
     @property

@@ -274,32 +274,33 @@ def bench_sequential(s: Setup, results: Results, baseline: str = "") -> None:
     ``COLD_RUNS`` rounds, the CPU table the median per process. On a shared 2-core machine a run of one
     system after another compares different loads; rounds compare neighbours. The baseline's mount reads
     from a server of the baseline's tree too (the same file, hard-linked), so server changes show."""
-    from algofs_jupyter.mount.mount_process import MountProcess
-    from algofs_jupyter.server.embedded_server import EmbeddedServer
-
     source = str(Path(baseline).resolve()) if baseline else ""
     with ExitStack() as servers:
         urls = {"": (s.api_url, s.server_pid)}
         if source:
-            urls[source] = baseline_server(s, source, servers, EmbeddedServer)
-        _bench_sequential(s, results, source, urls, MountProcess)
+            urls[source] = baseline_server(s, source, servers)
+        _bench_sequential(s, results, source, urls)
 
 
-def baseline_server(s: Setup, source: str, servers: ExitStack, server_class: Any) -> tuple[str, int | None]:
+def baseline_server(s: Setup, source: str, servers: ExitStack) -> tuple[str, int | None]:
     """A server of ``source``'s tree serving the same large file (a hard link): ``(url, pid)``."""
+    from algofs_jupyter.server.embedded_server import EmbeddedServer
+
     collection = s.work / "serve-baseline" / "data" / USER / COLLECTION
     collection.mkdir(parents=True)
     os.link(s.large_local, collection / s.large_local.name)
     with source_tree(source):
-        server = server_class(s.work / "serve-baseline", users={USER: s.api_key})
+        server = EmbeddedServer(s.work / "serve-baseline", users={USER: s.api_key})
         server.start(60)
     servers.callback(server.stop)
     return server.url, server.pid
 
 
-def _bench_sequential(s: Setup, results: Results, baseline: str, urls: dict[str, tuple[str, int | None]],
-                      mount_class: Any) -> None:
+def _bench_sequential(s: Setup, results: Results, baseline: str,
+                      urls: dict[str, tuple[str, int | None]]) -> None:
     """``baseline``: a resolved source tree or ""; ``urls``: each tree's server ``(url, pid)``."""
+    from algofs_jupyter.mount.mount_process import MountProcess
+
     root = Path("data") / USER / COLLECTION / "large.bin"
 
     def ceiling() -> AbstractContextManager[ChildProcess]:
@@ -308,12 +309,12 @@ def _bench_sequential(s: Setup, results: Results, baseline: str, urls: dict[str,
                            str(mountpoint), str(s.large_local)], mountpoint, s.env(), s.work / "ceiling.log")
 
     @contextmanager
-    def algofs(source: str) -> Iterator[Any]:
+    def algofs(source: str) -> Iterator[MountProcess]:
         cache_dir = s.work / "algofs-cache"
         shutil.rmtree(cache_dir, ignore_errors=True)
         with source_tree(source):
-            mount = mount_class(s.work / "mnt-algofs", urls[source][0], s.api_key, cache_dir=cache_dir,
-                                log_file=s.work / "algofs-mount.log", cache_size=4 << 30)
+            mount = MountProcess(s.work / "mnt-algofs", urls[source][0], s.api_key, cache_dir=cache_dir,
+                                 log_file=s.work / "algofs-mount.log", cache_size=4 << 30)
             mount.start(60)
         try:
             yield mount

@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
+from tornado.http1connection import HTTP1Connection
+from tornado.iostream import SSLIOStream, StreamClosedError
 from tornado.web import RequestHandler
 
 from .storage.local_files import FileSpan
@@ -30,11 +31,10 @@ SENDFILE_MIN = 256 << 10
 _REMAINING = "_expected_content_remaining"
 
 
-def _connection_owing(handler: RequestHandler, length: int) -> object | None:
+def _connection_owing(handler: RequestHandler, length: int) -> HTTP1Connection | None:
     """The HTTP/1 connection if it still owes exactly ``length`` body bytes on a plain socket."""
     connection = handler.request.connection
-    stream = getattr(connection, "stream", None)
-    if not isinstance(stream, IOStream) or isinstance(stream, SSLIOStream):
+    if not isinstance(connection, HTTP1Connection) or isinstance(connection.stream, SSLIOStream):
         return None
     if getattr(connection, _REMAINING, None) != length:
         return None
@@ -51,7 +51,7 @@ async def send(handler: RequestHandler, span: FileSpan) -> bool:
     connection = _connection_owing(handler, length)
     if connection is None:
         return False
-    stream: IOStream = connection.stream  # type: ignore[attr-defined]
+    stream = connection.stream
     loop = asyncio.get_running_loop()
     with open(span.fd, "rb", buffering=0, closefd=False) as file:
         try:

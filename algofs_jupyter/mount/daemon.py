@@ -159,6 +159,7 @@ class MountDaemon:
             "metadata": self.metadata.stats(),
             "small_files": self.content.small_files_stats(),
             "nodes": self.nodes.stats(),
+            "fuse": {"thread_states": self._fuse_thread_states()},
             "uploads": uploads,
             "write_back": self.uploader.write_back.stats() if self.uploader.write_back else None,
             "recovery": {"directory": str(self.recovery.directory),
@@ -169,6 +170,13 @@ class MountDaemon:
                        "readlink_requests": self.operations.readlink_requests},
             "algorithms": self.operations.algorithms.stats(),
         }
+
+    @staticmethod
+    def _fuse_thread_states() -> int:
+        """Worker threads holding a kept Python thread state (fuse_binding.keep_thread_state)."""
+        from . import fuse_binding  # imports mfusepy: after mount/__init__ chose libfuse3
+
+        return fuse_binding.kept_thread_states()
 
     def clear(self) -> dict:
         self.operations.clear_caches()

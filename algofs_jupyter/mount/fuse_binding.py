@@ -18,6 +18,14 @@
   so the kernel drops the dentry, forgets the inode and libfuse frees the node. (libfuse's
   ``fuse_invalidate_path`` only invalidates the inode's attributes and pages: the name and node stay.)
   The parent's node id is its ``st_ino`` on the mount (``use_ino`` is off: libfuse reports node ids).
+* **One Python thread state per libfuse worker thread.** libfuse's workers are C threads, so ctypes
+  wraps each callback in ``PyGILState_Ensure``/``Release``: without a state it makes one and deletes it
+  on return. That cost a ``gettid`` and a 16 KiB ``mmap``/``munmap`` (Python's frame stack) per callback;
+  the ``munmap`` flushes the other vCPU's TLB (an IPI: 7 µs alone, ~50 µs with the other CPU busy), and
+  an OPEN is two callbacks (``open``, then libfuse's auto_cache ``getattr``). The first callback on a
+  worker takes one more ``PyGILState_Ensure`` that is never released, so its state outlives the
+  callback. The states are bounded: libfuse ≥ 3.12 never ends a worker (``max_idle_threads`` defaults
+  to -1) and runs at most ``max_threads`` (10) of them.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +56,12 @@ class DirectReadFUSE(mfusepy.FUSE):
         self._listings: dict[int, _Listing] = {}  # directory handle -> readdir snapshot
         self._plus_until: dict[bytes, float] = {}  # directory -> when the kernel's plus entries expire
         super().__init__(*args, **kwargs)  # runs the mount loop until unmounted
+
+    def _wrapper(self, func: Callable, *args: Any, **kwargs: Any) -> Any:
+        """mfusepy's entry point of every callback, on a libfuse worker thread."""
+        if not getattr(_worker, "kept", False):  # the state's own attribute: set once per worker
+            keep_thread_state()
+        return super()._wrapper(func, *args, **kwargs)
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         read_into = getattr(self.operations, "read_into", None)
@@ -143,6 +158,28 @@ class DirectReadFUSE(mfusepy.FUSE):
             self._plus_until = {p: t for p, t in self._plus_until.items() if t > now}
         self._plus_until[path] = now + getattr(self.operations, "kernel_ttl", 0.0) / 2
         return True
+
+
+_worker = threading.local()  # lives in the thread state: ``kept`` is seen again only if the state was kept
+_kept_lock = threading.Lock()
+_kept_states = 0  # guarded by _kept_lock
+_gil_state_ensure = ctypes.pythonapi.PyGILState_Ensure
+_gil_state_ensure.restype = ctypes.c_int
+
+
+def keep_thread_state() -> None:
+    """Keep the calling C thread's Python thread state after the current callback returns (the module
+    docstring). Call with the GIL held, from a thread Python did not start; once per thread."""
+    _gil_state_ensure()  # the thread's state already holds the GIL: this only counts one more user
+    _worker.kept = True
+    global _kept_states
+    with _kept_lock:
+        _kept_states += 1
+
+
+def kept_thread_states() -> int:
+    """How many worker threads have kept a thread state: one per worker, however many requests."""
+    return _kept_states
 
 
 @dataclass

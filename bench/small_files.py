@@ -357,11 +357,13 @@ class Bench:
 
     # -- a data loader and a many-file tree ------------------------------------------------------
     def loader_row(self, system: str, mode: str, root: str, names: list[str],
-                   env: dict[str, str] | None = None, status: Callable[[], dict] | None = None) -> None:
-        """Two epochs of the loader child over ``names``: rows "(cold)" (epoch 1) and "(warm)" (epoch 2)."""
+                   env: dict[str, str] | None = None, status: Callable[[], dict] | None = None,
+                   how: str = "") -> None:
+        """Two epochs of the loader child over ``names``: rows "(cold)" (epoch 1) and "(warm)" (epoch 2).
+        ``how``: added to the label (how the loader found its names)."""
         listing = self.work / "loader-items.txt"
         listing.write_text("\n".join(names))
-        label = f"loader {len(names)} x {LOADER_TREE[2] // KiB} KiB, {loading.WORKERS} workers shuffled"
+        label = f"loader {len(names)} x {LOADER_TREE[2] // KiB} KiB, {loading.WORKERS} workers shuffled{how}"
         before = status() if status else None
         try:
             proc = subprocess.run([sys.executable, str(LOADER), "loader", mode, root, str(listing),
@@ -395,6 +397,10 @@ class Bench:
                 for _ in os.walk(root):  # ImageFolder lists the tree before the first epoch
                     pass
                 self.loader_row(system, "files", str(root), names, status=status)
+            with self.algofs_mount(api_url, source, **overrides) as (mount, status):
+                root = self.work / "mnt-algofs" / "data" / USER / COLLECTION / "loader"
+                # the names from an index (a CSV of paths): no directory is ever listed by the reader
+                self.loader_row(system, "files", str(root), names, status=status, how=", from an index")
 
     def many(self, api_url: str, count: int, system: str = "algofs", source: str = "") -> None:
         """Walk + read each file of the ``count``-file tree once (fresh mount); daemon RSS before/after."""

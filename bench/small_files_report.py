@@ -24,6 +24,8 @@ READ_ONLY_SYSTEM = "algofs --read-only"
 
 
 LOADER_COLD = "loader 5000 x 16 KiB, 4 workers shuffled (epoch 1, cold)"
+#: The same loader taking its names from an index: no directory is listed by the reader (dir_prefetch.py).
+LOADER_INDEX_COLD = "loader 5000 x 16 KiB, 4 workers shuffled, from an index (epoch 1, cold)"
 TARGETS = [
     # label, scenario (algofs), scenario (peer), peer, goal, "files/s" or "ratio of seconds"
     ("warm 4 KiB Python loop >= 5,000 files/s", "2000 x 4 KiB serial (warm)", None, None, 5000.0),
@@ -41,9 +43,12 @@ TARGETS = [
      "10000 x 16 KiB 4 readers (cold)", "10000 x 16 KiB 4 readers (cold)", "official client", 0.5),
     ("loader epoch 1 (cold) >= 2x official client, same workers (issue 26)", LOADER_COLD, LOADER_COLD,
      "official client", 0.5),
+    ("the same, names from an index (no walk) >= 2x official client", LOADER_INDEX_COLD, LOADER_COLD,
+     "official client", 0.5),
 ]
 #: Shuffled rows whose wasted prefetches (never read) must stay <= 10 % of the files read (issue 26).
-WASTE_ROWS = ["2000 x 4 KiB 4 readers (cold)", "10000 x 16 KiB 4 readers (cold)", LOADER_COLD]
+WASTE_ROWS = ["2000 x 4 KiB 4 readers (cold)", "10000 x 16 KiB 4 readers (cold)", LOADER_COLD,
+              LOADER_INDEX_COLD]
 #: Daemon RSS after the many-file row (issue 26: 1,000,000 files).
 RSS_GOAL_MIB = 300
 

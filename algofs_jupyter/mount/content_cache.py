@@ -86,8 +86,10 @@ def file_version(layout: str, attr: Attr) -> FileVersion:
 class ContentCache:
     def __init__(self, blocks: BlockCache, ranges: RangesOf, whole: WholeGet, listing: ListingOf,
                  small_file_size: int = 1 << 20, small_files_memory: int = 64 << 20,
-                 prefetch_files: int = 64, kept: KeptCopies | None = None, many_of: ManyOf | None = None):
-        """``kept``: the local copies asked before either cache (write staging's)."""
+                 prefetch_files: int = 64, kept: KeptCopies | None = None, many_of: ManyOf | None = None,
+                 list_directory: Callable[[str], object] | None = None):
+        """``kept``: the local copies asked before either cache (write staging's). ``list_directory``:
+        lists a directory into the metadata cache that ``listing`` reads (the prefetcher's ``list_of``)."""
         self.blocks = blocks
         self.kept = kept
         self.ranges = ranges
@@ -98,7 +100,7 @@ class ContentCache:
         self.many_of = many_of
         self.dir_prefetch = DirectoryPrefetcher(self.small_files, file_version, self._whole_of,
                                                 small_file_size, files_ahead=prefetch_files,
-                                                many_of=self._many_fetch_of)
+                                                many_of=self._many_fetch_of, list_of=list_directory)
 
     def is_small(self, size: int) -> bool:
         """Whether a file of ``size`` bytes is read whole and kept in memory."""

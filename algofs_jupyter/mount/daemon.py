@@ -95,7 +95,7 @@ class MountDaemon:
                                     small_files_memory=options.prefetch_memory,
                                     prefetch_files=options.prefetch_files,
                                     kept=self.staging,  # what this mount uploaded is read from its copy
-                                    many_of=self._read_many_of)
+                                    many_of=self._read_many_of, list_directory=self._list_directory)
         self.uploader = Uploader(self.client, self.staging, self.metadata, self.content,
                                  write_back=options.write_back)
         self.operations = AlgoOperations(
@@ -117,6 +117,10 @@ class MountDaemon:
         if capabilities is None or not capabilities.supports(READ_MANY, parts[0]):
             return None
         return self.client.read_many
+
+    def _list_directory(self, directory: str) -> None:
+        """List ``directory`` into the metadata cache (the resolver's single-flight listing)."""
+        self.operations.resolver.listing(directory)
 
     def _after_mount(self) -> None:
         """Runs in a thread started while libfuse answers the kernel's INIT. Raising read_ahead_kb has

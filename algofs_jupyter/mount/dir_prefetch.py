@@ -3,7 +3,13 @@
 Data loaders open the files of one directory one after another (in listing order, or shuffled). Each
 cold file is one GET (``small_files``); served one at a time that is one round trip per file. Once a
 second file of the same listed directory is opened within ``idle_seconds`` of the first (a *run*), the
-prefetcher fetches files of that directory's listing ahead, on ``workers`` threads:
+prefetcher fetches files of that directory's listing ahead, on ``workers`` threads.
+
+A directory nobody listed (a loader that takes its file names from an index, not from a walk) has no
+listing to go by, and each of its cold files cost a HEAD (the lookup) and a GET. There the second open
+lists the directory in the background (``list_of``: one request per 1,000 names; a directory is listed
+so at most once per ``LIST_AGAIN_SECONDS``), and the opens after the listing has arrived start the run
+as in a listed one; the listing also answers the lookups. So:
 
 * **which files**: listing order, starting after the file just opened when the reader moves forward
   (sequential reader), else from where the prefetcher got to (shuffled readers); files larger than the
@@ -33,7 +39,8 @@ prefetcher fetches files of that directory's listing ahead, on ``workers`` threa
 Attributes come from the listing, so a prefetched file costs one request and its open none.
 
 Locks (names of docs/architecture.md's *mount lock order*): ``DirectoryPrefetcher._lock`` guards ``_runs``,
-``_first_open``, the counters and every field of ``_Run``; never held across a fetch or a pool submit.
+``_first_open``, ``_listed``, the counters and every field of ``_Run``; never held across a fetch, a listing
+or a pool submit.
 ``DirectoryPrefetcher._lock`` before ``SmallFiles._lock`` (small_files.py, a leaf): ``SmallFiles.has``
 while picking files.
 """
@@ -58,6 +65,11 @@ log = logging.getLogger(__name__)
 MAX_RUNS = 16
 
 
+#: A directory listed for a run (``list_of``) is not listed for one again sooner than this: a listing
+#: too large for the metadata cache (or a failed one) would otherwise be made again at every second open.
+LIST_AGAIN_SECONDS = 60.0
+#: Names remembered per unlisted directory until its run starts (``_opened_unlisted``).
+UNLISTED_NAMES = 1024
 #: Wasted guesses a run may have before the tenth rule can stop it.
 MIN_WASTED = 4
 #: A file a run fetches: its index in the run's names, path, version and attributes.
@@ -93,21 +105,30 @@ class DirectoryPrefetcher:
     def __init__(self, store: SmallFiles, version_of: Callable[[str, Attr], FileVersion],
                  fetch_of: Callable[[FileVersion, Attr], WholeFetch], small_file_size: int,
                  files_ahead: int = 64, workers: int = 8, idle_seconds: float = 2.0,
-                 many_of: Callable[[str], ManyFetch | None] | None = None):
-        """``many_of(directory)``: one request for many of its files, None where the storage has none."""
+                 many_of: Callable[[str], ManyFetch | None] | None = None,
+                 list_of: Callable[[str], object] | None = None):
+        """``many_of(directory)``: one request for many of its files, None where the storage has none.
+        ``list_of(directory)``: list it into the metadata cache (where ``opened``'s listing comes from);
+        None: runs start in listed directories only."""
         self.store = store
         self.version_of = version_of
         self.fetch_of = fetch_of
         self.many_of = many_of
+        self.list_of = list_of
         self.small_file_size = small_file_size
         self.files_ahead = files_ahead
         self.idle_seconds = idle_seconds
         self._lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
         self._first_open: dict[str, tuple[str, float]] = {}  # directory -> (name, when): a run's seed
+        self._listed: dict[str, float] = {}  # directory -> when a listing of it was asked for (list_of)
+        #: directory -> names opened while it had no listing (at most UNLISTED_NAMES): readers have them
+        #: (by a version from their lookup's HEAD, which the listing's does not match), so the run skips them
+        self._opened_unlisted: dict[str, set[str]] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="algofs-dir-prefetch")
         self.runs_started = 0
         self.runs_stopped = 0
+        self.listings = 0  # directories listed for a run (list_of)
         self.requests = 0
         self.confirmed = 0
         self.wasted = 0
@@ -119,9 +140,13 @@ class DirectoryPrefetcher:
 
     def opened(self, directory: str, name: str, listing: dict[str, Attr] | None) -> None:
         """A reader opened ``directory/name``; ``listing`` is the directory's fresh listing (or None)."""
-        if not self.enabled or listing is None:
+        if not self.enabled:
             return
         now = time.monotonic()
+        if listing is None:
+            if self.list_of is not None and self._second_open(directory, name, now):
+                self._pool.submit(self._list, directory)
+            return
         wasted = self.store.take_wasted()
         with self._lock:
             for path in wasted:
@@ -135,6 +160,7 @@ class DirectoryPrefetcher:
                 if seed is None or seed[0] == name or now - seed[1] > self.idle_seconds:
                     if len(self._first_open) >= 4 * MAX_RUNS:
                         self._first_open.clear()
+                        self._opened_unlisted.clear()
                     self._first_open[directory] = (name, now)
                     return
                 del self._first_open[directory]
@@ -161,6 +187,37 @@ class DirectoryPrefetcher:
         for batch in _batches(jobs):
             self._pool.submit(self._prefetch_many, run, run.many, batch)
 
+    def _second_open(self, directory: str, name: str, now: float) -> bool:
+        """Whether this open of an unlisted ``directory`` is the second (of another file, within
+        ``idle_seconds``) and it is time to list it; the open is then the seed of the coming run."""
+        with self._lock:
+            seed = self._first_open.get(directory)
+            if len(self._first_open) >= 4 * MAX_RUNS and seed is None:
+                self._first_open.clear()
+                self._opened_unlisted.clear()
+            self._first_open[directory] = (name, now)
+            opened = self._opened_unlisted.setdefault(directory, set())
+            if len(opened) < UNLISTED_NAMES:
+                opened.add(name)
+            if seed is None or seed[0] == name or now - seed[1] > self.idle_seconds:
+                return False
+            if now - self._listed.get(directory, -LIST_AGAIN_SECONDS) < LIST_AGAIN_SECONDS:
+                return False
+            if len(self._listed) >= 4 * MAX_RUNS:
+                self._listed = {d: t for d, t in self._listed.items() if now - t < LIST_AGAIN_SECONDS}
+            self._listed[directory] = now
+            self.listings += 1
+            return True
+
+    def _list(self, directory: str) -> None:
+        assert self.list_of is not None
+        if self._closed:
+            return
+        try:
+            self.list_of(directory)
+        except Exception:  # noqa: BLE001 - the readers go on as before: a lookup and a GET per file
+            log.debug("listing %s for a prefetch run failed", directory, exc_info=True)
+
     def active(self, directory: str) -> bool:
         """Whether readers are going through ``directory`` (a run that is not idle)."""
         with self._lock:
@@ -173,6 +230,8 @@ class DirectoryPrefetcher:
                 run.ended = True
             self._runs.clear()
             self._first_open.clear()
+            self._listed.clear()
+            self._opened_unlisted.clear()
 
     def close(self) -> None:
         self._closed = True
@@ -182,7 +241,8 @@ class DirectoryPrefetcher:
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"runs": len(self._runs), "runs_started": self.runs_started,
-                    "runs_stopped": self.runs_stopped, "requests": self.requests, "confirmed": self.confirmed,
+                    "runs_stopped": self.runs_stopped, "listings": self.listings, "requests": self.requests,
+                    "confirmed": self.confirmed,
                     "wasted": self.wasted, "files_ahead": self.files_ahead}
 
     # -- internals --------------------------------------------------------------------------------
@@ -192,6 +252,10 @@ class DirectoryPrefetcher:
             oldest = min(self._runs, key=lambda d: self._runs[d].last_open)
             self._runs.pop(oldest).ended = True
         run = self._runs[directory] = _Run(listing, self._small_names(listing), now)
+        for name in self._opened_unlisted.pop(directory, ()):
+            index = run.index(name)
+            if index is not None:
+                run.seen[index] = 1
         run.many = self.many_of(directory) if self.many_of is not None else None
         self.runs_started += 1
         return run

@@ -303,3 +303,65 @@ def test_the_files_a_miss_takes_along_fit_in_one_answer(fetches: Fetches, closin
     assert many.requests[-1] == ["d/030", "d/001", "d/002"]  # 3 x SMALL bytes: the reader's and two more
     assert store.has(file_version("d/002", files["002"]))
     assert not store.has(file_version("d/003", files["003"]))
+
+
+class Lister:
+    """``list_of`` for the prefetcher: records each directory asked for; ``gate`` holds the listing."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.listed: list[str] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail = fail
+
+    def __call__(self, directory: str) -> None:
+        self.gate.wait(5)
+        self.listed.append(directory)
+        if self.fail:
+            raise OSError(5, "listing failed")
+
+
+def test_an_unlisted_directory_is_listed_at_its_second_open_and_the_run_starts_after(
+        fetches: Fetches, closing: list[DirectoryPrefetcher]) -> None:
+    """A loader that takes its names from an index lists nothing: the prefetcher lists the directory once
+    (not again within LIST_AGAIN_SECONDS) and the opens after the listing start the run."""
+    lister = Lister()
+    store = SmallFiles(1 << 20, entry_overhead=0)
+    prefetcher = DirectoryPrefetcher(store, file_version, fetches.of, SMALL, files_ahead=4, workers=2,
+                                     list_of=lister)
+    closing.append(prefetcher)
+    prefetcher.opened("d", "000", None)
+    prefetcher.opened("d", "000", None)  # the same file again: no listing
+    time.sleep(0.1)
+    assert lister.listed == [] and prefetcher.stats()["listings"] == 0
+    prefetcher.opened("d", "001", None)
+    assert wait_until(lambda: lister.listed == ["d"])
+    for name in ("002", "003", "004"):  # still unlisted (the cache dropped it, say): no second listing
+        prefetcher.opened("d", name, None)
+    time.sleep(0.1)
+    assert lister.listed == ["d"] and fetches.count() == 0 and prefetcher.stats()["listings"] == 1
+    files = listing(20)  # the listing is in: the next open starts the run (its seed: the open before)
+    prefetcher.opened("d", "005", files)
+    assert prefetcher.active("d")
+    assert wait_until(lambda: fetches.count() == 4)
+    time.sleep(0.1)
+    # the files opened before the listing are the readers' already: not fetched again
+    assert sorted(fetches.requests) == [f"d/{i:03d}" for i in range(6, 10)]
+    assert prefetcher.stats()["runs_started"] == 1
+
+
+def test_without_a_lister_or_with_a_failing_one_readers_go_on_unprefetched(
+        fetches: Fetches, closing: list[DirectoryPrefetcher]) -> None:
+    store, plain = make(fetches)
+    closing.append(plain)
+    failing = Lister(fail=True)
+    broken = DirectoryPrefetcher(store, file_version, fetches.of, SMALL, files_ahead=4, workers=2,
+                                 list_of=failing)
+    closing.append(broken)
+    for prefetcher in (plain, broken):
+        for name in ("000", "001", "002"):
+            prefetcher.opened("d", name, None)
+    assert wait_until(lambda: failing.listed == ["d"])
+    time.sleep(0.1)
+    assert fetches.count() == 0 and not plain.active("d") and not broken.active("d")
+    assert plain.stats()["listings"] == 0 and broken.stats()["listings"] == 1

@@ -202,3 +202,23 @@ def test_a_pass_that_outlives_the_ttl_relists_instead_of_a_head_per_file(api_ser
     # one GET per file, and each time the TTL ran out one listing page plus a HEAD of each of the two
     # directories above it (the kernel revalidates the path) - not a HEAD per file
     assert sent <= len(files) + 3 * expiries, f"{sent} requests for {len(files)} files, {expiries} TTLs"
+
+
+def test_a_reader_that_never_lists_gets_the_prefetcher_too(api_server: EmbeddedServer, new_mount,
+                                                           collection: str) -> None:
+    """A loader with its file names from an index (no walk, no listdir): each cold file used to cost a
+    HEAD (the lookup) and a GET. The second open lists the directory in the background; once the listing
+    is in, lookups are answered from it and the run fetches files ahead."""
+    files = make_files(api_server, collection, 200)
+    mnt = new_mount()
+    directory = mnt / collection
+    names = sorted(files)
+    shuffled = names[:]
+    random.Random(3).shuffle(shuffled)
+    before = requests_sent(mnt)
+    assert read_all(directory, shuffled) == files  # never os.listdir(directory)
+    cold = requests_sent(mnt) - before
+    small = control.query(mnt, "status")["small_files"]
+    assert small["prefetch"]["listings"] == 1 and small["prefetch"]["runs_started"] == 1, small
+    assert small["prefetches"] > len(files) // 2, small
+    assert cold <= len(files) // 2, f"{cold} requests for {len(files)} cold files"

@@ -69,7 +69,7 @@ MAX_RUNS = 16
 #: too large for the metadata cache (or a failed one) would otherwise be made again at every second open.
 LIST_AGAIN_SECONDS = 60.0
 #: Names remembered per unlisted directory until its run starts (``_opened_unlisted``).
-UNLISTED_NAMES = 1024
+UNLISTED_NAMES = 256
 #: Wasted guesses a run may have before the tenth rule can stop it.
 MIN_WASTED = 4
 #: A file a run fetches: its index in the run's names, path, version and attributes.

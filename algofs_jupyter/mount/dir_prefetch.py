@@ -203,8 +203,10 @@ class DirectoryPrefetcher:
                 return False
             if now - self._listed.get(directory, -LIST_AGAIN_SECONDS) < LIST_AGAIN_SECONDS:
                 return False
-            if len(self._listed) >= 4 * MAX_RUNS:
+            if len(self._listed) >= 4 * MAX_RUNS:  # the oldest go first (insertion order)
                 self._listed = {d: t for d, t in self._listed.items() if now - t < LIST_AGAIN_SECONDS}
+                while len(self._listed) >= 4 * MAX_RUNS:
+                    del self._listed[next(iter(self._listed))]
             self._listed[directory] = now
             self.listings += 1
             return True

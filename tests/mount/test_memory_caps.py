@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from typing import Any
 
 from algofs_jupyter.fs.posix_meta import Posix, seconds
 from algofs_jupyter.mount.content_cache import file_version
-from algofs_jupyter.mount.dir_prefetch import MAX_RUNS, DirectoryPrefetcher
+from algofs_jupyter.mount.dir_prefetch import MAX_RUNS, UNLISTED_NAMES, DirectoryPrefetcher
 from algofs_jupyter.mount.metadata_cache import FILE, Attr, MetadataCache, compact
 from algofs_jupyter.mount.node_limit import NodeLimit
 from algofs_jupyter.mount.small_files import ENTRY_OVERHEAD, SmallFiles
@@ -144,4 +145,25 @@ def test_prefetcher_state_bounded_by_runs_not_directories() -> None:
         assert prefetcher.stats()["runs_started"] == 2000
         assert len(prefetcher._first_open) <= 4 * MAX_RUNS
     finally:
+        prefetcher.close()
+
+
+def test_prefetcher_state_of_unlisted_directories_is_capped() -> None:
+    """Opens of 600 names in each of 200 directories nobody lists, whose listings never arrive: at most
+    ``UNLISTED_NAMES`` names for at most ``4 * MAX_RUNS`` directories, and ``_listed`` as many."""
+    store = SmallFiles(1 << 20)
+    gate = threading.Event()  # the listings never come in
+    prefetcher = DirectoryPrefetcher(store, file_version, lambda version, attr: lambda: (b"", ""), 1 << 20,
+                                     files_ahead=1, workers=1, idle_seconds=60,
+                                     list_of=lambda directory: gate.wait(5))
+    try:
+        for directory in range(200):
+            for index in range(600):
+                prefetcher.opened(f"d{directory}", f"f{index}", None)
+        assert len(prefetcher._opened_unlisted) <= 4 * MAX_RUNS
+        assert max(len(names) for names in prefetcher._opened_unlisted.values()) <= UNLISTED_NAMES
+        assert len(prefetcher._first_open) <= 4 * MAX_RUNS and len(prefetcher._listed) <= 4 * MAX_RUNS
+        assert prefetcher.stats()["listings"] == 200  # one listing asked per directory, not per open
+    finally:
+        gate.set()
         prefetcher.close()

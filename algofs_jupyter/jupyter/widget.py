@@ -19,6 +19,8 @@ from . import algorithm_calls, formatting
 from .algorithm_calls import AlgorithmFailed, UsageProblem
 from .files import Reader, normalise
 from .kernel_access import KernelAccess, get_access
+from .loader_mount import DEFAULT_PATH as LOADER_DEFAULT_PATH
+from .loader_mount import loader_mount
 
 PIPE_TAB = 2  # index of the Pipe tab in ``AlgofsWidget.tabs``
 
@@ -38,8 +40,17 @@ class AlgofsWidget(widgets.VBox):
         self.activity = widgets.HTML("")
         self.mount_button.on_click(lambda _button: self.mount())
         self.unmount_button.on_click(lambda _button: self.unmount())
+        self.loader_text = widgets.Text(placeholder=f"loader mount point (default: {LOADER_DEFAULT_PATH})",
+                                        layout={"width": "18em"})
+        self.loader_button = widgets.Button(
+            description="Loader mount", icon="bolt",
+            tooltip="a read-only mount owned by this kernel, for data loaders: warm epochs come from the "
+                    "page cache without asking the daemon (%algofs loader)")
+        self.loader_html = widgets.HTML("")
+        self.loader_button.on_click(lambda _button: self.toggle_loader())
         mount_tab = widgets.VBox(
-            [widgets.HBox([self.path_text, self.mount_button, self.unmount_button]), self.status_html]
+            [widgets.HBox([self.path_text, self.mount_button, self.unmount_button]), self.status_html,
+             widgets.HBox([self.loader_text, self.loader_button]), self.loader_html]
         )
 
         self.cache_html = widgets.HTML("")
@@ -162,6 +173,7 @@ class AlgofsWidget(widgets.VBox):
     def _refresh_now(self) -> None:
         status = self.access.status()
         self._show_status(status)
+        self._show_loader(loader_mount().status())
         if not status.get("mounted"):
             self._show_cache(self.access.cache_stats())
 
@@ -179,6 +191,36 @@ class AlgofsWidget(widgets.VBox):
         self.activity.value = "unmounting…"
         force = getattr(self, "_force_next", False)
         return self._background("unmount", lambda: self._show_status(self.access.unmount(force=force)))
+
+    # ----- the kernel's loader mount (jupyter/loader_mount.py) -----------------------------------------
+    def _show_loader(self, status: dict) -> None:
+        mounted = bool(status.get("mounted"))
+        self.loader_button.description = "Unmount loader" if mounted else "Loader mount"
+        self.loader_button.icon = "eject" if mounted else "bolt"
+        self.loader_text.disabled = mounted
+        self.loader_html.value = (f"read-only loader mount: <code>{_escape(status['mountpoint'])}</code>"
+                                  if mounted else "")
+
+    def toggle_loader(self) -> threading.Thread:
+        """Mount this kernel's read-only loader mount at the path given (or the default), or unmount it."""
+        self.loader_button.disabled = True
+        path = self.loader_text.value.strip() or None
+
+        def work() -> str:
+            loader = loader_mount()
+            try:
+                if loader.status()["mounted"]:
+                    loader.unmount()
+                    said = "loader mount unmounted"
+                else:
+                    mounted = loader.mount(self.access.endpoint(), path)
+                    said = f"read-only loader mount at {mounted['mountpoint']}"
+            finally:
+                self._show_loader(loader.status())
+                self.loader_button.disabled = False
+            return said
+
+        return self._background("loader mount", work)
 
     # ----- cache -------------------------------------------------------------------------------------
     def clear_cache(self) -> threading.Thread:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import threading
 import time
 from datetime import datetime, timezone
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from algofs_jupyter.jupyter.loader_mount import loader_mount
 from algofs_jupyter.jupyter.widget import AlgofsWidget
+from algofs_jupyter.mount.mount_table import is_algofs_mount
 
 
 @pytest.fixture
@@ -153,3 +156,38 @@ def test_pipe_tab_says_what_is_loading_and_lists_again_when_opened():
         assert widget.wait_idle(30) and access.calls == 2
     finally:
         widget.close()
+
+
+@pytest.mark.fuse
+def test_loader_mount_button_mounts_a_read_only_view_for_this_kernel(panel, local_access, api_server,
+                                                                     requires_fuse, no_stale_mounts):
+    """The Mount tab's "Loader mount" is ``%algofs loader`` (jupyter/loader_mount.py) without a magic."""
+    full = no_stale_mounts / "full"
+    (full / "kept.txt").parent.mkdir()
+    (full / "kept.txt").write_text("mine")
+    try:
+        panel.loader_text.value = str(full)
+        panel.loader_button.click()
+        assert panel.wait_idle(60)
+        assert "is not empty" in panel.activity.value and not loader_mount().status()["mounted"]
+        assert not panel.loader_button.disabled and panel.loader_button.description == "Loader mount"
+
+        target = no_stale_mounts / "train"
+        panel.loader_text.value = str(target)
+        panel.loader_button.click()
+        assert panel.wait_idle(60)
+        assert loader_mount().status()["mounted"], panel.activity.value
+        assert str(target) in panel.loader_html.value and panel.loader_button.description == "Unmount loader"
+        cities = Path("data", "demo", "datasets", "cities.csv")
+        assert (target / cities).read_bytes() == Path(api_server.root, cities).read_bytes()
+        with pytest.raises(OSError) as refused:
+            open(target / "data" / "demo" / "new.txt", "wb")
+        assert refused.value.errno == errno.EROFS
+        assert not local_access.status()["mounted"]  # the notebook's main mount is another matter
+
+        panel.loader_button.click()
+        assert panel.wait_idle(60)
+        assert not loader_mount().status()["mounted"] and not is_algofs_mount(target)
+        assert panel.loader_button.description == "Loader mount" and panel.loader_html.value == ""
+    finally:
+        loader_mount().unmount()

@@ -244,8 +244,7 @@ class DirectoryPrefetcher:
         with self._lock:
             return {"runs": len(self._runs), "runs_started": self.runs_started,
                     "runs_stopped": self.runs_stopped, "listings": self.listings, "requests": self.requests,
-                    "confirmed": self.confirmed,
-                    "wasted": self.wasted, "files_ahead": self.files_ahead}
+                    "confirmed": self.confirmed, "wasted": self.wasted, "files_ahead": self.files_ahead}
 
     # -- internals --------------------------------------------------------------------------------
 

@@ -22,7 +22,8 @@
   wraps each callback in ``PyGILState_Ensure``/``Release``: without a state it makes one and deletes it
   on return. That cost a ``gettid`` and a 16 KiB ``mmap``/``munmap`` (Python's frame stack) per callback;
   the ``munmap`` flushes the other vCPU's TLB (an IPI: 7 µs alone, ~50 µs with the other CPU busy), and
-  an OPEN is two callbacks (``open``, then libfuse's auto_cache ``getattr``). The first callback on a
+  an OPEN can be two callbacks (``open``, then libfuse's auto_cache ``getattr`` once the node's attributes
+  are older than the attribute timeout). The first callback on a
   worker takes one more ``PyGILState_Ensure`` that is never released, so its state outlives the
   callback. The states are bounded: libfuse ≥ 3.12 never ends a worker (``max_idle_threads`` defaults
   to -1) and runs at most ``max_threads`` (10) of them.

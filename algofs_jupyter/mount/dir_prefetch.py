@@ -156,16 +156,12 @@ class DirectoryPrefetcher:
                 run = None
                 del self._runs[directory]
             if run is None:
-                seed = self._first_open.get(directory)
-                if seed is None or seed[0] == name or now - seed[1] > self.idle_seconds:
-                    if len(self._first_open) >= 4 * MAX_RUNS:
-                        self._first_open.clear()
-                        self._opened_unlisted.clear()
-                    self._first_open[directory] = (name, now)
+                first = self._second_open_locked(directory, name, now)
+                if first is None:
                     return
                 del self._first_open[directory]
                 run = self._start_run_locked(directory, listing, now)
-                self._opened_locked(run, seed[0])
+                self._opened_locked(run, first)
             elif run.listing is not listing:  # listed again since (the TTL ran out): new attributes
                 run.listing = listing
                 names = self._small_names(listing)
@@ -187,19 +183,28 @@ class DirectoryPrefetcher:
         for batch in _batches(jobs):
             self._pool.submit(self._prefetch_many, run, run.many, batch)
 
+    def _second_open_locked(self, directory: str, name: str, now: float) -> str | None:
+        """The name of ``directory``'s seed when this open is a second one (another file, within
+        ``idle_seconds`` of it); else None, and this open is the seed now."""
+        seed = self._first_open.get(directory)
+        if seed is not None and seed[0] != name and now - seed[1] <= self.idle_seconds:
+            return seed[0]
+        if len(self._first_open) >= 4 * MAX_RUNS and seed is None:
+            self._first_open.clear()
+            self._opened_unlisted.clear()
+        self._first_open[directory] = (name, now)
+        return None
+
     def _second_open(self, directory: str, name: str, now: float) -> bool:
         """Whether this open of an unlisted ``directory`` is the second (of another file, within
         ``idle_seconds``) and it is time to list it; the open is then the seed of the coming run."""
         with self._lock:
-            seed = self._first_open.get(directory)
-            if len(self._first_open) >= 4 * MAX_RUNS and seed is None:
-                self._first_open.clear()
-                self._opened_unlisted.clear()
+            second = self._second_open_locked(directory, name, now) is not None
             self._first_open[directory] = (name, now)
             opened = self._opened_unlisted.setdefault(directory, set())
             if len(opened) < UNLISTED_NAMES:
                 opened.add(name)
-            if seed is None or seed[0] == name or now - seed[1] > self.idle_seconds:
+            if not second:
                 return False
             if now - self._listed.get(directory, -LIST_AGAIN_SECONDS) < LIST_AGAIN_SECONDS:
                 return False

@@ -391,16 +391,16 @@ class Bench:
         if "client" in parts:
             env = {**os.environ, "ALGORITHMIA_API_KEY": self.api_key, "ALGORITHMIA_API": api_url}
             self.loader_row("official client", "client", f"data://{USER}/{COLLECTION}/loader", names, env)
+        mounted = self.work / "mnt-algofs" / "data" / USER / COLLECTION / "loader"
         for system, source, overrides in self.algofs_sources if "algofs" in parts else []:
-            with self.algofs_mount(api_url, source, **overrides) as (mount, status):
-                root = self.work / "mnt-algofs" / "data" / USER / COLLECTION / "loader"
-                for _ in os.walk(root):  # ImageFolder lists the tree before the first epoch
-                    pass
-                self.loader_row(system, "files", str(root), names, status=status)
-            with self.algofs_mount(api_url, source, **overrides) as (mount, status):
-                root = self.work / "mnt-algofs" / "data" / USER / COLLECTION / "loader"
-                # the names from an index (a CSV of paths): no directory is ever listed by the reader
-                self.loader_row(system, "files", str(root), names, status=status, how=", from an index")
+            # ImageFolder lists the tree before the first epoch; a loader with its names from an index (a
+            # CSV of paths) never lists a directory. Each on a fresh mount.
+            for walk_first, how in ((True, ""), (False, ", from an index")):
+                with self.algofs_mount(api_url, source, **overrides) as (mount, status):
+                    if walk_first:
+                        for _ in os.walk(mounted):
+                            pass
+                    self.loader_row(system, "files", str(mounted), names, status=status, how=how)
 
     def many(self, api_url: str, count: int, system: str = "algofs", source: str = "") -> None:
         """Walk + read each file of the ``count``-file tree once (fresh mount); daemon RSS before/after."""

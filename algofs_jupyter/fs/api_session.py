@@ -71,6 +71,11 @@ class ApiSession:
         self.requests_sent = 0
         self.bytes_sent = 0  # request body bytes handed to the transport (unguarded: a statistic)
 
+    @property
+    def authorization(self) -> str | None:
+        """The Authorization header's value, for a channel beside HTTP to the same server (local_reads.py)."""
+        return self._auth_header
+
     @staticmethod
     def _authorization(api_key: str | None, bearer: str | None) -> str | None:
         if api_key:

@@ -37,6 +37,7 @@ from .extension_handlers import (
 )
 from .handler_base import HealthHandler, NotFoundHandler
 from .hosts import ForbiddenHostHandler, HostAllowList
+from .local_reads import LocalReads
 from .namespace import Namespace
 from .org_handlers import ROUTES as ORGANIZATION_ROUTES
 from .organizations import OrganizationStore
@@ -151,6 +152,10 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
     server.add_sockets(sockets)
     box = app.settings["algorithm_box"]
     server.add_socket(box.bind_api_socket())  # what algorithms in their box reach the API through
+    local_reads = LocalReads(box.runtime, app.settings["users"], app.settings["namespace"],
+                             app.settings.get("storage_threads"))
+    local_reads.start()  # a mount on this machine reads files by descriptor (docs/api-extensions.md §13)
+    app.settings["local_reads"] = local_reads
     actual_port = sockets[0].getsockname()[1]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{actual_port}"
     app.settings["executor"].api_address = url
@@ -176,6 +181,7 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
     finally:
         log.info("algofs serve: shutting down")
         server.stop()
+        await local_reads.close()
         await app.settings["executor"].close()
         await asyncio.to_thread(box.close)
         await asyncio.wait_for(server.close_all_connections(), 5)

@@ -22,6 +22,7 @@ from .storage import (
     EXCLUSIVE_CREATE,
     FOLDER_MTIME,
     KEEP,
+    LOCAL_READS,
     MOVE,
     NAME_MAX,
     PATH_MAX,
@@ -40,7 +41,7 @@ from .storage import (
 READ_MANY = "read-many"
 #: extension name -> version; bump a version when its wire format changes incompatibly
 EXTENSIONS = {WRITE_AT_OFFSET: 1, MOVE: 1, COPY: 1, SET_MTIME: 1, FOLDER_MTIME: 1, "errno": 1, QUOTA: 1,
-              "whoami": 1, POSIX: 1, EXCLUSIVE_CREATE: 1, READ_MANY: 1}
+              "whoami": 1, POSIX: 1, EXCLUSIVE_CREATE: 1, READ_MANY: 1, LOCAL_READS: 1}
 #: Extensions every backend has: they only use a backend's required operations.
 EVERY_BACKEND = frozenset({"errno", READ_MANY})
 API_VERSION = 1
@@ -117,10 +118,16 @@ class CapabilitiesHandler(ExtensionHandler):
     """``GET /v1/algofs/capabilities``: which extensions this server and each backend support."""
 
     def get(self) -> None:
-        backends = {name: sorted(set(backend.capabilities) & set(EXTENSIONS) | EVERY_BACKEND)
+        local_reads = self.application.settings.get("local_reads")  # server/local_reads.py, once it listens
+        offered = EXTENSIONS if local_reads is not None else {
+            name: version for name, version in EXTENSIONS.items() if name != LOCAL_READS}
+        backends = {name: sorted(set(backend.capabilities) & set(offered) | EVERY_BACKEND)
                     for name, backend in self.namespace.backends().items()}
-        self.write_json({"algofs": API_VERSION, "extensions": EXTENSIONS, "backends": backends,
-                         "limits": {"name_max": NAME_MAX, "path_max": PATH_MAX}})
+        body = {"algofs": API_VERSION, "extensions": offered, "backends": backends,
+                "limits": {"name_max": NAME_MAX, "path_max": PATH_MAX}}
+        if local_reads is not None:
+            body["local_reads"] = local_reads.advertised()
+        self.write_json(body)
 
 
 class QuotaHandler(ExtensionHandler):

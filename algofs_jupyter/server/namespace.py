@@ -22,9 +22,9 @@ from pathlib import Path
 from .acl import AclStore
 from .call_scope import SCRATCH_ROOT, CallScratch, everyone_may_read, open_scratch
 from .connectors import Connector
-from .errors import ApiError, forbidden, not_found
+from .errors import ApiError, bad_request, forbidden, not_found
 from .organizations import OrganizationStore
-from .paths import DataAddress
+from .paths import BadPath, DataAddress, parse_data_path
 from .storage import AlreadyExists, Key, LocalBackend, NotFound, StorageBackend, StorageError, check_key
 from .users import Identity
 
@@ -131,6 +131,22 @@ class Namespace:
                                      deletable=allowed and connector.may("delete", user)
                                      and not keeps_connector_alive,
                                      connector=connector), who)
+
+    def readable_file(self, uri: str, who: Identity) -> Target:
+        """The file a data URI in a JSON body names (not percent-encoded: '%' is an ordinary character
+        there), checked as a GET of it would be; what read-many and local reads resolve their paths with."""
+        if "://" not in uri:
+            raise bad_request("a path must be a data URI such as data://.my/collection/file")
+        try:
+            address = parse_data_path(uri.replace("%", "%25"))
+        except BadPath as exc:
+            raise bad_request(str(exc)) from exc
+        target = self.resolve(address, who)
+        if target.level != "path" or not target.key:
+            raise ApiError(400, "not a file", errno="EISDIR")
+        check_key(target.key)
+        self.require_read(target)
+        return target
 
     def _resolve_data(self, address: DataAddress, who: Identity) -> Target:
         segments = address.segments

@@ -107,6 +107,9 @@ class QuotaBackend(StorageBackend):
     def info(self, key: Key) -> EntryInfo:
         return self.inner.info(key)
 
+    def open_file(self, key: Key) -> tuple[int, EntryInfo]:
+        return self.inner.open_file(key)
+
     def file_at(self, key: Key) -> EntryInfo | None:
         return self.inner.file_at(key)
 

@@ -22,9 +22,7 @@ import json
 
 from .errors import ApiError, api_error_for, bad_request
 from .extension_handlers import ExtensionHandler
-from .namespace import Namespace
-from .paths import BadPath, parse_data_path
-from .storage import IsADirectory, StorageError, check_key
+from .storage import IsADirectory, StorageError
 
 CONTENT_TYPE = "application/vnd.algofs.files"
 #: Paths per request, and bytes of file data per answer: an answer is held in memory until the socket
@@ -72,17 +70,7 @@ class ReadManyHandler(ExtensionHandler):
 
     def read_one(self, uri: str, room: int) -> tuple[Entry, bytes]:
         """What a GET of ``uri`` would answer, as an entry and its bytes."""
-        if "://" not in uri:
-            raise bad_request("a path must be a data URI such as data://.my/collection/file")
-        try:  # a URI in a JSON body is not percent-encoded: '%' is an ordinary character there
-            address = parse_data_path(uri.replace("%", "%25"))
-        except BadPath as exc:
-            raise bad_request(str(exc)) from exc
-        target = self.namespace.resolve(address, self.identity)
-        if target.level != "path" or not target.key:
-            raise ApiError(400, "not a file", errno="EISDIR")
-        check_key(target.key)
-        Namespace.require_read(target)
+        target = self.namespace.readable_file(uri, self.identity)
         info = target.backend.info(target.key)
         if info.is_dir:
             raise IsADirectory("path is a directory")

@@ -4,6 +4,7 @@ from .base import (
     COPY,
     EXCLUSIVE_CREATE,
     FOLDER_MTIME,
+    LOCAL_READS,
     MOVE,
     NAME_MAX,
     NOT_LOOKED_UP,
@@ -44,7 +45,8 @@ from .posix import KEEP, AttrChange
 
 __all__ = [
     "EXCLUSIVE_CREATE", "KEEP", "POSIX", "AttrChange", "CreateRefused", "Posix",
-    "COPY", "FOLDER_MTIME", "MOVE", "NAME_MAX", "NOT_LOOKED_UP", "PATH_MAX", "SET_MTIME", "WRITE_AT_OFFSET",
+    "COPY", "FOLDER_MTIME", "LOCAL_READS", "MOVE", "NAME_MAX", "NOT_LOOKED_UP", "PATH_MAX", "SET_MTIME",
+    "WRITE_AT_OFFSET",
     "AlreadyExists",
     "CrossBackend", "DirectoryNotEmpty", "EntryInfo", "InvalidOperation", "IsADirectory", "Key",
     "ListingPage", "LocalBackend", "Lookup", "NameTooLong", "NotADirectory", "NotFound", "OffsetBeyondEnd",

@@ -79,6 +79,8 @@ FOLDER_MTIME = "folder-mtime"
 POSIX = "posix"
 #: ``write(exclusive=True)``: create only if nothing is there, race-free (``If-None-Match: *``).
 EXCLUSIVE_CREATE = "exclusive-create"
+#: ``open_file``: an open descriptor of a file's bytes, for a caller on this machine (server/local_reads.py).
+LOCAL_READS = "local-reads"
 
 
 # -- values --------------------------------------------------------------------------------------------
@@ -274,6 +276,13 @@ class StorageBackend(ABC):
             raise Unsatisfiable(f"byte {first} is past the end ({info.size} bytes)")
         end = info.size - 1 if last is None else min(last, info.size - 1)
         return info, first, self.read(key, first, end - first + 1)
+
+    def open_file(self, key: Key) -> tuple[int, EntryInfo]:
+        """An open read-only descriptor of file ``key`` and its info as of that descriptor (capability
+        LOCAL_READS); the caller owns the descriptor. The bytes a version's info names stay what they are
+        while the descriptor is open: a backend that has this never rewrites a file's bytes in place.
+        Raises NotFound, IsADirectory, OutsideRoot, and Unsupported where files are not local."""
+        raise Unsupported("this storage keeps no local files")
 
     @abstractmethod
     def list_page(self, key: Key, after: SortKey | None = None, limit: int = 1000) -> ListingPage:

@@ -32,6 +32,7 @@ from .base import (
     COPY,
     EXCLUSIVE_CREATE,
     FOLDER_MTIME,
+    LOCAL_READS,
     MOVE,
     NOT_LOOKED_UP,
     POSIX,
@@ -72,7 +73,8 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 class LocalBackend(StorageBackend):
     """Objects under ``root``; metadata blobs under ``meta_dir`` (outside ``root``: keys can't reach it)."""
 
-    capabilities = frozenset({WRITE_AT_OFFSET, MOVE, COPY, SET_MTIME, FOLDER_MTIME, EXCLUSIVE_CREATE, POSIX})
+    capabilities = frozenset({WRITE_AT_OFFSET, MOVE, COPY, SET_MTIME, FOLDER_MTIME, EXCLUSIVE_CREATE, POSIX,
+                              LOCAL_READS})
 
     def __init__(self, root: Path, meta_dir: Path, index: DirectoryIndex | None = None):
         root.mkdir(parents=True, exist_ok=True)
@@ -198,6 +200,22 @@ class LocalBackend(StorageBackend):
             os.close(fd)
             raise IsADirectory("path is a directory")
         return FileSpan(fd, start, length)
+
+    def open_file(self, key: Key) -> tuple[int, EntryInfo]:
+        """Uploads land by rename or append past the end (local_upload.py): an open descriptor keeps the
+        bytes of the version it was opened at."""
+        if not key:
+            raise IsADirectory("path is a directory")
+        with self.locate(key) as where, storage_errors():
+            fd = where.open(os.O_RDONLY)
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISDIR(st.st_mode):
+                    raise IsADirectory("path is a directory")
+                return fd, entry_of(where.name, st, where.dir_fd)
+            except BaseException:
+                os.close(fd)
+                raise
 
     def list_page(self, key: Key, after: SortKey | None = None, limit: int = 1000) -> ListingPage:
         fd = self.open_dir(key)

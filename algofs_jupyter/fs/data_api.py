@@ -113,6 +113,10 @@ class DataClient:
             self._capabilities = Capabilities.none()
         return self._capabilities
 
+    def forget_capabilities(self) -> None:
+        """The server may have restarted (a local-reads socket went away): ask again at the next use."""
+        self._capabilities = None
+
     @property
     def known_capabilities(self) -> Capabilities | None:
         """What ``capabilities()`` found, without asking (None: not asked yet, or the API was down)."""

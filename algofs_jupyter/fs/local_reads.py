@@ -95,7 +95,10 @@ class LocalReads:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
             connection.settimeout(self.timeout)
-            connection.connect(self.path)
+            try:
+                connection.connect(self.path)
+            except FileNotFoundError as exc:  # the server has gone (or restarted with another socket)
+                raise ConnectionRefusedError(f"{self.path}: no such socket") from exc
             _pid, uid, _gid = _UCRED.unpack(connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                                   _UCRED.size))
             if uid != self.server_uid:

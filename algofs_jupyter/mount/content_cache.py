@@ -15,6 +15,10 @@ and nothing is copied into the caches for it (the copies stay within staging's o
 another writer made has another ETag: it is never answered from the copy. Attributes from a listing carry
 no ETag: such a read goes to the caches.
 
+Then a large file may be read from the server's own file (``server_files``: the local-reads extension of a
+server on this machine, by descriptor): nothing is fetched or cached for it. A small file is not: it is
+fetched whole and prefetched with its directory, which costs less than a descriptor per file.
+
 The mount tells the front about its own changes with one step, ``invalidate(path)`` (after an upload, an
 unlink, at both ends of a rename): it reaches every content cache (the block cache's blocks and parked
 streams, the small file's bytes). ``clear``, ``stats`` and ``close`` likewise cover both. Whoever only
@@ -43,6 +47,7 @@ from .block_index import FileVersion
 from .dir_prefetch import DirectoryPrefetcher
 from .metadata_cache import Attr
 from .range_source import RangeSource
+from .server_files import ServerFiles
 from .small_files import ManyFetch, SmallFiles, WholeFetch
 
 #: ``ranges(path, etag, size)``: the range source of one file version (etag "" when unknown).
@@ -87,11 +92,14 @@ class ContentCache:
     def __init__(self, blocks: BlockCache, ranges: RangesOf, whole: WholeGet, listing: ListingOf,
                  small_file_size: int = 1 << 20, small_files_memory: int = 64 << 20,
                  prefetch_files: int = 64, kept: KeptCopies | None = None, many_of: ManyOf | None = None,
-                 list_directory: Callable[[str], object] | None = None):
+                 list_directory: Callable[[str], object] | None = None,
+                 server_files: ServerFiles | None = None):
         """``kept``: the local copies asked before either cache (write staging's). ``list_directory``:
-        lists a directory into the metadata cache that ``listing`` reads (the prefetcher's ``list_of``)."""
+        lists a directory into the metadata cache that ``listing`` reads (the prefetcher's ``list_of``).
+        ``server_files``: a large file's bytes from the server's own file, asked after ``kept``."""
         self.blocks = blocks
         self.kept = kept
+        self.server_files = server_files
         self.ranges = ranges
         self.whole = whole
         self.listing = listing
@@ -119,6 +127,12 @@ class ContentCache:
                 return bytes(out[:got])
         if self.is_small(version.size):
             return self._small(version, etag)[offset:offset + size]
+        if self.server_files is not None:
+            out = bytearray(max(0, min(size, version.size - offset)))
+            with memoryview(out) as view:
+                got = self.server_files.read_into(version, etag, offset, view)
+            if got is not None:
+                return bytes(out[:got])
         return self.blocks.read(version, offset, size, self.ranges(version.path, etag, version.size),
                                 stream_id=stream_id)
 
@@ -134,6 +148,10 @@ class ContentCache:
             count = max(0, min(len(out), len(data) - offset))
             out[:count] = data[offset:offset + count]
             return count
+        if self.server_files is not None:
+            got = self.server_files.read_into(version, etag, offset, out)
+            if got is not None:
+                return got
         return self.blocks.read_into(version, offset, out, self.ranges(version.path, etag, version.size),
                                      stream_id=stream_id)
 
@@ -170,10 +188,14 @@ class ContentCache:
         bytes of it. Every content cache is told here, and only here."""
         self.blocks.invalidate(path)
         self.small_files.invalidate(path)
+        if self.server_files is not None:
+            self.server_files.invalidate(path)
 
     def clear(self) -> None:
         self.blocks.clear()
         self.small_files.clear()
+        if self.server_files is not None:
+            self.server_files.clear()
         self.dir_prefetch.end_all()
 
     # ----------------------------------------------------------------------------------------- status
@@ -190,6 +212,7 @@ class ContentCache:
         cache["hit_ratio"] = hits / (hits + misses) if hits + misses else None
         cache.update(self.kept.kept_copy_counts() if self.kept is not None
                      else {"kept_copy_reads": 0, "kept_copy_bytes": 0})
+        cache["server_files"] = self.server_files.stats() if self.server_files is not None else None
         return cache
 
     def small_files_stats(self) -> dict[str, Any]:
@@ -199,6 +222,8 @@ class ContentCache:
     def close(self) -> None:
         self.dir_prefetch.close()
         self.blocks.close()
+        if self.server_files is not None:
+            self.server_files.close()
 
 
 def _fetch_many(many: ManyGet, versions: list[FileVersion]

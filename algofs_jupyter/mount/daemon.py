@@ -32,6 +32,7 @@ from .operations import AlgoOperations
 from .options import MountOptions
 from .pipes import PipeTree
 from .recovery import RecoveryStore
+from .server_files import ServerFiles, ServerOpener
 from .staging import WriteStaging, salvage_staging
 from .uploads import Uploader
 
@@ -95,7 +96,9 @@ class MountDaemon:
                                     small_files_memory=options.prefetch_memory,
                                     prefetch_files=options.prefetch_files,
                                     kept=self.staging,  # what this mount uploaded is read from its copy
-                                    many_of=self._read_many_of, list_directory=self._list_directory)
+                                    many_of=self._read_many_of, list_directory=self._list_directory,
+                                    server_files=None if options.no_local_reads or options.no_extensions
+                                    else ServerFiles(ServerOpener(self.client)))
         self.uploader = Uploader(self.client, self.staging, self.metadata, self.content,
                                  write_back=options.write_back)
         self.operations = AlgoOperations(

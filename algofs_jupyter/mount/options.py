@@ -74,6 +74,10 @@ class MountOptions:
         "seconds after a file's last close() before it is uploaded (0: upload at close, so close() "
         "returning 0 means the bytes are on the server; > 0: close() returns once they are staged "
         "locally, fsync() still uploads at once; see docs/filesystem.md)", type=float))
+    no_local_reads: bool = field(default=False, metadata=_flag(
+        "never read a large file from the server's own file (the local-reads extension of a server on "
+        "this machine, docs/api-extensions.md §13): every read goes over HTTP through the block cache",
+        action="store_true"))
     no_extensions: bool = field(default=False, metadata=_flag(
         "never use the server's API extensions (whole-file uploads, no server-side move or mtimes, as "
         "against the hosted API)", action="store_true"))

@@ -101,24 +101,27 @@ def test_random_seek_and_read(mounted: Mounted, scratch: Path) -> None:
             assert handle.read(size) == data[offset:offset + size]
 
 
-def test_random_reads_fetch_only_touched_blocks(mounted: Mounted, scratch: Path) -> None:
+def test_random_reads_fetch_only_touched_blocks(mounted: Mounted, scratch: Path, new_mount) -> None:
+    """The block cache's ranged GETs: a mount that reads nothing from the server's own files."""
     layout = str(scratch.relative_to(mounted.path) / "sparse.bin")
+    over_http = new_mount(no_local_reads=True)
     size = 512 << 20
     with open(mounted.server_path(layout), "wb") as handle:  # placed on the server's disk directly
         handle.truncate(size)
         for marker in range(8):
             handle.seek(marker * (64 << 20))
             handle.write(f"marker {marker}".encode())
-    before = control.query(mounted.path, "clear_cache")["cache"]  # a remote change: seen after clearing
+    before = control.query(over_http, "clear_cache")["cache"]  # a remote change: seen after clearing
+    assert before["server_files"] is None
     block = before["block_size"]
     offsets = [5 * (64 << 20), 2 * (64 << 20), size - 8, 7 * (64 << 20)]
-    with open(scratch / "sparse.bin", "rb") as handle:
+    with open(over_http / layout, "rb") as handle:
         for offset in offsets:
             handle.seek(offset)
             chunk = handle.read(8)
             if offset % (64 << 20) == 0:
                 assert chunk == f"marker {offset // (64 << 20)}".encode()[:8]
-    after = mounted.status()["cache"]
+    after = control.query(over_http, "status")["cache"]
     fetched = after["bytes_fetched"] - before["bytes_fetched"]
     touched_blocks = len({o // block for o in offsets})
     assert 0 < fetched <= 2 * touched_blocks * block, (fetched, touched_blocks)

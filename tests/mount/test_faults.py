@@ -31,6 +31,14 @@ def restartable(tmp_path: Path, free_port: int) -> Iterator[tuple[EmbeddedServer
         yield pair
 
 
+@pytest.fixture
+def restartable_over_http(tmp_path: Path, free_port: int) -> Iterator[tuple[EmbeddedServer, MountProcess]]:
+    """``restartable`` with every read over HTTP (no descriptors of the server's files)."""
+    server = EmbeddedServer(tmp_path / "root", port=free_port, demo=True, large_file_mb=64)
+    with server_and_mount(server, tmp_path, timeout=TIMEOUT, no_local_reads=True) as pair:
+        yield pair
+
+
 def kill_server(server: EmbeddedServer) -> None:
     server.process.kill()
     server.process.wait()
@@ -46,8 +54,8 @@ def timed_errno(call) -> tuple[int | None, float]:
     return None, time.monotonic() - start
 
 
-def test_server_killed_mid_read_gives_eio_then_recovers(restartable) -> None:
-    server, process = restartable
+def test_server_killed_mid_read_gives_eio_then_recovers(restartable_over_http) -> None:
+    server, process = restartable_over_http
     big = Path(process.mountpoint) / "data/demo/large/large.bin"
     with open(big, "rb", buffering=0) as handle:
         assert len(handle.read(1 << 20)) == 1 << 20
@@ -66,6 +74,26 @@ def test_server_killed_mid_read_gives_eio_then_recovers(restartable) -> None:
         handle.seek(48 << 20)
         assert handle.read(16) == bytes(16)
     assert "nested" in os.listdir(Path(process.mountpoint) / "data/demo")
+
+
+def test_server_killed_a_file_read_by_descriptor_reads_on_and_the_rest_gets_eio(restartable) -> None:
+    """A file the mount reads from the server's own file (local reads) holds its bytes without the server;
+    a file not yet read that way, a listing, a new descriptor: EIO in bounded time, as over HTTP."""
+    server, process = restartable
+    mnt = Path(process.mountpoint)
+    big = mnt / "data/demo/large/large.bin"
+    with open(big, "rb", buffering=0) as handle:
+        first = handle.read(1 << 20)
+        assert len(first) == 1 << 20
+        assert control.query(process.mountpoint, "status")["cache"]["server_files"]["open"] == 1
+        kill_server(server)
+        handle.seek(48 << 20)
+        assert handle.read(16) == bytes(16)  # what the server had, read without it
+    code, elapsed = timed_errno(lambda: os.listdir(mnt / "data/demo/nested"))
+    assert code == errno.EIO and elapsed < BOUND
+    server.start()
+    with open(big, "rb") as handle:
+        assert handle.read(1 << 20) == first
 
 
 def test_server_down_at_close_keeps_bytes_for_recovery(restartable, tmp_path: Path) -> None:

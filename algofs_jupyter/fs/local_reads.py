@@ -97,8 +97,8 @@ class LocalReads:
             connection.settimeout(self.timeout)
             try:
                 connection.connect(self.path)
-            except FileNotFoundError as exc:  # the server has gone (or restarted with another socket)
-                raise ConnectionRefusedError(f"{self.path}: no such socket") from exc
+            except (FileNotFoundError, PermissionError) as exc:  # gone (or restarted elsewhere); not ours
+                raise ConnectionRefusedError(f"{self.path}: {exc.strerror}") from exc
             _pid, uid, _gid = _UCRED.unpack(connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                                   _UCRED.size))
             if uid != self.server_uid:

@@ -8,6 +8,9 @@ import errno
 import json
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +142,51 @@ def test_bad_requests_get_a_4xx_answer_and_no_descriptor(advertised) -> None:
             assert 400 <= status < 500, (request[:40], message)
     finally:
         connection.close()
+
+
+LINK_AS = """
+import errno, os, sys
+fd, folder = sys.argv[1], sys.argv[2]
+proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)  # linkat(AT_SYMLINK_FOLLOW) of the descriptor
+into = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # opened now: no path to search as the other account
+os.link(fd, "as-root", src_dir_fd=proc, dst_dir_fd=into, follow_symlinks=True)  # same file system: root may
+os.unlink("as-root", dir_fd=into)
+os.seteuid(65534)  # another account holding the descriptor (its effective capabilities are gone)
+try:
+    os.link(fd, "as-nobody", src_dir_fd=proc, dst_dir_fd=into, follow_symlinks=True)
+except OSError as exc:
+    print(errno.errorcode[exc.errno])
+else:
+    print("linked")
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to another account")
+def test_a_descriptor_gives_another_account_no_link_to_the_server_s_file(http, scratch, advertised) -> None:
+    """Holding the descriptor is reading that one version, no more: another account cannot make a name
+    for the server's file (which would keep it, and its appends, past a change of the ACL, and pin its
+    space after a delete): ``fs.protected_hardlinks`` wants the file's owner or read and write access."""
+    if not advertised[2]:
+        pytest.skip("object storage has no local files")
+    with open("/proc/sys/fs/protected_hardlinks") as setting:
+        assert setting.read().strip() == "1", "the machine lets anyone link any file it can see"
+    assert http("PUT", f"/v1/data/.my/{scratch}/kept.bin", data=b"private").status_code == 200
+    reads = reader(advertised)
+    try:
+        found = reads.open(f"data://.my/{scratch}/kept.bin")
+    finally:
+        reads.close()
+    # beside the server's file, so that only the account decides
+    folder = Path(os.readlink(f"/proc/self/fd/{found.fd}")).parent.parent / f"links-{os.getpid()}"
+    folder.mkdir()
+    folder.chmod(0o777)
+    try:
+        result = subprocess.run([sys.executable, "-c", LINK_AS, str(found.fd), str(folder)],
+                                pass_fds=[found.fd], capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(found.fd)
+        left = list(folder.iterdir())
+        folder.rmdir() if not left else None
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "EPERM"
+    assert left == []

@@ -312,7 +312,7 @@ def _bench_sequential(s: Setup, results: Results, baseline: str,
                            str(mountpoint), str(s.large_local)], mountpoint, s.env(), s.work / "ceiling.log")
 
     @contextmanager
-    def algofs(source: str, **options: object) -> Iterator[MountProcess]:
+    def algofs(source: str, **options: Any) -> Iterator[MountProcess]:
         cache_dir = s.work / "algofs-cache"
         shutil.rmtree(cache_dir, ignore_errors=True)
         with source_tree(source):
@@ -379,21 +379,26 @@ def bench_algofs(s: Setup, results: Results) -> None:
     cache_dir = s.work / "algofs-cache"
 
     @contextmanager
-    def fresh() -> Iterator[MountProcess]:
+    def fresh(**options: Any) -> Iterator[MountProcess]:
         shutil.rmtree(cache_dir, ignore_errors=True)
         mount = MountProcess(mountpoint, s.api_url, s.api_key, cache_dir=cache_dir,
-                             log_file=s.work / "algofs-mount.log", cache_size=4 << 30)
+                             log_file=s.work / "algofs-mount.log", cache_size=4 << 30, **options)
         mount.start(60)
         try:
             yield mount
         finally:
             mount.stop()
 
+    def over_http() -> AbstractContextManager[MountProcess]:  # as a mount of a server elsewhere reads
+        return fresh(no_local_reads=True)
+
     root = mountpoint / "data" / USER / COLLECTION
     with fresh():
         attempt(results, "ls -l 10k dir (cold)", "algofs", lambda: ls_l(root / MANY, s.many, 60))
         attempt(results, "ls -l 10k dir (warm)", "algofs", lambda: ls_l(root / MANY, s.many, 60))
-        # Random reads: fetched vs touched from the daemon's stats (what `algofs status --json` shows).
+    with over_http():
+        # Random reads: fetched vs touched from the daemon's stats (what `algofs status --json` shows),
+        # over HTTP: a mount reading the server's own file fetches nothing at all.
         before = control.query(mountpoint, "status")["cache"]
         attempt(results, f"{RANDOM_READS} random 4 KiB reads", "algofs",
                 lambda: random_reads(root / "large.bin", s.large_size))
@@ -412,6 +417,9 @@ def bench_algofs(s: Setup, results: Results) -> None:
         cache = control.query(mountpoint, "status")["cache"]
         results.facts["algofs_cache_after_reads"] = {k: cache.get(k) for k in (
             "size_bytes", "blocks", "hits", "misses", "bytes_fetched", "prefetched_blocks")}
+    with cold_read_row(s, results, OVER_HTTP, over_http, root / "large.bin", "--no-local-reads",
+                       meter=lambda mount: {"server": s.server_pid, "daemon": mount.pid}):
+        pass
 
 
 def bench_fsspec_fuse(s: Setup, results: Results) -> None:
@@ -471,6 +479,8 @@ def bench_rclone(s: Setup, results: Results) -> None:
 # ---------------------------------------------------------------------------------------- report
 TARGETS = [
     ("cold sequential vs curl", "sequential read (cold)", "algofs", "sequential read (cold)", "curl", 0.7),
+    ("(over HTTP) cold sequential vs curl", "sequential read (cold)", OVER_HTTP, "sequential read (cold)",
+     "curl", 0.7),
     ("warm sequential vs local disk", "sequential read (warm)", "algofs", "sequential read (warm)",
      "local disk", 0.5),
     ("cold sequential vs the FUSE ceiling (issue 26)", "sequential read (cold)", "algofs",

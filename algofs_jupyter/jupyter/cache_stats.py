@@ -17,6 +17,7 @@ def empty_cache_stats(limit_bytes: int | None) -> dict:
         "uploads_in_flight": 0,
         "uploads_failed": 0,
         "small_files": {"files": 0, "bytes": 0},
+        "server_files": {"opened": 0, "reads": 0, "bytes": 0},
     }
 
 
@@ -52,6 +53,8 @@ def cache_stats_from_control(status: dict, limit_bytes: int | None) -> dict:
     uploads: dict = uploads_section if isinstance(uploads_section, dict) else {}
     small_section = status.get("small_files")
     small: dict = small_section if isinstance(small_section, dict) else {}
+    server_section = cache.get("server_files")
+    server: dict = server_section if isinstance(server_section, dict) else {}
     hits = int(_first(cache, "hits", "block_hits"))
     misses = int(_first(cache, "misses", "block_misses"))
     ratio = _first(cache, "hit_ratio", default=None)
@@ -69,4 +72,7 @@ def cache_stats_from_control(status: dict, limit_bytes: int | None) -> dict:
         "uploads_failed": int(_first(uploads, "failed")),
         # the small-file store holds whole small files in memory, outside size_bytes (the disk cache's)
         "small_files": {"files": int(_first(small, "files")), "bytes": int(_first(small, "bytes"))},
+        # large files read from the server's own file (local reads): outside the caches and bytes_fetched
+        "server_files": {"opened": int(_first(server, "opened")), "reads": int(_first(server, "reads")),
+                         "bytes": int(_first(server, "bytes"))},
     }

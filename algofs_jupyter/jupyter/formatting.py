@@ -50,10 +50,16 @@ def cache_summary(stats: dict) -> str:
         f" + {human_bytes(small.get('bytes', 0))} in memory ({small.get('files', 0)} small file(s))"
         if small.get("files") else ""
     )
+    server = stats.get("server_files") or {}  # large files read by descriptor (a server on this machine)
+    local = (
+        f"; read from the server's own files: {human_bytes(server.get('bytes', 0))}, nothing cached"
+        if server.get("reads") else ""
+    )
     return (
         f"{human_bytes(stats['size_bytes'])} of {human_bytes(stats.get('limit_bytes'))} on disk{memory}, "
         f"{len(stats['entries'])} file(s), hits {stats['hits']} / misses {stats['misses']} "
         f"(hit ratio {ratio_text(stats.get('hit_ratio'))}), fetched {human_bytes(stats['bytes_fetched'])}"
+        f"{local}"
     )
 
 

@@ -30,3 +30,14 @@ def test_no_small_files_no_memory_clause():
     assert stats["small_files"] == {"files": 0, "bytes": 0}
     assert "memory" not in cache_summary(stats)
     assert "memory" not in cache_summary(empty_cache_stats(1 << 20))
+
+
+def test_large_files_read_from_the_server_s_own_file_are_said_apart():
+    status = {"cache": {**STATUS["cache"], "server_files": {"open": 1, "not_offered": 0, "opened": 2,
+                                                            "refused": 0, "reads": 9, "bytes": 3 << 30}}}
+    stats = cache_stats_from_control(status, 256 << 20)
+    assert stats["server_files"] == {"opened": 2, "reads": 9, "bytes": 3 << 30}
+    summary = cache_summary(stats)
+    assert summary.endswith("; read from the server's own files: 3.0 GiB, nothing cached"), summary
+    assert "server's own" not in cache_summary(cache_stats_from_control(STATUS, 256 << 20))
+    assert "server's own" not in cache_summary(empty_cache_stats(1 << 20))

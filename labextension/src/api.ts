@@ -27,6 +27,8 @@ export interface ICacheStats {
   uploads_failed: number;
   /** Small files held whole in memory, apart from the block cache's size_bytes (docs/rest-api.md). */
   small_files?: { files: number; bytes: number };
+  /** Large files read from the server's own file (a server on this machine): not cached (docs/rest-api.md). */
+  server_files?: { opened: number; reads: number; bytes: number };
 }
 
 export interface IStatus {

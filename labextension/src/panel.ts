@@ -539,6 +539,9 @@ export class AlgofsPanel extends Widget {
           ),
           row('Hits / misses', `${stats.hits} / ${stats.misses} (${ratio})`),
           row('Fetched', formatBytes(stats.bytes_fetched)),
+          ...(stats.server_files?.reads
+            ? [row("Server's files", `${formatBytes(stats.server_files.bytes)} read, not cached`, 'algofs-cache-server')]
+            : []),
           row('Uploads', `${stats.uploads_in_flight} in flight, ${stats.uploads_failed} failed`)
         )
       )

@@ -42,6 +42,7 @@ CACHE_KEYS = {
     "uploads_in_flight",
     "uploads_failed",
     "small_files",
+    "server_files",
 }
 
 

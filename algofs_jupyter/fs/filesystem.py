@@ -333,16 +333,19 @@ class AlgoFileSystem(AbstractFileSystem):
 
 def fsspec_info(info: dict[str, Any]) -> dict[str, Any]:
     """A client info as fsspec users know them from ``LocalFileSystem``: the posix extension's metadata
-    (a ``Posix`` object) flattened to plain values: ``mode`` (full st_mode), ``uid``/``gid`` (None:
-    unknown), ``mtime``/``atime``/``ctime`` (float seconds, from nanoseconds), ``islink`` and, for a
-    symlink, ``destination`` (its target; never followed: its ``type`` stays ``file``, its bytes are the
-    target, as the official client shows it). Without the extension the info is unchanged."""
+    (a ``Posix`` object) flattened to plain values: ``mode`` (full st_mode), ``uid``/``gid`` (absent when
+    nobody set them: fsspec's own ``fsspec.fuse`` reads ``info.get("uid", 1000)`` and fails on None),
+    ``mtime``/``atime``/``ctime`` (float seconds, from nanoseconds), ``islink`` and, for a symlink,
+    ``destination`` (its target; never followed: its ``type`` stays ``file``, its bytes are the target, as
+    the official client shows it). Without the extension the info is unchanged."""
     posix = info.get("posix")
     if not isinstance(posix, Posix):
         return info
     flat = {key: value for key, value in info.items() if key != "posix"}
-    flat.update(mode=posix.mode, uid=posix.uid, gid=posix.gid, mtime=seconds(posix.mtime_ns),
-                atime=seconds(posix.atime_ns), ctime=seconds(posix.ctime_ns), islink=posix.is_link)
+    flat.update(mode=posix.mode, mtime=seconds(posix.mtime_ns), atime=seconds(posix.atime_ns),
+                ctime=seconds(posix.ctime_ns), islink=posix.is_link)
+    owners = (("uid", posix.uid), ("gid", posix.gid))
+    flat.update({name: value for name, value in owners if value is not None})
     if posix.is_link:
         flat["destination"] = posix.target
     return flat

@@ -217,3 +217,29 @@ def test_infos_carry_modes_times_and_links_as_plain_values(fs: AlgoFileSystem, c
     assert listed["link"]["destination"] == "run.sh" and stat.S_ISDIR(listed["dir"]["mode"])
     assert listed["run.sh"]["mode"] == stat.S_IFREG | 0o755
     json.dumps([fs.info(f"{collection}/link"), *listed.values()])  # plain values only
+
+
+def test_fsspec_s_own_fuse_stats_every_entry(fs: AlgoFileSystem, collection: str) -> None:
+    """``fsspec.fuse`` (fsspec's FUSE of any filesystem) builds stat results from ``info``: an owner nobody
+    set is left out (its ``info.get("uid", 1000)``), not None, which libfuse's stat can't hold (EINVAL for
+    every entry, the bench's fsspec.fuse rows until 2026-12-07). Owners that are set come through."""
+    import sys
+
+    import mfusepy
+
+    sys.modules.setdefault("fuse", mfusepy)  # fsspec.fuse imports fusepy's module name
+    from fsspec.fuse import FUSEr
+
+    fs.pipe_file(f"{collection}/plain.txt", b"hello")
+    fs.pipe_file(f"{collection}/owned.txt", b"mine")
+    fs.client.setattr(f"{collection}/owned.txt", uid=1234, gid=4321)
+    info = fs.info(f"{collection}/plain.txt")
+    assert "uid" not in info and "gid" not in info
+    fuser = FUSEr(fs, f"{collection}/", ready_file=False)
+    for name, owner in (("plain.txt", (1000, 1000)), ("owned.txt", (1234, 4321))):
+        attrs = fuser.getattr(f"/{name}")
+        assert (attrs["st_uid"], attrs["st_gid"]) == owner and attrs["st_size"] == len(fs.cat_file(
+            f"{collection}/{name}"))
+        stat_result = mfusepy.c_stat()
+        mfusepy.set_st_attrs(stat_result, attrs, use_ns=False)  # what mfusepy does with the answer
+    assert fuser.getattr("/")["st_mode"] & 0o170000 == 0o040000

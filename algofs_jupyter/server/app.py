@@ -152,7 +152,7 @@ async def serve_forever(root: Path, users: dict[str, str], host: str, port: int,
     server.add_sockets(sockets)
     box = app.settings["algorithm_box"]
     server.add_socket(box.bind_api_socket())  # what algorithms in their box reach the API through
-    local_reads = LocalReads(box.runtime, app.settings["users"], app.settings["namespace"],
+    local_reads = LocalReads(app.settings["users"], app.settings["namespace"],
                              app.settings.get("storage_threads"))
     local_reads.start()  # a mount on this machine reads files by descriptor (docs/api-extensions.md §13)
     app.settings["local_reads"] = local_reads

@@ -7,12 +7,14 @@ HDFS's short-circuit local reads answer the same problem the same way: the serve
 checks a GET, opens the file and passes the descriptor over a Unix socket (``SCM_RIGHTS``); the client
 reads the bytes with ``pread``.
 
-The socket (``SOCK_SEQPACKET``, one message per request and per answer) is ``reads.sock`` in the server's
-runtime directory (0711 when the server runs as root and serves other accounts, else 0700), mode 0666:
-reaching it gives nothing without a key. A request is JSON ``{"authorization": "Simple <key>", "path":
-"data://…"}``; the answer is JSON ``{"size", "etag", "last_modified"}`` with the descriptor attached, or
-``{"error": {"status", "message", "errno"?}}`` with none, the status and errno a GET of the path would
-have. The descriptor is read-only and names one file the key may read; it keeps the bytes of the version
+The socket (``SOCK_SEQPACKET``, one message per request and per answer) is ``reads.sock``, mode 0666, alone
+in a fresh directory of the server's (``algofs-serve-<pid>-*``, 0711: other accounts may reach the socket,
+not list or add names; a killed server's is swept at the next start with the other runtime directories).
+Reaching it gives nothing without a key, as reaching the TCP port gives nothing. A request is JSON
+``{"authorization": "Simple <key>", "path": "data://…"}``; the answer is JSON ``{"size", "etag",
+"last_modified"}`` with the descriptor attached, or ``{"error": {"status", "message", "errno"?}}`` with none,
+the status and errno a GET of the path would have.
+The descriptor is read-only and names one file the key may read; it keeps the bytes of the version
 the answer names (``StorageBackend.open_file``). Storage whose files are not local (S3) answers 501.
 
 What is capped: ``MAX_CONNECTIONS`` connections (more are closed at once), a request of ``MAX_REQUEST``
@@ -32,7 +34,9 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
+from ..private_dirs import fresh_private_dir
 from .access_log import access_log, bounded_uri
+from .algo_cgroups import SERVER_PREFIX
 from .errors import ApiError, api_error_for, bad_request
 from .namespace import Namespace
 from .storage import LOCAL_READS, StorageError
@@ -53,8 +57,12 @@ class LocalReads:
     """The local-reads socket of one server, served on its event loop; storage is opened on ``threads``
     (None: the loop's default executor), as a GET's ``offload`` does."""
 
-    def __init__(self, directory: Path, users: UserRegistry, namespace: Namespace,
-                 threads: Executor | None = None):
+    def __init__(self, users: UserRegistry, namespace: Namespace, threads: Executor | None = None,
+                 directory: Path | None = None):
+        """``directory``: where the socket goes (default: a fresh 0711 directory of its own, removed at
+        ``close``)."""
+        self._own_directory = directory is None
+        directory = directory or fresh_private_dir(f"{SERVER_PREFIX}{os.getpid()}-", mode=0o711)
         self.path = directory / SOCKET_NAME
         self.users = users
         self.namespace = namespace
@@ -93,6 +101,9 @@ class LocalReads:
             self._listener = None
         with contextlib.suppress(OSError):
             self.path.unlink()
+        if self._own_directory:
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()
 
     async def _accept(self) -> None:
         assert self._listener is not None

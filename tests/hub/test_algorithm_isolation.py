@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -314,3 +315,46 @@ def test_a_public_algorithm_gets_only_what_its_caller_names(shared_server):
     assert bob.file("data://.my/private_notes/input.txt").getString() == "for the algorithm"
     assert not bob.file("data://.my/private_notes/planted.txt").exists()
     assert bob.dir("data://.my/private_notes").get_permissions().read_acl != Algorithmia.acl.AclType.public
+
+
+READ_BY_DESCRIPTOR = """
+import json, os, sys
+from algofs_jupyter.fs.local_reads import LocalReads
+asked = json.load(sys.stdin)  # the keys come on stdin, never on a command line
+found = {}
+for user, key in asked["keys"].items():
+    reads = LocalReads(asked["socket"], asked["uid"], "Simple " + key, 10)
+    try:
+        opened = reads.open(asked["uri"])
+        found[user] = os.pread(opened.fd, 100, 0).decode()
+    except OSError as exc:
+        found[user] = type(exc).__name__
+    finally:
+        reads.close()
+print(json.dumps(found))
+"""
+
+
+def test_another_account_reads_by_descriptor_only_what_its_key_may_read(shared_server):
+    """The local-reads socket of a server running as a service account (docs/api-extensions.md §13): a
+    process of another account reaches it and gets bob's private file with bob's key, and with mallory's
+    the refusal her GET gets."""
+    bob = shared_server.client("bob")
+    bob.dir("data://.my/localreads").create()
+    bob.file("data://.my/localreads/notes.txt").put("bob's notes")
+    url = shared_server.url + "/v1/data/bob/localreads/notes.txt"
+    assert requests.get(url, headers={"Authorization": shared_server.keys["mallory"]}).status_code == 403
+    capabilities = requests.get(shared_server.url + "/v1/algofs/capabilities",
+                                headers={"Authorization": shared_server.keys["bob"]}).json()
+    advertised = capabilities["local_reads"]
+    assert advertised["uid"] == shared_server.service.uid
+    assert "local-reads" in capabilities["backends"]["data"]
+    venv_python = str(user_venv() / "bin" / "python")
+    intruder = shared_server.intruder
+    asked = {"socket": advertised["socket"], "uid": advertised["uid"], "uri": "data://bob/localreads/notes.txt",
+             "keys": {"bob": shared_server.keys["bob"], "mallory": shared_server.keys["mallory"]}}
+    done = subprocess.run([venv_python, "-c", READ_BY_DESCRIPTOR], input=json.dumps(asked), user=intruder.uid,
+                          group=intruder.gid, extra_groups=[], cwd=intruder.home, capture_output=True,
+                          text=True, timeout=60, env={"HOME": str(intruder.home), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"bob": "bob's notes", "mallory": "PermissionError"}

@@ -24,12 +24,13 @@ from typing import Any
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from . import api_paths
-from .api_capabilities import READ_MANY, Capabilities
+from .api_capabilities import LOCAL_READS, READ_MANY, Capabilities
 from .api_errors import NotSupported
 from .api_session import DEFAULT_TIMEOUT
 from .data_api import DataClient
 from .data_infos import directory_info
 from .http_body import Fill
+from .local_reads import LocalFile, LocalReads, local_reads_of
 from .posix_meta import Posix, seconds
 
 #: Concurrent requests of one batched ``cat``/``get`` (the session's pool holds 32 connections).
@@ -52,6 +53,26 @@ class AlgoFileSystem(AbstractFileSystem):
                                  extensions=extensions)
         self.session = self.client.session
         self._local = threading.local()  # per-thread state of a running ``get``
+        self._reads_lock = threading.Lock()
+        self._local_reads: LocalReads | None = None  # guarded by _reads_lock; made at the first use
+
+    def open_local(self, path: str) -> LocalFile | None:
+        """An open descriptor of the server's own file at ``path`` when the server is on this machine (the
+        local-reads extension, docs/api-extensions.md §13), else None; any failure is None too (the
+        caller reads over HTTP)."""
+        path = self._strip_protocol(path)
+        if not self.client.supports(LOCAL_READS, path):
+            return None
+        with self._reads_lock:
+            if self._local_reads is None:
+                self._local_reads = local_reads_of(self.client)
+            reads = self._local_reads
+        if reads is None:
+            return None
+        try:
+            return reads.open(api_paths.data_uri(api_paths.split_path(path)))
+        except OSError:
+            return None
 
     @property
     def auto_mkdir(self) -> bool:
@@ -366,9 +387,36 @@ class AlgoFile(AbstractBufferedFile):
     """
 
     fs: AlgoFileSystem
+    _server_file: LocalFile | None = None
+    _server_file_asked = False
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        return self.fs.read_range(self.path, start, min(end, self.size))
+        end = min(end, self.size)
+        local = self._local_file()
+        if local is not None:
+            data = os.pread(local.fd, max(end - start, 0), start)
+            if len(data) == max(end - start, 0):
+                return data
+        return self.fs.read_range(self.path, start, end)
+
+    def _local_file(self) -> LocalFile | None:
+        """The server's own file of the version opened (same size, and ETag when known), asked once: a
+        server on this machine answers reads with no HTTP (§13). Closed with the file."""
+        if not self._server_file_asked:
+            self._server_file_asked = True
+            found = self.fs.open_local(self.path)
+            etag = self.details.get("etag") or ""
+            if found is not None and (found.size != self.size or (etag and found.etag != etag)):
+                os.close(found.fd)  # another version than the one opened: read over HTTP
+                found = None
+            self._server_file = found
+        return self._server_file
+
+    def close(self) -> None:
+        super().close()
+        local, self._server_file = self._server_file, None
+        if local is not None:
+            os.close(local.fd)
 
     def _initiate_upload(self) -> None:
         self._spool = tempfile.TemporaryFile()  # closed after the final chunk

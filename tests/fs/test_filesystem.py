@@ -243,3 +243,26 @@ def test_fsspec_s_own_fuse_stats_every_entry(fs: AlgoFileSystem, collection: str
         stat_result = mfusepy.c_stat()
         mfusepy.set_st_attrs(stat_result, attrs, use_ns=False)  # what mfusepy does with the answer
     assert fuser.getattr("/")["st_mode"] & 0o170000 == 0o040000
+
+
+def test_a_file_opened_for_reading_reads_the_server_s_own_file(fs: AlgoFileSystem, collection: str) -> None:
+    """A server on this machine (the tests') answers an open file's reads with its own file's descriptor
+    (local reads, docs/api-extensions.md §13): no request after the open, and the version opened is read
+    to the end even when the file is replaced meanwhile. ``extensions=False`` reads over HTTP."""
+    assert "local-reads" in fs.client.capabilities().backends.get("data", ())
+    data = os.urandom(3 << 20)
+    fs.pipe_file(f"{collection}/big.bin", data)
+    with fs.open(f"{collection}/big.bin", "rb", block_size=1 << 20) as handle:
+        sent = fs.session.requests_sent
+        assert handle.read(1 << 20) == data[:1 << 20]
+        fs.pipe_file(f"{collection}/big.bin", os.urandom(len(data)))  # replaced on the server
+        sent_by_the_replace = fs.session.requests_sent - sent
+        handle.seek(12_345)
+        assert handle.read() == data[12_345:]
+        assert fs.session.requests_sent - sent == sent_by_the_replace  # the reads sent nothing
+    plain = AlgoFileSystem(fs.session.api_address, fs.client.session.authorization.split(" ", 1)[1],
+                           extensions=False, skip_instance_cache=True)
+    with plain.open(f"{collection}/big.bin", "rb", block_size=1 << 20) as handle:
+        sent = plain.session.requests_sent
+        assert len(handle.read()) == len(data)
+        assert plain.session.requests_sent - sent >= 1  # a ranged GET: what the reads above did not send

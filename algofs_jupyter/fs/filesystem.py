@@ -24,13 +24,13 @@ from typing import Any
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from . import api_paths
-from .api_capabilities import LOCAL_READS, READ_MANY, Capabilities
+from .api_capabilities import READ_MANY, Capabilities
 from .api_errors import NotSupported
 from .api_session import DEFAULT_TIMEOUT
 from .data_api import DataClient
 from .data_infos import directory_info
 from .http_body import Fill
-from .local_reads import LocalFile, LocalReads, local_reads_of
+from .local_reads import LocalFile, LocalOpener
 from .posix_meta import Posix, seconds
 
 #: Concurrent requests of one batched ``cat``/``get`` (the session's pool holds 32 connections).
@@ -53,24 +53,14 @@ class AlgoFileSystem(AbstractFileSystem):
                                  extensions=extensions)
         self.session = self.client.session
         self._local = threading.local()  # per-thread state of a running ``get``
-        self._reads_lock = threading.Lock()
-        self._local_reads: LocalReads | None = None  # guarded by _reads_lock; made at the first use
+        self._open_on_server = LocalOpener(self.client)
 
     def open_local(self, path: str) -> LocalFile | None:
         """An open descriptor of the server's own file at ``path`` when the server is on this machine (the
         local-reads extension, docs/api-extensions.md §13), else None; any failure is None too (the
         caller reads over HTTP)."""
-        path = self._strip_protocol(path)
-        if not self.client.supports(LOCAL_READS, path):
-            return None
-        with self._reads_lock:
-            if self._local_reads is None:
-                self._local_reads = local_reads_of(self.client)
-            reads = self._local_reads
-        if reads is None:
-            return None
         try:
-            return reads.open(api_paths.data_uri(api_paths.split_path(path)))
+            return self._open_on_server(self._strip_protocol(path))
         except OSError:
             return None
 
@@ -406,7 +396,7 @@ class AlgoFile(AbstractBufferedFile):
             self._server_file_asked = True
             found = self.fs.open_local(self.path)
             etag = self.details.get("etag") or ""
-            if found is not None and (found.size != self.size or (etag and found.etag != etag)):
+            if found is not None and not found.holds(self.size, etag):
                 os.close(found.fd)  # another version than the one opened: read over HTTP
                 found = None
             self._server_file = found

@@ -1,9 +1,10 @@
 """``LocalReads``: the client of a server's ``local-reads`` socket (docs/api-extensions.md §13).
 
 A server on this machine hands out an open, read-only descriptor of a file the key may read, instead of
-its bytes over HTTP; the caller reads it with ``pread``. ``DataClient.open_local`` uses it only when the
-server advertised the socket in its capabilities and the API address is a loopback address: the socket
-path means something only on the server's machine, and a key is sent to nothing else.
+its bytes over HTTP; the caller reads it with ``pread``. ``LocalOpener`` (what the mount's
+``ServerFiles`` and ``AlgoFile`` ask) uses it only when the server advertised the socket in its
+capabilities and the API address is a loopback address: the socket path means something only on the
+server's machine, and a key is sent to nothing else.
 
 Before a connection carries a key, its peer's credentials (``SO_PEERCRED``) must show the uid the server
 advertised over HTTP: after the server has gone, its socket's name can't be taken over by another account
@@ -23,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from . import api_paths
 from .api_capabilities import LOCAL_READS
 from .api_errors import error_for_status
 from .data_api import DataClient
@@ -42,6 +44,10 @@ class LocalFile:
     size: int
     etag: str
     mtime: float
+
+    def holds(self, size: int, etag: str) -> bool:
+        """Whether this is the version of ``size`` bytes and ETag ``etag`` ("": unknown, size alone)."""
+        return self.size == size and (not etag or self.etag == etag)
 
 
 class LocalReads:
@@ -127,12 +133,50 @@ def local_reads_of(client: DataClient) -> LocalReads | None:
     """The local-reads client for ``client``'s server, or None: the server did not advertise the socket
     (or capabilities are not known yet), or the API address is not a loopback address."""
     capabilities = client.known_capabilities
-    if capabilities is None or capabilities.local_reads is None or LOCAL_READS not in capabilities.extensions:
+    if capabilities is None or capabilities.local_reads is None:  # set only with the extension
         return None
     if not is_loopback(client.session.api_address):
         return None
     path, uid = capabilities.local_reads
     return LocalReads(path, uid, client.session.authorization, client.session.timeout)
+
+
+class LocalOpener:
+    """``opener(path)``: the server's own file at layout path ``path`` through ``client``'s local-reads
+    socket, for storage that offers it; None where it offers none. Raises ConnectionError when the socket
+    can't be used (the server may have restarted with another one: the capabilities are asked again at
+    the next open), another OSError for the path's own error (what its GET would raise)."""
+
+    def __init__(self, client: DataClient):
+        self.client = client
+        self._lock = threading.Lock()
+        self._reads: LocalReads | None = None  # guarded by _lock; made at the first use
+
+    def __call__(self, path: str) -> LocalFile | None:
+        capabilities = self.client.capabilities()
+        if self.client.known_capabilities is None:
+            raise ConnectionError("the server's capabilities could not be asked")
+        parts = api_paths.split_path(path)
+        if not parts or not capabilities.supports(LOCAL_READS, parts[0]):
+            return None
+        with self._lock:
+            if self._reads is None:
+                self._reads = local_reads_of(self.client)
+            reads = self._reads
+        if reads is None:
+            return None
+        try:
+            return reads.open(api_paths.data_uri(parts))
+        except ConnectionError:
+            self.close()
+            self.client.forget_capabilities()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            reads, self._reads = self._reads, None
+        if reads is not None:
+            reads.close()
 
 
 def is_loopback(address: str) -> bool:

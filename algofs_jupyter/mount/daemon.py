@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..fs.api_capabilities import READ_MANY
 from ..fs.data_api import DataClient
+from ..fs.local_reads import LocalOpener
 from ..private_dirs import make_private_dirs
 from .block_cache import BlockCache
 from .content_cache import ContentCache, ManyGet
@@ -32,7 +33,7 @@ from .operations import AlgoOperations
 from .options import MountOptions
 from .pipes import PipeTree
 from .recovery import RecoveryStore
-from .server_files import ServerFiles, ServerOpener
+from .server_files import ServerFiles
 from .staging import WriteStaging, salvage_staging
 from .uploads import Uploader
 
@@ -98,7 +99,7 @@ class MountDaemon:
                                     kept=self.staging,  # what this mount uploaded is read from its copy
                                     many_of=self._read_many_of, list_directory=self._list_directory,
                                     server_files=None if options.no_local_reads or options.no_extensions
-                                    else ServerFiles(ServerOpener(self.client)))
+                                    else ServerFiles(LocalOpener(self.client)))
         self.uploader = Uploader(self.client, self.staging, self.metadata, self.content,
                                  write_back=options.write_back)
         self.operations = AlgoOperations(

@@ -31,10 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ..fs import api_paths
-from ..fs.api_capabilities import LOCAL_READS
-from ..fs.data_api import DataClient
-from ..fs.local_reads import LocalFile, LocalReads, local_reads_of
+from ..fs.local_reads import LocalFile
 from .block_index import FileVersion
 
 #: Versions remembered (open descriptors and "not offered" answers).
@@ -43,7 +40,8 @@ MAX_OPEN = 128
 RETRY_AFTER = 30.0
 
 #: ``open(path)``: the server's descriptor of layout path ``path``, or None where it offers none. Raises
-#: ConnectionError/TimeoutError when the socket can't be used, another OSError for the path's own error.
+#: ConnectionError/TimeoutError when the socket can't be used, another OSError for the path's own error
+#: (``fs.local_reads.LocalOpener``).
 Opener = Callable[[str], "LocalFile | None"]
 
 
@@ -102,7 +100,7 @@ class ServerFiles:
             return None
         except OSError:
             found = None  # the path's own error: the caches' request gets it too
-        if found is not None and (found.size != version.size or (etag and found.etag != etag)):
+        if found is not None and not found.holds(version.size, etag):
             os.close(found.fd)  # another version: the caches' request tells the reader
             found = None
         entry = _Open(found.fd) if found is not None else None
@@ -162,40 +160,3 @@ class ServerFiles:
                     "not_offered": sum(1 for entry in self._files.values() if entry is None),
                     "opened": self._opened, "refused": self._refused, "reads": self._reads,
                     "bytes": self._bytes}
-
-
-class ServerOpener:
-    """The ``Opener`` of ``client``'s server: its local-reads socket (fs/local_reads.py) for storage that
-    offers it. When the socket can't be reached the server may have restarted with another one: the
-    capabilities are asked again at the next open."""
-
-    def __init__(self, client: DataClient):
-        self.client = client
-        self._lock = threading.Lock()
-        self._reads: LocalReads | None = None  # guarded by _lock; made at the first use
-
-    def __call__(self, path: str) -> LocalFile | None:
-        capabilities = self.client.capabilities()
-        if self.client.known_capabilities is None:
-            raise ConnectionError("the server's capabilities could not be asked")
-        parts = api_paths.split_path(path)
-        if not parts or not capabilities.supports(LOCAL_READS, parts[0]):
-            return None
-        with self._lock:
-            if self._reads is None:
-                self._reads = local_reads_of(self.client)
-            reads = self._reads
-        if reads is None:
-            return None
-        try:
-            return reads.open(api_paths.data_uri(parts))
-        except ConnectionError:
-            self.close()
-            self.client.forget_capabilities()
-            raise
-
-    def close(self) -> None:
-        with self._lock:
-            reads, self._reads = self._reads, None
-        if reads is not None:
-            reads.close()

@@ -148,6 +148,28 @@ def can_set_fuse_wake_here() -> bool:
     return FUSE_WAKE_HERE.exists() and os.access(FUSE_WAKE_HERE, os.W_OK)
 
 
+def one_cpu(daemon_pid: int, action: Callable[[], float]) -> float:
+    """``action`` with this process and every thread of ``daemon_pid`` on CPU 0 only, then back: a FUSE
+    round trip that never leaves the reader's CPU, which is what ``fuse.wake_here`` gets from the kernel
+    (bench/README.md). Threads the daemon starts meanwhile inherit CPU 0 and are put back too."""
+    def threads() -> list[int]:
+        return [int(tid) for tid in os.listdir(f"/proc/{daemon_pid}/task")]
+
+    mine, theirs = os.sched_getaffinity(0), os.sched_getaffinity(daemon_pid)
+    try:
+        for tid in threads():
+            os.sched_setaffinity(tid, {0})
+        os.sched_setaffinity(0, {0})
+        return action()
+    finally:
+        os.sched_setaffinity(0, mine)
+        for tid in threads():
+            try:
+                os.sched_setaffinity(tid, theirs)
+            except ProcessLookupError:  # a worker thread that has exited since
+                pass
+
+
 # --------------------------------------------------------------------------------------- set-up
 def make_small(collection: Path, name: str, count: int, size: int) -> list[str]:
     folder = collection / name
@@ -246,7 +268,7 @@ class Bench:
             folder = root / name
             paths = [str(folder / n) for n in names]
             for how in ("serial", "4 readers"):
-                with fresh():  # type: ignore[attr-defined]
+                with fresh() as system_process:  # type: ignore[attr-defined]
                     if how == "serial" and name == self.datasets[0][0]:
                         base.attempt(self.results, f"ls -l {len(names)} files" +
                                      (f" @{latency:g} ms" if latency else ""), system,
@@ -290,6 +312,12 @@ class Bench:
                                            lambda g=go: fuse_wakes_here(g),
                                            f"{FUSE_WAKE_HERE} = Y for this row: the daemon's thread runs on "
                                            "the reader's CPU")
+                        daemon_pid = getattr(system_process, "pid", None)
+                        if daemon_pid and (os.cpu_count() or 1) > 1:
+                            self.files_row(self.label(name, len(names), size, latency,
+                                                      "serial (warm, one CPU)"), system, len(names),
+                                           lambda g=go, d=daemon_pid: one_cpu(d, g),
+                                           "the reader and the daemon's threads on CPU 0 (sched_setaffinity)")
 
     def algofs(self, api_url: str, latency: float, large: Path | None, system: str = "algofs",
                source: str = "", overrides: dict[str, object] | None = None) -> None:

@@ -33,6 +33,8 @@ TARGETS = [
      None, None, 40000.0),
     ("the same, fuse.wake_here = Y (a later warm pass; bench/README.md)",
      "2000 x 4 KiB serial (warm, FUSE wakes here)", None, None, 40000.0),
+    ("the same, reader and daemon on one CPU (a later warm pass; bench/README.md)",
+     "2000 x 4 KiB serial (warm, one CPU)", None, None, 40000.0),
     ("cold serial <= 0.5x official client serial (loopback)", "2000 x 4 KiB serial (cold)",
      "2000 x 4 KiB serial (cold)", "official client", 0.5),
     ("cold serial <= 0.2x official client serial @20 ms", "2000 x 4 KiB serial (cold) @20 ms",

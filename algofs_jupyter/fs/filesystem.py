@@ -115,7 +115,22 @@ class AlgoFileSystem(AbstractFileSystem):
         return self.client.read_whole(path, etag)
 
     def download_to(self, path: str, destination: str | os.PathLike) -> int:
-        return self.client.download_to(path, destination)
+        """The whole file into ``destination``; the byte count. A server on this machine's own file is
+        copied by the kernel (§13), else one streamed GET."""
+        copied = self._copy_local(path, destination)
+        return copied if copied is not None else self.client.download_to(path, destination)
+
+    def _copy_local(self, path: str, destination: str | os.PathLike) -> int | None:
+        """``download_to`` from the server's own file: its byte count, or None where the server offers
+        none (another machine, S3 storage, a directory, any refusal: the caller asks over HTTP)."""
+        local = self.open_local(path)
+        if local is None:
+            return None
+        try:
+            with open(destination, "wb") as out:
+                return local.copy_to(out.fileno())
+        finally:
+            os.close(local.fd)
 
     def write_at(self, path: str, offset: int, local: str | os.PathLike, **kwargs: Any) -> dict[str, Any]:
         return self.client.write_at(path, offset, local, **kwargs)
@@ -144,12 +159,19 @@ class AlgoFileSystem(AbstractFileSystem):
     # -- fsspec: reading --------------------------------------------------------------------------
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
+        """The file's bytes (``start``/``end`` as in fsspec, negative from the end). A server on this
+        machine answers from its own file (§13): one socket request, no HEAD, no GET; else HTTP."""
+        local = self.open_local(path)
+        if local is not None:
+            try:
+                data = local.read(*_byte_range(start, end, local.size))
+            finally:
+                os.close(local.fd)
+            if data is not None:
+                return data
         if start is None and end is None:
             return self.read_whole(path)[0]
-        size = self.info(path)["size"]
-        start = 0 if start is None else (start if start >= 0 else max(size + start, 0))
-        end = size if end is None else (end if end >= 0 else max(size + end, 0))
-        return self.read_range(path, start, min(end, size))
+        return self.read_range(path, *_byte_range(start, end, self.info(path)["size"]))
 
     def cat(self, path: Any, recursive: bool = False, on_error: str = "raise", **kwargs: Any) -> Any:
         """fsspec's ``cat``, with the files of a multi-path call fetched ``READ_MANY_PATHS`` to a request
@@ -218,7 +240,10 @@ class AlgoFileSystem(AbstractFileSystem):
                 raise result
 
     def _get_one(self, rpath: str, lpath: str) -> None:
-        self.client.download_entry(rpath, lpath)
+        """A file (from the server's own file when it offers it) or a directory made, as ``get`` found."""
+        os.makedirs(os.path.dirname(lpath) or ".", exist_ok=True)
+        if self._copy_local(rpath, lpath) is None:
+            self.client.download_entry(rpath, lpath)  # one GET: a file's bytes, or a directory made
 
     def _batched(self, calls: list[Callable[[], Any]]) -> list[Any]:
         """Run ``calls`` on at most ``BATCH_THREADS`` threads; each result or its exception, in order."""
@@ -238,6 +263,8 @@ class AlgoFileSystem(AbstractFileSystem):
         deferred = getattr(self._local, "deferred", None)
         if deferred is not None:  # inside ``get``: collected, then downloaded in parallel
             deferred.append((rpath, lpath))
+            return
+        if self._copy_local(rpath, lpath) is not None:
             return
         if self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)
@@ -340,6 +367,14 @@ class AlgoFileSystem(AbstractFileSystem):
             self.client.put_bytes(path, b"", exclusive=True)
         return AlgoFile(self, path, mode=mode, block_size=block_size or 8 << 20, autocommit=autocommit,
                         cache_type="readahead", cache_options=cache_options, **kwargs)
+
+
+def _byte_range(start: int | None, end: int | None, size: int) -> tuple[int, int]:
+    """fsspec's ``start``/``end`` (None: the file's ends; negative: from its end) as offsets in a file of
+    ``size`` bytes."""
+    first = 0 if start is None else (start if start >= 0 else max(size + start, 0))
+    last = size if end is None else (end if end >= 0 else max(size + end, 0))
+    return first, min(last, size)
 
 
 def fsspec_info(info: dict[str, Any]) -> dict[str, Any]:

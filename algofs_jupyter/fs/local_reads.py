@@ -15,6 +15,7 @@ request has the session's deadline.
 from __future__ import annotations
 
 import array
+import errno
 import ipaddress
 import json
 import os
@@ -48,6 +49,35 @@ class LocalFile:
     def holds(self, size: int, etag: str) -> bool:
         """Whether this is the version of ``size`` bytes and ETag ``etag`` ("": unknown, size alone)."""
         return self.size == size and (not etag or self.etag == etag)
+
+    def read(self, start: int, end: int) -> bytes | None:
+        """Bytes ``start`` to ``end`` (clipped to the version's size); None when fewer are there, which the
+        server's contract rules out (a version is never cut short) and the caller then reads over HTTP."""
+        want, parts = max(min(end, self.size) - start, 0), []
+        while want > 0:
+            chunk = os.pread(self.fd, want, start)  # one call up to ~2 GiB, Linux's cap per read
+            if not chunk:
+                return None
+            parts.append(chunk)
+            start, want = start + len(chunk), want - len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def copy_to(self, out_fd: int) -> int:
+        """The whole version into ``out_fd`` at its position, copied by the kernel (``copy_file_range``,
+        else ``sendfile``: another file system, or a kernel without it); the byte count. EIO when the
+        version ends early."""
+        done = 0
+        while done < self.size:
+            try:
+                count = os.copy_file_range(self.fd, out_fd, self.size - done, done)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                count = os.sendfile(out_fd, self.fd, done, self.size - done)
+            if count == 0:
+                raise OSError(errno.EIO, f"the server's file ended after {done} of {self.size} bytes")
+            done += count
+        return done
 
 
 class LocalReads:

@@ -172,7 +172,8 @@ def test_cat_of_many_small_files_is_a_request_per_64_with_read_many(fs: AlgoFile
     fs.client.capabilities()
     before = fs.session.requests_sent
     assert fs.cat(sorted(files)) == files
-    assert fs.session.requests_sent - before == 3  # 64 + 37 paths, then the large file alone
+    # 64 + 37 paths; the large file alone, from the server's own file (§13: no HTTP request)
+    assert fs.session.requests_sent - before == 2
     missing = f"{collection}/missing"
     with pytest.raises(FileNotFoundError):
         fs.cat([f"{collection}/f000", missing])
@@ -266,3 +267,42 @@ def test_a_file_opened_for_reading_reads_the_server_s_own_file(fs: AlgoFileSyste
         sent = plain.session.requests_sent
         assert len(handle.read()) == len(data)
         assert plain.session.requests_sent - sent >= 1  # a ranged GET: what the reads above did not send
+
+
+def test_whole_files_ranges_and_downloads_come_from_the_server_s_own_file(
+        fs: AlgoFileSystem, collection: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cat_file`` (whole, ranged, from the end, past the end), ``get_file`` and ``get`` of a server on
+    this machine read its own file (§13): no HTTP request for the bytes. The same calls over HTTP
+    (``extensions=False``) send requests and give the same bytes."""
+    data = os.urandom((2 << 20) + 123)
+    fs.pipe_file(f"{collection}/d/big.bin", data)
+    fs.pipe_file(f"{collection}/d/small.txt", b"tiny")
+    fs.mkdir(f"{collection}/d/empty")
+    plain = AlgoFileSystem(fs.session.api_address, fs.client.session.authorization.split(" ", 1)[1],
+                           extensions=False, skip_instance_cache=True)
+    for filesystem, name in ((fs, "local"), (plain, "http")):
+        sent = filesystem.session.requests_sent
+        assert filesystem.cat_file(f"{collection}/d/big.bin") == data
+        assert filesystem.cat_file(f"{collection}/d/big.bin", 100, 5000) == data[100:5000]
+        assert filesystem.cat_file(f"{collection}/d/big.bin", -1000) == data[-1000:]
+        assert filesystem.cat_file(f"{collection}/d/big.bin", 10, 10 << 30) == data[10:]
+        assert filesystem.cat_file(f"{collection}/d/small.txt") == b"tiny"
+        filesystem.get_file(f"{collection}/d/big.bin", str(tmp_path / f"{name}.bin"))
+        assert (tmp_path / f"{name}.bin").read_bytes() == data
+        if filesystem is fs:
+            assert filesystem.session.requests_sent == sent
+        else:
+            assert filesystem.session.requests_sent - sent >= 7  # 5 cat_file (2 with a HEAD), get_file
+    with pytest.raises(FileNotFoundError):
+        fs.cat_file(f"{collection}/d/missing")  # what the GET says: the socket's refusal is not the answer
+
+    downloaded: list[str] = []
+    for method in ("download_entry", "download_to"):
+        original = getattr(fs.client, method)
+        monkeypatch.setattr(fs.client, method,
+                            lambda path, local, _o=original: (downloaded.append(path), _o(path, local))[1])
+    fs.get(f"{collection}/d", str(tmp_path / "tree"), recursive=True)
+    assert (tmp_path / "tree" / "big.bin").read_bytes() == data
+    assert (tmp_path / "tree" / "small.txt").read_bytes() == b"tiny"
+    assert (tmp_path / "tree" / "empty").is_dir()
+    assert not any(path.endswith((".bin", ".txt")) for path in downloaded), downloaded

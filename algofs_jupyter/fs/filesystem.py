@@ -30,7 +30,7 @@ from .api_session import DEFAULT_TIMEOUT
 from .data_api import DataClient
 from .data_infos import directory_info
 from .http_body import Fill
-from .local_reads import LocalFile, LocalOpener
+from .local_reads import LocalFile, LocalOpener, copy_and_close
 from .posix_meta import Posix, seconds
 
 #: Concurrent requests of one batched ``cat``/``get`` (the session's pool holds 32 connections).
@@ -124,13 +124,7 @@ class AlgoFileSystem(AbstractFileSystem):
         """``download_to`` from the server's own file: its byte count, or None where the server offers
         none (another machine, S3 storage, a directory, any refusal: the caller asks over HTTP)."""
         local = self.open_local(path)
-        if local is None:
-            return None
-        try:
-            with open(destination, "wb") as out:
-                return local.copy_to(out.fileno())
-        finally:
-            os.close(local.fd)
+        return copy_and_close(local, destination) if local is not None else None
 
     def write_at(self, path: str, offset: int, local: str | os.PathLike, **kwargs: Any) -> dict[str, Any]:
         return self.client.write_at(path, offset, local, **kwargs)

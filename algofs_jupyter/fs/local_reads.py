@@ -1,8 +1,8 @@
 """``LocalReads``: the client of a server's ``local-reads`` socket (docs/api-extensions.md §13).
 
 A server on this machine hands out an open, read-only descriptor of a file the key may read, instead of
-its bytes over HTTP; the caller reads it with ``pread``. ``LocalOpener`` (what the mount's
-``ServerFiles`` and ``AlgoFile`` ask) uses it only when the server advertised the socket in its
+its bytes over HTTP; the caller reads it with ``pread`` or copies it. ``LocalOpener`` (what the mount's
+``ServerFiles`` and ``AlgoFileSystem`` ask) uses it only when the server advertised the socket in its
 capabilities and the API address is a loopback address: the socket path means something only on the
 server's machine, and a key is sent to nothing else.
 
@@ -78,6 +78,16 @@ class LocalFile:
                 raise OSError(errno.EIO, f"the server's file ended after {done} of {self.size} bytes")
             done += count
         return done
+
+
+def copy_and_close(found: LocalFile, destination: str | os.PathLike) -> int:
+    """``found``'s whole version into ``destination`` (made or emptied); its descriptor closed either way.
+    The byte count."""
+    try:
+        with open(destination, "wb") as out:
+            return found.copy_to(out.fileno())
+    finally:
+        os.close(found.fd)
 
 
 class LocalReads:

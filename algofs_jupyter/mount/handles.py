@@ -42,7 +42,9 @@ import itertools
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mfusepy import FuseOSError
@@ -272,9 +274,7 @@ class Handles:
                 raise FuseOSError(errno.ENOENT)
             if attr is not None and attr.is_dir:
                 raise FuseOSError(errno.EISDIR)
-            fill = None
-            if attr is not None and attr.size > 0:
-                fill = lambda local: self.client.download_to(layout, local)  # noqa: E731
+            fill = self._fill(layout) if attr is not None and attr.size > 0 else None
             remote = (attr.size, attr.etag) if attr is not None else None
             staged = self.staging.open(layout, fill, truncate=bool(flags & os.O_TRUNC), remote=remote)
             return self.staged(layout, staged, append=bool(flags & os.O_APPEND))
@@ -296,6 +296,15 @@ class Handles:
             fi.noflush = 1
         self.content.opened(version)
         return fh
+
+    def _fill(self, layout: str) -> Callable[[Path], object]:
+        """How a file opened for writing gets its current bytes: copied from the server's own file when
+        the server is on this machine (``ServerFiles.copy_to``), else one streamed GET."""
+        def fill(local: Path) -> object:
+            server_files = self.content.server_files
+            copied = server_files.copy_to(layout, local) if server_files is not None else None
+            return copied if copied is not None else self.client.download_to(layout, local)
+        return fill
 
     def _reopen_for_append(self, layout: str, flags: int, staged: StagedFile | None) -> int | None:
         """``open(p, "ab")`` (write-only, append, no truncate) of a file whose clean copy this mount
@@ -353,8 +362,7 @@ class Handles:
         attr = self.resolver.require(layout)
         if attr.is_dir:
             raise FuseOSError(errno.EISDIR)
-        fill = ((lambda local: self.client.download_to(layout, local)) if length > 0 and attr.size > 0
-                else None)
+        fill = self._fill(layout) if length > 0 and attr.size > 0 else None
         staged = self.staging.open(layout, fill, truncate=False, remote=(attr.size, attr.etag))
         try:
             staged.truncate(length)

@@ -29,9 +29,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from ..fs.local_reads import LocalFile
+from ..fs.local_reads import LocalFile, copy_and_close
 from .block_index import FileVersion
 
 #: Versions remembered (open descriptors and "not offered" answers).
@@ -62,6 +63,7 @@ class ServerFiles:
         self._files: OrderedDict[FileVersion, _Open | None] = OrderedDict()
         self._quiet_until = 0.0
         self._reads = self._bytes = self._opened = self._refused = 0
+        self._copies = self._copied_bytes = 0  # copy_to: write-opens filled from the server's file
 
     def read_into(self, version: FileVersion, etag: str, offset: int, out: memoryview) -> int | None:
         """Bytes of ``version`` from ``offset`` into ``out`` (short only at its end), or None: read it
@@ -90,16 +92,9 @@ class ServerFiles:
                 if entry is not None:
                     entry.users += 1
                 return entry
-            if time.monotonic() < self._quiet_until:
-                return None
-        try:
-            found = self.opener(version.path)
-        except (ConnectionError, TimeoutError):
-            with self._lock:
-                self._quiet_until = time.monotonic() + RETRY_AFTER
-            return None
-        except OSError:
-            found = None  # the path's own error: the caches' request gets it too
+        found, answered = self._ask(version.path)
+        if not answered:
+            return None  # not remembered: asked again once the socket can be reached
         if found is not None and not found.holds(version.size, etag):
             os.close(found.fd)  # another version: the caches' request tells the reader
             found = None
@@ -121,6 +116,35 @@ class ServerFiles:
             if entry is not None:
                 entry.users += 1
             return entry
+
+    def copy_to(self, path: str, local: Path) -> int | None:
+        """``path``'s current bytes into ``local`` (made or emptied), copied by the kernel from the
+        server's own file: the byte count, or None where the server offers none (the caller downloads
+        over HTTP). What a GET would give: the current version, whichever it is (a write-open's fill)."""
+        found, _answered = self._ask(path)
+        if found is None:
+            return None
+        copied = copy_and_close(found, local)
+        with self._lock:
+            self._copies += 1
+            self._copied_bytes += copied
+        return copied
+
+    def _ask(self, path: str) -> tuple[LocalFile | None, bool]:
+        """The opener's answer for ``path`` and whether the server answered. (None, True): none offered,
+        or the path's own error (the HTTP request after it gets that too). (None, False): the socket can't
+        be reached, or could not a moment ago (nothing is asked for ``RETRY_AFTER`` seconds)."""
+        with self._lock:
+            if time.monotonic() < self._quiet_until:
+                return None, False
+        try:
+            return self.opener(path), True
+        except (ConnectionError, TimeoutError):
+            with self._lock:
+                self._quiet_until = time.monotonic() + RETRY_AFTER
+            return None, False
+        except OSError:
+            return None, True
 
     def _release(self, entry: _Open) -> None:
         with self._lock:
@@ -159,4 +183,4 @@ class ServerFiles:
             return {"open": sum(1 for entry in self._files.values() if entry is not None),
                     "not_offered": sum(1 for entry in self._files.values() if entry is None),
                     "opened": self._opened, "refused": self._refused, "reads": self._reads,
-                    "bytes": self._bytes}
+                    "bytes": self._bytes, "copies": self._copies, "copied_bytes": self._copied_bytes}

@@ -63,6 +63,35 @@ def test_an_open_file_reads_its_version_and_a_reopen_reads_the_new_one(mounted: 
     assert (scratch / "v.bin").read_bytes() == second
 
 
+def test_a_file_opened_for_writing_is_filled_from_the_server_s_own_file(mounted: Mounted, scratch: Path,
+                                                                        api_fs, new_mount) -> None:
+    """A write-open that keeps the bytes (``r+b``, ``ab``) gets them copied from the server's own file, not
+    downloaded; what lands on the server is the old bytes with the change. ``--no-local-reads``: the GET
+    as before, the same result."""
+    if "local-reads" not in api_fs.client.capabilities().backends.get("data", ()):
+        pytest.skip("object storage has no local files")
+    data = os.urandom(8 << 20)
+    folder = scratch.relative_to(mounted.path)
+    for name in ("patched.bin", "appended.bin", "http.bin"):
+        api_fs.pipe(f"{folder}/{name}", data)
+    before = control.query(str(mounted.path), "clear_cache")["cache"]["server_files"]
+    with open(scratch / "patched.bin", "r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"patch")
+    with open(scratch / "appended.bin", "ab") as handle:
+        handle.write(b"tail")
+    after = cache_status(mounted.path)["server_files"]
+    assert api_fs.cat_file(f"{folder}/patched.bin") == data[:1000] + b"patch" + data[1005:]
+    assert api_fs.cat_file(f"{folder}/appended.bin") == data + b"tail"
+    assert after["copies"] - before["copies"] == 2
+    assert after["copied_bytes"] - before["copied_bytes"] == 2 * len(data)
+    over_http = new_mount(no_local_reads=True)
+    with open(over_http / folder / "http.bin", "r+b") as handle:
+        handle.write(b"head")
+    assert cache_status(over_http)["server_files"] is None
+    assert api_fs.cat_file(f"{folder}/http.bin") == b"head" + data[4:]
+
+
 # -- the descriptor table, with real files standing in for the server's ------------------------------
 
 class Files:

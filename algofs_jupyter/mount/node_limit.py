@@ -9,7 +9,9 @@ this with ``--inode-soft-limit`` and an LRU sweep; so does this module:
 * ``seen(path)`` records a path the kernel was told about, most recent last (a plain dict in insertion
   order, a path seen again moved to the end: ~120 bytes per path with the path's bytes, measured with
   tracemalloc; an ``OrderedDict`` cost ~180; ``soft_limit`` paths at most between sweeps plus what arrives
-  during one);
+  during one). Its recorded directories move to the end with it: the kernel's invalidation of a
+  directory drops every name under it, so the directory of names in use must not be the oldest (a walk
+  looks a directory up once, then only its names);
 * past ``soft_limit`` paths, a background thread (never a FUSE request thread: the kernel may wait on a
   request in flight while it handles the notification) invalidates the least recently seen paths down to
   ``LOW_WATER`` of the limit with libfuse's ``fuse_invalidate_path``: the kernel drops the dentry (an
@@ -85,13 +87,23 @@ class NodeLimit:
         self._thread.start()
 
     def seen(self, path: bytes) -> None:
-        """The kernel was told about ``path`` (a lookup answered, a READDIRPLUS entry sent)."""
+        """The kernel was told about ``path`` (a lookup answered, a READDIRPLUS entry sent). Its recorded
+        directories move to the end after it: invalidating a directory drops every name under it from the
+        kernel, so a directory is swept only after the names under it, never while they are in use."""
         if not self.enabled:
             return
         with self._lock:
-            self._paths.pop(path, None)  # seen before: to the end (a dict keeps insertion order)
-            self._paths[path] = None
-            over = len(self._paths) > self.soft_limit
+            paths = self._paths
+            paths.pop(path, None)  # seen before: to the end (a dict keeps insertion order)
+            paths[path] = None
+            cut = path.rfind(b"/")
+            while cut > 0:
+                path = path[:cut]
+                if path in paths:
+                    del paths[path]
+                    paths[path] = None
+                cut = path.rfind(b"/")
+            over = len(paths) > self.soft_limit
         if over:
             self._wake.set()
 

@@ -14,6 +14,7 @@ from waiting import wait_until
 
 from algofs_jupyter.fs import AlgoFileSystem
 from algofs_jupyter.mount import control
+from algofs_jupyter.mount.node_limit import NodeLimit
 from algofs_jupyter.server.embedded_server import EmbeddedServer
 
 pytestmark = pytest.mark.fuse
@@ -72,3 +73,22 @@ def test_no_limit_records_nothing(new_mount, folder: str) -> None:
     for name in sorted(os.listdir(directory))[:50]:
         os.stat(directory / name)
     assert control.query(mnt, "status")["nodes"] == {"soft_limit": 0, "paths": 0, "swept": 0, "sweeps": 0}
+
+
+def test_a_directory_is_swept_after_the_names_under_it() -> None:
+    """Invalidating a directory drops every name under it from the kernel, so the directory of names still
+    being looked up is not among the oldest, though it was seen first. (Before, the first sweep took the
+    directories of the walk: a fresh-clone run saw a name just looked up reach the daemon again.)"""
+    swept: list[bytes] = []
+    limit = NodeLimit(10, interval=3600)  # sweeps only when the limit is passed
+    limit.start(lambda path: swept.append(path) or 0)
+    try:
+        for path in (b"/data", b"/data/demo", b"/data/demo/dir"):
+            limit.seen(path)
+        for index in range(12):
+            limit.seen(b"/data/demo/dir/f%02d" % index)
+        assert wait_until(lambda: limit.stats()["swept"] >= 6, timeout=10), limit.stats()
+    finally:
+        limit.close()
+    assert swept == [b"/data/demo/dir/f%02d" % index for index in range(len(swept))]
+    assert limit.stats()["paths"] == 15 - len(swept)

@@ -412,11 +412,8 @@ class AlgoFile(AbstractBufferedFile):
     def _fetch_range(self, start: int, end: int) -> bytes:
         end = min(end, self.size)
         local = self._local_file()
-        if local is not None:
-            data = os.pread(local.fd, max(end - start, 0), start)
-            if len(data) == max(end - start, 0):
-                return data
-        return self.fs.read_range(self.path, start, end)
+        data = local.read(start, end) if local is not None else None
+        return data if data is not None else self.fs.read_range(self.path, start, end)
 
     def _local_file(self) -> LocalFile | None:
         """The server's own file of the version opened (same size, and ETag when known), asked once: a
